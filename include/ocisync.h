@@ -1,0 +1,144 @@
+/*
+ * ocisync: copy, mirror and build OCI / Docker container images by talking to
+ * registries directly.
+ *
+ * This is the library's public interface; the ocisync command-line tool uses
+ * nothing else. Every function returns 0 on success or a negative error code:
+ * either a libuv code (UV_E*, for system errors) or one of the OCISYNC_E*
+ * codes below. ocisync_strerror() and ocisync_err_name() describe both kinds.
+ */
+#ifndef OCISYNC_H
+#define OCISYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OCISYNC_VERSION_STRING "0.1.0"
+
+/*
+ * ocisync's own error codes. They live well below libuv's (which are negated
+ * errno values and getaddrinfo codes, all above -5000) so both can share one
+ * int.
+ */
+#define OCISYNC_ERRNO_MAP(XX)                                                                      \
+    XX(EREF, -20001, "invalid image reference")                                                    \
+    XX(EDIGEST, -20002, "invalid digest")                                                          \
+    XX(EDIGESTMISMATCH, -20003, "content does not match its digest")                               \
+    XX(ESIZEMISMATCH, -20004, "content does not match its size")                                   \
+    XX(EMANIFEST, -20005, "invalid manifest")                                                      \
+    XX(EMEDIATYPE, -20006, "unsupported media type")                                               \
+    XX(ETOOBIG, -20007, "input exceeds a limit")                                                   \
+    XX(EHTTP, -20008, "malformed HTTP message")                                                    \
+    XX(EREGISTRY, -20009, "registry returned an error")                                            \
+    XX(ENOTFOUND, -20010, "not found")                                                             \
+    XX(EUNAUTHORIZED, -20011, "authentication required")                                           \
+    XX(EDENIED, -20012, "access denied")                                                           \
+    XX(ENOPLATFORM, -20013, "no matching platform")                                                \
+    XX(EREDIRECT, -20014, "too many redirects")                                                    \
+    XX(EUPLOAD, -20015, "blob upload failed")                                                      \
+    XX(EPLATFORM, -20016, "invalid platform")                                                      \
+    XX(EUSAGE, -20017, "invalid argument")                                                         \
+    XX(ETIMEOUT, -20018, "operation timed out")                                                    \
+    XX(EJSON, -20019, "invalid JSON")                                                              \
+    XX(ECLOSED, -20020, "connection closed before the response was complete")
+
+typedef enum {
+#define OCISYNC_ERR_ENUM(name, value, msg) OCISYNC_##name = (value),
+    OCISYNC_ERRNO_MAP(OCISYNC_ERR_ENUM)
+#undef OCISYNC_ERR_ENUM
+} ocisync_errno_t;
+
+/* A static, human-readable description of err (ocisync or libuv code). */
+const char *ocisync_strerror(int err);
+/* A static symbolic name for err, such as "OCISYNC_EDIGEST" or "ECONNREFUSED". */
+const char *ocisync_err_name(int err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Copy
+ */
+
+/* What happened to one blob or manifest during a copy; reported through on_event. */
+typedef enum {
+    OCISYNC_EV_BLOB_COPIED = 1, /* relayed from source to destination */
+    OCISYNC_EV_BLOB_MOUNTED,    /* cross-repository mount on the destination registry */
+    OCISYNC_EV_BLOB_SKIPPED,    /* already present at the destination */
+    OCISYNC_EV_MANIFEST_PUSHED, /* a manifest or index was written (child or top level) */
+    OCISYNC_EV_MANIFEST_SKIPPED, /* the destination already had it */
+    OCISYNC_EV_INDEX_FILTERED,   /* a platform subset produced a new index with a new digest */
+    OCISYNC_EV_IMAGE_DONE,       /* an image (one platform manifest) is complete */
+    OCISYNC_EV_DONE,             /* the whole copy is complete; digest is the top-level one */
+} ocisync_event_kind;
+
+struct ocisync_event {
+    ocisync_event_kind kind;
+    const char *digest;     /* blob or manifest digest */
+    const char *media_type; /* may be NULL */
+    const char *platform;   /* "os/arch[/variant]" of the image it belongs to, or NULL */
+    const char *source_digest; /* EV_INDEX_FILTERED: the original index's digest */
+    int64_t size;
+};
+
+typedef void (*ocisync_event_cb)(const struct ocisync_event *ev, void *arg);
+
+/* Where a registry may be reached over plain HTTP. */
+typedef enum {
+    OCISYNC_PLAIN_HTTP_LOOPBACK = 0, /* default: localhost and 127.0.0.0/8 and ::1 only */
+    OCISYNC_PLAIN_HTTP_NEVER,
+    OCISYNC_PLAIN_HTTP_ALWAYS,
+} ocisync_plain_http;
+
+struct ocisync_copy_opts {
+    /* Platforms to copy from an index, as "os/arch[/variant]"; none means all. */
+    const char *const *platforms;
+    size_t n_platforms;
+    /* Blob transfers in flight at once; 0 means the default (8). */
+    unsigned jobs;
+    /* Connections per (scheme, host, port); 0 means the default (2 * jobs + 2). */
+    unsigned max_conns_per_host;
+    /*
+     * Uploads of blobs larger than this are sent as a sequence of PATCH
+     * requests of this size (raised to the registry's OCI-Chunk-Min-Length);
+     * smaller blobs go in one PUT. 0 means the default (16 MiB).
+     */
+    uint64_t chunk_size;
+    ocisync_plain_http src_plain_http;
+    ocisync_plain_http dst_plain_http;
+    /* Seconds; 0 means the defaults (connect 30, idle 120). */
+    unsigned connect_timeout;
+    unsigned idle_timeout;
+    /* Receives one event per blob and manifest; may be NULL. */
+    ocisync_event_cb on_event;
+    void *event_arg;
+    /* Writes request and state traces to stderr when non-zero. */
+    int debug;
+};
+
+struct ocisync_copy_result {
+    /* Digest of what the destination tag now points to. */
+    char digest[80];
+    /* The source's top-level digest (differs from digest when a subset of platforms was copied). */
+    char source_digest[80];
+    uint64_t blobs_copied, blobs_mounted, blobs_skipped;
+    uint64_t bytes_copied;
+    uint64_t manifests_pushed;
+    /* On failure: a message naming what went wrong (reference, registry, status, digest). */
+    char error[1024];
+};
+
+/*
+ * Copies the image src to dst, both "docker://REF" or a bare reference
+ * (registry/repository[:tag][@digest]). Runs its own event loop and returns
+ * when the copy is complete or has failed; result may be NULL.
+ */
+int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
+                 struct ocisync_copy_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * Image references, parsed and normalised the way docker and skopeo do:
+ *   alpine                      -> docker.io/library/alpine:latest
+ *   user/app                    -> docker.io/user/app:latest
+ *   localhost:5000/app          -> localhost:5000/app:latest
+ *   ghcr.io/o/app@sha256:...    -> digest reference (no tag)
+ *   reg:5000/a/b:v1@sha256:...  -> tag and digest (digest wins for pulls)
+ */
+#ifndef OCI_REF_H
+#define OCI_REF_H
+
+#include "oci/digest.h"
+
+#include <stdbool.h>
+
+#define OCI_REF_REGISTRY_MAX 256
+#define OCI_REF_REPO_MAX 256
+#define OCI_REF_TAG_MAX 129
+
+struct oci_ref {
+    /* "docker.io", "ghcr.io", "localhost:5000", "[::1]:5000"; lowercase host. */
+    char registry[OCI_REF_REGISTRY_MAX];
+    /* "library/alpine" */
+    char repository[OCI_REF_REPO_MAX];
+    /* "" when the reference has only a digest; "latest" when it had neither. */
+    char tag[OCI_REF_TAG_MAX];
+    bool has_digest;
+    struct oci_digest digest;
+};
+
+/*
+ * Parses s. An optional "docker://" prefix is accepted (and "//" after it is
+ * tolerated, as skopeo does). Rules follow the distribution reference grammar:
+ * the first path component is a registry if it contains '.' or ':' or is
+ * "localhost" (or has an uppercase letter); repository components are
+ * [a-z0-9]+ separated by '.', '_', '__' or '-'+; tags are
+ * [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; "index.docker.io" becomes "docker.io";
+ * single-component Docker Hub names get "library/".
+ * On error returns OCISYNC_EREF (or OCISYNC_EDIGEST for a bad digest part)
+ * and, if err is non-NULL, writes a sentence naming what is wrong into err.
+ */
+int oci_ref_parse(const char *s, struct oci_ref *out, char *err, size_t errlen);
+
+/* "registry/repository:tag", "registry/repository@digest" or both; returns snprintf's result. */
+int oci_ref_format(const struct oci_ref *r, char *buf, size_t len);
+
+/*
+ * The host[:port] to talk to for r's registry: "registry-1.docker.io" for
+ * docker.io, otherwise the registry itself.
+ */
+const char *oci_ref_api_host(const struct oci_ref *r);
+
+/*
+ * True if the registry's host is localhost, in 127.0.0.0/8 or ::1 (where
+ * docker allows plain HTTP by default).
+ */
+bool oci_ref_is_loopback(const struct oci_ref *r);
+
+/* The reference to fetch: the digest if present, otherwise the tag. */
+const char *oci_ref_target(const struct oci_ref *r);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * A minimal unit-test harness: each tests/unit/test_*.c file defines its tests
+ * with TEST(name), lists them in TEST_MAIN(...) and becomes one executable.
+ * A failed CHECK prints the file, line and values and marks the test failed;
+ * the executable exits non-zero if any test failed.
+ */
+#ifndef OCISYNC_TEST_H
+#define OCISYNC_TEST_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_failures_;
+static int test_checks_;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        test_checks_++;                                                                            \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            test_failures_++;                                                                      \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                                            \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        test_checks_++;                                                                            \
+        if (a_ != b_) {                                                                            \
+            fprintf(stderr, "%s:%d: CHECK_INT failed: %s == %s (%lld != %lld)\n", __FILE__,        \
+                    __LINE__, #a, #b, a_, b_);                                                     \
+            test_failures_++;                                                                      \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        test_checks_++;                                                                            \
+        if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                                     \
+            fprintf(stderr, "%s:%d: CHECK_STR failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__,    \
+                    __LINE__, #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                     \
+            test_failures_++;                                                                      \
+        }                                                                                          \
+    } while (0)
+
+#define TEST(name) static void test_##name(void)
+
+struct test_case_ {
+    const char *name;
+    void (*fn)(void);
+};
+
+#define T(name) {#name, test_##name}
+
+#define TEST_MAIN(...)                                                                             \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        static const struct test_case_ cases[] = {__VA_ARGS__};                                    \
+        size_t n = sizeof(cases) / sizeof(cases[0]);                                               \
+        int failed_tests = 0;                                                                      \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)                                   \
+                continue;                                                                          \
+            int before = test_failures_;                                                           \
+            cases[i].fn();                                                                         \
+            int bad = test_failures_ != before;                                                    \
+            failed_tests += bad;                                                                   \
+            printf("%s %s\n", bad ? "FAIL" : "ok  ", cases[i].name);                               \
+        }                                                                                          \
+        printf("%d checks, %d failed tests\n", test_checks_, failed_tests);                        \
+        return failed_tests ? 1 : 0;                                                               \
+    }
+
+#endif
