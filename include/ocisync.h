@@ -80,6 +80,8 @@ struct ocisync_event {
     const char *platform;   /* "os/arch[/variant]" of the image it belongs to, or NULL */
     const char *source_digest; /* EV_INDEX_FILTERED: the original index's digest */
     int64_t size;
+    /* EV_IMAGE_DONE: what happened to the image's blobs. */
+    uint64_t blobs_copied, blobs_mounted, blobs_skipped;
 };
 
 typedef void (*ocisync_event_cb)(const struct ocisync_event *ev, void *arg);
@@ -119,9 +121,9 @@ struct ocisync_copy_opts {
 
 struct ocisync_copy_result {
     /* Digest of what the destination tag now points to. */
-    char digest[80];
+    char digest[144];
     /* The source's top-level digest (differs from digest when a subset of platforms was copied). */
-    char source_digest[80];
+    char source_digest[144];
     uint64_t blobs_copied, blobs_mounted, blobs_skipped;
     uint64_t bytes_copied;
     uint64_t manifests_pushed;

@@ -1,0 +1,291 @@
+/*
+ * The ocisync command line. It parses arguments, calls the library through
+ * include/ocisync.h only, and prints what happened.
+ *
+ * Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong.
+ */
+#include "ocisync.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define MAX_PLATFORMS 16
+
+static const char *prog = "ocisync";
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: %s COMMAND [OPTIONS] ARGS\n"
+            "\n"
+            "Commands:\n"
+            "  copy SRC DST     copy an image (or a multi-platform index) between registries\n"
+            "  version          print the version\n"
+            "\n"
+            "Run '%s COMMAND --help' for a command's options.\n",
+            prog, prog);
+}
+
+static void copy_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: %s copy [OPTIONS] docker://SRC docker://DST\n"
+            "\n"
+            "Copies an image from one registry to another, streaming every blob from the\n"
+            "source straight into the destination. Manifests are copied byte for byte, so\n"
+            "digests are preserved (except with --platform, which writes a new index).\n"
+            "\n"
+            "Options:\n"
+            "  -a, --all                 copy every platform of an index (the default)\n"
+            "  -p, --platform OS/ARCH[/VARIANT]\n"
+            "                            copy only this platform (repeatable)\n"
+            "  -j, --jobs N              blob transfers in flight (default 8)\n"
+            "      --chunk-size SIZE     upload blobs larger than SIZE in PATCH chunks of SIZE\n"
+            "                            (default 16M; suffixes K, M, G)\n"
+            "      --plain-http          talk plain HTTP to both registries\n"
+            "      --src-plain-http      talk plain HTTP to the source registry\n"
+            "      --dest-plain-http     talk plain HTTP to the destination registry\n"
+            "                            (plain HTTP is the default for localhost and 127.0.0.0/8)\n"
+            "      --digestfile FILE     write the digest the destination now has to FILE\n"
+            "  -q, --quiet               print nothing but errors\n"
+            "      --debug               trace requests and state changes on stderr\n"
+            "  -h, --help                this help\n",
+            prog);
+}
+
+/* Parses "123", "16M", "1G" into bytes. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long n;
+    uint64_t mul = 1;
+    errno = 0;
+    n = strtoull(s, &end, 10);
+    if (errno != 0 || end == s)
+        return -1;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        mul = 1024;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1024 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1024ULL * 1024 * 1024;
+        end++;
+        break;
+    default:
+        return -1;
+    }
+    if ((*end == 'i' || *end == 'B') && mul > 1)
+        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+    if (*end != '\0' || n == 0 || n > UINT64_MAX / mul)
+        return -1;
+    *out = n * mul;
+    return 0;
+}
+
+struct copy_out {
+    bool quiet;
+};
+
+static void on_copy_event(const struct ocisync_event *ev, void *arg)
+{
+    struct copy_out *o = arg;
+    if (o->quiet)
+        return;
+    switch (ev->kind) {
+    case OCISYNC_EV_IMAGE_DONE:
+        printf("%-16s %s: %" PRIu64 " copied, %" PRIu64 " mounted, %" PRIu64 " skipped\n",
+               ev->platform ? ev->platform : "image", ev->digest, ev->blobs_copied,
+               ev->blobs_mounted, ev->blobs_skipped);
+        break;
+    case OCISYNC_EV_MANIFEST_SKIPPED:
+        printf("%-16s %s: already at the destination\n", ev->platform ? ev->platform : "manifest",
+               ev->digest);
+        break;
+    case OCISYNC_EV_INDEX_FILTERED:
+        printf("%-16s %s: new index with the selected platforms (source index %s)\n", "index",
+               ev->digest, ev->source_digest);
+        break;
+    default:
+        break;
+    }
+    fflush(stdout);
+}
+
+static int write_digestfile(const char *path, const char *digest)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "%s: cannot write digest file %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    fputs(digest, f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "%s: cannot write digest file %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_copy(int argc, char **argv)
+{
+    enum {
+        OPT_PLAIN_HTTP = 256,
+        OPT_SRC_PLAIN_HTTP,
+        OPT_DEST_PLAIN_HTTP,
+        OPT_DIGESTFILE,
+        OPT_DEBUG,
+        OPT_CHUNK,
+    };
+    static const struct option longopts[] = {
+        {"all", no_argument, NULL, 'a'},
+        {"platform", required_argument, NULL, 'p'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"chunk-size", required_argument, NULL, OPT_CHUNK},
+        {"plain-http", no_argument, NULL, OPT_PLAIN_HTTP},
+        {"src-plain-http", no_argument, NULL, OPT_SRC_PLAIN_HTTP},
+        {"dest-plain-http", no_argument, NULL, OPT_DEST_PLAIN_HTTP},
+        {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"debug", no_argument, NULL, OPT_DEBUG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *platforms[MAX_PLATFORMS];
+    struct ocisync_copy_opts opts;
+    struct ocisync_copy_result res;
+    struct copy_out out = {0};
+    const char *digestfile = NULL;
+    bool all = false;
+    int c, err;
+
+    memset(&opts, 0, sizeof(opts));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ap:j:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a':
+            all = true;
+            break;
+        case 'p':
+            if (opts.n_platforms == MAX_PLATFORMS) {
+                fprintf(stderr, "%s copy: at most %d --platform options\n", prog, MAX_PLATFORMS);
+                return EXIT_USAGE;
+            }
+            platforms[opts.n_platforms++] = optarg;
+            break;
+        case 'j': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || n < 1 || n > 256) {
+                fprintf(stderr, "%s copy: --jobs takes a number from 1 to 256, not \"%s\"\n",
+                        prog, optarg);
+                return EXIT_USAGE;
+            }
+            opts.jobs = (unsigned)n;
+            break;
+        }
+        case OPT_CHUNK:
+            if (parse_size(optarg, &opts.chunk_size) != 0) {
+                fprintf(stderr, "%s copy: --chunk-size takes a size like 16M, not \"%s\"\n", prog,
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_PLAIN_HTTP:
+            opts.src_plain_http = opts.dst_plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
+            break;
+        case OPT_SRC_PLAIN_HTTP:
+            opts.src_plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
+            break;
+        case OPT_DEST_PLAIN_HTTP:
+            opts.dst_plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
+            break;
+        case OPT_DIGESTFILE:
+            digestfile = optarg;
+            break;
+        case 'q':
+            out.quiet = true;
+            break;
+        case OPT_DEBUG:
+            opts.debug = 1;
+            break;
+        case 'h':
+            copy_usage(stdout);
+            return 0;
+        default:
+            copy_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "%s copy: expected a source and a destination, got %d argument%s\n",
+                prog, argc - optind, argc - optind == 1 ? "" : "s");
+        copy_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (all && opts.n_platforms > 0) {
+        fprintf(stderr, "%s copy: --all and --platform exclude each other\n", prog);
+        return EXIT_USAGE;
+    }
+    opts.platforms = platforms;
+    opts.on_event = on_copy_event;
+    opts.event_arg = &out;
+
+    err = ocisync_copy(argv[optind], argv[optind + 1], &opts, &res);
+    if (err != 0) {
+        fprintf(stderr, "%s copy: %s\n", prog, res.error[0] ? res.error : ocisync_strerror(err));
+        return err == OCISYNC_EUSAGE || err == OCISYNC_EREF || err == OCISYNC_EPLATFORM
+                   ? EXIT_USAGE
+                   : EXIT_FAIL;
+    }
+    if (!out.quiet) {
+        if (res.blobs_copied + res.blobs_mounted + res.blobs_skipped + res.manifests_pushed == 0)
+            printf("%s is up to date: %s\n", argv[optind + 1], res.digest);
+        else
+            printf("Copied %s -> %s: %s (%" PRIu64 " blobs copied, %" PRIu64 " mounted, %" PRIu64
+                   " skipped, %" PRIu64 " bytes)\n",
+                   argv[optind], argv[optind + 1], res.digest, res.blobs_copied,
+                   res.blobs_mounted, res.blobs_skipped, res.bytes_copied);
+    }
+    if (digestfile != NULL && write_digestfile(digestfile, res.digest) != 0)
+        return EXIT_FAIL;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "copy") == 0)
+        return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("ocisync %s\n", OCISYNC_VERSION_STRING);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "%s: unknown command \"%s\"\n", prog, argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

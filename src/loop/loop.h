@@ -1,0 +1,164 @@
+/*
+ * The loop module: libuv plumbing that knows sockets and threads but nothing
+ * of HTTP. It offers
+ *   - connections (async DNS, TCP connect with a timeout, reads delivered to
+ *     an owner with explicit start/stop for flow control, writes);
+ *   - a keep-alive pool of connections per (scheme, host, port) with a
+ *     per-host limit and an idle timeout;
+ *   - a work queue for CPU jobs on the libuv thread pool.
+ *
+ * TLS will sit between the connection's socket and its owner: the owner only
+ * ever sees loop_conn_read_start/stop, loop_conn_write and the on_read
+ * callback, so a TLS layer can transform bytes underneath without the HTTP
+ * code changing.
+ */
+#ifndef LOOP_LOOP_H
+#define LOOP_LOOP_H
+
+#include "common/queue.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define LOOP_HOST_MAX 256
+#define LOOP_READ_BUF_SIZE (256 * 1024)
+
+struct loop_ctx;
+struct loop_conn;
+
+/* What a connection's current owner (an HTTP exchange) is told. */
+struct loop_conn_owner {
+    /* Bytes received; data stays valid until the next loop_conn_read_start. */
+    void (*on_read)(struct loop_conn *c, const char *data, size_t len);
+    /* The write started by loop_conn_write finished (status 0) or failed. */
+    void (*on_write)(struct loop_conn *c, int status);
+    /* End of stream (UV_EOF), a read error, or a timeout (UV_ETIMEDOUT). */
+    void (*on_error)(struct loop_conn *c, int err);
+};
+
+enum loop_conn_state {
+    LOOP_CONN_RESOLVING = 1,
+    LOOP_CONN_CONNECTING,
+    LOOP_CONN_IDLE,   /* in the pool, waiting for reuse */
+    LOOP_CONN_ACTIVE, /* lent to an owner */
+    LOOP_CONN_CLOSING,
+};
+
+struct loop_host;
+
+struct loop_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* connect timeout, then owner's read timeout, then idle timeout */
+    uv_getaddrinfo_t gai;
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    enum loop_conn_state state;
+    struct loop_host *host; /* not owned; NULL once closing */
+    struct loop_ctx *ctx;   /* not owned */
+    struct queue link;      /* in host->idle or host->all */
+    struct queue all_link;
+    struct addrinfo *addrs; /* owned until connected */
+    struct addrinfo *next_addr;
+    const struct loop_conn_owner *owner;
+    void *owner_data;
+    char *rbuf;         /* owned, LOOP_READ_BUF_SIZE bytes */
+    bool reading;       /* uv_read_start is in effect */
+    bool writing;       /* write_req is in flight */
+    bool gai_pending;   /* gai has not called back yet */
+    struct loop_conn_req *req; /* the request this connection is being set up for */
+    unsigned uses;      /* exchanges completed on this connection */
+    unsigned n_handles; /* handles still open; memory is freed when it drops to 0 */
+    uint64_t timeout_ms;
+};
+
+/* A request for a connection, queued while the host is at its limit. */
+struct loop_conn_req;
+typedef void (*loop_conn_cb)(struct loop_conn_req *req, struct loop_conn *c, int err);
+
+struct loop_conn_req {
+    struct queue link;
+    loop_conn_cb cb;
+    struct loop_host *host;
+    struct loop_conn *pending; /* a connection being set up for this request */
+    bool queued;
+};
+
+struct loop_host {
+    struct queue link; /* in ctx->hosts */
+    struct loop_ctx *ctx;
+    char scheme[8];
+    char host[LOOP_HOST_MAX]; /* without brackets for IPv6 */
+    int port;
+    unsigned n_conns; /* connecting + active + idle */
+    struct queue idle;
+    struct queue waiters;
+    struct queue all;
+};
+
+struct loop_ctx {
+    uv_loop_t *uv; /* not owned */
+    struct queue hosts;
+    unsigned max_conns_per_host;
+    uint64_t connect_timeout_ms;
+    uint64_t pool_idle_ms;
+    bool closing;
+};
+
+void loop_ctx_init(struct loop_ctx *ctx, uv_loop_t *uv);
+/* Closes every idle connection and frees the host table; active ones must be released first. */
+void loop_ctx_close(struct loop_ctx *ctx);
+
+/*
+ * Asks for a connection to scheme://host:port: an idle one from the pool, a
+ * new one, or the next to be released once the host is at its limit.
+ * req->cb runs exactly once, possibly before this function returns, with a
+ * connection lent to the caller (release it with loop_conn_release) or an
+ * error. Returns 0, or an error without calling cb.
+ */
+int loop_conn_acquire(struct loop_ctx *ctx, const char *scheme, const char *host, int port,
+                      struct loop_conn_req *req, loop_conn_cb cb);
+/* Withdraws a request that has not completed yet; cb will not run. */
+void loop_conn_req_cancel(struct loop_conn_req *req);
+
+/* Makes owner the connection's owner (after acquire) until release. */
+void loop_conn_set_owner(struct loop_conn *c, const struct loop_conn_owner *owner, void *data);
+/*
+ * Gives a connection back: to the pool when reusable (the exchange ended
+ * cleanly and the server keeps it alive), otherwise it is closed. The
+ * owner's callbacks are not called again.
+ */
+void loop_conn_release(struct loop_conn *c, bool reusable);
+
+int loop_conn_read_start(struct loop_conn *c);
+void loop_conn_read_stop(struct loop_conn *c);
+
+/*
+ * Writes bufs; the owner's on_write runs once when done. One write at a time.
+ * The bytes must stay valid until on_write or until the connection is
+ * released (a released connection's pending write is abandoned with it).
+ */
+int loop_conn_write(struct loop_conn *c, const uv_buf_t *bufs, unsigned n);
+
+/*
+ * Arms (or with 0 disarms) the owner's inactivity timer: on_error(UV_ETIMEDOUT)
+ * if it expires. Each call restarts it; the HTTP layer re-arms it on progress.
+ */
+void loop_conn_set_timeout(struct loop_conn *c, uint64_t ms);
+
+/* CPU work on the libuv thread pool. */
+struct loop_work;
+typedef void (*loop_work_fn)(struct loop_work *w);
+typedef void (*loop_work_done_fn)(struct loop_work *w, int status);
+struct loop_work {
+    uv_work_t req;
+    loop_work_fn work;      /* runs on a pool thread */
+    loop_work_done_fn done; /* runs on the loop thread; status is UV_ECANCELED if cancelled */
+};
+int loop_work_submit(struct loop_ctx *ctx, struct loop_work *w, loop_work_fn work,
+                     loop_work_done_fn done);
+
+/* True if host (no port, no brackets) is localhost, 127.0.0.0/8 or ::1. */
+bool loop_host_is_loopback(const char *host);
+
+#endif

@@ -1,0 +1,1202 @@
+/*
+ * The copy engine: one image (a manifest, or an index and the manifests it
+ * lists) from one registry repository to another.
+ *
+ * Order of work, so the destination never names what it does not hold:
+ *   1. resolve the source: the top manifest, then each selected child;
+ *   2. ask the destination what it already has: the tag (a re-run stops
+ *      here), then each child manifest (a child already there needs no blobs);
+ *   3. move the blobs the remaining children need, each unique blob once,
+ *      largest first, `jobs` at a time: mounted when both sides are the same
+ *      registry, skipped when present, otherwise relayed from the source GET
+ *      straight into the destination upload;
+ *   4. push each child manifest once its blobs are confirmed, then the index
+ *      (or the single manifest) under the tag, last.
+ */
+#include "oci/copy.h"
+
+#include "common/log.h"
+#include "oci/relay.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_JOBS 8
+#define DEFAULT_CHUNK (16ULL * 1024 * 1024)
+
+struct copy_job;
+
+struct copy_child {
+    struct copy_job *job;
+    struct oci_descriptor desc; /* as listed in the index (or made up for a lone manifest) */
+    char platform[96];
+    char *raw; /* owned: the manifest bytes */
+    size_t raw_len;
+    char media_type[OCI_MEDIA_TYPE_MAX];
+    struct oci_manifest m;
+    bool parsed;
+    bool present; /* already at the destination */
+    bool pushed;
+    unsigned blobs_left;
+    uint64_t n_copied, n_mounted, n_skipped;
+    struct proto_reg_op op;
+};
+
+enum blob_step {
+    BLOB_PENDING = 0,
+    BLOB_HEAD,
+    BLOB_START,
+    BLOB_RELAY,
+    BLOB_FINISH,
+    BLOB_DONE,
+};
+
+struct copy_blob {
+    struct copy_job *job;
+    struct oci_descriptor desc;
+    enum blob_step step;
+    struct copy_child **children; /* owned array of borrowed pointers */
+    size_t n_children;
+    /* The upload in progress. */
+    char *location; /* owned */
+    uint64_t chunk;
+    uint64_t sent; /* bytes covered by finished upload requests */
+    struct oci_relay relay;
+    bool relay_ready;
+    bool get_active, put_active, get_done;
+    struct proto_reg_op get; /* from the source */
+    struct proto_reg_op op;  /* to the destination: HEAD, POST, PATCH, PUT */
+    uint64_t req_len;        /* body length of the destination request in flight */
+    int outcome;             /* OCISYNC_EV_BLOB_* once done */
+};
+
+struct copy_job {
+    struct copy_ctx *ctx;
+    const struct ocisync_copy_opts *opts;
+    struct oci_platform platforms[16];
+    size_t n_platforms;
+    unsigned jobs;
+    uint64_t chunk_size;
+    bool same_registry;
+
+    /* The top-level document. */
+    char *top_raw; /* owned */
+    size_t top_len;
+    char top_media_type[OCI_MEDIA_TYPE_MAX];
+    struct oci_digest top_digest;    /* of the source document */
+    struct oci_manifest top;
+    bool top_parsed;
+    char *push_raw; /* owned when filtered: the new index; else points to top_raw */
+    size_t push_len;
+    struct oci_digest push_digest;
+
+    struct copy_child *children; /* owned */
+    size_t n_children;
+    struct copy_blob *blobs; /* owned */
+    size_t n_blobs;
+    size_t next_blob;
+    unsigned active;       /* blobs between HEAD and DONE */
+    unsigned pending_ops;  /* child fetches / HEADs / PUTs in flight */
+    unsigned children_left;
+
+    struct proto_reg_op top_op;
+    bool finished; /* the destination already had everything */
+    bool top_pushed;
+    int err;
+    struct ocisync_copy_result *res;
+};
+
+static void fail(struct copy_job *job, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void check_finished(struct copy_job *job);
+static void pump(struct copy_job *job);
+static void blob_next(struct copy_blob *b);
+static void push_top(struct copy_job *job);
+
+static void fail(struct copy_job *job, int err, const char *fmt, ...)
+{
+    va_list ap;
+    if (job->err != 0)
+        return;
+    job->err = err;
+    va_start(ap, fmt);
+    vsnprintf(job->res->error, sizeof(job->res->error), fmt, ap);
+    va_end(ap);
+    LOG_DEBUG("copy failed: %s", job->res->error);
+    /* Stop what is in flight: nothing more will be pushed. */
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        struct copy_blob *b = &job->blobs[i];
+        if (b->get_active)
+            proto_http_abort(&b->get.http, UV_ECANCELED);
+        if (b->put_active)
+            proto_http_abort(&b->op.http, UV_ECANCELED);
+    }
+}
+
+static void emit(struct copy_job *job, ocisync_event_kind kind, const char *digest,
+                 const char *media_type, const char *platform, int64_t size)
+{
+    struct ocisync_event ev;
+    if (job->opts->on_event == NULL)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = kind;
+    ev.digest = digest;
+    ev.media_type = media_type;
+    ev.platform = platform;
+    ev.size = size;
+    job->opts->on_event(&ev, job->opts->event_arg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step 4: manifests */
+
+static void on_top_pushed(struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = op->data;
+    job->pending_ops--;
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else {
+        job->top_pushed = true;
+        job->res->manifests_pushed++;
+        emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
+             (int64_t)job->push_len);
+    }
+    proto_reg_op_dispose(op);
+    check_finished(job);
+}
+
+static void push_top(struct copy_job *job)
+{
+    struct copy_ctx *ctx = job->ctx;
+    const char *ref = ctx->dst.tag[0] ? ctx->dst.tag : job->push_digest.str;
+    int err;
+    if (job->err != 0)
+        return;
+    err = proto_reg_manifest_put(&job->top_op, &ctx->dst_reg, ctx->dst.repository, ref,
+                                 job->top_media_type, job->push_raw, job->push_len);
+    job->top_op.data = job;
+    if (err == 0)
+        err = proto_reg_op_start(&job->top_op, on_top_pushed);
+    if (err != 0) {
+        fail(job, err, "%s", job->top_op.errmsg);
+        proto_reg_op_dispose(&job->top_op);
+        return;
+    }
+    job->pending_ops++;
+}
+
+/* A child manifest is at the destination with all its blobs; the last one lets the top go. */
+static void child_complete(struct copy_child *c)
+{
+    struct copy_job *job = c->job;
+    if (job->opts->on_event != NULL) {
+        struct ocisync_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = OCISYNC_EV_IMAGE_DONE;
+        ev.digest = c->desc.digest.str;
+        ev.media_type = c->media_type;
+        ev.platform = c->platform[0] ? c->platform : NULL;
+        ev.size = c->desc.size;
+        ev.blobs_copied = c->n_copied;
+        ev.blobs_mounted = c->n_mounted;
+        ev.blobs_skipped = c->n_skipped;
+        job->opts->on_event(&ev, job->opts->event_arg);
+    }
+    if (--job->children_left == 0)
+        push_top(job);
+}
+
+static void on_child_pushed(struct proto_reg_op *op, int err)
+{
+    struct copy_child *c = op->data;
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else {
+        c->pushed = true;
+        job->res->manifests_pushed++;
+        emit(job, OCISYNC_EV_MANIFEST_PUSHED, c->desc.digest.str, c->media_type,
+             c->platform[0] ? c->platform : NULL, c->desc.size);
+        child_complete(c);
+    }
+    proto_reg_op_dispose(op);
+    check_finished(job);
+}
+
+/* All of c's blobs are at the destination: push its manifest. */
+static void push_child(struct copy_child *c)
+{
+    struct copy_job *job = c->job;
+    struct copy_ctx *ctx = job->ctx;
+    int err;
+    if (job->err != 0)
+        return;
+    if (job->top.kind != OCI_KIND_INDEX) {
+        /* A lone manifest is the top level: it goes under the tag, by child_complete. */
+        child_complete(c);
+        return;
+    }
+    err = proto_reg_manifest_put(&c->op, &ctx->dst_reg, ctx->dst.repository, c->desc.digest.str,
+                                 c->media_type, c->raw, c->raw_len);
+    c->op.data = c;
+    if (err == 0)
+        err = proto_reg_op_start(&c->op, on_child_pushed);
+    if (err != 0) {
+        fail(job, err, "%s", c->op.errmsg);
+        proto_reg_op_dispose(&c->op);
+        return;
+    }
+    job->pending_ops++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step 3: blobs */
+
+static void blob_done(struct copy_blob *b, int outcome)
+{
+    struct copy_job *job = b->job;
+    b->step = BLOB_DONE;
+    b->outcome = outcome;
+    job->active--;
+    switch (outcome) {
+    case OCISYNC_EV_BLOB_COPIED:
+        job->res->blobs_copied++;
+        job->res->bytes_copied += (uint64_t)b->desc.size;
+        break;
+    case OCISYNC_EV_BLOB_MOUNTED:
+        job->res->blobs_mounted++;
+        break;
+    default:
+        job->res->blobs_skipped++;
+        break;
+    }
+    emit(job, (ocisync_event_kind)outcome, b->desc.digest.str, b->desc.media_type, NULL,
+         b->desc.size);
+    for (size_t i = 0; i < b->n_children; i++) {
+        struct copy_child *c = b->children[i];
+        if (outcome == OCISYNC_EV_BLOB_COPIED)
+            c->n_copied++;
+        else if (outcome == OCISYNC_EV_BLOB_MOUNTED)
+            c->n_mounted++;
+        else
+            c->n_skipped++;
+        if (--c->blobs_left == 0)
+            push_child(c);
+    }
+    if (b->relay_ready) {
+        oci_relay_dispose(&b->relay);
+        b->relay_ready = false;
+    }
+    pump(job);
+}
+
+static void blob_fail(struct copy_blob *b, int err, const char *msg)
+{
+    struct copy_job *job = b->job;
+    if (err == OCISYNC_EDIGESTMISMATCH)
+        fail(job, err, "blob %s from %s/%s does not match its digest; nothing was pushed for it",
+             b->desc.digest.str, job->ctx->src.registry, job->ctx->src.repository);
+    else if (err == OCISYNC_ESIZEMISMATCH)
+        fail(job, err, "blob %s from %s/%s does not have the size its manifest gives (%lld)",
+             b->desc.digest.str, job->ctx->src.registry, job->ctx->src.repository,
+             (long long)b->desc.size);
+    else
+        fail(job, err, "%s", msg);
+}
+
+/* Drops the blob from the active set after a failure, once nothing of it is in flight. */
+static void blob_settle_failed(struct copy_blob *b)
+{
+    if (b->get_active || b->put_active || b->step == BLOB_DONE)
+        return;
+    b->step = BLOB_DONE;
+    b->job->active--;
+    if (b->relay_ready) {
+        oci_relay_dispose(&b->relay);
+        b->relay_ready = false;
+    }
+    check_finished(b->job);
+}
+
+/* Body source for destination uploads: the relay, limited to the request's length. */
+static int body_peek(void *arg, const char **data, size_t *len)
+{
+    struct copy_blob *b = arg;
+    *len = oci_relay_peek(&b->relay, data, UINT64_MAX);
+    return 0;
+}
+
+static void body_consume(void *arg, size_t n)
+{
+    struct copy_blob *b = arg;
+    if (oci_relay_consume(&b->relay, n) && b->get_active)
+        proto_http_resume(&b->get.http);
+}
+
+static int get_on_headers(struct proto_http_req *r)
+{
+    struct copy_blob *b = container_of(r, struct copy_blob, get.http);
+    int64_t cl = proto_h1_content_length(&r->h1);
+    if (r->status != 200)
+        return OCISYNC_EREGISTRY;
+    if (cl >= 0 && cl != b->desc.size)
+        return OCISYNC_ESIZEMISMATCH;
+    return 0;
+}
+
+static int get_on_body(struct proto_http_req *r, const char *data, size_t len)
+{
+    struct copy_blob *b = container_of(r, struct copy_blob, get.http);
+    int rc = oci_relay_push(&b->relay, data, len);
+    if (rc < 0)
+        return rc;
+    if (b->put_active)
+        proto_http_body_ready(&b->op.http);
+    return rc == 1 ? PROTO_PAUSE : 0;
+}
+
+static void on_get_done(struct proto_reg_op *op, int err)
+{
+    struct copy_blob *b = op->data;
+    b->get_active = false;
+    if (err == 0 && b->relay.in != b->relay.size)
+        err = OCISYNC_ESIZEMISMATCH;
+    if (err == 0 && !b->relay.verified)
+        err = OCISYNC_EDIGESTMISMATCH;
+    if (err != 0) {
+        blob_fail(b, err, op->errmsg);
+        if (b->put_active)
+            proto_http_abort(&b->op.http, UV_ECANCELED);
+        proto_reg_op_dispose(op);
+        blob_settle_failed(b);
+        return;
+    }
+    b->get_done = true;
+    proto_reg_op_dispose(op);
+    /* The held-back byte may go now. */
+    if (b->put_active)
+        proto_http_body_ready(&b->op.http);
+    else if (b->step == BLOB_FINISH || (b->step == BLOB_RELAY && b->relay.size == 0))
+        blob_next(b);
+}
+
+static int start_get(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    int err = proto_reg_blob_get(&b->get, &job->ctx->src_reg, job->ctx->src.repository,
+                                 b->desc.digest.str);
+    b->get.data = b;
+    b->get.http.on_headers = get_on_headers;
+    b->get.http.on_body = get_on_body;
+    if (err == 0)
+        err = proto_reg_op_start(&b->get, on_get_done);
+    if (err != 0) {
+        proto_reg_op_dispose(&b->get);
+        return err;
+    }
+    b->get_active = true;
+    return 0;
+}
+
+static void on_dest_done(struct proto_reg_op *op, int err);
+
+/* Starts the next destination request of the upload: a PATCH chunk or the closing PUT. */
+static int start_upload_request(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    struct proto_body body = {.peek = body_peek, .consume = body_consume, .arg = b};
+    uint64_t left = (uint64_t)b->desc.size - b->sent;
+    int err;
+    if ((uint64_t)b->desc.size <= b->chunk && b->sent == 0) {
+        /* Small enough for one request: PUT the whole blob with its digest. */
+        body.length = b->desc.size;
+        b->req_len = (uint64_t)b->desc.size;
+        err = proto_reg_upload_put(&b->op, &job->ctx->dst_reg, b->location, b->desc.digest.str,
+                                   b->desc.size > 0 ? &body : NULL);
+        b->step = BLOB_FINISH;
+    } else if (left > 0) {
+        body.length = (int64_t)(left < b->chunk ? left : b->chunk);
+        b->req_len = (uint64_t)body.length;
+        err = proto_reg_upload_patch(&b->op, &job->ctx->dst_reg, b->location, b->sent, &body);
+    } else {
+        b->req_len = 0;
+        err = proto_reg_upload_put(&b->op, &job->ctx->dst_reg, b->location, b->desc.digest.str,
+                                   NULL);
+        b->step = BLOB_FINISH;
+    }
+    b->op.data = b;
+    if (err == 0)
+        err = proto_reg_op_start(&b->op, on_dest_done);
+    if (err != 0) {
+        proto_reg_op_dispose(&b->op);
+        return err;
+    }
+    b->put_active = true;
+    return 0;
+}
+
+static void on_dest_done(struct proto_reg_op *op, int err)
+{
+    struct copy_blob *b = op->data;
+    struct copy_job *job = b->job;
+    b->put_active = false;
+    if (err != 0 || job->err != 0) {
+        if (job->err == 0)
+            blob_fail(b, err, op->errmsg);
+        if (b->get_active)
+            proto_http_abort(&b->get.http, UV_ECANCELED);
+        proto_reg_op_dispose(op);
+        blob_settle_failed(b);
+        return;
+    }
+    switch (b->step) {
+    case BLOB_HEAD:
+        proto_reg_op_dispose(op);
+        if (op->http.status == 200) {
+            blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
+            return;
+        }
+        /* 404: not there; start an upload. */
+        b->step = BLOB_START;
+        blob_next(b);
+        return;
+    case BLOB_START:
+        if (op->http.status == 201) {
+            proto_reg_op_dispose(op);
+            blob_done(b, OCISYNC_EV_BLOB_MOUNTED);
+            return;
+        }
+        b->location = proto_reg_upload_location(op);
+        if (b->location == NULL) {
+            blob_fail(b, OCISYNC_EUPLOAD, "upload has no Location");
+            fail(job, OCISYNC_EUPLOAD, "registry %s: %s: the response has no usable Location",
+                 job->ctx->dst_reg.name, op->what);
+            proto_reg_op_dispose(op);
+            blob_settle_failed(b);
+            return;
+        }
+        {
+            uint64_t min = proto_reg_chunk_min(op);
+            b->chunk = job->chunk_size;
+            if (min > b->chunk)
+                b->chunk = min;
+        }
+        proto_reg_op_dispose(op);
+        b->step = BLOB_RELAY;
+        blob_next(b);
+        return;
+    case BLOB_RELAY: {
+        /* A chunk landed: continue at the newest Location the registry gave. */
+        char *loc = proto_reg_upload_location(op);
+        b->sent += b->req_len;
+        proto_reg_op_dispose(op);
+        if (loc == NULL) {
+            fail(job, OCISYNC_EUPLOAD, "registry %s: upload of %s: PATCH response has no Location",
+                 job->ctx->dst_reg.name, b->desc.digest.str);
+            blob_settle_failed(b);
+            return;
+        }
+        free(b->location);
+        b->location = loc;
+        blob_next(b);
+        return;
+    }
+    case BLOB_FINISH: {
+        const char *dcd = proto_http_header(&op->http, "Docker-Content-Digest");
+        if (dcd != NULL && strcmp(dcd, b->desc.digest.str) != 0) {
+            fail(job, OCISYNC_EDIGESTMISMATCH,
+                 "registry %s: upload of %s was stored as %s", job->ctx->dst_reg.name,
+                 b->desc.digest.str, dcd);
+            proto_reg_op_dispose(op);
+            blob_settle_failed(b);
+            return;
+        }
+        proto_reg_op_dispose(op);
+        if (b->get_active) {
+            /* Cannot happen: the final byte waits for the GET to finish. */
+            return;
+        }
+        blob_done(b, OCISYNC_EV_BLOB_COPIED);
+        return;
+    }
+    default:
+        proto_reg_op_dispose(op);
+        return;
+    }
+}
+
+/* Moves blob b one step on. */
+static void blob_next(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    struct copy_ctx *ctx = job->ctx;
+    int err = 0;
+    const char *what = "";
+    if (job->err != 0) {
+        blob_settle_failed(b);
+        return;
+    }
+    switch (b->step) {
+    case BLOB_PENDING:
+        job->active++;
+        if (job->same_registry) {
+            /* Same registry: try the mount straight away; it says 202 if it can't. */
+            b->step = BLOB_START;
+            blob_next(b);
+            return;
+        }
+        b->step = BLOB_HEAD;
+        err = proto_reg_blob_head(&b->op, &ctx->dst_reg, ctx->dst.repository, b->desc.digest.str);
+        b->op.expect[1] = 404;
+        what = "HEAD";
+        break;
+    case BLOB_START:
+        err = proto_reg_upload_start(&b->op, &ctx->dst_reg, ctx->dst.repository,
+                                     job->same_registry ? b->desc.digest.str : NULL,
+                                     job->same_registry ? ctx->src.repository : NULL);
+        what = "POST";
+        break;
+    case BLOB_RELAY:
+        if (!b->relay_ready) {
+            err = oci_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
+            if (err != 0)
+                break;
+            b->relay_ready = true;
+            err = start_get(b);
+            if (err != 0) {
+                blob_fail(b, err, b->get.errmsg);
+                blob_settle_failed(b);
+                return;
+            }
+            /* An empty blob is PUT once its (empty) GET has confirmed it. */
+            if (b->desc.size == 0)
+                return;
+        }
+        err = start_upload_request(b);
+        if (err != 0) {
+            blob_fail(b, err, b->op.errmsg);
+            if (b->get_active)
+                proto_http_abort(&b->get.http, UV_ECANCELED);
+            blob_settle_failed(b);
+        }
+        return;
+    case BLOB_FINISH:
+        /* Chunks are all sent and the GET verified the content: close the upload. */
+        if (!b->get_done)
+            return;
+        err = start_upload_request(b);
+        if (err != 0) {
+            blob_fail(b, err, b->op.errmsg);
+            blob_settle_failed(b);
+        }
+        return;
+    default:
+        return;
+    }
+    b->op.data = b;
+    if (err == 0)
+        err = proto_reg_op_start(&b->op, on_dest_done);
+    if (err != 0) {
+        LOG_DEBUG("blob %s: %s failed to start", b->desc.digest.str, what);
+        blob_fail(b, err, b->op.errmsg);
+        proto_reg_op_dispose(&b->op);
+        blob_settle_failed(b);
+        return;
+    }
+    b->put_active = true;
+}
+
+static void pump(struct copy_job *job)
+{
+    while (job->err == 0 && job->active < job->jobs && job->next_blob < job->n_blobs) {
+        struct copy_blob *b = &job->blobs[job->next_blob++];
+        blob_next(b);
+    }
+    check_finished(job);
+}
+
+static int cmp_blob_size(const void *a, const void *b)
+{
+    const struct copy_blob *x = a, *y = b;
+    if (x->desc.size != y->desc.size)
+        return x->desc.size > y->desc.size ? -1 : 1;
+    return strcmp(x->desc.digest.str, y->desc.digest.str);
+}
+
+static int add_blob(struct copy_job *job, const struct oci_descriptor *d, struct copy_child *c,
+                    size_t cap)
+{
+    struct copy_blob *b = NULL;
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        if (oci_digest_equal(&job->blobs[i].desc.digest, &d->digest)) {
+            b = &job->blobs[i];
+            break;
+        }
+    }
+    if (b == NULL) {
+        if (job->n_blobs == cap)
+            return OCISYNC_ETOOBIG;
+        b = &job->blobs[job->n_blobs++];
+        memset(b, 0, sizeof(*b));
+        b->job = job;
+        b->desc = *d;
+    } else {
+        /* One blob listed twice by the same manifest still counts once for it. */
+        for (size_t i = 0; i < b->n_children; i++)
+            if (b->children[i] == c)
+                return 0;
+    }
+    struct copy_child **nc = realloc(b->children, (b->n_children + 1) * sizeof(*nc));
+    if (nc == NULL)
+        return UV_ENOMEM;
+    b->children = nc;
+    b->children[b->n_children++] = c;
+    c->blobs_left++;
+    return 0;
+}
+
+/* Collects the unique blobs of the children still to copy and starts moving them. */
+static void start_blobs(struct copy_job *job)
+{
+    size_t cap = 0;
+    int err;
+    for (size_t i = 0; i < job->n_children; i++)
+        if (!job->children[i].present)
+            cap += 1 + job->children[i].m.n_layers;
+    job->blobs = calloc(cap ? cap : 1, sizeof(*job->blobs));
+    if (job->blobs == NULL) {
+        fail(job, UV_ENOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < job->n_children; i++) {
+        struct copy_child *c = &job->children[i];
+        if (c->present)
+            continue;
+        err = add_blob(job, &c->m.config, c, cap);
+        for (size_t k = 0; err == 0 && k < c->m.n_layers; k++)
+            err = add_blob(job, &c->m.layers[k], c, cap);
+        if (err != 0) {
+            fail(job, err, "out of memory");
+            return;
+        }
+    }
+    /* Largest first, so the longest transfer is not the one left running alone at the end. */
+    qsort(job->blobs, job->n_blobs, sizeof(*job->blobs), cmp_blob_size);
+    pump(job);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step 2: what the destination has */
+
+static void on_child_head(struct proto_reg_op *op, int err)
+{
+    struct copy_child *c = op->data;
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else if (op->http.status == 200) {
+        c->present = true;
+        emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
+             c->platform[0] ? c->platform : NULL, c->desc.size);
+    }
+    proto_reg_op_dispose(op);
+    if (job->err == 0 && job->pending_ops == 0) {
+        /* Every child is checked; those present need nothing more. */
+        unsigned missing = 0;
+        for (size_t i = 0; i < job->n_children; i++)
+            missing += !job->children[i].present;
+        job->children_left = missing;
+        if (missing == 0)
+            push_top(job);
+        else
+            start_blobs(job);
+    }
+    check_finished(job);
+}
+
+static void check_children(struct copy_job *job)
+{
+    struct copy_ctx *ctx = job->ctx;
+    if (job->top.kind != OCI_KIND_INDEX) {
+        /* A lone manifest: the tag check already said it is not there. */
+        job->children_left = 1;
+        start_blobs(job);
+        return;
+    }
+    for (size_t i = 0; i < job->n_children; i++) {
+        struct copy_child *c = &job->children[i];
+        int err = proto_reg_manifest_get(&c->op, &ctx->dst_reg, ctx->dst.repository,
+                                         c->desc.digest.str, true);
+        c->op.expect[1] = 404;
+        c->op.data = c;
+        if (err == 0)
+            err = proto_reg_op_start(&c->op, on_child_head);
+        if (err != 0) {
+            fail(job, err, "%s", c->op.errmsg);
+            proto_reg_op_dispose(&c->op);
+            return;
+        }
+        job->pending_ops++;
+    }
+}
+
+static void on_tag_head(struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = op->data;
+    job->pending_ops--;
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else if (op->http.status == 200) {
+        const char *dcd = proto_http_header(&op->http, "Docker-Content-Digest");
+        if (dcd != NULL && strcmp(dcd, job->push_digest.str) == 0) {
+            /* The destination already points at exactly this: nothing to do. */
+            job->finished = true;
+            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str, job->top_media_type,
+                 NULL, (int64_t)job->push_len);
+        }
+    }
+    proto_reg_op_dispose(op);
+    if (job->err == 0 && !job->finished)
+        check_children(job);
+    check_finished(job);
+}
+
+static void check_dest(struct copy_job *job)
+{
+    struct copy_ctx *ctx = job->ctx;
+    const char *ref = ctx->dst.tag[0] ? ctx->dst.tag : job->push_digest.str;
+    int err = proto_reg_manifest_get(&job->top_op, &ctx->dst_reg, ctx->dst.repository, ref, true);
+    job->top_op.expect[1] = 404;
+    job->top_op.data = job;
+    if (err == 0)
+        err = proto_reg_op_start(&job->top_op, on_tag_head);
+    if (err != 0) {
+        fail(job, err, "%s", job->top_op.errmsg);
+        proto_reg_op_dispose(&job->top_op);
+        return;
+    }
+    job->pending_ops++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step 1: the source */
+
+/* Copies the response's media type: the document's own, else Content-Type. */
+static void doc_media_type(struct proto_reg_op *op, const struct oci_manifest *m, char *out,
+                           size_t len)
+{
+    const char *ct = proto_http_header(&op->http, "Content-Type");
+    if (m->media_type[0])
+        snprintf(out, len, "%s", m->media_type);
+    else if (ct != NULL)
+        snprintf(out, len, "%.*s", (int)strcspn(ct, "; "), ct);
+    else
+        snprintf(out, len, "%s", OCI_MT_OCI_MANIFEST);
+}
+
+static void on_child_fetched(struct proto_reg_op *op, int err)
+{
+    struct copy_child *c = op->data;
+    struct copy_job *job = c->job;
+    struct copy_ctx *ctx = job->ctx;
+    char msg[512];
+    job->pending_ops--;
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+        goto out;
+    }
+    {
+        struct oci_digest got;
+        err = oci_digest_buffer(c->desc.digest.alg, op->http.resp_body, op->http.resp_len, &got);
+        if (err != 0 || !oci_digest_equal(&got, &c->desc.digest) ||
+            (int64_t)op->http.resp_len != c->desc.size) {
+            fail(job, OCISYNC_EDIGESTMISMATCH,
+                 "manifest %s in %s/%s does not match the digest or size its index gives",
+                 c->desc.digest.str, ctx->src.registry, ctx->src.repository);
+            goto out;
+        }
+    }
+    err = oci_manifest_parse(proto_http_header(&op->http, "Content-Type"), op->http.resp_body,
+                             op->http.resp_len, &c->m, msg, sizeof(msg));
+    if (err != 0) {
+        fail(job, err, "manifest %s in %s/%s: %s", c->desc.digest.str, ctx->src.registry,
+             ctx->src.repository, msg);
+        goto out;
+    }
+    c->parsed = true;
+    if (c->m.kind != OCI_KIND_IMAGE) {
+        fail(job, OCISYNC_EMEDIATYPE,
+             "manifest %s in %s/%s is an index inside an index, which ocisync does not copy yet",
+             c->desc.digest.str, ctx->src.registry, ctx->src.repository);
+        goto out;
+    }
+    doc_media_type(op, &c->m, c->media_type, sizeof(c->media_type));
+    /* Keep the bytes: they are pushed as they are, so the digest stays. */
+    c->raw = op->http.resp_body;
+    c->raw_len = op->http.resp_len;
+    op->http.resp_body = NULL;
+out:
+    proto_reg_op_dispose(op);
+    if (job->err == 0 && job->pending_ops == 0)
+        check_dest(job);
+    check_finished(job);
+}
+
+static bool platform_selected(struct copy_job *job, const struct oci_descriptor *d)
+{
+    if (job->n_platforms == 0)
+        return true;
+    if (!d->has_platform)
+        return false;
+    for (size_t i = 0; i < job->n_platforms; i++)
+        if (oci_platform_match(&job->platforms[i], &d->platform))
+            return true;
+    return false;
+}
+
+static int plan_index(struct copy_job *job)
+{
+    struct copy_ctx *ctx = job->ctx;
+    size_t n = 0;
+    int err;
+    job->children = calloc(job->top.n_manifests ? job->top.n_manifests : 1,
+                           sizeof(*job->children));
+    if (job->children == NULL)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < job->top.n_manifests; i++) {
+        const struct oci_descriptor *d = &job->top.manifests[i];
+        if (!platform_selected(job, d))
+            continue;
+        struct copy_child *c = &job->children[n++];
+        c->job = job;
+        c->desc = *d;
+        if (d->has_platform)
+            oci_platform_format(&d->platform, c->platform, sizeof(c->platform));
+    }
+    job->n_children = n;
+    if (n == 0) {
+        fail(job, OCISYNC_ENOPLATFORM, "%s/%s has no manifest for the requested platforms",
+             ctx->src.registry, ctx->src.repository);
+        return OCISYNC_ENOPLATFORM;
+    }
+    if (job->n_platforms > 0) {
+        /* A subset is a new index, with a new digest. */
+        char *out = NULL;
+        size_t out_len = 0;
+        err = oci_index_filter(job->top_raw, job->top_len, job->platforms, job->n_platforms,
+                               &out, &out_len);
+        if (err != 0) {
+            fail(job, err, "%s/%s: cannot write the platform subset: %s", ctx->src.registry,
+                 ctx->src.repository, ocisync_strerror(err));
+            return err;
+        }
+        job->push_raw = out;
+        job->push_len = out_len;
+        err = oci_digest_buffer(OCI_DIGEST_SHA256, out, out_len, &job->push_digest);
+        if (err != 0)
+            return err;
+        if (job->opts->on_event != NULL) {
+            struct ocisync_event ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.kind = OCISYNC_EV_INDEX_FILTERED;
+            ev.digest = job->push_digest.str;
+            ev.source_digest = job->top_digest.str;
+            ev.media_type = job->top_media_type;
+            ev.size = (int64_t)out_len;
+            job->opts->on_event(&ev, job->opts->event_arg);
+        }
+    }
+    for (size_t i = 0; i < job->n_children; i++) {
+        struct copy_child *c = &job->children[i];
+        err = proto_reg_manifest_get(&c->op, &ctx->src_reg, ctx->src.repository,
+                                     c->desc.digest.str, false);
+        c->op.data = c;
+        if (err == 0)
+            err = proto_reg_op_start(&c->op, on_child_fetched);
+        if (err != 0) {
+            fail(job, err, "%s", c->op.errmsg);
+            proto_reg_op_dispose(&c->op);
+            return err;
+        }
+        job->pending_ops++;
+    }
+    return 0;
+}
+
+static void on_top_fetched(struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = op->data;
+    struct copy_ctx *ctx = job->ctx;
+    char msg[512];
+    job->pending_ops--;
+    if (err != 0) {
+        char ref[600];
+        oci_ref_format(&ctx->src, ref, sizeof(ref));
+        if (err == OCISYNC_ENOTFOUND)
+            fail(job, err, "%s: image not found (%s)", ref, op->errmsg);
+        else
+            fail(job, err, "%s: %s", ref, op->errmsg);
+        goto out;
+    }
+    job->top_raw = op->http.resp_body;
+    job->top_len = op->http.resp_len;
+    op->http.resp_body = NULL;
+    err = oci_manifest_parse(proto_http_header(&op->http, "Content-Type"), job->top_raw,
+                             job->top_len, &job->top, msg, sizeof(msg));
+    if (err != 0) {
+        fail(job, err, "%s/%s:%s: %s", ctx->src.registry, ctx->src.repository,
+             oci_ref_target(&ctx->src), msg);
+        goto out;
+    }
+    job->top_parsed = true;
+    doc_media_type(op, &job->top, job->top_media_type, sizeof(job->top_media_type));
+    err = oci_digest_buffer(ctx->src.has_digest ? ctx->src.digest.alg : OCI_DIGEST_SHA256,
+                            job->top_raw, job->top_len, &job->top_digest);
+    if (err != 0) {
+        fail(job, err, "cannot hash manifest");
+        goto out;
+    }
+    if (ctx->src.has_digest && !oci_digest_equal(&job->top_digest, &ctx->src.digest)) {
+        fail(job, OCISYNC_EDIGESTMISMATCH, "%s/%s@%s: the registry returned a manifest with digest %s",
+             ctx->src.registry, ctx->src.repository, ctx->src.digest.str, job->top_digest.str);
+        goto out;
+    }
+    snprintf(job->res->source_digest, sizeof(job->res->source_digest), "%s", job->top_digest.str);
+    job->push_raw = job->top_raw;
+    job->push_len = job->top_len;
+    job->push_digest = job->top_digest;
+    if (job->top.kind == OCI_KIND_INDEX) {
+        if (plan_index(job) != 0)
+            goto out;
+    } else {
+        job->children = calloc(1, sizeof(*job->children));
+        if (job->children == NULL) {
+            fail(job, UV_ENOMEM, "out of memory");
+            goto out;
+        }
+        struct copy_child *c = &job->children[0];
+        job->n_children = 1;
+        c->job = job;
+        c->desc.digest = job->top_digest;
+        c->desc.size = (int64_t)job->top_len;
+        snprintf(c->desc.media_type, sizeof(c->desc.media_type), "%s", job->top_media_type);
+        snprintf(c->media_type, sizeof(c->media_type), "%s", job->top_media_type);
+        /* The lone manifest shares its parsed form with the top level. */
+        c->m = job->top;
+        c->raw = job->top_raw;
+        c->raw_len = job->top_len;
+    }
+out:
+    proto_reg_op_dispose(op);
+    if (job->err == 0 && job->pending_ops == 0)
+        check_dest(job);
+    check_finished(job);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void check_finished(struct copy_job *job)
+{
+    if (job->pending_ops > 0 || job->active > 0 || job->ctx->done)
+        return;
+    /* Without an error, only the top manifest's push (or finding it there) ends the job. */
+    if (job->err == 0 && !job->finished && !job->top_pushed)
+        return;
+    job->ctx->done = true;
+    if (job->err == 0)
+        snprintf(job->res->digest, sizeof(job->res->digest), "%s", job->push_digest.str);
+    emit(job, OCISYNC_EV_DONE, job->push_digest.str, job->top_media_type, NULL,
+         (int64_t)job->push_len);
+    loop_ctx_close(&job->ctx->loop);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The public entry point */
+
+static void job_free(struct copy_job *job)
+{
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        free(job->blobs[i].children);
+        free(job->blobs[i].location);
+        if (job->blobs[i].relay_ready)
+            oci_relay_dispose(&job->blobs[i].relay);
+    }
+    free(job->blobs);
+    for (size_t i = 0; i < job->n_children; i++) {
+        struct copy_child *c = &job->children[i];
+        /* A lone manifest's child shares the top level's memory. */
+        if (job->top.kind == OCI_KIND_INDEX) {
+            if (c->parsed)
+                oci_manifest_free(&c->m);
+            free(c->raw);
+        }
+    }
+    free(job->children);
+    if (job->push_raw != job->top_raw)
+        free(job->push_raw);
+    free(job->top_raw);
+    if (job->top_parsed)
+        oci_manifest_free(&job->top);
+}
+
+/* Strips skopeo's "docker://" transport; other transports are not copy sources yet. */
+static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errlen)
+{
+    const char *colon = strstr(s, "://");
+    if (colon == NULL) {
+        const char *c = strchr(s, ':');
+        /* "oci:DIR" and friends: a transport name before the first colon, no slash before it. */
+        if (c != NULL && memchr(s, '/', (size_t)(c - s)) == NULL && memchr(s, '.', (size_t)(c - s)) == NULL &&
+            (strncmp(s, "oci:", 4) == 0 || strncmp(s, "oci-archive:", 12) == 0 ||
+             strncmp(s, "docker-archive:", 15) == 0 || strncmp(s, "dir:", 4) == 0 ||
+             strncmp(s, "containers-storage:", 19) == 0)) {
+            snprintf(err, errlen, "\"%s\": only docker:// references can be copied so far", s);
+            return OCISYNC_EUSAGE;
+        }
+    } else if (strncmp(s, "docker://", 9) != 0) {
+        snprintf(err, errlen, "\"%s\": unsupported transport (use docker://)", s);
+        return OCISYNC_EUSAGE;
+    }
+    return oci_ref_parse(s, out, err, errlen);
+}
+
+static const char *pick_scheme(const struct oci_ref *r, ocisync_plain_http mode)
+{
+    switch (mode) {
+    case OCISYNC_PLAIN_HTTP_ALWAYS:
+        return "http";
+    case OCISYNC_PLAIN_HTTP_NEVER:
+        return "https";
+    default:
+        return oci_ref_is_loopback(r) ? "http" : "https";
+    }
+}
+
+static int setup_registry(struct copy_ctx *ctx, struct proto_registry *reg,
+                          const struct oci_ref *r, ocisync_plain_http mode, char *err,
+                          size_t errlen)
+{
+    const char *scheme = pick_scheme(r, mode);
+    const char *host = oci_ref_api_host(r);
+    if (strcmp(scheme, "https") == 0) {
+        snprintf(err, errlen,
+                 "registry %s needs HTTPS, which this build of ocisync cannot speak yet; "
+                 "use --plain-http if it serves plain HTTP",
+                 r->registry);
+        return OCISYNC_EUSAGE;
+    }
+    return proto_registry_init(reg, &ctx->client, r->registry, scheme, host);
+}
+
+int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
+                 struct ocisync_copy_result *result)
+{
+    static const struct ocisync_copy_opts defaults;
+    struct ocisync_copy_result local;
+    struct copy_ctx *ctx;
+    struct copy_job job;
+    int err;
+
+    if (opts == NULL)
+        opts = &defaults;
+    if (result == NULL)
+        result = &local;
+    memset(result, 0, sizeof(*result));
+    ocisync__debug = opts->debug;
+    ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL)
+        return UV_ENOMEM;
+    memset(&job, 0, sizeof(job));
+    job.ctx = ctx;
+    job.opts = opts;
+    job.res = result;
+    job.jobs = opts->jobs ? opts->jobs : DEFAULT_JOBS;
+    job.chunk_size = opts->chunk_size ? opts->chunk_size : DEFAULT_CHUNK;
+
+    err = parse_ref(src, &ctx->src, result->error, sizeof(result->error));
+    if (err == 0)
+        err = parse_ref(dst, &ctx->dst, result->error, sizeof(result->error));
+    if (err != 0)
+        goto out_free;
+    if (opts->n_platforms > sizeof(job.platforms) / sizeof(job.platforms[0])) {
+        err = OCISYNC_EUSAGE;
+        snprintf(result->error, sizeof(result->error), "too many platforms (at most %zu)",
+                 sizeof(job.platforms) / sizeof(job.platforms[0]));
+        goto out_free;
+    }
+    for (size_t i = 0; i < opts->n_platforms; i++) {
+        err = oci_platform_parse(opts->platforms[i], &job.platforms[i]);
+        if (err != 0) {
+            snprintf(result->error, sizeof(result->error),
+                     "invalid platform \"%s\": expected os/arch[/variant], like linux/arm64/v8",
+                     opts->platforms[i]);
+            goto out_free;
+        }
+    }
+    job.n_platforms = opts->n_platforms;
+    if (ctx->dst.has_digest && ctx->dst.tag[0] == '\0' && job.n_platforms > 0) {
+        err = OCISYNC_EUSAGE;
+        snprintf(result->error, sizeof(result->error),
+                 "the destination is a digest, but a platform subset makes a new index with "
+                 "another digest: give the destination a tag");
+        goto out_free;
+    }
+
+    err = uv_loop_init(&ctx->uv);
+    if (err != 0)
+        goto out_free;
+    loop_ctx_init(&ctx->loop, &ctx->uv);
+    ctx->loop.max_conns_per_host =
+        opts->max_conns_per_host ? opts->max_conns_per_host : 2 * job.jobs + 2;
+    if (opts->connect_timeout)
+        ctx->loop.connect_timeout_ms = (uint64_t)opts->connect_timeout * 1000;
+    proto_client_init(&ctx->client, &ctx->loop);
+    if (opts->idle_timeout)
+        ctx->client.idle_timeout_ms = (uint64_t)opts->idle_timeout * 1000;
+
+    err = setup_registry(ctx, &ctx->src_reg, &ctx->src, opts->src_plain_http, result->error,
+                         sizeof(result->error));
+    if (err == 0)
+        err = setup_registry(ctx, &ctx->dst_reg, &ctx->dst, opts->dst_plain_http, result->error,
+                             sizeof(result->error));
+    if (err != 0)
+        goto out_loop;
+    job.same_registry = strcmp(ctx->src_reg.base, ctx->dst_reg.base) == 0 &&
+                        strcmp(ctx->src.repository, ctx->dst.repository) != 0;
+
+    err = proto_reg_manifest_get(&job.top_op, &ctx->src_reg, ctx->src.repository,
+                                 oci_ref_target(&ctx->src), false);
+    job.top_op.data = &job;
+    if (err == 0)
+        err = proto_reg_op_start(&job.top_op, on_top_fetched);
+    if (err != 0) {
+        snprintf(result->error, sizeof(result->error), "%s", job.top_op.errmsg);
+        proto_reg_op_dispose(&job.top_op);
+        loop_ctx_close(&ctx->loop);
+    } else {
+        job.pending_ops++;
+    }
+    uv_run(&ctx->uv, UV_RUN_DEFAULT);
+    if (err == 0)
+        err = job.err;
+    if (err == 0 && !ctx->done) {
+        err = OCISYNC_EUPLOAD;
+        snprintf(result->error, sizeof(result->error), "copy stopped before it was complete");
+    }
+
+out_loop:
+    loop_ctx_close(&ctx->loop);
+    uv_run(&ctx->uv, UV_RUN_DEFAULT);
+    if (uv_loop_close(&ctx->uv) != 0)
+        LOG_DEBUG("event loop closed with handles still open");
+out_free:
+    job_free(&job);
+    free(ctx);
+    return err;
+}

@@ -1,0 +1,839 @@
+/*
+ * Manifests and indexes parsed with jansson, platform strings and matching,
+ * and filtering an index down to a set of platforms.
+ *
+ * Everything here reads documents fetched from registries, so it treats them
+ * as hostile: the size and the nesting depth are capped before jansson sees
+ * the bytes, duplicate keys are refused, every field is type-checked, and
+ * error messages quote document content only clipped and with control bytes
+ * replaced.
+ */
+#include "oci/manifest.h"
+
+#include "ocisync.h"
+
+#include <jansson.h>
+#include <uv.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Real manifests nest four levels at most (index, manifests, descriptor,
+ * platform). jansson's parser recurses up to 2048 levels, and freeing a tree
+ * recurses again, so anything deeper than this is refused before parsing.
+ */
+#define MANIFEST_MAX_DEPTH 64
+
+/* How many characters of a document's string an error message quotes. */
+#define ERR_QUOTE_MAX 80
+
+/* A media type is type "/" subtype, each at most this long (RFC 6838 4.2). */
+#define MEDIA_TYPE_NAME_MAX 127
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    /*
+     * Messages quote document content and end up on terminals and in logs,
+     * and clipping may have cut a UTF-8 sequence: keep them plain ASCII.
+     */
+    for (char *p = err; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c >= 0x7f)
+            *p = '?';
+    }
+}
+
+/* A copy of s short enough to quote in a message, "..." marking a cut. */
+struct clipped {
+    char s[ERR_QUOTE_MAX + 4];
+};
+
+static const char *clip(const char *s, struct clipped *c)
+{
+    size_t n = strlen(s);
+
+    if (n <= ERR_QUOTE_MAX)
+        return s;
+    memcpy(c->s, s, ERR_QUOTE_MAX);
+    memcpy(c->s + ERR_QUOTE_MAX, "...", 4);
+    return c->s;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Media types
+ */
+
+static const char *const manifest_types[] = {
+    OCI_MT_OCI_MANIFEST,
+    OCI_MT_OCI_INDEX,
+    OCI_MT_DOCKER_MANIFEST,
+    OCI_MT_DOCKER_LIST,
+};
+
+bool oci_media_type_is_index(const char *mt)
+{
+    return mt != NULL && (strcmp(mt, OCI_MT_OCI_INDEX) == 0 || strcmp(mt, OCI_MT_DOCKER_LIST) == 0);
+}
+
+bool oci_media_type_is_manifest(const char *mt)
+{
+    return mt != NULL &&
+           (strcmp(mt, OCI_MT_OCI_MANIFEST) == 0 || strcmp(mt, OCI_MT_DOCKER_MANIFEST) == 0);
+}
+
+static bool is_schema1(const char *mt)
+{
+    return strcmp(mt, OCI_MT_DOCKER_SCHEMA1) == 0 || strcmp(mt, OCI_MT_DOCKER_SCHEMA1_SIGNED) == 0;
+}
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+static bool ascii_eq_nocase(const char *a, const char *b)
+{
+    for (; *a != '\0' && *b != '\0'; a++, b++) {
+        if (ascii_lower((unsigned char)*a) != ascii_lower((unsigned char)*b))
+            return false;
+    }
+    return *a == *b;
+}
+
+/* What a Content-Type header says about the body. */
+enum ct_class {
+    CT_GENERIC, /* absent, empty, application/json or application/octet-stream */
+    CT_KNOWN,   /* one of manifest_types */
+    CT_SCHEMA1,
+    CT_UNKNOWN,
+};
+
+/*
+ * Classifies a Content-Type value. buf receives its bare type (parameters and
+ * surrounding whitespace removed), for messages; *canonical the matching
+ * manifest type, since header values compare case-insensitively but the
+ * document's own "mediaType" does not.
+ */
+static enum ct_class classify_content_type(const char *ct, char *buf, size_t len,
+                                           const char **canonical)
+{
+    const char *start, *end;
+    size_t n;
+
+    *canonical = NULL;
+    buf[0] = '\0';
+    if (ct == NULL)
+        return CT_GENERIC;
+    start = ct;
+    while (*start == ' ' || *start == '\t')
+        start++;
+    end = start;
+    while (*end != '\0' && *end != ';')
+        end++;
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    n = (size_t)(end - start);
+    if (n >= len)
+        return CT_UNKNOWN; /* longer than any type we know */
+    memcpy(buf, start, n);
+    buf[n] = '\0';
+
+    if (n == 0 || ascii_eq_nocase(buf, "application/json") ||
+        ascii_eq_nocase(buf, "application/octet-stream"))
+        return CT_GENERIC;
+    if (ascii_eq_nocase(buf, OCI_MT_DOCKER_SCHEMA1) ||
+        ascii_eq_nocase(buf, OCI_MT_DOCKER_SCHEMA1_SIGNED))
+        return CT_SCHEMA1;
+    for (size_t i = 0; i < sizeof(manifest_types) / sizeof(manifest_types[0]); i++) {
+        if (ascii_eq_nocase(buf, manifest_types[i])) {
+            *canonical = manifest_types[i];
+            return CT_KNOWN;
+        }
+    }
+    return CT_UNKNOWN;
+}
+
+/* One half of a media type: [A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}. */
+static bool restricted_name(const char *s, size_t n)
+{
+    if (n == 0 || n > MEDIA_TYPE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (alnum)
+            continue;
+        if (i == 0 || c == '\0' || strchr("!#$&^_.+-", c) == NULL)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The image spec's descriptor mediaType pattern. Being strict here matters:
+ * a child's media type becomes the Content-Type of a later push, so a stray
+ * CR or LF would be a header injection.
+ */
+static bool valid_media_type(const char *s)
+{
+    const char *slash = strchr(s, '/');
+
+    if (slash == NULL)
+        return false;
+    return restricted_name(s, (size_t)(slash - s)) && restricted_name(slash + 1, strlen(slash + 1));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Platforms
+ */
+
+static void lower_str(char *s)
+{
+    for (; *s != '\0'; s++)
+        *s = (char)ascii_lower((unsigned char)*s);
+}
+
+/* containerd's normalizeOS and normalizeArch, minus defaulting arm to v7. */
+static void normalize(struct oci_platform *p)
+{
+    lower_str(p->os);
+    lower_str(p->arch);
+    lower_str(p->variant);
+    if (strcmp(p->os, "macos") == 0)
+        strcpy(p->os, "darwin");
+
+    if (strcmp(p->arch, "aarch64") == 0) {
+        strcpy(p->arch, "arm64");
+    } else if (strcmp(p->arch, "x86_64") == 0 || strcmp(p->arch, "x86-64") == 0) {
+        strcpy(p->arch, "amd64");
+    } else if (strcmp(p->arch, "i386") == 0) {
+        strcpy(p->arch, "386");
+    } else if (strcmp(p->arch, "armhf") == 0) {
+        strcpy(p->arch, "arm");
+        strcpy(p->variant, "v7");
+    } else if (strcmp(p->arch, "armel") == 0) {
+        strcpy(p->arch, "arm");
+        strcpy(p->variant, "v6");
+    }
+
+    /* ARM variants are also written bare ("7"); containerd spells them "v7". */
+    if ((strcmp(p->arch, "arm") == 0 || strcmp(p->arch, "arm64") == 0) && p->variant[0] >= '0' &&
+        p->variant[0] <= '9' && strlen(p->variant) + 1 < sizeof(p->variant)) {
+        memmove(p->variant + 1, p->variant, strlen(p->variant) + 1);
+        p->variant[0] = 'v';
+    }
+}
+
+static bool platform_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+int oci_platform_parse(const char *s, struct oci_platform *out)
+{
+    char *fields[3];
+    size_t sizes[3] = {sizeof(out->os), sizeof(out->arch), sizeof(out->variant)};
+    size_t n_fields = 0, n = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (s == NULL)
+        return OCISYNC_EPLATFORM;
+    fields[0] = out->os;
+    fields[1] = out->arch;
+    fields[2] = out->variant;
+
+    for (const char *p = s;; p++) {
+        if (*p == '/' || *p == '\0') {
+            if (n == 0)
+                goto fail; /* empty component, as in "linux//v8" or "" */
+            fields[n_fields][n] = '\0';
+            n_fields++;
+            n = 0;
+            if (*p == '\0')
+                break;
+            if (n_fields == 3)
+                goto fail;
+            continue;
+        }
+        if (!platform_char(*p) || n + 1 >= sizes[n_fields])
+            goto fail;
+        fields[n_fields][n++] = *p;
+    }
+    if (n_fields < 2)
+        goto fail;
+    normalize(out);
+    return 0;
+
+fail:
+    memset(out, 0, sizeof(*out));
+    return OCISYNC_EPLATFORM;
+}
+
+int oci_platform_format(const struct oci_platform *p, char *buf, size_t len)
+{
+    if (p->variant[0] != '\0')
+        return snprintf(buf, len, "%s/%s/%s", p->os, p->arch, p->variant);
+    return snprintf(buf, len, "%s/%s", p->os, p->arch);
+}
+
+bool oci_platform_match(const struct oci_platform *want, const struct oci_platform *have)
+{
+    struct oci_platform w, h;
+
+    if (want == NULL || have == NULL)
+        return false;
+    /* Index entries are written by many tools; some say "aarch64" or "x86_64". */
+    w = *want;
+    h = *have;
+    normalize(&w);
+    normalize(&h);
+    if (strcmp(w.os, h.os) != 0 || strcmp(w.arch, h.arch) != 0)
+        return false;
+    if (w.variant[0] == '\0' || strcmp(w.variant, h.variant) == 0)
+        return true;
+    /* arm64 is v8 unless it says otherwise; images rarely write the variant. */
+    return strcmp(w.arch, "arm64") == 0 && strcmp(w.variant, "v8") == 0 && h.variant[0] == '\0';
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Parsing
+ */
+
+/*
+ * True if the JSON text nests arrays and objects deeper than max. Brackets
+ * inside strings do not count; for invalid JSON the answer does not matter,
+ * since jansson rejects it anyway.
+ */
+static bool too_deep(const unsigned char *p, size_t len, int max)
+{
+    bool in_string = false;
+    int depth = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+        if (in_string) {
+            if (c == '\\')
+                i++; /* the escaped character cannot end the string */
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                return true;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return false;
+}
+
+/*
+ * Copies the string member key of obj into buf (of size len). Returns 0 with
+ * *present false when the member is absent; OCISYNC_EMANIFEST when it is not
+ * a string or does not fit. what names the object for messages.
+ */
+static int copy_string(json_t *obj, const char *key, char *buf, size_t len, bool *present,
+                       const char *what, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    size_t n;
+
+    *present = false;
+    buf[0] = '\0';
+    if (v == NULL)
+        return 0;
+    if (!json_is_string(v)) {
+        set_err(err, errlen, "%s: \"%s\" is not a string", what, key);
+        return OCISYNC_EMANIFEST;
+    }
+    /* jansson refuses \u0000 unless JSON_ALLOW_NUL is given, so this is strlen too. */
+    n = json_string_length(v);
+    if (n >= len) {
+        set_err(err, errlen, "%s: \"%s\" is longer than %zu characters", what, key, len - 1);
+        return OCISYNC_EMANIFEST;
+    }
+    memcpy(buf, json_string_value(v), n + 1);
+    *present = true;
+    return 0;
+}
+
+static int parse_platform(json_t *j, const char *what, struct oci_platform *p, char *err,
+                          size_t errlen)
+{
+    struct {
+        const char *key;
+        char *buf;
+        size_t len;
+        bool required;
+    } fields[] = {
+        {"os", p->os, sizeof(p->os), true},
+        {"architecture", p->arch, sizeof(p->arch), true},
+        {"variant", p->variant, sizeof(p->variant), false},
+        {"os.version", p->os_version, sizeof(p->os_version), false},
+    };
+    char ctx[128];
+    int r;
+
+    snprintf(ctx, sizeof(ctx), "%s platform", what);
+    if (!json_is_object(j)) {
+        set_err(err, errlen, "%s is not a JSON object", ctx);
+        return OCISYNC_EMANIFEST;
+    }
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        bool present;
+        r = copy_string(j, fields[i].key, fields[i].buf, fields[i].len, &present, ctx, err, errlen);
+        if (r != 0)
+            return r;
+        if (fields[i].required && (!present || fields[i].buf[0] == '\0')) {
+            set_err(err, errlen, "%s: missing \"%s\"", ctx, fields[i].key);
+            return OCISYNC_EMANIFEST;
+        }
+        /* These become "os/arch/variant" strings, which must split back the same way. */
+        if (i < 3 && strchr(fields[i].buf, '/') != NULL) {
+            set_err(err, errlen, "%s: \"%s\" contains '/'", ctx, fields[i].key);
+            return OCISYNC_EMANIFEST;
+        }
+    }
+    return 0;
+}
+
+/* Fills d from the descriptor object j; what ("manifest layer 3") names it in messages. */
+static int parse_descriptor(json_t *j, const char *what, struct oci_descriptor *d, char *err,
+                            size_t errlen)
+{
+    struct clipped c;
+    json_t *v;
+    bool present;
+    int r;
+
+    memset(d, 0, sizeof(*d));
+    if (!json_is_object(j)) {
+        set_err(err, errlen, "%s is not a JSON object", what);
+        return OCISYNC_EMANIFEST;
+    }
+
+    r = copy_string(j, "mediaType", d->media_type, sizeof(d->media_type), &present, what, err,
+                    errlen);
+    if (r != 0)
+        return r;
+    if (!present) {
+        set_err(err, errlen, "%s: missing \"mediaType\"", what);
+        return OCISYNC_EMANIFEST;
+    }
+    if (!valid_media_type(d->media_type)) {
+        set_err(err, errlen, "%s: invalid mediaType \"%s\"", what, clip(d->media_type, &c));
+        return OCISYNC_EMANIFEST;
+    }
+
+    v = json_object_get(j, "digest");
+    if (v == NULL) {
+        set_err(err, errlen, "%s: missing \"digest\"", what);
+        return OCISYNC_EMANIFEST;
+    }
+    if (!json_is_string(v)) {
+        set_err(err, errlen, "%s: \"digest\" is not a string", what);
+        return OCISYNC_EMANIFEST;
+    }
+    if (oci_digest_parse_str(json_string_value(v), &d->digest) != 0) {
+        set_err(err, errlen, "%s: invalid digest \"%s\"", what, clip(json_string_value(v), &c));
+        return OCISYNC_EMANIFEST;
+    }
+
+    v = json_object_get(j, "size");
+    if (v == NULL) {
+        set_err(err, errlen, "%s: missing \"size\"", what);
+        return OCISYNC_EMANIFEST;
+    }
+    /* 12.0 is a real to jansson, and sizes are integers. */
+    if (!json_is_integer(v)) {
+        set_err(err, errlen, "%s: \"size\" is not an integer", what);
+        return OCISYNC_EMANIFEST;
+    }
+    if (json_integer_value(v) < 0) {
+        set_err(err, errlen, "%s: negative size %" JSON_INTEGER_FORMAT, what,
+                json_integer_value(v));
+        return OCISYNC_EMANIFEST;
+    }
+    d->size = (int64_t)json_integer_value(v);
+
+    v = json_object_get(j, "platform");
+    if (v != NULL) {
+        r = parse_platform(v, what, &d->platform, err, errlen);
+        if (r != 0)
+            return r;
+        d->has_platform = true;
+    }
+    return 0;
+}
+
+/*
+ * Parses the array member key of root into a new array of descriptors.
+ * noun is the message prefix for each entry ("manifest layer").
+ */
+static int parse_descriptor_array(json_t *root, const char *key, size_t max, const char *doc,
+                                  const char *noun, struct oci_descriptor **out, size_t *n_out,
+                                  char *err, size_t errlen)
+{
+    json_t *arr = json_object_get(root, key);
+    struct oci_descriptor *descs = NULL;
+    size_t n;
+    int r = 0;
+
+    if (arr == NULL) {
+        set_err(err, errlen, "%s has no \"%s\"", doc, key);
+        return OCISYNC_EMANIFEST;
+    }
+    if (!json_is_array(arr)) {
+        set_err(err, errlen, "%s: \"%s\" is not an array", doc, key);
+        return OCISYNC_EMANIFEST;
+    }
+    n = json_array_size(arr);
+    if (n > max) {
+        set_err(err, errlen, "%s lists %zu %s, over the limit of %zu", doc, n, key, max);
+        return OCISYNC_ETOOBIG;
+    }
+    if (n > 0) {
+        descs = calloc(n, sizeof(*descs));
+        if (descs == NULL)
+            return UV_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "%s %zu", noun, i);
+        r = parse_descriptor(json_array_get(arr, i), what, &descs[i], err, errlen);
+        if (r != 0)
+            goto out;
+    }
+    *out = descs;
+    *n_out = n;
+    descs = NULL;
+
+out:
+    free(descs);
+    return r;
+}
+
+/* Decides kind and media type from the "mediaType" field, the Content-Type and the structure. */
+static int detect_kind(json_t *root, const char *content_type, struct oci_manifest *out, char *err,
+                       size_t errlen)
+{
+    char ct_buf[OCI_MEDIA_TYPE_MAX];
+    const char *ct_canonical, *mt;
+    enum ct_class ct_class;
+    struct clipped c;
+    json_t *v;
+
+    ct_class = classify_content_type(content_type, ct_buf, sizeof(ct_buf), &ct_canonical);
+    v = json_object_get(root, "mediaType");
+    if (v != NULL) {
+        if (!json_is_string(v)) {
+            set_err(err, errlen, "manifest \"mediaType\" is not a string");
+            return OCISYNC_EMANIFEST;
+        }
+        mt = json_string_value(v);
+        if (is_schema1(mt)) {
+            set_err(err, errlen, "manifest is Docker schema 1 (%s), which is not supported", mt);
+            return OCISYNC_EMEDIATYPE;
+        }
+        if (!oci_media_type_is_index(mt) && !oci_media_type_is_manifest(mt)) {
+            set_err(err, errlen, "unsupported manifest media type \"%s\"", clip(mt, &c));
+            return OCISYNC_EMEDIATYPE;
+        }
+        /*
+         * The digest covers the document, not the header: a document that
+         * says one thing while the registry says another cannot be stored
+         * under either type without lying about one of them.
+         */
+        if (ct_class != CT_GENERIC && (ct_canonical == NULL || strcmp(ct_canonical, mt) != 0)) {
+            set_err(err, errlen, "manifest mediaType \"%s\" contradicts Content-Type \"%s\"", mt,
+                    content_type != NULL ? clip(content_type, &c) : "");
+            return OCISYNC_EMANIFEST;
+        }
+    } else if (ct_class == CT_KNOWN) {
+        mt = ct_canonical;
+    } else if (ct_class == CT_UNKNOWN) {
+        set_err(err, errlen, "unsupported manifest media type \"%s\"",
+                clip(ct_buf[0] != '\0' ? ct_buf : content_type, &c));
+        return OCISYNC_EMEDIATYPE;
+    } else if (json_object_get(root, "manifests") != NULL) {
+        /* Docker's types require "mediaType", so an untyped document is OCI. */
+        mt = OCI_MT_OCI_INDEX;
+    } else if (json_object_get(root, "config") != NULL || json_object_get(root, "layers") != NULL) {
+        mt = OCI_MT_OCI_MANIFEST;
+    } else {
+        set_err(err, errlen,
+                "manifest has no \"mediaType\", \"manifests\", \"config\" or \"layers\"; it is "
+                "neither an image manifest nor an index");
+        return OCISYNC_EMANIFEST;
+    }
+
+    out->kind = oci_media_type_is_index(mt) ? OCI_KIND_INDEX : OCI_KIND_IMAGE;
+    snprintf(out->media_type, sizeof(out->media_type), "%s", mt);
+    return 0;
+}
+
+int oci_manifest_parse(const char *content_type, const void *data, size_t len,
+                       struct oci_manifest *out, char *err, size_t errlen)
+{
+    char ct_buf[OCI_MEDIA_TYPE_MAX];
+    const char *ct_canonical, *doc;
+    json_t *root = NULL, *v;
+    json_error_t jerr;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (data == NULL && len > 0) {
+        set_err(err, errlen, "manifest data is NULL");
+        r = OCISYNC_EUSAGE;
+        goto out;
+    }
+    if (len > OCI_MANIFEST_MAX_SIZE) {
+        set_err(err, errlen, "manifest is %zu bytes, over the limit of %d", len,
+                OCI_MANIFEST_MAX_SIZE);
+        r = OCISYNC_ETOOBIG;
+        goto out;
+    }
+    /* Schema 1 bodies are JWS-signed JSON that would half parse; say what they are first. */
+    if (classify_content_type(content_type, ct_buf, sizeof(ct_buf), &ct_canonical) == CT_SCHEMA1) {
+        set_err(err, errlen, "manifest is Docker schema 1 (%s), which is not supported", ct_buf);
+        r = OCISYNC_EMEDIATYPE;
+        goto out;
+    }
+    if (too_deep(data, len, MANIFEST_MAX_DEPTH)) {
+        set_err(err, errlen, "manifest JSON nests deeper than %d levels", MANIFEST_MAX_DEPTH);
+        r = OCISYNC_ETOOBIG;
+        goto out;
+    }
+
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        if (json_error_code(&jerr) == json_error_out_of_memory) {
+            r = UV_ENOMEM;
+            goto out;
+        }
+        set_err(err, errlen, "manifest is not valid JSON: %s at line %d, column %d", jerr.text,
+                jerr.line, jerr.column);
+        r = OCISYNC_EMANIFEST;
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        set_err(err, errlen, "manifest is not a JSON object");
+        r = OCISYNC_EMANIFEST;
+        goto out;
+    }
+
+    v = json_object_get(root, "schemaVersion");
+    if (v == NULL) {
+        set_err(err, errlen, "manifest has no \"schemaVersion\"");
+        r = OCISYNC_EMANIFEST;
+        goto out;
+    }
+    if (!json_is_integer(v)) {
+        set_err(err, errlen, "manifest \"schemaVersion\" is not an integer");
+        r = OCISYNC_EMANIFEST;
+        goto out;
+    }
+    if (json_integer_value(v) == 1) {
+        set_err(err, errlen, "manifest is Docker schema 1, which is not supported");
+        r = OCISYNC_EMEDIATYPE;
+        goto out;
+    }
+    if (json_integer_value(v) != 2) {
+        set_err(err, errlen, "manifest has unsupported schemaVersion %" JSON_INTEGER_FORMAT,
+                json_integer_value(v));
+        r = OCISYNC_EMANIFEST;
+        goto out;
+    }
+
+    r = detect_kind(root, content_type, out, err, errlen);
+    if (r != 0)
+        goto out;
+
+    /* Neither kind may pretend to be the other, whatever its mediaType says. */
+    if (json_object_get(root, "manifests") != NULL &&
+        (json_object_get(root, "layers") != NULL || json_object_get(root, "config") != NULL)) {
+        set_err(err, errlen, "manifest has both \"manifests\" and \"%s\"",
+                json_object_get(root, "layers") != NULL ? "layers" : "config");
+        r = OCISYNC_EMANIFEST;
+        goto out;
+    }
+
+    if (out->kind == OCI_KIND_INDEX) {
+        doc = "index";
+        r = parse_descriptor_array(root, "manifests", OCI_INDEX_MAX_MANIFESTS, doc,
+                                   "index manifest", &out->manifests, &out->n_manifests, err,
+                                   errlen);
+        if (r != 0)
+            goto out;
+    } else {
+        doc = "manifest";
+        v = json_object_get(root, "config");
+        if (v == NULL) {
+            set_err(err, errlen, "manifest has no \"config\"");
+            r = OCISYNC_EMANIFEST;
+            goto out;
+        }
+        r = parse_descriptor(v, "manifest config", &out->config, err, errlen);
+        if (r != 0)
+            goto out;
+        /* An artifact may have no layers, but the array must be there. */
+        r = parse_descriptor_array(root, "layers", OCI_MANIFEST_MAX_LAYERS, doc, "manifest layer",
+                                   &out->layers, &out->n_layers, err, errlen);
+        if (r != 0)
+            goto out;
+    }
+
+    v = json_object_get(root, "subject");
+    if (v != NULL) {
+        char what[32];
+        snprintf(what, sizeof(what), "%s subject", doc);
+        r = parse_descriptor(v, what, &out->subject, err, errlen);
+        if (r != 0)
+            goto out;
+        out->has_subject = true;
+    }
+
+out:
+    json_decref(root);
+    if (r != 0)
+        oci_manifest_free(out);
+    return r;
+}
+
+void oci_manifest_free(struct oci_manifest *m)
+{
+    if (m == NULL)
+        return;
+    free(m->layers);
+    free(m->manifests);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Filtering
+ */
+
+int oci_index_filter(const void *data, size_t len, const struct oci_platform *want, size_t n_want,
+                     char **out, size_t *out_len)
+{
+    /* Objects keep insertion order in jansson >= 2.8; the flag documents the intent. */
+    const size_t dump_flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+    struct oci_manifest m;
+    json_t *root = NULL, *arr;
+    char *buf = NULL;
+    size_t kept = 0, need;
+    int r;
+
+    memset(&m, 0, sizeof(m));
+    if (out == NULL || out_len == NULL || (want == NULL && n_want > 0)) {
+        r = OCISYNC_EUSAGE;
+        goto out;
+    }
+    *out = NULL;
+    *out_len = 0;
+
+    /* Full validation first, so the edit below works on a document known to be sound. */
+    r = oci_manifest_parse(NULL, data, len, &m, NULL, 0);
+    if (r != 0)
+        goto out;
+    if (m.kind != OCI_KIND_INDEX) {
+        r = OCISYNC_EMANIFEST;
+        goto out;
+    }
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    if (root == NULL) {
+        r = UV_ENOMEM; /* it parsed a moment ago */
+        goto out;
+    }
+    /* The same bytes through the same parser: entry i is m.manifests[i]. */
+    arr = json_object_get(root, "manifests");
+    if (!json_is_array(arr) || json_array_size(arr) != m.n_manifests) {
+        r = OCISYNC_EMANIFEST;
+        goto out;
+    }
+
+    /* Backwards, so removing an entry does not shift the ones still to visit. */
+    for (size_t i = m.n_manifests; i-- > 0;) {
+        bool keep = false;
+        /* Entries without a platform, such as attestations, belong to no platform. */
+        for (size_t w = 0; w < n_want && m.manifests[i].has_platform && !keep; w++)
+            keep = oci_platform_match(&want[w], &m.manifests[i].platform);
+        if (keep) {
+            kept++;
+        } else if (json_array_remove(arr, i) != 0) {
+            r = UV_ENOMEM;
+            goto out;
+        }
+    }
+    if (kept == 0) {
+        r = OCISYNC_ENOPLATFORM;
+        goto out;
+    }
+    /*
+     * Nothing dropped: hand back the original bytes, so the copy keeps the
+     * source's digest instead of minting a new one for a reformatting.
+     */
+    if (kept == m.n_manifests) {
+        buf = malloc(len + 1);
+        if (buf == NULL) {
+            r = UV_ENOMEM;
+            goto out;
+        }
+        memcpy(buf, data, len);
+        buf[len] = '\0';
+        *out = buf;
+        *out_len = len;
+        buf = NULL;
+        goto out;
+    }
+
+    /* Our own buffer, so the caller's free() matches even if jansson's allocator is swapped. */
+    need = json_dumpb(root, NULL, 0, dump_flags);
+    if (need == 0) {
+        r = UV_ENOMEM;
+        goto out;
+    }
+    buf = malloc(need + 1);
+    if (buf == NULL) {
+        r = UV_ENOMEM;
+        goto out;
+    }
+    if (json_dumpb(root, buf, need, dump_flags) != need) {
+        r = UV_ENOMEM;
+        goto out;
+    }
+    buf[need] = '\0';
+    *out = buf;
+    *out_len = need;
+    buf = NULL;
+
+out:
+    free(buf);
+    json_decref(root);
+    oci_manifest_free(&m);
+    return r;
+}

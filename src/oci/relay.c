@@ -1,0 +1,103 @@
+#include "oci/relay.h"
+
+#include "ocisync.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+int oci_relay_init(struct oci_relay *r, const struct oci_digest *expected, uint64_t size)
+{
+    int err;
+    memset(r, 0, sizeof(*r));
+    r->buf = malloc(OCI_RELAY_CAPACITY);
+    if (r->buf == NULL)
+        return UV_ENOMEM;
+    r->expected = *expected;
+    r->size = size;
+    err = oci_hasher_init(&r->hasher, expected->alg);
+    if (err != 0) {
+        free(r->buf);
+        r->buf = NULL;
+        return err;
+    }
+    if (size == 0) {
+        /* Nothing will arrive: the digest of no bytes is checked now. */
+        struct oci_digest got;
+        err = oci_hasher_final(&r->hasher, &got);
+        if (err == 0 && !oci_digest_equal(&got, expected))
+            r->failed = true;
+        else
+            r->verified = err == 0;
+    }
+    return err;
+}
+
+void oci_relay_dispose(struct oci_relay *r)
+{
+    oci_hasher_dispose(&r->hasher);
+    free(r->buf);
+    r->buf = NULL;
+}
+
+int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
+{
+    uint64_t fill = r->in - r->out;
+    size_t pos, first;
+    if (len > r->size - r->in) {
+        r->failed = true;
+        return OCISYNC_ESIZEMISMATCH;
+    }
+    /* The producer pauses at the high water mark, so one read buffer always fits. */
+    if (len > OCI_RELAY_CAPACITY - fill)
+        return UV_ENOBUFS;
+    oci_hasher_update(&r->hasher, data, len);
+    pos = (size_t)(r->in % OCI_RELAY_CAPACITY);
+    first = OCI_RELAY_CAPACITY - pos < len ? OCI_RELAY_CAPACITY - pos : len;
+    memcpy(r->buf + pos, data, first);
+    memcpy(r->buf, data + first, len - first);
+    r->in += len;
+    if (r->in == r->size) {
+        struct oci_digest got;
+        int err = oci_hasher_final(&r->hasher, &got);
+        if (err != 0)
+            return err;
+        if (!oci_digest_equal(&got, &r->expected)) {
+            r->failed = true;
+            return OCISYNC_EDIGESTMISMATCH;
+        }
+        r->verified = true;
+    }
+    if (r->in - r->out >= OCI_RELAY_HIGH_WATER) {
+        r->producer_paused = true;
+        return 1;
+    }
+    return 0;
+}
+
+size_t oci_relay_peek(struct oci_relay *r, const char **data, uint64_t max)
+{
+    uint64_t avail = r->in - r->out;
+    size_t pos = (size_t)(r->out % OCI_RELAY_CAPACITY);
+    if (r->failed)
+        return 0;
+    /* Hold back the final byte until the whole blob is verified. */
+    if (!r->verified && r->size > 0 && r->out + avail >= r->size)
+        avail = r->size - 1 - r->out;
+    if (avail > OCI_RELAY_CAPACITY - pos)
+        avail = OCI_RELAY_CAPACITY - pos;
+    if (avail > max)
+        avail = max;
+    *data = r->buf + pos;
+    return (size_t)avail;
+}
+
+bool oci_relay_consume(struct oci_relay *r, size_t n)
+{
+    r->out += n;
+    if (r->producer_paused && r->in - r->out < OCI_RELAY_HIGH_WATER / 2) {
+        r->producer_paused = false;
+        return true;
+    }
+    return false;
+}

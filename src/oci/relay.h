@@ -1,0 +1,50 @@
+/*
+ * A relay carries one blob from a source response body to destination
+ * request bodies through a bounded ring buffer, hashing the bytes as they
+ * pass. The producer side pauses its source when the ring is above its high
+ * water mark; the consumer side offers contiguous spans to the HTTP client.
+ *
+ * The last byte of the blob is held back until the digest and size are
+ * verified, so a destination never receives a complete blob whose content
+ * is wrong: the upload stays one byte short and is abandoned.
+ */
+#ifndef OCI_RELAY_H
+#define OCI_RELAY_H
+
+#include "oci/digest.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OCI_RELAY_CAPACITY (2 * 1024 * 1024)
+#define OCI_RELAY_HIGH_WATER (1024 * 1024)
+
+struct oci_relay {
+    char *buf;      /* owned, OCI_RELAY_CAPACITY bytes */
+    uint64_t in;    /* bytes received from the source so far */
+    uint64_t out;   /* bytes released by the destination so far */
+    uint64_t size;  /* expected size */
+    struct oci_digest expected;
+    struct oci_hasher hasher;
+    bool verified;  /* all bytes received and the digest matched */
+    bool failed;    /* the source sent more bytes than expected or the wrong ones */
+    bool producer_paused;
+};
+
+int oci_relay_init(struct oci_relay *r, const struct oci_digest *expected, uint64_t size);
+void oci_relay_dispose(struct oci_relay *r);
+
+/*
+ * Takes len bytes from the source. Returns 0 if there is room for more, 1
+ * (PROTO_PAUSE) if the producer should pause, OCISYNC_ESIZEMISMATCH if the
+ * source sent more than size bytes, OCISYNC_EDIGESTMISMATCH if all bytes are in
+ * and the digest is wrong.
+ */
+int oci_relay_push(struct oci_relay *r, const char *data, size_t len);
+/* Bytes the consumer may take now, as one contiguous span (limited to max). */
+size_t oci_relay_peek(struct oci_relay *r, const char **data, uint64_t max);
+/* Releases n bytes taken by the consumer. Returns true if a paused producer may resume. */
+bool oci_relay_consume(struct oci_relay *r, size_t n);
+
+#endif

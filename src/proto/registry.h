@@ -1,0 +1,85 @@
+/*
+ * The distribution API: one registry endpoint and the operations on it
+ * (ping, manifests, blobs, uploads), each an HTTP exchange whose outcome is
+ * turned into 0 or an error with a readable message naming the registry, the
+ * request, the HTTP status and the registry's own error codes.
+ */
+#ifndef PROTO_REGISTRY_H
+#define PROTO_REGISTRY_H
+
+#include "proto/http.h"
+
+#define PROTO_REG_ERRMSG_MAX 1024
+
+struct proto_registry {
+    struct proto_client *client; /* not owned */
+    char name[LOOP_HOST_MAX + 8];   /* as the user named it: "docker.io", "127.0.0.1:5000" */
+    char base[LOOP_HOST_MAX + 32];  /* "http://127.0.0.1:5000" */
+};
+
+/* scheme is "http" or "https"; hostport is what to connect to ("host:port" or "[v6]:port"). */
+int proto_registry_init(struct proto_registry *reg, struct proto_client *cl, const char *name,
+                        const char *scheme, const char *hostport);
+
+struct proto_reg_op;
+typedef void (*proto_reg_cb)(struct proto_reg_op *op, int err);
+
+struct proto_reg_op {
+    struct proto_http_req http; /* first: ops are found from their request */
+    struct proto_registry *reg; /* not owned */
+    proto_reg_cb cb;
+    void *data;
+    /* HTTP statuses that count as success for this operation. */
+    int expect[4];
+    /* A sentence naming what failed, set when cb gets an error. */
+    char errmsg[PROTO_REG_ERRMSG_MAX];
+    char what[160]; /* "GET manifest library/alpine:3.20", for messages */
+};
+
+/*
+ * Each constructor prepares op (call proto_reg_op_dispose after cb) and
+ * proto_reg_op_start sends it. The result is in op->http: status, headers
+ * (proto_http_header) and, for collected bodies, resp_body/resp_len.
+ */
+int proto_reg_ping(struct proto_reg_op *op, struct proto_registry *reg);
+/* GET (or HEAD) /v2/<repo>/manifests/<ref> with the Accept list of all four manifest types. */
+int proto_reg_manifest_get(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                           const char *ref, bool head);
+/* PUT /v2/<repo>/manifests/<ref>; data is borrowed until cb. */
+int proto_reg_manifest_put(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                           const char *ref, const char *media_type, const void *data, size_t len);
+int proto_reg_blob_head(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                        const char *digest);
+/* GET /v2/<repo>/blobs/<digest>; the caller sets op->http.on_body to stream it. */
+int proto_reg_blob_get(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                       const char *digest);
+/*
+ * POST /v2/<repo>/blobs/uploads/, with ?mount=<digest>&from=<from> when
+ * mount_digest is set. Success is 201 (mounted) or 202 (upload started; see
+ * proto_reg_upload_location and OCI-Chunk-Min-Length).
+ */
+int proto_reg_upload_start(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                           const char *mount_digest, const char *from);
+/* PATCH <location> with Content-Range start-(start+len-1); body streamed from body. */
+int proto_reg_upload_patch(struct proto_reg_op *op, struct proto_registry *reg,
+                           const char *location, uint64_t start, const struct proto_body *body);
+/* PUT <location>&digest=<digest>, with body (a monolithic upload) or without (closing chunks). */
+int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, const char *location,
+                         const char *digest, const struct proto_body *body);
+
+int proto_reg_op_start(struct proto_reg_op *op, proto_reg_cb cb);
+void proto_reg_op_dispose(struct proto_reg_op *op);
+
+/* The upload URL from a Location header, resolved against the registry (malloc'ed), or NULL. */
+char *proto_reg_upload_location(struct proto_reg_op *op);
+/* OCI-Chunk-Min-Length from the response, or 0. */
+uint64_t proto_reg_chunk_min(struct proto_reg_op *op);
+
+/*
+ * Formats the registry's JSON error body ({"errors":[{"code":..,"message":..}]})
+ * into buf as "CODE: message; CODE: message". Returns false when the body is
+ * not such a document.
+ */
+bool proto_reg_format_errors(const char *body, size_t len, char *buf, size_t buflen);
+
+#endif
