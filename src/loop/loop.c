@@ -28,11 +28,24 @@ void loop_ctx_init(struct loop_ctx *ctx, uv_loop_t *uv)
 
 void loop_ctx_close(struct loop_ctx *ctx)
 {
+    struct queue *q;
+    ctx->closing = true;
+    queue_foreach(q, &ctx->hosts)
+    {
+        struct loop_host *h = container_of(q, struct loop_host, link);
+        /* Only idle connections are the pool's own; lent ones close when released. */
+        while (!queue_empty(&h->idle)) {
+            struct loop_conn *c = container_of(queue_head(&h->idle), struct loop_conn, link);
+            conn_close(c);
+        }
+    }
+}
+
+void loop_ctx_dispose(struct loop_ctx *ctx)
+{
     ctx->closing = true;
     while (!queue_empty(&ctx->hosts)) {
-        struct queue *q = queue_head(&ctx->hosts);
-        struct loop_host *h = container_of(q, struct loop_host, link);
-        /* Every connection still listed is idle or abandoned by now; close them all. */
+        struct loop_host *h = container_of(queue_head(&ctx->hosts), struct loop_host, link);
         while (!queue_empty(&h->all)) {
             struct loop_conn *c = container_of(queue_head(&h->all), struct loop_conn, all_link);
             conn_close(c);

@@ -106,8 +106,13 @@ struct loop_ctx {
 };
 
 void loop_ctx_init(struct loop_ctx *ctx, uv_loop_t *uv);
-/* Closes every idle connection and frees the host table; active ones must be released first. */
+/*
+ * Stops the pool: idle connections close now, lent ones when released, and no
+ * new ones are made. Safe to call from any callback.
+ */
 void loop_ctx_close(struct loop_ctx *ctx);
+/* Frees the host table, closing whatever is left; call once the loop has stopped. */
+void loop_ctx_dispose(struct loop_ctx *ctx);
 
 /*
  * Asks for a connection to scheme://host:port: an idle one from the pool, a

@@ -1192,6 +1192,7 @@ int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opt
 
 out_loop:
     loop_ctx_close(&ctx->loop);
+    loop_ctx_dispose(&ctx->loop);
     uv_run(&ctx->uv, UV_RUN_DEFAULT);
     if (uv_loop_close(&ctx->uv) != 0)
         LOG_DEBUG("event loop closed with handles still open");
