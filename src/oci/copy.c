@@ -65,7 +65,9 @@ struct copy_blob {
     uint64_t sent; /* bytes covered by finished upload requests */
     struct oci_relay relay;
     bool relay_ready;
-    bool get_active, put_active, get_done;
+    bool get_active, put_active;
+    bool get_done;    /* the source GET finished and the content is verified */
+    bool upload_done; /* the destination confirmed the blob (201 to the closing PUT) */
     struct proto_reg_op get; /* from the source */
     struct proto_reg_op op;  /* to the destination: HEAD, POST, PATCH, PUT */
     uint64_t req_len;        /* body length of the destination request in flight */
@@ -378,11 +380,12 @@ static void on_get_done(struct proto_reg_op *op, int err)
     }
     b->get_done = true;
     proto_reg_op_dispose(op);
-    /* The held-back byte may go now. */
-    if (b->put_active)
-        proto_http_body_ready(&b->op.http);
+    if (b->upload_done)
+        blob_done(b, OCISYNC_EV_BLOB_COPIED);
+    else if (b->put_active)
+        proto_http_body_ready(&b->op.http); /* the held-back byte may go now */
     else if (b->step == BLOB_FINISH || (b->step == BLOB_RELAY && b->relay.size == 0))
-        blob_next(b);
+        blob_next(b); /* the closing PUT was waiting for the verdict */
 }
 
 static int start_get(struct copy_blob *b)
@@ -424,10 +427,13 @@ static int start_upload_request(struct copy_blob *b)
         b->req_len = (uint64_t)body.length;
         err = proto_reg_upload_patch(&b->op, &job->ctx->dst_reg, b->location, b->sent, &body);
     } else {
+        /* Every chunk is in; the closing PUT commits, so it waits for the digest's verdict. */
+        b->step = BLOB_FINISH;
+        if (!b->get_done)
+            return 0;
         b->req_len = 0;
         err = proto_reg_upload_put(&b->op, &job->ctx->dst_reg, b->location, b->desc.digest.str,
                                    NULL);
-        b->step = BLOB_FINISH;
     }
     b->op.data = b;
     if (err == 0)
@@ -517,11 +523,10 @@ static void on_dest_done(struct proto_reg_op *op, int err)
             return;
         }
         proto_reg_op_dispose(op);
-        if (b->get_active) {
-            /* Cannot happen: the final byte waits for the GET to finish. */
-            return;
-        }
-        blob_done(b, OCISYNC_EV_BLOB_COPIED);
+        b->upload_done = true;
+        /* The GET may still be reading its last framing bytes; it finishes the blob then. */
+        if (!b->get_active)
+            blob_done(b, OCISYNC_EV_BLOB_COPIED);
         return;
     }
     default:

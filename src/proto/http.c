@@ -33,7 +33,7 @@ static int on_h1_headers(struct proto_h1 *p);
 static int on_h1_body(struct proto_h1 *p, const char *data, size_t len);
 static void send_more(struct proto_http_req *r);
 static void complete(struct proto_http_req *r, int err);
-static void parse(struct proto_http_req *r, const char *data, size_t len);
+static int parse(struct proto_http_req *r, const char *data, size_t len);
 
 static const struct loop_conn_owner conn_owner = {
     .on_read = on_conn_read,
@@ -590,7 +590,11 @@ static void message_done(struct proto_http_req *r)
     complete(r, 0);
 }
 
-static void parse(struct proto_http_req *r, const char *data, size_t len)
+/*
+ * Feeds data to the parser. Returns 1 if the exchange ended (or moved on to a
+ * redirect) and r must not be touched again, 0 if it goes on.
+ */
+static int parse(struct proto_http_req *r, const char *data, size_t len)
 {
     size_t used;
     int rc;
@@ -600,7 +604,7 @@ static void parse(struct proto_http_req *r, const char *data, size_t len)
         r->in_parse = false;
         if (r->deferred_err != 0) {
             complete(r, r->deferred_err == 1 ? 0 : r->deferred_err);
-            return;
+            return 1;
         }
         if (rc < 0) {
             if (r->h1.headers_done)
@@ -610,16 +614,16 @@ static void parse(struct proto_http_req *r, const char *data, size_t len)
                 set_detail(r, "%s %s:%d: malformed response: %s", r->method, r->url.host,
                            r->url.port, ocisync_strerror(rc));
             complete(r, rc);
-            return;
+            return 1;
         }
         if (rc == 0)
-            return;
+            return 0;
         data += used;
         len -= used;
         if (r->h1.message_done) {
             r->leftover = len > 0;
             message_done(r);
-            return;
+            return 1;
         }
         /* The consumer paused. */
         if (r->resume_requested) {
@@ -631,7 +635,7 @@ static void parse(struct proto_http_req *r, const char *data, size_t len)
         r->pending = data;
         r->pending_len = len;
         loop_conn_read_stop(r->conn);
-        return;
+        return 0;
     }
 }
 
@@ -654,11 +658,12 @@ void proto_http_resume(struct proto_http_req *r)
     r->pending_len = 0;
     proto_h1_resume(&r->h1);
     arm_timeout(r);
-    if (len > 0) {
-        parse(r, data, len);
-        /* parse may have completed r (the caller may even have freed it) or paused again. */
+    /*
+     * Parse even when nothing is pending: a pause on the last body bytes leaves
+     * the message's completion to the next execute, and no more bytes will come.
+     */
+    if (parse(r, len > 0 ? data : "", len) != 0 || r->paused)
         return;
-    }
     loop_conn_read_start(r->conn);
 }
 
