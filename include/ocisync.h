@@ -63,10 +63,10 @@ const char *ocisync_err_name(int err);
 
 /* What happened to one blob or manifest during a copy; reported through on_event. */
 typedef enum {
-    OCISYNC_EV_BLOB_COPIED = 1, /* relayed from source to destination */
-    OCISYNC_EV_BLOB_MOUNTED,    /* cross-repository mount on the destination registry */
-    OCISYNC_EV_BLOB_SKIPPED,    /* already present at the destination */
-    OCISYNC_EV_MANIFEST_PUSHED, /* a manifest or index was written (child or top level) */
+    OCISYNC_EV_BLOB_COPIED = 1,  /* relayed from source to destination */
+    OCISYNC_EV_BLOB_MOUNTED,     /* cross-repository mount on the destination registry */
+    OCISYNC_EV_BLOB_SKIPPED,     /* already present at the destination */
+    OCISYNC_EV_MANIFEST_PUSHED,  /* a manifest or index was written (child or top level) */
     OCISYNC_EV_MANIFEST_SKIPPED, /* the destination already had it */
     OCISYNC_EV_INDEX_FILTERED,   /* a platform subset produced a new index with a new digest */
     OCISYNC_EV_IMAGE_DONE,       /* an image (one platform manifest) is complete */
@@ -75,9 +75,9 @@ typedef enum {
 
 struct ocisync_event {
     ocisync_event_kind kind;
-    const char *digest;     /* blob or manifest digest */
-    const char *media_type; /* may be NULL */
-    const char *platform;   /* "os/arch[/variant]" of the image it belongs to, or NULL */
+    const char *digest;        /* blob or manifest digest */
+    const char *media_type;    /* may be NULL */
+    const char *platform;      /* "os/arch[/variant]" of the image it belongs to, or NULL */
     const char *source_digest; /* EV_INDEX_FILTERED: the original index's digest */
     int64_t size;
     /* EV_IMAGE_DONE: what happened to the image's blobs. */

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config clang
+  build-essential cmake pkg-config clang clang-format
   libuv1-dev node-llhttp zlib1g-dev libssl-dev libzstd-dev
   libjansson-dev libyaml-dev
   docker-registry skopeo podman umoci

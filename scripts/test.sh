@@ -48,6 +48,9 @@ lsan_works() {
 
 status=0
 
+step "format (scripts/check-format.sh)"
+bash scripts/check-format.sh || status=1
+
 step "build (build/, -DOCISYNC_WERROR=ON)"
 if cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOCISYNC_WERROR=ON &&
   cmake --build "$root/build" -j2; then

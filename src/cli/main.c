@@ -35,29 +35,30 @@ static void usage(FILE *f)
 
 static void copy_usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: %s copy [OPTIONS] docker://SRC docker://DST\n"
-            "\n"
-            "Copies an image from one registry to another, streaming every blob from the\n"
-            "source straight into the destination. Manifests are copied byte for byte, so\n"
-            "digests are preserved (except with --platform, which writes a new index).\n"
-            "\n"
-            "Options:\n"
-            "  -a, --all                 copy every platform of an index (the default)\n"
-            "  -p, --platform OS/ARCH[/VARIANT]\n"
-            "                            copy only this platform (repeatable)\n"
-            "  -j, --jobs N              blob transfers in flight (default 8)\n"
-            "      --chunk-size SIZE     upload blobs larger than SIZE in PATCH chunks of SIZE\n"
-            "                            (default 16M; suffixes K, M, G)\n"
-            "      --plain-http          talk plain HTTP to both registries\n"
-            "      --src-plain-http      talk plain HTTP to the source registry\n"
-            "      --dest-plain-http     talk plain HTTP to the destination registry\n"
-            "                            (plain HTTP is the default for localhost and 127.0.0.0/8)\n"
-            "      --digestfile FILE     write the digest the destination now has to FILE\n"
-            "  -q, --quiet               print nothing but errors\n"
-            "      --debug               trace requests and state changes on stderr\n"
-            "  -h, --help                this help\n",
-            prog);
+    fprintf(
+        f,
+        "Usage: %s copy [OPTIONS] docker://SRC docker://DST\n"
+        "\n"
+        "Copies an image from one registry to another, streaming every blob from the\n"
+        "source straight into the destination. Manifests are copied byte for byte, so\n"
+        "digests are preserved (except with --platform, which writes a new index).\n"
+        "\n"
+        "Options:\n"
+        "  -a, --all                 copy every platform of an index (the default)\n"
+        "  -p, --platform OS/ARCH[/VARIANT]\n"
+        "                            copy only this platform (repeatable)\n"
+        "  -j, --jobs N              blob transfers in flight (default 8)\n"
+        "      --chunk-size SIZE     upload blobs larger than SIZE in PATCH chunks of SIZE\n"
+        "                            (default 16M; suffixes K, M, G)\n"
+        "      --plain-http          talk plain HTTP to both registries\n"
+        "      --src-plain-http      talk plain HTTP to the source registry\n"
+        "      --dest-plain-http     talk plain HTTP to the destination registry\n"
+        "                            (plain HTTP is the default for localhost and 127.0.0.0/8)\n"
+        "      --digestfile FILE     write the digest the destination now has to FILE\n"
+        "  -q, --quiet               print nothing but errors\n"
+        "      --debug               trace requests and state changes on stderr\n"
+        "  -h, --help                this help\n",
+        prog);
 }
 
 /* Parses "123", "16M", "1G" into bytes. */
@@ -193,8 +194,8 @@ static int cmd_copy(int argc, char **argv)
             char *end;
             long n = strtol(optarg, &end, 10);
             if (*end != '\0' || n < 1 || n > 256) {
-                fprintf(stderr, "%s copy: --jobs takes a number from 1 to 256, not \"%s\"\n",
-                        prog, optarg);
+                fprintf(stderr, "%s copy: --jobs takes a number from 1 to 256, not \"%s\"\n", prog,
+                        optarg);
                 return EXIT_USAGE;
             }
             opts.jobs = (unsigned)n;
@@ -234,8 +235,8 @@ static int cmd_copy(int argc, char **argv)
         }
     }
     if (argc - optind != 2) {
-        fprintf(stderr, "%s copy: expected a source and a destination, got %d argument%s\n",
-                prog, argc - optind, argc - optind == 1 ? "" : "s");
+        fprintf(stderr, "%s copy: expected a source and a destination, got %d argument%s\n", prog,
+                argc - optind, argc - optind == 1 ? "" : "s");
         copy_usage(stderr);
         return EXIT_USAGE;
     }
@@ -250,9 +251,8 @@ static int cmd_copy(int argc, char **argv)
     err = ocisync_copy(argv[optind], argv[optind + 1], &opts, &res);
     if (err != 0) {
         fprintf(stderr, "%s copy: %s\n", prog, res.error[0] ? res.error : ocisync_strerror(err));
-        return err == OCISYNC_EUSAGE || err == OCISYNC_EREF || err == OCISYNC_EPLATFORM
-                   ? EXIT_USAGE
-                   : EXIT_FAIL;
+        return err == OCISYNC_EUSAGE || err == OCISYNC_EREF || err == OCISYNC_EPLATFORM ? EXIT_USAGE
+                                                                                        : EXIT_FAIL;
     }
     if (!out.quiet) {
         if (res.blobs_copied + res.blobs_mounted + res.blobs_skipped + res.manifests_pushed == 0)
@@ -260,8 +260,8 @@ static int cmd_copy(int argc, char **argv)
         else
             printf("Copied %s -> %s: %s (%" PRIu64 " blobs copied, %" PRIu64 " mounted, %" PRIu64
                    " skipped, %" PRIu64 " bytes)\n",
-                   argv[optind], argv[optind + 1], res.digest, res.blobs_copied,
-                   res.blobs_mounted, res.blobs_skipped, res.bytes_copied);
+                   argv[optind], argv[optind + 1], res.digest, res.blobs_copied, res.blobs_mounted,
+                   res.blobs_skipped, res.bytes_copied);
     }
     if (digestfile != NULL && write_digestfile(digestfile, res.digest) != 0)
         return EXIT_FAIL;

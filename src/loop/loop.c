@@ -129,8 +129,8 @@ static void conn_close(struct loop_conn *c)
 {
     if (c->state == LOOP_CONN_CLOSING)
         return;
-    LOG_DEBUG("conn %p to %s:%d closed after %u exchanges", (void *)c, c->host->host,
-              c->host->port, c->uses);
+    LOG_DEBUG("conn %p to %s:%d closed after %u exchanges", (void *)c, c->host->host, c->host->port,
+              c->uses);
     bool was_idle = c->state == LOOP_CONN_IDLE;
     c->state = LOOP_CONN_CLOSING;
     c->owner = NULL;

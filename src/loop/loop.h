@@ -62,13 +62,13 @@ struct loop_conn {
     struct addrinfo *next_addr;
     const struct loop_conn_owner *owner;
     void *owner_data;
-    char *rbuf;         /* owned, LOOP_READ_BUF_SIZE bytes */
-    bool reading;       /* uv_read_start is in effect */
-    bool writing;       /* write_req is in flight */
-    bool gai_pending;   /* gai has not called back yet */
+    char *rbuf;                /* owned, LOOP_READ_BUF_SIZE bytes */
+    bool reading;              /* uv_read_start is in effect */
+    bool writing;              /* write_req is in flight */
+    bool gai_pending;          /* gai has not called back yet */
     struct loop_conn_req *req; /* the request this connection is being set up for */
-    unsigned uses;      /* exchanges completed on this connection */
-    unsigned n_handles; /* handles still open; memory is freed when it drops to 0 */
+    unsigned uses;             /* exchanges completed on this connection */
+    unsigned n_handles;        /* handles still open; memory is freed when it drops to 0 */
     uint64_t timeout_ms;
 };
 

@@ -66,8 +66,8 @@ struct copy_blob {
     struct oci_relay relay;
     bool relay_ready;
     bool get_active, put_active;
-    bool get_done;    /* the source GET finished and the content is verified */
-    bool upload_done; /* the destination confirmed the blob (201 to the closing PUT) */
+    bool get_done;           /* the source GET finished and the content is verified */
+    bool upload_done;        /* the destination confirmed the blob (201 to the closing PUT) */
     struct proto_reg_op get; /* from the source */
     struct proto_reg_op op;  /* to the destination: HEAD, POST, PATCH, PUT */
     uint64_t req_len;        /* body length of the destination request in flight */
@@ -87,7 +87,7 @@ struct copy_job {
     char *top_raw; /* owned */
     size_t top_len;
     char top_media_type[OCI_MEDIA_TYPE_MAX];
-    struct oci_digest top_digest;    /* of the source document */
+    struct oci_digest top_digest; /* of the source document */
     struct oci_manifest top;
     bool top_parsed;
     char *push_raw; /* owned when filtered: the new index; else points to top_raw */
@@ -99,8 +99,8 @@ struct copy_job {
     struct copy_blob *blobs; /* owned */
     size_t n_blobs;
     size_t next_blob;
-    unsigned active;       /* blobs between HEAD and DONE */
-    unsigned pending_ops;  /* child fetches / HEADs / PUTs in flight */
+    unsigned active;      /* blobs between HEAD and DONE */
+    unsigned pending_ops; /* child fetches / HEADs / PUTs in flight */
     unsigned children_left;
 
     struct proto_reg_op top_op;
@@ -432,8 +432,8 @@ static int start_upload_request(struct copy_blob *b)
         if (!b->get_done)
             return 0;
         b->req_len = 0;
-        err = proto_reg_upload_put(&b->op, &job->ctx->dst_reg, b->location, b->desc.digest.str,
-                                   NULL);
+        err =
+            proto_reg_upload_put(&b->op, &job->ctx->dst_reg, b->location, b->desc.digest.str, NULL);
     }
     b->op.data = b;
     if (err == 0)
@@ -515,9 +515,8 @@ static void on_dest_done(struct proto_reg_op *op, int err)
     case BLOB_FINISH: {
         const char *dcd = proto_http_header(&op->http, "Docker-Content-Digest");
         if (dcd != NULL && strcmp(dcd, b->desc.digest.str) != 0) {
-            fail(job, OCISYNC_EDIGESTMISMATCH,
-                 "registry %s: upload of %s was stored as %s", job->ctx->dst_reg.name,
-                 b->desc.digest.str, dcd);
+            fail(job, OCISYNC_EDIGESTMISMATCH, "registry %s: upload of %s was stored as %s",
+                 job->ctx->dst_reg.name, b->desc.digest.str, dcd);
             proto_reg_op_dispose(op);
             blob_settle_failed(b);
             return;
@@ -762,8 +761,8 @@ static void on_tag_head(struct proto_reg_op *op, int err)
         if (dcd != NULL && strcmp(dcd, job->push_digest.str) == 0) {
             /* The destination already points at exactly this: nothing to do. */
             job->finished = true;
-            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str, job->top_media_type,
-                 NULL, (int64_t)job->push_len);
+            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str, job->top_media_type, NULL,
+                 (int64_t)job->push_len);
         }
     }
     proto_reg_op_dispose(op);
@@ -870,8 +869,7 @@ static int plan_index(struct copy_job *job)
     struct copy_ctx *ctx = job->ctx;
     size_t n = 0;
     int err;
-    job->children = calloc(job->top.n_manifests ? job->top.n_manifests : 1,
-                           sizeof(*job->children));
+    job->children = calloc(job->top.n_manifests ? job->top.n_manifests : 1, sizeof(*job->children));
     if (job->children == NULL)
         return UV_ENOMEM;
     for (size_t i = 0; i < job->top.n_manifests; i++) {
@@ -894,8 +892,8 @@ static int plan_index(struct copy_job *job)
         /* A subset is a new index, with a new digest. */
         char *out = NULL;
         size_t out_len = 0;
-        err = oci_index_filter(job->top_raw, job->top_len, job->platforms, job->n_platforms,
-                               &out, &out_len);
+        err = oci_index_filter(job->top_raw, job->top_len, job->platforms, job->n_platforms, &out,
+                               &out_len);
         if (err != 0) {
             fail(job, err, "%s/%s: cannot write the platform subset: %s", ctx->src.registry,
                  ctx->src.repository, ocisync_strerror(err));
@@ -919,8 +917,8 @@ static int plan_index(struct copy_job *job)
     }
     for (size_t i = 0; i < job->n_children; i++) {
         struct copy_child *c = &job->children[i];
-        err = proto_reg_manifest_get(&c->op, &ctx->src_reg, ctx->src.repository,
-                                     c->desc.digest.str, false);
+        err = proto_reg_manifest_get(&c->op, &ctx->src_reg, ctx->src.repository, c->desc.digest.str,
+                                     false);
         c->op.data = c;
         if (err == 0)
             err = proto_reg_op_start(&c->op, on_child_fetched);
@@ -968,8 +966,9 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
         goto out;
     }
     if (ctx->src.has_digest && !oci_digest_equal(&job->top_digest, &ctx->src.digest)) {
-        fail(job, OCISYNC_EDIGESTMISMATCH, "%s/%s@%s: the registry returned a manifest with digest %s",
-             ctx->src.registry, ctx->src.repository, ctx->src.digest.str, job->top_digest.str);
+        fail(job, OCISYNC_EDIGESTMISMATCH,
+             "%s/%s@%s: the registry returned a manifest with digest %s", ctx->src.registry,
+             ctx->src.repository, ctx->src.digest.str, job->top_digest.str);
         goto out;
     }
     snprintf(job->res->source_digest, sizeof(job->res->source_digest), "%s", job->top_digest.str);
@@ -1057,7 +1056,8 @@ static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errle
     if (colon == NULL) {
         const char *c = strchr(s, ':');
         /* "oci:DIR" and friends: a transport name before the first colon, no slash before it. */
-        if (c != NULL && memchr(s, '/', (size_t)(c - s)) == NULL && memchr(s, '.', (size_t)(c - s)) == NULL &&
+        if (c != NULL && memchr(s, '/', (size_t)(c - s)) == NULL &&
+            memchr(s, '.', (size_t)(c - s)) == NULL &&
             (strncmp(s, "oci:", 4) == 0 || strncmp(s, "oci-archive:", 12) == 0 ||
              strncmp(s, "docker-archive:", 15) == 0 || strncmp(s, "dir:", 4) == 0 ||
              strncmp(s, "containers-storage:", 19) == 0)) {
@@ -1083,9 +1083,8 @@ static const char *pick_scheme(const struct oci_ref *r, ocisync_plain_http mode)
     }
 }
 
-static int setup_registry(struct copy_ctx *ctx, struct proto_registry *reg,
-                          const struct oci_ref *r, ocisync_plain_http mode, char *err,
-                          size_t errlen)
+static int setup_registry(struct copy_ctx *ctx, struct proto_registry *reg, const struct oci_ref *r,
+                          ocisync_plain_http mode, char *err, size_t errlen)
 {
     const char *scheme = pick_scheme(r, mode);
     const char *host = oci_ref_api_host(r);

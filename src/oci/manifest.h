@@ -108,7 +108,7 @@ bool oci_platform_match(const struct oci_platform *want, const struct oci_platfo
  * field and the order of entries are preserved. *out is malloc'ed (caller
  * frees). Returns OCISYNC_ENOPLATFORM if no entry matches.
  */
-int oci_index_filter(const void *data, size_t len, const struct oci_platform *want,
-                     size_t n_want, char **out, size_t *out_len);
+int oci_index_filter(const void *data, size_t len, const struct oci_platform *want, size_t n_want,
+                     char **out, size_t *out_len);
 
 #endif

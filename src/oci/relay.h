@@ -21,14 +21,14 @@
 #define OCI_RELAY_HIGH_WATER (1024 * 1024)
 
 struct oci_relay {
-    char *buf;      /* owned, OCI_RELAY_CAPACITY bytes */
-    uint64_t in;    /* bytes received from the source so far */
-    uint64_t out;   /* bytes released by the destination so far */
-    uint64_t size;  /* expected size */
+    char *buf;     /* owned, OCI_RELAY_CAPACITY bytes */
+    uint64_t in;   /* bytes received from the source so far */
+    uint64_t out;  /* bytes released by the destination so far */
+    uint64_t size; /* expected size */
     struct oci_digest expected;
     struct oci_hasher hasher;
-    bool verified;  /* all bytes received and the digest matched */
-    bool failed;    /* the source sent more bytes than expected or the wrong ones */
+    bool verified; /* all bytes received and the digest matched */
+    bool failed;   /* the source sent more bytes than expected or the wrong ones */
     bool producer_paused;
 };
 

@@ -287,8 +287,8 @@ static int connect_exchange(struct proto_http_req *r)
     r->state = PROTO_HTTP_CONNECTING;
     LOG_DEBUG("http %p: %s %s://%s:%d%s", (void *)r, r->method, r->url.scheme, r->url.host,
               r->url.port, r->url.path);
-    return loop_conn_acquire(r->client->loop, r->url.scheme, r->url.host, r->url.port,
-                             &r->conn_req, on_conn);
+    return loop_conn_acquire(r->client->loop, r->url.scheme, r->url.host, r->url.port, &r->conn_req,
+                             on_conn);
 }
 
 int proto_http_start(struct proto_http_req *r)
@@ -317,8 +317,8 @@ static void complete(struct proto_http_req *r, int err)
     if (r->state == PROTO_HTTP_CONNECTING)
         loop_conn_req_cancel(&r->conn_req);
     if (r->conn != NULL) {
-        bool reusable = err == 0 && proto_h1_keep_alive(&r->h1) && r->body_done &&
-                        !r->writing && r->pending_len == 0 && !r->leftover;
+        bool reusable = err == 0 && proto_h1_keep_alive(&r->h1) && r->body_done && !r->writing &&
+                        r->pending_len == 0 && !r->leftover;
         loop_conn_read_stop(r->conn);
         loop_conn_release(r->conn, reusable);
         r->conn = NULL;
@@ -377,7 +377,8 @@ static void on_conn(struct loop_conn_req *creq, struct loop_conn *c, int err)
     send_more(r);
 }
 
-/* Starts the next write if none is in flight: the head, then body pieces as the source offers them. */
+/* Starts the next write if none is in flight: the head, then body pieces as the source offers them.
+ */
 static void send_more(struct proto_http_req *r)
 {
     uv_buf_t bufs[4];
@@ -487,8 +488,7 @@ static int on_h1_headers(struct proto_h1 *p)
     r->status = p->status;
     if (r->deferred_err != 0)
         return UV_ECANCELED;
-    if (r->follow_redirects && is_redirect(p->status) &&
-        proto_h1_header(p, "Location") != NULL) {
+    if (r->follow_redirects && is_redirect(p->status) && proto_h1_header(p, "Location") != NULL) {
         r->redirect_pending = true;
         return 0;
     }
@@ -566,11 +566,11 @@ static void follow_redirect(struct proto_http_req *r)
         complete(r, OCISYNC_EREDIRECT);
         return;
     }
-    LOG_DEBUG("http %p: %d redirect to %s://%s:%d", (void *)r, r->h1.status, next.scheme,
-              next.host, next.port);
+    LOG_DEBUG("http %p: %d redirect to %s://%s:%d", (void *)r, r->h1.status, next.scheme, next.host,
+              next.port);
     loop_conn_read_stop(r->conn);
-    loop_conn_release(r->conn, proto_h1_keep_alive(&r->h1) && r->body_done && !r->writing &&
-                                   !r->leftover);
+    loop_conn_release(r->conn,
+                      proto_h1_keep_alive(&r->h1) && r->body_done && !r->writing && !r->leftover);
     r->conn = NULL;
     proto_url_free(&r->url);
     r->url = next;

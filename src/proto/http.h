@@ -30,7 +30,7 @@
 /* URLs */
 
 struct proto_url {
-    char scheme[8];  /* "http" or "https" */
+    char scheme[8];           /* "http" or "https" */
     char host[LOOP_HOST_MAX]; /* without brackets */
     int port;
     char *path; /* "/v2/...?..."; owned */
@@ -74,7 +74,7 @@ struct proto_h1 {
     bool in_value;
     bool headers_done;
     bool message_done;
-    int cb_err;     /* error returned by a callback */
+    int cb_err; /* error returned by a callback */
     uint64_t body_bytes;
 };
 
@@ -111,7 +111,7 @@ size_t proto_chunk_head(char *buf, size_t len);
 /* Client */
 
 struct proto_client {
-    struct loop_ctx *loop; /* not owned */
+    struct loop_ctx *loop;     /* not owned */
     uint64_t idle_timeout_ms;  /* no progress for this long fails the exchange */
     uint64_t total_timeout_ms; /* 0: none */
     char user_agent[64];
@@ -138,7 +138,7 @@ struct proto_http_req;
 typedef void (*proto_http_done_cb)(struct proto_http_req *r, int err);
 
 struct proto_header {
-    char *name; /* owned */
+    char *name;  /* owned */
     char *value; /* owned */
 };
 
@@ -186,7 +186,7 @@ struct proto_http_req {
     enum proto_http_state state;
     struct loop_conn_req conn_req;
     struct loop_conn *conn;
-    char *head;     /* owned, the request line and headers */
+    char *head; /* owned, the request line and headers */
     size_t head_len;
     bool head_sent;
     bool writing;
@@ -194,22 +194,22 @@ struct proto_http_req {
     char chunk_buf[24];
     int64_t body_sent;
     bool body_done;
-    bool body_waiting; /* the source had nothing; waiting for body_ready */
-    bool paused;       /* the response consumer paused */
+    bool body_waiting;   /* the source had nothing; waiting for body_ready */
+    bool paused;         /* the response consumer paused */
     const char *pending; /* unparsed bytes in the connection's buffer while paused */
     size_t pending_len;
     bool in_parse;
     bool resume_requested; /* proto_http_resume ran under a parser callback */
     int deferred_err;      /* an end requested under a parser callback (1: success) */
     bool redirect_pending;
-    bool chunked_final;    /* the last chunk is written or being written */
-    bool leftover;         /* bytes followed the response: the connection is not reusable */
+    bool chunked_final; /* the last chunk is written or being written */
+    bool leftover;      /* bytes followed the response: the connection is not reusable */
     bool reused_conn;
     bool got_bytes;
     unsigned redirects;
     unsigned retries;
     uint64_t started_ms;
-    const char *mem;  /* proto_http_set_body_mem: borrowed */
+    const char *mem; /* proto_http_set_body_mem: borrowed */
     size_t mem_len, mem_off;
 };
 

@@ -9,9 +9,9 @@
 #include <string.h>
 
 #define MANIFEST_ACCEPT                                                                            \
-    "application/vnd.oci.image.index.v1+json, "                                                   \
-    "application/vnd.docker.distribution.manifest.list.v2+json, "                                 \
-    "application/vnd.oci.image.manifest.v1+json, "                                                \
+    "application/vnd.oci.image.index.v1+json, "                                                    \
+    "application/vnd.docker.distribution.manifest.list.v2+json, "                                  \
+    "application/vnd.oci.image.manifest.v1+json, "                                                 \
     "application/vnd.docker.distribution.manifest.v2+json"
 #define MANIFEST_MAX (4 * 1024 * 1024)
 
@@ -223,9 +223,8 @@ bool proto_reg_format_errors(const char *body, size_t len, char *buf, size_t buf
         const char *msg = json_string_value(json_object_get(e, "message"));
         if (code == NULL && msg == NULL)
             continue;
-        n += (size_t)snprintf(buf + n, n < buflen ? buflen - n : 0, "%s%s%s%s",
-                              n > 0 ? "; " : "", code ? code : "", code && msg ? ": " : "",
-                              msg ? msg : "");
+        n += (size_t)snprintf(buf + n, n < buflen ? buflen - n : 0, "%s%s%s%s", n > 0 ? "; " : "",
+                              code ? code : "", code && msg ? ": " : "", msg ? msg : "");
         if (n >= buflen)
             break;
         ok = true;

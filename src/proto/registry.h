@@ -12,9 +12,9 @@
 #define PROTO_REG_ERRMSG_MAX 1024
 
 struct proto_registry {
-    struct proto_client *client; /* not owned */
-    char name[LOOP_HOST_MAX + 8];   /* as the user named it: "docker.io", "127.0.0.1:5000" */
-    char base[LOOP_HOST_MAX + 32];  /* "http://127.0.0.1:5000" */
+    struct proto_client *client;   /* not owned */
+    char name[LOOP_HOST_MAX + 8];  /* as the user named it: "docker.io", "127.0.0.1:5000" */
+    char base[LOOP_HOST_MAX + 32]; /* "http://127.0.0.1:5000" */
 };
 
 /* scheme is "http" or "https"; hostport is what to connect to ("host:port" or "[v6]:port"). */

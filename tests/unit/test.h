@@ -53,7 +53,10 @@ struct test_case_ {
     void (*fn)(void);
 };
 
-#define T(name) {#name, test_##name}
+#define T(name)                                                                                    \
+    {                                                                                              \
+#name, test_##name                                                                         \
+    }
 
 #define TEST_MAIN(...)                                                                             \
     int main(int argc, char **argv)                                                                \
