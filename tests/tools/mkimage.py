@@ -90,7 +90,9 @@ def make_layer(key, index, size, label):
     identical byte for byte, whichever platform asks for them.
     """
     rng = random.Random(key)
-    payload = rng.randbytes(size)
+    # randbytes takes at most 2**31 bits at once; larger payloads come in pieces.
+    piece = 64 * 1024 * 1024
+    payload = b"".join(rng.randbytes(min(piece, size - off)) for off in range(0, size, piece))
     note = f"ocisync test layer {index}: {label}\n".encode()
 
     buf = io.BytesIO()
