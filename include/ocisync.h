@@ -44,7 +44,9 @@ extern "C" {
     XX(EUSAGE, -20017, "invalid argument")                                                         \
     XX(ETIMEOUT, -20018, "operation timed out")                                                    \
     XX(EJSON, -20019, "invalid JSON")                                                              \
-    XX(ECLOSED, -20020, "connection closed before the response was complete")
+    XX(ECLOSED, -20020, "connection closed before the response was complete")                      \
+    XX(ETLS, -20021, "TLS handshake failed")                                                       \
+    XX(ETLSCONFIG, -20022, "invalid TLS configuration")
 
 typedef enum {
 #define OCISYNC_ERR_ENUM(name, value, msg) OCISYNC_##name = (value),
@@ -56,6 +58,8 @@ typedef enum {
 const char *ocisync_strerror(int err);
 /* A static symbolic name for err, such as "OCISYNC_EDIGEST" or "ECONNREFUSED". */
 const char *ocisync_err_name(int err);
+/* Turns request tracing on stderr on (non-zero) or off. Credentials are never traced. */
+void ocisync_set_debug(int on);
 
 /* ---------------------------------------------------------------------------------------------
  * Copy
@@ -93,6 +97,40 @@ typedef enum {
     OCISYNC_PLAIN_HTTP_ALWAYS,
 } ocisync_plain_http;
 
+/* Whether a registry's TLS certificate is verified. */
+typedef enum {
+    OCISYNC_TLS_VERIFY_DEFAULT = 0, /* verify (and use HTTPS even on loopback) only if set */
+    OCISYNC_TLS_VERIFY_ON,
+    OCISYNC_TLS_VERIFY_OFF,
+} ocisync_tls_verify;
+
+/*
+ * How to reach and authenticate to one registry (one side of a copy).
+ *
+ * HTTPS is used unless plain_http says otherwise; plain_http's default
+ * allows plain HTTP only for loopback registries that have no TLS settings
+ * (no tls_verify, no cert_dir, no certs.d entry).
+ *
+ * Certificates: cert_dir (docker-style: every *.crt is a trusted CA; a
+ * NAME.cert with NAME.key is a client certificate), plus the directory named
+ * after the registry ("host:port") in each of $OCISYNC_CERTS_DIRS
+ * (colon-separated; default /etc/containers/certs.d:/etc/docker/certs.d),
+ * on top of the system CA store.
+ *
+ * Credentials, first match wins: creds ("user:password") or registry_token;
+ * the environment ($OCISYNC_PULL_* for a source, $OCISYNC_PUSH_* for a
+ * destination, then $OCISYNC_USERNAME / _PASSWORD / _TOKEN); the auth file
+ * (ocisync_copy_opts.authfile, $REGISTRY_AUTH_FILE,
+ * $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json).
+ */
+struct ocisync_registry_opts {
+    ocisync_plain_http plain_http;
+    ocisync_tls_verify tls_verify;
+    const char *cert_dir;
+    const char *creds;
+    const char *registry_token;
+};
+
 struct ocisync_copy_opts {
     /* Platforms to copy from an index, as "os/arch[/variant]"; none means all. */
     const char *const *platforms;
@@ -107,8 +145,9 @@ struct ocisync_copy_opts {
      * smaller blobs go in one PUT. 0 means the default (16 MiB).
      */
     uint64_t chunk_size;
-    ocisync_plain_http src_plain_http;
-    ocisync_plain_http dst_plain_http;
+    struct ocisync_registry_opts src, dst;
+    /* The auth file to read credentials from (see ocisync_registry_opts); NULL: the default. */
+    const char *authfile;
     /* Seconds; 0 means the defaults (connect 30, idle 120). */
     unsigned connect_timeout;
     unsigned idle_timeout;
@@ -138,6 +177,24 @@ struct ocisync_copy_result {
  */
 int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
                  struct ocisync_copy_result *result);
+
+/* ---------------------------------------------------------------------------------------------
+ * Credentials
+ */
+
+/*
+ * Checks user/password against registry (a registry name such as
+ * "ghcr.io" or "127.0.0.1:5000", as in image references) by asking its /v2/
+ * endpoint with them (fetching a token where the registry wants one), then
+ * stores them in the auth file (authfile, else the default: see
+ * ocisync_registry_opts) with mode 0600. On failure err receives the reason;
+ * the password never appears in it.
+ */
+int ocisync_login(const char *registry, const char *user, const char *password,
+                  const struct ocisync_registry_opts *reg_opts, const char *authfile, char *err,
+                  size_t errlen);
+/* Removes registry's entry from the auth file. OCISYNC_ENOTFOUND if there was none. */
+int ocisync_logout(const char *registry, const char *authfile, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

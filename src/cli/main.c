@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <termios.h>
+#include <unistd.h>
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -27,6 +30,8 @@ static void usage(FILE *f)
             "\n"
             "Commands:\n"
             "  copy SRC DST     copy an image (or a multi-platform index) between registries\n"
+            "  login REGISTRY   check credentials against a registry and store them\n"
+            "  logout REGISTRY  remove a registry's stored credentials\n"
             "  version          print the version\n"
             "\n"
             "Run '%s COMMAND --help' for a command's options.\n",
@@ -55,10 +60,47 @@ static void copy_usage(FILE *f)
         "      --dest-plain-http     talk plain HTTP to the destination registry\n"
         "                            (plain HTTP is the default for localhost and 127.0.0.0/8)\n"
         "      --digestfile FILE     write the digest the destination now has to FILE\n"
+        "      --src-tls-verify[=BOOL], --dest-tls-verify[=BOOL]\n"
+        "                            verify the registry's certificate (default true);\n"
+        "                            either form also makes a loopback registry use HTTPS\n"
+        "      --src-cert-dir DIR, --dest-cert-dir DIR\n"
+        "                            *.crt CA certificates and NAME.cert/NAME.key client\n"
+        "                            certificates for the registry\n"
+        "      --src-creds USER:PASS, --dest-creds USER:PASS\n"
+        "      --src-registry-token TOKEN, --dest-registry-token TOKEN\n"
+        "                            credentials (see README: Credentials for the order)\n"
+        "      --authfile FILE       auth file to read credentials from\n"
         "  -q, --quiet               print nothing but errors\n"
         "      --debug               trace requests and state changes on stderr\n"
         "  -h, --help                this help\n",
         prog);
+}
+
+/* Parses true/false (and 1/0, yes/no); an absent value (--flag alone) is true. */
+static int parse_bool(const char *s, bool *out)
+{
+    if (s == NULL || strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0 ||
+        strcasecmp(s, "yes") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0 || strcasecmp(s, "no") == 0) {
+        *out = false;
+        return 0;
+    }
+    return -1;
+}
+
+static int tls_verify_opt(const char *prog_cmd, const char *flag, const char *arg,
+                          ocisync_tls_verify *out)
+{
+    bool v;
+    if (parse_bool(arg, &v) != 0) {
+        fprintf(stderr, "%s: %s takes true or false, not \"%s\"\n", prog_cmd, flag, arg);
+        return -1;
+    }
+    *out = v ? OCISYNC_TLS_VERIFY_ON : OCISYNC_TLS_VERIFY_OFF;
+    return 0;
 }
 
 /* Parses "123", "16M", "1G" into bytes. */
@@ -153,6 +195,15 @@ static int cmd_copy(int argc, char **argv)
         OPT_DIGESTFILE,
         OPT_DEBUG,
         OPT_CHUNK,
+        OPT_SRC_TLS_VERIFY,
+        OPT_DEST_TLS_VERIFY,
+        OPT_SRC_CERT_DIR,
+        OPT_DEST_CERT_DIR,
+        OPT_SRC_CREDS,
+        OPT_DEST_CREDS,
+        OPT_SRC_TOKEN,
+        OPT_DEST_TOKEN,
+        OPT_AUTHFILE,
     };
     static const struct option longopts[] = {
         {"all", no_argument, NULL, 'a'},
@@ -163,6 +214,15 @@ static int cmd_copy(int argc, char **argv)
         {"src-plain-http", no_argument, NULL, OPT_SRC_PLAIN_HTTP},
         {"dest-plain-http", no_argument, NULL, OPT_DEST_PLAIN_HTTP},
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
+        {"src-tls-verify", optional_argument, NULL, OPT_SRC_TLS_VERIFY},
+        {"dest-tls-verify", optional_argument, NULL, OPT_DEST_TLS_VERIFY},
+        {"src-cert-dir", required_argument, NULL, OPT_SRC_CERT_DIR},
+        {"dest-cert-dir", required_argument, NULL, OPT_DEST_CERT_DIR},
+        {"src-creds", required_argument, NULL, OPT_SRC_CREDS},
+        {"dest-creds", required_argument, NULL, OPT_DEST_CREDS},
+        {"src-registry-token", required_argument, NULL, OPT_SRC_TOKEN},
+        {"dest-registry-token", required_argument, NULL, OPT_DEST_TOKEN},
+        {"authfile", required_argument, NULL, OPT_AUTHFILE},
         {"quiet", no_argument, NULL, 'q'},
         {"debug", no_argument, NULL, OPT_DEBUG},
         {"help", no_argument, NULL, 'h'},
@@ -209,13 +269,42 @@ static int cmd_copy(int argc, char **argv)
             }
             break;
         case OPT_PLAIN_HTTP:
-            opts.src_plain_http = opts.dst_plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
+            opts.src.plain_http = opts.dst.plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
             break;
         case OPT_SRC_PLAIN_HTTP:
-            opts.src_plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
+            opts.src.plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
             break;
         case OPT_DEST_PLAIN_HTTP:
-            opts.dst_plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
+            opts.dst.plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
+            break;
+        case OPT_SRC_TLS_VERIFY:
+            if (tls_verify_opt("ocisync copy", "--src-tls-verify", optarg, &opts.src.tls_verify))
+                return EXIT_USAGE;
+            break;
+        case OPT_DEST_TLS_VERIFY:
+            if (tls_verify_opt("ocisync copy", "--dest-tls-verify", optarg, &opts.dst.tls_verify))
+                return EXIT_USAGE;
+            break;
+        case OPT_SRC_CERT_DIR:
+            opts.src.cert_dir = optarg;
+            break;
+        case OPT_DEST_CERT_DIR:
+            opts.dst.cert_dir = optarg;
+            break;
+        case OPT_SRC_CREDS:
+            opts.src.creds = optarg;
+            break;
+        case OPT_DEST_CREDS:
+            opts.dst.creds = optarg;
+            break;
+        case OPT_SRC_TOKEN:
+            opts.src.registry_token = optarg;
+            break;
+        case OPT_DEST_TOKEN:
+            opts.dst.registry_token = optarg;
+            break;
+        case OPT_AUTHFILE:
+            opts.authfile = optarg;
             break;
         case OPT_DIGESTFILE:
             digestfile = optarg;
@@ -251,8 +340,10 @@ static int cmd_copy(int argc, char **argv)
     err = ocisync_copy(argv[optind], argv[optind + 1], &opts, &res);
     if (err != 0) {
         fprintf(stderr, "%s copy: %s\n", prog, res.error[0] ? res.error : ocisync_strerror(err));
-        return err == OCISYNC_EUSAGE || err == OCISYNC_EREF || err == OCISYNC_EPLATFORM ? EXIT_USAGE
-                                                                                        : EXIT_FAIL;
+        return err == OCISYNC_EUSAGE || err == OCISYNC_EREF || err == OCISYNC_EPLATFORM ||
+                       err == OCISYNC_ETLSCONFIG
+                   ? EXIT_USAGE
+                   : EXIT_FAIL;
     }
     if (!out.quiet) {
         if (res.blobs_copied + res.blobs_mounted + res.blobs_skipped + res.manifests_pushed == 0)
@@ -268,6 +359,193 @@ static int cmd_copy(int argc, char **argv)
     return 0;
 }
 
+/* Reads one line (without its newline) from f into buf; false at EOF with nothing read. */
+static bool read_line(FILE *f, char *buf, size_t len)
+{
+    if (fgets(buf, (int)len, f) == NULL)
+        return false;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return true;
+}
+
+/* Asks on the terminal, without echo for secrets. */
+static bool prompt(const char *what, bool secret, char *buf, size_t len)
+{
+    struct termios old, quiet;
+    bool ok;
+    if (!isatty(STDIN_FILENO))
+        return false;
+    fprintf(stderr, "%s: ", what);
+    fflush(stderr);
+    if (secret && tcgetattr(STDIN_FILENO, &old) == 0) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        ok = read_line(stdin, buf, len);
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+        return ok;
+    }
+    return read_line(stdin, buf, len);
+}
+
+static void login_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: %s login [OPTIONS] REGISTRY\n"
+            "\n"
+            "Checks the credentials against REGISTRY and stores them in the auth file\n"
+            "(mode 0600) for later commands.\n"
+            "\n"
+            "Options:\n"
+            "  -u, --username USER       the user (asked for on a terminal if missing)\n"
+            "  -p, --password PASS       the password (visible to other users: prefer\n"
+            "                            --password-stdin)\n"
+            "      --password-stdin      read the password from standard input\n"
+            "      --authfile FILE       the auth file to write (default: see README)\n"
+            "      --tls-verify[=BOOL]   verify the registry's certificate (default true)\n"
+            "      --cert-dir DIR        CA and client certificates for the registry\n"
+            "      --plain-http          talk plain HTTP to the registry\n"
+            "      --debug               trace requests on stderr (never credentials)\n"
+            "  -h, --help                this help\n",
+            prog);
+}
+
+static int cmd_login(int argc, char **argv)
+{
+    enum {
+        OPT_PASSWORD_STDIN = 256,
+        OPT_AUTHFILE,
+        OPT_TLS_VERIFY,
+        OPT_CERT_DIR,
+        OPT_PLAIN,
+        OPT_DBG,
+    };
+    static const struct option longopts[] = {
+        {"username", required_argument, NULL, 'u'},
+        {"password", required_argument, NULL, 'p'},
+        {"password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN},
+        {"authfile", required_argument, NULL, OPT_AUTHFILE},
+        {"tls-verify", optional_argument, NULL, OPT_TLS_VERIFY},
+        {"cert-dir", required_argument, NULL, OPT_CERT_DIR},
+        {"plain-http", no_argument, NULL, OPT_PLAIN},
+        {"debug", no_argument, NULL, OPT_DBG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct ocisync_registry_opts ro;
+    char user[256] = "", password[4096] = "", err[1024] = "";
+    const char *authfile = NULL;
+    bool from_stdin = false, have_password = false;
+    int c, rc;
+
+    memset(&ro, 0, sizeof(ro));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "u:p:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            snprintf(user, sizeof(user), "%s", optarg);
+            break;
+        case 'p':
+            snprintf(password, sizeof(password), "%s", optarg);
+            have_password = true;
+            break;
+        case OPT_PASSWORD_STDIN:
+            from_stdin = true;
+            break;
+        case OPT_AUTHFILE:
+            authfile = optarg;
+            break;
+        case OPT_TLS_VERIFY:
+            if (tls_verify_opt("ocisync login", "--tls-verify", optarg, &ro.tls_verify))
+                return EXIT_USAGE;
+            break;
+        case OPT_CERT_DIR:
+            ro.cert_dir = optarg;
+            break;
+        case OPT_PLAIN:
+            ro.plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
+            break;
+        case OPT_DBG:
+            ocisync_set_debug(1);
+            break;
+        case 'h':
+            login_usage(stdout);
+            return 0;
+        default:
+            login_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "%s login: expected one registry\n", prog);
+        login_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (from_stdin && have_password) {
+        fprintf(stderr, "%s login: --password and --password-stdin exclude each other\n", prog);
+        return EXIT_USAGE;
+    }
+    if (user[0] == '\0' && !prompt("Username", false, user, sizeof(user))) {
+        fprintf(stderr, "%s login: no username: give --username\n", prog);
+        return EXIT_USAGE;
+    }
+    if (from_stdin) {
+        if (!read_line(stdin, password, sizeof(password))) {
+            fprintf(stderr, "%s login: no password on standard input\n", prog);
+            return EXIT_USAGE;
+        }
+    } else if (!have_password && !prompt("Password", true, password, sizeof(password))) {
+        fprintf(stderr, "%s login: no password: give --password-stdin or --password\n", prog);
+        return EXIT_USAGE;
+    }
+    rc = ocisync_login(argv[optind], user, password, &ro, authfile, err, sizeof(err));
+    memset(password, 0, sizeof(password));
+    if (rc != 0) {
+        fprintf(stderr, "%s login: %s\n", prog, err[0] ? err : ocisync_strerror(rc));
+        return rc == OCISYNC_EUSAGE || rc == OCISYNC_ETLSCONFIG ? EXIT_USAGE : EXIT_FAIL;
+    }
+    printf("Login Succeeded\n");
+    return 0;
+}
+
+static int cmd_logout(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"authfile", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *authfile = NULL;
+    char err[1024] = "";
+    int c, rc;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a':
+            authfile = optarg;
+            break;
+        case 'h':
+            printf("Usage: %s logout [--authfile FILE] REGISTRY\n", prog);
+            return 0;
+        default:
+            fprintf(stderr, "Usage: %s logout [--authfile FILE] REGISTRY\n", prog);
+            return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "%s logout: expected one registry\n", prog);
+        return EXIT_USAGE;
+    }
+    rc = ocisync_logout(argv[optind], authfile, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "%s logout: %s\n", prog, err[0] ? err : ocisync_strerror(rc));
+        return EXIT_FAIL;
+    }
+    printf("Removed login credentials for %s\n", argv[optind]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -276,6 +554,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "copy") == 0)
         return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(argv[1], "login") == 0)
+        return cmd_login(argc - 1, argv + 1);
+    if (strcmp(argv[1], "logout") == 0)
+        return cmd_logout(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("ocisync %s\n", OCISYNC_VERSION_STRING);
         return 0;

@@ -1,10 +1,16 @@
 #include "common/log.h"
+#include "ocisync.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <uv.h>
 
 int ocisync__debug;
+
+void ocisync_set_debug(int on)
+{
+    ocisync__debug = on;
+}
 
 void ocisync__log(const char *fmt, ...)
 {

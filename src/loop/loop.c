@@ -1,6 +1,7 @@
-#include "loop/loop.h"
+#include "loop/internal.h"
 
 #include "common/log.h"
+#include "ocisync.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ void loop_ctx_dispose(struct loop_ctx *ctx)
             conn_close(c);
         }
         queue_remove(&h->link);
+        loop_tls_config_unref(h->tls);
         free(h);
     }
 }
@@ -69,13 +71,14 @@ bool loop_host_is_loopback(const char *host)
 }
 
 static struct loop_host *find_host(struct loop_ctx *ctx, const char *scheme, const char *host,
-                                   int port, bool create)
+                                   int port, struct loop_tls_config *tls, bool create)
 {
     struct queue *q;
     queue_foreach(q, &ctx->hosts)
     {
         struct loop_host *h = container_of(q, struct loop_host, link);
-        if (h->port == port && strcmp(h->scheme, scheme) == 0 && strcasecmp(h->host, host) == 0)
+        if (h->port == port && h->tls == tls && strcmp(h->scheme, scheme) == 0 &&
+            strcasecmp(h->host, host) == 0)
             return h;
     }
     if (!create)
@@ -89,6 +92,9 @@ static struct loop_host *find_host(struct loop_ctx *ctx, const char *scheme, con
     strcpy(h->host, host);
     h->port = port;
     h->ctx = ctx;
+    h->tls = tls;
+    if (tls != NULL)
+        loop_tls_config_ref(tls);
     queue_init(&h->idle);
     queue_init(&h->waiters);
     queue_init(&h->all);
@@ -108,6 +114,7 @@ static void maybe_free(struct loop_conn *c)
 {
     if (c->n_handles > 0 || c->gai_pending)
         return;
+    loop__tls_free(c);
     if (c->addrs != NULL)
         uv_freeaddrinfo(c->addrs);
     free(c->rbuf);
@@ -143,10 +150,16 @@ static void conn_close(struct loop_conn *c)
         uv_cancel((uv_req_t *)&c->gai);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->deliver, on_handle_closed);
 }
 
-/* Ends a connection attempt: hands the error to its request, if any. */
-static void connect_failed(struct loop_conn *c, int err)
+void loop__conn_close(struct loop_conn *c)
+{
+    conn_close(c);
+}
+
+/* Ends a connection attempt: hands the error (and why, if known) to its request, if any. */
+void loop__conn_failed(struct loop_conn *c, int err, const char *detail)
 {
     struct loop_conn_req *req = c->req;
     struct loop_host *h = c->host;
@@ -154,22 +167,44 @@ static void connect_failed(struct loop_conn *c, int err)
     conn_close(c);
     if (req != NULL) {
         req->pending = NULL;
+        snprintf(req->detail, sizeof(req->detail), "%s", detail != NULL ? detail : "");
         req->cb(req, NULL, err);
     }
     /* Other waiters get their own attempt; a dead host fails each of them in turn. */
     serve_waiters(h);
 }
 
+static void connect_failed(struct loop_conn *c, int err)
+{
+    loop__conn_failed(c, err, NULL);
+}
+
+/* TCP is up: start TLS if the host wants it, else the connection is ready. */
 static void connect_succeeded(struct loop_conn *c)
 {
-    struct loop_conn_req *req = c->req;
-    uv_timer_stop(&c->timer);
+    int err;
     if (c->addrs != NULL) {
         uv_freeaddrinfo(c->addrs);
         c->addrs = c->next_addr = NULL;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     LOG_DEBUG("conn %p connected to %s:%d", (void *)c, c->host->host, c->host->port);
+    if (c->host->tls != NULL) {
+        /* The connect timer keeps running: it covers the handshake too. */
+        c->tls = c->host->tls;
+        loop_tls_config_ref(c->tls);
+        err = loop__tls_start(c, c->host->host);
+        if (err != 0)
+            connect_failed(c, err);
+        return;
+    }
+    loop__conn_ready(c);
+}
+
+void loop__conn_ready(struct loop_conn *c)
+{
+    struct loop_conn_req *req = c->req;
+    uv_timer_stop(&c->timer);
     c->req = NULL;
     if (req == NULL) {
         /* Its request was withdrawn; keep the connection for someone else. */
@@ -272,9 +307,11 @@ static struct loop_conn *conn_new(struct loop_ctx *ctx, struct loop_host *h)
     }
     uv_tcp_init(ctx->uv, &c->tcp);
     uv_timer_init(ctx->uv, &c->timer);
+    uv_idle_init(ctx->uv, &c->deliver);
     c->tcp.data = c;
     c->timer.data = c;
-    c->n_handles = 2;
+    c->deliver.data = c;
+    c->n_handles = 3;
     c->host = h;
     c->ctx = ctx;
     c->state = LOOP_CONN_RESOLVING;
@@ -335,12 +372,16 @@ static void serve_waiters(struct loop_host *h)
 /* Pool */
 
 int loop_conn_acquire(struct loop_ctx *ctx, const char *scheme, const char *host, int port,
-                      struct loop_conn_req *req, loop_conn_cb cb)
+                      struct loop_tls_config *tls, struct loop_conn_req *req, loop_conn_cb cb)
 {
     struct loop_host *h;
     if (ctx->closing)
         return UV_ECANCELED;
-    h = find_host(ctx, scheme, host, port, true);
+    if (strcmp(scheme, "https") == 0 && tls == NULL)
+        return OCISYNC_ETLSCONFIG;
+    if (strcmp(scheme, "https") != 0)
+        tls = NULL;
+    h = find_host(ctx, scheme, host, port, tls, true);
     if (h == NULL)
         return UV_ENOMEM;
     memset(req, 0, sizeof(*req));
@@ -430,15 +471,19 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct loop_conn *c = stream->data;
-    if (nread == 0)
+    if (nread == 0 || c->state == LOOP_CONN_CLOSING)
         return;
+    if (c->ssl != NULL) {
+        loop__tls_on_read(c, nread, buf->base);
+        return;
+    }
     if (c->state == LOOP_CONN_IDLE) {
         /* Data or EOF on an idle connection: the server is done with it. */
         conn_close(c);
         return;
     }
     if (c->owner == NULL) {
-        loop_conn_read_stop(c);
+        loop__sock_read_stop(c);
         return;
     }
     if (nread < 0) {
@@ -449,9 +494,28 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     c->owner->on_read(c, buf->base, (size_t)nread);
 }
 
+int loop__sock_read_start(struct loop_conn *c)
+{
+    int err;
+    if (c->sock_reading)
+        return 0;
+    err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (err == 0)
+        c->sock_reading = true;
+    return err;
+}
+
+void loop__sock_read_stop(struct loop_conn *c)
+{
+    if (!c->sock_reading)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->sock_reading = false;
+}
+
 static void on_idle_read(struct loop_conn *c)
 {
-    loop_conn_read_start(c);
+    loop__sock_read_start(c);
 }
 
 int loop_conn_read_start(struct loop_conn *c)
@@ -459,18 +523,21 @@ int loop_conn_read_start(struct loop_conn *c)
     int err;
     if (c->reading)
         return 0;
-    err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (err == 0)
-        c->reading = true;
-    return err;
+    err = loop__sock_read_start(c);
+    if (err != 0)
+        return err;
+    c->reading = true;
+    if (c->ssl != NULL)
+        loop__tls_read_start(c);
+    return 0;
 }
 
 void loop_conn_read_stop(struct loop_conn *c)
 {
-    if (!c->reading)
-        return;
-    uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
+    loop__sock_read_stop(c);
+    if (c->ssl != NULL)
+        uv_idle_stop(&c->deliver);
 }
 
 static void on_write(uv_write_t *wreq, int status)
@@ -487,6 +554,8 @@ int loop_conn_write(struct loop_conn *c, const uv_buf_t *bufs, unsigned n)
     int err;
     if (c->writing)
         return UV_EBUSY;
+    if (c->ssl != NULL)
+        return loop__tls_write(c, bufs, n);
     c->write_req.data = c;
     err = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, n, on_write);
     if (err == 0)

@@ -27,6 +27,36 @@
 struct loop_ctx;
 struct loop_conn;
 
+/*
+ * TLS settings for the connections to one registry (or to the hosts its
+ * redirects and token realm lead to): trusted CAs, an optional client
+ * certificate, and whether the server's certificate is verified at all.
+ */
+struct loop_tls_opts {
+    bool insecure_skip_verify;   /* --tls-verify=false */
+    bool no_system_cas;          /* trust only ca_files/ca_dirs (tests) */
+    const char *const *ca_files; /* extra PEM CA bundles */
+    size_t n_ca_files;
+    const char *client_cert; /* PEM certificate, or NULL */
+    const char *client_key;  /* PEM key for client_cert */
+};
+
+struct loop_tls_config {
+    void *ssl_ctx; /* SSL_CTX *, owned */
+    bool verify;
+    unsigned refs;
+};
+
+/*
+ * Builds a TLS configuration: TLS 1.2 or 1.3, the system CA store (unless
+ * no_system_cas) plus ca_files, a client certificate if given. Returns NULL
+ * with a message naming the file and the reason in err.
+ */
+struct loop_tls_config *loop_tls_config_new(const struct loop_tls_opts *opts, char *err,
+                                            size_t errlen);
+void loop_tls_config_ref(struct loop_tls_config *cfg);
+void loop_tls_config_unref(struct loop_tls_config *cfg);
+
 /* What a connection's current owner (an HTTP exchange) is told. */
 struct loop_conn_owner {
     /* Bytes received; data stays valid until the next loop_conn_read_start. */
@@ -49,7 +79,8 @@ struct loop_host;
 
 struct loop_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* connect timeout, then owner's read timeout, then idle timeout */
+    uv_timer_t timer;  /* connect timeout, then owner's read timeout, then idle timeout */
+    uv_idle_t deliver; /* TLS: hands decrypted bytes over outside the caller's stack */
     uv_getaddrinfo_t gai;
     uv_connect_t connect_req;
     uv_write_t write_req;
@@ -63,13 +94,22 @@ struct loop_conn {
     const struct loop_conn_owner *owner;
     void *owner_data;
     char *rbuf;                /* owned, LOOP_READ_BUF_SIZE bytes */
-    bool reading;              /* uv_read_start is in effect */
+    bool reading;              /* the owner wants bytes (loop_conn_read_start) */
+    bool sock_reading;         /* uv_read_start is in effect on the socket */
     bool writing;              /* write_req is in flight */
     bool gai_pending;          /* gai has not called back yet */
     struct loop_conn_req *req; /* the request this connection is being set up for */
     unsigned uses;             /* exchanges completed on this connection */
     unsigned n_handles;        /* handles still open; memory is freed when it drops to 0 */
     uint64_t timeout_ms;
+    /* TLS (NULL for plain TCP). */
+    struct loop_tls_config *tls; /* a reference */
+    void *ssl;                   /* SSL *, owned */
+    void *rbio, *wbio;           /* memory BIOs owned by ssl: ciphertext in, ciphertext out */
+    char *pbuf;                  /* owned: decrypted bytes handed to the owner */
+    bool handshaking;
+    bool owner_write_pending; /* an owner write is being flushed */
+    unsigned flushes;         /* ciphertext writes in flight */
 };
 
 /* A request for a connection, queued while the host is at its limit. */
@@ -82,6 +122,8 @@ struct loop_conn_req {
     struct loop_host *host;
     struct loop_conn *pending; /* a connection being set up for this request */
     bool queued;
+    /* Why a connection could not be made (TLS verification, ...), when cb got an error. */
+    char detail[512];
 };
 
 struct loop_host {
@@ -90,7 +132,8 @@ struct loop_host {
     char scheme[8];
     char host[LOOP_HOST_MAX]; /* without brackets for IPv6 */
     int port;
-    unsigned n_conns; /* connecting + active + idle */
+    struct loop_tls_config *tls; /* a reference; NULL for plain TCP */
+    unsigned n_conns;            /* connecting + active + idle */
     struct queue idle;
     struct queue waiters;
     struct queue all;
@@ -115,14 +158,16 @@ void loop_ctx_close(struct loop_ctx *ctx);
 void loop_ctx_dispose(struct loop_ctx *ctx);
 
 /*
- * Asks for a connection to scheme://host:port: an idle one from the pool, a
+ * Asks for a connection to scheme://host:port ("https" connections use tls,
+ * which must then be non-NULL; the pool keeps connections of different TLS
+ * configurations apart): an idle one from the pool, a
  * new one, or the next to be released once the host is at its limit.
  * req->cb runs exactly once, possibly before this function returns, with a
  * connection lent to the caller (release it with loop_conn_release) or an
  * error. Returns 0, or an error without calling cb.
  */
 int loop_conn_acquire(struct loop_ctx *ctx, const char *scheme, const char *host, int port,
-                      struct loop_conn_req *req, loop_conn_cb cb);
+                      struct loop_tls_config *tls, struct loop_conn_req *req, loop_conn_cb cb);
 /* Withdraws a request that has not completed yet; cb will not run. */
 void loop_conn_req_cancel(struct loop_conn_req *req);
 

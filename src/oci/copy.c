@@ -16,6 +16,7 @@
 #include "oci/copy.h"
 
 #include "common/log.h"
+#include "oci/endpoint.h"
 #include "oci/relay.h"
 
 #include <stdarg.h>
@@ -72,6 +73,9 @@ struct copy_blob {
     struct proto_reg_op op;  /* to the destination: HEAD, POST, PATCH, PUT */
     uint64_t req_len;        /* body length of the destination request in flight */
     int outcome;             /* OCISYNC_EV_BLOB_* once done */
+    /* A refused upload (expired token) starts over from a new upload, once. */
+    bool restarting;
+    unsigned auth_restarts;
 };
 
 struct copy_job {
@@ -311,6 +315,39 @@ static void blob_fail(struct copy_blob *b, int err, const char *msg)
         fail(job, err, "%s", msg);
 }
 
+/*
+ * Starts b's transfer over, from a new upload session and a new GET, once
+ * nothing of it is in flight. Used when the destination refused a streamed
+ * request with 401: a token expired, the registry has dropped it, and the
+ * body cannot be sent again.
+ */
+static void blob_restart(struct copy_blob *b)
+{
+    if (b->get_active || b->put_active)
+        return;
+    LOG_DEBUG("blob %s: restarting its transfer after an authentication refusal",
+              b->desc.digest.str);
+    b->restarting = false;
+    if (b->relay_ready) {
+        oci_relay_dispose(&b->relay);
+        b->relay_ready = false;
+    }
+    free(b->location);
+    b->location = NULL;
+    b->sent = 0;
+    b->get_done = b->upload_done = false;
+    b->step = BLOB_START;
+    blob_next(b);
+}
+
+/* Whether a failure of b's destination request should restart its transfer. */
+static bool should_restart(struct copy_blob *b, int err)
+{
+    if (err != OCISYNC_EUNAUTHORIZED || b->job->err != 0 || b->auth_restarts >= 2)
+        return false;
+    return b->step == BLOB_RELAY || b->step == BLOB_FINISH;
+}
+
 /* Drops the blob from the active set after a failure, once nothing of it is in flight. */
 static void blob_settle_failed(struct copy_blob *b)
 {
@@ -366,6 +403,11 @@ static void on_get_done(struct proto_reg_op *op, int err)
 {
     struct copy_blob *b = op->data;
     b->get_active = false;
+    if (b->restarting) {
+        proto_reg_op_dispose(op);
+        blob_restart(b);
+        return;
+    }
     if (err == 0 && b->relay.in != b->relay.size)
         err = OCISYNC_ESIZEMISMATCH;
     if (err == 0 && !b->relay.verified)
@@ -451,6 +493,18 @@ static void on_dest_done(struct proto_reg_op *op, int err)
     struct copy_blob *b = op->data;
     struct copy_job *job = b->job;
     b->put_active = false;
+    if (b->restarting || should_restart(b, err)) {
+        if (!b->restarting) {
+            b->restarting = true;
+            b->auth_restarts++;
+        }
+        proto_reg_op_dispose(op);
+        if (b->get_active)
+            proto_http_abort(&b->get.http, UV_ECANCELED);
+        else
+            blob_restart(b);
+        return;
+    }
     if (err != 0 || job->err != 0) {
         if (job->err == 0)
             blob_fail(b, err, op->errmsg);
@@ -1071,33 +1125,6 @@ static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errle
     return oci_ref_parse(s, out, err, errlen);
 }
 
-static const char *pick_scheme(const struct oci_ref *r, ocisync_plain_http mode)
-{
-    switch (mode) {
-    case OCISYNC_PLAIN_HTTP_ALWAYS:
-        return "http";
-    case OCISYNC_PLAIN_HTTP_NEVER:
-        return "https";
-    default:
-        return oci_ref_is_loopback(r) ? "http" : "https";
-    }
-}
-
-static int setup_registry(struct copy_ctx *ctx, struct proto_registry *reg, const struct oci_ref *r,
-                          ocisync_plain_http mode, char *err, size_t errlen)
-{
-    const char *scheme = pick_scheme(r, mode);
-    const char *host = oci_ref_api_host(r);
-    if (strcmp(scheme, "https") == 0) {
-        snprintf(err, errlen,
-                 "registry %s needs HTTPS, which this build of ocisync cannot speak yet; "
-                 "use --plain-http if it serves plain HTTP",
-                 r->registry);
-        return OCISYNC_EUSAGE;
-    }
-    return proto_registry_init(reg, &ctx->client, r->registry, scheme, host);
-}
-
 int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
                  struct ocisync_copy_result *result)
 {
@@ -1164,15 +1191,22 @@ int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opt
     if (opts->idle_timeout)
         ctx->client.idle_timeout_ms = (uint64_t)opts->idle_timeout * 1000;
 
-    err = setup_registry(ctx, &ctx->src_reg, &ctx->src, opts->src_plain_http, result->error,
-                         sizeof(result->error));
+    err = oci_endpoint_open(&ctx->src_reg, &ctx->client, ctx->src.registry, &opts->src,
+                            opts->authfile, "OCISYNC_PULL", result->error, sizeof(result->error));
     if (err == 0)
-        err = setup_registry(ctx, &ctx->dst_reg, &ctx->dst, opts->dst_plain_http, result->error,
-                             sizeof(result->error));
+        err =
+            oci_endpoint_open(&ctx->dst_reg, &ctx->client, ctx->dst.registry, &opts->dst,
+                              opts->authfile, "OCISYNC_PUSH", result->error, sizeof(result->error));
     if (err != 0)
         goto out_loop;
     job.same_registry = strcmp(ctx->src_reg.base, ctx->dst_reg.base) == 0 &&
                         strcmp(ctx->src.repository, ctx->dst.repository) != 0;
+    /* One token per side covers the run: mounts also need pull on the source repository. */
+    snprintf(ctx->src_reg.scope, sizeof(ctx->src_reg.scope), "repository:%s:pull",
+             ctx->src.repository);
+    snprintf(ctx->dst_reg.scope, sizeof(ctx->dst_reg.scope), "repository:%s:pull,push%s%s%s",
+             ctx->dst.repository, job.same_registry ? " repository:" : "",
+             job.same_registry ? ctx->src.repository : "", job.same_registry ? ":pull" : "");
 
     err = proto_reg_manifest_get(&job.top_op, &ctx->src_reg, ctx->src.repository,
                                  oci_ref_target(&ctx->src), false);
@@ -1197,6 +1231,9 @@ int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opt
 out_loop:
     loop_ctx_close(&ctx->loop);
     loop_ctx_dispose(&ctx->loop);
+    proto_registry_dispose(&ctx->src_reg);
+    proto_registry_dispose(&ctx->dst_reg);
+    proto_client_dispose(&ctx->client);
     uv_run(&ctx->uv, UV_RUN_DEFAULT);
     if (uv_loop_close(&ctx->uv) != 0)
         LOG_DEBUG("event loop closed with handles still open");

@@ -54,6 +54,12 @@ void proto_client_init(struct proto_client *cl, struct loop_ctx *loop)
     snprintf(cl->user_agent, sizeof(cl->user_agent), "ocisync/%s", OCISYNC_VERSION_STRING);
 }
 
+void proto_client_dispose(struct proto_client *cl)
+{
+    loop_tls_config_unref(cl->default_tls);
+    cl->default_tls = NULL;
+}
+
 int proto_http_req_init(struct proto_http_req *r, struct proto_client *cl, const char *method,
                         const char *url)
 {
@@ -277,18 +283,40 @@ static void reset_exchange(struct proto_http_req *r)
     r->resume_requested = false;
 }
 
+static struct loop_tls_config *tls_for(struct proto_http_req *r)
+{
+    struct proto_client *cl = r->client;
+    if (strcmp(r->url.scheme, "https") != 0)
+        return NULL;
+    if (r->tls != NULL)
+        return r->tls;
+    if (cl->default_tls == NULL) {
+        static const struct loop_tls_opts defaults;
+        char err[256];
+        cl->default_tls = loop_tls_config_new(&defaults, err, sizeof(err));
+        if (cl->default_tls == NULL)
+            set_detail(r, "%s", err);
+    }
+    return cl->default_tls;
+}
+
 static int connect_exchange(struct proto_http_req *r)
 {
+    struct loop_tls_config *tls;
     int err;
     reset_exchange(r);
     err = build_head(r);
     if (err != 0)
         return err;
+    tls = tls_for(r);
+    if (strcmp(r->url.scheme, "https") == 0 && tls == NULL)
+        return OCISYNC_ETLSCONFIG;
     r->state = PROTO_HTTP_CONNECTING;
-    LOG_DEBUG("http %p: %s %s://%s:%d%s", (void *)r, r->method, r->url.scheme, r->url.host,
-              r->url.port, r->url.path);
-    return loop_conn_acquire(r->client->loop, r->url.scheme, r->url.host, r->url.port, &r->conn_req,
-                             on_conn);
+    /* The query is not logged: upload locations carry state and query strings may carry tokens. */
+    LOG_DEBUG("http %p: %s %s://%s:%d%.*s", (void *)r, r->method, r->url.scheme, r->url.host,
+              r->url.port, (int)strcspn(r->url.path, "?"), r->url.path);
+    return loop_conn_acquire(r->client->loop, r->url.scheme, r->url.host, r->url.port, tls,
+                             &r->conn_req, on_conn);
 }
 
 int proto_http_start(struct proto_http_req *r)
@@ -298,7 +326,7 @@ int proto_http_start(struct proto_http_req *r)
     r->redirects = 0;
     r->retries = 0;
     err = connect_exchange(r);
-    if (err != 0)
+    if (err != 0 && r->error_detail == NULL)
         set_detail(r, "connect to %s:%d: %s", r->url.host, r->url.port, ocisync_strerror(err));
     return err;
 }
@@ -359,7 +387,10 @@ static void on_conn(struct loop_conn_req *creq, struct loop_conn *c, int err)
 {
     struct proto_http_req *r = container_of(creq, struct proto_http_req, conn_req);
     if (err != 0) {
-        set_detail(r, "connect to %s:%d: %s", r->url.host, r->url.port, ocisync_strerror(err));
+        if (creq->detail[0] != '\0')
+            set_detail(r, "%s", creq->detail);
+        else
+            set_detail(r, "connect to %s:%d: %s", r->url.host, r->url.port, ocisync_strerror(err));
         complete(r, err);
         return;
     }
@@ -533,6 +564,9 @@ static int on_h1_body(struct proto_h1 *p, const char *data, size_t len)
         return collect(r, data, len, PROTO_MAX_ERROR_BODY, false);
     if (r->on_body != NULL)
         return r->on_body(r, data, len);
+    /* Nobody wants this body (an upload's 202, a ping's "{}"): it is read and dropped. */
+    if (r->collect_max == 0)
+        return 0;
     return collect(r, data, len, r->collect_max, true);
 }
 
@@ -545,6 +579,14 @@ static void follow_redirect(struct proto_http_req *r)
     if (err != 0) {
         set_detail(r, "%s %s:%d: invalid redirect Location", r->method, r->url.host, r->url.port);
         complete(r, OCISYNC_EHTTP);
+        return;
+    }
+    if (strcmp(r->url.scheme, "https") == 0 && strcmp(next.scheme, "http") == 0 &&
+        !r->allow_http_redirect) {
+        proto_url_free(&next);
+        set_detail(r, "%s %s:%d: refused a redirect from HTTPS to plain HTTP", r->method,
+                   r->url.host, r->url.port);
+        complete(r, OCISYNC_EREDIRECT);
         return;
     }
     if (++r->redirects > PROTO_MAX_REDIRECTS) {

@@ -111,13 +111,16 @@ size_t proto_chunk_head(char *buf, size_t len);
 /* Client */
 
 struct proto_client {
-    struct loop_ctx *loop;     /* not owned */
-    uint64_t idle_timeout_ms;  /* no progress for this long fails the exchange */
-    uint64_t total_timeout_ms; /* 0: none */
+    struct loop_ctx *loop; /* not owned */
+    /* For https requests that name no configuration: system CAs, verification on. */
+    struct loop_tls_config *default_tls; /* owned, created on first use */
+    uint64_t idle_timeout_ms;            /* no progress for this long fails the exchange */
+    uint64_t total_timeout_ms;           /* 0: none */
     char user_agent[64];
 };
 
 void proto_client_init(struct proto_client *cl, struct loop_ctx *loop);
+void proto_client_dispose(struct proto_client *cl);
 
 /*
  * A request body source. peek offers the next bytes (it may offer fewer than
@@ -162,10 +165,14 @@ struct proto_http_req {
     bool has_body;
     struct proto_body body;
     bool follow_redirects;
+    /* TLS settings for https (borrowed; NULL: the client's default). Redirects keep them. */
+    struct loop_tls_config *tls;
+    /* An https -> http redirect is refused unless this is set (insecure registries). */
+    bool allow_http_redirect;
     /*
      * 2xx response bodies: to on_body if set (return 0, PROTO_PAUSE or an
      * error), else collected into resp_body up to collect_max (over it the
-     * exchange fails with OCISYNC_ETOOBIG). Non-2xx bodies are always
+     * exchange fails with OCISYNC_ETOOBIG; 0 drops the body). Non-2xx bodies are always
      * collected, up to PROTO_MAX_ERROR_BODY.
      */
     int (*on_headers)(struct proto_http_req *r); /* optional; may return an error */

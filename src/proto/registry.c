@@ -1,6 +1,7 @@
 #include "proto/registry.h"
 
 #include "common/log.h"
+#include "common/queue.h"
 #include "ocisync.h"
 
 #include <jansson.h>
@@ -20,6 +21,8 @@ int proto_registry_init(struct proto_registry *reg, struct proto_client *cl, con
 {
     memset(reg, 0, sizeof(*reg));
     reg->client = cl;
+    queue_init(&reg->waiting);
+    reg->insecure = strcmp(scheme, "http") == 0;
     if (snprintf(reg->name, sizeof(reg->name), "%s", name) >= (int)sizeof(reg->name))
         return OCISYNC_EUSAGE;
     if (snprintf(reg->base, sizeof(reg->base), "%s://%s", scheme, hostport) >=
@@ -29,6 +32,42 @@ int proto_registry_init(struct proto_registry *reg, struct proto_client *cl, con
 }
 
 static void on_http_done(struct proto_http_req *r, int err);
+static int op_send(struct proto_reg_op *op);
+
+void proto_registry_set_tls(struct proto_registry *reg, struct loop_tls_config *tls)
+{
+    if (tls != NULL)
+        loop_tls_config_ref(tls);
+    loop_tls_config_unref(reg->tls);
+    reg->tls = tls;
+    if (tls != NULL && !tls->verify)
+        reg->insecure = true;
+}
+
+void proto_registry_set_cred(struct proto_registry *reg, struct proto_cred *cred)
+{
+    proto_cred_dispose(&reg->cred);
+    reg->cred = *cred;
+    memset(cred, 0, sizeof(*cred));
+}
+
+void proto_registry_dispose(struct proto_registry *reg)
+{
+    for (size_t i = 0; i < PROTO_REG_MAX_TOKENS; i++) {
+        free(reg->tokens[i].header);
+        reg->tokens[i].header = NULL;
+    }
+    if (reg->fetch != NULL) {
+        proto_http_req_dispose(reg->fetch);
+        free(reg->fetch);
+        reg->fetch = NULL;
+    }
+    free(reg->fetch_body);
+    reg->fetch_body = NULL;
+    proto_cred_dispose(&reg->cred);
+    loop_tls_config_unref(reg->tls);
+    reg->tls = NULL;
+}
 
 /* Prepares op for method on base + path, or on an absolute URL (upload locations). */
 static int op_init(struct proto_reg_op *op, struct proto_registry *reg, const char *method,
@@ -58,6 +97,9 @@ static int op_init(struct proto_reg_op *op, struct proto_registry *reg, const ch
     }
     op->http.on_done = on_http_done;
     op->http.data = op;
+    op->http.tls = reg->tls;
+    op->http.allow_http_redirect = reg->insecure;
+    queue_init(&op->wait_link);
     op->expect[0] = 200;
     return 0;
 }
@@ -186,15 +228,375 @@ int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, co
     return err;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Authentication */
+
+static uint64_t reg_now(struct proto_registry *reg)
+{
+    return uv_now(reg->client->loop->uv);
+}
+
+static const char *op_scope(struct proto_reg_op *op)
+{
+    return op->scope != NULL ? op->scope : op->reg->scope;
+}
+
+/* A cached token for scope that will not expire in the next moments, or NULL. */
+static struct proto_reg_token *token_find(struct proto_registry *reg, const char *scope)
+{
+    uint64_t now = reg_now(reg);
+    for (size_t i = 0; i < PROTO_REG_MAX_TOKENS; i++) {
+        struct proto_reg_token *t = &reg->tokens[i];
+        if (t->header == NULL || strcmp(t->scope, scope) != 0)
+            continue;
+        /* Refresh a little early: a quarter of the lifetime, at most 10 s. */
+        uint64_t life = t->expires_ms - t->fetched_ms;
+        uint64_t margin = life / 4 < 10000 ? life / 4 : 10000;
+        if (now + margin < t->expires_ms)
+            return t;
+    }
+    return NULL;
+}
+
+static void token_forget(struct proto_registry *reg, const char *scope)
+{
+    for (size_t i = 0; i < PROTO_REG_MAX_TOKENS; i++) {
+        struct proto_reg_token *t = &reg->tokens[i];
+        if (t->header != NULL && strcmp(t->scope, scope) == 0) {
+            free(t->header);
+            t->header = NULL;
+        }
+    }
+}
+
+static void token_store(struct proto_registry *reg, const char *scope, const char *token,
+                        int64_t expires_in)
+{
+    struct proto_reg_token *slot = &reg->tokens[0];
+    size_t n = strlen(token) + 8;
+    token_forget(reg, scope);
+    for (size_t i = 0; i < PROTO_REG_MAX_TOKENS; i++) {
+        if (reg->tokens[i].header == NULL) {
+            slot = &reg->tokens[i];
+            break;
+        }
+        if (reg->tokens[i].expires_ms < slot->expires_ms)
+            slot = &reg->tokens[i];
+    }
+    free(slot->header);
+    slot->header = malloc(n);
+    if (slot->header == NULL)
+        return;
+    snprintf(slot->header, n, "Bearer %s", token);
+    snprintf(slot->scope, sizeof(slot->scope), "%s", scope);
+    slot->fetched_ms = reg_now(reg);
+    slot->expires_ms = slot->fetched_ms + (uint64_t)expires_in * 1000;
+}
+
+static int set_authorization(struct proto_reg_op *op, const char *value)
+{
+    free(op->http.authorization);
+    op->http.authorization = value != NULL ? strdup(value) : NULL;
+    if (value != NULL && op->http.authorization == NULL)
+        return UV_ENOMEM;
+    /* The origin the credentials were meant for: redirects elsewhere go without them. */
+    proto_url_origin(&op->http.url, op->http.auth_origin, sizeof(op->http.auth_origin));
+    return 0;
+}
+
+static void fail_op(struct proto_reg_op *op, int err, const char *fmt, const char *detail)
+{
+    snprintf(op->errmsg, sizeof(op->errmsg), fmt, op->reg->name, op->what, detail);
+    op->cb(op, err);
+}
+
+static int fetch_token(struct proto_registry *reg, const char *scope);
+
+/* Ops waiting for a token for scope: send them (or fail them with err). */
+static void wake_waiting(struct proto_registry *reg, const char *scope, int err, const char *detail)
+{
+    struct queue mine;
+    queue_init(&mine);
+    /* Move them out first: callbacks may queue new ops on the registry. */
+    while (!queue_empty(&reg->waiting)) {
+        struct queue *q = queue_head(&reg->waiting);
+        queue_remove(q);
+        queue_insert_tail(&mine, q);
+    }
+    while (!queue_empty(&mine)) {
+        struct queue *q = queue_head(&mine);
+        struct proto_reg_op *op = container_of(q, struct proto_reg_op, wait_link);
+        queue_remove(q);
+        op->waiting = false;
+        if (strcmp(op_scope(op), scope) != 0) {
+            /* Another scope: it waits for a fetch of its own. */
+            int rc = op_send(op);
+            if (rc != 0)
+                fail_op(op, rc, "registry %s: %s: %s", ocisync_strerror(rc));
+            continue;
+        }
+        if (err != 0) {
+            fail_op(op, err, "registry %s: %s: %s", detail);
+            continue;
+        }
+        int rc = op_send(op);
+        if (rc != 0)
+            fail_op(op, rc, "registry %s: %s: %s",
+                    op->http.error_detail ? op->http.error_detail : ocisync_strerror(rc));
+    }
+}
+
+static void on_token(struct proto_http_req *r, int err)
+{
+    struct proto_registry *reg = r->data;
+    char detail[600], scope[PROTO_REG_SCOPE_MAX];
+    struct proto_auth_token tok;
+    char origin[LOOP_HOST_MAX + 32];
+    snprintf(scope, sizeof(scope), "%s", reg->fetch_scope);
+    proto_url_origin(&r->url, origin, sizeof(origin));
+    if (err == 0 && r->status != 200) {
+        char regerr[300];
+        bool have = r->resp_body != NULL &&
+                    proto_reg_format_errors(r->resp_body, r->resp_len, regerr, sizeof(regerr));
+        snprintf(detail, sizeof(detail), "token server %s answered HTTP %d%s%s%s%s", origin,
+                 r->status, have ? " (" : "", have ? regerr : "", have ? ")" : "",
+                 r->status == 401 ? ": the credentials were not accepted" : "");
+        err = r->status == 401   ? OCISYNC_EUNAUTHORIZED
+              : r->status == 403 ? OCISYNC_EDENIED
+                                 : OCISYNC_EREGISTRY;
+    } else if (err != 0) {
+        snprintf(detail, sizeof(detail), "token server %s: %s", origin,
+                 r->error_detail ? r->error_detail : ocisync_strerror(err));
+    } else {
+        err = proto_auth_token_parse(r->resp_body, r->resp_len, &tok);
+        if (err != 0) {
+            snprintf(detail, sizeof(detail), "token server %s sent an unusable response (%s)",
+                     origin, ocisync_strerror(err));
+        } else {
+            token_store(reg, scope, tok.token, tok.expires_in);
+            reg->token_fetches++;
+            LOG_DEBUG("registry %s: token for \"%s\" valid %llds", reg->name, scope,
+                      (long long)tok.expires_in);
+            proto_auth_token_dispose(&tok);
+        }
+    }
+    proto_http_req_dispose(r);
+    free(r);
+    reg->fetch = NULL;
+    free(reg->fetch_body);
+    reg->fetch_body = NULL;
+    wake_waiting(reg, scope, err, err != 0 ? detail : NULL);
+}
+
+/* Appends "&name=escaped(value)" (or "?" first) to *url. */
+static int url_add(char **url, const char *name, const char *value)
+{
+    char *esc = proto_url_query_escape(value);
+    char *n;
+    size_t len;
+    if (esc == NULL)
+        return UV_ENOMEM;
+    len = strlen(*url) + strlen(name) + strlen(esc) + 3;
+    n = malloc(len);
+    if (n == NULL) {
+        free(esc);
+        return UV_ENOMEM;
+    }
+    snprintf(n, len, "%s%c%s=%s", *url, strchr(*url, '?') ? '&' : '?', name, esc);
+    free(esc);
+    free(*url);
+    *url = n;
+    return 0;
+}
+
+/* Asks the challenge's realm for a token covering scope (space-separated scopes). */
+static int fetch_token(struct proto_registry *reg, const char *scope)
+{
+    struct proto_http_req *r;
+    struct proto_url realm;
+    char *url = NULL, *scopes = NULL;
+    bool identity = reg->cred.kind == PROTO_CRED_IDENTITY;
+    int err;
+
+    err = proto_url_parse(reg->challenge.realm, &realm);
+    if (err != 0)
+        return OCISYNC_EHTTP;
+    r = calloc(1, sizeof(*r));
+    url = strdup(reg->challenge.realm);
+    scopes = strdup(scope);
+    if (r == NULL || url == NULL || scopes == NULL) {
+        err = UV_ENOMEM;
+        goto fail;
+    }
+    if (identity) {
+        /* OAuth2 refresh-token grant, as docker does with identity tokens. */
+        size_t cap = 256 + strlen(reg->cred.secret) * 3 + strlen(scope) * 3 +
+                     strlen(reg->challenge.service) * 3;
+        char *svc = proto_url_query_escape(reg->challenge.service);
+        char *tok = proto_url_query_escape(reg->cred.secret);
+        char *sc = proto_url_query_escape(scope);
+        reg->fetch_body = malloc(cap);
+        if (svc == NULL || tok == NULL || sc == NULL || reg->fetch_body == NULL) {
+            free(svc);
+            free(tok);
+            free(sc);
+            err = UV_ENOMEM;
+            goto fail;
+        }
+        snprintf(reg->fetch_body, cap,
+                 "grant_type=refresh_token&service=%s&client_id=ocisync&refresh_token=%s&scope=%s",
+                 svc, tok, sc);
+        free(svc);
+        free(tok);
+        free(sc);
+    } else {
+        if (reg->challenge.service[0] != '\0')
+            err = url_add(&url, "service", reg->challenge.service);
+        for (char *save = NULL, *s = strtok_r(scopes, " ", &save); err == 0 && s != NULL;
+             s = strtok_r(NULL, " ", &save))
+            err = url_add(&url, "scope", s);
+        if (err != 0)
+            goto fail;
+    }
+    err = proto_http_req_init(r, reg->client, identity ? "POST" : "GET", url);
+    if (err != 0)
+        goto fail;
+    r->tls = reg->tls;
+    r->allow_http_redirect = reg->insecure;
+    r->collect_max = PROTO_AUTH_MAX_TOKEN_BODY;
+    r->on_done = on_token;
+    r->data = reg;
+    if (identity) {
+        proto_http_set_body_mem(r, reg->fetch_body, strlen(reg->fetch_body));
+        err = proto_http_add_header(r, "Content-Type", "application/x-www-form-urlencoded");
+        if (err != 0)
+            goto fail_req;
+    } else if (reg->cred.kind == PROTO_CRED_BASIC) {
+        /*
+         * Basic credentials go to the realm only over HTTPS, unless the registry itself is
+         * plain HTTP (then the user chose to send them in the clear anyway).
+         */
+        if (strcmp(realm.scheme, "https") == 0 || strncmp(reg->base, "http://", 7) == 0) {
+            r->authorization = proto_auth_basic_header(reg->cred.username, reg->cred.secret);
+            if (r->authorization == NULL) {
+                err = UV_ENOMEM;
+                goto fail_req;
+            }
+            proto_url_origin(&r->url, r->auth_origin, sizeof(r->auth_origin));
+        } else {
+            LOG_DEBUG("registry %s: token realm %s is plain HTTP; not sending credentials",
+                      reg->name, realm.host);
+            reg->withheld_creds = true;
+        }
+    }
+    snprintf(reg->fetch_scope, sizeof(reg->fetch_scope), "%s", scope);
+    reg->fetch = r;
+    LOG_DEBUG("registry %s: fetching a token for \"%s\"", reg->name, scope);
+    err = proto_http_start(r);
+    if (err != 0) {
+        reg->fetch = NULL;
+        goto fail_req;
+    }
+    proto_url_free(&realm);
+    free(url);
+    free(scopes);
+    return 0;
+
+fail_req:
+    proto_http_req_dispose(r);
+fail:
+    free(r);
+    free(reg->fetch_body);
+    reg->fetch_body = NULL;
+    free(url);
+    free(scopes);
+    proto_url_free(&realm);
+    return err;
+}
+
+/* Sends op with whatever credentials the registry is known to want. */
+static int op_send(struct proto_reg_op *op)
+{
+    struct proto_registry *reg = op->reg;
+    const char *scope = op_scope(op);
+    int err = 0;
+    if (reg->cred.kind == PROTO_CRED_REGISTRY_TOKEN) {
+        char *h = malloc(strlen(reg->cred.secret) + 8);
+        if (h == NULL)
+            return UV_ENOMEM;
+        sprintf(h, "Bearer %s", reg->cred.secret);
+        err = set_authorization(op, h);
+        free(h);
+    } else if (reg->auth == PROTO_AUTH_BASIC && reg->cred.kind == PROTO_CRED_BASIC) {
+        char *h = proto_auth_basic_header(reg->cred.username, reg->cred.secret);
+        if (h == NULL)
+            return UV_ENOMEM;
+        err = set_authorization(op, h);
+        free(h);
+    } else if (reg->auth == PROTO_AUTH_BEARER) {
+        struct proto_reg_token *t = token_find(reg, scope);
+        if (t == NULL) {
+            /* Wait for a token; one fetch per scope at a time. */
+            op->waiting = true;
+            queue_insert_tail(&reg->waiting, &op->wait_link);
+            if (reg->fetch == NULL) {
+                err = fetch_token(reg, scope);
+                if (err != 0) {
+                    queue_remove(&op->wait_link);
+                    op->waiting = false;
+                }
+            }
+            return err;
+        }
+        err = set_authorization(op, t->header);
+    }
+    if (err != 0)
+        return err;
+    return proto_http_start(&op->http);
+}
+
 int proto_reg_op_start(struct proto_reg_op *op, proto_reg_cb cb)
 {
     int err;
     op->cb = cb;
-    err = proto_http_start(&op->http);
+    err = op_send(op);
     if (err != 0)
         snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: %s", op->reg->name, op->what,
                  op->http.error_detail ? op->http.error_detail : ocisync_strerror(err));
     return err;
+}
+
+/*
+ * A 401: learn the challenge, drop the token that failed, and send the
+ * request once more if its body can be sent again. Returns true if op was
+ * taken care of (resent, or failed through its callback).
+ */
+static bool handle_401(struct proto_reg_op *op)
+{
+    struct proto_registry *reg = op->reg;
+    const char *www = proto_http_header(&op->http, "WWW-Authenticate");
+    struct proto_auth_challenge ch;
+    bool replayable = !op->http.has_body || op->http.body.rewind != NULL;
+    int err;
+    if (op->auth_retried || www == NULL || reg->cred.kind == PROTO_CRED_REGISTRY_TOKEN)
+        return false;
+    if (proto_auth_challenge_parse(www, strlen(www), &ch) != 0 || ch.scheme == PROTO_AUTH_NONE)
+        return false;
+    if (ch.scheme == PROTO_AUTH_BASIC && reg->cred.kind != PROTO_CRED_BASIC)
+        return false;
+    reg->auth = ch.scheme;
+    reg->challenge = ch;
+    token_forget(reg, op_scope(op));
+    if (!replayable || (op->http.has_body && op->http.body.rewind(op->http.body.arg) != 0))
+        return false;
+    op->auth_retried = true;
+    LOG_DEBUG("registry %s: %s needs %s authentication; retrying", reg->name, op->what,
+              ch.scheme == PROTO_AUTH_BEARER ? "token" : "basic");
+    err = op_send(op);
+    if (err != 0)
+        fail_op(op, err, "registry %s: %s: %s",
+                op->http.error_detail ? op->http.error_detail : ocisync_strerror(err));
+    return true;
 }
 
 void proto_reg_op_dispose(struct proto_reg_op *op)
@@ -263,12 +665,23 @@ static void on_http_done(struct proto_http_req *r, int err)
             return;
         }
     }
+    if (r->status == 401 && handle_401(op))
+        return;
     {
         char detail[512];
         bool have = r->resp_body != NULL &&
                     proto_reg_format_errors(r->resp_body, r->resp_len, detail, sizeof(detail));
-        snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: HTTP %d%s%s%s", op->reg->name,
-                 op->what, r->status, have ? " (" : "", have ? detail : "", have ? ")" : "");
+        const char *hint = "";
+        if (r->status == 401 && op->reg->withheld_creds)
+            hint = ": the credentials were not sent, because the registry's token realm is "
+                   "plain HTTP";
+        else if (r->status == 401)
+            hint = op->reg->cred.kind == PROTO_CRED_NONE
+                       ? ": authentication required; give credentials (--src-creds / "
+                         "--dest-creds, an auth file, or `ocisync login`)"
+                       : ": the credentials were not accepted";
+        snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: HTTP %d%s%s%s%s", op->reg->name,
+                 op->what, r->status, have ? " (" : "", have ? detail : "", have ? ")" : "", hint);
         LOG_DEBUG("%s", op->errmsg);
         op->cb(op, status_error(r->status));
     }

@@ -7,19 +7,56 @@
 #ifndef PROTO_REGISTRY_H
 #define PROTO_REGISTRY_H
 
+#include "proto/auth.h"
 #include "proto/http.h"
 
 #define PROTO_REG_ERRMSG_MAX 1024
+#define PROTO_REG_MAX_TOKENS 8
+#define PROTO_REG_SCOPE_MAX 1024
 
+/* A bearer token for one scope string, as the token server issued it. */
+struct proto_reg_token {
+    char scope[PROTO_REG_SCOPE_MAX];
+    char *header;        /* owned: "Bearer <token>" */
+    uint64_t fetched_ms; /* loop time */
+    uint64_t expires_ms; /* loop time */
+};
+
+/*
+ * One registry endpoint and what ocisync has learnt about its authentication:
+ * the challenge from its first 401, and a cache of tokens per scope. Once the
+ * challenge is known, credentials go out with every request (a token is
+ * fetched first if needed), so a streamed upload never meets a 401 because
+ * of missing credentials.
+ */
 struct proto_registry {
     struct proto_client *client;   /* not owned */
     char name[LOOP_HOST_MAX + 8];  /* as the user named it: "docker.io", "127.0.0.1:5000" */
     char base[LOOP_HOST_MAX + 32]; /* "http://127.0.0.1:5000" */
+    struct loop_tls_config *tls;   /* a reference; NULL for plain HTTP */
+    bool insecure;          /* plain HTTP or no verification: https -> http redirects allowed */
+    struct proto_cred cred; /* owned; kind NONE for anonymous */
+    char scope[PROTO_REG_SCOPE_MAX]; /* scopes ops ask for unless they name their own */
+    enum proto_auth_scheme auth;     /* learnt from a 401; NONE until then */
+    struct proto_auth_challenge challenge;
+    struct proto_reg_token tokens[PROTO_REG_MAX_TOKENS];
+    struct queue waiting;         /* ops waiting for a token */
+    struct proto_http_req *fetch; /* the token request in flight, owned */
+    char fetch_scope[PROTO_REG_SCOPE_MAX];
+    char *fetch_body;       /* owned: the OAuth2 form for identity tokens */
+    unsigned token_fetches; /* for tests and --debug */
+    bool withheld_creds;    /* credentials were kept from a plain-HTTP token realm */
 };
 
 /* scheme is "http" or "https"; hostport is what to connect to ("host:port" or "[v6]:port"). */
 int proto_registry_init(struct proto_registry *reg, struct proto_client *cl, const char *name,
                         const char *scheme, const char *hostport);
+/* Uses tls for https (takes a reference). */
+void proto_registry_set_tls(struct proto_registry *reg, struct loop_tls_config *tls);
+/* Takes over cred's contents (cred is left empty). */
+void proto_registry_set_cred(struct proto_registry *reg, struct proto_cred *cred);
+/* Releases tokens, credentials and the TLS reference; no op may be in flight. */
+void proto_registry_dispose(struct proto_registry *reg);
 
 struct proto_reg_op;
 typedef void (*proto_reg_cb)(struct proto_reg_op *op, int err);
@@ -34,6 +71,11 @@ struct proto_reg_op {
     /* A sentence naming what failed, set when cb gets an error. */
     char errmsg[PROTO_REG_ERRMSG_MAX];
     char what[160]; /* "GET manifest library/alpine:3.20", for messages */
+    /* Authentication. */
+    const char *scope; /* borrowed; NULL: the registry's */
+    struct queue wait_link;
+    bool waiting;
+    bool auth_retried;
 };
 
 /*

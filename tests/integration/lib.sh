@@ -9,6 +9,8 @@
 #   OCISYNC_KEEP_TMP=1  keep the per-test temp dir (registry logs, ocisync
 #                       output, podman storage) after the test
 #   OCISYNC_TIMEOUT     seconds one ocisync run may take (default 120)
+#   OCISYNC_STDIN       file run_ocisync feeds ocisync on stdin (default
+#                       /dev/null), e.g. for `login --password-stdin`
 #
 # Each test gets a temp dir $TMP that an EXIT trap removes, after stopping
 # every registry the test started. Registries are real `docker-registry`
@@ -176,11 +178,25 @@ free_port() { _lib_free_port; }
 # ("127.0.0.1:PORT") with NAME upper-cased: `registry_start src` gives
 # $SRC_PORT and $SRC_ADDR. `registry_addr NAME` prints the address too.
 registry_start() {
-  local name=$1 var port cfg logf pid up unset_env=() v
+  _lib_registry_start "$1" http "" ""
+}
+
+# _lib_registry_start NAME SCHEME EXTRA_YAML CURLRC: the body of
+# registry_start, shared with lib_tls.sh's registry_start_tls. EXTRA_YAML
+# is appended to the config right after the http: section's last key, so
+# it may add http keys (two spaces in: "  tls:") and then top-level
+# sections ("auth:"). CURLRC, if not empty, is a curl config file (curl -K)
+# with what it takes to reach the registry (CA file, client certificate);
+# registry_log_sync uses it too. GET /v2/ answering 200, or 401 for a
+# registry with authentication, counts as up.
+_lib_registry_start() {
+  local name=$1 scheme=$2 extra=$3 curlrc=$4 var port cfg logf pid up unset_env=() v code
+  local curl_k=() shown
   _lib_check_name "$name"
   var=$(printf '%s' "$name" | tr '[:lower:]' '[:upper:]')
   cfg="$TMP/$name.yml"
   logf="$TMP/$name.log"
+  [ -z "$curlrc" ] || curl_k=(-K "$curlrc")
   mkdir -p "$TMP/$name/data"
   # REGISTRY_* variables override the config file: keep the caller's out.
   for v in $(compgen -e); do
@@ -209,6 +225,7 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 EOF
+    [ -z "$extra" ] || printf '%s\n' "$extra" >>"$cfg"
     : >"$logf"
     env "${unset_env[@]+"${unset_env[@]}"}" docker-registry serve "$cfg" </dev/null >>"$logf" 2>&1 &
     pid=$!
@@ -218,10 +235,10 @@ EOF
       if ! kill -0 "$pid" 2>/dev/null; then
         break
       fi
-      if grep -q "listening on 127.0.0.1:$port" "$logf" &&
-        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null; then
-        up=1
-        break
+      if grep -q "listening on 127.0.0.1:$port" "$logf"; then
+        code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "${curl_k[@]+"${curl_k[@]}"}" \
+          "$scheme://127.0.0.1:$port/v2/" 2>/dev/null || true)
+        case $code in 200 | 401) up=1 && break ;; esac
       fi
       sleep 0.1
     done
@@ -231,8 +248,12 @@ EOF
       export "${var}_PORT" "${var}_ADDR"
       printf -v "_LIB_PID_$name" '%s' "$pid"
       printf -v "_LIB_ADDR_$name" '%s' "127.0.0.1:$port"
+      printf -v "_LIB_URL_$name" '%s' "$scheme://127.0.0.1:$port"
+      printf -v "_LIB_CURLRC_$name" '%s' "$curlrc"
       _LIB_REGISTRIES+=("$name")
-      log "registry $name listening on 127.0.0.1:$port (pid $pid, log $logf)"
+      shown="127.0.0.1:$port"
+      [ "$scheme" = http ] || shown="$scheme://$shown"
+      log "registry $name listening on $shown (pid $pid, log $logf)"
       return 0
     fi
     kill "$pid" 2>/dev/null || true
@@ -241,7 +262,7 @@ EOF
       log "registry $name: port $port was taken, retrying"
       continue
     fi
-    fail "registry $name did not start on 127.0.0.1:$port: $(tail -n 5 "$logf")"
+    fail "registry $name did not start on $scheme://127.0.0.1:$port: $(tail -n 5 "$logf")"
   done
   fail "registry $name: no free port after 5 attempts"
 }
@@ -276,13 +297,19 @@ registry_stop() {
 # registry_log_sync NAME: waits until every request answered so far is in
 # the log. The access line is written as the handler returns, which can be
 # just after the client saw the response; a marker request (GET /v2/ with
-# a unique query, skipped by registry_requests) orders things.
+# a unique query, skipped by registry_requests) orders things. A registry
+# with authentication answers it 401, which is logged all the same.
 registry_log_sync() {
-  local name=$1 addr token
+  local name=$1 addr token url_v="_LIB_URL_$1" rc_v="_LIB_CURLRC_$1" curl_k=() code
   addr=$(registry_addr "$name")
+  [ -z "${!rc_v:-}" ] || curl_k=(-K "${!rc_v}")
   token="$$-$RANDOM$RANDOM"
-  curl -fsS -o /dev/null --max-time 5 "http://$addr/v2/?ocisync-log-sync=$token" ||
-    fail "registry $name does not answer GET /v2/"
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "${curl_k[@]+"${curl_k[@]}"}" \
+    "${!url_v:-http://$addr}/v2/?ocisync-log-sync=$token" 2>/dev/null || true)
+  case $code in
+    200 | 401) ;;
+    *) fail "registry $name does not answer GET /v2/ (status '$code')" ;;
+  esac
   for _ in $(seq 1 100); do
     grep -q "ocisync-log-sync=$token" "$TMP/$name.log" && return 0
     sleep 0.05
@@ -421,7 +448,7 @@ run_ocisync() {
   start=$(date +%s%N)
   set +e
   timeout -k 5 "${OCISYNC_TIMEOUT:-120}" "$OCISYNC_BIN" "$@" \
-    </dev/null >"$OCISYNC_STDOUT" 2>"$OCISYNC_STDERR"
+    <"${OCISYNC_STDIN:-/dev/null}" >"$OCISYNC_STDOUT" 2>"$OCISYNC_STDERR"
   OCISYNC_RC=$?
   set -e
   ms=$((($(date +%s%N) - start) / 1000000))

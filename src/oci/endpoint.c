@@ -1,0 +1,221 @@
+#include "oci/endpoint.h"
+
+#include "common/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_CA_FILES 32
+#define DEFAULT_CERTS_DIRS "/etc/containers/certs.d:/etc/docker/certs.d"
+
+/* Certificates found for one registry. */
+struct certs {
+    char *ca[MAX_CA_FILES]; /* owned */
+    size_t n_ca;
+    char *client_cert; /* owned */
+    char *client_key;  /* owned */
+    bool found_dir;    /* a certs.d entry exists (so the registry speaks TLS) */
+};
+
+static void certs_free(struct certs *c)
+{
+    for (size_t i = 0; i < c->n_ca; i++)
+        free(c->ca[i]);
+    free(c->client_cert);
+    free(c->client_key);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/*
+ * Reads a docker-style certificate directory: *.crt are CAs, NAME.cert with
+ * NAME.key a client certificate. A missing directory is not an error when
+ * optional (certs.d); a given --cert-dir must exist.
+ */
+static int scan_dir(const char *dir, bool optional, struct certs *c, char *err, size_t errlen)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+    int rc = 0;
+    if (n < 0) {
+        if (optional && (errno == ENOENT || errno == ENOTDIR))
+            return 0;
+        snprintf(err, errlen, "cannot read certificate directory %s: %s", dir, strerror(errno));
+        return OCISYNC_ETLSCONFIG;
+    }
+    c->found_dir = true;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        if (rc == 0 && ends_with(name, ".crt")) {
+            if (c->n_ca == MAX_CA_FILES) {
+                snprintf(err, errlen, "too many CA files in %s (at most %d)", dir, MAX_CA_FILES);
+                rc = OCISYNC_ETLSCONFIG;
+            } else if ((c->ca[c->n_ca] = join(dir, name)) != NULL) {
+                c->n_ca++;
+            }
+        } else if (rc == 0 && ends_with(name, ".cert") && c->client_cert == NULL) {
+            size_t base = strlen(name) - 5;
+            char key[512];
+            struct stat st;
+            snprintf(key, sizeof(key), "%.*s.key", (int)base, name);
+            c->client_cert = join(dir, name);
+            c->client_key = join(dir, key);
+            if (c->client_key == NULL || stat(c->client_key, &st) != 0) {
+                snprintf(err, errlen, "client certificate %s/%s has no matching key %s", dir, name,
+                         key);
+                rc = OCISYNC_ETLSCONFIG;
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int find_certs(const char *registry, const char *cert_dir, struct certs *c, char *err,
+                      size_t errlen)
+{
+    const char *dirs = getenv("OCISYNC_CERTS_DIRS");
+    char *copy, *save = NULL;
+    int rc = 0;
+    if (cert_dir != NULL) {
+        rc = scan_dir(cert_dir, false, c, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    copy = strdup(dirs != NULL && dirs[0] != '\0' ? dirs : DEFAULT_CERTS_DIRS);
+    if (copy == NULL)
+        return UV_ENOMEM;
+    for (char *d = strtok_r(copy, ":", &save); d != NULL && rc == 0;
+         d = strtok_r(NULL, ":", &save)) {
+        char *sub = join(d, registry);
+        if (sub == NULL) {
+            rc = UV_ENOMEM;
+            break;
+        }
+        rc = scan_dir(sub, true, c, err, errlen);
+        free(sub);
+    }
+    free(copy);
+    return rc;
+}
+
+const char *oci_endpoint_api_host(const char *registry)
+{
+    if (strcmp(registry, "docker.io") == 0)
+        return "registry-1.docker.io";
+    return registry;
+}
+
+/* The host part of a registry name, without port or brackets, into buf. */
+static void host_only(const char *registry, char *buf, size_t len)
+{
+    if (registry[0] == '[') {
+        const char *close = strchr(registry, ']');
+        size_t n = close != NULL ? (size_t)(close - registry - 1) : strlen(registry);
+        snprintf(buf, len, "%.*s", (int)n, registry + 1);
+        return;
+    }
+    snprintf(buf, len, "%.*s", (int)strcspn(registry, ":"), registry);
+}
+
+int oci_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const char *registry,
+                      const struct ocisync_registry_opts *o, const char *authfile,
+                      const char *env_side, char *err, size_t errlen)
+{
+    struct certs certs;
+    struct proto_cred cred;
+    struct proto_cred_query q;
+    struct loop_tls_config *tls = NULL;
+    char host[LOOP_HOST_MAX], why[512];
+    const char *scheme;
+    bool explicit_tls;
+    int rc;
+
+    /* reg is always left in a state proto_registry_dispose accepts. */
+    memset(reg, 0, sizeof(*reg));
+    queue_init(&reg->waiting);
+    memset(&certs, 0, sizeof(certs));
+    memset(&cred, 0, sizeof(cred));
+    rc = find_certs(registry, o->cert_dir, &certs, why, sizeof(why));
+    if (rc != 0) {
+        snprintf(err, errlen, "registry %s: %s", registry, why);
+        goto out;
+    }
+    host_only(registry, host, sizeof(host));
+    explicit_tls = o->tls_verify != OCISYNC_TLS_VERIFY_DEFAULT || certs.found_dir;
+    switch (o->plain_http) {
+    case OCISYNC_PLAIN_HTTP_ALWAYS:
+        scheme = "http";
+        break;
+    case OCISYNC_PLAIN_HTTP_NEVER:
+        scheme = "https";
+        break;
+    default:
+        /* As docker: loopback registries speak plain HTTP, unless told about their TLS. */
+        scheme = loop_host_is_loopback(host) && !explicit_tls ? "http" : "https";
+        break;
+    }
+    rc = proto_registry_init(reg, cl, registry, scheme, oci_endpoint_api_host(registry));
+    if (rc != 0) {
+        snprintf(err, errlen, "registry %s: name too long", registry);
+        goto out;
+    }
+    if (strcmp(scheme, "https") == 0) {
+        struct loop_tls_opts t;
+        memset(&t, 0, sizeof(t));
+        t.insecure_skip_verify = o->tls_verify == OCISYNC_TLS_VERIFY_OFF;
+        t.ca_files = (const char *const *)certs.ca;
+        t.n_ca_files = certs.n_ca;
+        t.client_cert = certs.client_cert;
+        t.client_key = certs.client_key;
+        tls = loop_tls_config_new(&t, why, sizeof(why));
+        if (tls == NULL) {
+            snprintf(err, errlen, "registry %s: %s", registry, why);
+            rc = OCISYNC_ETLSCONFIG;
+            goto out;
+        }
+        proto_registry_set_tls(reg, tls);
+        LOG_DEBUG("registry %s: https, %zu extra CA file(s), client certificate %s, verify %s",
+                  registry, certs.n_ca, certs.client_cert ? "yes" : "no",
+                  t.insecure_skip_verify ? "off" : "on");
+    } else {
+        LOG_DEBUG("registry %s: plain http", registry);
+    }
+    memset(&q, 0, sizeof(q));
+    q.registry = registry;
+    q.creds = o->creds;
+    q.registry_token = o->registry_token;
+    q.authfile = authfile;
+    q.env_side = env_side;
+    rc = proto_cred_lookup(&q, &cred, why, sizeof(why));
+    if (rc != 0) {
+        snprintf(err, errlen, "registry %s: %s", registry, why);
+        goto out;
+    }
+    if (cred.kind != PROTO_CRED_NONE)
+        LOG_DEBUG("registry %s: credentials from %s", registry, cred.source);
+    proto_registry_set_cred(reg, &cred);
+out:
+    loop_tls_config_unref(tls);
+    proto_cred_dispose(&cred);
+    certs_free(&certs);
+    return rc;
+}
