@@ -116,7 +116,7 @@ struct proto_cred_query {
  *   2. environment: <env_side>_USERNAME/_PASSWORD/_TOKEN, then OCISYNC_USERNAME /
  *      OCISYNC_PASSWORD / OCISYNC_TOKEN (an empty variable counts as unset; a
  *      username without a password is an error naming the variable);
- *   3. the auth file: q->authfile, else $REGISTRY_AUTH_FILE, else
+ *   3. the auth file: q->authfile (which must exist), else $REGISTRY_AUTH_FILE, else
  *      ${XDG_RUNTIME_DIR}/containers/auth.json, else ~/.docker/config.json
  *      (the first that exists). In it: "credHelpers"[registry] runs
  *      docker-credential-<name> get; else "auths"[registry] with base64 "auth"

@@ -1408,6 +1408,11 @@ static int from_files(const struct proto_cred_query *q, struct proto_cred *out, 
 
     for (size_t i = 0; i < n; i++) {
         r = read_file(candidates[i], AUTHFILE_MAX, &buf, &len, err, errlen);
+        if (r == UV_ENOENT && i == 0 && q->authfile != NULL && q->authfile[0] != '\0') {
+            /* A file the user named must exist: a typo must not fall back to another file. */
+            snprintf(err, errlen, "auth file %s (--authfile) does not exist", q->authfile);
+            return OCISYNC_EUSAGE;
+        }
         if (r == UV_ENOENT) {
             r = 0;
             continue;
