@@ -10,6 +10,7 @@
  */
 #include "oci/manifest.h"
 
+#include "common/msg.h"
 #include "ocisync.h"
 
 #include <jansson.h>
@@ -32,50 +33,6 @@
 
 /* A media type is type "/" subtype, each at most this long (RFC 6838 4.2). */
 #define MEDIA_TYPE_NAME_MAX 127
-
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    /*
-     * Messages quote document content and end up on terminals and in logs,
-     * and clipping may have cut a UTF-8 sequence: keep them plain ASCII.
-     */
-    for (char *p = err; *p != '\0'; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c >= 0x7f)
-            *p = '?';
-    }
-}
-
-/* A copy of s short enough to quote in a message, "..." marking a cut. */
-struct clipped {
-    char s[ERR_QUOTE_MAX + 4];
-};
-
-static const char *clip(const char *s, struct clipped *c)
-{
-    size_t n = strlen(s);
-
-    if (n <= ERR_QUOTE_MAX)
-        return s;
-    memcpy(c->s, s, ERR_QUOTE_MAX);
-    memcpy(c->s + ERR_QUOTE_MAX, "...", 4);
-    return c->s;
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Media types
@@ -365,13 +322,13 @@ static int copy_string(json_t *obj, const char *key, char *buf, size_t len, bool
     if (v == NULL)
         return 0;
     if (!json_is_string(v)) {
-        set_err(err, errlen, "%s: \"%s\" is not a string", what, key);
+        ocisync__errf(err, errlen, "%s: \"%s\" is not a string", what, key);
         return OCISYNC_EMANIFEST;
     }
     /* jansson refuses \u0000 unless JSON_ALLOW_NUL is given, so this is strlen too. */
     n = json_string_length(v);
     if (n >= len) {
-        set_err(err, errlen, "%s: \"%s\" is longer than %zu characters", what, key, len - 1);
+        ocisync__errf(err, errlen, "%s: \"%s\" is longer than %zu characters", what, key, len - 1);
         return OCISYNC_EMANIFEST;
     }
     memcpy(buf, json_string_value(v), n + 1);
@@ -398,7 +355,7 @@ static int parse_platform(json_t *j, const char *what, struct oci_platform *p, c
 
     snprintf(ctx, sizeof(ctx), "%s platform", what);
     if (!json_is_object(j)) {
-        set_err(err, errlen, "%s is not a JSON object", ctx);
+        ocisync__errf(err, errlen, "%s is not a JSON object", ctx);
         return OCISYNC_EMANIFEST;
     }
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -407,12 +364,12 @@ static int parse_platform(json_t *j, const char *what, struct oci_platform *p, c
         if (r != 0)
             return r;
         if (fields[i].required && (!present || fields[i].buf[0] == '\0')) {
-            set_err(err, errlen, "%s: missing \"%s\"", ctx, fields[i].key);
+            ocisync__errf(err, errlen, "%s: missing \"%s\"", ctx, fields[i].key);
             return OCISYNC_EMANIFEST;
         }
         /* These become "os/arch/variant" strings, which must split back the same way. */
         if (i < 3 && strchr(fields[i].buf, '/') != NULL) {
-            set_err(err, errlen, "%s: \"%s\" contains '/'", ctx, fields[i].key);
+            ocisync__errf(err, errlen, "%s: \"%s\" contains '/'", ctx, fields[i].key);
             return OCISYNC_EMANIFEST;
         }
     }
@@ -423,14 +380,14 @@ static int parse_platform(json_t *j, const char *what, struct oci_platform *p, c
 static int parse_descriptor(json_t *j, const char *what, struct oci_descriptor *d, char *err,
                             size_t errlen)
 {
-    struct clipped c;
+    struct ocisync__clipped c;
     json_t *v;
     bool present;
     int r;
 
     memset(d, 0, sizeof(*d));
     if (!json_is_object(j)) {
-        set_err(err, errlen, "%s is not a JSON object", what);
+        ocisync__errf(err, errlen, "%s is not a JSON object", what);
         return OCISYNC_EMANIFEST;
     }
 
@@ -439,41 +396,43 @@ static int parse_descriptor(json_t *j, const char *what, struct oci_descriptor *
     if (r != 0)
         return r;
     if (!present) {
-        set_err(err, errlen, "%s: missing \"mediaType\"", what);
+        ocisync__errf(err, errlen, "%s: missing \"mediaType\"", what);
         return OCISYNC_EMANIFEST;
     }
     if (!valid_media_type(d->media_type)) {
-        set_err(err, errlen, "%s: invalid mediaType \"%s\"", what, clip(d->media_type, &c));
+        ocisync__errf(err, errlen, "%s: invalid mediaType \"%s\"", what,
+                      ocisync__clip(d->media_type, ERR_QUOTE_MAX, &c));
         return OCISYNC_EMANIFEST;
     }
 
     v = json_object_get(j, "digest");
     if (v == NULL) {
-        set_err(err, errlen, "%s: missing \"digest\"", what);
+        ocisync__errf(err, errlen, "%s: missing \"digest\"", what);
         return OCISYNC_EMANIFEST;
     }
     if (!json_is_string(v)) {
-        set_err(err, errlen, "%s: \"digest\" is not a string", what);
+        ocisync__errf(err, errlen, "%s: \"digest\" is not a string", what);
         return OCISYNC_EMANIFEST;
     }
     if (oci_digest_parse_str(json_string_value(v), &d->digest) != 0) {
-        set_err(err, errlen, "%s: invalid digest \"%s\"", what, clip(json_string_value(v), &c));
+        ocisync__errf(err, errlen, "%s: invalid digest \"%s\"", what,
+                      ocisync__clip(json_string_value(v), ERR_QUOTE_MAX, &c));
         return OCISYNC_EMANIFEST;
     }
 
     v = json_object_get(j, "size");
     if (v == NULL) {
-        set_err(err, errlen, "%s: missing \"size\"", what);
+        ocisync__errf(err, errlen, "%s: missing \"size\"", what);
         return OCISYNC_EMANIFEST;
     }
     /* 12.0 is a real to jansson, and sizes are integers. */
     if (!json_is_integer(v)) {
-        set_err(err, errlen, "%s: \"size\" is not an integer", what);
+        ocisync__errf(err, errlen, "%s: \"size\" is not an integer", what);
         return OCISYNC_EMANIFEST;
     }
     if (json_integer_value(v) < 0) {
-        set_err(err, errlen, "%s: negative size %" JSON_INTEGER_FORMAT, what,
-                json_integer_value(v));
+        ocisync__errf(err, errlen, "%s: negative size %" JSON_INTEGER_FORMAT, what,
+                      json_integer_value(v));
         return OCISYNC_EMANIFEST;
     }
     d->size = (int64_t)json_integer_value(v);
@@ -502,16 +461,16 @@ static int parse_descriptor_array(json_t *root, const char *key, size_t max, con
     int r = 0;
 
     if (arr == NULL) {
-        set_err(err, errlen, "%s has no \"%s\"", doc, key);
+        ocisync__errf(err, errlen, "%s has no \"%s\"", doc, key);
         return OCISYNC_EMANIFEST;
     }
     if (!json_is_array(arr)) {
-        set_err(err, errlen, "%s: \"%s\" is not an array", doc, key);
+        ocisync__errf(err, errlen, "%s: \"%s\" is not an array", doc, key);
         return OCISYNC_EMANIFEST;
     }
     n = json_array_size(arr);
     if (n > max) {
-        set_err(err, errlen, "%s lists %zu %s, over the limit of %zu", doc, n, key, max);
+        ocisync__errf(err, errlen, "%s lists %zu %s, over the limit of %zu", doc, n, key, max);
         return OCISYNC_ETOOBIG;
     }
     if (n > 0) {
@@ -542,23 +501,25 @@ static int detect_kind(json_t *root, const char *content_type, struct oci_manife
     char ct_buf[OCI_MEDIA_TYPE_MAX];
     const char *ct_canonical, *mt;
     enum ct_class ct_class;
-    struct clipped c;
+    struct ocisync__clipped c;
     json_t *v;
 
     ct_class = classify_content_type(content_type, ct_buf, sizeof(ct_buf), &ct_canonical);
     v = json_object_get(root, "mediaType");
     if (v != NULL) {
         if (!json_is_string(v)) {
-            set_err(err, errlen, "manifest \"mediaType\" is not a string");
+            ocisync__errf(err, errlen, "manifest \"mediaType\" is not a string");
             return OCISYNC_EMANIFEST;
         }
         mt = json_string_value(v);
         if (is_schema1(mt)) {
-            set_err(err, errlen, "manifest is Docker schema 1 (%s), which is not supported", mt);
+            ocisync__errf(err, errlen, "manifest is Docker schema 1 (%s), which is not supported",
+                          mt);
             return OCISYNC_EMEDIATYPE;
         }
         if (!oci_media_type_is_index(mt) && !oci_media_type_is_manifest(mt)) {
-            set_err(err, errlen, "unsupported manifest media type \"%s\"", clip(mt, &c));
+            ocisync__errf(err, errlen, "unsupported manifest media type \"%s\"",
+                          ocisync__clip(mt, ERR_QUOTE_MAX, &c));
             return OCISYNC_EMEDIATYPE;
         }
         /*
@@ -567,15 +528,16 @@ static int detect_kind(json_t *root, const char *content_type, struct oci_manife
          * under either type without lying about one of them.
          */
         if (ct_class != CT_GENERIC && (ct_canonical == NULL || strcmp(ct_canonical, mt) != 0)) {
-            set_err(err, errlen, "manifest mediaType \"%s\" contradicts Content-Type \"%s\"", mt,
-                    content_type != NULL ? clip(content_type, &c) : "");
+            ocisync__errf(
+                err, errlen, "manifest mediaType \"%s\" contradicts Content-Type \"%s\"", mt,
+                content_type != NULL ? ocisync__clip(content_type, ERR_QUOTE_MAX, &c) : "");
             return OCISYNC_EMANIFEST;
         }
     } else if (ct_class == CT_KNOWN) {
         mt = ct_canonical;
     } else if (ct_class == CT_UNKNOWN) {
-        set_err(err, errlen, "unsupported manifest media type \"%s\"",
-                clip(ct_buf[0] != '\0' ? ct_buf : content_type, &c));
+        ocisync__errf(err, errlen, "unsupported manifest media type \"%s\"",
+                      ocisync__clip(ct_buf[0] != '\0' ? ct_buf : content_type, ERR_QUOTE_MAX, &c));
         return OCISYNC_EMEDIATYPE;
     } else if (json_object_get(root, "manifests") != NULL) {
         /* Docker's types require "mediaType", so an untyped document is OCI. */
@@ -583,9 +545,10 @@ static int detect_kind(json_t *root, const char *content_type, struct oci_manife
     } else if (json_object_get(root, "config") != NULL || json_object_get(root, "layers") != NULL) {
         mt = OCI_MT_OCI_MANIFEST;
     } else {
-        set_err(err, errlen,
-                "manifest has no \"mediaType\", \"manifests\", \"config\" or \"layers\"; it is "
-                "neither an image manifest nor an index");
+        ocisync__errf(
+            err, errlen,
+            "manifest has no \"mediaType\", \"manifests\", \"config\" or \"layers\"; it is "
+            "neither an image manifest nor an index");
         return OCISYNC_EMANIFEST;
     }
 
@@ -607,24 +570,25 @@ int oci_manifest_parse(const char *content_type, const void *data, size_t len,
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (data == NULL && len > 0) {
-        set_err(err, errlen, "manifest data is NULL");
+        ocisync__errf(err, errlen, "manifest data is NULL");
         r = OCISYNC_EUSAGE;
         goto out;
     }
     if (len > OCI_MANIFEST_MAX_SIZE) {
-        set_err(err, errlen, "manifest is %zu bytes, over the limit of %d", len,
-                OCI_MANIFEST_MAX_SIZE);
+        ocisync__errf(err, errlen, "manifest is %zu bytes, over the limit of %d", len,
+                      OCI_MANIFEST_MAX_SIZE);
         r = OCISYNC_ETOOBIG;
         goto out;
     }
     /* Schema 1 bodies are JWS-signed JSON that would half parse; say what they are first. */
     if (classify_content_type(content_type, ct_buf, sizeof(ct_buf), &ct_canonical) == CT_SCHEMA1) {
-        set_err(err, errlen, "manifest is Docker schema 1 (%s), which is not supported", ct_buf);
+        ocisync__errf(err, errlen, "manifest is Docker schema 1 (%s), which is not supported",
+                      ct_buf);
         r = OCISYNC_EMEDIATYPE;
         goto out;
     }
     if (too_deep(data, len, MANIFEST_MAX_DEPTH)) {
-        set_err(err, errlen, "manifest JSON nests deeper than %d levels", MANIFEST_MAX_DEPTH);
+        ocisync__errf(err, errlen, "manifest JSON nests deeper than %d levels", MANIFEST_MAX_DEPTH);
         r = OCISYNC_ETOOBIG;
         goto out;
     }
@@ -635,36 +599,36 @@ int oci_manifest_parse(const char *content_type, const void *data, size_t len,
             r = UV_ENOMEM;
             goto out;
         }
-        set_err(err, errlen, "manifest is not valid JSON: %s at line %d, column %d", jerr.text,
-                jerr.line, jerr.column);
+        ocisync__errf(err, errlen, "manifest is not valid JSON: %s at line %d, column %d",
+                      jerr.text, jerr.line, jerr.column);
         r = OCISYNC_EMANIFEST;
         goto out;
     }
     if (!json_is_object(root)) {
-        set_err(err, errlen, "manifest is not a JSON object");
+        ocisync__errf(err, errlen, "manifest is not a JSON object");
         r = OCISYNC_EMANIFEST;
         goto out;
     }
 
     v = json_object_get(root, "schemaVersion");
     if (v == NULL) {
-        set_err(err, errlen, "manifest has no \"schemaVersion\"");
+        ocisync__errf(err, errlen, "manifest has no \"schemaVersion\"");
         r = OCISYNC_EMANIFEST;
         goto out;
     }
     if (!json_is_integer(v)) {
-        set_err(err, errlen, "manifest \"schemaVersion\" is not an integer");
+        ocisync__errf(err, errlen, "manifest \"schemaVersion\" is not an integer");
         r = OCISYNC_EMANIFEST;
         goto out;
     }
     if (json_integer_value(v) == 1) {
-        set_err(err, errlen, "manifest is Docker schema 1, which is not supported");
+        ocisync__errf(err, errlen, "manifest is Docker schema 1, which is not supported");
         r = OCISYNC_EMEDIATYPE;
         goto out;
     }
     if (json_integer_value(v) != 2) {
-        set_err(err, errlen, "manifest has unsupported schemaVersion %" JSON_INTEGER_FORMAT,
-                json_integer_value(v));
+        ocisync__errf(err, errlen, "manifest has unsupported schemaVersion %" JSON_INTEGER_FORMAT,
+                      json_integer_value(v));
         r = OCISYNC_EMANIFEST;
         goto out;
     }
@@ -676,8 +640,8 @@ int oci_manifest_parse(const char *content_type, const void *data, size_t len,
     /* Neither kind may pretend to be the other, whatever its mediaType says. */
     if (json_object_get(root, "manifests") != NULL &&
         (json_object_get(root, "layers") != NULL || json_object_get(root, "config") != NULL)) {
-        set_err(err, errlen, "manifest has both \"manifests\" and \"%s\"",
-                json_object_get(root, "layers") != NULL ? "layers" : "config");
+        ocisync__errf(err, errlen, "manifest has both \"manifests\" and \"%s\"",
+                      json_object_get(root, "layers") != NULL ? "layers" : "config");
         r = OCISYNC_EMANIFEST;
         goto out;
     }
@@ -693,7 +657,7 @@ int oci_manifest_parse(const char *content_type, const void *data, size_t len,
         doc = "manifest";
         v = json_object_get(root, "config");
         if (v == NULL) {
-            set_err(err, errlen, "manifest has no \"config\"");
+            ocisync__errf(err, errlen, "manifest has no \"config\"");
             r = OCISYNC_EMANIFEST;
             goto out;
         }

@@ -15,6 +15,7 @@
 #include "proto/internal.h"
 
 #include "common/log.h"
+#include "common/msg.h"
 #include "ocisync.h"
 
 #include <jansson.h>
@@ -72,50 +73,6 @@ extern char **environ;
 #define DOCKER_HUB_KEY "https://index.docker.io/v1/"
 /* What every docker-credential-helpers program prints when it has nothing for a registry. */
 #define NOT_FOUND_MESSAGE "credentials not found in native keychain"
-
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    /*
-     * Messages quote file names, registry keys and helper output and end up
-     * on terminals and in logs: keep them to one line of plain ASCII.
-     */
-    for (char *p = err; *p != '\0'; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c >= 0x7f)
-            *p = '?';
-    }
-}
-
-/* A copy of s short enough to quote in a message, "..." marking a cut. */
-struct clipped {
-    char s[QUOTE_MAX + 4];
-};
-
-static const char *clip(const char *s, struct clipped *c)
-{
-    size_t n = strlen(s);
-
-    if (n <= QUOTE_MAX)
-        return s;
-    memcpy(c->s, s, QUOTE_MAX);
-    memcpy(c->s + QUOTE_MAX, "...", 4);
-    return c->s;
-}
 
 /* Frees a buffer that may have held a secret, wiping it first. */
 static void wipe_free(void *p, size_t len)
@@ -247,11 +204,11 @@ static bool has_control(const char *s)
 static int check_registry(const char *registry, char *err, size_t errlen)
 {
     if (registry == NULL || registry[0] == '\0') {
-        set_err(err, errlen, "no registry given for credentials");
+        ocisync__errf(err, errlen, "no registry given for credentials");
         return OCISYNC_EUSAGE;
     }
     if (strlen(registry) > REGISTRY_MAX || has_control(registry) || strchr(registry, ' ') != NULL) {
-        set_err(err, errlen, "invalid registry name for credentials");
+        ocisync__errf(err, errlen, "invalid registry name for credentials");
         return OCISYNC_EUSAGE;
     }
     return 0;
@@ -447,8 +404,8 @@ static int json_fail(const json_error_t *je, const char *path, char *err, size_t
         if (p != NULL)
             *p = '\0';
     }
-    set_err(err, errlen, "%s: invalid JSON at line %d, column %d: %s", path, je->line, je->column,
-            text[0] != '\0' ? text : "malformed string");
+    ocisync__errf(err, errlen, "%s: invalid JSON at line %d, column %d: %s", path, je->line,
+                  je->column, text[0] != '\0' ? text : "malformed string");
     return OCISYNC_EJSON;
 }
 
@@ -460,7 +417,7 @@ static int load_json(const char *json, size_t len, const char *path, json_t **ro
 
     *root = NULL;
     if (len > AUTHFILE_MAX) {
-        set_err(err, errlen, "%s: larger than %d bytes", path, AUTHFILE_MAX);
+        ocisync__errf(err, errlen, "%s: larger than %d bytes", path, AUTHFILE_MAX);
         return OCISYNC_ETOOBIG;
     }
     if (all_space(json, len)) {
@@ -469,8 +426,8 @@ static int load_json(const char *json, size_t len, const char *path, json_t **ro
         return *root != NULL ? 0 : UV_ENOMEM;
     }
     if (too_deep(json, len, AUTHFILE_MAX_DEPTH)) {
-        set_err(err, errlen, "%s: invalid JSON: nested more than %d levels deep", path,
-                AUTHFILE_MAX_DEPTH);
+        ocisync__errf(err, errlen, "%s: invalid JSON: nested more than %d levels deep", path,
+                      AUTHFILE_MAX_DEPTH);
         return OCISYNC_EJSON;
     }
     *root = json_loadb(json, len, 0, &je);
@@ -479,7 +436,7 @@ static int load_json(const char *json, size_t len, const char *path, json_t **ro
     if (!json_is_object(*root)) {
         json_decref(*root);
         *root = NULL;
-        set_err(err, errlen, "%s: invalid JSON: the top level is not an object", path);
+        ocisync__errf(err, errlen, "%s: invalid JSON: the top level is not an object", path);
         return OCISYNC_EJSON;
     }
     return 0;
@@ -498,7 +455,7 @@ static int get_object(json_t *root, const char *name, const char *path, json_t *
     if (v == NULL || json_is_null(v))
         return 0;
     if (!json_is_object(v)) {
-        set_err(err, errlen, "%s: \"%s\" is not an object", path, name);
+        ocisync__errf(err, errlen, "%s: \"%s\" is not an object", path, name);
         return OCISYNC_EJSON;
     }
     *out = v;
@@ -510,25 +467,26 @@ static int entry_string(json_t *entry, const char *field, const char *path, cons
                         const char **out, char *err, size_t errlen)
 {
     json_t *v = json_object_get(entry, field);
-    struct clipped ck;
+    struct ocisync__clipped ck;
 
     *out = NULL;
     if (v == NULL || json_is_null(v))
         return 0;
     if (!json_is_string(v)) {
-        set_err(err, errlen, "%s: \"%s\" of the \"auths\" entry \"%s\" is not a string", path,
-                field, clip(key, &ck));
+        ocisync__errf(err, errlen, "%s: \"%s\" of the \"auths\" entry \"%s\" is not a string", path,
+                      field, ocisync__clip(key, QUOTE_MAX, &ck));
         return OCISYNC_EJSON;
     }
     if (json_string_length(v) > CRED_FIELD_MAX) {
-        set_err(err, errlen, "%s: \"%s\" of the \"auths\" entry \"%s\" is longer than %d bytes",
-                path, field, clip(key, &ck), CRED_FIELD_MAX);
+        ocisync__errf(err, errlen,
+                      "%s: \"%s\" of the \"auths\" entry \"%s\" is longer than %d bytes", path,
+                      field, ocisync__clip(key, QUOTE_MAX, &ck), CRED_FIELD_MAX);
         return OCISYNC_ETOOBIG;
     }
     /* A NUL inside would silently cut the value short. */
     if (strlen(json_string_value(v)) != json_string_length(v)) {
-        set_err(err, errlen, "%s: \"%s\" of the \"auths\" entry \"%s\" contains a NUL byte", path,
-                field, clip(key, &ck));
+        ocisync__errf(err, errlen, "%s: \"%s\" of the \"auths\" entry \"%s\" contains a NUL byte",
+                      path, field, ocisync__clip(key, QUOTE_MAX, &ck));
         return OCISYNC_EJSON;
     }
     if (json_string_length(v) > 0)
@@ -551,13 +509,13 @@ static int entry_cred(json_t *entry, const char *path, const char *key, struct p
     const char *user = NULL, *pass = NULL;
     unsigned char *decoded = NULL;
     ssize_t n = 0;
-    struct clipped ck;
+    struct ocisync__clipped ck;
     char *colon;
     int r;
 
     if (!json_is_object(entry)) {
-        set_err(err, errlen, "%s: the \"auths\" entry \"%s\" is not an object", path,
-                clip(key, &ck));
+        ocisync__errf(err, errlen, "%s: the \"auths\" entry \"%s\" is not an object", path,
+                      ocisync__clip(key, QUOTE_MAX, &ck));
         return OCISYNC_EJSON;
     }
     if ((r = entry_string(entry, "auth", path, key, &auth, err, errlen)) != 0 ||
@@ -569,10 +527,11 @@ static int entry_cred(json_t *entry, const char *path, const char *key, struct p
 
     if (regtoken != NULL) {
         if (!header_safe(regtoken)) {
-            set_err(err, errlen,
-                    "%s: \"registrytoken\" of the \"auths\" entry \"%s\" contains characters not "
-                    "allowed in an HTTP header",
-                    path, clip(key, &ck));
+            ocisync__errf(
+                err, errlen,
+                "%s: \"registrytoken\" of the \"auths\" entry \"%s\" contains characters not "
+                "allowed in an HTTP header",
+                path, ocisync__clip(key, QUOTE_MAX, &ck));
             return OCISYNC_EJSON;
         }
         return cred_set(out, PROTO_CRED_REGISTRY_TOKEN, NULL, regtoken, path);
@@ -583,17 +542,18 @@ static int entry_cred(json_t *entry, const char *path, const char *key, struct p
         if (n == -2)
             return UV_ENOMEM;
         if (n < 0) {
-            set_err(err, errlen, "%s: \"auth\" of the \"auths\" entry \"%s\" is not valid base64",
-                    path, clip(key, &ck));
+            ocisync__errf(err, errlen,
+                          "%s: \"auth\" of the \"auths\" entry \"%s\" is not valid base64", path,
+                          ocisync__clip(key, QUOTE_MAX, &ck));
             r = OCISYNC_EJSON;
             goto out;
         }
         colon = memchr(decoded, ':', (size_t)n);
         if (colon == NULL) {
-            set_err(err, errlen,
-                    "%s: \"auth\" of the \"auths\" entry \"%s\" is not base64 of "
-                    "\"username:password\" (no ':')",
-                    path, clip(key, &ck));
+            ocisync__errf(err, errlen,
+                          "%s: \"auth\" of the \"auths\" entry \"%s\" is not base64 of "
+                          "\"username:password\" (no ':')",
+                          path, ocisync__clip(key, QUOTE_MAX, &ck));
             r = OCISYNC_EJSON;
             goto out;
         }
@@ -611,24 +571,26 @@ static int entry_cred(json_t *entry, const char *path, const char *key, struct p
             pass = p;
             if (strlen(user) != (size_t)(colon - (char *)decoded) ||
                 strlen(pass) != (size_t)(end - p)) {
-                set_err(err, errlen,
-                        "%s: \"auth\" of the \"auths\" entry \"%s\" contains a NUL byte", path,
-                        clip(key, &ck));
+                ocisync__errf(err, errlen,
+                              "%s: \"auth\" of the \"auths\" entry \"%s\" contains a NUL byte",
+                              path, ocisync__clip(key, QUOTE_MAX, &ck));
                 r = OCISYNC_EJSON;
                 goto out;
             }
         }
         if (user[0] == '\0' && identity == NULL) {
-            set_err(err, errlen, "%s: \"auth\" of the \"auths\" entry \"%s\" has an empty username",
-                    path, clip(key, &ck));
+            ocisync__errf(err, errlen,
+                          "%s: \"auth\" of the \"auths\" entry \"%s\" has an empty username", path,
+                          ocisync__clip(key, QUOTE_MAX, &ck));
             r = OCISYNC_EJSON;
             goto out;
         }
     } else if (user_field != NULL) {
         /* Basic authentication cannot carry a ':' in the username (RFC 7617). */
         if (strchr(user_field, ':') != NULL) {
-            set_err(err, errlen, "%s: \"username\" of the \"auths\" entry \"%s\" contains ':'",
-                    path, clip(key, &ck));
+            ocisync__errf(err, errlen,
+                          "%s: \"username\" of the \"auths\" entry \"%s\" contains ':'", path,
+                          ocisync__clip(key, QUOTE_MAX, &ck));
             return OCISYNC_EJSON;
         }
         user = user_field;
@@ -670,11 +632,12 @@ static bool valid_helper_name(const char *name)
 static int use_helper(json_t *v, const char *what, const char *key, const char *path,
                       struct proto__authfile_match *out, char *err, size_t errlen)
 {
-    struct clipped ck;
+    struct ocisync__clipped ck;
 
     if (!json_is_string(v) || !valid_helper_name(json_string_value(v))) {
-        set_err(err, errlen, "%s: %s%s%s is not a valid credential helper name", path, what,
-                key != NULL ? " for " : "", key != NULL ? clip(key, &ck) : "");
+        ocisync__errf(err, errlen, "%s: %s%s%s is not a valid credential helper name", path, what,
+                      key != NULL ? " for " : "",
+                      key != NULL ? ocisync__clip(key, QUOTE_MAX, &ck) : "");
         return OCISYNC_EJSON;
     }
     out->use = PROTO__AUTHFILE_HELPER;
@@ -768,7 +731,7 @@ static int read_file(const char *path, size_t cap, char **buf_out, size_t *len_o
         if (errno == ENOENT || errno == ENOTDIR)
             return UV_ENOENT;
         r = uv_translate_sys_error(errno);
-        set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        ocisync__errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return r;
     }
     /* The size is only a first guess: process substitution gives a pipe. */
@@ -796,14 +759,14 @@ static int read_file(const char *path, size_t cap, char **buf_out, size_t *len_o
             continue;
         if (n < 0) {
             r = uv_translate_sys_error(errno);
-            set_err(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            ocisync__errf(err, errlen, "cannot read %s: %s", path, strerror(errno));
             goto out;
         }
         if (n == 0)
             break;
         len += (size_t)n;
         if (len > cap) {
-            set_err(err, errlen, "%s: larger than %zu bytes", path, cap);
+            ocisync__errf(err, errlen, "%s: larger than %zu bytes", path, cap);
             r = OCISYNC_ETOOBIG;
             goto out;
         }
@@ -935,7 +898,7 @@ static int run_helper(const char *exe, const char *name, const char *input, int 
 
     memset(run, 0, sizeof(*run));
     if ((r = make_pipe(in)) != 0 || (r = make_pipe(outp)) != 0 || (r = make_pipe(errp)) != 0) {
-        set_err(err, errlen, "docker-credential-%s: cannot create a pipe", name);
+        ocisync__errf(err, errlen, "docker-credential-%s: cannot create a pipe", name);
         goto out;
     }
     /*
@@ -950,7 +913,7 @@ static int run_helper(const char *exe, const char *name, const char *input, int 
             continue;
         if (n <= 0) {
             r = uv_translate_sys_error(errno);
-            set_err(err, errlen, "docker-credential-%s: cannot write its input", name);
+            ocisync__errf(err, errlen, "docker-credential-%s: cannot write its input", name);
             goto out;
         }
         input += n;
@@ -1019,7 +982,7 @@ static int run_helper(const char *exe, const char *name, const char *input, int 
             if (errno == EINTR)
                 continue;
             r = uv_translate_sys_error(errno);
-            set_err(err, errlen, "docker-credential-%s: poll failed", name);
+            ocisync__errf(err, errlen, "docker-credential-%s: poll failed", name);
             goto out;
         }
         for (int i = 0; i < nfd; i++) {
@@ -1035,8 +998,9 @@ static int run_helper(const char *exe, const char *name, const char *input, int 
                 }
                 run->out_len += (size_t)n;
                 if (run->out_len > HELPER_OUT_MAX) {
-                    set_err(err, errlen, "docker-credential-%s get printed more than %d bytes",
-                            name, HELPER_OUT_MAX);
+                    ocisync__errf(err, errlen,
+                                  "docker-credential-%s get printed more than %d bytes", name,
+                                  HELPER_OUT_MAX);
                     r = OCISYNC_ETOOBIG;
                     goto out;
                 }
@@ -1059,8 +1023,8 @@ static int run_helper(const char *exe, const char *name, const char *input, int 
         }
         if (w < 0 && errno != EINTR) {
             r = uv_translate_sys_error(errno);
-            set_err(err, errlen, "docker-credential-%s: cannot wait for it: %s", name,
-                    strerror(errno));
+            ocisync__errf(err, errlen, "docker-credential-%s: cannot wait for it: %s", name,
+                          strerror(errno));
             goto out;
         }
         if (now_ms() >= deadline)
@@ -1073,12 +1037,13 @@ static int run_helper(const char *exe, const char *name, const char *input, int 
     goto out;
 
 timed_out:
-    set_err(err, errlen, "docker-credential-%s get did not finish within %d ms", name, timeout_ms);
+    ocisync__errf(err, errlen, "docker-credential-%s get did not finish within %d ms", name,
+                  timeout_ms);
     r = OCISYNC_ETIMEOUT;
     goto out;
 spawn_failed:
     r = uv_translate_sys_error(rc);
-    set_err(err, errlen, "cannot run %s: %s", exe, strerror(rc));
+    ocisync__errf(err, errlen, "cannot run %s: %s", exe, strerror(rc));
 out:
     if (pid > 0 && !reaped) {
         kill(pid, SIGKILL);
@@ -1139,15 +1104,15 @@ static int parse_helper_output(const char *name, struct helper_run *run, struct 
     /* The output holds the secret: a parse error names the helper, never the text. */
     root = json_loadb(run->out, run->out_len, JSON_DISABLE_EOF_CHECK, &je);
     if (root == NULL || !json_is_object(root)) {
-        set_err(err, errlen, "%s get printed something other than a JSON object", source);
+        ocisync__errf(err, errlen, "%s get printed something other than a JSON object", source);
         r = OCISYNC_EUNAUTHORIZED;
         goto out;
     }
     u = json_object_get(root, "Username");
     s = json_object_get(root, "Secret");
     if ((u != NULL && !json_is_string(u)) || (s != NULL && !json_is_string(s))) {
-        set_err(err, errlen, "%s get printed a \"Username\" or \"Secret\" that is not a string",
-                source);
+        ocisync__errf(err, errlen,
+                      "%s get printed a \"Username\" or \"Secret\" that is not a string", source);
         r = OCISYNC_EUNAUTHORIZED;
         goto out;
     }
@@ -1155,14 +1120,15 @@ static int parse_helper_output(const char *name, struct helper_run *run, struct 
     const char *secret = s != NULL ? json_string_value(s) : "";
     if ((u != NULL && strlen(user) != json_string_length(u)) ||
         (s != NULL && strlen(secret) != json_string_length(s))) {
-        set_err(err, errlen, "%s get printed a \"Username\" or \"Secret\" with a NUL byte", source);
+        ocisync__errf(err, errlen, "%s get printed a \"Username\" or \"Secret\" with a NUL byte",
+                      source);
         r = OCISYNC_EUNAUTHORIZED;
         goto out;
     }
     if (user[0] == '\0' && secret[0] == '\0')
         goto out; /* nothing stored: anonymous */
     if (strcmp(user, "<token>") != 0 && strchr(user, ':') != NULL) {
-        set_err(err, errlen, "%s get printed a \"Username\" containing ':'", source);
+        ocisync__errf(err, errlen, "%s get printed a \"Username\" containing ':'", source);
         r = OCISYNC_EUNAUTHORIZED;
         goto out;
     }
@@ -1180,7 +1146,7 @@ int proto_cred_helper_get(const char *helper, const char *registry, int timeout_
 {
     char exe[PATH_MAX];
     struct helper_run run = {0};
-    struct clipped cl;
+    struct ocisync__clipped cl;
     char *line;
     int r;
 
@@ -1188,7 +1154,7 @@ int proto_cred_helper_get(const char *helper, const char *registry, int timeout_
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (helper == NULL || !valid_helper_name(helper)) {
-        set_err(err, errlen, "invalid credential helper name");
+        ocisync__errf(err, errlen, "invalid credential helper name");
         return OCISYNC_EUSAGE;
     }
     if ((r = check_registry(registry, err, errlen)) != 0)
@@ -1196,7 +1162,8 @@ int proto_cred_helper_get(const char *helper, const char *registry, int timeout_
     if (timeout_ms <= 0)
         timeout_ms = HELPER_TIMEOUT_MS;
     if (find_helper(helper, exe, sizeof(exe)) != 0) {
-        set_err(err, errlen, "credential helper docker-credential-%s not found in $PATH", helper);
+        ocisync__errf(err, errlen, "credential helper docker-credential-%s not found in $PATH",
+                      helper);
         return UV_ENOENT;
     }
     LOG_DEBUG("credentials: running %s get for %s", exe, registry);
@@ -1218,14 +1185,15 @@ int proto_cred_helper_get(const char *helper, const char *registry, int timeout_
     if (line == NULL)
         line = first_line(run.errout);
     if (WIFEXITED(run.status))
-        set_err(err, errlen, "credential helper docker-credential-%s get for %s exited with %d%s%s",
-                helper, registry, WEXITSTATUS(run.status), line != NULL ? ": " : "",
-                line != NULL ? clip(line, &cl) : "");
+        ocisync__errf(err, errlen,
+                      "credential helper docker-credential-%s get for %s exited with %d%s%s",
+                      helper, registry, WEXITSTATUS(run.status), line != NULL ? ": " : "",
+                      line != NULL ? ocisync__clip(line, QUOTE_MAX, &cl) : "");
     else
-        set_err(err, errlen,
-                "credential helper docker-credential-%s get for %s was killed by "
-                "signal %d",
-                helper, registry, WIFSIGNALED(run.status) ? WTERMSIG(run.status) : 0);
+        ocisync__errf(err, errlen,
+                      "credential helper docker-credential-%s get for %s was killed by "
+                      "signal %d",
+                      helper, registry, WIFSIGNALED(run.status) ? WTERMSIG(run.status) : 0);
     r = OCISYNC_EUNAUTHORIZED;
 out:
     wipe_free(run.out, HELPER_OUT_MAX + 2);
@@ -1266,15 +1234,15 @@ static int from_flags(const struct proto_cred_query *q, struct proto_cred *out, 
 
     flag_names(q->env_side, &creds_flag, &token_flag);
     if (q->creds != NULL && q->registry_token != NULL) {
-        set_err(err, errlen, "%s and %s cannot be used together", creds_flag, token_flag);
+        ocisync__errf(err, errlen, "%s and %s cannot be used together", creds_flag, token_flag);
         return OCISYNC_EUSAGE;
     }
     if (q->registry_token != NULL) {
         if (q->registry_token[0] == '\0' || strlen(q->registry_token) > CRED_FIELD_MAX ||
             !header_safe(q->registry_token)) {
-            set_err(err, errlen,
-                    "%s must be a non-empty token of at most %d visible ASCII characters",
-                    token_flag, CRED_FIELD_MAX);
+            ocisync__errf(err, errlen,
+                          "%s must be a non-empty token of at most %d visible ASCII characters",
+                          token_flag, CRED_FIELD_MAX);
             return OCISYNC_EUSAGE;
         }
         return cred_set(out, PROTO_CRED_REGISTRY_TOKEN, NULL, q->registry_token, token_flag);
@@ -1284,15 +1252,15 @@ static int from_flags(const struct proto_cred_query *q, struct proto_cred *out, 
     /* The value is a secret: messages describe it, never quote it. */
     colon = strchr(q->creds, ':');
     if (colon == NULL) {
-        set_err(err, errlen, "%s must be USERNAME:PASSWORD (no ':' found)", creds_flag);
+        ocisync__errf(err, errlen, "%s must be USERNAME:PASSWORD (no ':' found)", creds_flag);
         return OCISYNC_EUSAGE;
     }
     if (colon == q->creds) {
-        set_err(err, errlen, "%s has an empty username", creds_flag);
+        ocisync__errf(err, errlen, "%s has an empty username", creds_flag);
         return OCISYNC_EUSAGE;
     }
     if (strlen(q->creds) > 2 * CRED_FIELD_MAX) {
-        set_err(err, errlen, "%s is too long", creds_flag);
+        ocisync__errf(err, errlen, "%s is too long", creds_flag);
         return OCISYNC_EUSAGE;
     }
     user = strndup(q->creds, (size_t)(colon - q->creds));
@@ -1318,31 +1286,31 @@ static int from_env_prefix(const char *prefix, struct proto_cred *out, char *err
     if (u == NULL && p == NULL && t == NULL)
         return 0;
     if (t != NULL && (u != NULL || p != NULL)) {
-        set_err(err, errlen, "$%s and $%s cannot both be set", tn, u != NULL ? un : pn);
+        ocisync__errf(err, errlen, "$%s and $%s cannot both be set", tn, u != NULL ? un : pn);
         return OCISYNC_EUSAGE;
     }
     if (t != NULL) {
         if (strlen(t) > CRED_FIELD_MAX || !header_safe(t)) {
-            set_err(err, errlen, "$%s must be a token of at most %d visible ASCII characters", tn,
-                    CRED_FIELD_MAX);
+            ocisync__errf(err, errlen, "$%s must be a token of at most %d visible ASCII characters",
+                          tn, CRED_FIELD_MAX);
             return OCISYNC_EUSAGE;
         }
         snprintf(source, sizeof(source), "$%s", tn);
         return cred_set(out, PROTO_CRED_REGISTRY_TOKEN, NULL, t, source);
     }
     if (u != NULL && p == NULL) {
-        set_err(err, errlen, "$%s is set but $%s is not", un, pn);
+        ocisync__errf(err, errlen, "$%s is set but $%s is not", un, pn);
         return OCISYNC_EUSAGE;
     }
     if (p != NULL && u == NULL) {
-        set_err(err, errlen, "$%s is set but $%s is not", pn, un);
+        ocisync__errf(err, errlen, "$%s is set but $%s is not", pn, un);
         return OCISYNC_EUSAGE;
     }
     /* Basic authentication cannot carry a ':' in the username (RFC 7617). */
     if (strchr(u, ':') != NULL || strlen(u) > CRED_FIELD_MAX || strlen(p) > CRED_FIELD_MAX) {
-        set_err(err, errlen,
-                "$%s must not contain ':' and both $%s and $%s must be at most %d bytes", un, un,
-                pn, CRED_FIELD_MAX);
+        ocisync__errf(err, errlen,
+                      "$%s must not contain ':' and both $%s and $%s must be at most %d bytes", un,
+                      un, pn, CRED_FIELD_MAX);
         return OCISYNC_EUSAGE;
     }
     snprintf(source, sizeof(source), "$%s", un);
@@ -1356,7 +1324,7 @@ static int from_env(const struct proto_cred_query *q, struct proto_cred *out, ch
 
     if (q->env_side != NULL) {
         if (strlen(q->env_side) > 64) {
-            set_err(err, errlen, "environment prefix too long");
+            ocisync__errf(err, errlen, "environment prefix too long");
             return OCISYNC_EUSAGE;
         }
         if ((r = from_env_prefix(q->env_side, out, err, errlen)) != 0 ||
@@ -1453,7 +1421,7 @@ int proto_cred_lookup(const struct proto_cred_query *q, struct proto_cred *out, 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (q == NULL) {
-        set_err(err, errlen, "no credential query");
+        ocisync__errf(err, errlen, "no credential query");
         return OCISYNC_EUSAGE;
     }
     if ((r = check_registry(q->registry, err, errlen)) != 0)
@@ -1525,7 +1493,7 @@ static int make_parents(const char *path, char *err, size_t errlen)
     char *slash;
 
     if ((size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir)) {
-        set_err(err, errlen, "%s: path too long", path);
+        ocisync__errf(err, errlen, "%s: path too long", path);
         return OCISYNC_ETOOBIG;
     }
     slash = strrchr(dir, '/');
@@ -1541,7 +1509,7 @@ static int make_parents(const char *path, char *err, size_t errlen)
         *p = '\0';
         if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
             int e = errno;
-            set_err(err, errlen, "cannot create directory %s: %s", dir, strerror(e));
+            ocisync__errf(err, errlen, "cannot create directory %s: %s", dir, strerror(e));
             return uv_translate_sys_error(e);
         }
         *p = c;
@@ -1580,19 +1548,20 @@ static int write_atomic(const char *path, json_t *root, char *err, size_t errlen
     if ((r = make_parents(path, err, errlen)) != 0)
         return r;
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp)) {
-        set_err(err, errlen, "%s: path too long", path);
+        ocisync__errf(err, errlen, "%s: path too long", path);
         return OCISYNC_ETOOBIG;
     }
     text = json_dumps(root, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
     if (text == NULL) {
-        set_err(err, errlen, "%s: cannot serialise the new contents", path);
+        ocisync__errf(err, errlen, "%s: cannot serialise the new contents", path);
         return UV_ENOMEM;
     }
     len = strlen(text);
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         r = uv_translate_sys_error(errno);
-        set_err(err, errlen, "cannot create a temporary file beside %s: %s", path, strerror(errno));
+        ocisync__errf(err, errlen, "cannot create a temporary file beside %s: %s", path,
+                      strerror(errno));
         tmp[0] = '\0';
         goto out;
     }
@@ -1601,19 +1570,19 @@ static int write_atomic(const char *path, json_t *root, char *err, size_t errlen
         (r = write_all(fd, "\n", 1)) != 0 || fsync(fd) != 0) {
         if (r == 0)
             r = uv_translate_sys_error(errno);
-        set_err(err, errlen, "cannot write %s: %s", tmp, uv_strerror(r));
+        ocisync__errf(err, errlen, "cannot write %s: %s", tmp, uv_strerror(r));
         goto out;
     }
     if (close(fd) != 0) {
         fd = -1;
         r = uv_translate_sys_error(errno);
-        set_err(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        ocisync__errf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         goto out;
     }
     fd = -1;
     if (rename(tmp, path) != 0) {
         r = uv_translate_sys_error(errno);
-        set_err(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        ocisync__errf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
         goto out;
     }
     tmp[0] = '\0';
@@ -1649,7 +1618,7 @@ static int check_store_registry(const char *registry, char *err, size_t errlen)
 {
     int r = check_registry(registry, err, errlen);
     if (r == 0 && strlen(registry) >= 256) {
-        set_err(err, errlen, "registry name longer than 255 characters");
+        ocisync__errf(err, errlen, "registry name longer than 255 characters");
         r = OCISYNC_EUSAGE;
     }
     return r;
@@ -1667,17 +1636,18 @@ int proto_cred_store(const char *path, const char *registry, const char *user, c
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (path == NULL || path[0] == '\0') {
-        set_err(err, errlen, "no auth file given");
+        ocisync__errf(err, errlen, "no auth file given");
         return OCISYNC_EUSAGE;
     }
     if ((r = check_store_registry(registry, err, errlen)) != 0)
         return r;
     if (user == NULL || user[0] == '\0' || strchr(user, ':') != NULL || password == NULL ||
         strlen(user) > CRED_FIELD_MAX || strlen(password) > CRED_FIELD_MAX) {
-        set_err(err, errlen,
-                "credentials for %s: the username must be non-empty and without ':', and both "
-                "username and password at most %d bytes",
-                registry, CRED_FIELD_MAX);
+        ocisync__errf(
+            err, errlen,
+            "credentials for %s: the username must be non-empty and without ':', and both "
+            "username and password at most %d bytes",
+            registry, CRED_FIELD_MAX);
         return OCISYNC_EUSAGE;
     }
     if ((r = load_for_edit(path, &root, &existed, err, errlen)) != 0)
@@ -1731,7 +1701,7 @@ int proto_cred_erase(const char *path, const char *registry, char *err, size_t e
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (path == NULL || path[0] == '\0') {
-        set_err(err, errlen, "no auth file given");
+        ocisync__errf(err, errlen, "no auth file given");
         return OCISYNC_EUSAGE;
     }
     if ((r = check_store_registry(registry, err, errlen)) != 0)
@@ -1758,7 +1728,7 @@ int proto_cred_erase(const char *path, const char *registry, char *err, size_t e
         }
     }
     if (removed == 0) {
-        set_err(err, errlen, "no credentials for %s in %s", registry, path);
+        ocisync__errf(err, errlen, "no credentials for %s in %s", registry, path);
         r = OCISYNC_ENOTFOUND;
         goto out;
     }
