@@ -57,7 +57,8 @@ int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
     memcpy(r->buf + pos, data, first);
     memcpy(r->buf, data + first, len - first);
     r->in += len;
-    if (r->in == r->size) {
+    /* Only the push that brings the last bytes finishes the digest (an empty push may follow). */
+    if (len > 0 && r->in == r->size) {
         struct oci_digest got;
         int err = oci_hasher_final(&r->hasher, &got);
         if (err != 0)

@@ -124,9 +124,9 @@ static int on_headers_complete(llhttp_t *lp)
     struct proto_h1 *p = lp->data;
     int rc;
     p->status = llhttp_get_status_code(lp);
-    /* Interim responses (100 Continue and friends) are skipped entirely. */
+    /* Interim responses (100 Continue and friends) are skipped entirely, and have no body. */
     if (p->status >= 100 && p->status < 200 && p->status != 101)
-        return 0;
+        return 1;
     /* A header whose value never completed (field at the very end) is malformed. */
     if (p->n_hdrs > 0 && p->hdr[p->n_hdrs - 1].value == UINT32_MAX)
         return fail(p, OCISYNC_EHTTP);
@@ -136,14 +136,20 @@ static int on_headers_complete(llhttp_t *lp)
         if (rc != 0)
             return fail(p, rc);
     }
-    /* 1 tells llhttp this response has no body (a HEAD response carries its GET's length). */
-    return p->head_request ? 1 : 0;
+    /*
+     * 1 tells llhttp this response has no body whatever Content-Length says: a HEAD
+     * response carries its GET's length, and 204 and 304 end at the blank line (RFC 9112 6.3).
+     */
+    return p->head_request || p->status == 204 || p->status == 304 ? 1 : 0;
 }
 
 static int on_body(llhttp_t *lp, const char *at, size_t len)
 {
     struct proto_h1 *p = lp->data;
     int rc;
+    /* Resuming with no new bytes makes llhttp report an empty span: nothing to pass on. */
+    if (len == 0)
+        return 0;
     p->body_bytes += len;
     if (p->cbs->on_body == NULL)
         return 0;
@@ -208,7 +214,8 @@ int proto_h1_finish(struct proto_h1 *p)
 const char *proto_h1_header(const struct proto_h1 *p, const char *name)
 {
     for (unsigned i = 0; i < p->n_hdrs; i++) {
-        if (p->hdr[i].value == UINT32_MAX)
+        /* A header still being received (a parse error cut it) has no terminating NUL yet. */
+        if (p->hdr[i].value == UINT32_MAX || (p->in_value && i + 1 == p->n_hdrs))
             continue;
         if (strcasecmp(p->hbuf + p->hdr[i].name, name) == 0)
             return p->hbuf + p->hdr[i].value;

@@ -23,8 +23,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define BODY_EOF 2
-
 static void on_conn(struct loop_conn_req *creq, struct loop_conn *c, int err);
 static void on_conn_read(struct loop_conn *c, const char *data, size_t len);
 static void on_conn_write(struct loop_conn *c, int status);
@@ -94,7 +92,7 @@ static int mem_peek(void *arg, const char **data, size_t *len)
 {
     struct proto_http_req *r = arg;
     if (r->mem_off == r->mem_len)
-        return BODY_EOF;
+        return PROTO_BODY_EOF;
     *data = r->mem + r->mem_off;
     *len = r->mem_len - r->mem_off;
     return 0;
@@ -431,7 +429,7 @@ static void send_more(struct proto_http_req *r)
         }
         if (r->body.length >= 0) {
             int64_t left = r->body.length - r->body_sent;
-            if (rc == BODY_EOF && left > 0) {
+            if (rc == PROTO_BODY_EOF && left > 0) {
                 set_detail(r, "%s %s:%d: request body ended %lld bytes short", r->method,
                            r->url.host, r->url.port, (long long)left);
                 complete(r, OCISYNC_ESIZEMISMATCH);
@@ -443,7 +441,7 @@ static void send_more(struct proto_http_req *r)
                 len = UINT32_MAX / 2;
             if (len > 0)
                 bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
-        } else if (rc == BODY_EOF) {
+        } else if (rc == PROTO_BODY_EOF) {
             size_t k = proto_chunk_head(r->chunk_buf, 0);
             bufs[n++] = uv_buf_init(r->chunk_buf, (unsigned)k);
             r->chunked_final = true;

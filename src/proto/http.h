@@ -25,6 +25,8 @@
 
 /* Returned by a body callback to stop the flow until proto_http_resume. */
 #define PROTO_PAUSE 1
+/* Returned by a body source's peek when the body (of unknown length) is complete. */
+#define PROTO_BODY_EOF 2
 
 /* ------------------------------------------------------------------------------------------ */
 /* URLs */
@@ -126,7 +128,8 @@ void proto_client_dispose(struct proto_client *cl);
  * A request body source. peek offers the next bytes (it may offer fewer than
  * are left); consume says how many of them are written and can be released.
  * When nothing is available yet, peek sets *len to 0 and the source calls
- * proto_http_body_ready when it has more. rewind, if set, makes the body
+ * proto_http_body_ready when it has more; peek returns PROTO_BODY_EOF when a
+ * body of unknown length is complete. rewind, if set, makes the body
  * replayable (for redirects and a retry on a stale connection).
  */
 struct proto_body {

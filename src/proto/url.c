@@ -3,6 +3,7 @@
 
 #include "ocisync.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,17 @@ int proto_url_resolve(const struct proto_url *base, const char *ref, struct prot
         return OCISYNC_ETOOBIG;
     if (strncasecmp(ref, "http://", 7) == 0 || strncasecmp(ref, "https://", 8) == 0)
         return proto_url_parse(ref, out);
+    {
+        /* Any other scheme ("ftp:", "file:") is refused, not taken as a relative path. */
+        size_t k = 0;
+        if ((ref[0] >= 'a' && ref[0] <= 'z') || (ref[0] >= 'A' && ref[0] <= 'Z')) {
+            while (ref[k] != '\0' && (isalnum((unsigned char)ref[k]) || ref[k] == '+' ||
+                                      ref[k] == '-' || ref[k] == '.'))
+                k++;
+            if (ref[k] == ':')
+                return OCISYNC_EUSAGE;
+        }
+    }
     buf = malloc(n + LOOP_HOST_MAX + 64 + (base->path ? strlen(base->path) : 0));
     if (buf == NULL)
         return UV_ENOMEM;
