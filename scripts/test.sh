@@ -2,8 +2,9 @@
 # Runs every test: installs what is missing (scripts/bootstrap.sh), builds
 # in build/ with warnings as errors and runs ctest there, then builds in
 # build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer and runs
-# ctest again. Exits non-zero if a build or either ctest run fails (both
-# ctest runs happen even when the first fails).
+# ctest again, then runs every libFuzzer target for a short time
+# (scripts/fuzz.sh). Exits non-zero if the format check, a build, either
+# ctest run or a fuzzer fails (every step runs even when an earlier one fails).
 #
 #   CTEST_JOBS=N     tests run in parallel (default 2; tests use their own
 #                    ports, temp dirs and podman storage)
