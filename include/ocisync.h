@@ -147,10 +147,17 @@ struct ocisync_copy_opts {
     uint64_t chunk_size;
     struct ocisync_registry_opts src, dst;
     /* The auth file to read credentials from (see ocisync_registry_opts); NULL: the default. */
-    const char *authfile;
-    /* Seconds; 0 means the defaults (connect 30, idle 120). */
+    const char *authfile; /* Seconds; 0 means the defaults (connect 30, idle 120). */
     unsigned connect_timeout;
     unsigned idle_timeout;
+    /*
+     * Retries of a failed request or transfer (connection errors, timeouts,
+     * 408, 429, 5xx) after the first attempt: 0 means the default (5), a
+     * negative value none. The first backoff is retry_delay_ms (0: 500),
+     * doubling with jitter up to 30 s; a server's Retry-After wins (up to 60 s).
+     */
+    int retry_times;
+    unsigned retry_delay_ms;
     /* Receives one event per blob and manifest; may be NULL. */
     ocisync_event_cb on_event;
     void *event_arg;

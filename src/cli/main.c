@@ -70,6 +70,9 @@ static void copy_usage(FILE *f)
         "      --src-registry-token TOKEN, --dest-registry-token TOKEN\n"
         "                            credentials (see README: Credentials for the order)\n"
         "      --authfile FILE       auth file to read credentials from\n"
+        "      --retry-times N       retries of a failed request or blob transfer (default 5)\n"
+        "      --retry-delay SECONDS first backoff, doubling with jitter (default 0.5)\n"
+        "      --timeout SECONDS     a request making no progress this long fails (default 120)\n"
         "  -q, --quiet               print nothing but errors\n"
         "      --debug               trace requests and state changes on stderr\n"
         "  -h, --help                this help\n",
@@ -204,6 +207,9 @@ static int cmd_copy(int argc, char **argv)
         OPT_SRC_TOKEN,
         OPT_DEST_TOKEN,
         OPT_AUTHFILE,
+        OPT_RETRY_TIMES,
+        OPT_RETRY_DELAY,
+        OPT_TIMEOUT,
     };
     static const struct option longopts[] = {
         {"all", no_argument, NULL, 'a'},
@@ -223,6 +229,9 @@ static int cmd_copy(int argc, char **argv)
         {"src-registry-token", required_argument, NULL, OPT_SRC_TOKEN},
         {"dest-registry-token", required_argument, NULL, OPT_DEST_TOKEN},
         {"authfile", required_argument, NULL, OPT_AUTHFILE},
+        {"retry-times", required_argument, NULL, OPT_RETRY_TIMES},
+        {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"quiet", no_argument, NULL, 'q'},
         {"debug", no_argument, NULL, OPT_DEBUG},
         {"help", no_argument, NULL, 'h'},
@@ -306,6 +315,33 @@ static int cmd_copy(int argc, char **argv)
         case OPT_AUTHFILE:
             opts.authfile = optarg;
             break;
+        case OPT_RETRY_TIMES: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || n < 0 || n > 100) {
+                fprintf(stderr, "%s copy: --retry-times takes a number from 0 to 100, not \"%s\"\n",
+                        prog, optarg);
+                return EXIT_USAGE;
+            }
+            opts.retry_times = n == 0 ? -1 : (int)n;
+            break;
+        }
+        case OPT_RETRY_DELAY:
+        case OPT_TIMEOUT: {
+            char *end;
+            double v = strtod(optarg, &end);
+            double max = c == OPT_TIMEOUT ? 86400 : 600;
+            if (*end != '\0' || !(v > 0) || v > max) {
+                fprintf(stderr, "%s copy: %s takes seconds (0 < s <= %.0f), not \"%s\"\n", prog,
+                        c == OPT_TIMEOUT ? "--timeout" : "--retry-delay", max, optarg);
+                return EXIT_USAGE;
+            }
+            if (c == OPT_TIMEOUT)
+                opts.idle_timeout = v < 1 ? 1 : (unsigned)(v + 0.5);
+            else
+                opts.retry_delay_ms = v * 1000 < 1 ? 1 : (unsigned)(v * 1000);
+            break;
+        }
         case OPT_DIGESTFILE:
             digestfile = optarg;
             break;

@@ -22,15 +22,24 @@ void loop_ctx_init(struct loop_ctx *ctx, uv_loop_t *uv)
     memset(ctx, 0, sizeof(*ctx));
     ctx->uv = uv;
     queue_init(&ctx->hosts);
+    queue_init(&ctx->delays);
     ctx->max_conns_per_host = DEFAULT_MAX_CONNS;
     ctx->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     ctx->pool_idle_ms = DEFAULT_POOL_IDLE_MS;
 }
 
+static void arm_delay_timer(struct loop_ctx *ctx);
+
 void loop_ctx_close(struct loop_ctx *ctx)
 {
     struct queue *q;
     ctx->closing = true;
+    /* Backoffs end now: what waits on them finds the context closing and gives up. */
+    queue_foreach(q, &ctx->delays)
+    {
+        container_of(q, struct loop_delay, link)->due = 0;
+    }
+    arm_delay_timer(ctx);
     queue_foreach(q, &ctx->hosts)
     {
         struct loop_host *h = container_of(q, struct loop_host, link);
@@ -42,9 +51,18 @@ void loop_ctx_close(struct loop_ctx *ctx)
     }
 }
 
+static void on_delay_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
 void loop_ctx_dispose(struct loop_ctx *ctx)
 {
     ctx->closing = true;
+    if (ctx->delay_timer != NULL) {
+        uv_close((uv_handle_t *)ctx->delay_timer, on_delay_timer_closed);
+        ctx->delay_timer = NULL;
+    }
     while (!queue_empty(&ctx->hosts)) {
         struct loop_host *h = container_of(queue_head(&ctx->hosts), struct loop_host, link);
         while (!queue_empty(&h->all)) {
@@ -55,6 +73,72 @@ void loop_ctx_dispose(struct loop_ctx *ctx)
         loop_tls_config_unref(h->tls);
         free(h);
     }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Delays */
+
+static void on_delay_timer(uv_timer_t *t)
+{
+    struct loop_ctx *ctx = t->data;
+    uint64_t now = uv_now(ctx->uv);
+    while (!queue_empty(&ctx->delays)) {
+        struct loop_delay *d = container_of(queue_head(&ctx->delays), struct loop_delay, link);
+        if (d->due > now)
+            break;
+        queue_remove(&d->link);
+        d->armed = false;
+        d->cb(d);
+    }
+    arm_delay_timer(ctx);
+}
+
+static void arm_delay_timer(struct loop_ctx *ctx)
+{
+    struct loop_delay *first;
+    uint64_t now;
+    if (ctx->delay_timer == NULL)
+        return;
+    if (queue_empty(&ctx->delays)) {
+        uv_timer_stop(ctx->delay_timer);
+        return;
+    }
+    first = container_of(queue_head(&ctx->delays), struct loop_delay, link);
+    now = uv_now(ctx->uv);
+    uv_timer_start(ctx->delay_timer, on_delay_timer, first->due > now ? first->due - now : 0, 0);
+}
+
+void loop_delay_start(struct loop_ctx *ctx, struct loop_delay *d, uint64_t ms, loop_delay_cb cb)
+{
+    struct queue *q;
+    if (d->armed)
+        loop_delay_cancel(d);
+    if (ctx->delay_timer == NULL) {
+        ctx->delay_timer = malloc(sizeof(*ctx->delay_timer));
+        if (ctx->delay_timer == NULL)
+            abort(); /* a few bytes; nothing sensible to do without them */
+        uv_timer_init(ctx->uv, ctx->delay_timer);
+        ctx->delay_timer->data = ctx;
+    }
+    d->cb = cb;
+    d->due = ctx->closing ? 0 : uv_now(ctx->uv) + ms;
+    d->armed = true;
+    /* Keep the list sorted by due time; it is short (one entry per waiting request). */
+    queue_foreach(q, &ctx->delays)
+    {
+        if (container_of(q, struct loop_delay, link)->due > d->due)
+            break;
+    }
+    queue_insert_tail(q, &d->link);
+    arm_delay_timer(ctx);
+}
+
+void loop_delay_cancel(struct loop_delay *d)
+{
+    if (!d->armed)
+        return;
+    queue_remove(&d->link);
+    d->armed = false;
 }
 
 bool loop_host_is_loopback(const char *host)

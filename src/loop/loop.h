@@ -139,9 +139,21 @@ struct loop_host {
     struct queue all;
 };
 
+/* A callback after a delay, without a uv handle of its own (retries, backoff). */
+struct loop_delay;
+typedef void (*loop_delay_cb)(struct loop_delay *d);
+struct loop_delay {
+    struct queue link; /* in ctx->delays, by due time */
+    uint64_t due;      /* loop time, ms */
+    loop_delay_cb cb;
+    bool armed;
+};
+
 struct loop_ctx {
     uv_loop_t *uv; /* not owned */
     struct queue hosts;
+    struct queue delays;
+    uv_timer_t *delay_timer; /* owned, created on first use, freed in its close callback */
     unsigned max_conns_per_host;
     uint64_t connect_timeout_ms;
     uint64_t pool_idle_ms;
@@ -156,6 +168,15 @@ void loop_ctx_init(struct loop_ctx *ctx, uv_loop_t *uv);
 void loop_ctx_close(struct loop_ctx *ctx);
 /* Frees the host table, closing whatever is left; call once the loop has stopped. */
 void loop_ctx_dispose(struct loop_ctx *ctx);
+
+/*
+ * Calls cb after ms milliseconds (d is embedded in its owner). Once the
+ * context is closing, pending and new delays fire at once, so nothing waits
+ * out a backoff during shutdown.
+ */
+void loop_delay_start(struct loop_ctx *ctx, struct loop_delay *d, uint64_t ms, loop_delay_cb cb);
+/* Withdraws a pending delay; cb will not run. */
+void loop_delay_cancel(struct loop_delay *d);
 
 /*
  * Asks for a connection to scheme://host:port ("https" connections use tls,

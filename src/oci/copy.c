@@ -72,10 +72,18 @@ struct copy_blob {
     struct proto_reg_op get; /* from the source */
     struct proto_reg_op op;  /* to the destination: HEAD, POST, PATCH, PUT */
     uint64_t req_len;        /* body length of the destination request in flight */
-    int outcome;             /* OCISYNC_EV_BLOB_* once done */
-    /* A refused upload (expired token) starts over from a new upload, once. */
+    int outcome;
+    /* OCISYNC_EV_BLOB_* once done */ /*
+                                       * A streamed transfer that fails on the way (a reset, a
+                                       * 5xx to a PATCH, an expired token) cannot resend its
+                                       * body: the blob starts over from a new upload and a new
+                                       * GET, after a backoff.
+                                       */
     bool restarting;
     unsigned auth_restarts;
+    unsigned restarts;
+    uint64_t restart_delay_ms;
+    struct loop_delay backoff;
 };
 
 struct copy_job {
@@ -120,6 +128,7 @@ static void check_finished(struct copy_job *job);
 static void pump(struct copy_job *job);
 static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
+static void blob_settle_failed(struct copy_blob *b);
 
 static void fail(struct copy_job *job, int err, const char *fmt, ...)
 {
@@ -130,10 +139,18 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(job->res->error, sizeof(job->res->error), fmt, ap);
     va_end(ap);
-    LOG_DEBUG("copy failed: %s", job->res->error);
-    /* Stop what is in flight: nothing more will be pushed. */
+    LOG_DEBUG("copy failed: %s",
+              job->res->error); /* Stop what is in flight: nothing more will be pushed. */
     for (size_t i = 0; i < job->n_blobs; i++) {
         struct copy_blob *b = &job->blobs[i];
+        if (b->backoff.armed) {
+            /* Waiting to start over: it will not. */
+            loop_delay_cancel(&b->backoff);
+            b->restarting = false;
+            b->step = BLOB_DONE;
+            job->active--;
+            continue;
+        }
         if (b->get_active)
             proto_http_abort(&b->get.http, UV_ECANCELED);
         if (b->put_active)
@@ -315,18 +332,9 @@ static void blob_fail(struct copy_blob *b, int err, const char *msg)
         fail(job, err, "%s", msg);
 }
 
-/*
- * Starts b's transfer over, from a new upload session and a new GET, once
- * nothing of it is in flight. Used when the destination refused a streamed
- * request with 401: a token expired, the registry has dropped it, and the
- * body cannot be sent again.
- */
-static void blob_restart(struct copy_blob *b)
+static void restart_now(struct loop_delay *d)
 {
-    if (b->get_active || b->put_active)
-        return;
-    LOG_DEBUG("blob %s: restarting its transfer after an authentication refusal",
-              b->desc.digest.str);
+    struct copy_blob *b = container_of(d, struct copy_blob, backoff);
     b->restarting = false;
     if (b->relay_ready) {
         oci_relay_dispose(&b->relay);
@@ -340,12 +348,61 @@ static void blob_restart(struct copy_blob *b)
     blob_next(b);
 }
 
-/* Whether a failure of b's destination request should restart its transfer. */
-static bool should_restart(struct copy_blob *b, int err)
+/* Starts b's transfer over after its backoff, once nothing of it is in flight. */
+static void blob_restart(struct copy_blob *b)
 {
-    if (err != OCISYNC_EUNAUTHORIZED || b->job->err != 0 || b->auth_restarts >= 2)
+    if (b->get_active || b->put_active)
+        return;
+    if (b->job->err != 0) {
+        /* The copy failed meanwhile: there is nothing to start over for. */
+        b->restarting = false;
+        blob_settle_failed(b);
+        return;
+    }
+    loop_delay_start(&b->job->ctx->loop, &b->backoff, b->restart_delay_ms, restart_now);
+}
+
+/* Whether op's failure is worth another try: a transport error, 408, 429 or 5xx. */
+static bool op_transient(struct proto_reg_op *op, int err)
+{
+    switch (err) {
+    case OCISYNC_EREGISTRY:
+    case OCISYNC_ENOTFOUND:
+    case OCISYNC_EDENIED:
+    case OCISYNC_EUNAUTHORIZED:
+        return proto_reg_transient(0, op->http.status);
+    default:
+        return proto_reg_transient(err, 0);
+    }
+}
+
+/*
+ * Decides whether a failure of b's streamed transfer restarts it, and if so
+ * counts the attempt and sets the backoff. An expired token (401) restarts
+ * at once, up to twice; transient failures use the destination's retry policy.
+ */
+static bool take_restart(struct copy_blob *b, struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = b->job;
+    const struct proto_retry *policy = &job->ctx->dst_reg.retry;
+    if (job->err != 0 || err == UV_ECANCELED || b->restarting)
         return false;
-    return b->step == BLOB_RELAY || b->step == BLOB_FINISH;
+    if (b->step != BLOB_RELAY && b->step != BLOB_FINISH)
+        return false;
+    if (err == OCISYNC_EUNAUTHORIZED && b->auth_restarts < 2) {
+        b->auth_restarts++;
+        b->restart_delay_ms = 0;
+    } else if (op_transient(op, err) && b->restarts < policy->max_retries) {
+        b->restart_delay_ms = proto_reg_backoff_ms(policy, b->restarts, NULL);
+        b->restarts++;
+    } else {
+        return false;
+    }
+    LOG_DEBUG("blob %s: retry of the whole transfer in %llu ms after %s: %s", b->desc.digest.str,
+              (unsigned long long)b->restart_delay_ms, op->what,
+              op->errmsg[0] ? op->errmsg : ocisync_strerror(err));
+    b->restarting = true;
+    return true;
 }
 
 /* Drops the blob from the active set after a failure, once nothing of it is in flight. */
@@ -403,9 +460,12 @@ static void on_get_done(struct proto_reg_op *op, int err)
 {
     struct copy_blob *b = op->data;
     b->get_active = false;
-    if (b->restarting) {
+    if (b->restarting || (err != 0 && take_restart(b, op, err))) {
         proto_reg_op_dispose(op);
-        blob_restart(b);
+        if (b->put_active)
+            proto_http_abort(&b->op.http, UV_ECANCELED);
+        else
+            blob_restart(b);
         return;
     }
     if (err == 0 && b->relay.in != b->relay.size)
@@ -436,6 +496,8 @@ static int start_get(struct copy_blob *b)
     int err = proto_reg_blob_get(&b->get, &job->ctx->src_reg, job->ctx->src.repository,
                                  b->desc.digest.str);
     b->get.data = b;
+    /* Bytes already passed to the relay cannot be taken back: a retry is the engine's. */
+    b->get.streamed_response = true;
     b->get.http.on_headers = get_on_headers;
     b->get.http.on_body = get_on_body;
     if (err == 0)
@@ -493,11 +555,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
     struct copy_blob *b = op->data;
     struct copy_job *job = b->job;
     b->put_active = false;
-    if (b->restarting || should_restart(b, err)) {
-        if (!b->restarting) {
-            b->restarting = true;
-            b->auth_restarts++;
-        }
+    if (b->restarting || (err != 0 && take_restart(b, op, err))) {
         proto_reg_op_dispose(op);
         if (b->get_active)
             proto_http_abort(&b->get.http, UV_ECANCELED);
@@ -1199,6 +1257,13 @@ int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opt
                               opts->authfile, "OCISYNC_PUSH", result->error, sizeof(result->error));
     if (err != 0)
         goto out_loop;
+    for (int side = 0; side < 2; side++) {
+        struct proto_registry *reg = side == 0 ? &ctx->src_reg : &ctx->dst_reg;
+        if (opts->retry_times != 0)
+            reg->retry.max_retries = opts->retry_times < 0 ? 0 : (unsigned)opts->retry_times;
+        if (opts->retry_delay_ms != 0)
+            reg->retry.base_ms = opts->retry_delay_ms;
+    }
     job.same_registry = strcmp(ctx->src_reg.base, ctx->dst_reg.base) == 0 &&
                         strcmp(ctx->src.repository, ctx->dst.repository) != 0;
     /* One token per side covers the run: mounts also need pull on the source repository. */

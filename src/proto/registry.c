@@ -1,3 +1,5 @@
+/* strptime */
+#define _GNU_SOURCE
 #include "proto/registry.h"
 
 #include "common/log.h"
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MANIFEST_ACCEPT                                                                            \
     "application/vnd.oci.image.index.v1+json, "                                                    \
@@ -23,6 +26,10 @@ int proto_registry_init(struct proto_registry *reg, struct proto_client *cl, con
     reg->client = cl;
     queue_init(&reg->waiting);
     reg->insecure = strcmp(scheme, "http") == 0;
+    reg->retry.max_retries = PROTO_RETRY_DEFAULT_TIMES;
+    reg->retry.base_ms = PROTO_RETRY_DEFAULT_BASE_MS;
+    reg->retry.max_ms = PROTO_RETRY_DEFAULT_MAX_MS;
+    reg->retry.retry_after_cap_ms = PROTO_RETRY_AFTER_CAP_MS;
     if (snprintf(reg->name, sizeof(reg->name), "%s", name) >= (int)sizeof(reg->name))
         return OCISYNC_EUSAGE;
     if (snprintf(reg->base, sizeof(reg->base), "%s://%s", scheme, hostport) >=
@@ -650,9 +657,123 @@ static int status_error(int status)
     }
 }
 
+bool proto_reg_transient(int err, int status)
+{
+    switch (err) {
+    case 0:
+        break;
+    case UV_ECONNREFUSED:
+    case UV_ECONNRESET:
+    case UV_ECONNABORTED:
+    case UV_EPIPE:
+    case UV_ETIMEDOUT:
+    case UV_EHOSTUNREACH:
+    case UV_ENETUNREACH:
+    case UV_ENETDOWN:
+    case UV_EAI_AGAIN:
+    case UV_EOF:
+    case OCISYNC_ECLOSED:
+    case OCISYNC_ETIMEOUT:
+    case OCISYNC_EHTTP: /* a response cut or garbled in transit */
+        return true;
+    default:
+        return false;
+    }
+    return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 ||
+           status == 504;
+}
+
+/* Parses Retry-After: delta-seconds, or an HTTP date. Returns milliseconds from now, or -1. */
+static int64_t parse_retry_after(const char *v)
+{
+    struct tm tm;
+    char *end;
+    if (v == NULL || *v == '\0')
+        return -1;
+    if (*v >= '0' && *v <= '9') {
+        long long n = strtoll(v, &end, 10);
+        if (*end != '\0' || n < 0 || n > 86400)
+            return -1;
+        return (int64_t)n * 1000;
+    }
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == NULL || *end != '\0')
+        return -1;
+    {
+        time_t when = timegm(&tm), now = time(NULL);
+        return when > now ? (int64_t)(when - now) * 1000 : 0;
+    }
+}
+
+uint64_t proto_reg_backoff_ms(const struct proto_retry *policy, unsigned attempt,
+                              const char *retry_after)
+{
+    int64_t ra = parse_retry_after(retry_after);
+    uint64_t ms;
+    if (ra >= 0)
+        return (uint64_t)ra < policy->retry_after_cap_ms ? (uint64_t)ra
+                                                         : policy->retry_after_cap_ms;
+    ms = policy->base_ms;
+    for (unsigned i = 0; i < attempt && ms < policy->max_ms; i++)
+        ms *= 2;
+    if (ms > policy->max_ms)
+        ms = policy->max_ms;
+    /* +-20% jitter, so many clients throttled together do not come back together. */
+    if (ms >= 5) {
+        uint64_t spread = ms * 2 / 5;
+        ms = ms - spread / 2 + (uint64_t)rand() % (spread + 1);
+    }
+    return ms;
+}
+
+static void on_backoff(struct loop_delay *d)
+{
+    struct proto_reg_op *op = container_of(d, struct proto_reg_op, backoff);
+    int err;
+    if (op->http.has_body && op->http.body.rewind(op->http.body.arg) != 0) {
+        fail_op(op, OCISYNC_EUPLOAD, "registry %s: %s: %s", "cannot resend the request body");
+        return;
+    }
+    err = op_send(op);
+    if (err != 0)
+        fail_op(op, err, "registry %s: %s: %s",
+                op->http.error_detail ? op->http.error_detail : ocisync_strerror(err));
+}
+
+/* Schedules op to be sent again if its failure is transient and it may be. */
+static bool maybe_retry(struct proto_reg_op *op, int err)
+{
+    struct proto_registry *reg = op->reg;
+    struct proto_http_req *r = &op->http;
+    const char *ra = err == 0 ? proto_http_header(r, "Retry-After") : NULL;
+    bool replayable = !r->has_body || r->body.rewind != NULL;
+    uint64_t ms;
+    if (!proto_reg_transient(err, err == 0 ? r->status : 0) || !replayable ||
+        op->attempt >= reg->retry.max_retries || reg->client->loop->closing)
+        return false;
+    if (op->streamed_response && r->h1.body_bytes > 0)
+        return false;
+    ms = proto_reg_backoff_ms(&reg->retry, op->attempt, ra);
+    op->attempt++;
+    reg->retries++;
+    if (err != 0)
+        LOG_DEBUG("registry %s: %s: retry %u of %u in %llu ms after %s", reg->name, op->what,
+                  op->attempt, reg->retry.max_retries, (unsigned long long)ms,
+                  r->error_detail ? r->error_detail : ocisync_strerror(err));
+    else
+        LOG_DEBUG("registry %s: %s: retry %u of %u in %llu ms after HTTP %d%s%s", reg->name,
+                  op->what, op->attempt, reg->retry.max_retries, (unsigned long long)ms, r->status,
+                  ra ? ", Retry-After: " : "", ra ? ra : "");
+    loop_delay_start(reg->client->loop, &op->backoff, ms, on_backoff);
+    return true;
+}
+
 static void on_http_done(struct proto_http_req *r, int err)
 {
     struct proto_reg_op *op = r->data;
+    if (maybe_retry(op, err))
+        return;
     if (err != 0) {
         snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: %s", op->reg->name, op->what,
                  r->error_detail ? r->error_detail : ocisync_strerror(err));

@@ -14,6 +14,23 @@
 #define PROTO_REG_MAX_TOKENS 8
 #define PROTO_REG_SCOPE_MAX 1024
 
+/*
+ * When requests to a registry are tried again: connection errors, timeouts,
+ * 408, 429 and 5xx, for requests whose body can be sent again, after an
+ * exponential backoff with jitter (or the server's Retry-After).
+ */
+struct proto_retry {
+    unsigned max_retries;        /* attempts after the first */
+    uint64_t base_ms;            /* first backoff; doubles each attempt */
+    uint64_t max_ms;             /* backoff cap */
+    uint64_t retry_after_cap_ms; /* a longer Retry-After is cut to this */
+};
+
+#define PROTO_RETRY_DEFAULT_TIMES 5
+#define PROTO_RETRY_DEFAULT_BASE_MS 500
+#define PROTO_RETRY_DEFAULT_MAX_MS 30000
+#define PROTO_RETRY_AFTER_CAP_MS 60000
+
 /* A bearer token for one scope string, as the token server issued it. */
 struct proto_reg_token {
     char scope[PROTO_REG_SCOPE_MAX];
@@ -46,6 +63,8 @@ struct proto_registry {
     char *fetch_body;       /* owned: the OAuth2 form for identity tokens */
     unsigned token_fetches; /* for tests and --debug */
     bool withheld_creds;    /* credentials were kept from a plain-HTTP token realm */
+    struct proto_retry retry;
+    unsigned retries; /* requests sent again, for the summary */
 };
 
 /* scheme is "http" or "https"; hostport is what to connect to ("host:port" or "[v6]:port"). */
@@ -76,7 +95,24 @@ struct proto_reg_op {
     struct queue wait_link;
     bool waiting;
     bool auth_retried;
+    /* Retries. */
+    unsigned attempt; /* retries so far */
+    struct loop_delay backoff;
+    /* A streamed response body (on_body) cannot be retried once bytes were passed on. */
+    bool streamed_response;
 };
+
+/*
+ * True if err (a transport error) or status (an HTTP answer) is worth trying
+ * again: the failure may not happen next time.
+ */
+bool proto_reg_transient(int err, int status);
+/*
+ * The delay before retry number attempt (0-based): the Retry-After of the
+ * last response if it has one (capped), else base * 2^attempt with jitter.
+ */
+uint64_t proto_reg_backoff_ms(const struct proto_retry *policy, unsigned attempt,
+                              const char *retry_after);
 
 /*
  * Each constructor prepares op (call proto_reg_op_dispose after cb) and
