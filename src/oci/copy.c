@@ -84,6 +84,10 @@ struct copy_blob {
     unsigned restarts;
     uint64_t restart_delay_ms;
     struct loop_delay backoff;
+    /* A source GET cut mid-body resumes with Range from where the relay stands. */
+    uint64_t get_offset; /* where the GET in flight starts */
+    unsigned get_resumes;
+    struct loop_delay get_backoff;
 };
 
 struct copy_job {
@@ -129,6 +133,7 @@ static void pump(struct copy_job *job);
 static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
 static void blob_settle_failed(struct copy_blob *b);
+static int start_get(struct copy_blob *b);
 
 static void fail(struct copy_job *job, int err, const char *fmt, ...)
 {
@@ -143,6 +148,7 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
               job->res->error); /* Stop what is in flight: nothing more will be pushed. */
     for (size_t i = 0; i < job->n_blobs; i++) {
         struct copy_blob *b = &job->blobs[i];
+        loop_delay_cancel(&b->get_backoff);
         if (b->backoff.armed) {
             /* Waiting to start over: it will not. */
             loop_delay_cancel(&b->backoff);
@@ -351,6 +357,8 @@ static void restart_now(struct loop_delay *d)
 /* Starts b's transfer over after its backoff, once nothing of it is in flight. */
 static void blob_restart(struct copy_blob *b)
 {
+    /* A pending resume of the download is moot: everything starts over. */
+    loop_delay_cancel(&b->get_backoff);
     if (b->get_active || b->put_active)
         return;
     if (b->job->err != 0) {
@@ -434,13 +442,41 @@ static void body_consume(void *arg, size_t n)
         proto_http_resume(&b->get.http);
 }
 
+/*
+ * A resumed GET must answer 206 with Content-Range "bytes OFFSET-(size-1)/size"
+ * exactly; anything else (a 200 with the whole blob, another range) is
+ * UV_ERANGE, and the blob starts over: bytes are never appended blindly.
+ */
+static int check_range(struct proto_http_req *r, const struct copy_blob *b)
+{
+    const char *cr = proto_http_header(r, "Content-Range");
+    unsigned long long first, last, total;
+    char star[2];
+    if (r->status != 206 || cr == NULL)
+        return UV_ERANGE;
+    if (sscanf(cr, "bytes %llu-%llu/%llu", &first, &last, &total) == 3) {
+        if (total != (unsigned long long)b->desc.size)
+            return UV_ERANGE;
+    } else if (sscanf(cr, "bytes %llu-%llu/%1[*]", &first, &last, star) != 3) {
+        return UV_ERANGE;
+    }
+    if (first != b->get_offset || last + 1 != (unsigned long long)b->desc.size)
+        return UV_ERANGE;
+    return 0;
+}
+
 static int get_on_headers(struct proto_http_req *r)
 {
     struct copy_blob *b = container_of(r, struct copy_blob, get.http);
     int64_t cl = proto_h1_content_length(&r->h1);
-    if (r->status != 200)
+    if (b->get_offset > 0) {
+        int rc = check_range(r, b);
+        if (rc != 0)
+            return rc;
+    } else if (r->status != 200) {
         return OCISYNC_EREGISTRY;
-    if (cl >= 0 && cl != b->desc.size)
+    }
+    if (cl >= 0 && (uint64_t)cl != (uint64_t)b->desc.size - b->get_offset)
         return OCISYNC_ESIZEMISMATCH;
     return 0;
 }
@@ -456,10 +492,66 @@ static int get_on_body(struct proto_http_req *r, const char *data, size_t len)
     return rc == 1 ? PROTO_PAUSE : 0;
 }
 
+static void resume_get(struct loop_delay *d)
+{
+    struct copy_blob *b = container_of(d, struct copy_blob, get_backoff);
+    int err;
+    if (b->job->err != 0) {
+        if (b->put_active)
+            proto_http_abort(&b->op.http, UV_ECANCELED);
+        else
+            blob_settle_failed(b);
+        return;
+    }
+    LOG_DEBUG("blob %s: resuming the download at byte %llu", b->desc.digest.str,
+              (unsigned long long)b->relay.in);
+    err = start_get(b);
+    if (err != 0) {
+        blob_fail(b, err, b->get.errmsg);
+        if (b->put_active)
+            proto_http_abort(&b->op.http, UV_ECANCELED);
+        else
+            blob_settle_failed(b);
+    }
+}
+
+/*
+ * A GET cut after some bytes reached the relay: ask for the rest with Range
+ * while the upload waits, rather than start both over.
+ */
+static bool take_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
+{
+    const struct proto_retry *policy = &b->job->ctx->src_reg.retry;
+    uint64_t ms;
+    if (b->job->err != 0 || b->restarting || err == UV_ERANGE || b->relay.failed ||
+        b->relay.in == 0 || b->relay.in >= b->relay.size || !op_transient(op, err) ||
+        b->get_resumes >= policy->max_retries)
+        return false;
+    ms = proto_reg_backoff_ms(policy, b->get_resumes, NULL);
+    b->get_resumes++;
+    LOG_DEBUG("blob %s: download cut at byte %llu (%s); retry with Range in %llu ms",
+              b->desc.digest.str, (unsigned long long)b->relay.in,
+              op->errmsg[0] ? op->errmsg : ocisync_strerror(err), (unsigned long long)ms);
+    loop_delay_start(&b->job->ctx->loop, &b->get_backoff, ms, resume_get);
+    return true;
+}
+
 static void on_get_done(struct proto_reg_op *op, int err)
 {
     struct copy_blob *b = op->data;
     b->get_active = false;
+    if (err != 0 && take_resume(b, op, err)) {
+        proto_reg_op_dispose(op);
+        return;
+    }
+    if (err == UV_ERANGE && !b->restarting) {
+        /* The source would not resume where we stopped: start the blob over. */
+        b->restart_delay_ms = 0;
+        b->restarts++;
+        b->restarting = b->restarts <= b->job->ctx->dst_reg.retry.max_retries;
+        if (!b->restarting)
+            err = OCISYNC_EREGISTRY;
+    }
     if (b->restarting || (err != 0 && take_restart(b, op, err))) {
         proto_reg_op_dispose(op);
         if (b->put_active)
@@ -495,6 +587,12 @@ static int start_get(struct copy_blob *b)
     struct copy_job *job = b->job;
     int err = proto_reg_blob_get(&b->get, &job->ctx->src_reg, job->ctx->src.repository,
                                  b->desc.digest.str);
+    b->get_offset = b->relay.in;
+    if (err == 0 && b->get_offset > 0) {
+        char range[48];
+        snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)b->get_offset);
+        err = proto_http_add_header(&b->get.http, "Range", range);
+    }
     b->get.data = b;
     /* Bytes already passed to the relay cannot be taken back: a retry is the engine's. */
     b->get.streamed_response = true;
