@@ -46,7 +46,8 @@ extern "C" {
     XX(EJSON, -20019, "invalid JSON")                                                              \
     XX(ECLOSED, -20020, "connection closed before the response was complete")                      \
     XX(ETLS, -20021, "TLS handshake failed")                                                       \
-    XX(ETLSCONFIG, -20022, "invalid TLS configuration")
+    XX(ETLSCONFIG, -20022, "invalid TLS configuration")                                            \
+    XX(EINTERRUPTED, -20023, "interrupted")
 
 typedef enum {
 #define OCISYNC_ERR_ENUM(name, value, msg) OCISYNC_##name = (value),
@@ -158,6 +159,13 @@ struct ocisync_copy_opts {
      */
     int retry_times;
     unsigned retry_delay_ms;
+    /*
+     * When non-zero, SIGINT and SIGTERM during the copy stop it cleanly: no new
+     * transfer starts, those in flight are abandoned (nothing half-written is
+     * committed, no manifest is pushed without its blobs), and ocisync_copy
+     * returns OCISYNC_EINTERRUPTED. A rerun completes only what is missing.
+     */
+    int handle_signals;
     /* Receives one event per blob and manifest; may be NULL. */
     ocisync_event_cb on_event;
     void *event_arg;

@@ -2,7 +2,8 @@
  * The ocisync command line. It parses arguments, calls the library through
  * include/ocisync.h only, and prints what happened.
  *
- * Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong.
+ * Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
+ * 130 interrupted by SIGINT or SIGTERM.
  */
 #include "ocisync.h"
 
@@ -19,6 +20,7 @@
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130 /* as a shell reports a command ended by SIGINT */
 #define MAX_PLATFORMS 16
 
 static const char *prog = "ocisync";
@@ -370,12 +372,15 @@ static int cmd_copy(int argc, char **argv)
         return EXIT_USAGE;
     }
     opts.platforms = platforms;
+    opts.handle_signals = 1;
     opts.on_event = on_copy_event;
     opts.event_arg = &out;
 
     err = ocisync_copy(argv[optind], argv[optind + 1], &opts, &res);
     if (err != 0) {
         fprintf(stderr, "%s copy: %s\n", prog, res.error[0] ? res.error : ocisync_strerror(err));
+        if (err == OCISYNC_EINTERRUPTED)
+            return EXIT_INTERRUPTED;
         return err == OCISYNC_EUSAGE || err == OCISYNC_EREF || err == OCISYNC_EPLATFORM ||
                        err == OCISYNC_ETLSCONFIG
                    ? EXIT_USAGE

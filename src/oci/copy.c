@@ -19,6 +19,8 @@
 #include "oci/endpoint.h"
 #include "oci/relay.h"
 
+#include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1223,6 +1225,10 @@ static void check_finished(struct copy_job *job)
     if (job->err == 0 && !job->finished && !job->top_pushed)
         return;
     job->ctx->done = true;
+    if (job->ctx->signals) {
+        uv_signal_stop(&job->ctx->sigint);
+        uv_signal_stop(&job->ctx->sigterm);
+    }
     if (job->err == 0)
         snprintf(job->res->digest, sizeof(job->res->digest), "%s", job->push_digest.str);
     emit(job, OCISYNC_EV_DONE, job->push_digest.str, job->top_media_type, NULL,
@@ -1279,6 +1285,21 @@ static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errle
         return OCISYNC_EUSAGE;
     }
     return oci_ref_parse(s, out, err, errlen);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct copy_ctx *ctx = h->data;
+    struct copy_job *job = ctx->job;
+    /* A second signal while stopping changes nothing: the first one already ends the run. */
+    if (job->err == 0)
+        fail(job, OCISYNC_EINTERRUPTED,
+             "interrupted by %s: %" PRIu64 " blobs were copied, %" PRIu64 " mounted and %" PRIu64
+             " skipped before it; nothing half-done was committed, and a rerun completes "
+             "what is missing",
+             signum == SIGINT ? "SIGINT" : "SIGTERM", job->res->blobs_copied,
+             job->res->blobs_mounted, job->res->blobs_skipped);
+    check_finished(job);
 }
 
 int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
@@ -1370,7 +1391,15 @@ int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opt
     snprintf(ctx->dst_reg.scope, sizeof(ctx->dst_reg.scope), "repository:%s:pull,push%s%s%s",
              ctx->dst.repository, job.same_registry ? " repository:" : "",
              job.same_registry ? ctx->src.repository : "", job.same_registry ? ":pull" : "");
-
+    ctx->job = &job;
+    if (opts->handle_signals) {
+        uv_signal_init(&ctx->uv, &ctx->sigint);
+        uv_signal_init(&ctx->uv, &ctx->sigterm);
+        ctx->sigint.data = ctx->sigterm.data = ctx;
+        uv_signal_start(&ctx->sigint, on_signal, SIGINT);
+        uv_signal_start(&ctx->sigterm, on_signal, SIGTERM);
+        ctx->signals = true;
+    }
     err = proto_reg_manifest_get(&job.top_op, &ctx->src_reg, ctx->src.repository,
                                  oci_ref_target(&ctx->src), false);
     job.top_op.data = &job;
@@ -1397,6 +1426,10 @@ out_loop:
     proto_registry_dispose(&ctx->src_reg);
     proto_registry_dispose(&ctx->dst_reg);
     proto_client_dispose(&ctx->client);
+    if (ctx->signals) {
+        uv_close((uv_handle_t *)&ctx->sigint, NULL);
+        uv_close((uv_handle_t *)&ctx->sigterm, NULL);
+    }
     uv_run(&ctx->uv, UV_RUN_DEFAULT);
     if (uv_loop_close(&ctx->uv) != 0)
         LOG_DEBUG("event loop closed with handles still open");

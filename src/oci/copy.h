@@ -13,6 +13,9 @@ struct copy_ctx {
     struct oci_ref src, dst;
     struct proto_registry src_reg, dst_reg;
     bool done;
+    struct copy_job *job; /* the job running on this context */
+    uv_signal_t sigint, sigterm;
+    bool signals;
 };
 
 #endif
