@@ -691,9 +691,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
         }
         b->location = proto_reg_upload_location(op);
         if (b->location == NULL) {
-            blob_fail(b, OCISYNC_EUPLOAD, "upload has no Location");
-            fail(job, OCISYNC_EUPLOAD, "registry %s: %s: the response has no usable Location",
-                 job->ctx->dst_reg.name, op->what);
+            fail(job, OCISYNC_EUPLOAD, "%s", op->errmsg);
             proto_reg_op_dispose(op);
             blob_settle_failed(b);
             return;
@@ -714,8 +712,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
         b->sent += b->req_len;
         proto_reg_op_dispose(op);
         if (loc == NULL) {
-            fail(job, OCISYNC_EUPLOAD, "registry %s: upload of %s: PATCH response has no Location",
-                 job->ctx->dst_reg.name, b->desc.digest.str);
+            fail(job, OCISYNC_EUPLOAD, "%s", op->errmsg);
             blob_settle_failed(b);
             return;
         }

@@ -811,13 +811,29 @@ static void on_http_done(struct proto_http_req *r, int err)
 char *proto_reg_upload_location(struct proto_reg_op *op)
 {
     const char *loc = proto_http_header(&op->http, "Location");
-    struct proto_url u;
-    char *s;
-    if (loc == NULL || *loc == '\0')
+    struct proto_url u, base;
+    char *s = NULL;
+    if (loc == NULL || *loc == '\0') {
+        snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: the response has no Location",
+                 op->reg->name, op->what);
         return NULL;
-    if (proto_url_resolve(&op->http.url, loc, &u) != 0)
+    }
+    if (proto_url_resolve(&op->http.url, loc, &u) != 0) {
+        snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: invalid upload Location",
+                 op->reg->name, op->what);
         return NULL;
-    s = proto_url_string(&u);
+    }
+    /* Blob data goes only to the registry itself, never to a host its answer names. */
+    if (proto_url_parse(op->reg->base, &base) == 0) {
+        if (proto_url_same_origin(&u, &base))
+            s = proto_url_string(&u);
+        else
+            snprintf(op->errmsg, sizeof(op->errmsg),
+                     "registry %s: %s: the upload Location points to another host (%s:%d); "
+                     "refusing to send data there",
+                     op->reg->name, op->what, u.host, u.port);
+        proto_url_free(&base);
+    }
     proto_url_free(&u);
     return s;
 }

@@ -148,7 +148,10 @@ int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, co
 int proto_reg_op_start(struct proto_reg_op *op, proto_reg_cb cb);
 void proto_reg_op_dispose(struct proto_reg_op *op);
 
-/* The upload URL from a Location header, resolved against the registry (malloc'ed), or NULL. */
+/*
+ * The upload URL from a Location header, resolved (malloc'ed); NULL with op->errmsg set
+ * when it is missing, invalid, or on another host than the registry (data goes nowhere else).
+ */
 char *proto_reg_upload_location(struct proto_reg_op *op);
 /* OCI-Chunk-Min-Length from the response, or 0. */
 uint64_t proto_reg_chunk_min(struct proto_reg_op *op);
