@@ -97,7 +97,10 @@ struct copy_job {
     const struct ocisync_copy_opts *opts;
     struct oci_platform platforms[16];
     size_t n_platforms;
-    unsigned jobs;
+    unsigned jobs;       /* the most transfers at once */
+    unsigned jobs_limit; /* the current limit: halved when a registry throttles, then regrown */
+    unsigned jobs_grow;  /* transfers finished since the limit last changed */
+    unsigned throttles_seen;
     uint64_t chunk_size;
     bool same_registry;
 
@@ -132,6 +135,7 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void check_finished(struct copy_job *job);
 static void pump(struct copy_job *job);
+static void adapt_limit(struct copy_job *job);
 static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
 static void blob_settle_failed(struct copy_blob *b);
@@ -294,6 +298,7 @@ static void blob_done(struct copy_blob *b, int outcome)
     b->step = BLOB_DONE;
     b->outcome = outcome;
     job->active--;
+    adapt_limit(job);
     switch (outcome) {
     case OCISYNC_EV_BLOB_COPIED:
         job->res->blobs_copied++;
@@ -824,9 +829,28 @@ static void blob_next(struct copy_blob *b)
     b->put_active = true;
 }
 
+/*
+ * Adapts the number of transfers at once, additive increase and
+ * multiplicative decrease: a registry that throttles (429) halves it, and
+ * every `limit` transfers finished without a new throttle add one back.
+ */
+static void adapt_limit(struct copy_job *job)
+{
+    unsigned seen = job->ctx->src_reg.throttled + job->ctx->dst_reg.throttled;
+    if (seen != job->throttles_seen) {
+        job->throttles_seen = seen;
+        job->jobs_limit = job->jobs_limit > 1 ? job->jobs_limit / 2 : 1;
+        job->jobs_grow = 0;
+        LOG_DEBUG("throttled: at most %u transfers at once now", job->jobs_limit);
+    } else if (job->jobs_limit < job->jobs && ++job->jobs_grow >= job->jobs_limit) {
+        job->jobs_limit++;
+        job->jobs_grow = 0;
+    }
+}
+
 static void pump(struct copy_job *job)
 {
-    while (job->err == 0 && job->active < job->jobs && job->next_blob < job->n_blobs) {
+    while (job->err == 0 && job->active < job->jobs_limit && job->next_blob < job->n_blobs) {
         struct copy_blob *b = &job->blobs[job->next_blob++];
         blob_next(b);
     }
@@ -1322,6 +1346,7 @@ int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opt
     job.opts = opts;
     job.res = result;
     job.jobs = opts->jobs ? opts->jobs : DEFAULT_JOBS;
+    job.jobs_limit = job.jobs;
     job.chunk_size = opts->chunk_size ? opts->chunk_size : DEFAULT_CHUNK;
 
     err = parse_ref(src, &ctx->src, result->error, sizeof(result->error));

@@ -772,6 +772,11 @@ static bool maybe_retry(struct proto_reg_op *op, int err)
 static void on_http_done(struct proto_http_req *r, int err)
 {
     struct proto_reg_op *op = r->data;
+    if (err == 0 &&
+        (r->status == 429 || (r->status == 503 && proto_http_header(r, "Retry-After") != NULL))) {
+        op->reg->throttled++;
+        LOG_DEBUG("registry %s: throttled (HTTP %d)", op->reg->name, r->status);
+    }
     if (maybe_retry(op, err))
         return;
     if (err != 0) {

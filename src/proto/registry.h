@@ -64,7 +64,8 @@ struct proto_registry {
     unsigned token_fetches; /* for tests and --debug */
     bool withheld_creds;    /* credentials were kept from a plain-HTTP token realm */
     struct proto_retry retry;
-    unsigned retries; /* requests sent again, for the summary */
+    unsigned retries;   /* requests sent again, for the summary */
+    unsigned throttled; /* answers that said "slow down" (429, or 503 with Retry-After) */
 };
 
 /* scheme is "http" or "https"; hostport is what to connect to ("host:port" or "[v6]:port"). */
