@@ -4,6 +4,8 @@
 #include "ocisync.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -452,6 +454,26 @@ static void serve_waiters(struct loop_host *h)
     }
 }
 
+/*
+ * Whether an idle connection can still carry a request: nothing (not even
+ * an EOF) waiting on its socket. Checked right before reuse, as curl does,
+ * because a server may close a kept-alive connection just after answering,
+ * and the next request can be handed the connection in the same loop turn.
+ */
+static bool conn_alive(struct loop_conn *c)
+{
+    uv_os_fd_t fd;
+    char b;
+    ssize_t n;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return false;
+    n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    /* 0: EOF. More bytes: nothing is expected between exchanges, so the stream is unusable. */
+    return false;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Pool */
 
@@ -474,6 +496,13 @@ int loop_conn_acquire(struct loop_ctx *ctx, const char *scheme, const char *host
     queue_init(&req->link);
     while (!queue_empty(&h->idle)) {
         struct loop_conn *c = container_of(queue_head(&h->idle), struct loop_conn, link);
+        if (!conn_alive(c)) {
+            /* The server closed it and the loop has not read the EOF yet. */
+            LOG_DEBUG("conn %p to %s:%d was closed by the server while idle", (void *)c, h->host,
+                      h->port);
+            conn_close(c);
+            continue;
+        }
         queue_remove(&c->link);
         uv_timer_stop(&c->timer);
         loop_conn_read_stop(c);

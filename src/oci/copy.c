@@ -52,6 +52,7 @@ enum blob_step {
     BLOB_HEAD,
     BLOB_START,
     BLOB_RELAY,
+    BLOB_STATUS, /* asking how much of an interrupted upload the registry holds */
     BLOB_FINISH,
     BLOB_DONE,
 };
@@ -90,6 +91,9 @@ struct copy_blob {
     uint64_t get_offset; /* where the GET in flight starts */
     unsigned get_resumes;
     struct loop_delay get_backoff;
+    /* A PATCH cut on the way continues from the offset the registry reports. */
+    bool resuming;
+    unsigned upload_resumes;
 };
 
 struct copy_job {
@@ -543,10 +547,19 @@ static bool take_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
     return true;
 }
 
+static void status_now(struct loop_delay *d);
+
 static void on_get_done(struct proto_reg_op *op, int err)
 {
     struct copy_blob *b = op->data;
     b->get_active = false;
+    if (b->resuming) {
+        /* Stopped on purpose: the upload is being resumed from an earlier offset. */
+        proto_reg_op_dispose(op);
+        if (!b->put_active)
+            loop_delay_start(&b->job->ctx->loop, &b->backoff, b->restart_delay_ms, status_now);
+        return;
+    }
     if (err != 0 && take_resume(b, op, err)) {
         proto_reg_op_dispose(op);
         return;
@@ -655,11 +668,116 @@ static int start_upload_request(struct copy_blob *b)
     return 0;
 }
 
+/*
+ * A PATCH failed on the way (reset, timeout, 5xx): rather than start the blob
+ * over, ask the registry how far it got and continue from there, once the
+ * source GET (which is ahead of that point) is stopped.
+ */
+static bool take_upload_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
+{
+    const struct proto_retry *policy = &b->job->ctx->dst_reg.retry;
+    if (b->job->err != 0 || b->restarting || b->resuming || b->step != BLOB_RELAY ||
+        b->location == NULL || err == UV_ECANCELED || !op_transient(op, err) ||
+        b->upload_resumes >= policy->max_retries)
+        return false;
+    b->restart_delay_ms = proto_reg_backoff_ms(policy, b->upload_resumes, NULL);
+    b->upload_resumes++;
+    b->resuming = true;
+    LOG_DEBUG("blob %s: upload cut (%s); retry from the registry's offset in %llu ms",
+              b->desc.digest.str, op->errmsg[0] ? op->errmsg : ocisync_strerror(err),
+              (unsigned long long)b->restart_delay_ms);
+    return true;
+}
+
+static void status_now(struct loop_delay *d)
+{
+    struct copy_blob *b = container_of(d, struct copy_blob, backoff);
+    struct copy_job *job = b->job;
+    int err;
+    if (job->err != 0) {
+        b->resuming = false;
+        blob_settle_failed(b);
+        return;
+    }
+    b->step = BLOB_STATUS;
+    err = proto_reg_upload_status(&b->op, &job->ctx->dst_reg, b->location);
+    b->op.data = b;
+    if (err == 0)
+        err = proto_reg_op_start(&b->op, on_dest_done);
+    if (err != 0) {
+        blob_fail(b, err, b->op.errmsg);
+        proto_reg_op_dispose(&b->op);
+        b->resuming = false;
+        blob_settle_failed(b);
+        return;
+    }
+    b->put_active = true;
+}
+
+/* The registry said how much it holds: continue the upload and the source from there. */
+static void resume_upload(struct copy_blob *b, int64_t have, char *loc)
+{
+    int err;
+    b->resuming = false;
+    /* Unknown ("0-0"), or more than was ever sent: no safe place to continue. */
+    if (have < 0 || (uint64_t)have < b->sent || (uint64_t)have > b->relay.out || loc == NULL) {
+        LOG_DEBUG("blob %s: the registry reports no usable offset; starting over",
+                  b->desc.digest.str);
+        free(loc);
+        b->restart_delay_ms = 0;
+        b->restarting = true;
+        blob_restart(b);
+        return;
+    }
+    LOG_DEBUG("blob %s: the registry holds %lld of %lld bytes; continuing from there",
+              b->desc.digest.str, (long long)have, (long long)b->desc.size);
+    free(b->location);
+    b->location = loc;
+    oci_relay_rewind(&b->relay, (uint64_t)have);
+    b->sent = (uint64_t)have;
+    b->step = BLOB_RELAY;
+    if ((uint64_t)have < (uint64_t)b->desc.size) {
+        b->get_done = false;
+        err = start_get(b);
+        if (err != 0) {
+            blob_fail(b, err, b->get.errmsg);
+            blob_settle_failed(b);
+            return;
+        }
+    }
+    blob_next(b);
+}
+
 static void on_dest_done(struct proto_reg_op *op, int err)
 {
     struct copy_blob *b = op->data;
     struct copy_job *job = b->job;
     b->put_active = false;
+    if (b->step == BLOB_STATUS) {
+        if (err == 0) {
+            /* op is b->op, which the next PATCH reuses: take what is needed, then let it go. */
+            int64_t have = proto_reg_upload_offset(op);
+            char *loc = proto_reg_upload_location(op);
+            proto_reg_op_dispose(op);
+            resume_upload(b, have, loc);
+            return;
+        }
+        /* 404 ("resumed at wrong offset") and the like: this upload is gone. */
+        b->resuming = false;
+        b->restart_delay_ms = 0;
+        b->restarting = true;
+        proto_reg_op_dispose(op);
+        blob_restart(b);
+        return;
+    }
+    if (err != 0 && take_upload_resume(b, op, err)) {
+        proto_reg_op_dispose(op);
+        if (b->get_active)
+            proto_http_abort(&b->get.http, UV_ECANCELED);
+        else
+            loop_delay_start(&b->job->ctx->loop, &b->backoff, b->restart_delay_ms, status_now);
+        return;
+    }
     if (b->restarting || (err != 0 && take_restart(b, op, err))) {
         proto_reg_op_dispose(op);
         if (b->get_active)

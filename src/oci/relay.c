@@ -50,15 +50,19 @@ int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
     }
     /* The producer pauses at the high water mark, so one read buffer always fits. */
     if (len > OCI_RELAY_CAPACITY - fill)
-        return UV_ENOBUFS;
-    oci_hasher_update(&r->hasher, data, len);
+        return UV_ENOBUFS; /* After a rewind the first bytes again are already in the digest. */
+    if (r->in + len > r->hashed) {
+        size_t skip = r->hashed > r->in ? (size_t)(r->hashed - r->in) : 0;
+        oci_hasher_update(&r->hasher, data + skip, len - skip);
+        r->hashed = r->in + len;
+    }
     pos = (size_t)(r->in % OCI_RELAY_CAPACITY);
     first = OCI_RELAY_CAPACITY - pos < len ? OCI_RELAY_CAPACITY - pos : len;
     memcpy(r->buf + pos, data, first);
     memcpy(r->buf, data + first, len - first);
-    r->in += len;
-    /* Only the push that brings the last bytes finishes the digest (an empty push may follow). */
-    if (len > 0 && r->in == r->size) {
+    r->in += len; /* Only the push that hashes the last bytes finishes the digest (empty pushes may
+                     follow). */
+    if (len > 0 && r->in == r->size && !r->verified) {
         struct oci_digest got;
         int err = oci_hasher_final(&r->hasher, &got);
         if (err != 0)
@@ -91,6 +95,14 @@ size_t oci_relay_peek(struct oci_relay *r, const char **data, uint64_t max)
         avail = max;
     *data = r->buf + pos;
     return (size_t)avail;
+}
+
+void oci_relay_rewind(struct oci_relay *r, uint64_t offset)
+{
+    if (offset > r->in)
+        offset = r->in;
+    r->in = r->out = offset;
+    r->producer_paused = false;
 }
 
 bool oci_relay_consume(struct oci_relay *r, size_t n)

@@ -21,10 +21,11 @@
 #define OCI_RELAY_HIGH_WATER (1024 * 1024)
 
 struct oci_relay {
-    char *buf;     /* owned, OCI_RELAY_CAPACITY bytes */
-    uint64_t in;   /* bytes received from the source so far */
-    uint64_t out;  /* bytes released by the destination so far */
-    uint64_t size; /* expected size */
+    char *buf;       /* owned, OCI_RELAY_CAPACITY bytes */
+    uint64_t in;     /* bytes received from the source so far */
+    uint64_t out;    /* bytes released by the destination so far */
+    uint64_t size;   /* expected size */
+    uint64_t hashed; /* bytes fed to the hasher: ahead of in after a rewind */
     struct oci_digest expected;
     struct oci_hasher hasher;
     bool verified; /* all bytes received and the digest matched */
@@ -46,5 +47,13 @@ int oci_relay_push(struct oci_relay *r, const char *data, size_t len);
 size_t oci_relay_peek(struct oci_relay *r, const char **data, uint64_t max);
 /* Releases n bytes taken by the consumer. Returns true if a paused producer may resume. */
 bool oci_relay_consume(struct oci_relay *r, size_t n);
+
+/*
+ * Drops what the ring holds and continues at offset (at most what was
+ * received): the source is asked again from there, for a destination that
+ * lost the bytes after offset. Bytes before the furthest point already
+ * hashed are not hashed twice; the digest still covers every byte once.
+ */
+void oci_relay_rewind(struct oci_relay *r, uint64_t offset);
 
 #endif

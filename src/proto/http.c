@@ -272,6 +272,7 @@ static void reset_exchange(struct proto_http_req *r)
     r->pending = NULL;
     r->pending_len = 0;
     r->got_bytes = false;
+    r->body_passed = 0;
     r->status = 0;
     r->resp_len = 0;
     r->redirect_pending = false;
@@ -368,7 +369,9 @@ static bool retry_stale(struct proto_http_req *r, int err)
     int rc;
     if (!r->reused_conn || r->got_bytes || r->retries > 0)
         return false;
-    if (r->has_body && (r->body.rewind == NULL || r->body.rewind(r->body.arg) != 0))
+    /* A body that cannot be rewound can still go again if none of it was consumed. */
+    if (r->has_body && r->body_sent > 0 &&
+        (r->body.rewind == NULL || r->body.rewind(r->body.arg) != 0))
         return false;
     LOG_DEBUG("http %p: reused connection failed (%s); retrying once on a new one", (void *)r,
               uv_err_name(err));
@@ -560,8 +563,10 @@ static int on_h1_body(struct proto_h1 *p, const char *data, size_t len)
         return 0;
     if (r->status < 200 || r->status >= 300)
         return collect(r, data, len, PROTO_MAX_ERROR_BODY, false);
-    if (r->on_body != NULL)
+    if (r->on_body != NULL) {
+        r->body_passed += len;
         return r->on_body(r, data, len);
+    }
     /* Nobody wants this body (an upload's 202, a ping's "{}"): it is read and dropped. */
     if (r->collect_max == 0)
         return 0;

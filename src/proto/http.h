@@ -215,6 +215,7 @@ struct proto_http_req {
     bool chunked_final; /* the last chunk is written or being written */
     bool leftover;      /* bytes followed the response: the connection is not reusable */
     bool reused_conn;
+    uint64_t body_passed; /* response bytes handed to on_body in this exchange */
     bool got_bytes;
     unsigned redirects;
     unsigned retries;

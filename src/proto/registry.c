@@ -161,9 +161,13 @@ int proto_reg_blob_get(struct proto_reg_op *op, struct proto_registry *reg, cons
                        const char *digest)
 {
     char path[1024], what[256];
+    int err;
     snprintf(path, sizeof(path), "/v2/%s/blobs/%s", repo, digest);
     snprintf(what, sizeof(what), "GET blob %s@%s", repo, digest);
-    return op_init(op, reg, "GET", path, what);
+    err = op_init(op, reg, "GET", path, what);
+    /* 206 answers a GET resumed with Range (the caller checks Content-Range). */
+    op->expect[1] = 206;
+    return err;
 }
 
 int proto_reg_upload_start(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
@@ -206,6 +210,30 @@ int proto_reg_upload_patch(struct proto_reg_op *op, struct proto_registry *reg,
     if (err == 0)
         err = proto_http_add_header(&op->http, "Content-Range", range);
     return err;
+}
+
+int proto_reg_upload_status(struct proto_reg_op *op, struct proto_registry *reg,
+                            const char *location)
+{
+    int err = op_init(op, reg, "GET", location, "upload status");
+    if (err != 0)
+        return err;
+    op->expect[0] = 204;
+    op->expect[1] = 200;
+    op->http.follow_redirects = false;
+    return 0;
+}
+
+int64_t proto_reg_upload_offset(struct proto_reg_op *op)
+{
+    const char *v = proto_http_header(&op->http, "Range");
+    unsigned long long first, last;
+    char tail;
+    if (v == NULL || sscanf(v, "%llu-%llu%c", &first, &last, &tail) != 2 || first != 0)
+        return -1;
+    if (last == 0)
+        return -1;
+    return (int64_t)last + 1;
 }
 
 int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, const char *location,
@@ -752,7 +780,7 @@ static bool maybe_retry(struct proto_reg_op *op, int err)
     if (!proto_reg_transient(err, err == 0 ? r->status : 0) || !replayable ||
         op->attempt >= reg->retry.max_retries || reg->client->loop->closing)
         return false;
-    if (op->streamed_response && r->h1.body_bytes > 0)
+    if (op->streamed_response && r->body_passed > 0)
         return false;
     ms = proto_reg_backoff_ms(&reg->retry, op->attempt, ra);
     op->attempt++;

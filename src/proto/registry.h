@@ -142,6 +142,18 @@ int proto_reg_upload_start(struct proto_reg_op *op, struct proto_registry *reg, 
 /* PATCH <location> with Content-Range start-(start+len-1); body streamed from body. */
 int proto_reg_upload_patch(struct proto_reg_op *op, struct proto_registry *reg,
                            const char *location, uint64_t start, const struct proto_body *body);
+/*
+ * GET <location>: how much of the upload the registry holds (204 with
+ * "Range: 0-N"; see proto_reg_upload_offset) and its newest Location.
+ */
+int proto_reg_upload_status(struct proto_reg_op *op, struct proto_registry *reg,
+                            const char *location);
+/*
+ * The number of bytes the registry reports holding, from the Range header of
+ * an upload response, or -1 when it is absent or says "0-0": distribution
+ * answers "0-0" both after 0 and after 1 byte, so it means "unknown".
+ */
+int64_t proto_reg_upload_offset(struct proto_reg_op *op);
 /* PUT <location>&digest=<digest>, with body (a monolithic upload) or without (closing chunks). */
 int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, const char *location,
                          const char *digest, const struct proto_body *body);
