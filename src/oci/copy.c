@@ -408,6 +408,14 @@ static bool take_restart(struct copy_blob *b, struct proto_reg_op *op, int err)
         return false;
     if (b->step != BLOB_RELAY && b->step != BLOB_FINISH)
         return false;
+    /*
+     * A request the registry layer could send again has had its retries
+     * already (--retry-times bounds its attempts); only a streamed one that
+     * could not be resent, or a refused token, starts the blob over.
+     */
+    if (err != OCISYNC_EUNAUTHORIZED && !(op->streamed_response && op->http.body_passed > 0) &&
+        (!op->http.has_body || op->http.body.rewind != NULL))
+        return false;
     if (err == OCISYNC_EUNAUTHORIZED && b->auth_restarts < 2) {
         b->auth_restarts++;
         b->restart_delay_ms = 0;
