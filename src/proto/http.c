@@ -458,6 +458,12 @@ static void send_more(struct proto_http_req *r)
             bufs[n++] = uv_buf_init("\r\n", 2);
         }
         r->body_waiting = n == 0 || (len == 0 && !r->chunked_final && r->head_sent);
+        /*
+         * Waiting for our own body source (a relay whose GET is slow) is not the
+         * server's silence: the source has its own timer. Re-armed when it resumes.
+         */
+        if (r->body_waiting && n == 0)
+            loop_conn_set_timeout(r->conn, 0);
     }
     if (n == 0)
         return;
@@ -476,6 +482,7 @@ void proto_http_body_ready(struct proto_http_req *r)
     if (r->state != PROTO_HTTP_ACTIVE || !r->body_waiting)
         return;
     r->body_waiting = false;
+    arm_timeout(r);
     send_more(r);
 }
 

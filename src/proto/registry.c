@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MANIFEST_ACCEPT                                                                            \
     "application/vnd.oci.image.index.v1+json, "                                                    \
@@ -746,8 +747,16 @@ uint64_t proto_reg_backoff_ms(const struct proto_retry *policy, unsigned attempt
     for (unsigned i = 0; i < attempt && ms < policy->max_ms; i++)
         ms *= 2;
     if (ms > policy->max_ms)
-        ms = policy->max_ms;
-    /* +-20% jitter, so many clients throttled together do not come back together. */
+        ms = policy->max_ms; /*
+                              * +-20% jitter, so many clients throttled together do not come back
+                              * together; seeded per process, or every ocisync would draw the same
+                              * delays.
+                              */
+    static bool seeded;
+    if (!seeded) {
+        srand((unsigned)(uv_hrtime() ^ ((uint64_t)getpid() << 16)));
+        seeded = true;
+    }
     if (ms >= 5) {
         uint64_t spread = ms * 2 / 5;
         ms = ms - spread / 2 + (uint64_t)rand() % (spread + 1);

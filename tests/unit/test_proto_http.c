@@ -655,6 +655,17 @@ static void h_hello_then_close(struct srv *s, struct srv_conn *c, struct srv_req
     srv_send_ex(c, resp, strlen(resp), true, true);
 }
 
+/* Answers the first request on a connection; drops the connection on a later one unanswered. */
+static void h_drop_reused(struct srv *s, struct srv_conn *c, struct srv_req *q)
+{
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh";
+    if (q->index > 0) {
+        srv_close_conn(c);
+        return;
+    }
+    srv_send_ex(c, resp, strlen(resp), true, false);
+}
+
 static void h_connection_close(struct srv *s, struct srv_conn *c, struct srv_req *q)
 {
     static const char resp[] =
@@ -1293,7 +1304,7 @@ TEST(connection_refused)
     env_free(&e);
 }
 
-TEST(stale_connection_retried)
+TEST(closed_idle_connection_not_reused)
 {
     struct env e;
     struct xreq a, b;
@@ -1302,7 +1313,42 @@ TEST(stale_connection_retried)
     e.expect_done = 2;
     x_init(&e, &a, "GET", srv_url(&e.srv, "/one"));
     x_init(&e, &b, "GET", srv_url(&e.srv, "/two"));
-    /* Started from a's on_done, b takes a's pooled connection before its close is noticed. */
+    /*
+     * Started from a's on_done, b asks for a connection in the same loop turn in which
+     * a's was released; the server closed it right after answering, and the pool must
+     * see that (the EOF is already on the socket) instead of handing it over.
+     */
+    a.then = then_start_b;
+    seq_next = &b;
+    x_start(&a);
+    env_run(&e);
+    seq_next = NULL;
+    CHECK_INT(a.done, 1);
+    CHECK_INT(a.err, 0);
+    CHECK_INT(b.done, 1);
+    CHECK_INT(b.err, 0);
+    CHECK_INT(b.r.status, 200);
+    CHECK_STR(b.r.resp_body, "fresh");
+    CHECK_INT(b.r.retries, 0);
+    CHECK_INT(e.srv.accepts, 2);
+    CHECK_INT(e.srv.n_reqs, 2);
+    env_free(&e);
+}
+
+TEST(stale_connection_retried)
+{
+    struct env e;
+    struct xreq a, b;
+    env_init(&e);
+    CHECK_INT(srv_start(&e.srv, &e.loop, h_drop_reused, &e), 0);
+    e.expect_done = 2;
+    x_init(&e, &a, "GET", srv_url(&e.srv, "/one"));
+    x_init(&e, &b, "GET", srv_url(&e.srv, "/two"));
+    /*
+     * The connection looks alive when b takes it, but the server drops it when b's request
+     * arrives (a server-side idle timeout racing the reuse): b is sent once more, on a
+     * new connection.
+     */
     a.then = then_start_b;
     seq_next = &b;
     x_start(&a);
@@ -1316,7 +1362,7 @@ TEST(stale_connection_retried)
     CHECK_STR(b.r.resp_body, "fresh");
     CHECK_INT(b.r.retries, 1);
     CHECK_INT(e.srv.accepts, 2);
-    CHECK_INT(e.srv.n_reqs, 2);
+    CHECK_INT(e.srv.n_reqs, 3);
     env_free(&e);
 }
 
@@ -1352,4 +1398,5 @@ TEST_MAIN(T(get_collects_body), T(error_body_and_collect_cap), T(keep_alive_reus
           T(backpressure_pause_every_piece), T(backpressure_chunked_single_pause),
           T(backpressure_chunked_every_piece), T(redirect_drops_authorization_cross_origin),
           T(redirect_303_put_becomes_get), T(redirect_limit), T(truncated_response),
-          T(idle_timeout), T(connection_refused), T(stale_connection_retried), T(per_host_limit))
+          T(idle_timeout), T(connection_refused), T(closed_idle_connection_not_reused),
+          T(stale_connection_retried), T(per_host_limit))
