@@ -9,7 +9,7 @@ PACKAGES=(
   libuv1-dev node-llhttp zlib1g-dev libssl-dev libzstd-dev
   libjansson-dev libyaml-dev
   docker-registry skopeo podman umoci
-  openssl apache2-utils time python3 curl ca-certificates
+  openssl apache2-utils time python3 curl ca-certificates iproute2 iptables
 )
 
 missing=()

@@ -16,6 +16,7 @@
 #     outlasts the whole run's limit, so only ocisync's own timeout ends it.
 # Each copy completes (exit 0) with the source's digest, read back with
 # skopeo, every blob of it present, and the fault fired at least once.
+. "$(dirname "$0")/netns.sh"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fault.sh"
 # Each run takes seconds: a hang should not cost lib.sh's default 120 s.

@@ -14,6 +14,7 @@
 #     the message mentions 500.
 # In each case the destination holds no manifest naming a missing blob
 # (assert_dest_consistent), and the message names the registry.
+. "$(dirname "$0")/netns.sh"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fault.sh"
 # Each run takes seconds: a hang should not cost lib.sh's default 120 s.

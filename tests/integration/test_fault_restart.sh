@@ -14,6 +14,7 @@
 #     child (assert_dest_consistent, which also reads every manifest
 #     revision stored in the repository);
 #   - a second copy, with no fault, succeeds with the source's digest.
+. "$(dirname "$0")/netns.sh"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fault.sh"
 

@@ -14,6 +14,7 @@
 # least ~1 s (a loose lower bound; no upper bound is ever asserted). With --retry-times 0 the same 503 fails the copy
 # (exit 1, a message with 503, no second attempt) and the destination holds
 # no manifest naming a missing blob.
+. "$(dirname "$0")/netns.sh"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_fault.sh"
 # Each run takes seconds: a hang should not cost lib.sh's default 120 s.
