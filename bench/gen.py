@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Synthetic images for ocisync's benchmarks, generated deterministically.
+
+One OCI layout holds a whole workload: N images, each with the same shape
+(platforms, layers per platform, payload bytes per layer), every layer
+different (seeded by workload seed, image, platform and layer), so no
+registry or tool can mount or skip a blob it has seen before. Layers are
+real gzip tars of random bytes, as in tests/tools/mkimage.py, but written in
+16 MiB pieces so a 1 GiB layer needs little memory. index.json lists every
+image with its reference in org.opencontainers.image.ref.name
+("bench/w1-003:v1"); the basenames are distinct, which skopeo sync needs
+(it names destination repositories after the source's last component).
+
+    gen.py build --out DIR --images N [--platforms linux/amd64,linux/arm64]
+                 [--layers L] [--layer-size BYTES] [--seed S] [--prefix P]
+    gen.py stats DIR [--first N]            blobs, bytes, manifests (JSON)
+    gen.py refs DIR [--first N]             one "repo:tag" a line
+    gen.py skopeo-yaml DIR REGISTRY [--first N]   a `skopeo sync --src yaml` file
+
+`build` does nothing when DIR already holds a complete layout made with the
+same arguments, so workloads are generated once and reused across runs.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import tarfile
+import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "tools"))
+import mkimage  # noqa: E402  (media types, timestamps, platform parsing)
+
+PIECE = 16 * 1024 * 1024
+
+
+class HashingWriter:
+    """A sink for tarfile: hashes the raw tar (the diff_id) and gzips it
+    into a file while hashing the compressed bytes (the blob digest)."""
+
+    def __init__(self, path):
+        self.f = open(path, "wb")
+        self.raw = hashlib.sha256()
+        self.blob = hashlib.sha256()
+        self.size = 0
+        self.z = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip wrapper, mtime 0
+
+    def _out(self, data):
+        if data:
+            self.blob.update(data)
+            self.size += len(data)
+            self.f.write(data)
+
+    def write(self, data):
+        self.raw.update(data)
+        self._out(self.z.compress(data))
+        return len(data)
+
+    def close(self):
+        self._out(self.z.flush())
+        self.f.close()
+
+
+class RandomReader:
+    """A file-like object of SIZE seeded random bytes, made PIECE at a time."""
+
+    def __init__(self, key, size):
+        self.rng = random.Random(key)
+        self.left = size
+        self.buf = memoryview(b"")
+
+    def read(self, n=-1):
+        if not self.buf and self.left:
+            k = min(PIECE, self.left)
+            self.buf = memoryview(self.rng.randbytes(k))
+            self.left -= k
+        n = len(self.buf) if n is None or n < 0 else n
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+def make_layer(blobs_dir, key, index, size, label):
+    """Writes one layer into blobs_dir; returns (digest, size, diff_id)."""
+    tmp = os.path.join(blobs_dir, f".layer.{os.getpid()}.tmp")
+    w = HashingWriter(tmp)
+    with tarfile.open(fileobj=w, mode="w|", format=tarfile.USTAR_FORMAT,
+                      bufsize=1 << 20, copybufsize=PIECE) as tar:
+        def info(name, size, kind=tarfile.REGTYPE, mode=0o644):
+            ti = tarfile.TarInfo(name)
+            ti.mtime = mkimage.EPOCH
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = "root"
+            ti.type = kind
+            ti.mode = mode
+            ti.size = size
+            return ti
+
+        note = f"ocisync bench layer {index}: {label}\n".encode()
+        tar.addfile(info("ocisync", 0, tarfile.DIRTYPE, 0o755))
+        tar.addfile(info(f"ocisync/layer-{index}.txt", len(note)), _Bytes(note))
+        tar.addfile(info(f"ocisync/layer-{index}.bin", size), RandomReader(key, size))
+    w.close()
+    digest = "sha256:" + w.blob.hexdigest()
+    os.replace(tmp, os.path.join(blobs_dir, digest[7:]))
+    return digest, w.size, "sha256:" + w.raw.hexdigest()
+
+
+class _Bytes:
+    def __init__(self, data):
+        self.data = data
+
+    def read(self, n=-1):
+        out, self.data = (self.data, b"") if n is None or n < 0 else (self.data[:n], self.data[n:])
+        return out
+
+
+def build(args):
+    params = {k: getattr(args, k) for k in ("images", "platforms", "layers", "layer_size", "seed", "prefix", "tag")}
+    stamp = os.path.join(args.out, "bench-params.json")
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            if json.load(f) == params:
+                return 0
+        sys.exit(f"gen.py: {args.out} holds a different workload; remove it first")
+    plats = [mkimage.parse_platform(p) for p in args.platforms.split(",") if p.strip()]
+    layout = mkimage.Layout(args.out)
+    mt = mkimage.OCI
+    tops = []
+    for i in range(args.images):
+        repo = f"{args.prefix}-{i:0{max(3, len(str(args.images - 1)))}d}"
+        children = []
+        for plat in plats:
+            pk = mkimage.platform_key(plat)
+            layers, diff_ids = [], []
+            for li in range(args.layers):
+                key = f"seed={args.seed}/{repo}/{pk}/{li}"
+                d, s, diff = make_layer(layout.blobs, key, li, args.layer_size, f"{repo} {pk}")
+                layers.append({"mediaType": mt["layer"], "digest": d, "size": s})
+                diff_ids.append(diff)
+            config = {
+                "created": mkimage.CREATED, "architecture": plat["architecture"], "os": plat["os"],
+                **({"variant": plat["variant"]} if "variant" in plat else {}),
+                "config": {"Labels": {"org.ocisync.bench": repo}},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }
+            cd, cs = layout.put_json(config)
+            man = {"schemaVersion": 2, "mediaType": mt["manifest"],
+                   "config": {"mediaType": mt["config"], "digest": cd, "size": cs}, "layers": layers}
+            md, ms = layout.put_json(man)
+            children.append({"mediaType": mt["manifest"], "digest": md, "size": ms, "platform": plat})
+        if len(children) == 1:
+            top = {k: v for k, v in children[0].items() if k != "platform"}
+        else:
+            idx = {"schemaVersion": 2, "mediaType": mt["index"], "manifests": children}
+            d, s = layout.put_json(idx)
+            top = {"mediaType": mt["index"], "digest": d, "size": s}
+        top["annotations"] = {"org.opencontainers.image.ref.name": f"{repo}:{args.tag}"}
+        tops.append(top)
+    # Written whole then renamed, the stamp last: another build of the same
+    # workload running at the same time (writing the same bytes) never sees
+    # a half-written file, and an interrupted build is redone.
+    write_json(os.path.join(args.out, "oci-layout"), {"imageLayoutVersion": "1.0.0"})
+    write_json(os.path.join(args.out, "index.json"),
+               {"schemaVersion": 2, "mediaType": mt["index"], "manifests": tops})
+    write_json(stamp, params)
+    return 0
+
+
+def write_json(path, obj):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def load(layout, first=None):
+    """Returns [(repo, tag, top descriptor, [child manifests as dicts], top bytes)]."""
+    with open(os.path.join(layout, "index.json")) as f:
+        tops = json.load(f)["manifests"]
+    if first is not None:
+        if first > len(tops):
+            sys.exit(f"gen.py: {layout} has {len(tops)} images, not {first}")
+        tops = tops[:first]
+
+    def blob(d):
+        with open(os.path.join(layout, "blobs", "sha256", d[7:]), "rb") as f:
+            return f.read()
+
+    out = []
+    for t in tops:
+        repo, tag = t["annotations"]["org.opencontainers.image.ref.name"].rsplit(":", 1)
+        raw = blob(t["digest"])
+        doc = json.loads(raw)
+        if "manifests" in doc:
+            kids = [(m, blob(m["digest"])) for m in doc["manifests"]]
+        else:
+            kids = []
+        out.append({"repo": repo, "tag": tag, "top": t, "raw": raw, "doc": doc,
+                    "children": kids})
+    return out
+
+
+def image_blobs(img):
+    """The config and layer descriptors of every image manifest in img."""
+    mans = [json.loads(raw) for _, raw in img["children"]] or [img["doc"]]
+    return [d for m in mans for d in [m["config"]] + m["layers"]]
+
+
+def stats(args):
+    imgs = load(args.layout, args.first)
+    blobs = {}
+    man_n = man_bytes = 0
+    for img in imgs:
+        for d in image_blobs(img):
+            blobs[d["digest"]] = d["size"]
+        man_n += 1 + len(img["children"])
+        man_bytes += len(img["raw"]) + sum(len(r) for _, r in img["children"])
+    json.dump({"images": len(imgs), "blobs": len(blobs), "blob_bytes": sum(blobs.values()),
+               "manifests": man_n, "manifest_bytes": man_bytes,
+               "bytes": sum(blobs.values()) + man_bytes}, sys.stdout)
+    print()
+
+
+def refs(args):
+    for img in load(args.layout, args.first):
+        print(f"{img['repo']}:{img['tag']}")
+
+
+def skopeo_yaml(args):
+    # One registry entry, plain HTTP; skopeo sync --src yaml copies exactly these tags.
+    imgs = load(args.layout, args.first)
+    print(f"{args.registry}:")
+    print("  tls-verify: false")
+    print("  images:")
+    for img in imgs:
+        print(f"    {img['repo']}: [\"{img['tag']}\"]")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--out", required=True)
+    b.add_argument("--images", type=int, default=1)
+    b.add_argument("--platforms", default="linux/amd64")
+    b.add_argument("--layers", type=int, default=1)
+    b.add_argument("--layer-size", type=int, default=4096)
+    b.add_argument("--seed", default="bench")
+    b.add_argument("--prefix", default="bench/img")
+    b.add_argument("--tag", default="v1")
+    for name in ("stats", "refs", "skopeo-yaml"):
+        p = sub.add_parser(name)
+        p.add_argument("layout")
+        if name == "skopeo-yaml":
+            p.add_argument("registry")
+        p.add_argument("--first", type=int)
+    args = ap.parse_args()
+    if args.cmd == "build":
+        if args.images < 1 or args.layers < 1 or args.layer_size < 0:
+            ap.error("--images and --layers must be >= 1, --layer-size >= 0")
+        return build(args)
+    return {"stats": stats, "refs": refs, "skopeo-yaml": skopeo_yaml}[args.cmd](args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""The registry's own limit: a minimal client pushing a workload as fast as
+the destination registry takes it.
+
+`push` uploads the images of a gen.py layout to a registry with nothing but
+what the distribution API requires: every unique blob as one monolithic
+upload (POST /v2/REPO/blobs/uploads/, then PUT LOCATION?digest= with the
+whole body), then each child manifest by digest, then each image's top
+manifest (or index) by tag. N worker threads each keep one HTTP/1.1
+keep-alive connection; blobs go largest first. The data is read from the
+local layout (page cache), so there is no source registry to GET from:
+what is left is the destination registry's cost. The time printed is from
+the first request to the last response (Python's start-up not included).
+The benchmark also uses it to fill the source registry.
+
+`verify` checks that a registry serves every image's tag with the digest
+the layout says (HEAD on the manifest), after a tool's run.
+
+    limit.py push   LAYOUT HOST:PORT [--workers N] [--first N] [--dest-prefix P]
+    limit.py verify LAYOUT HOST:PORT [--first N] [--dest-prefix P]
+
+With --dest-prefix P, image bench/w1-003 goes to P/w1-003 (the last
+component kept, as `skopeo sync` names it); without, to bench/w1-003.
+`push` prints one JSON line: seconds, blobs, bytes, requests.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen  # noqa: E402
+
+ACCEPT = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+
+
+class Conn:
+    """One keep-alive connection; reconnects if the server closed it."""
+
+    def __init__(self, hostport):
+        host, port = hostport.rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.c = None
+        self.requests = 0
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in (0, 1):
+            if self.c is None:
+                self.c = http.client.HTTPConnection(self.host, self.port, timeout=300,
+                                                    blocksize=1 << 20)
+            try:
+                if hasattr(body, "seek"):
+                    body.seek(0)
+                self.c.request(method, path, body=body, headers=headers or {})
+                r = self.c.getresponse()
+                data = r.read()
+                self.requests += 1
+                if r.will_close:
+                    self.c.close()
+                    self.c = None
+                return r, data
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
+                # An idle keep-alive connection the server dropped: once more on a new one.
+                self.c.close()
+                self.c = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def dest_repo(repo, prefix):
+    return f"{prefix}/{repo.rsplit('/', 1)[-1]}" if prefix else repo
+
+
+def push_blob(conn, repo, desc, layout):
+    r, data = conn.request("POST", f"/v2/{repo}/blobs/uploads/", body=b"",
+                           headers={"Content-Length": "0"})
+    if r.status != 202:
+        raise RuntimeError(f"POST /v2/{repo}/blobs/uploads/: {r.status} {data[:300]!r}")
+    loc = urllib.parse.urlsplit(r.getheader("Location"))
+    query = (loc.query + "&" if loc.query else "") + "digest=" + urllib.parse.quote(desc["digest"])
+    path = f"{loc.path}?{query}"
+    with open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:]), "rb") as f:
+        body = f if desc["size"] > (1 << 20) else f.read()
+        r, data = conn.request("PUT", path, body=body, headers={
+            "Content-Length": str(desc["size"]), "Content-Type": "application/octet-stream"})
+    if r.status != 201:
+        raise RuntimeError(f"PUT blob {desc['digest']} to {repo}: {r.status} {data[:300]!r}")
+
+
+def push_manifest(conn, repo, ref, media_type, raw):
+    r, data = conn.request("PUT", f"/v2/{repo}/manifests/{ref}", body=raw,
+                           headers={"Content-Type": media_type, "Content-Length": str(len(raw))})
+    if r.status != 201:
+        raise RuntimeError(f"PUT manifest {repo}:{ref}: {r.status} {data[:300]!r}")
+
+
+def run_pool(conns, tasks):
+    """Runs tasks (callables taking a Conn) on one thread per connection."""
+    q = queue.Queue()
+    for t in tasks:
+        q.put(t)
+    errors = []
+
+    def worker(conn):
+        while not errors:
+            try:
+                t = q.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                t(conn)
+            except Exception as e:  # noqa: BLE001  (reported, then the run fails)
+                errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in conns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def push(args):
+    imgs = gen.load(args.layout, args.first)
+    # Each unique blob once, into the repository of the first image naming it.
+    blobs = {}
+    for img in imgs:
+        repo = dest_repo(img["repo"], args.dest_prefix)
+        for d in gen.image_blobs(img):
+            blobs.setdefault(d["digest"], (repo, d))
+    order = sorted(blobs.values(), key=lambda rd: -rd[1]["size"])
+    conns = [Conn(args.registry) for _ in range(max(1, args.workers))]
+    t0 = time.monotonic()
+    run_pool(conns, [lambda c, rd=rd: push_blob(c, rd[0], rd[1], args.layout) for rd in order])
+    kids, tops = [], []
+    for img in imgs:
+        repo = dest_repo(img["repo"], args.dest_prefix)
+        for m, raw in img["children"]:
+            kids.append(lambda c, repo=repo, m=m, raw=raw:
+                        push_manifest(c, repo, m["digest"], m["mediaType"], raw))
+        tops.append(lambda c, repo=repo, img=img:
+                    push_manifest(c, repo, img["tag"], img["top"]["mediaType"], img["raw"]))
+    run_pool(conns, kids)
+    run_pool(conns, tops)
+    secs = time.monotonic() - t0
+    json.dump({"seconds": round(secs, 4), "blobs": len(order),
+               "bytes": sum(d["size"] for _, d in order),
+               "requests": sum(c.requests for c in conns)}, sys.stdout)
+    print()
+
+
+def verify(args):
+    imgs = gen.load(args.layout, args.first)
+    conn = Conn(args.registry)
+    bad = 0
+    for img in imgs:
+        repo = dest_repo(img["repo"], args.dest_prefix)
+        r, _ = conn.request("HEAD", f"/v2/{repo}/manifests/{img['tag']}", headers={"Accept": ACCEPT})
+        got = r.getheader("Docker-Content-Digest")
+        if r.status != 200 or got != img["top"]["digest"]:
+            bad += 1
+            if bad <= 3:
+                print(f"limit.py verify: {args.registry}/{repo}:{img['tag']}: HEAD {r.status}, "
+                      f"digest {got}, want {img['top']['digest']}", file=sys.stderr)
+    if bad:
+        print(f"limit.py verify: {bad} of {len(imgs)} images wrong or missing", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("push", "verify"):
+        p = sub.add_parser(name)
+        p.add_argument("layout")
+        p.add_argument("registry", help="HOST:PORT, plain HTTP")
+        p.add_argument("--first", type=int, help="only the first N images of the layout")
+        p.add_argument("--dest-prefix", default="")
+        if name == "push":
+            p.add_argument("--workers", type=int, default=8)
+    args = ap.parse_args()
+    try:
+        if args.cmd == "push":
+            push(args)
+            return 0
+        return verify(args)
+    except (OSError, RuntimeError, http.client.HTTPException) as e:
+        print(f"limit.py {args.cmd}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

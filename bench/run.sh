@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# ocisync against skopeo and against the registry's own limit (issue #6), on
+# one machine, in one run.
+#
+#   bench/run.sh [--quick] [--rounds N] [--workloads 1,2,4,6] [--out FILE]
+#                [--limit-workers N] [--parallel P] [--scale 10,100,1000]
+#
+#   --quick            small workloads, one round: checks the harness works
+#                      (CI smoke test, under 2 minutes); numbers mean little
+#   --rounds N         measured runs per tool and case (default 3; quick 1)
+#   --workloads LIST   which workloads (default 1,2,4,6; 3 and 5 print a TODO)
+#   --out FILE         the markdown report (default bench/results/DATE.md,
+#                      DATE-HHMMSS.md if that exists; quick: DATE-quick.md)
+#   --limit-workers N  connections of the minimal client (default 8)
+#   --parallel P       parallel `ocisync copy` runs in workload 6 (default 8)
+#   --scale LIST       image counts of workload 6 (default 10,100,1000)
+#
+#   OCISYNC_BIN          the binary (default build/ocisync)
+#   OCISYNC_BENCH_CACHE  where generated images are kept between runs
+#                        (default /tmp/ocisync-bench-cache; about 1.5 GiB)
+#   OCISYNC_KEEP_TMP=1   keep the run's temp dir (registry logs, tool output)
+#
+# Workloads (full size; --quick shrinks each):
+#   1  mirror, large blobs: 8 images x 2 platforms x 6 layers of 4 MiB
+#   2  mirror, small blobs: 40 images x 10 layers of 20 KiB
+#   3  bulk push from an OCI layout: TODO, ocisync has no oci: transport yet
+#   4  one 1 GiB layer: throughput and peak RSS
+#   5  build-push: TODO, ocisync has no build yet
+#   6  scaling: 10, 100, 1000 images of 3 layers of 20 KiB; ocisync has no
+#      sync yet, so it is N `ocisync copy` runs, P at a time (xargs -P)
+#
+# Method: images are generated deterministically (bench/gen.py, random
+# payloads), cached, and pushed once into a source registry that every run
+# reads. Every measured run gets a new destination docker-registry with
+# empty storage (127.0.0.1 only; lib.sh starts and stops them), and
+# skopeo's blob-info cache is removed first, so no run can mount or skip a
+# blob thanks to an earlier one. Rounds alternate the tools (the order
+# rotates each round). Time is wall-clock around the tool's process(es);
+# peak RSS is /usr/bin/time's maximum over the processes of the run. The
+# limit is bench/limit.py: POST + one monolithic PUT per blob, then the
+# manifests, over N keep-alive connections, reading from the local layout.
+# After every run the destination is checked (each tag's digest). Timings
+# never fail the script; a failed run does (exit 1), after the report.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+quick=0
+rounds=""
+workloads=1,2,4,6
+out=""
+limit_workers=8
+par=8
+scale=""
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) quick=1 ;;
+    --rounds) rounds=${2:?--rounds needs N}; shift ;;
+    --rounds=*) rounds=${1#*=} ;;
+    --workloads) workloads=${2:?--workloads needs a list}; shift ;;
+    --workloads=*) workloads=${1#*=} ;;
+    --out) out=${2:?--out needs a file}; shift ;;
+    --out=*) out=${1#*=} ;;
+    --limit-workers) limit_workers=${2:?}; shift ;;
+    --limit-workers=*) limit_workers=${1#*=} ;;
+    --parallel) par=${2:?}; shift ;;
+    --parallel=*) par=${1#*=} ;;
+    --scale) scale=${2:?}; shift ;;
+    --scale=*) scale=${1#*=} ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$rounds" ] || rounds=$([ "$quick" = 1 ] && echo 1 || echo 3)
+[ -n "$scale" ] || scale=$([ "$quick" = 1 ] && echo 5,20 || echo 10,100,1000)
+for v in "$rounds" "$limit_workers" "$par" ${scale//,/ }; do
+  [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: '$v' is not a positive number" >&2; exit 2; }
+done
+for w in ${workloads//,/ }; do
+  case $w in 1 | 2 | 3 | 4 | 5 | 6) ;; *) echo "run.sh: no workload '$w' (1-6)" >&2; exit 2 ;; esac
+done
+
+bin=${OCISYNC_BIN:-$root/build/ocisync}
+[ -x "$bin" ] || { echo "run.sh: $bin not found; build first or set OCISYNC_BIN" >&2; exit 1; }
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+cache=${OCISYNC_BENCH_CACHE:-/tmp/ocisync-bench-cache}
+if [ -z "$out" ]; then
+  suffix=""
+  [ "$quick" = 0 ] || suffix=-quick
+  out="$root/bench/results/$(date +%F)$suffix.md"
+  [ "$quick" = 1 ] || [ ! -e "$out" ] || out="${out%.md}-$(date +%H%M%S).md"
+fi
+mkdir -p "$(dirname "$out")" "$cache"
+out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
+for t in skopeo docker-registry /usr/bin/time python3 curl xargs; do
+  command -v "$t" >/dev/null || { echo "run.sh: $t is needed" >&2; exit 1; }
+done
+
+export OCISYNC_SOURCE_DIR=$root
+# lib.sh gives us $TMP, registry_start/stop on 127.0.0.1 and a cleanup trap
+# that stops every registry, also when this script fails or is interrupted.
+# shellcheck source=../tests/integration/lib.sh
+. "$root/tests/integration/lib.sh"
+# shellcheck disable=SC2034  # lib.sh prefixes its messages with it
+TEST_NAME=bench
+tool_timeout=$([ "$quick" = 1 ] && echo 60 || echo 1800)
+mkdir -p "$TMP/runs"
+: >"$TMP/meta.tsv"
+: >"$TMP/raw.tsv"
+any_fail=0
+
+gen() { python3 "$here/gen.py" "$@"; }
+
+# clear_skopeo_cache: removes skopeo's blob-info cache (root's and a
+# rootless user's). Other skopeo processes on the machine may be writing it
+# at the same moment, so a failed removal is retried, then only reported.
+clear_skopeo_cache() {
+  local d
+  for d in /var/lib/containers/cache "${HOME:-/root}/.local/share/containers/cache"; do
+    for _ in 1 2 3 4 5; do
+      rm -rf "$d" 2>/dev/null && break
+      sleep 0.2
+    done
+    [ ! -e "$d" ] || log "warning: could not remove $d (in use by another skopeo?)"
+  done
+}
+
+# fresh_dst: a new destination registry with empty storage, on a new port.
+fresh_dst() {
+  registry_stop dst
+  rm -rf "$TMP/dst"
+  registry_start dst >>"$TMP/harness.log"
+}
+
+# layout W IMAGES PLATFORMS LAYERS SIZE: generates (or reuses) the workload's
+# layout in the cache, pushes it into the source registry, prints its path.
+layout() {
+  local w=$1 n=$2 plats=$3 layers=$4 size=$5 dir
+  dir="$cache/w$w-${n}img-${plats//[\/,]/_}-${layers}x$size"
+  if [ ! -f "$dir/bench-params.json" ]; then
+    log "generating $dir" >&2
+  fi
+  gen build --out "$dir" --images "$n" --platforms "$plats" --layers "$layers" \
+    --layer-size "$size" --seed "bench-w$w" --prefix "bench/w$w" >&2 ||
+    fail "gen.py build $dir failed"
+  python3 "$here/limit.py" push "$dir" "$SRC_ADDR" --workers 8 >>"$TMP/harness.log" 2>&1 ||
+    fail "pushing $dir into the source registry failed: $(tail -n 3 "$TMP/harness.log")"
+  printf '%s\n' "$dir"
+}
+
+# write_cmd TOOL LAYOUT FIRST PREFIX: the command a run executes, as a
+# script ($TMP/cmd.sh), written once the destination is up.
+write_cmd() {
+  local tool=$1 lay=$2 first=$3 prefix=$4 p=1
+  gen refs "$lay" --first "$first" |
+    awk -v s="$SRC_ADDR" -v d="$DST_ADDR/$prefix" '{ n = split($0, a, "/"); print "docker://" s "/" $0, "docker://" d "/" a[n] }' \
+      >"$TMP/pairs"
+  case $tool in
+    *-par) p=$par ;;
+  esac
+  case $tool in
+    ocisync-*)
+      printf 'exec xargs -P %d -n 2 %q copy -q <%q\n' "$p" "$bin" "$TMP/pairs" ;;
+    skopeo-copy*)
+      printf 'exec xargs -P %d -n 2 skopeo copy -q --all --src-tls-verify=false --dest-tls-verify=false <%q\n' \
+        "$p" "$TMP/pairs" ;;
+    skopeo-sync)
+      gen skopeo-yaml "$lay" "$SRC_ADDR" --first "$first" >"$TMP/sync.yaml"
+      printf 'exec skopeo sync --all --src yaml --dest docker --dest-tls-verify=false %q %q\n' \
+        "$TMP/sync.yaml" "$DST_ADDR/$prefix" ;;
+    limit)
+      printf 'exec python3 %q push %q %q --workers %d --first %d --dest-prefix %q >%q\n' \
+        "$here/limit.py" "$lay" "$DST_ADDR" "$limit_workers" "$first" "$prefix" "$TMP/limit.json" ;;
+    *) fail "unknown tool $tool" ;;
+  esac >"$TMP/cmd.sh"
+}
+
+# measure W CASE TOOL ROUND LAYOUT FIRST: one measured run on a fresh
+# destination; appends a line to raw.tsv.
+measure() {
+  local w=$1 case=$2 tool=$3 round=$4 lay=$5 first=$6 prefix status=ok start end secs rss=""
+  local rlog="$TMP/runs/w$w-${case// /_}-$tool-$round.log"
+  case $tool in ocisync-*) prefix=o ;; skopeo-sync) prefix=s ;; skopeo-copy*) prefix=c ;; *) prefix=l ;; esac
+  fresh_dst
+  write_cmd "$tool" "$lay" "$first" "$prefix"
+  clear_skopeo_cache
+  sync
+  start=$(date +%s%N)
+  if timeout -k 5 "$tool_timeout" /usr/bin/time -f %M -o "$TMP/time" bash "$TMP/cmd.sh" >"$rlog" 2>&1; then
+    end=$(date +%s%N)
+    secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')
+    [ "$tool" != limit ] || secs=$(json_eval "$TMP/limit.json" 'd["seconds"]')
+    rss=$(tail -n 1 "$TMP/time")
+    if ! python3 "$here/limit.py" verify "$lay" "$DST_ADDR" --first "$first" --dest-prefix "$prefix" \
+      >>"$rlog" 2>&1; then
+      status=FAIL
+    fi
+  else
+    status=FAIL
+    secs=""
+  fi
+  if [ "$status" = ok ]; then
+    log "  w$w $case $tool round $round: ${secs}s, peak RSS ${rss} KiB"
+  else
+    any_fail=1
+    log "  w$w $case $tool round $round: FAILED: $(grep -v '^Command exited' "$rlog" | tail -n 3 | tr '\n' ' ' | cut -c1-400)"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$case" "$tool" "$round" "$secs" "$rss" "$status" >>"$TMP/raw.tsv"
+  registry_stop dst
+  rm -rf "$TMP/dst"
+}
+
+# bench_case W CASE TITLE LAYOUT FIRST TOOLS...: every round runs every
+# tool once, the order rotating by one each round.
+bench_case() {
+  local w=$1 case=$2 title=$3 lay=$4 first=$5 st r i n
+  shift 5
+  local tools=("$@")
+  st=$(gen stats "$lay" --first "$first")
+  printf '%s\t%s\t%s\t%s\n' "$w" "$case" \
+    "$(echo "$st" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["images"], d["bytes"], d["blobs"], d["manifests"], sep="\t")')" \
+    "$title" >>"$TMP/meta.tsv"
+  log "workload $w, $case: $title"
+  n=${#tools[@]}
+  for r in $(seq 1 "$rounds"); do
+    for i in $(seq 0 $((n - 1))); do
+      measure "$w" "$case" "${tools[$(((i + r - 1) % n))]}" "$r" "$lay" "$first"
+    done
+  done
+}
+
+mib() { echo $(($1 * 1024 * 1024)); }
+kib() { echo $(($1 * 1024)); }
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+rev_start=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
+registry_start src >>"$TMP/harness.log"
+log "ocisync: $bin; rounds: $rounds; workloads: $workloads; temp dir: $TMP"
+for w in ${workloads//,/ }; do
+  case $w in
+    1)
+      if [ "$quick" = 1 ]; then n=2 layers=2 size=$(mib 1); else n=8 layers=6 size=$(mib 4); fi
+      lay=$(layout 1 $n linux/amd64,linux/arm64 $layers "$size")
+      bench_case 1 "$n images" "$n images x 2 platforms x $layers layers of $((size / 1048576)) MiB" \
+        "$lay" $n ocisync-seq skopeo-sync skopeo-copy limit
+      ;;
+    2)
+      if [ "$quick" = 1 ]; then n=5 layers=3; else n=40 layers=10; fi
+      lay=$(layout 2 $n linux/amd64 $layers "$(kib 20)")
+      bench_case 2 "$n images" "$n images x 1 platform x $layers layers of 20 KiB" \
+        "$lay" $n ocisync-seq skopeo-sync skopeo-copy limit
+      ;;
+    4)
+      if [ "$quick" = 1 ]; then size=$(mib 32); else size=$(mib 1024); fi
+      lay=$(layout 4 1 linux/amd64 1 "$size")
+      bench_case 4 "$((size / 1048576)) MiB" "1 image, 1 layer of $((size / 1048576)) MiB" \
+        "$lay" 1 ocisync-seq skopeo-copy limit
+      ;;
+    6)
+      max=0
+      for s in ${scale//,/ }; do [ "$s" -le "$max" ] || max=$s; done
+      lay=$(layout 6 "$max" linux/amd64 3 "$(kib 20)")
+      for s in ${scale//,/ }; do
+        bench_case 6 "N=$s" "$s images x 1 platform x 3 layers of 20 KiB" \
+          "$lay" "$s" ocisync-par skopeo-sync skopeo-copy-par limit
+      done
+      ;;
+    3 | 5) ;; # reported as TODOs below
+  esac
+done
+todo=(
+  "- Workload 3 (bulk push from an OCI layout): TODO, not run. It needs layouts: ocisync has no \`oci:\` transport yet."
+  "- Workload 5 (build-push): TODO, not run. ocisync has no \`build\` / \`build-push\` yet."
+)
+{
+  echo "# ocisync benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')$([ "$quick" = 1 ] && echo ' (quick: harness smoke test, numbers mean little)')"
+  echo
+  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r)"
+  echo "- load average (1, 5, 15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg). The load at the start is other work sharing the machine; it makes the numbers noisier."
+  echo "- ocisync: $("$bin" version 2>&1 | head -n 1) (\`$bin\`; the source tree was at $rev_start$([ -z "$(git -C "$root" status --porcelain -- src include 2>/dev/null)" ] || echo ' with src/ or include/ modified') when the run started; that the binary was built from it is not checked), \`copy -q\` with default options: \`--jobs 8\`, \`--chunk-size 16M\` (blobs over 16 MiB go as 16 MiB PATCH chunks), all platforms, plain HTTP (the default for 127.0.0.1)"
+  echo "- peers: $(skopeo --version), with \`--src-tls-verify=false --dest-tls-verify=false\` (yaml \`tls-verify: false\` for sync), default parallelism; $(docker-registry --version | awk '{print "docker-registry " $NF}'), filesystem storage, access log on"
+  echo "- method: $rounds round(s), tools alternating (order rotates each round); a new destination registry with empty storage on 127.0.0.1 for every run, skopeo's blob-info cache removed before every run; one source registry shared by all runs; every run checked afterwards (each tag's digest at the destination). Times are wall-clock medians; peak RSS is the largest process of the run (/usr/bin/time)."
+  echo "- limit: bench/limit.py, the registry's own ceiling: POST + one monolithic PUT per blob, then the manifests, $limit_workers keep-alive connections, blobs read from the local layout (no source GETs), timed from first request to last response. ocisync's share of it is limit time / ocisync time."
+  echo "- \"ocisync vs this\": this tool's median time / ocisync's, i.e. ocisync's throughput ratio (2.00x = twice as fast). Targets (issue #6) are reported, never asserted."
+  echo "- MiB/s counts blobs + manifests. Workloads 1 and 2 run \`ocisync copy\` once per image, one after another (no \`ocisync sync\` yet)."
+  if [ ${#todo[@]} -gt 0 ]; then printf '%s\n' "${todo[@]}"; fi
+} >"$TMP/header.md"
+
+set +e
+python3 "$here/report.py" "$TMP/header.md" "$TMP/meta.tsv" "$TMP/raw.tsv" "par=$par" "workers=$limit_workers" >"$out"
+rc=$?
+set -e
+cat "$out"
+echo
+log "report written to $out"
+for t in "${todo[@]}"; do log "${t#- }"; done
+if [ "$rc" != 0 ] || [ "$any_fail" != 0 ]; then
+  fail "some runs failed (see the report; OCISYNC_KEEP_TMP=1 keeps the logs)"
+fi
