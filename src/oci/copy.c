@@ -27,7 +27,8 @@
 #include <string.h>
 
 #define DEFAULT_JOBS 8
-#define DEFAULT_CHUNK (16ULL * 1024 * 1024)
+/* By default a blob goes up in one streamed request, as skopeo and crane send it. */
+#define DEFAULT_CHUNK UINT64_MAX
 
 struct copy_job;
 
