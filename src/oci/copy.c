@@ -901,6 +901,23 @@ static void blob_next(struct copy_blob *b)
         what = "HEAD";
         break;
     case BLOB_START:
+        /*
+         * Unless a mount may make it unnecessary, the source GET starts with the
+         * POST instead of after it: the relay fills (and pauses the GET) until the
+         * upload begins, and one round trip per blob is saved.
+         */
+        if (!job->same_registry && !b->relay_ready && b->desc.size > 0) {
+            err = oci_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
+            if (err == 0) {
+                b->relay_ready = true;
+                err = start_get(b);
+            }
+            if (err != 0) {
+                blob_fail(b, err, b->get.errmsg[0] ? b->get.errmsg : ocisync_strerror(err));
+                blob_settle_failed(b);
+                return;
+            }
+        }
         err = proto_reg_upload_start(&b->op, &ctx->dst_reg, ctx->dst.repository,
                                      job->same_registry ? b->desc.digest.str : NULL,
                                      job->same_registry ? ctx->src.repository : NULL);
@@ -950,6 +967,9 @@ static void blob_next(struct copy_blob *b)
         LOG_DEBUG("blob %s: %s failed to start", b->desc.digest.str, what);
         blob_fail(b, err, b->op.errmsg);
         proto_reg_op_dispose(&b->op);
+        /* A GET started alongside the POST ends too; the blob settles once it has. */
+        if (b->get_active)
+            proto_http_abort(&b->get.http, UV_ECANCELED);
         blob_settle_failed(b);
         return;
     }
