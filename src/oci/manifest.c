@@ -10,6 +10,7 @@
  */
 #include "oci/manifest.h"
 
+#include "common/json_depth.h"
 #include "common/msg.h"
 #include "ocisync.h"
 
@@ -274,37 +275,6 @@ bool oci_platform_match(const struct oci_platform *want, const struct oci_platfo
 /* ---------------------------------------------------------------------------------------------
  * Parsing
  */
-
-/*
- * True if the JSON text nests arrays and objects deeper than max. Brackets
- * inside strings do not count; for invalid JSON the answer does not matter,
- * since jansson rejects it anyway.
- */
-static bool too_deep(const unsigned char *p, size_t len, int max)
-{
-    bool in_string = false;
-    int depth = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = p[i];
-        if (in_string) {
-            if (c == '\\')
-                i++; /* the escaped character cannot end the string */
-            else if (c == '"')
-                in_string = false;
-            continue;
-        }
-        if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max)
-                return true;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return false;
-}
 
 /*
  * Copies the string member key of obj into buf (of size len). Returns 0 with
@@ -587,7 +557,7 @@ int oci_manifest_parse(const char *content_type, const void *data, size_t len,
         r = OCISYNC_EMEDIATYPE;
         goto out;
     }
-    if (too_deep(data, len, MANIFEST_MAX_DEPTH)) {
+    if (ocisync__json_too_deep(data, len, MANIFEST_MAX_DEPTH)) {
         ocisync__errf(err, errlen, "manifest JSON nests deeper than %d levels", MANIFEST_MAX_DEPTH);
         r = OCISYNC_ETOOBIG;
         goto out;

@@ -15,6 +15,7 @@
 #include "proto/internal.h"
 
 #include "common/log.h"
+#include "common/json_depth.h"
 #include "common/msg.h"
 #include "ocisync.h"
 
@@ -354,31 +355,6 @@ static json_t *find_entry(json_t *obj, const char *registry, const char **key_ou
  * Parsing auth files
  */
 
-/* Whether JSON text nests deeper than max, counting brackets outside strings. */
-static bool too_deep(const char *s, size_t len, int max)
-{
-    bool in_string = false;
-    int depth = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max)
-                return true;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return false;
-}
-
 static bool all_space(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -425,7 +401,7 @@ static int load_json(const char *json, size_t len, const char *path, json_t **ro
         *root = json_object();
         return *root != NULL ? 0 : UV_ENOMEM;
     }
-    if (too_deep(json, len, AUTHFILE_MAX_DEPTH)) {
+    if (ocisync__json_too_deep(json, len, AUTHFILE_MAX_DEPTH)) {
         ocisync__errf(err, errlen, "%s: invalid JSON: nested more than %d levels deep", path,
                       AUTHFILE_MAX_DEPTH);
         return OCISYNC_EJSON;
