@@ -17,6 +17,7 @@
 #include "loop/loop.h"
 #include "ocisync.h"
 #include "proto/http.h"
+#include "proto/registry.h"
 
 #include <llhttp.h>
 #include <stdarg.h>
@@ -653,6 +654,17 @@ static void h_hello_then_close(struct srv *s, struct srv_conn *c, struct srv_req
 {
     static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh";
     srv_send_ex(c, resp, strlen(resp), true, true);
+}
+
+/* An upload POST whose Location points elsewhere: at another host, or relative (here). */
+static void h_upload_location(struct srv *s, struct srv_conn *c, struct srv_req *q)
+{
+    if (strstr(q->url, "/foreign/") != NULL)
+        srv_send(c, "HTTP/1.1 202 Accepted\r\nLocation: http://127.0.0.2:5000/v2/foreign/blobs/"
+                    "uploads/u1?_state=x\r\nContent-Length: 0\r\n\r\n");
+    else
+        srv_send(c, "HTTP/1.1 202 Accepted\r\nLocation: /v2/local/blobs/uploads/u2?_state=y\r\n"
+                    "Content-Length: 0\r\n\r\n");
 }
 
 /* Answers the first request on a connection; drops the connection on a later one unanswered. */
@@ -1366,6 +1378,70 @@ TEST(stale_connection_retried)
     env_free(&e);
 }
 
+struct loc_probe {
+    struct env *e;
+    char *location; /* what proto_reg_upload_location returned */
+    char errmsg[PROTO_REG_ERRMSG_MAX];
+    int err;
+    int done;
+};
+
+static void on_upload_started(struct proto_reg_op *op, int err)
+{
+    struct loc_probe *p = op->data;
+    p->err = err;
+    p->done++;
+    if (err == 0) {
+        p->location = proto_reg_upload_location(op);
+        snprintf(p->errmsg, sizeof(p->errmsg), "%s", op->errmsg);
+    }
+    proto_reg_op_dispose(op);
+    if (++p->e->n_done == p->e->expect_done)
+        env_finish(p->e);
+}
+
+TEST(upload_location_on_another_host_refused)
+{
+    struct env e;
+    struct proto_registry reg;
+    struct proto_reg_op op1, op2;
+    struct loc_probe foreign = {0}, local = {0};
+    char hostport[32];
+    env_init(&e);
+    CHECK_INT(srv_start(&e.srv, &e.loop, h_upload_location, &e), 0);
+    snprintf(hostport, sizeof(hostport), "127.0.0.1:%d", e.srv.port);
+    CHECK_INT(proto_registry_init(&reg, &e.cl, hostport, "http", hostport), 0);
+    e.expect_done = 2;
+    foreign.e = local.e = &e;
+    CHECK_INT(proto_reg_upload_start(&op1, &reg, "foreign", NULL, NULL), 0);
+    op1.data = &foreign;
+    CHECK_INT(proto_reg_op_start(&op1, on_upload_started), 0);
+    CHECK_INT(proto_reg_upload_start(&op2, &reg, "local", NULL, NULL), 0);
+    op2.data = &local;
+    CHECK_INT(proto_reg_op_start(&op2, on_upload_started), 0);
+    env_run(&e);
+    /* Blob data would follow the Location: another host gets none of it. */
+    CHECK_INT(foreign.done, 1);
+    CHECK_INT(foreign.err, 0);
+    CHECK(foreign.location == NULL);
+    CHECK(contains(foreign.errmsg, "another host"));
+    CHECK(contains(foreign.errmsg, "127.0.0.2"));
+    /* A relative Location stays on the registry and is resolved against it. */
+    CHECK_INT(local.done, 1);
+    CHECK_INT(local.err, 0);
+    if (local.location != NULL) {
+        char want[96];
+        snprintf(want, sizeof(want), "http://127.0.0.1:%d/v2/local/blobs/uploads/u2", e.srv.port);
+        CHECK(strncmp(local.location, want, strlen(want)) == 0);
+    } else {
+        CHECK(local.location != NULL);
+    }
+    free(foreign.location);
+    free(local.location);
+    proto_registry_dispose(&reg);
+    env_free(&e);
+}
+
 TEST(per_host_limit)
 {
     struct env e;
@@ -1399,4 +1475,5 @@ TEST_MAIN(T(get_collects_body), T(error_body_and_collect_cap), T(keep_alive_reus
           T(backpressure_chunked_every_piece), T(redirect_drops_authorization_cross_origin),
           T(redirect_303_put_becomes_get), T(redirect_limit), T(truncated_response),
           T(idle_timeout), T(connection_refused), T(closed_idle_connection_not_reused),
-          T(stale_connection_retried), T(per_host_limit))
+          T(stale_connection_retried), T(upload_location_on_another_host_refused),
+          T(per_host_limit))
