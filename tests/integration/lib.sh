@@ -172,6 +172,19 @@ s.close()'
 # unreachable registries; it may be taken again later, so use it at once).
 free_port() { _lib_free_port; }
 
+# stop_pid PID [TENTHS]: stops a process this test started (TERM, then KILL
+# after TENTHS tenths of a second, default 30) and reaps it.
+stop_pid() {
+  local pid=$1
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 "${2:-30}"); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
 # registry_start NAME: starts a registry on 127.0.0.1 at a free port, with
 # its storage in $TMP/NAME and its logs in $TMP/NAME.log, and waits until
 # GET /v2/ answers. Sets and exports NAME_PORT and NAME_ADDR
@@ -279,13 +292,7 @@ registry_stop() {
   local name=$1 v="_LIB_PID_$1" pid
   pid=${!v:-}
   [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  stop_pid "$pid" 50
   printf -v "_LIB_PID_$name" '%s' ""
   local keep=() n
   for n in "${_LIB_REGISTRIES[@]}"; do

@@ -344,13 +344,7 @@ helper_stop() {
   local name=$1 v="_TLS_PID_$1" pid keep=() n
   pid=${!v:-}
   [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 30); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  stop_pid "$pid"
   printf -v "_TLS_PID_$name" '%s' ""
   for n in "${_TLS_HELPERS[@]}"; do
     [ "$n" = "$name" ] || keep+=("$n")
