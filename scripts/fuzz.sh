@@ -22,9 +22,15 @@ declare -A srcs=(
   [h1]="src/proto/h1.c $llhttp"
   [www_authenticate]="src/proto/auth.c"
   [docker_config]="src/proto/creds.c src/proto/auth.c"
+  [tar]="src/oci/tar.c"
+  [sync_yaml]="src/cli/config.c src/oci/tagfilter.c src/oci/ref.c src/oci/digest.c"
 )
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(ref digest manifest h1 www_authenticate docker_config)
+if [ ${#targets[@]} -eq 0 ]; then
+  for t in ref digest manifest h1 www_authenticate docker_config tar sync_yaml; do
+    [ -f "fuzz/fuzz_$t.c" ] && targets+=("$t")
+  done
+fi
 
 status=0
 for t in "${targets[@]}"; do
@@ -36,7 +42,7 @@ for t in "${targets[@]}"; do
   bin="$out/fuzz_$t"
   # shellcheck disable=SC2086
   if ! clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/share/include/llhttp \
-    "fuzz/fuzz_$t.c" ${srcs[$t]} $common -ljansson -lcrypto -luv -o "$bin" 2>"$out/$t.build.log"; then
+    "fuzz/fuzz_$t.c" ${srcs[$t]} $common -ljansson -lyaml -lcrypto -luv -lz -lzstd -o "$bin" 2>"$out/$t.build.log"; then
     echo "fuzz.sh: $t: build failed:" >&2
     tail -n 20 "$out/$t.build.log" >&2
     status=1
