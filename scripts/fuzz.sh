@@ -23,7 +23,7 @@ declare -A srcs=(
   [www_authenticate]="src/proto/auth.c"
   [docker_config]="src/proto/creds.c src/proto/auth.c"
   [tar]="src/oci/tar.c"
-  [sync_yaml]="src/cli/config.c src/oci/tagfilter.c src/oci/ref.c src/oci/digest.c"
+  [sync_yaml]="src/cli/config.c src/oci/ref.c src/oci/digest.c"
 )
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
