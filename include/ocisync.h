@@ -47,7 +47,8 @@ extern "C" {
     XX(ECLOSED, -20020, "connection closed before the response was complete")                      \
     XX(ETLS, -20021, "TLS handshake failed")                                                       \
     XX(ETLSCONFIG, -20022, "invalid TLS configuration")                                            \
-    XX(EINTERRUPTED, -20023, "interrupted")
+    XX(EINTERRUPTED, -20023, "interrupted")                                                        \
+    XX(EPARTIAL, -20024, "some images failed")
 
 typedef enum {
 #define OCISYNC_ERR_ENUM(name, value, msg) OCISYNC_##name = (value),
@@ -75,7 +76,9 @@ typedef enum {
     OCISYNC_EV_MANIFEST_SKIPPED, /* the destination already had it */
     OCISYNC_EV_INDEX_FILTERED,   /* a platform subset produced a new index with a new digest */
     OCISYNC_EV_IMAGE_DONE,       /* an image (one platform manifest) is complete */
-    OCISYNC_EV_DONE,             /* the whole copy is complete; digest is the top-level one */
+    OCISYNC_EV_DONE,  /* one item is finished: err 0 and digest the top-level one, or err and
+                         message say why it failed */
+    OCISYNC_EV_IMAGE_START, /* an item starts */
 } ocisync_event_kind;
 
 struct ocisync_event {
@@ -85,8 +88,16 @@ struct ocisync_event {
     const char *platform;      /* "os/arch[/variant]" of the image it belongs to, or NULL */
     const char *source_digest; /* EV_INDEX_FILTERED: the original index's digest */
     int64_t size;
-    /* EV_IMAGE_DONE: what happened to the image's blobs. */
+    /* EV_IMAGE_DONE, EV_DONE: what happened to the image's blobs. */
     uint64_t blobs_copied, blobs_mounted, blobs_skipped;
+    /* Which item of ocisync_copy_many the event belongs to (0 for ocisync_copy). */
+    size_t image;
+    /* EV_IMAGE_START, EV_DONE: the item's source and destination, as given. */
+    const char *src, *dst;
+    /* EV_DONE: 0, or the error and a sentence saying what failed; bytes relayed. */
+    int err;
+    const char *message;
+    uint64_t bytes;
 };
 
 typedef void (*ocisync_event_cb)(const struct ocisync_event *ev, void *arg);
@@ -195,6 +206,24 @@ struct ocisync_copy_result {
  */
 int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
                  struct ocisync_copy_result *result);
+
+/* One image of a run of many; NULL or empty fields take the run's options. */
+struct ocisync_copy_item {
+    const char *src, *dst;
+    const char *const *platforms;
+    size_t n_platforms;
+    const struct ocisync_registry_opts *src_opts, *dst_opts;
+};
+
+/*
+ * Copies n images in one run: one event loop, one connection pool, opts->jobs
+ * blob transfers in flight over all images, and each blob sent once to a
+ * destination registry (other repositories there mount it). An image that
+ * fails does not stop the others. results (n of them) receive each image's
+ * outcome; returns 0 when every image was copied, else the first error.
+ */
+int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
+                      const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results);
 
 /* ---------------------------------------------------------------------------------------------
  * Credentials

@@ -1,15 +1,18 @@
 /*
- * The copy engine: one image (a manifest, or an index and the manifests it
- * lists) from one registry repository to another.
+ * The copy engine: images (each a manifest, or an index and the manifests it
+ * lists) from registry repositories to others, many at once on one loop.
  *
- * Order of work, so the destination never names what it does not hold:
+ * Order of work for each image, so the destination never names what it does
+ * not hold:
  *   1. resolve the source: the top manifest, then each selected child;
  *   2. ask the destination what it already has: the tag (a re-run stops
  *      here), then each child manifest (a child already there needs no blobs);
  *   3. move the blobs the remaining children need, each unique blob once,
  *      largest first, `jobs` at a time: mounted when both sides are the same
  *      registry, skipped when present, otherwise relayed from the source GET
- *      straight into the destination upload;
+ *      straight into the destination upload; a blob another image of the run
+ *      is sending to the same destination registry waits for it, then is
+ *      mounted from there, so it travels once;
  *   4. push each child manifest once its blobs are confirmed, then the index
  *      (or the single manifest) under the tag, last.
  */
@@ -27,6 +30,8 @@
 #include <string.h>
 
 #define DEFAULT_JOBS 8
+/* Images resolved at once, per allowed transfer: enough to keep the slots busy. */
+#define IMAGES_PER_JOB 2
 /* By default a blob goes up in one streamed request, as skopeo and crane send it. */
 #define DEFAULT_CHUNK UINT64_MAX
 
@@ -50,6 +55,7 @@ struct copy_child {
 
 enum blob_step {
     BLOB_PENDING = 0,
+    BLOB_WAIT, /* parked: another image is transferring it to the same registry */
     BLOB_HEAD,
     BLOB_START,
     BLOB_RELAY,
@@ -95,19 +101,45 @@ struct copy_blob {
     /* A PATCH cut on the way continues from the offset the registry reports. */
     bool resuming;
     unsigned upload_resumes;
+    /* Sharing with other images of the run (see struct copy_shared). */
+    struct copy_shared *shared; /* set while this blob is the one transferring it */
+    bool parked;                /* waiting for another image's transfer of it */
+    struct queue wait_link;
+    char *mount_from;  /* owned: a destination repository another image put it in */
+    char *mount_scope; /* owned: the token scope a mount from there needs */
+};
+
+/*
+ * One blob on one destination registry, as the images of the run meet it:
+ * the first image that needs it transfers it (owner) while the others wait,
+ * then mount it from the repository it went to.
+ */
+struct copy_shared {
+    struct copy_shared *next; /* hash chain */
+    char base[LOOP_HOST_MAX + 32];
+    struct oci_digest digest;
+    struct copy_blob *owner;
+    char *repo; /* owned: a repository of that registry that holds it, or NULL */
+    struct queue waiters;
 };
 
 struct copy_job {
     struct copy_ctx *ctx;
     const struct ocisync_copy_opts *opts;
+    size_t index; /* in the run's items */
+    const struct ocisync_copy_item *item;
+    struct oci_ref src, dst;
+    struct proto_registry *src_reg, *dst_reg; /* owned, cloned from the run's endpoints */
+    bool regs_open;
     struct oci_platform platforms[16];
     size_t n_platforms;
-    unsigned jobs;       /* the most transfers at once */
-    unsigned jobs_limit; /* the current limit: halved when a registry throttles, then regrown */
-    unsigned jobs_grow;  /* transfers finished since the limit last changed */
     unsigned throttles_seen;
     uint64_t chunk_size;
     bool same_registry;
+    bool started, done;
+    struct queue queue_link; /* in ctx->blob_queue */
+    bool queued;
+    struct queue reap_link; /* in ctx->reap_queue once done */
 
     /* The top-level document. */
     char *top_raw; /* owned */
@@ -125,7 +157,7 @@ struct copy_job {
     struct copy_blob *blobs; /* owned */
     size_t n_blobs;
     size_t next_blob;
-    unsigned active;      /* blobs between HEAD and DONE */
+    unsigned blobs_open;  /* blobs between PENDING and DONE, parked ones included */
     unsigned pending_ops; /* child fetches / HEADs / PUTs in flight */
     unsigned children_left;
 
@@ -139,8 +171,13 @@ struct copy_job {
 static void fail(struct copy_job *job, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void check_finished(struct copy_job *job);
-static void pump(struct copy_job *job);
+static void pump(struct copy_ctx *ctx);
 static void adapt_limit(struct copy_job *job);
+static void blob_release(struct copy_blob *b, bool ok);
+static void check_run_done(struct copy_ctx *ctx);
+static void job_release(struct copy_job *job);
+static void reap_now(struct loop_delay *d);
+static void on_top_fetched(struct proto_reg_op *op, int err);
 static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
 static void blob_settle_failed(struct copy_blob *b);
@@ -155,17 +192,27 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(job->res->error, sizeof(job->res->error), fmt, ap);
     va_end(ap);
-    LOG_DEBUG("copy failed: %s",
-              job->res->error); /* Stop what is in flight: nothing more will be pushed. */
+    LOG_DEBUG("copy of image %zu failed: %s", job->index, job->res->error);
+    /* Stop what is in flight: nothing more will be pushed. */
+    if (job->queued) {
+        queue_remove(&job->queue_link);
+        job->queued = false;
+    }
     for (size_t i = 0; i < job->n_blobs; i++) {
         struct copy_blob *b = &job->blobs[i];
+        if (b->step == BLOB_DONE)
+            continue;
         loop_delay_cancel(&b->get_backoff);
+        if (b->parked) {
+            /* Waiting for another image's transfer: it has nothing in flight. */
+            blob_release(b, false);
+            continue;
+        }
         if (b->backoff.armed) {
             /* Waiting to start over: it will not. */
             loop_delay_cancel(&b->backoff);
             b->restarting = false;
-            b->step = BLOB_DONE;
-            job->active--;
+            blob_release(b, false);
             continue;
         }
         if (b->get_active)
@@ -183,6 +230,7 @@ static void emit(struct copy_job *job, ocisync_event_kind kind, const char *dige
         return;
     memset(&ev, 0, sizeof(ev));
     ev.kind = kind;
+    ev.image = job->index;
     ev.digest = digest;
     ev.media_type = media_type;
     ev.platform = platform;
@@ -211,12 +259,11 @@ static void on_top_pushed(struct proto_reg_op *op, int err)
 
 static void push_top(struct copy_job *job)
 {
-    struct copy_ctx *ctx = job->ctx;
-    const char *ref = ctx->dst.tag[0] ? ctx->dst.tag : job->push_digest.str;
+    const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
     int err;
     if (job->err != 0)
         return;
-    err = proto_reg_manifest_put(&job->top_op, &ctx->dst_reg, ctx->dst.repository, ref,
+    err = proto_reg_manifest_put(&job->top_op, job->dst_reg, job->dst.repository, ref,
                                  job->top_media_type, job->push_raw, job->push_len);
     job->top_op.data = job;
     if (err == 0)
@@ -237,6 +284,7 @@ static void child_complete(struct copy_child *c)
         struct ocisync_event ev;
         memset(&ev, 0, sizeof(ev));
         ev.kind = OCISYNC_EV_IMAGE_DONE;
+        ev.image = job->index;
         ev.digest = c->desc.digest.str;
         ev.media_type = c->media_type;
         ev.platform = c->platform[0] ? c->platform : NULL;
@@ -272,7 +320,6 @@ static void on_child_pushed(struct proto_reg_op *op, int err)
 static void push_child(struct copy_child *c)
 {
     struct copy_job *job = c->job;
-    struct copy_ctx *ctx = job->ctx;
     int err;
     if (job->err != 0)
         return;
@@ -281,7 +328,7 @@ static void push_child(struct copy_child *c)
         child_complete(c);
         return;
     }
-    err = proto_reg_manifest_put(&c->op, &ctx->dst_reg, ctx->dst.repository, c->desc.digest.str,
+    err = proto_reg_manifest_put(&c->op, job->dst_reg, job->dst.repository, c->desc.digest.str,
                                  c->media_type, c->raw, c->raw_len);
     c->op.data = c;
     if (err == 0)
@@ -300,9 +347,8 @@ static void push_child(struct copy_child *c)
 static void blob_done(struct copy_blob *b, int outcome)
 {
     struct copy_job *job = b->job;
-    b->step = BLOB_DONE;
     b->outcome = outcome;
-    job->active--;
+    blob_release(b, true);
     adapt_limit(job);
     switch (outcome) {
     case OCISYNC_EV_BLOB_COPIED:
@@ -333,7 +379,7 @@ static void blob_done(struct copy_blob *b, int outcome)
         oci_relay_dispose(&b->relay);
         b->relay_ready = false;
     }
-    pump(job);
+    pump(job->ctx);
 }
 
 static void blob_fail(struct copy_blob *b, int err, const char *msg)
@@ -341,10 +387,10 @@ static void blob_fail(struct copy_blob *b, int err, const char *msg)
     struct copy_job *job = b->job;
     if (err == OCISYNC_EDIGESTMISMATCH)
         fail(job, err, "blob %s from %s/%s does not match its digest; nothing was pushed for it",
-             b->desc.digest.str, job->ctx->src.registry, job->ctx->src.repository);
+             b->desc.digest.str, job->src.registry, job->src.repository);
     else if (err == OCISYNC_ESIZEMISMATCH)
         fail(job, err, "blob %s from %s/%s does not have the size its manifest gives (%lld)",
-             b->desc.digest.str, job->ctx->src.registry, job->ctx->src.repository,
+             b->desc.digest.str, job->src.registry, job->src.repository,
              (long long)b->desc.size);
     else
         fail(job, err, "%s", msg);
@@ -404,7 +450,7 @@ static bool op_transient(struct proto_reg_op *op, int err)
 static bool take_restart(struct copy_blob *b, struct proto_reg_op *op, int err)
 {
     struct copy_job *job = b->job;
-    const struct proto_retry *policy = &job->ctx->dst_reg.retry;
+    const struct proto_retry *policy = &job->dst_reg->retry;
     if (job->err != 0 || err == UV_ECANCELED || b->restarting)
         return false;
     if (b->step != BLOB_RELAY && b->step != BLOB_FINISH)
@@ -436,15 +482,16 @@ static bool take_restart(struct copy_blob *b, struct proto_reg_op *op, int err)
 /* Drops the blob from the active set after a failure, once nothing of it is in flight. */
 static void blob_settle_failed(struct copy_blob *b)
 {
+    struct copy_job *job = b->job;
     if (b->get_active || b->put_active || b->step == BLOB_DONE)
         return;
-    b->step = BLOB_DONE;
-    b->job->active--;
     if (b->relay_ready) {
         oci_relay_dispose(&b->relay);
         b->relay_ready = false;
     }
-    check_finished(b->job);
+    blob_release(b, false);
+    check_finished(job);
+    pump(job->ctx);
 }
 
 /* Body source for destination uploads: the relay, limited to the request's length. */
@@ -541,7 +588,7 @@ static void resume_get(struct loop_delay *d)
  */
 static bool take_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
 {
-    const struct proto_retry *policy = &b->job->ctx->src_reg.retry;
+    const struct proto_retry *policy = &b->job->src_reg->retry;
     uint64_t ms;
     if (b->job->err != 0 || b->restarting || err == UV_ERANGE || b->relay.failed ||
         b->relay.in == 0 || b->relay.in >= b->relay.size || !op_transient(op, err) ||
@@ -577,7 +624,7 @@ static void on_get_done(struct proto_reg_op *op, int err)
         /* The source would not resume where we stopped: start the blob over. */
         b->restart_delay_ms = 0;
         b->restarts++;
-        b->restarting = b->restarts <= b->job->ctx->dst_reg.retry.max_retries;
+        b->restarting = b->restarts <= b->job->dst_reg->retry.max_retries;
         if (!b->restarting)
             err = OCISYNC_EREGISTRY;
     }
@@ -614,7 +661,7 @@ static void on_get_done(struct proto_reg_op *op, int err)
 static int start_get(struct copy_blob *b)
 {
     struct copy_job *job = b->job;
-    int err = proto_reg_blob_get(&b->get, &job->ctx->src_reg, job->ctx->src.repository,
+    int err = proto_reg_blob_get(&b->get, job->src_reg, job->src.repository,
                                  b->desc.digest.str);
     b->get_offset = b->relay.in;
     if (err == 0 && b->get_offset > 0) {
@@ -650,13 +697,13 @@ static int start_upload_request(struct copy_blob *b)
         /* Small enough for one request: PUT the whole blob with its digest. */
         body.length = b->desc.size;
         b->req_len = (uint64_t)b->desc.size;
-        err = proto_reg_upload_put(&b->op, &job->ctx->dst_reg, b->location, b->desc.digest.str,
+        err = proto_reg_upload_put(&b->op, job->dst_reg, b->location, b->desc.digest.str,
                                    b->desc.size > 0 ? &body : NULL);
         b->step = BLOB_FINISH;
     } else if (left > 0) {
         body.length = (int64_t)(left < b->chunk ? left : b->chunk);
         b->req_len = (uint64_t)body.length;
-        err = proto_reg_upload_patch(&b->op, &job->ctx->dst_reg, b->location, b->sent, &body);
+        err = proto_reg_upload_patch(&b->op, job->dst_reg, b->location, b->sent, &body);
     } else {
         /* Every chunk is in; the closing PUT commits, so it waits for the digest's verdict. */
         b->step = BLOB_FINISH;
@@ -664,7 +711,7 @@ static int start_upload_request(struct copy_blob *b)
             return 0;
         b->req_len = 0;
         err =
-            proto_reg_upload_put(&b->op, &job->ctx->dst_reg, b->location, b->desc.digest.str, NULL);
+            proto_reg_upload_put(&b->op, job->dst_reg, b->location, b->desc.digest.str, NULL);
     }
     b->op.data = b;
     if (err == 0)
@@ -684,7 +731,7 @@ static int start_upload_request(struct copy_blob *b)
  */
 static bool take_upload_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
 {
-    const struct proto_retry *policy = &b->job->ctx->dst_reg.retry;
+    const struct proto_retry *policy = &b->job->dst_reg->retry;
     if (b->job->err != 0 || b->restarting || b->resuming || b->step != BLOB_RELAY ||
         b->location == NULL || err == UV_ECANCELED || !op_transient(op, err) ||
         b->upload_resumes >= policy->max_retries)
@@ -709,7 +756,7 @@ static void status_now(struct loop_delay *d)
         return;
     }
     b->step = BLOB_STATUS;
-    err = proto_reg_upload_status(&b->op, &job->ctx->dst_reg, b->location);
+    err = proto_reg_upload_status(&b->op, job->dst_reg, b->location);
     b->op.data = b;
     if (err == 0)
         err = proto_reg_op_start(&b->op, on_dest_done);
@@ -795,6 +842,18 @@ static void on_dest_done(struct proto_reg_op *op, int err)
             blob_restart(b);
         return;
     }
+    if (err != 0 && job->err == 0 && b->step == BLOB_START && b->mount_from != NULL &&
+        !job->same_registry) {
+        /* The mount from another image's repository was refused: send the blob itself. */
+        LOG_DEBUG("blob %s: mount from %s refused (%s); uploading it", b->desc.digest.str,
+                  b->mount_from, op->errmsg);
+        proto_reg_op_dispose(op);
+        free(b->mount_from);
+        b->mount_from = NULL;
+        b->step = BLOB_PENDING;
+        blob_next(b);
+        return;
+    }
     if (err != 0 || job->err != 0) {
         if (job->err == 0)
             blob_fail(b, err, op->errmsg);
@@ -857,7 +916,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
         const char *dcd = proto_http_header(&op->http, "Docker-Content-Digest");
         if (dcd != NULL && strcmp(dcd, b->desc.digest.str) != 0) {
             fail(job, OCISYNC_EDIGESTMISMATCH, "registry %s: upload of %s was stored as %s",
-                 job->ctx->dst_reg.name, b->desc.digest.str, dcd);
+                 job->dst_reg->name, b->desc.digest.str, dcd);
             proto_reg_op_dispose(op);
             blob_settle_failed(b);
             return;
@@ -879,7 +938,6 @@ static void on_dest_done(struct proto_reg_op *op, int err)
 static void blob_next(struct copy_blob *b)
 {
     struct copy_job *job = b->job;
-    struct copy_ctx *ctx = job->ctx;
     int err = 0;
     const char *what = "";
     if (job->err != 0) {
@@ -888,15 +946,14 @@ static void blob_next(struct copy_blob *b)
     }
     switch (b->step) {
     case BLOB_PENDING:
-        job->active++;
-        if (job->same_registry) {
+        if (job->same_registry || b->mount_from != NULL) {
             /* Same registry: try the mount straight away; it says 202 if it can't. */
             b->step = BLOB_START;
             blob_next(b);
             return;
         }
         b->step = BLOB_HEAD;
-        err = proto_reg_blob_head(&b->op, &ctx->dst_reg, ctx->dst.repository, b->desc.digest.str);
+        err = proto_reg_blob_head(&b->op, job->dst_reg, job->dst.repository, b->desc.digest.str);
         b->op.expect[1] = 404;
         what = "HEAD";
         break;
@@ -906,7 +963,8 @@ static void blob_next(struct copy_blob *b)
          * POST instead of after it: the relay fills (and pauses the GET) until the
          * upload begins, and one round trip per blob is saved.
          */
-        if (!job->same_registry && !b->relay_ready && b->desc.size > 0) {
+        if (!job->same_registry && b->mount_from == NULL && !b->relay_ready &&
+            b->desc.size > 0) {
             err = oci_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
             if (err == 0) {
                 b->relay_ready = true;
@@ -918,9 +976,15 @@ static void blob_next(struct copy_blob *b)
                 return;
             }
         }
-        err = proto_reg_upload_start(&b->op, &ctx->dst_reg, ctx->dst.repository,
-                                     job->same_registry ? b->desc.digest.str : NULL,
-                                     job->same_registry ? ctx->src.repository : NULL);
+        if (b->mount_from != NULL) {
+            err = proto_reg_upload_start(&b->op, job->dst_reg, job->dst.repository,
+                                         b->desc.digest.str, b->mount_from);
+            b->op.scope = b->mount_scope;
+        } else {
+            err = proto_reg_upload_start(&b->op, job->dst_reg, job->dst.repository,
+                                         job->same_registry ? b->desc.digest.str : NULL,
+                                         job->same_registry ? job->src.repository : NULL);
+        }
         what = "POST";
         break;
     case BLOB_RELAY:
@@ -983,25 +1047,210 @@ static void blob_next(struct copy_blob *b)
  */
 static void adapt_limit(struct copy_job *job)
 {
-    unsigned seen = job->ctx->src_reg.throttled + job->ctx->dst_reg.throttled;
+    struct copy_ctx *ctx = job->ctx;
+    unsigned seen = job->src_reg->throttled + job->dst_reg->throttled;
     if (seen != job->throttles_seen) {
         job->throttles_seen = seen;
-        job->jobs_limit = job->jobs_limit > 1 ? job->jobs_limit / 2 : 1;
-        job->jobs_grow = 0;
-        LOG_DEBUG("throttled: at most %u transfers at once now", job->jobs_limit);
-    } else if (job->jobs_limit < job->jobs && ++job->jobs_grow >= job->jobs_limit) {
-        job->jobs_limit++;
-        job->jobs_grow = 0;
+        ctx->jobs_limit = ctx->jobs_limit > 1 ? ctx->jobs_limit / 2 : 1;
+        ctx->jobs_grow = 0;
+        LOG_DEBUG("throttled: at most %u transfers at once now", ctx->jobs_limit);
+    } else if (ctx->jobs_limit < ctx->max_active && ++ctx->jobs_grow >= ctx->jobs_limit) {
+        ctx->jobs_limit++;
+        ctx->jobs_grow = 0;
     }
 }
 
-static void pump(struct copy_job *job)
+/* ------------------------------------------------------------------------------------------ */
+/* Blobs shared between the images of a run */
+
+static size_t shared_hash(const char *base, const struct oci_digest *d, size_t cap)
 {
-    while (job->err == 0 && job->active < job->jobs_limit && job->next_blob < job->n_blobs) {
-        struct copy_blob *b = &job->blobs[job->next_blob++];
-        blob_next(b);
+    /* The digest is already uniformly random; mix in the registry for the rare multi-target run. */
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = base; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    for (const char *p = oci_digest_hex(d); *p != '\0' && p < oci_digest_hex(d) + 16; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return (size_t)(h % cap);
+}
+
+/* The entry for blob d on the registry at base, created if needed; NULL when out of memory. */
+static struct copy_shared *shared_get(struct copy_ctx *ctx, const char *base,
+                                      const struct oci_digest *d)
+{
+    struct copy_shared *sh;
+    size_t i;
+    if (ctx->shared == NULL) {
+        ctx->shared_cap = 4096;
+        ctx->shared = calloc(ctx->shared_cap, sizeof(*ctx->shared));
+        if (ctx->shared == NULL)
+            return NULL;
     }
-    check_finished(job);
+    i = shared_hash(base, d, ctx->shared_cap);
+    for (sh = ctx->shared[i]; sh != NULL; sh = sh->next)
+        if (oci_digest_equal(&sh->digest, d) && strcmp(sh->base, base) == 0)
+            return sh;
+    sh = calloc(1, sizeof(*sh));
+    if (sh == NULL)
+        return NULL;
+    snprintf(sh->base, sizeof(sh->base), "%s", base);
+    sh->digest = *d;
+    queue_init(&sh->waiters);
+    sh->next = ctx->shared[i];
+    ctx->shared[i] = sh;
+    return sh;
+}
+
+static void shared_free_all(struct copy_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->shared_cap; i++) {
+        struct copy_shared *sh = ctx->shared[i], *next;
+        for (; sh != NULL; sh = next) {
+            next = sh->next;
+            free(sh->repo);
+            free(sh);
+        }
+    }
+    free(ctx->shared);
+    ctx->shared = NULL;
+}
+
+/*
+ * b leaves the set of open blobs: its transfer slot goes back, and if it was
+ * the transfer other images waited for, they are woken: to mount it from
+ * where it now is (ok), or to try themselves (it failed).
+ */
+static void blob_release(struct copy_blob *b, bool ok)
+{
+    struct copy_job *job = b->job;
+    struct copy_ctx *ctx = job->ctx;
+    b->step = BLOB_DONE;
+    job->blobs_open--;
+    if (b->parked) {
+        queue_remove(&b->wait_link);
+        b->parked = false;
+    } else {
+        ctx->active--;
+    }
+    if (b->shared != NULL) {
+        struct copy_shared *sh = b->shared;
+        b->shared = NULL;
+        sh->owner = NULL;
+        if (ok && sh->repo == NULL)
+            sh->repo = strdup(job->dst.repository);
+        while (!queue_empty(&sh->waiters)) {
+            struct queue *q = queue_head(&sh->waiters);
+            queue_remove(q);
+            queue_insert_tail(&ctx->wake_queue, q);
+        }
+    }
+}
+
+/*
+ * Takes a transfer slot for b and starts it, unless another image is
+ * transferring the same blob to the same registry: then b waits for that
+ * one and mounts the blob from where it lands.
+ */
+static void blob_begin(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    struct copy_ctx *ctx = job->ctx;
+    if (b->step == BLOB_PENDING)
+        job->blobs_open++;
+    b->parked = false;
+    b->step = BLOB_PENDING;
+    if (!job->same_registry) {
+        struct copy_shared *sh = shared_get(ctx, job->dst_reg->base, &b->desc.digest);
+        if (sh != NULL && sh->owner != NULL) {
+            b->parked = true;
+            b->step = BLOB_WAIT;
+            queue_insert_tail(&sh->waiters, &b->wait_link);
+            return;
+        }
+        if (sh != NULL && sh->repo != NULL) {
+            ctx->active++;
+            if (strcmp(sh->repo, job->dst.repository) == 0) {
+                blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
+                return;
+            }
+            free(b->mount_from);
+            free(b->mount_scope);
+            b->mount_from = strdup(sh->repo);
+            b->mount_scope = malloc(PROTO_REG_SCOPE_MAX);
+            if (b->mount_from == NULL || b->mount_scope == NULL) {
+                blob_fail(b, UV_ENOMEM, "out of memory");
+                blob_settle_failed(b);
+                return;
+            }
+            snprintf(b->mount_scope, PROTO_REG_SCOPE_MAX, "%s repository:%s:pull",
+                     job->dst_reg->scope, sh->repo);
+            blob_next(b);
+            return;
+        }
+        if (sh != NULL) {
+            sh->owner = b;
+            b->shared = sh;
+        }
+    }
+    ctx->active++;
+    blob_next(b);
+}
+
+/* The next blob waiting for a slot: woken waiters first, then the queued images in order. */
+static struct copy_blob *next_blob(struct copy_ctx *ctx)
+{
+    if (!queue_empty(&ctx->wake_queue)) {
+        struct queue *q = queue_head(&ctx->wake_queue);
+        queue_remove(q);
+        return container_of(q, struct copy_blob, wait_link);
+    }
+    while (!queue_empty(&ctx->blob_queue)) {
+        struct copy_job *job = container_of(queue_head(&ctx->blob_queue), struct copy_job,
+                                            queue_link);
+        if (job->err == 0 && job->next_blob < job->n_blobs)
+            return &job->blobs[job->next_blob++];
+        queue_remove(&job->queue_link);
+        job->queued = false;
+    }
+    return NULL;
+}
+
+static void job_start(struct copy_job *job);
+
+/*
+ * Starts what may start: images up to max_running, then blobs while
+ * transfer slots are free. Re-entrant calls (a blob that completes at once
+ * pumps again) only ask the outer loop for another round.
+ */
+static void pump(struct copy_ctx *ctx)
+{
+    if (ctx->pumping) {
+        ctx->pump_again = true;
+        return;
+    }
+    ctx->pumping = true;
+    do {
+        ctx->pump_again = false;
+        while (!ctx->stopping && ctx->running < ctx->max_running && ctx->next_job < ctx->n_jobs)
+            job_start(&ctx->jobs[ctx->next_job++]);
+        while (ctx->active < ctx->jobs_limit) {
+            struct copy_blob *b = next_blob(ctx);
+            if (b == NULL)
+                break;
+            if (b->job->err != 0) {
+                /* Its image failed while it waited to be woken. */
+                b->parked = true;
+                queue_init(&b->wait_link);
+                blob_release(b, false);
+                check_finished(b->job);
+                continue;
+            }
+            blob_begin(b);
+        }
+    } while (ctx->pump_again);
+    ctx->pumping = false;
+    if (ctx->finished == ctx->n_jobs || (ctx->stopping && ctx->running == 0))
+        check_run_done(ctx);
 }
 
 static int cmp_blob_size(const void *a, const void *b)
@@ -1044,7 +1293,7 @@ static int add_blob(struct copy_job *job, const struct oci_descriptor *d, struct
     return 0;
 }
 
-/* Collects the unique blobs of the children still to copy and starts moving them. */
+/* Collects the unique blobs of the children still to copy and queues them for transfer slots. */
 static void start_blobs(struct copy_job *job)
 {
     size_t cap = 0;
@@ -1071,7 +1320,9 @@ static void start_blobs(struct copy_job *job)
     }
     /* Largest first, so the longest transfer is not the one left running alone at the end. */
     qsort(job->blobs, job->n_blobs, sizeof(*job->blobs), cmp_blob_size);
-    pump(job);
+    queue_insert_tail(&job->ctx->blob_queue, &job->queue_link);
+    job->queued = true;
+    pump(job->ctx);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1106,7 +1357,6 @@ static void on_child_head(struct proto_reg_op *op, int err)
 
 static void check_children(struct copy_job *job)
 {
-    struct copy_ctx *ctx = job->ctx;
     if (job->top.kind != OCI_KIND_INDEX) {
         /* A lone manifest: the tag check already said it is not there. */
         job->children_left = 1;
@@ -1115,7 +1365,7 @@ static void check_children(struct copy_job *job)
     }
     for (size_t i = 0; i < job->n_children; i++) {
         struct copy_child *c = &job->children[i];
-        int err = proto_reg_manifest_get(&c->op, &ctx->dst_reg, ctx->dst.repository,
+        int err = proto_reg_manifest_get(&c->op, job->dst_reg, job->dst.repository,
                                          c->desc.digest.str, true);
         c->op.expect[1] = 404;
         c->op.data = c;
@@ -1153,9 +1403,8 @@ static void on_tag_head(struct proto_reg_op *op, int err)
 
 static void check_dest(struct copy_job *job)
 {
-    struct copy_ctx *ctx = job->ctx;
-    const char *ref = ctx->dst.tag[0] ? ctx->dst.tag : job->push_digest.str;
-    int err = proto_reg_manifest_get(&job->top_op, &ctx->dst_reg, ctx->dst.repository, ref, true);
+    const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
+    int err = proto_reg_manifest_get(&job->top_op, job->dst_reg, job->dst.repository, ref, true);
     job->top_op.expect[1] = 404;
     job->top_op.data = job;
     if (err == 0)
@@ -1188,7 +1437,6 @@ static void on_child_fetched(struct proto_reg_op *op, int err)
 {
     struct copy_child *c = op->data;
     struct copy_job *job = c->job;
-    struct copy_ctx *ctx = job->ctx;
     char msg[512];
     job->pending_ops--;
     if (err != 0) {
@@ -1202,22 +1450,22 @@ static void on_child_fetched(struct proto_reg_op *op, int err)
             (int64_t)op->http.resp_len != c->desc.size) {
             fail(job, OCISYNC_EDIGESTMISMATCH,
                  "manifest %s in %s/%s does not match the digest or size its index gives",
-                 c->desc.digest.str, ctx->src.registry, ctx->src.repository);
+                 c->desc.digest.str, job->src.registry, job->src.repository);
             goto out;
         }
     }
     err = oci_manifest_parse(proto_http_header(&op->http, "Content-Type"), op->http.resp_body,
                              op->http.resp_len, &c->m, msg, sizeof(msg));
     if (err != 0) {
-        fail(job, err, "manifest %s in %s/%s: %s", c->desc.digest.str, ctx->src.registry,
-             ctx->src.repository, msg);
+        fail(job, err, "manifest %s in %s/%s: %s", c->desc.digest.str, job->src.registry,
+             job->src.repository, msg);
         goto out;
     }
     c->parsed = true;
     if (c->m.kind != OCI_KIND_IMAGE) {
         fail(job, OCISYNC_EMEDIATYPE,
              "manifest %s in %s/%s is an index inside an index, which ocisync does not copy yet",
-             c->desc.digest.str, ctx->src.registry, ctx->src.repository);
+             c->desc.digest.str, job->src.registry, job->src.repository);
         goto out;
     }
     doc_media_type(op, &c->m, c->media_type, sizeof(c->media_type));
@@ -1246,7 +1494,6 @@ static bool platform_selected(struct copy_job *job, const struct oci_descriptor 
 
 static int plan_index(struct copy_job *job)
 {
-    struct copy_ctx *ctx = job->ctx;
     size_t n = 0;
     int err;
     job->children = calloc(job->top.n_manifests ? job->top.n_manifests : 1, sizeof(*job->children));
@@ -1265,7 +1512,7 @@ static int plan_index(struct copy_job *job)
     job->n_children = n;
     if (n == 0) {
         fail(job, OCISYNC_ENOPLATFORM, "%s/%s has no manifest for the requested platforms",
-             ctx->src.registry, ctx->src.repository);
+             job->src.registry, job->src.repository);
         return OCISYNC_ENOPLATFORM;
     }
     if (job->n_platforms > 0) {
@@ -1275,8 +1522,8 @@ static int plan_index(struct copy_job *job)
         err = oci_index_filter(job->top_raw, job->top_len, job->platforms, job->n_platforms, &out,
                                &out_len);
         if (err != 0) {
-            fail(job, err, "%s/%s: cannot write the platform subset: %s", ctx->src.registry,
-                 ctx->src.repository, ocisync_strerror(err));
+            fail(job, err, "%s/%s: cannot write the platform subset: %s", job->src.registry,
+                 job->src.repository, ocisync_strerror(err));
             return err;
         }
         job->push_raw = out;
@@ -1288,6 +1535,7 @@ static int plan_index(struct copy_job *job)
             struct ocisync_event ev;
             memset(&ev, 0, sizeof(ev));
             ev.kind = OCISYNC_EV_INDEX_FILTERED;
+            ev.image = job->index;
             ev.digest = job->push_digest.str;
             ev.source_digest = job->top_digest.str;
             ev.media_type = job->top_media_type;
@@ -1297,7 +1545,7 @@ static int plan_index(struct copy_job *job)
     }
     for (size_t i = 0; i < job->n_children; i++) {
         struct copy_child *c = &job->children[i];
-        err = proto_reg_manifest_get(&c->op, &ctx->src_reg, ctx->src.repository, c->desc.digest.str,
+        err = proto_reg_manifest_get(&c->op, job->src_reg, job->src.repository, c->desc.digest.str,
                                      false);
         c->op.data = c;
         if (err == 0)
@@ -1315,12 +1563,11 @@ static int plan_index(struct copy_job *job)
 static void on_top_fetched(struct proto_reg_op *op, int err)
 {
     struct copy_job *job = op->data;
-    struct copy_ctx *ctx = job->ctx;
     char msg[512];
     job->pending_ops--;
     if (err != 0) {
         char ref[600];
-        oci_ref_format(&ctx->src, ref, sizeof(ref));
+        oci_ref_format(&job->src, ref, sizeof(ref));
         if (err == OCISYNC_ENOTFOUND)
             fail(job, err, "%s: image not found (%s)", ref, op->errmsg);
         else
@@ -1333,22 +1580,22 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
     err = oci_manifest_parse(proto_http_header(&op->http, "Content-Type"), job->top_raw,
                              job->top_len, &job->top, msg, sizeof(msg));
     if (err != 0) {
-        fail(job, err, "%s/%s:%s: %s", ctx->src.registry, ctx->src.repository,
-             oci_ref_target(&ctx->src), msg);
+        fail(job, err, "%s/%s:%s: %s", job->src.registry, job->src.repository,
+             oci_ref_target(&job->src), msg);
         goto out;
     }
     job->top_parsed = true;
     doc_media_type(op, &job->top, job->top_media_type, sizeof(job->top_media_type));
-    err = oci_digest_buffer(ctx->src.has_digest ? ctx->src.digest.alg : OCI_DIGEST_SHA256,
+    err = oci_digest_buffer(job->src.has_digest ? job->src.digest.alg : OCI_DIGEST_SHA256,
                             job->top_raw, job->top_len, &job->top_digest);
     if (err != 0) {
         fail(job, err, "cannot hash manifest");
         goto out;
     }
-    if (ctx->src.has_digest && !oci_digest_equal(&job->top_digest, &ctx->src.digest)) {
+    if (job->src.has_digest && !oci_digest_equal(&job->top_digest, &job->src.digest)) {
         fail(job, OCISYNC_EDIGESTMISMATCH,
-             "%s/%s@%s: the registry returned a manifest with digest %s", ctx->src.registry,
-             ctx->src.repository, ctx->src.digest.str, job->top_digest.str);
+             "%s/%s@%s: the registry returned a manifest with digest %s", job->src.registry,
+             job->src.repository, job->src.digest.str, job->top_digest.str);
         goto out;
     }
     snprintf(job->res->source_digest, sizeof(job->res->source_digest), "%s", job->top_digest.str);
@@ -1387,35 +1634,88 @@ out:
 
 static void check_finished(struct copy_job *job)
 {
-    if (job->pending_ops > 0 || job->active > 0 || job->ctx->done)
+    struct copy_ctx *ctx = job->ctx;
+    if (job->done || !job->started || job->pending_ops > 0 || job->blobs_open > 0)
         return;
     /* Without an error, only the top manifest's push (or finding it there) ends the job. */
     if (job->err == 0 && !job->finished && !job->top_pushed)
         return;
-    job->ctx->done = true;
-    if (job->ctx->signals) {
-        uv_signal_stop(&job->ctx->sigint);
-        uv_signal_stop(&job->ctx->sigterm);
-    }
+    job->done = true;
     if (job->err == 0)
         snprintf(job->res->digest, sizeof(job->res->digest), "%s", job->push_digest.str);
-    emit(job, OCISYNC_EV_DONE, job->push_digest.str, job->top_media_type, NULL,
-         (int64_t)job->push_len);
-    loop_ctx_close(&job->ctx->loop);
+    if (job->opts->on_event != NULL) {
+        struct ocisync_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = OCISYNC_EV_DONE;
+        ev.image = job->index;
+        ev.src = job->item->src;
+        ev.dst = job->item->dst;
+        ev.digest = job->err == 0 ? job->push_digest.str : NULL;
+        ev.media_type = job->top_media_type[0] ? job->top_media_type : NULL;
+        ev.size = (int64_t)job->push_len;
+        ev.err = job->err;
+        ev.message = job->err != 0 ? job->res->error : NULL;
+        ev.blobs_copied = job->res->blobs_copied;
+        ev.blobs_mounted = job->res->blobs_mounted;
+        ev.blobs_skipped = job->res->blobs_skipped;
+        ev.bytes = job->res->bytes_copied;
+        job->opts->on_event(&ev, job->opts->event_arg);
+    }
+    ctx->running--;
+    ctx->finished++;
+    if (job->queued) {
+        queue_remove(&job->queue_link);
+        job->queued = false;
+    }
+    queue_insert_tail(&ctx->reap_queue, &job->reap_link);
+    if (!ctx->reap.armed)
+        loop_delay_start(&ctx->loop, &ctx->reap, 0, reap_now);
+    pump(ctx);
+}
+
+/* Ends the run once every image is finished (or, when interrupted, every started one). */
+static void check_run_done(struct copy_ctx *ctx)
+{
+    if (ctx->done || ctx->running > 0)
+        return;
+    if (ctx->finished < ctx->n_jobs && !ctx->stopping)
+        return;
+    ctx->done = true;
+    if (ctx->signals) {
+        uv_signal_stop(&ctx->sigint);
+        uv_signal_stop(&ctx->sigterm);
+    }
+    loop_ctx_close(&ctx->loop);
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* The public entry point */
+/* Images */
 
-static void job_free(struct copy_job *job)
+static void reap_now(struct loop_delay *d)
 {
+    struct copy_ctx *ctx = container_of(d, struct copy_ctx, reap);
+    while (!queue_empty(&ctx->reap_queue)) {
+        struct queue *q = queue_head(&ctx->reap_queue);
+        queue_remove(q);
+        job_release(container_of(q, struct copy_job, reap_link));
+    }
+}
+
+/* Frees what an image held once it is finished: manifests, blobs, registry clones. */
+static void job_release(struct copy_job *job)
+{
+    struct copy_ctx *ctx = job->ctx;
     for (size_t i = 0; i < job->n_blobs; i++) {
         free(job->blobs[i].children);
         free(job->blobs[i].location);
+        free(job->blobs[i].mount_from);
+        free(job->blobs[i].mount_scope);
         if (job->blobs[i].relay_ready)
             oci_relay_dispose(&job->blobs[i].relay);
     }
     free(job->blobs);
+    job->blobs = NULL;
+    job->n_blobs = 0;
     for (size_t i = 0; i < job->n_children; i++) {
         struct copy_child *c = &job->children[i];
         /* A lone manifest's child shares the top level's memory. */
@@ -1426,11 +1726,32 @@ static void job_free(struct copy_job *job)
         }
     }
     free(job->children);
+    job->children = NULL;
+    job->n_children = 0;
     if (job->push_raw != job->top_raw)
         free(job->push_raw);
     free(job->top_raw);
+    job->push_raw = job->top_raw = NULL;
     if (job->top_parsed)
         oci_manifest_free(&job->top);
+    job->top_parsed = false;
+    for (int side = 0; side < 2; side++) {
+        struct proto_registry *reg = side == 0 ? job->src_reg : job->dst_reg;
+        if (reg == NULL)
+            continue;
+        /* What one image learnt about a registry's authentication spares the next a 401. */
+        for (struct copy_endpoint *ep = ctx->endpoints; ep != NULL; ep = ep->next) {
+            if (strcmp(ep->reg.base, reg->base) == 0 && ep->reg.auth == PROTO_AUTH_NONE &&
+                reg->auth != PROTO_AUTH_NONE) {
+                ep->reg.auth = reg->auth;
+                ep->reg.challenge = reg->challenge;
+            }
+        }
+        ctx->retries += reg->retries;
+        proto_registry_dispose(reg);
+        free(reg);
+    }
+    job->src_reg = job->dst_reg = NULL;
 }
 
 /* Strips skopeo's "docker://" transport; other transports are not copy sources yet. */
@@ -1455,112 +1776,230 @@ static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errle
     return oci_ref_parse(s, out, err, errlen);
 }
 
+/*
+ * A registry endpoint for one image: cloned from the run's endpoint for the
+ * same registry and options, which is configured (certificates, TLS context,
+ * credentials) the first time it is needed.
+ */
+static int job_endpoint(struct copy_job *job, bool push, struct proto_registry **out)
+{
+    struct copy_ctx *ctx = job->ctx;
+    const struct ocisync_copy_opts *opts = job->opts;
+    const struct oci_ref *ref = push ? &job->dst : &job->src;
+    const struct ocisync_registry_opts *ro =
+        push ? (job->item->dst_opts ? job->item->dst_opts : &opts->dst)
+             : (job->item->src_opts ? job->item->src_opts : &opts->src);
+    struct copy_endpoint *ep;
+    int err;
+    for (ep = ctx->endpoints; ep != NULL; ep = ep->next)
+        if (ep->opts == ro && ep->push == push && strcmp(ep->reg.name, ref->registry) == 0)
+            break;
+    if (ep == NULL) {
+        ep = calloc(1, sizeof(*ep));
+        if (ep == NULL)
+            return UV_ENOMEM;
+        err = oci_endpoint_open(&ep->reg, &ctx->client, ref->registry, ro, opts->authfile,
+                                push ? "OCISYNC_PUSH" : "OCISYNC_PULL", job->res->error,
+                                sizeof(job->res->error));
+        if (err != 0) {
+            proto_registry_dispose(&ep->reg);
+            free(ep);
+            return err;
+        }
+        if (opts->retry_times != 0)
+            ep->reg.retry.max_retries = opts->retry_times < 0 ? 0 : (unsigned)opts->retry_times;
+        if (opts->retry_delay_ms != 0)
+            ep->reg.retry.base_ms = opts->retry_delay_ms;
+        ep->opts = ro;
+        ep->push = push;
+        ep->next = ctx->endpoints;
+        ctx->endpoints = ep;
+    }
+    *out = calloc(1, sizeof(**out));
+    if (*out == NULL)
+        return UV_ENOMEM;
+    return proto_registry_clone(*out, &ep->reg);
+}
+
+static int job_setup(struct copy_job *job)
+{
+    const struct ocisync_copy_opts *opts = job->opts;
+    const struct ocisync_copy_item *it = job->item;
+    const char *const *platforms = it->n_platforms ? it->platforms : opts->platforms;
+    size_t n_platforms = it->n_platforms ? it->n_platforms : opts->n_platforms;
+    char *msg = job->res->error;
+    size_t msglen = sizeof(job->res->error);
+    int err;
+
+    err = parse_ref(it->src, &job->src, msg, msglen);
+    if (err == 0)
+        err = parse_ref(it->dst, &job->dst, msg, msglen);
+    if (err != 0)
+        return err;
+    if (n_platforms > sizeof(job->platforms) / sizeof(job->platforms[0])) {
+        snprintf(msg, msglen, "too many platforms (at most %zu)",
+                 sizeof(job->platforms) / sizeof(job->platforms[0]));
+        return OCISYNC_EUSAGE;
+    }
+    for (size_t i = 0; i < n_platforms; i++) {
+        err = oci_platform_parse(platforms[i], &job->platforms[i]);
+        if (err != 0) {
+            snprintf(msg, msglen,
+                     "invalid platform \"%s\": expected os/arch[/variant], like linux/arm64/v8",
+                     platforms[i]);
+            return err;
+        }
+    }
+    job->n_platforms = n_platforms;
+    if (job->dst.has_digest && job->dst.tag[0] == '\0' && job->n_platforms > 0) {
+        snprintf(msg, msglen,
+                 "the destination is a digest, but a platform subset makes a new index with "
+                 "another digest: give the destination a tag");
+        return OCISYNC_EUSAGE;
+    }
+    err = job_endpoint(job, false, &job->src_reg);
+    if (err == 0)
+        err = job_endpoint(job, true, &job->dst_reg);
+    if (err != 0)
+        return err;
+    job->same_registry = strcmp(job->src_reg->base, job->dst_reg->base) == 0 &&
+                         strcmp(job->src.repository, job->dst.repository) != 0;
+    /* One token per side covers the image: mounts also need pull on the source repository. */
+    snprintf(job->src_reg->scope, sizeof(job->src_reg->scope), "repository:%s:pull",
+             job->src.repository);
+    snprintf(job->dst_reg->scope, sizeof(job->dst_reg->scope), "repository:%s:pull,push%s%s%s",
+             job->dst.repository, job->same_registry ? " repository:" : "",
+             job->same_registry ? job->src.repository : "", job->same_registry ? ":pull" : "");
+    return 0;
+}
+
+static void job_start(struct copy_job *job)
+{
+    struct copy_ctx *ctx = job->ctx;
+    int err;
+    job->started = true;
+    ctx->running++;
+    if (job->opts->on_event != NULL) {
+        struct ocisync_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = OCISYNC_EV_IMAGE_START;
+        ev.image = job->index;
+        ev.src = job->item->src;
+        ev.dst = job->item->dst;
+        job->opts->on_event(&ev, job->opts->event_arg);
+    }
+    err = job_setup(job);
+    if (err != 0) {
+        job->err = err;
+        check_finished(job);
+        return;
+    }
+    err = proto_reg_manifest_get(&job->top_op, job->src_reg, job->src.repository,
+                                 oci_ref_target(&job->src), false);
+    job->top_op.data = job;
+    if (err == 0)
+        err = proto_reg_op_start(&job->top_op, on_top_fetched);
+    if (err != 0) {
+        job->err = err;
+        snprintf(job->res->error, sizeof(job->res->error), "%s", job->top_op.errmsg);
+        proto_reg_op_dispose(&job->top_op);
+        check_finished(job);
+        return;
+    }
+    job->pending_ops++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The public entry points */
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct copy_ctx *ctx = h->data;
-    struct copy_job *job = ctx->job;
+    uint64_t copied = 0, mounted = 0, skipped = 0;
     /* A second signal while stopping changes nothing: the first one already ends the run. */
-    if (job->err == 0)
-        fail(job, OCISYNC_EINTERRUPTED,
+    if (ctx->stopping)
+        return;
+    ctx->stopping = true;
+    for (size_t i = 0; i < ctx->n_jobs; i++) {
+        copied += ctx->jobs[i].res->blobs_copied;
+        mounted += ctx->jobs[i].res->blobs_mounted;
+        skipped += ctx->jobs[i].res->blobs_skipped;
+    }
+    snprintf(ctx->stop_msg, sizeof(ctx->stop_msg),
              "interrupted by %s: %" PRIu64 " blobs were copied, %" PRIu64 " mounted and %" PRIu64
              " skipped before it; nothing half-done was committed, and a rerun completes "
              "what is missing",
-             signum == SIGINT ? "SIGINT" : "SIGTERM", job->res->blobs_copied,
-             job->res->blobs_mounted, job->res->blobs_skipped);
-    check_finished(job);
+             signum == SIGINT ? "SIGINT" : "SIGTERM", copied, mounted, skipped);
+    for (size_t i = 0; i < ctx->n_jobs; i++) {
+        struct copy_job *job = &ctx->jobs[i];
+        if (job->started && !job->done) {
+            fail(job, OCISYNC_EINTERRUPTED, "%s", ctx->stop_msg);
+            check_finished(job);
+        }
+    }
+    pump(ctx);
 }
 
-int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
-                 struct ocisync_copy_result *result)
+int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
+                      const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
 {
     static const struct ocisync_copy_opts defaults;
-    struct ocisync_copy_result local;
     struct copy_ctx *ctx;
-    struct copy_job job;
-    int err;
+    struct sigaction ign, old_pipe;
+    int err = 0;
 
     if (opts == NULL)
         opts = &defaults;
-    if (result == NULL)
-        result = &local;
-    memset(result, 0, sizeof(*result));
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        memset(&results[i], 0, sizeof(results[i]));
     ocisync__debug = opts->debug;
     ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL)
         return UV_ENOMEM;
-    memset(&job, 0, sizeof(job));
-    job.ctx = ctx;
-    job.opts = opts;
-    job.res = result;
-    job.jobs = opts->jobs ? opts->jobs : DEFAULT_JOBS;
-    job.jobs_limit = job.jobs;
-    job.chunk_size = opts->chunk_size ? opts->chunk_size : DEFAULT_CHUNK;
-
-    err = parse_ref(src, &ctx->src, result->error, sizeof(result->error));
-    if (err == 0)
-        err = parse_ref(dst, &ctx->dst, result->error, sizeof(result->error));
-    if (err != 0)
-        goto out_free;
-    if (opts->n_platforms > sizeof(job.platforms) / sizeof(job.platforms[0])) {
-        err = OCISYNC_EUSAGE;
-        snprintf(result->error, sizeof(result->error), "too many platforms (at most %zu)",
-                 sizeof(job.platforms) / sizeof(job.platforms[0]));
-        goto out_free;
+    ctx->jobs = calloc(n, sizeof(*ctx->jobs));
+    if (ctx->jobs == NULL) {
+        free(ctx);
+        return UV_ENOMEM;
     }
-    for (size_t i = 0; i < opts->n_platforms; i++) {
-        err = oci_platform_parse(opts->platforms[i], &job.platforms[i]);
-        if (err != 0) {
-            snprintf(result->error, sizeof(result->error),
-                     "invalid platform \"%s\": expected os/arch[/variant], like linux/arm64/v8",
-                     opts->platforms[i]);
-            goto out_free;
-        }
-    }
-    job.n_platforms = opts->n_platforms;
-    if (ctx->dst.has_digest && ctx->dst.tag[0] == '\0' && job.n_platforms > 0) {
-        err = OCISYNC_EUSAGE;
-        snprintf(result->error, sizeof(result->error),
-                 "the destination is a digest, but a platform subset makes a new index with "
-                 "another digest: give the destination a tag");
-        goto out_free;
+    ctx->opts = opts;
+    ctx->n_jobs = n;
+    ctx->jobs_limit = ctx->max_active = opts->jobs ? opts->jobs : DEFAULT_JOBS;
+    ctx->max_running = ctx->max_active * IMAGES_PER_JOB;
+    queue_init(&ctx->blob_queue);
+    queue_init(&ctx->wake_queue);
+    queue_init(&ctx->reap_queue);
+    for (size_t i = 0; i < n; i++) {
+        struct copy_job *job = &ctx->jobs[i];
+        job->ctx = ctx;
+        job->opts = opts;
+        job->index = i;
+        job->item = &items[i];
+        job->res = &results[i];
+        job->chunk_size = opts->chunk_size ? opts->chunk_size : DEFAULT_CHUNK;
     }
 
+    /*
+     * A peer that closes while a request is being written would kill the
+     * process with SIGPIPE; the write's EPIPE is what the engine handles. As
+     * curl does, the disposition is restored when the run ends.
+     */
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &old_pipe);
     err = uv_loop_init(&ctx->uv);
     if (err != 0)
         goto out_free;
     loop_ctx_init(&ctx->loop, &ctx->uv);
     ctx->loop.max_conns_per_host =
-        opts->max_conns_per_host ? opts->max_conns_per_host : 2 * job.jobs + 2;
+        opts->max_conns_per_host ? opts->max_conns_per_host : 2 * ctx->max_active + 2;
     if (opts->connect_timeout)
         ctx->loop.connect_timeout_ms = (uint64_t)opts->connect_timeout * 1000;
     proto_client_init(&ctx->client, &ctx->loop);
     if (opts->idle_timeout)
         ctx->client.idle_timeout_ms = (uint64_t)opts->idle_timeout * 1000;
-
-    err = oci_endpoint_open(&ctx->src_reg, &ctx->client, ctx->src.registry, &opts->src,
-                            opts->authfile, "OCISYNC_PULL", result->error, sizeof(result->error));
-    if (err == 0)
-        err =
-            oci_endpoint_open(&ctx->dst_reg, &ctx->client, ctx->dst.registry, &opts->dst,
-                              opts->authfile, "OCISYNC_PUSH", result->error, sizeof(result->error));
-    if (err != 0)
-        goto out_loop;
-    for (int side = 0; side < 2; side++) {
-        struct proto_registry *reg = side == 0 ? &ctx->src_reg : &ctx->dst_reg;
-        if (opts->retry_times != 0)
-            reg->retry.max_retries = opts->retry_times < 0 ? 0 : (unsigned)opts->retry_times;
-        if (opts->retry_delay_ms != 0)
-            reg->retry.base_ms = opts->retry_delay_ms;
-    }
-    job.same_registry = strcmp(ctx->src_reg.base, ctx->dst_reg.base) == 0 &&
-                        strcmp(ctx->src.repository, ctx->dst.repository) != 0;
-    /* One token per side covers the run: mounts also need pull on the source repository. */
-    snprintf(ctx->src_reg.scope, sizeof(ctx->src_reg.scope), "repository:%s:pull",
-             ctx->src.repository);
-    snprintf(ctx->dst_reg.scope, sizeof(ctx->dst_reg.scope), "repository:%s:pull,push%s%s%s",
-             ctx->dst.repository, job.same_registry ? " repository:" : "",
-             job.same_registry ? ctx->src.repository : "", job.same_registry ? ":pull" : "");
-    ctx->job = &job;
     if (opts->handle_signals) {
         uv_signal_init(&ctx->uv, &ctx->sigint);
         uv_signal_init(&ctx->uv, &ctx->sigterm);
@@ -1569,31 +2008,36 @@ int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opt
         uv_signal_start(&ctx->sigterm, on_signal, SIGTERM);
         ctx->signals = true;
     }
-    err = proto_reg_manifest_get(&job.top_op, &ctx->src_reg, ctx->src.repository,
-                                 oci_ref_target(&ctx->src), false);
-    job.top_op.data = &job;
-    if (err == 0)
-        err = proto_reg_op_start(&job.top_op, on_top_fetched);
-    if (err != 0) {
-        snprintf(result->error, sizeof(result->error), "%s", job.top_op.errmsg);
-        proto_reg_op_dispose(&job.top_op);
-        loop_ctx_close(&ctx->loop);
-    } else {
-        job.pending_ops++;
-    }
+    pump(ctx);
     uv_run(&ctx->uv, UV_RUN_DEFAULT);
-    if (err == 0)
-        err = job.err;
-    if (err == 0 && !ctx->done) {
-        err = OCISYNC_EUPLOAD;
-        snprintf(result->error, sizeof(result->error), "copy stopped before it was complete");
+
+    /* The first failure is the run's; images never started (interrupted) say so. */
+    for (size_t i = 0; i < n; i++) {
+        struct copy_job *job = &ctx->jobs[i];
+        if (!job->started) {
+            job->err = ctx->stopping ? OCISYNC_EINTERRUPTED : OCISYNC_EUPLOAD;
+            snprintf(job->res->error, sizeof(job->res->error), "not started: %s",
+                     ctx->stopping ? ctx->stop_msg : "the run ended early");
+        } else if (job->err == 0 && !job->done) {
+            job->err = OCISYNC_EUPLOAD;
+            snprintf(job->res->error, sizeof(job->res->error),
+                     "copy stopped before it was complete");
+        }
+        if (err == 0 && job->err != 0)
+            err = job->err;
     }
 
-out_loop:
     loop_ctx_close(&ctx->loop);
     loop_ctx_dispose(&ctx->loop);
-    proto_registry_dispose(&ctx->src_reg);
-    proto_registry_dispose(&ctx->dst_reg);
+    loop_delay_cancel(&ctx->reap);
+    for (size_t i = 0; i < n; i++)
+        job_release(&ctx->jobs[i]);
+    while (ctx->endpoints != NULL) {
+        struct copy_endpoint *ep = ctx->endpoints;
+        ctx->endpoints = ep->next;
+        proto_registry_dispose(&ep->reg);
+        free(ep);
+    }
     proto_client_dispose(&ctx->client);
     if (ctx->signals) {
         uv_close((uv_handle_t *)&ctx->sigint, NULL);
@@ -1603,7 +2047,20 @@ out_loop:
     if (uv_loop_close(&ctx->uv) != 0)
         LOG_DEBUG("event loop closed with handles still open");
 out_free:
-    job_free(&job);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    shared_free_all(ctx);
+    free(ctx->jobs);
     free(ctx);
     return err;
+}
+
+int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
+                 struct ocisync_copy_result *result)
+{
+    struct ocisync_copy_item item;
+    struct ocisync_copy_result local;
+    memset(&item, 0, sizeof(item));
+    item.src = src;
+    item.dst = dst;
+    return ocisync_copy_many(&item, 1, opts, result != NULL ? result : &local);
 }

@@ -1,19 +1,65 @@
-/* The copy engine's context: one event loop, one HTTP client, two registries. */
+/*
+ * The copy engine's run context: one event loop and one HTTP client shared by
+ * every image of a run (one for `copy`, many for `sync`), one limit on the
+ * blob transfers in flight across all of them, and the table that lets a blob
+ * needed by several destination repositories travel once.
+ */
 #ifndef OCI_COPY_H
 #define OCI_COPY_H
 
+#include "common/queue.h"
 #include "ocisync.h"
 #include "oci/oci.h"
 #include "proto/registry.h"
+
+struct copy_job;
+struct copy_shared;
+
+/*
+ * A configured registry endpoint (scheme, TLS, credentials) for one side and
+ * one set of options; each image clones it, so TLS contexts, pooled
+ * connections and the learnt authentication challenge are shared.
+ */
+struct copy_endpoint {
+    struct copy_endpoint *next;
+    const struct ocisync_registry_opts *opts;
+    bool push;
+    struct proto_registry reg;
+};
 
 struct copy_ctx {
     uv_loop_t uv;
     struct loop_ctx loop;
     struct proto_client client;
-    struct oci_ref src, dst;
-    struct proto_registry src_reg, dst_reg;
+    const struct ocisync_copy_opts *opts;
+    struct copy_endpoint *endpoints; /* owned list */
+
+    struct copy_job *jobs; /* owned array, one per image */
+    size_t n_jobs;
+    size_t next_job;      /* the next image to start */
+    unsigned running;     /* images started and not finished */
+    unsigned max_running; /* images resolved and copied at once */
+    size_t finished;
+    struct queue blob_queue; /* jobs with blobs waiting for a transfer slot */
+    struct queue wake_queue; /* blobs whose shared transfer settled, waiting for a slot */
+    bool pumping, pump_again;
+    /* Finished images free their memory from here, never under their own callbacks. */
+    struct queue reap_queue;
+    struct loop_delay reap;
+
+    unsigned max_active; /* the most blob transfers at once, over all images */
+    unsigned jobs_limit; /* the current limit: halved when a registry throttles, then regrown */
+    unsigned jobs_grow;  /* transfers finished since the limit last changed */
+    unsigned active;     /* transfers holding a slot */
+    unsigned retries;    /* requests sent again, over finished images */
+
+    struct copy_shared **shared; /* owned hash table: blobs by (destination registry, digest) */
+    size_t shared_cap;
+
+    bool stopping; /* interrupted: start nothing more */
+    int stop_err;
+    char stop_msg[256];
     bool done;
-    struct copy_job *job; /* the job running on this context */
     uv_signal_t sigint, sigterm;
     bool signals;
 };

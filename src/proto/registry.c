@@ -42,6 +42,31 @@ int proto_registry_init(struct proto_registry *reg, struct proto_client *cl, con
 static void on_http_done(struct proto_http_req *r, int err);
 static int op_send(struct proto_reg_op *op);
 
+int proto_registry_clone(struct proto_registry *dst, const struct proto_registry *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->client = src->client;
+    queue_init(&dst->waiting);
+    memcpy(dst->name, src->name, sizeof(dst->name));
+    memcpy(dst->base, src->base, sizeof(dst->base));
+    dst->insecure = src->insecure;
+    dst->retry = src->retry;
+    dst->auth = src->auth;
+    dst->challenge = src->challenge;
+    if (src->tls != NULL) {
+        loop_tls_config_ref(src->tls);
+        dst->tls = src->tls;
+    }
+    dst->cred.kind = src->cred.kind;
+    memcpy(dst->cred.source, src->cred.source, sizeof(dst->cred.source));
+    if (src->cred.username != NULL && (dst->cred.username = strdup(src->cred.username)) == NULL)
+        return UV_ENOMEM;
+    if (src->cred.secret != NULL && (dst->cred.secret = strdup(src->cred.secret)) == NULL)
+        return UV_ENOMEM;
+    dst->withheld_creds = src->withheld_creds;
+    return 0;
+}
+
 void proto_registry_set_tls(struct proto_registry *reg, struct loop_tls_config *tls)
 {
     if (tls != NULL)

@@ -75,6 +75,12 @@ int proto_registry_init(struct proto_registry *reg, struct proto_client *cl, con
 void proto_registry_set_tls(struct proto_registry *reg, struct loop_tls_config *tls);
 /* Takes over cred's contents (cred is left empty). */
 void proto_registry_set_cred(struct proto_registry *reg, struct proto_cred *cred);
+/*
+ * Sets dst up as a copy of src's configuration: name, address, TLS,
+ * credentials, retry policy and the authentication challenge learnt so far
+ * (not its tokens, scope or counters). dst must not be initialised.
+ */
+int proto_registry_clone(struct proto_registry *dst, const struct proto_registry *src);
 /* Releases tokens, credentials and the TLS reference; no op may be in flight. */
 void proto_registry_dispose(struct proto_registry *reg);
 
