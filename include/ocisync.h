@@ -226,6 +226,75 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
                       const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results);
 
 /* ---------------------------------------------------------------------------------------------
+ * Sync
+ */
+
+/*
+ * One source of a sync: a repository and the tags to take from it, or with
+ * catalog every repository under a prefix. Tag selection: the exact tags
+ * (or digests) listed are always taken; with a regex, semver or latest
+ * filter the repository's tags are listed and filtered too; with neither,
+ * every tag is taken.
+ */
+struct ocisync_sync_source {
+    /*
+     * "registry/repository", or with a ":tag" / "@digest" exactly one image;
+     * with catalog, "registry" or "registry/prefix".
+     */
+    const char *src;
+    /* The destination repository ("registry/repository"); with catalog, the prefix. */
+    const char *dst;
+    int catalog;
+    const char *const *tags;
+    size_t n_tags;
+    /* A tag must match one include regex (if any) and no exclude regex: POSIX ERE, plus \d \w \s. */
+    const char *const *include_regex;
+    size_t n_include;
+    const char *const *exclude_regex;
+    size_t n_exclude;
+    const char *semver; /* a range such as ">= 3.18, < 4" */
+    unsigned latest;    /* keep the N highest versions */
+    const char *const *platforms;
+    size_t n_platforms;
+    const struct ocisync_registry_opts *src_opts; /* NULL: opts->copy.src */
+};
+
+struct ocisync_sync_opts {
+    /* Transfers, destination options, retries, events (image = index in the result). */
+    struct ocisync_copy_opts copy;
+    /* With count > 0, only repositories whose name hashes to index (mod count) are synced. */
+    unsigned shard_index, shard_count;
+    /* Plan only: list and filter, fill the result's images, copy nothing. */
+    int dry_run;
+};
+
+struct ocisync_sync_image {
+    char *src, *dst; /* owned: full references */
+    int err;         /* 0 when copied (or planned, in a dry run) */
+    struct ocisync_copy_result res;
+    int listing; /* non-zero: a repository whose tags could not be listed (src has no tag) */
+};
+
+struct ocisync_sync_result {
+    struct ocisync_sync_image *images; /* owned: planned images first, then listing failures */
+    size_t n_images;
+    size_t n_planned; /* images[0 .. n_planned) were planned for copying */
+    size_t n_failed;  /* images, and listings, that failed */
+    char error[1024]; /* a run-wide failure (bad filter, ...) */
+};
+
+/*
+ * Lists, filters and copies every image the sources name, in one run (see
+ * ocisync_copy_many). A failed image or listing does not stop the others.
+ * Returns 0 when everything succeeded, OCISYNC_EPARTIAL when some images
+ * failed (the result says which), or another error for a run-wide failure.
+ * Free the result with ocisync_sync_result_free.
+ */
+int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
+                 const struct ocisync_sync_opts *opts, struct ocisync_sync_result *result);
+void ocisync_sync_result_free(struct ocisync_sync_result *result);
+
+/* ---------------------------------------------------------------------------------------------
  * Credentials
  */
 

@@ -1740,13 +1740,7 @@ static void job_release(struct copy_job *job)
         if (reg == NULL)
             continue;
         /* What one image learnt about a registry's authentication spares the next a 401. */
-        for (struct copy_endpoint *ep = ctx->endpoints; ep != NULL; ep = ep->next) {
-            if (strcmp(ep->reg.base, reg->base) == 0 && ep->reg.auth == PROTO_AUTH_NONE &&
-                reg->auth != PROTO_AUTH_NONE) {
-                ep->reg.auth = reg->auth;
-                ep->reg.challenge = reg->challenge;
-            }
-        }
+        oci_endpoint_learn(&ctx->endpoints, reg);
         ctx->retries += reg->retries;
         proto_registry_dispose(reg);
         free(reg);
@@ -1783,42 +1777,13 @@ static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errle
  */
 static int job_endpoint(struct copy_job *job, bool push, struct proto_registry **out)
 {
-    struct copy_ctx *ctx = job->ctx;
     const struct ocisync_copy_opts *opts = job->opts;
     const struct oci_ref *ref = push ? &job->dst : &job->src;
     const struct ocisync_registry_opts *ro =
         push ? (job->item->dst_opts ? job->item->dst_opts : &opts->dst)
              : (job->item->src_opts ? job->item->src_opts : &opts->src);
-    struct copy_endpoint *ep;
-    int err;
-    for (ep = ctx->endpoints; ep != NULL; ep = ep->next)
-        if (ep->opts == ro && ep->push == push && strcmp(ep->reg.name, ref->registry) == 0)
-            break;
-    if (ep == NULL) {
-        ep = calloc(1, sizeof(*ep));
-        if (ep == NULL)
-            return UV_ENOMEM;
-        err = oci_endpoint_open(&ep->reg, &ctx->client, ref->registry, ro, opts->authfile,
-                                push ? "OCISYNC_PUSH" : "OCISYNC_PULL", job->res->error,
-                                sizeof(job->res->error));
-        if (err != 0) {
-            proto_registry_dispose(&ep->reg);
-            free(ep);
-            return err;
-        }
-        if (opts->retry_times != 0)
-            ep->reg.retry.max_retries = opts->retry_times < 0 ? 0 : (unsigned)opts->retry_times;
-        if (opts->retry_delay_ms != 0)
-            ep->reg.retry.base_ms = opts->retry_delay_ms;
-        ep->opts = ro;
-        ep->push = push;
-        ep->next = ctx->endpoints;
-        ctx->endpoints = ep;
-    }
-    *out = calloc(1, sizeof(**out));
-    if (*out == NULL)
-        return UV_ENOMEM;
-    return proto_registry_clone(*out, &ep->reg);
+    return oci_endpoint_get(&job->ctx->endpoints, ref->registry, ro, push, out, job->res->error,
+                            sizeof(job->res->error));
 }
 
 static int job_setup(struct copy_job *job)
@@ -1998,6 +1963,10 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
     if (opts->connect_timeout)
         ctx->loop.connect_timeout_ms = (uint64_t)opts->connect_timeout * 1000;
     proto_client_init(&ctx->client, &ctx->loop);
+    ctx->endpoints.client = &ctx->client;
+    ctx->endpoints.authfile = opts->authfile;
+    ctx->endpoints.retry_times = opts->retry_times;
+    ctx->endpoints.retry_delay_ms = opts->retry_delay_ms;
     if (opts->idle_timeout)
         ctx->client.idle_timeout_ms = (uint64_t)opts->idle_timeout * 1000;
     if (opts->handle_signals) {
@@ -2032,12 +2001,7 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
     loop_delay_cancel(&ctx->reap);
     for (size_t i = 0; i < n; i++)
         job_release(&ctx->jobs[i]);
-    while (ctx->endpoints != NULL) {
-        struct copy_endpoint *ep = ctx->endpoints;
-        ctx->endpoints = ep->next;
-        proto_registry_dispose(&ep->reg);
-        free(ep);
-    }
+    oci_endpoint_cache_dispose(&ctx->endpoints);
     proto_client_dispose(&ctx->client);
     if (ctx->signals) {
         uv_close((uv_handle_t *)&ctx->sigint, NULL);

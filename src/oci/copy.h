@@ -9,30 +9,19 @@
 
 #include "common/queue.h"
 #include "ocisync.h"
+#include "oci/endpoint.h"
 #include "oci/oci.h"
 #include "proto/registry.h"
 
 struct copy_job;
 struct copy_shared;
 
-/*
- * A configured registry endpoint (scheme, TLS, credentials) for one side and
- * one set of options; each image clones it, so TLS contexts, pooled
- * connections and the learnt authentication challenge are shared.
- */
-struct copy_endpoint {
-    struct copy_endpoint *next;
-    const struct ocisync_registry_opts *opts;
-    bool push;
-    struct proto_registry reg;
-};
-
 struct copy_ctx {
     uv_loop_t uv;
     struct loop_ctx loop;
     struct proto_client client;
     const struct ocisync_copy_opts *opts;
-    struct copy_endpoint *endpoints; /* owned list */
+    struct oci_endpoint_cache endpoints;
 
     struct copy_job *jobs; /* owned array, one per image */
     size_t n_jobs;

@@ -219,3 +219,66 @@ out:
     certs_free(&certs);
     return rc;
 }
+
+int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
+                     const struct ocisync_registry_opts *o, bool push, struct proto_registry **out,
+                     char *err, size_t errlen)
+{
+    struct oci_endpoint *ep;
+    int rc;
+    *out = NULL;
+    for (ep = c->head; ep != NULL; ep = ep->next)
+        if (ep->opts == o && ep->push == push && strcmp(ep->reg.name, registry) == 0)
+            break;
+    if (ep == NULL) {
+        ep = calloc(1, sizeof(*ep));
+        if (ep == NULL)
+            return UV_ENOMEM;
+        rc = oci_endpoint_open(&ep->reg, c->client, registry, o, c->authfile,
+                               push ? "OCISYNC_PUSH" : "OCISYNC_PULL", err, errlen);
+        if (rc != 0) {
+            proto_registry_dispose(&ep->reg);
+            free(ep);
+            return rc;
+        }
+        if (c->retry_times != 0)
+            ep->reg.retry.max_retries = c->retry_times < 0 ? 0 : (unsigned)c->retry_times;
+        if (c->retry_delay_ms != 0)
+            ep->reg.retry.base_ms = c->retry_delay_ms;
+        ep->opts = o;
+        ep->push = push;
+        ep->next = c->head;
+        c->head = ep;
+    }
+    *out = calloc(1, sizeof(**out));
+    if (*out == NULL)
+        return UV_ENOMEM;
+    rc = proto_registry_clone(*out, &ep->reg);
+    if (rc != 0) {
+        proto_registry_dispose(*out);
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+void oci_endpoint_learn(struct oci_endpoint_cache *c, const struct proto_registry *reg)
+{
+    for (struct oci_endpoint *ep = c->head; ep != NULL; ep = ep->next) {
+        if (strcmp(ep->reg.base, reg->base) == 0 && ep->reg.auth == PROTO_AUTH_NONE &&
+            reg->auth != PROTO_AUTH_NONE) {
+            ep->reg.auth = reg->auth;
+            ep->reg.challenge = reg->challenge;
+        }
+    }
+}
+
+void oci_endpoint_cache_dispose(struct oci_endpoint_cache *c)
+{
+    while (c->head != NULL) {
+        struct oci_endpoint *ep = c->head;
+        c->head = ep->next;
+        proto_registry_dispose(&ep->reg);
+        free(ep);
+    }
+}

@@ -18,6 +18,37 @@ int oci_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const
                       const struct ocisync_registry_opts *o, const char *authfile,
                       const char *env_side, char *err, size_t errlen);
 
+/*
+ * The endpoints of a run, configured once each (certificates, TLS context,
+ * credentials) and cloned for every image or listing that talks to them, so
+ * TLS contexts, pooled connections and learnt challenges are shared.
+ */
+struct oci_endpoint {
+    struct oci_endpoint *next;
+    const struct ocisync_registry_opts *opts; /* borrowed: identity of the settings */
+    bool push;
+    struct proto_registry reg;
+};
+
+struct oci_endpoint_cache {
+    struct oci_endpoint *head; /* owned list */
+    struct proto_client *client;
+    const char *authfile;
+    int retry_times;         /* ocisync_copy_opts semantics: 0 default, < 0 none */
+    unsigned retry_delay_ms; /* 0: default */
+};
+
+/*
+ * A new registry (malloc'ed, set up; release with proto_registry_dispose and
+ * free) for registry with options o: a source (push false) or a destination.
+ */
+int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
+                     const struct ocisync_registry_opts *o, bool push, struct proto_registry **out,
+                     char *err, size_t errlen);
+/* Keeps the challenge reg learnt for the next clones of its endpoint. */
+void oci_endpoint_learn(struct oci_endpoint_cache *c, const struct proto_registry *reg);
+void oci_endpoint_cache_dispose(struct oci_endpoint_cache *c);
+
 /* The host to connect to for a registry name: "registry-1.docker.io" for docker.io. */
 const char *oci_endpoint_api_host(const char *registry);
 

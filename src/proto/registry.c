@@ -905,6 +905,72 @@ char *proto_reg_upload_location(struct proto_reg_op *op)
     return s;
 }
 
+int proto_reg_list(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                   const char *next)
+{
+    char path[1024], what[300];
+    int err;
+    if (repo != NULL) {
+        snprintf(path, sizeof(path), "/v2/%s/tags/list?n=1000", repo);
+        snprintf(what, sizeof(what), "GET tags of %s", repo);
+    } else {
+        snprintf(path, sizeof(path), "/v2/_catalog?n=1000");
+        snprintf(what, sizeof(what), "GET catalog");
+    }
+    err = op_init(op, reg, "GET", next != NULL ? next : path, what);
+    if (err != 0)
+        return err;
+    op->http.collect_max = 8 * 1024 * 1024;
+    return 0;
+}
+
+char *proto_reg_next_page(struct proto_reg_op *op, int *err)
+{
+    const char *link = proto_http_header(&op->http, "Link");
+    const char *lt, *gt;
+    struct proto_url u, base;
+    char target[2048];
+    char *s = NULL;
+    *err = 0;
+    /* Link: </v2/x/tags/list?last=b&n=2>; rel="next" (one link is all registries send). */
+    if (link == NULL || strstr(link, "rel=\"next\"") == NULL)
+        return NULL;
+    lt = strchr(link, '<');
+    gt = lt != NULL ? strchr(lt, '>') : NULL;
+    if (gt == NULL || (size_t)(gt - lt - 1) >= sizeof(target) || gt == lt + 1) {
+        *err = OCISYNC_EREGISTRY;
+        snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: unreadable Link header",
+                 op->reg->name, op->what);
+        return NULL;
+    }
+    memcpy(target, lt + 1, (size_t)(gt - lt - 1));
+    target[gt - lt - 1] = '\0';
+    if (proto_url_resolve(&op->http.url, target, &u) != 0) {
+        *err = OCISYNC_EREGISTRY;
+        snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: invalid Link target",
+                 op->reg->name, op->what);
+        return NULL;
+    }
+    if (proto_url_parse(op->reg->base, &base) == 0) {
+        if (proto_url_same_origin(&u, &base)) {
+            s = proto_url_string(&u);
+            if (s == NULL)
+                *err = UV_ENOMEM;
+        } else {
+            *err = OCISYNC_EREGISTRY;
+            snprintf(op->errmsg, sizeof(op->errmsg),
+                     "registry %s: %s: the next page's Link points to another host (%s:%d); "
+                     "refused",
+                     op->reg->name, op->what, u.host, u.port);
+        }
+        proto_url_free(&base);
+    } else {
+        *err = UV_ENOMEM;
+    }
+    proto_url_free(&u);
+    return s;
+}
+
 uint64_t proto_reg_chunk_min(struct proto_reg_op *op)
 {
     const char *v = proto_http_header(&op->http, "OCI-Chunk-Min-Length");

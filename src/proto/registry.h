@@ -164,6 +164,22 @@ int64_t proto_reg_upload_offset(struct proto_reg_op *op);
 int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, const char *location,
                          const char *digest, const struct proto_body *body);
 
+/*
+ * GET /v2/<repo>/tags/list?n=1000, or GET /v2/_catalog?n=1000 when repo is
+ * NULL; next, when set, is the following page's URL (proto_reg_next_page).
+ * The body ({"tags": [...]} or {"repositories": [...]}) is collected, capped
+ * at 8 MiB a page.
+ */
+int proto_reg_list(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                   const char *next);
+/*
+ * The next page's URL from the response's Link header (rel="next"), resolved
+ * against the request; *err is 0 and the result NULL on the last page. A link
+ * to another host is refused (*err set, op->errmsg says why): listings stay
+ * on the registry that credentials were given for.
+ */
+char *proto_reg_next_page(struct proto_reg_op *op, int *err);
+
 int proto_reg_op_start(struct proto_reg_op *op, proto_reg_cb cb);
 void proto_reg_op_dispose(struct proto_reg_op *op);
 
