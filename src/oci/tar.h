@@ -1,0 +1,224 @@
+/*
+ * Tar archives: a reproducible writer that turns local directories and files
+ * into an image layer, and an incremental reader for layers, OCI archives and
+ * docker archives.
+ *
+ * Writer: oci_tar_plan_build walks the sources once and records every entry
+ * (sorted by path, so the same tree gives the same bytes on every machine);
+ * an oci_tar_stream then produces the archive in caller-sized pieces, opening
+ * one file at a time. Headers are POSIX ustar with PAX extended headers only
+ * where ustar cannot say it (long or non-ASCII names, sizes of 8 GiB or more,
+ * big uid/gid, mtimes before 1970).
+ *
+ * Reader: oci_tar_reader is a push parser. It accepts ustar, old v7 and GNU
+ * headers, PAX 'x' records and GNU 'L'/'K' long names, and hands each entry
+ * and then its data to callbacks. Every buffer it keeps is capped.
+ *
+ * Error codes. Writer: OCISYNC_EUSAGE for a source or destination that cannot
+ * go into a layer (a ".." component, a symlink that leaves its source, a
+ * socket/fifo/device, two sources giving one path), OCISYNC_ETOOBIG for a
+ * path over OCI_TAR_PATH_MAX or more than OCI_TAR_MAX_ENTRIES entries,
+ * OCISYNC_ESIZEMISMATCH for a file that changed between plan and stream,
+ * UV_E* for system errors (UV_EACCES for an unreadable file or directory,
+ * UV_ENOENT for a missing source). Reader: UV_EINVAL for a malformed or
+ * truncated archive, OCISYNC_ETOOBIG when a cap is exceeded, or whatever a
+ * callback returned. Every error also writes a sentence naming the path (or
+ * the archive offset) into err.
+ */
+#ifndef OCI_TAR_H
+#define OCI_TAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The longest path or link target, in bytes, either half accepts. */
+#define OCI_TAR_PATH_MAX 4096
+/* The most a PAX extended header or GNU long name/link may carry. */
+#define OCI_TAR_EXT_MAX (1024 * 1024)
+/* The most entries one plan may hold. */
+#define OCI_TAR_MAX_ENTRIES (4u * 1024 * 1024)
+
+/* ---------------------------------------------------------------------------------------------
+ * Writer
+ */
+
+/*
+ * One thing to put into the layer. src is a local directory or file; the
+ * given path itself is resolved (it may be a symlink to a directory), but
+ * nothing below it is ever followed. dest is where it lands in the image:
+ * NULL, "" or "/" for the root, otherwise an absolute or relative path such
+ * as "/app/static"; "." and empty components are dropped, ".." is refused.
+ *
+ * A directory becomes dest itself (with the directory's mode and mtime;
+ * nothing for the root) plus everything under it. A file becomes dest,
+ * except that when dest is the root or ends with "/" the file keeps its own
+ * name inside that directory.
+ */
+struct oci_tar_source {
+    const char *src;
+    const char *dest;
+};
+
+struct oci_tar_opts {
+    bool chown;        /* if false, every entry gets uid 0 and gid 0 */
+    uint32_t uid, gid; /* used when chown is true */
+    bool clamp_mtime;  /* SOURCE_DATE_EPOCH: mtimes later than mtime_max become mtime_max */
+    int64_t mtime_max;
+};
+
+/* One archive entry of a plan. */
+struct oci_tar_plan_entry {
+    char *path;     /* archive path, relative, directories end with "/"; owned */
+    char *src;      /* local path of what it came from, NULL for an implied parent; owned */
+    char *linkname; /* symlink target, or the archive path a hardlink refers to; owned or NULL */
+    char type;      /* '0' file, '1' hardlink, '2' symlink, '5' directory */
+    uint32_t mode;  /* st_mode & 07777 */
+    int64_t mtime;  /* already clamped */
+    uint64_t size;  /* bytes of content: 0 except for type '0' */
+    /* Identity of a type '0' file, checked again when the stream opens it. */
+    uint64_t dev, ino, nlink;
+    size_t source; /* index of the oci_tar_source it came from, for messages */
+};
+
+struct oci_tar_plan {
+    struct oci_tar_plan_entry *entries; /* sorted by path (byte order); owned */
+    size_t n_entries;
+    uint64_t content_bytes; /* sum of the sizes of the type '0' entries */
+    uint32_t uid, gid;      /* written into every header */
+};
+
+/*
+ * Walks the n sources (lstat, never following symlinks below a source) and
+ * records every entry, sorted by path. Parent directories of each dest are
+ * added as directories with mode 0755 and mtime opts->mtime_max when clamping
+ * is on, else 0. Regular files that share a device and inode within the plan
+ * become one file (the first in path order) and hardlinks to it.
+ *
+ * Refused, with a sentence in err naming the path: a ".." component in dest;
+ * a symlink whose target is absolute or, resolved lexically from where the
+ * symlink sits, leaves its source (OCISYNC_EUSAGE); sockets, fifos and
+ * devices (OCISYNC_EUSAGE); two sources giving the same path, or a file where
+ * another source needs a directory (OCISYNC_EUSAGE; the implied parents of a
+ * dest merge with each other and with a real directory, but two real
+ * directories do not); files and directories that cannot be read
+ * (UV_EACCES; each file is opened once to check); paths longer than
+ * OCI_TAR_PATH_MAX (OCISYNC_ETOOBIG). opts may be NULL for the defaults.
+ * On error plan is left empty.
+ */
+int oci_tar_plan_build(struct oci_tar_plan *plan, const struct oci_tar_source *srcs, size_t n,
+                       const struct oci_tar_opts *opts, char *err, size_t errlen);
+/* Releases everything a plan owns (safe on a zeroed or freed plan). */
+void oci_tar_plan_free(struct oci_tar_plan *plan);
+
+/*
+ * Produces the archive of a plan. It holds at most one file open, and a
+ * fixed amount of memory whatever the sizes. The plan is borrowed and must
+ * outlive the stream. Streams share nothing, so each may run on its own
+ * thread.
+ */
+struct oci_tar_stream {
+    const struct oci_tar_plan *plan; /* borrowed */
+    size_t next;                     /* index of the next entry whose header is due */
+    const struct oci_tar_plan_entry *cur;
+    int phase;
+    unsigned char *hdr; /* headers of the current entry (PAX + ustar); owned */
+    size_t hdr_len, hdr_off;
+    int fd;             /* the one open file, or -1 */
+    uint64_t data_left; /* content bytes of cur still to come */
+    size_t zeros_left;  /* padding or end-of-archive zeros still to come */
+    int rc;             /* sticky error */
+};
+
+/* Returns 0 or UV_ENOMEM. */
+int oci_tar_stream_init(struct oci_tar_stream *s, const struct oci_tar_plan *plan);
+/*
+ * Fills buf with up to cap (> 0) bytes of the archive and sets *n. *n == 0
+ * means the archive is complete, ending with two 512-byte zero blocks. A
+ * file that is not what the plan recorded (shorter, longer, replaced) fails
+ * with OCISYNC_ESIZEMISMATCH and "file X changed while the layer was being
+ * built"; read errors are UV_E*. Errors are sticky.
+ */
+int oci_tar_stream_read(struct oci_tar_stream *s, void *buf, size_t cap, size_t *n, char *err,
+                        size_t errlen);
+/* Closes the open file, if any, and releases the stream's buffer. */
+void oci_tar_stream_dispose(struct oci_tar_stream *s);
+
+/* ---------------------------------------------------------------------------------------------
+ * Reader
+ */
+
+/*
+ * One entry as the reader reports it. path has any leading "./" removed
+ * ("./" itself becomes "."), as has a hardlink's linkname (an archive path,
+ * unlike a symlink's target); nothing else is normalised, so a consumer must
+ * still refuse absolute paths and ".." before touching a file system.
+ * Header-only types ('1', '2', '3', '4', '5', '6') always have size 0.
+ * Other types ('0', '7', and any the reader does not know) pass through with
+ * their data; a v7 '\0' type is reported as '0', and a v7 file whose name
+ * ends in "/" as '5'. The strings live until the callback returns.
+ */
+struct oci_tar_entry {
+    char type;
+    const char *path;
+    const char *linkname; /* "" when none */
+    uint64_t size;
+    uint32_t mode, uid, gid;
+    int64_t mtime;
+};
+
+/* A non-zero return aborts parsing; feed returns that value. */
+typedef int (*oci_tar_entry_cb)(void *arg, const struct oci_tar_entry *e);
+/* The current entry's content, in order, in as many pieces as the input came in. */
+typedef int (*oci_tar_data_cb)(void *arg, const void *data, size_t len);
+
+struct oci_tar_reader {
+    oci_tar_entry_cb on_entry;
+    oci_tar_data_cb on_data;
+    void *arg;
+    int state;
+    int rc;                 /* sticky error */
+    uint64_t offset;        /* archive bytes consumed, for messages */
+    uint64_t hdr_offset;    /* where the last header block started, for messages */
+    unsigned char blk[512]; /* the header being collected */
+    size_t blk_len;
+    uint64_t data_left; /* bytes of the current entry's data (or record) still due */
+    size_t pad_left;    /* padding after them */
+    char meta;          /* 'x', 'g', 'L' or 'K' while collecting or skipping one */
+    char *ext;          /* that record's data, at most OCI_TAR_EXT_MAX; owned */
+    size_t ext_len, ext_cap;
+    /* Overrides collected from PAX and GNU records for the next entry. */
+    bool meta_seen; /* a record was read and no entry has used it yet */
+    bool has_pax_path, has_pax_link, has_gnu_path, has_gnu_link;
+    bool has_size, has_uid, has_gid, has_mtime;
+    uint64_t pax_size;
+    uint32_t pax_uid, pax_gid;
+    int64_t pax_mtime;
+    char pax_path[OCI_TAR_PATH_MAX + 1];
+    char pax_link[OCI_TAR_PATH_MAX + 1];
+    char gnu_path[OCI_TAR_PATH_MAX + 1];
+    char gnu_link[OCI_TAR_PATH_MAX + 1];
+    /* The entry being reported. */
+    char path[OCI_TAR_PATH_MAX + 1];
+    char link[OCI_TAR_PATH_MAX + 1];
+};
+
+/* Returns 0, or UV_EINVAL if on_entry is NULL (on_data may be NULL to skip content). */
+int oci_tar_reader_init(struct oci_tar_reader *r, oci_tar_entry_cb on_entry,
+                        oci_tar_data_cb on_data, void *arg);
+/*
+ * Parses the next len bytes, which may split the archive anywhere. Input
+ * after the end-of-archive zero blocks is ignored. Errors are sticky.
+ */
+int oci_tar_reader_feed(struct oci_tar_reader *r, const void *data, size_t len, char *err,
+                        size_t errlen);
+/*
+ * Declares the end of input: UV_EINVAL if it ended inside a header, an
+ * entry's data or its padding, or right after a PAX/GNU record. Ending at an
+ * entry boundary without the zero blocks is accepted, as other readers do.
+ */
+int oci_tar_reader_finish(struct oci_tar_reader *r, char *err, size_t errlen);
+/* Releases what the reader holds (safe to call twice). */
+void oci_tar_reader_dispose(struct oci_tar_reader *r);
+
+#endif
