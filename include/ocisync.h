@@ -76,8 +76,8 @@ typedef enum {
     OCISYNC_EV_MANIFEST_SKIPPED, /* the destination already had it */
     OCISYNC_EV_INDEX_FILTERED,   /* a platform subset produced a new index with a new digest */
     OCISYNC_EV_IMAGE_DONE,       /* an image (one platform manifest) is complete */
-    OCISYNC_EV_DONE,  /* one item is finished: err 0 and digest the top-level one, or err and
-                         message say why it failed */
+    OCISYNC_EV_DONE,        /* one item is finished: err 0 and digest the top-level one, or err and
+                               message say why it failed */
     OCISYNC_EV_IMAGE_START, /* an item starts */
 } ocisync_event_kind;
 
@@ -247,7 +247,8 @@ struct ocisync_sync_source {
     int catalog;
     const char *const *tags;
     size_t n_tags;
-    /* A tag must match one include regex (if any) and no exclude regex: POSIX ERE, plus \d \w \s. */
+    /* A tag must match one include regex (if any) and no exclude regex: POSIX ERE, plus \d \w \s.
+     */
     const char *const *include_regex;
     size_t n_include;
     const char *const *exclude_regex;
@@ -257,6 +258,7 @@ struct ocisync_sync_source {
     const char *const *platforms;
     size_t n_platforms;
     const struct ocisync_registry_opts *src_opts; /* NULL: opts->copy.src */
+    const struct ocisync_registry_opts *dst_opts; /* NULL: opts->copy.dst */
 };
 
 struct ocisync_sync_opts {

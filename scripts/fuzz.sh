@@ -23,11 +23,12 @@ declare -A srcs=(
   [www_authenticate]="src/proto/auth.c"
   [docker_config]="src/proto/creds.c src/proto/auth.c"
   [tar]="src/oci/tar.c"
+  [tagfilter]="src/oci/tagfilter.c"
   [sync_yaml]="src/cli/config.c src/oci/ref.c src/oci/digest.c"
 )
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  for t in ref digest manifest h1 www_authenticate docker_config tar sync_yaml; do
+  for t in ref digest manifest h1 www_authenticate docker_config tar sync_yaml tagfilter; do
     [ -f "fuzz/fuzz_$t.c" ] && targets+=("$t")
   done
 fi

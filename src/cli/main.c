@@ -5,6 +5,7 @@
  * Exit codes: 0 success, 1 the operation failed, 2 the command line is wrong,
  * 130 interrupted by SIGINT or SIGTERM.
  */
+#include "cli/cli.h"
 #include "ocisync.h"
 
 #include <errno.h>
@@ -18,12 +19,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
-#define EXIT_INTERRUPTED 130 /* as a shell reports a command ended by SIGINT */
-#define MAX_PLATFORMS 16
-
-static const char *prog = "ocisync";
+#define MAX_PLATFORMS CLI_MAX_PLATFORMS
+#define prog cli_prog
 
 static void usage(FILE *f)
 {
@@ -32,6 +29,8 @@ static void usage(FILE *f)
             "\n"
             "Commands:\n"
             "  copy SRC DST     copy an image (or a multi-platform index) between registries\n"
+            "  sync SRC DST     mirror repositories, tags and whole registries (skopeo sync's\n"
+            "                   YAML accepted)\n"
             "  login REGISTRY   check credentials against a registry and store them\n"
             "  logout REGISTRY  remove a registry's stored credentials\n"
             "  version          print the version\n"
@@ -42,110 +41,22 @@ static void usage(FILE *f)
 
 static void copy_usage(FILE *f)
 {
-    fprintf(
-        f,
-        "Usage: %s copy [OPTIONS] docker://SRC docker://DST\n"
-        "\n"
-        "Copies an image from one registry to another, streaming every blob from the\n"
-        "source straight into the destination. Manifests are copied byte for byte, so\n"
-        "digests are preserved (except with --platform, which writes a new index).\n"
-        "\n"
-        "Options:\n"
-        "  -a, --all                 copy every platform of an index (the default)\n"
-        "  -p, --platform OS/ARCH[/VARIANT]\n"
-        "                            copy only this platform (repeatable)\n"
-        "  -j, --jobs N              blob transfers in flight (default 8)\n"
-        "      --chunk-size SIZE     upload blobs larger than SIZE in PATCH chunks of SIZE,\n"
-        "                            resumable where the registry allows (default: one\n"
-        "                            streamed request per blob; suffixes K, M, G)\n"
-        "      --plain-http          talk plain HTTP to both registries\n"
-        "      --src-plain-http      talk plain HTTP to the source registry\n"
-        "      --dest-plain-http     talk plain HTTP to the destination registry\n"
-        "                            (plain HTTP is the default for localhost and 127.0.0.0/8)\n"
-        "      --digestfile FILE     write the digest the destination now has to FILE\n"
-        "      --src-tls-verify[=BOOL], --dest-tls-verify[=BOOL]\n"
-        "                            verify the registry's certificate (default true);\n"
-        "                            either form also makes a loopback registry use HTTPS\n"
-        "      --src-cert-dir DIR, --dest-cert-dir DIR\n"
-        "                            *.crt CA certificates and NAME.cert/NAME.key client\n"
-        "                            certificates for the registry\n"
-        "      --src-creds USER:PASS, --dest-creds USER:PASS\n"
-        "      --src-registry-token TOKEN, --dest-registry-token TOKEN\n"
-        "                            credentials (see README: Credentials for the order)\n"
-        "      --authfile FILE       auth file to read credentials from\n"
-        "      --retry-times N       retries of a failed request or blob transfer (default 5)\n"
-        "      --retry-delay SECONDS first backoff, doubling with jitter (default 0.5)\n"
-        "      --timeout SECONDS     a request making no progress this long fails (default 120)\n"
-        "  -q, --quiet               print nothing but errors\n"
-        "      --debug               trace requests and state changes on stderr\n"
-        "  -h, --help                this help\n",
-        prog);
-}
-
-/* Parses true/false (and 1/0, yes/no); an absent value (--flag alone) is true. */
-static int parse_bool(const char *s, bool *out)
-{
-    if (s == NULL || strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0 ||
-        strcasecmp(s, "yes") == 0) {
-        *out = true;
-        return 0;
-    }
-    if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0 || strcasecmp(s, "no") == 0) {
-        *out = false;
-        return 0;
-    }
-    return -1;
-}
-
-static int tls_verify_opt(const char *prog_cmd, const char *flag, const char *arg,
-                          ocisync_tls_verify *out)
-{
-    bool v;
-    if (parse_bool(arg, &v) != 0) {
-        fprintf(stderr, "%s: %s takes true or false, not \"%s\"\n", prog_cmd, flag, arg);
-        return -1;
-    }
-    *out = v ? OCISYNC_TLS_VERIFY_ON : OCISYNC_TLS_VERIFY_OFF;
-    return 0;
-}
-
-/* Parses "123", "16M", "1G" into bytes. */
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long n;
-    uint64_t mul = 1;
-    errno = 0;
-    n = strtoull(s, &end, 10);
-    if (errno != 0 || end == s)
-        return -1;
-    switch (*end) {
-    case '\0':
-        break;
-    case 'k':
-    case 'K':
-        mul = 1024;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        mul = 1024 * 1024;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mul = 1024ULL * 1024 * 1024;
-        end++;
-        break;
-    default:
-        return -1;
-    }
-    if ((*end == 'i' || *end == 'B') && mul > 1)
-        end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-    if (*end != '\0' || n == 0 || n > UINT64_MAX / mul)
-        return -1;
-    *out = n * mul;
-    return 0;
+    fprintf(f,
+            "Usage: %s copy [OPTIONS] docker://SRC docker://DST\n"
+            "\n"
+            "Copies an image from one registry to another, streaming every blob from the\n"
+            "source straight into the destination. Manifests are copied byte for byte, so\n"
+            "digests are preserved (except with --platform, which writes a new index).\n"
+            "\n"
+            "Options:\n"
+            "  -a, --all                 copy every platform of an index (the default)\n"
+            "  -p, --platform OS/ARCH[/VARIANT]\n"
+            "                            copy only this platform (repeatable)\n"
+            "      --digestfile FILE     write the digest the destination now has to FILE\n"
+            "%s"
+            "  -q, --quiet               print nothing but errors\n"
+            "  -h, --help                this help\n",
+            prog, cli_transfer_help);
 }
 
 struct copy_out {
@@ -194,50 +105,14 @@ static int write_digestfile(const char *path, const char *digest)
 
 static int cmd_copy(int argc, char **argv)
 {
-    enum {
-        OPT_PLAIN_HTTP = 256,
-        OPT_SRC_PLAIN_HTTP,
-        OPT_DEST_PLAIN_HTTP,
-        OPT_DIGESTFILE,
-        OPT_DEBUG,
-        OPT_CHUNK,
-        OPT_SRC_TLS_VERIFY,
-        OPT_DEST_TLS_VERIFY,
-        OPT_SRC_CERT_DIR,
-        OPT_DEST_CERT_DIR,
-        OPT_SRC_CREDS,
-        OPT_DEST_CREDS,
-        OPT_SRC_TOKEN,
-        OPT_DEST_TOKEN,
-        OPT_AUTHFILE,
-        OPT_RETRY_TIMES,
-        OPT_RETRY_DELAY,
-        OPT_TIMEOUT,
-    };
+    enum { OPT_DIGESTFILE = CLI_OPT_OWN };
     static const struct option longopts[] = {
         {"all", no_argument, NULL, 'a'},
         {"platform", required_argument, NULL, 'p'},
-        {"jobs", required_argument, NULL, 'j'},
-        {"chunk-size", required_argument, NULL, OPT_CHUNK},
-        {"plain-http", no_argument, NULL, OPT_PLAIN_HTTP},
-        {"src-plain-http", no_argument, NULL, OPT_SRC_PLAIN_HTTP},
-        {"dest-plain-http", no_argument, NULL, OPT_DEST_PLAIN_HTTP},
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
-        {"src-tls-verify", optional_argument, NULL, OPT_SRC_TLS_VERIFY},
-        {"dest-tls-verify", optional_argument, NULL, OPT_DEST_TLS_VERIFY},
-        {"src-cert-dir", required_argument, NULL, OPT_SRC_CERT_DIR},
-        {"dest-cert-dir", required_argument, NULL, OPT_DEST_CERT_DIR},
-        {"src-creds", required_argument, NULL, OPT_SRC_CREDS},
-        {"dest-creds", required_argument, NULL, OPT_DEST_CREDS},
-        {"src-registry-token", required_argument, NULL, OPT_SRC_TOKEN},
-        {"dest-registry-token", required_argument, NULL, OPT_DEST_TOKEN},
-        {"authfile", required_argument, NULL, OPT_AUTHFILE},
-        {"retry-times", required_argument, NULL, OPT_RETRY_TIMES},
-        {"retry-delay", required_argument, NULL, OPT_RETRY_DELAY},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"quiet", no_argument, NULL, 'q'},
-        {"debug", no_argument, NULL, OPT_DEBUG},
         {"help", no_argument, NULL, 'h'},
+        CLI_TRANSFER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *platforms[MAX_PLATFORMS];
@@ -262,104 +137,26 @@ static int cmd_copy(int argc, char **argv)
             }
             platforms[opts.n_platforms++] = optarg;
             break;
-        case 'j': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end != '\0' || n < 1 || n > 256) {
-                fprintf(stderr, "%s copy: --jobs takes a number from 1 to 256, not \"%s\"\n", prog,
-                        optarg);
-                return EXIT_USAGE;
-            }
-            opts.jobs = (unsigned)n;
-            break;
-        }
-        case OPT_CHUNK:
-            if (parse_size(optarg, &opts.chunk_size) != 0) {
-                fprintf(stderr, "%s copy: --chunk-size takes a size like 16M, not \"%s\"\n", prog,
-                        optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case OPT_PLAIN_HTTP:
-            opts.src.plain_http = opts.dst.plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
-            break;
-        case OPT_SRC_PLAIN_HTTP:
-            opts.src.plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
-            break;
-        case OPT_DEST_PLAIN_HTTP:
-            opts.dst.plain_http = OCISYNC_PLAIN_HTTP_ALWAYS;
-            break;
-        case OPT_SRC_TLS_VERIFY:
-            if (tls_verify_opt("ocisync copy", "--src-tls-verify", optarg, &opts.src.tls_verify))
-                return EXIT_USAGE;
-            break;
-        case OPT_DEST_TLS_VERIFY:
-            if (tls_verify_opt("ocisync copy", "--dest-tls-verify", optarg, &opts.dst.tls_verify))
-                return EXIT_USAGE;
-            break;
-        case OPT_SRC_CERT_DIR:
-            opts.src.cert_dir = optarg;
-            break;
-        case OPT_DEST_CERT_DIR:
-            opts.dst.cert_dir = optarg;
-            break;
-        case OPT_SRC_CREDS:
-            opts.src.creds = optarg;
-            break;
-        case OPT_DEST_CREDS:
-            opts.dst.creds = optarg;
-            break;
-        case OPT_SRC_TOKEN:
-            opts.src.registry_token = optarg;
-            break;
-        case OPT_DEST_TOKEN:
-            opts.dst.registry_token = optarg;
-            break;
-        case OPT_AUTHFILE:
-            opts.authfile = optarg;
-            break;
-        case OPT_RETRY_TIMES: {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end != '\0' || n < 0 || n > 100) {
-                fprintf(stderr, "%s copy: --retry-times takes a number from 0 to 100, not \"%s\"\n",
-                        prog, optarg);
-                return EXIT_USAGE;
-            }
-            opts.retry_times = n == 0 ? -1 : (int)n;
-            break;
-        }
-        case OPT_RETRY_DELAY:
-        case OPT_TIMEOUT: {
-            char *end;
-            double v = strtod(optarg, &end);
-            double max = c == OPT_TIMEOUT ? 86400 : 600;
-            if (*end != '\0' || !(v > 0) || v > max) {
-                fprintf(stderr, "%s copy: %s takes seconds (0 < s <= %.0f), not \"%s\"\n", prog,
-                        c == OPT_TIMEOUT ? "--timeout" : "--retry-delay", max, optarg);
-                return EXIT_USAGE;
-            }
-            if (c == OPT_TIMEOUT)
-                opts.idle_timeout = v < 1 ? 1 : (unsigned)(v + 0.5);
-            else
-                opts.retry_delay_ms = v * 1000 < 1 ? 1 : (unsigned)(v * 1000);
-            break;
-        }
         case OPT_DIGESTFILE:
             digestfile = optarg;
             break;
         case 'q':
             out.quiet = true;
             break;
-        case OPT_DEBUG:
-            opts.debug = 1;
-            break;
         case 'h':
             copy_usage(stdout);
             return 0;
         default:
-            copy_usage(stderr);
-            return EXIT_USAGE;
+            switch (cli_transfer_opt("copy", c, optarg, &opts)) {
+            case 1:
+                break;
+            case -1:
+                return EXIT_USAGE;
+            default:
+                copy_usage(stderr);
+                return EXIT_USAGE;
+            }
+            break;
         }
     }
     if (argc - optind != 2) {
@@ -380,12 +177,7 @@ static int cmd_copy(int argc, char **argv)
     err = ocisync_copy(argv[optind], argv[optind + 1], &opts, &res);
     if (err != 0) {
         fprintf(stderr, "%s copy: %s\n", prog, res.error[0] ? res.error : ocisync_strerror(err));
-        if (err == OCISYNC_EINTERRUPTED)
-            return EXIT_INTERRUPTED;
-        return err == OCISYNC_EUSAGE || err == OCISYNC_EREF || err == OCISYNC_EPLATFORM ||
-                       err == OCISYNC_ETLSCONFIG
-                   ? EXIT_USAGE
-                   : EXIT_FAIL;
+        return cli_exit_code(err);
     }
     if (!out.quiet) {
         if (res.blobs_copied + res.blobs_mounted + res.blobs_skipped + res.manifests_pushed == 0)
@@ -498,10 +290,15 @@ static int cmd_login(int argc, char **argv)
         case OPT_AUTHFILE:
             authfile = optarg;
             break;
-        case OPT_TLS_VERIFY:
-            if (tls_verify_opt("ocisync login", "--tls-verify", optarg, &ro.tls_verify))
+        case OPT_TLS_VERIFY: {
+            bool v;
+            if (cli_parse_bool(optarg, &v) != 0) {
+                fprintf(stderr, "%s login: --tls-verify takes true or false, not \"%s\"\n", prog,
+                        optarg);
                 return EXIT_USAGE;
-            break;
+            }
+            ro.tls_verify = v ? OCISYNC_TLS_VERIFY_ON : OCISYNC_TLS_VERIFY_OFF;
+        } break;
         case OPT_CERT_DIR:
             ro.cert_dir = optarg;
             break;
@@ -596,6 +393,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "copy") == 0)
         return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sync") == 0)
+        return cli_sync(argc - 1, argv + 1);
     if (strcmp(argv[1], "login") == 0)
         return cmd_login(argc - 1, argv + 1);
     if (strcmp(argv[1], "logout") == 0)

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "oci/endpoint.h"
+#include "oci/layout.h"
 #include "oci/relay.h"
 
 #include <inttypes.h>
@@ -107,6 +108,22 @@ struct copy_blob {
     struct queue wait_link;
     char *mount_from;  /* owned: a destination repository another image put it in */
     char *mount_scope; /* owned: the token scope a mount from there needs */
+    /* From a layout: the blob file, read on the thread pool into the relay. */
+    uv_fs_t fs;
+    int fd;          /* -1 when closed */
+    char *fbuf;      /* owned read buffer */
+    bool file_wait;  /* the relay was full: the next read waits for the consumer */
+    bool file_abort; /* stop at the read in flight */
+    char file_err[512];
+    /* Into a layout: the temp file the relay drains into, written on the thread pool. */
+    struct oci_layout_writer w;
+    bool w_open;
+    uv_work_t work;
+    const char *sink_data; /* the span being written (inside the relay) */
+    size_t sink_len;
+    int sink_err;
+    bool sink_commit;
+    char sink_msg[512];
 };
 
 /*
@@ -130,6 +147,9 @@ struct copy_job {
     const struct ocisync_copy_item *item;
     struct oci_ref src, dst;
     struct proto_registry *src_reg, *dst_reg; /* owned, cloned from the run's endpoints */
+    /* An OCI layout side instead of a registry (shared with the run's other images). */
+    struct copy_layout *src_lay, *dst_lay;
+    char src_lref[256], dst_lref[256]; /* the image's name in the layout, or "" */
     bool regs_open;
     struct oci_platform platforms[16];
     size_t n_platforms;
@@ -163,6 +183,15 @@ struct copy_job {
 
     struct proto_reg_op top_op;
     bool finished; /* the destination already had everything */
+    /*
+     * The first look, with HEADs only (Docker Hub does not count them against
+     * pull limits): the source's digest and the destination's, side by side.
+     */
+    struct proto_reg_op head_op; /* the destination's; top_op does the source's */
+    unsigned heads_left;
+    char src_head[OCI_DIGEST_MAX], dst_head[OCI_DIGEST_MAX];
+    bool src_head_failed;
+    bool dst_known; /* dst_head says what the destination has ("" for nothing) */
     bool top_pushed;
     int err;
     struct ocisync_copy_result *res;
@@ -182,6 +211,12 @@ static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
 static void blob_settle_failed(struct copy_blob *b);
 static int start_get(struct copy_blob *b);
+static void sink_kick(struct copy_blob *b);
+static void abort_sink(struct copy_blob *b);
+static void abort_source(struct copy_blob *b);
+static void file_read_next(struct copy_blob *b);
+static void file_finish(struct copy_blob *b, int err);
+static void status_now(struct loop_delay *d);
 
 static void fail(struct copy_job *job, int err, const char *fmt, ...)
 {
@@ -202,7 +237,8 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
         struct copy_blob *b = &job->blobs[i];
         if (b->step == BLOB_DONE)
             continue;
-        loop_delay_cancel(&b->get_backoff);
+        if (job->src_lay == NULL)
+            loop_delay_cancel(&b->get_backoff);
         if (b->parked) {
             /* Waiting for another image's transfer: it has nothing in flight. */
             blob_release(b, false);
@@ -215,10 +251,8 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
             blob_release(b, false);
             continue;
         }
-        if (b->get_active)
-            proto_http_abort(&b->get.http, UV_ECANCELED);
-        if (b->put_active)
-            proto_http_abort(&b->op.http, UV_ECANCELED);
+        abort_source(b);
+        abort_sink(b);
     }
 }
 
@@ -257,12 +291,46 @@ static void on_top_pushed(struct proto_reg_op *op, int err)
     check_finished(job);
 }
 
+/* Writes a manifest into the destination layout (and names the top level in index.json). */
+static int layout_put(struct copy_job *job, const struct oci_digest *d, const char *media_type,
+                      const char *raw, size_t len, bool top)
+{
+    struct oci_layout *lay = &job->dst_lay->lay;
+    char msg[512];
+    int err = oci_layout_put_blob(lay, d, raw, len, msg, sizeof(msg));
+    if (err == 0 && top) {
+        struct oci_descriptor desc;
+        memset(&desc, 0, sizeof(desc));
+        snprintf(desc.media_type, sizeof(desc.media_type), "%s", media_type);
+        desc.digest = *d;
+        desc.size = (int64_t)len;
+        err = oci_layout_add(lay, &desc, job->dst_lref[0] ? job->dst_lref : NULL, msg, sizeof(msg));
+        /* index.json is replaced last, once everything it names is in place. */
+        if (err == 0)
+            err = oci_layout_commit(lay, msg, sizeof(msg));
+    }
+    if (err != 0)
+        fail(job, err, "%s", msg);
+    return err;
+}
+
 static void push_top(struct copy_job *job)
 {
     const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
     int err;
     if (job->err != 0)
         return;
+    if (job->dst_lay != NULL) {
+        if (layout_put(job, &job->push_digest, job->top_media_type, job->push_raw, job->push_len,
+                       true) == 0) {
+            job->top_pushed = true;
+            job->res->manifests_pushed++;
+            emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
+                 (int64_t)job->push_len);
+        }
+        check_finished(job);
+        return;
+    }
     err = proto_reg_manifest_put(&job->top_op, job->dst_reg, job->dst.repository, ref,
                                  job->top_media_type, job->push_raw, job->push_len);
     job->top_op.data = job;
@@ -328,6 +396,16 @@ static void push_child(struct copy_child *c)
         child_complete(c);
         return;
     }
+    if (job->dst_lay != NULL) {
+        if (layout_put(job, &c->desc.digest, c->media_type, c->raw, c->raw_len, false) == 0) {
+            c->pushed = true;
+            job->res->manifests_pushed++;
+            emit(job, OCISYNC_EV_MANIFEST_PUSHED, c->desc.digest.str, c->media_type,
+                 c->platform[0] ? c->platform : NULL, c->desc.size);
+            child_complete(c);
+        }
+        return;
+    }
     err = proto_reg_manifest_put(&c->op, job->dst_reg, job->dst.repository, c->desc.digest.str,
                                  c->media_type, c->raw, c->raw_len);
     c->op.data = c;
@@ -382,6 +460,13 @@ static void blob_done(struct copy_blob *b, int outcome)
     pump(job->ctx);
 }
 
+/* What went wrong starting b's source, as its request or file left it. */
+static const char *source_errmsg(struct copy_blob *b, int err)
+{
+    const char *m = b->job->src_lay != NULL ? b->file_err : b->get.errmsg;
+    return m[0] != '\0' ? m : ocisync_strerror(err);
+}
+
 static void blob_fail(struct copy_blob *b, int err, const char *msg)
 {
     struct copy_job *job = b->job;
@@ -390,8 +475,7 @@ static void blob_fail(struct copy_blob *b, int err, const char *msg)
              b->desc.digest.str, job->src.registry, job->src.repository);
     else if (err == OCISYNC_ESIZEMISMATCH)
         fail(job, err, "blob %s from %s/%s does not have the size its manifest gives (%lld)",
-             b->desc.digest.str, job->src.registry, job->src.repository,
-             (long long)b->desc.size);
+             b->desc.digest.str, job->src.registry, job->src.repository, (long long)b->desc.size);
     else
         fail(job, err, "%s", msg);
 }
@@ -450,9 +534,10 @@ static bool op_transient(struct proto_reg_op *op, int err)
 static bool take_restart(struct copy_blob *b, struct proto_reg_op *op, int err)
 {
     struct copy_job *job = b->job;
-    const struct proto_retry *policy = &job->dst_reg->retry;
-    if (job->err != 0 || err == UV_ECANCELED || b->restarting)
+    const struct proto_retry *policy;
+    if (job->err != 0 || err == UV_ECANCELED || b->restarting || job->dst_lay != NULL)
         return false;
+    policy = &job->dst_reg->retry;
     if (b->step != BLOB_RELAY && b->step != BLOB_FINISH)
         return false;
     /*
@@ -505,8 +590,12 @@ static int body_peek(void *arg, const char **data, size_t *len)
 static void body_consume(void *arg, size_t n)
 {
     struct copy_blob *b = arg;
-    if (oci_relay_consume(&b->relay, n) && b->get_active)
-        proto_http_resume(&b->get.http);
+    if (oci_relay_consume(&b->relay, n) && b->get_active) {
+        if (b->job->src_lay == NULL)
+            proto_http_resume(&b->get.http);
+        else if (b->file_wait)
+            file_read_next(b);
+    }
 }
 
 /*
@@ -554,7 +643,9 @@ static int get_on_body(struct proto_http_req *r, const char *data, size_t len)
     int rc = oci_relay_push(&b->relay, data, len);
     if (rc < 0)
         return rc;
-    if (b->put_active)
+    if (b->job->dst_lay != NULL)
+        sink_kick(b);
+    else if (b->put_active)
         proto_http_body_ready(&b->op.http);
     return rc == 1 ? PROTO_PAUSE : 0;
 }
@@ -565,7 +656,7 @@ static void resume_get(struct loop_delay *d)
     int err;
     if (b->job->err != 0) {
         if (b->put_active)
-            proto_http_abort(&b->op.http, UV_ECANCELED);
+            abort_sink(b);
         else
             blob_settle_failed(b);
         return;
@@ -574,9 +665,9 @@ static void resume_get(struct loop_delay *d)
               (unsigned long long)b->relay.in);
     err = start_get(b);
     if (err != 0) {
-        blob_fail(b, err, b->get.errmsg);
+        blob_fail(b, err, source_errmsg(b, err));
         if (b->put_active)
-            proto_http_abort(&b->op.http, UV_ECANCELED);
+            abort_sink(b);
         else
             blob_settle_failed(b);
     }
@@ -605,18 +696,24 @@ static bool take_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
 
 static void status_now(struct loop_delay *d);
 
-static void on_get_done(struct proto_reg_op *op, int err)
+/*
+ * The source of b finished (op is its GET, or NULL for a layout file): on
+ * success the relay holds verified content; otherwise the blob resumes,
+ * restarts or fails.
+ */
+static void source_done(struct copy_blob *b, struct proto_reg_op *op, int err, const char *msg)
 {
-    struct copy_blob *b = op->data;
+    struct copy_job *job = b->job;
     b->get_active = false;
     if (b->resuming) {
         /* Stopped on purpose: the upload is being resumed from an earlier offset. */
-        proto_reg_op_dispose(op);
+        if (op != NULL)
+            proto_reg_op_dispose(op);
         if (!b->put_active)
-            loop_delay_start(&b->job->ctx->loop, &b->backoff, b->restart_delay_ms, status_now);
+            loop_delay_start(&job->ctx->loop, &b->backoff, b->restart_delay_ms, status_now);
         return;
     }
-    if (err != 0 && take_resume(b, op, err)) {
+    if (op != NULL && err != 0 && take_resume(b, op, err)) {
         proto_reg_op_dispose(op);
         return;
     }
@@ -624,14 +721,14 @@ static void on_get_done(struct proto_reg_op *op, int err)
         /* The source would not resume where we stopped: start the blob over. */
         b->restart_delay_ms = 0;
         b->restarts++;
-        b->restarting = b->restarts <= b->job->dst_reg->retry.max_retries;
+        b->restarting = job->dst_lay == NULL && b->restarts <= job->dst_reg->retry.max_retries;
         if (!b->restarting)
             err = OCISYNC_EREGISTRY;
     }
-    if (b->restarting || (err != 0 && take_restart(b, op, err))) {
+    if (b->restarting || (op != NULL && err != 0 && take_restart(b, op, err))) {
         proto_reg_op_dispose(op);
         if (b->put_active)
-            proto_http_abort(&b->op.http, UV_ECANCELED);
+            abort_sink(b);
         else
             blob_restart(b);
         return;
@@ -641,16 +738,20 @@ static void on_get_done(struct proto_reg_op *op, int err)
     if (err == 0 && !b->relay.verified)
         err = OCISYNC_EDIGESTMISMATCH;
     if (err != 0) {
-        blob_fail(b, err, op->errmsg);
+        blob_fail(b, err, msg);
         if (b->put_active)
-            proto_http_abort(&b->op.http, UV_ECANCELED);
-        proto_reg_op_dispose(op);
+            abort_sink(b);
+        if (op != NULL)
+            proto_reg_op_dispose(op);
         blob_settle_failed(b);
         return;
     }
     b->get_done = true;
-    proto_reg_op_dispose(op);
-    if (b->upload_done)
+    if (op != NULL)
+        proto_reg_op_dispose(op);
+    if (job->dst_lay != NULL)
+        sink_kick(b); /* the held-back byte may go now, then the commit */
+    else if (b->upload_done)
         blob_done(b, OCISYNC_EV_BLOB_COPIED);
     else if (b->put_active)
         proto_http_body_ready(&b->op.http); /* the held-back byte may go now */
@@ -658,11 +759,264 @@ static void on_get_done(struct proto_reg_op *op, int err)
         blob_next(b); /* the closing PUT was waiting for the verdict */
 }
 
+static void on_get_done(struct proto_reg_op *op, int err)
+{
+    struct copy_blob *b = op->data;
+    source_done(b, op, err, op->errmsg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Blobs from a layout: read on the thread pool, pushed into the relay */
+
+#define FILE_READ_SIZE (256 * 1024)
+
+static void file_empty_done(struct loop_delay *d)
+{
+    struct copy_blob *b = container_of(d, struct copy_blob, get_backoff);
+    file_finish(b, b->job->err != 0 ? UV_ECANCELED : 0);
+}
+
+static void file_finish(struct copy_blob *b, int err)
+{
+    if (b->fd >= 0) {
+        uv_fs_t req;
+        uv_fs_close(NULL, &req, b->fd, NULL);
+        uv_fs_req_cleanup(&req);
+        b->fd = -1;
+    }
+    source_done(b, NULL, err, b->file_err);
+}
+
+static void on_file_read(uv_fs_t *req)
+{
+    struct copy_blob *b = container_of(req, struct copy_blob, fs);
+    ssize_t n = req->result;
+    int rc;
+    uv_fs_req_cleanup(req);
+    if (b->file_abort || b->job->err != 0) {
+        b->file_abort = false;
+        file_finish(b, UV_ECANCELED);
+        return;
+    }
+    if (n <= 0) {
+        rc = n == 0 ? OCISYNC_ESIZEMISMATCH : (int)n;
+        snprintf(b->file_err, sizeof(b->file_err), "blob %s in layout %s: %s", b->desc.digest.str,
+                 b->job->src_lay->dir,
+                 n == 0 ? "shorter than its descriptor says" : uv_strerror((int)n));
+        file_finish(b, rc);
+        return;
+    }
+    rc = oci_relay_push(&b->relay, b->fbuf, (size_t)n);
+    if (rc < 0) {
+        file_finish(b, rc);
+        return;
+    }
+    if (b->job->dst_lay != NULL)
+        sink_kick(b);
+    else if (b->put_active)
+        proto_http_body_ready(&b->op.http);
+    if (b->relay.in >= b->relay.size) {
+        file_finish(b, 0);
+        return;
+    }
+    if (rc == 1)
+        b->file_wait = true; /* body_consume calls file_read_next once there is room */
+    else
+        file_read_next(b);
+}
+
+static void file_read_next(struct copy_blob *b)
+{
+    uint64_t left = b->relay.size - b->relay.in;
+    uv_buf_t buf = uv_buf_init(b->fbuf, left < FILE_READ_SIZE ? (unsigned)left : FILE_READ_SIZE);
+    int err;
+    b->file_wait = false;
+    err = uv_fs_read(&b->job->ctx->uv, &b->fs, b->fd, &buf, 1, (int64_t)b->relay.in, on_file_read);
+    if (err != 0) {
+        snprintf(b->file_err, sizeof(b->file_err), "blob %s in layout %s: %s", b->desc.digest.str,
+                 b->job->src_lay->dir, uv_strerror(err));
+        /* Complete asynchronously all the same: callers expect the source to be running. */
+        b->fs.result = err;
+        b->file_abort = false;
+        file_finish(b, err);
+    }
+}
+
+/* Starts reading b from the source layout at the relay's offset. */
+static int start_file(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    uint64_t size;
+    int err;
+    if (b->fbuf == NULL && (b->fbuf = malloc(FILE_READ_SIZE)) == NULL)
+        return UV_ENOMEM;
+    if (b->fd < 0) {
+        err = oci_layout_blob_open(&job->src_lay->lay, &b->desc.digest, &b->fd, &size, b->file_err,
+                                   sizeof(b->file_err));
+        if (err != 0) {
+            b->fd = -1;
+            return err;
+        }
+        if (size != (uint64_t)b->desc.size) {
+            snprintf(b->file_err, sizeof(b->file_err),
+                     "blob %s in layout %s has %llu bytes, its descriptor says %lld",
+                     b->desc.digest.str, job->src_lay->dir, (unsigned long long)size,
+                     (long long)b->desc.size);
+            return OCISYNC_ESIZEMISMATCH;
+        }
+    }
+    b->get_active = true;
+    b->get_offset = b->relay.in;
+    if (b->relay.size == 0) {
+        /* Nothing to read: the empty relay is already verified. */
+        loop_delay_start(&job->ctx->loop, &b->get_backoff, 0, file_empty_done);
+        return 0;
+    }
+    file_read_next(b);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Blobs into a layout: the relay drains into a temp file on the thread pool */
+
+static void abort_source(struct copy_blob *b)
+{
+    if (!b->get_active)
+        return;
+    if (b->job->src_lay == NULL) {
+        proto_http_abort(&b->get.http, UV_ECANCELED);
+    } else if (b->file_wait || b->get_backoff.armed) {
+        /* No read in flight: end it here. */
+        loop_delay_cancel(&b->get_backoff);
+        b->file_wait = false;
+        file_finish(b, UV_ECANCELED);
+    } else {
+        b->file_abort = true; /* the read in flight ends it */
+    }
+}
+
+static void abort_sink(struct copy_blob *b)
+{
+    if (!b->put_active)
+        return;
+    if (b->job->dst_lay == NULL)
+        proto_http_abort(&b->op.http, UV_ECANCELED);
+    /* A write on the pool cannot be stopped: its completion sees job->err and settles. */
+}
+
+static void sink_work(uv_work_t *req)
+{
+    struct copy_blob *b = container_of(req, struct copy_blob, work);
+    if (b->sink_commit)
+        b->sink_err = oci_layout_blob_commit(&b->w, b->sink_msg, sizeof(b->sink_msg));
+    else
+        b->sink_err = oci_layout_blob_write(&b->w, b->sink_data, b->sink_len, b->sink_msg,
+                                            sizeof(b->sink_msg));
+}
+
+static void sink_after(uv_work_t *req, int status)
+{
+    struct copy_blob *b = container_of(req, struct copy_blob, work);
+    struct copy_job *job = b->job;
+    int err = status != 0 ? status : b->sink_err;
+    b->put_active = false;
+    if (b->sink_commit) {
+        b->w_open = false; /* a commit, failed or not, leaves nothing open */
+        if (err == 0 && job->err == 0) {
+            b->upload_done = true;
+            blob_done(b, OCISYNC_EV_BLOB_COPIED);
+            return;
+        }
+    } else if (err == 0 && job->err == 0) {
+        if (oci_relay_consume(&b->relay, b->sink_len) && b->file_wait)
+            file_read_next(b);
+        else if (b->get_active && job->src_lay == NULL)
+            proto_http_resume(&b->get.http);
+        sink_kick(b);
+        return;
+    }
+    if (err != 0 && job->err == 0)
+        blob_fail(b, err, b->sink_msg);
+    if (b->w_open) {
+        oci_layout_blob_abort(&b->w);
+        b->w_open = false;
+    }
+    abort_source(b);
+    blob_settle_failed(b);
+}
+
+/* Writes what the relay holds, or commits once everything is written and verified. */
+static void sink_kick(struct copy_blob *b)
+{
+    const char *data;
+    size_t n;
+    int err;
+    if (b->put_active || !b->w_open || b->job->err != 0)
+        return;
+    n = oci_relay_peek(&b->relay, &data, 4 * 1024 * 1024);
+    if (n > 0) {
+        b->sink_commit = false;
+        b->sink_data = data;
+        b->sink_len = n;
+    } else if (b->get_done && b->relay.out == b->relay.size) {
+        b->sink_commit = true;
+        b->step = BLOB_FINISH;
+    } else {
+        return;
+    }
+    err = uv_queue_work(&b->job->ctx->uv, &b->work, sink_work, sink_after);
+    if (err != 0) {
+        blob_fail(b, err, "cannot queue a write to the layout");
+        abort_source(b);
+        blob_settle_failed(b);
+        return;
+    }
+    b->put_active = true;
+}
+
+/* A blob for a layout destination: skipped when there, else written as it arrives. */
+static void blob_to_layout(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    char msg[512];
+    int err;
+    if (oci_layout_blob_exists(&job->dst_lay->lay, &b->desc.digest, b->desc.size)) {
+        blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
+        return;
+    }
+    err = oci_layout_blob_begin(&job->dst_lay->lay, &b->desc.digest, b->desc.size, &b->w, msg,
+                                sizeof(msg));
+    if (err == 0) {
+        b->w_open = true;
+        err = oci_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
+        if (err != 0)
+            snprintf(msg, sizeof(msg), "out of memory");
+    }
+    if (err == 0) {
+        b->relay_ready = true;
+        b->step = BLOB_RELAY;
+        err = start_get(b);
+        if (err != 0)
+            snprintf(msg, sizeof(msg), "%s", source_errmsg(b, err));
+    }
+    if (err != 0) {
+        blob_fail(b, err, msg);
+        if (b->w_open) {
+            oci_layout_blob_abort(&b->w);
+            b->w_open = false;
+        }
+        blob_settle_failed(b);
+    }
+}
+
 static int start_get(struct copy_blob *b)
 {
     struct copy_job *job = b->job;
-    int err = proto_reg_blob_get(&b->get, job->src_reg, job->src.repository,
-                                 b->desc.digest.str);
+    int err;
+    if (job->src_lay != NULL)
+        return start_file(b);
+    err = proto_reg_blob_get(&b->get, job->src_reg, job->src.repository, b->desc.digest.str);
+
     b->get_offset = b->relay.in;
     if (err == 0 && b->get_offset > 0) {
         char range[48];
@@ -710,8 +1064,7 @@ static int start_upload_request(struct copy_blob *b)
         if (!b->get_done)
             return 0;
         b->req_len = 0;
-        err =
-            proto_reg_upload_put(&b->op, job->dst_reg, b->location, b->desc.digest.str, NULL);
+        err = proto_reg_upload_put(&b->op, job->dst_reg, b->location, b->desc.digest.str, NULL);
     }
     b->op.data = b;
     if (err == 0)
@@ -796,7 +1149,7 @@ static void resume_upload(struct copy_blob *b, int64_t have, char *loc)
         b->get_done = false;
         err = start_get(b);
         if (err != 0) {
-            blob_fail(b, err, b->get.errmsg);
+            blob_fail(b, err, source_errmsg(b, err));
             blob_settle_failed(b);
             return;
         }
@@ -829,7 +1182,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
     if (err != 0 && take_upload_resume(b, op, err)) {
         proto_reg_op_dispose(op);
         if (b->get_active)
-            proto_http_abort(&b->get.http, UV_ECANCELED);
+            abort_source(b);
         else
             loop_delay_start(&b->job->ctx->loop, &b->backoff, b->restart_delay_ms, status_now);
         return;
@@ -837,7 +1190,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
     if (b->restarting || (err != 0 && take_restart(b, op, err))) {
         proto_reg_op_dispose(op);
         if (b->get_active)
-            proto_http_abort(&b->get.http, UV_ECANCELED);
+            abort_source(b);
         else
             blob_restart(b);
         return;
@@ -857,8 +1210,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
     if (err != 0 || job->err != 0) {
         if (job->err == 0)
             blob_fail(b, err, op->errmsg);
-        if (b->get_active)
-            proto_http_abort(&b->get.http, UV_ECANCELED);
+        abort_source(b);
         proto_reg_op_dispose(op);
         blob_settle_failed(b);
         return;
@@ -946,6 +1298,10 @@ static void blob_next(struct copy_blob *b)
     }
     switch (b->step) {
     case BLOB_PENDING:
+        if (job->dst_lay != NULL) {
+            blob_to_layout(b);
+            return;
+        }
         if (job->same_registry || b->mount_from != NULL) {
             /* Same registry: try the mount straight away; it says 202 if it can't. */
             b->step = BLOB_START;
@@ -963,15 +1319,14 @@ static void blob_next(struct copy_blob *b)
          * POST instead of after it: the relay fills (and pauses the GET) until the
          * upload begins, and one round trip per blob is saved.
          */
-        if (!job->same_registry && b->mount_from == NULL && !b->relay_ready &&
-            b->desc.size > 0) {
+        if (!job->same_registry && b->mount_from == NULL && !b->relay_ready && b->desc.size > 0) {
             err = oci_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
             if (err == 0) {
                 b->relay_ready = true;
                 err = start_get(b);
             }
             if (err != 0) {
-                blob_fail(b, err, b->get.errmsg[0] ? b->get.errmsg : ocisync_strerror(err));
+                blob_fail(b, err, source_errmsg(b, err));
                 blob_settle_failed(b);
                 return;
             }
@@ -995,7 +1350,7 @@ static void blob_next(struct copy_blob *b)
             b->relay_ready = true;
             err = start_get(b);
             if (err != 0) {
-                blob_fail(b, err, b->get.errmsg);
+                blob_fail(b, err, source_errmsg(b, err));
                 blob_settle_failed(b);
                 return;
             }
@@ -1006,8 +1361,7 @@ static void blob_next(struct copy_blob *b)
         err = start_upload_request(b);
         if (err != 0) {
             blob_fail(b, err, b->op.errmsg);
-            if (b->get_active)
-                proto_http_abort(&b->get.http, UV_ECANCELED);
+            abort_source(b);
             blob_settle_failed(b);
         }
         return;
@@ -1032,8 +1386,7 @@ static void blob_next(struct copy_blob *b)
         blob_fail(b, err, b->op.errmsg);
         proto_reg_op_dispose(&b->op);
         /* A GET started alongside the POST ends too; the blob settles once it has. */
-        if (b->get_active)
-            proto_http_abort(&b->get.http, UV_ECANCELED);
+        abort_source(b);
         blob_settle_failed(b);
         return;
     }
@@ -1048,7 +1401,8 @@ static void blob_next(struct copy_blob *b)
 static void adapt_limit(struct copy_job *job)
 {
     struct copy_ctx *ctx = job->ctx;
-    unsigned seen = job->src_reg->throttled + job->dst_reg->throttled;
+    unsigned seen =
+        (job->src_reg ? job->src_reg->throttled : 0) + (job->dst_reg ? job->dst_reg->throttled : 0);
     if (seen != job->throttles_seen) {
         job->throttles_seen = seen;
         ctx->jobs_limit = ctx->jobs_limit > 1 ? ctx->jobs_limit / 2 : 1;
@@ -1159,7 +1513,7 @@ static void blob_begin(struct copy_blob *b)
         job->blobs_open++;
     b->parked = false;
     b->step = BLOB_PENDING;
-    if (!job->same_registry) {
+    if (!job->same_registry && job->dst_lay == NULL) {
         struct copy_shared *sh = shared_get(ctx, job->dst_reg->base, &b->desc.digest);
         if (sh != NULL && sh->owner != NULL) {
             b->parked = true;
@@ -1205,8 +1559,8 @@ static struct copy_blob *next_blob(struct copy_ctx *ctx)
         return container_of(q, struct copy_blob, wait_link);
     }
     while (!queue_empty(&ctx->blob_queue)) {
-        struct copy_job *job = container_of(queue_head(&ctx->blob_queue), struct copy_job,
-                                            queue_link);
+        struct copy_job *job =
+            container_of(queue_head(&ctx->blob_queue), struct copy_job, queue_link);
         if (job->err == 0 && job->next_blob < job->n_blobs)
             return &job->blobs[job->next_blob++];
         queue_remove(&job->queue_link);
@@ -1277,6 +1631,7 @@ static int add_blob(struct copy_job *job, const struct oci_descriptor *d, struct
         b = &job->blobs[job->n_blobs++];
         memset(b, 0, sizeof(*b));
         b->job = job;
+        b->fd = -1;
         b->desc = *d;
     } else {
         /* One blob listed twice by the same manifest still counts once for it. */
@@ -1357,6 +1712,24 @@ static void on_child_head(struct proto_reg_op *op, int err)
 
 static void check_children(struct copy_job *job)
 {
+    if (job->dst_lay != NULL && job->top.kind == OCI_KIND_INDEX) {
+        /* Child manifests are written after their blobs: one present is complete. */
+        unsigned missing = 0;
+        for (size_t i = 0; i < job->n_children; i++) {
+            struct copy_child *c = &job->children[i];
+            c->present = oci_layout_blob_exists(&job->dst_lay->lay, &c->desc.digest, c->desc.size);
+            if (c->present)
+                emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
+                     c->platform[0] ? c->platform : NULL, c->desc.size);
+            missing += !c->present;
+        }
+        job->children_left = missing;
+        if (missing == 0)
+            push_top(job);
+        else
+            start_blobs(job);
+        return;
+    }
     if (job->top.kind != OCI_KIND_INDEX) {
         /* A lone manifest: the tag check already said it is not there. */
         job->children_left = 1;
@@ -1404,7 +1777,35 @@ static void on_tag_head(struct proto_reg_op *op, int err)
 static void check_dest(struct copy_job *job)
 {
     const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
-    int err = proto_reg_manifest_get(&job->top_op, job->dst_reg, job->dst.repository, ref, true);
+    int err;
+    if (job->dst_lay != NULL) {
+        /* A layout holds the image if its index names it (by name, or by digest when unnamed). */
+        struct oci_descriptor d;
+        const char *name = job->dst_lref[0] ? job->dst_lref : job->push_digest.str;
+        char msg[512];
+        if (oci_layout_resolve(&job->dst_lay->lay, name, &d, msg, sizeof(msg)) == 0 &&
+            oci_digest_equal(&d.digest, &job->push_digest) &&
+            oci_layout_blob_exists(&job->dst_lay->lay, &d.digest, d.size)) {
+            job->finished = true;
+            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str, job->top_media_type, NULL,
+                 (int64_t)job->push_len);
+        } else {
+            check_children(job);
+        }
+        return;
+    }
+    if (job->dst_known && job->n_platforms == 0) {
+        /* The first HEADs already said the destination has something else, or nothing. */
+        if (strcmp(job->dst_head, job->push_digest.str) == 0) {
+            job->finished = true;
+            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str, job->top_media_type, NULL,
+                 (int64_t)job->push_len);
+        } else {
+            check_children(job);
+        }
+        return;
+    }
+    err = proto_reg_manifest_get(&job->top_op, job->dst_reg, job->dst.repository, ref, true);
     job->top_op.expect[1] = 404;
     job->top_op.data = job;
     if (err == 0)
@@ -1421,10 +1822,8 @@ static void check_dest(struct copy_job *job)
 /* Step 1: the source */
 
 /* Copies the response's media type: the document's own, else Content-Type. */
-static void doc_media_type(struct proto_reg_op *op, const struct oci_manifest *m, char *out,
-                           size_t len)
+static void doc_media_type(const char *ct, const struct oci_manifest *m, char *out, size_t len)
 {
-    const char *ct = proto_http_header(&op->http, "Content-Type");
     if (m->media_type[0])
         snprintf(out, len, "%s", m->media_type);
     else if (ct != NULL)
@@ -1433,29 +1832,23 @@ static void doc_media_type(struct proto_reg_op *op, const struct oci_manifest *m
         snprintf(out, len, "%s", OCI_MT_OCI_MANIFEST);
 }
 
-static void on_child_fetched(struct proto_reg_op *op, int err)
+/* A child manifest's bytes arrived (raw is taken over): verified, parsed and kept. */
+static void child_received(struct copy_child *c, char *raw, size_t len, const char *content_type)
 {
-    struct copy_child *c = op->data;
     struct copy_job *job = c->job;
     char msg[512];
-    job->pending_ops--;
-    if (err != 0) {
-        fail(job, err, "%s", op->errmsg);
-        goto out;
-    }
+    int err;
     {
         struct oci_digest got;
-        err = oci_digest_buffer(c->desc.digest.alg, op->http.resp_body, op->http.resp_len, &got);
-        if (err != 0 || !oci_digest_equal(&got, &c->desc.digest) ||
-            (int64_t)op->http.resp_len != c->desc.size) {
+        err = oci_digest_buffer(c->desc.digest.alg, raw, len, &got);
+        if (err != 0 || !oci_digest_equal(&got, &c->desc.digest) || (int64_t)len != c->desc.size) {
             fail(job, OCISYNC_EDIGESTMISMATCH,
                  "manifest %s in %s/%s does not match the digest or size its index gives",
                  c->desc.digest.str, job->src.registry, job->src.repository);
             goto out;
         }
     }
-    err = oci_manifest_parse(proto_http_header(&op->http, "Content-Type"), op->http.resp_body,
-                             op->http.resp_len, &c->m, msg, sizeof(msg));
+    err = oci_manifest_parse(content_type, raw, len, &c->m, msg, sizeof(msg));
     if (err != 0) {
         fail(job, err, "manifest %s in %s/%s: %s", c->desc.digest.str, job->src.registry,
              job->src.repository, msg);
@@ -1468,16 +1861,44 @@ static void on_child_fetched(struct proto_reg_op *op, int err)
              c->desc.digest.str, job->src.registry, job->src.repository);
         goto out;
     }
-    doc_media_type(op, &c->m, c->media_type, sizeof(c->media_type));
+    doc_media_type(content_type, &c->m, c->media_type, sizeof(c->media_type));
     /* Keep the bytes: they are pushed as they are, so the digest stays. */
-    c->raw = op->http.resp_body;
-    c->raw_len = op->http.resp_len;
-    op->http.resp_body = NULL;
+    c->raw = raw;
+    c->raw_len = len;
+    raw = NULL;
 out:
+    free(raw);
+}
+
+static void on_child_fetched(struct proto_reg_op *op, int err)
+{
+    struct copy_child *c = op->data;
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else {
+        child_received(c, op->http.resp_body, op->http.resp_len,
+                       proto_http_header(&op->http, "Content-Type"));
+        op->http.resp_body = NULL;
+    }
     proto_reg_op_dispose(op);
     if (job->err == 0 && job->pending_ops == 0)
         check_dest(job);
     check_finished(job);
+}
+
+/* Reads a manifest from the source layout; NULL with the job failed when it cannot. */
+static char *layout_read(struct copy_job *job, const struct oci_descriptor *d, size_t *len)
+{
+    char msg[512], *raw = NULL;
+    int err = oci_layout_blob_read(&job->src_lay->lay, &d->digest, OCI_MANIFEST_MAX_SIZE, &raw, len,
+                                   msg, sizeof(msg));
+    if (err != 0) {
+        fail(job, err, "%s", msg);
+        return NULL;
+    }
+    return raw;
 }
 
 static bool platform_selected(struct copy_job *job, const struct oci_descriptor *d)
@@ -1545,6 +1966,16 @@ static int plan_index(struct copy_job *job)
     }
     for (size_t i = 0; i < job->n_children; i++) {
         struct copy_child *c = &job->children[i];
+        if (job->src_lay != NULL) {
+            size_t len;
+            char *raw = layout_read(job, &c->desc, &len);
+            if (raw == NULL)
+                return job->err;
+            child_received(c, raw, len, c->desc.media_type);
+            if (job->err != 0)
+                return job->err;
+            continue;
+        }
         err = proto_reg_manifest_get(&c->op, job->src_reg, job->src.repository, c->desc.digest.str,
                                      false);
         c->op.data = c;
@@ -1560,32 +1991,21 @@ static int plan_index(struct copy_job *job)
     return 0;
 }
 
-static void on_top_fetched(struct proto_reg_op *op, int err)
+/* The source's top-level document arrived (raw is taken over): plan the image from it. */
+static void top_received(struct copy_job *job, char *raw, size_t len, const char *content_type)
 {
-    struct copy_job *job = op->data;
     char msg[512];
-    job->pending_ops--;
-    if (err != 0) {
-        char ref[600];
-        oci_ref_format(&job->src, ref, sizeof(ref));
-        if (err == OCISYNC_ENOTFOUND)
-            fail(job, err, "%s: image not found (%s)", ref, op->errmsg);
-        else
-            fail(job, err, "%s: %s", ref, op->errmsg);
-        goto out;
-    }
-    job->top_raw = op->http.resp_body;
-    job->top_len = op->http.resp_len;
-    op->http.resp_body = NULL;
-    err = oci_manifest_parse(proto_http_header(&op->http, "Content-Type"), job->top_raw,
-                             job->top_len, &job->top, msg, sizeof(msg));
+    int err;
+    job->top_raw = raw;
+    job->top_len = len;
+    err = oci_manifest_parse(content_type, job->top_raw, job->top_len, &job->top, msg, sizeof(msg));
     if (err != 0) {
         fail(job, err, "%s/%s:%s: %s", job->src.registry, job->src.repository,
              oci_ref_target(&job->src), msg);
         goto out;
     }
     job->top_parsed = true;
-    doc_media_type(op, &job->top, job->top_media_type, sizeof(job->top_media_type));
+    doc_media_type(content_type, &job->top, job->top_media_type, sizeof(job->top_media_type));
     err = oci_digest_buffer(job->src.has_digest ? job->src.digest.alg : OCI_DIGEST_SHA256,
                             job->top_raw, job->top_len, &job->top_digest);
     if (err != 0) {
@@ -1623,7 +2043,25 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
         c->raw = job->top_raw;
         c->raw_len = job->top_len;
     }
-out:
+out:;
+}
+
+static void on_top_fetched(struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = op->data;
+    job->pending_ops--;
+    if (err != 0) {
+        char ref[600];
+        oci_ref_format(&job->src, ref, sizeof(ref));
+        if (err == OCISYNC_ENOTFOUND)
+            fail(job, err, "%s: image not found (%s)", ref, op->errmsg);
+        else
+            fail(job, err, "%s: %s", ref, op->errmsg);
+    } else {
+        top_received(job, op->http.resp_body, op->http.resp_len,
+                     proto_http_header(&op->http, "Content-Type"));
+        op->http.resp_body = NULL;
+    }
     proto_reg_op_dispose(op);
     if (job->err == 0 && job->pending_ops == 0)
         check_dest(job);
@@ -1706,6 +2144,14 @@ static void job_release(struct copy_job *job)
 {
     struct copy_ctx *ctx = job->ctx;
     for (size_t i = 0; i < job->n_blobs; i++) {
+        if (job->blobs[i].fd >= 0) {
+            uv_fs_t req;
+            uv_fs_close(NULL, &req, job->blobs[i].fd, NULL);
+            uv_fs_req_cleanup(&req);
+        }
+        if (job->blobs[i].w_open)
+            oci_layout_blob_abort(&job->blobs[i].w);
+        free(job->blobs[i].fbuf);
         free(job->blobs[i].children);
         free(job->blobs[i].location);
         free(job->blobs[i].mount_from);
@@ -1786,6 +2232,184 @@ static int job_endpoint(struct copy_job *job, bool push, struct proto_registry *
                             sizeof(job->res->error));
 }
 
+/* GETs the source's top-level document (by the digest its HEAD gave, if any). */
+static void fetch_top(struct copy_job *job)
+{
+    const char *ref = job->src_head[0] ? job->src_head : oci_ref_target(&job->src);
+    int err;
+    if (job->src_lay != NULL) {
+        struct oci_descriptor d;
+        char msg[512], *raw;
+        size_t len;
+        err = oci_layout_resolve(&job->src_lay->lay, job->src_lref[0] ? job->src_lref : NULL, &d,
+                                 msg, sizeof(msg));
+        if (err != 0) {
+            fail(job, err, "%s", msg);
+        } else if ((raw = layout_read(job, &d, &len)) != NULL) {
+            if ((int64_t)len != d.size) {
+                free(raw);
+                fail(job, OCISYNC_ESIZEMISMATCH,
+                     "layout %s: %s has %zu bytes, index.json says %lld", job->src_lay->dir,
+                     d.digest.str, len, (long long)d.size);
+            } else {
+                /* One pending op keeps the children read below from checking the destination. */
+                job->pending_ops++;
+                top_received(job, raw, len, d.media_type);
+                job->pending_ops--;
+                if (job->err == 0)
+                    check_dest(job);
+            }
+        }
+        check_finished(job);
+        return;
+    }
+    err = proto_reg_manifest_get(&job->top_op, job->src_reg, job->src.repository, ref, false);
+    job->top_op.data = job;
+    if (err == 0)
+        err = proto_reg_op_start(&job->top_op, on_top_fetched);
+    if (err != 0) {
+        fail(job, err, "%s", job->top_op.errmsg);
+        proto_reg_op_dispose(&job->top_op);
+        check_finished(job);
+        return;
+    }
+    job->pending_ops++;
+}
+
+/* Both HEADs are back: the same digest on both sides ends the image here. */
+static void heads_done(struct copy_job *job)
+{
+    struct oci_digest d;
+    if (job->err != 0) {
+        check_finished(job);
+        return;
+    }
+    if (job->src_head[0] != '\0' && oci_digest_parse_str(job->src_head, &d) == 0 &&
+        (!job->src.has_digest || oci_digest_equal(&d, &job->src.digest)) &&
+        strcmp(job->src_head, job->dst_head) == 0) {
+        job->push_digest = d;
+        job->top_digest = d;
+        snprintf(job->res->source_digest, sizeof(job->res->source_digest), "%s", d.str);
+        job->finished = true;
+        emit(job, OCISYNC_EV_MANIFEST_SKIPPED, d.str, NULL, NULL, -1);
+        check_finished(job);
+        return;
+    }
+    if (job->src_head[0] != '\0' && oci_digest_parse_str(job->src_head, &d) != 0)
+        job->src_head[0] = '\0';
+    fetch_top(job);
+}
+
+static void on_head(struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = op->data;
+    bool src = op == &job->top_op;
+    const char *dcd = err == 0 ? proto_http_header(&op->http, "Docker-Content-Digest") : NULL;
+    job->pending_ops--;
+    if (src) {
+        /* A failed HEAD is not the verdict: the GET that follows says what is wrong. */
+        if (err == 0 && dcd != NULL && strlen(dcd) < sizeof(job->src_head))
+            snprintf(job->src_head, sizeof(job->src_head), "%s", dcd);
+    } else if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else {
+        job->dst_known = op->http.status == 404 || dcd != NULL;
+        if (op->http.status == 200 && dcd != NULL && strlen(dcd) < sizeof(job->dst_head))
+            snprintf(job->dst_head, sizeof(job->dst_head), "%s", dcd);
+    }
+    proto_reg_op_dispose(op);
+    if (--job->heads_left == 0)
+        heads_done(job);
+}
+
+/* Asks both sides for the digest the reference points to, at once. */
+static void start_heads(struct copy_job *job)
+{
+    const char *dref = job->dst.tag[0] ? job->dst.tag : job->dst.digest.str;
+    int err = proto_reg_manifest_get(&job->top_op, job->src_reg, job->src.repository,
+                                     oci_ref_target(&job->src), true);
+    job->top_op.data = job;
+    if (err == 0)
+        err = proto_reg_op_start(&job->top_op, on_head);
+    if (err != 0) {
+        proto_reg_op_dispose(&job->top_op);
+        fetch_top(job);
+        return;
+    }
+    job->pending_ops++;
+    job->heads_left = 2;
+    err = proto_reg_manifest_get(&job->head_op, job->dst_reg, job->dst.repository, dref, true);
+    job->head_op.expect[1] = 404;
+    job->head_op.data = job;
+    if (err == 0)
+        err = proto_reg_op_start(&job->head_op, on_head);
+    if (err != 0) {
+        fail(job, err, "%s", job->head_op.errmsg);
+        proto_reg_op_dispose(&job->head_op);
+        job->heads_left--;
+        return;
+    }
+    job->pending_ops++;
+}
+
+/* The run's layout in dir, opened (for writing: created if missing) the first time. */
+static int open_layout(struct copy_ctx *ctx, const char *dir, bool write, struct copy_layout **out,
+                       char *msg, size_t msglen)
+{
+    struct copy_layout *l;
+    int err;
+    for (l = ctx->layouts; l != NULL; l = l->next)
+        if (strcmp(l->dir, dir) == 0)
+            break;
+    if (l != NULL && write && !l->write) {
+        /* Read first, written now: it exists, so opening it again would find the same. */
+        l->write = true;
+    }
+    if (l == NULL) {
+        l = calloc(1, sizeof(*l));
+        if (l == NULL || (l->dir = strdup(dir)) == NULL) {
+            free(l);
+            return UV_ENOMEM;
+        }
+        err = oci_layout_open(&l->lay, dir, write, msg, msglen);
+        if (err != 0) {
+            free(l->dir);
+            free(l);
+            return err;
+        }
+        l->write = write;
+        l->next = ctx->layouts;
+        ctx->layouts = l;
+    }
+    *out = l;
+    return 0;
+}
+
+/*
+ * One side of an item: "oci:DIR[:REF]" is an OCI image layout (shared by the
+ * run's images), anything else a registry reference.
+ */
+static int parse_side(struct copy_job *job, const char *s, bool dst, char *msg, size_t msglen)
+{
+    struct oci_ref *ref = dst ? &job->dst : &job->src;
+    char dir[4096], name[256];
+    int err;
+    if (strncmp(s, "oci:", 4) != 0)
+        return parse_ref(s, ref, msg, msglen);
+    if (oci_layout_ref_split(s + 4, dir, sizeof(dir), name, sizeof(name)) != 0 || dir[0] == '\0') {
+        snprintf(msg, msglen, "\"%s\": expected oci:DIRECTORY[:NAME]", s);
+        return OCISYNC_EUSAGE;
+    }
+    err = open_layout(job->ctx, dir, dst, dst ? &job->dst_lay : &job->src_lay, msg, msglen);
+    if (err != 0)
+        return err == UV_ENOMEM ? err : OCISYNC_EUSAGE;
+    snprintf(dst ? job->dst_lref : job->src_lref, sizeof(job->src_lref), "%s", name);
+    /* For messages: "oci:DIR" stands where a registry would. */
+    snprintf(ref->registry, sizeof(ref->registry), "oci:%s", dir);
+    snprintf(ref->repository, sizeof(ref->repository), "%s", name);
+    return 0;
+}
+
 static int job_setup(struct copy_job *job)
 {
     const struct ocisync_copy_opts *opts = job->opts;
@@ -1796,9 +2420,9 @@ static int job_setup(struct copy_job *job)
     size_t msglen = sizeof(job->res->error);
     int err;
 
-    err = parse_ref(it->src, &job->src, msg, msglen);
+    err = parse_side(job, it->src, false, msg, msglen);
     if (err == 0)
-        err = parse_ref(it->dst, &job->dst, msg, msglen);
+        err = parse_side(job, it->dst, true, msg, msglen);
     if (err != 0)
         return err;
     if (n_platforms > sizeof(job->platforms) / sizeof(job->platforms[0])) {
@@ -1822,10 +2446,11 @@ static int job_setup(struct copy_job *job)
                  "another digest: give the destination a tag");
         return OCISYNC_EUSAGE;
     }
-    err = job_endpoint(job, false, &job->src_reg);
-    if (err == 0)
+    if (job->src_lay == NULL)
+        err = job_endpoint(job, false, &job->src_reg);
+    if (err == 0 && job->dst_lay == NULL)
         err = job_endpoint(job, true, &job->dst_reg);
-    if (err != 0)
+    if (err != 0 || job->src_lay != NULL || job->dst_lay != NULL)
         return err;
     job->same_registry = strcmp(job->src_reg->base, job->dst_reg->base) == 0 &&
                          strcmp(job->src.repository, job->dst.repository) != 0;
@@ -1859,19 +2484,11 @@ static void job_start(struct copy_job *job)
         check_finished(job);
         return;
     }
-    err = proto_reg_manifest_get(&job->top_op, job->src_reg, job->src.repository,
-                                 oci_ref_target(&job->src), false);
-    job->top_op.data = job;
-    if (err == 0)
-        err = proto_reg_op_start(&job->top_op, on_top_fetched);
-    if (err != 0) {
-        job->err = err;
-        snprintf(job->res->error, sizeof(job->res->error), "%s", job->top_op.errmsg);
-        proto_reg_op_dispose(&job->top_op);
-        check_finished(job);
+    if (job->n_platforms == 0 && job->src_lay == NULL && job->dst_lay == NULL) {
+        start_heads(job);
         return;
     }
-    job->pending_ops++;
+    fetch_top(job);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2002,6 +2619,13 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
     for (size_t i = 0; i < n; i++)
         job_release(&ctx->jobs[i]);
     oci_endpoint_cache_dispose(&ctx->endpoints);
+    while (ctx->layouts != NULL) {
+        struct copy_layout *l = ctx->layouts;
+        ctx->layouts = l->next;
+        oci_layout_close(&l->lay);
+        free(l->dir);
+        free(l);
+    }
     proto_client_dispose(&ctx->client);
     if (ctx->signals) {
         uv_close((uv_handle_t *)&ctx->sigint, NULL);

@@ -10,11 +10,20 @@
 #include "common/queue.h"
 #include "ocisync.h"
 #include "oci/endpoint.h"
+#include "oci/layout.h"
 #include "oci/oci.h"
 #include "proto/registry.h"
 
 struct copy_job;
 struct copy_shared;
+
+/* An OCI image layout that images of the run read from or write to, opened once. */
+struct copy_layout {
+    struct copy_layout *next;
+    char *dir; /* owned */
+    struct oci_layout lay;
+    bool write;
+};
 
 struct copy_ctx {
     uv_loop_t uv;
@@ -22,6 +31,7 @@ struct copy_ctx {
     struct proto_client client;
     const struct ocisync_copy_opts *opts;
     struct oci_endpoint_cache endpoints;
+    struct copy_layout *layouts; /* owned list */
 
     struct copy_job *jobs; /* owned array, one per image */
     size_t n_jobs;

@@ -193,6 +193,8 @@ int oci_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const
             goto out;
         }
         proto_registry_set_tls(reg, tls);
+        /* As docker's insecure registries: one that does not speak TLS is spoken to in HTTP. */
+        reg->http_fallback = t.insecure_skip_verify && o->plain_http != OCISYNC_PLAIN_HTTP_NEVER;
         LOG_DEBUG("registry %s: https, %zu extra CA file(s), client certificate %s, verify %s",
                   registry, certs.n_ca, certs.client_cert ? "yes" : "no",
                   t.insecure_skip_verify ? "off" : "on");
@@ -265,6 +267,9 @@ int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
 void oci_endpoint_learn(struct oci_endpoint_cache *c, const struct proto_registry *reg)
 {
     for (struct oci_endpoint *ep = c->head; ep != NULL; ep = ep->next) {
+        if (strcmp(ep->reg.name, reg->name) == 0 && ep->reg.http_fallback &&
+            strncmp(reg->base, "http://", 7) == 0)
+            proto_registry_use_http(&ep->reg);
         if (strcmp(ep->reg.base, reg->base) == 0 && ep->reg.auth == PROTO_AUTH_NONE &&
             reg->auth != PROTO_AUTH_NONE) {
             ep->reg.auth = reg->auth;

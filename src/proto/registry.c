@@ -64,7 +64,18 @@ int proto_registry_clone(struct proto_registry *dst, const struct proto_registry
     if (src->cred.secret != NULL && (dst->cred.secret = strdup(src->cred.secret)) == NULL)
         return UV_ENOMEM;
     dst->withheld_creds = src->withheld_creds;
+    dst->http_fallback = src->http_fallback;
     return 0;
+}
+
+void proto_registry_use_http(struct proto_registry *reg)
+{
+    if (strncmp(reg->base, "https://", 8) == 0)
+        memmove(reg->base + 4, reg->base + 5, strlen(reg->base + 5) + 1);
+    loop_tls_config_unref(reg->tls);
+    reg->tls = NULL;
+    reg->insecure = true;
+    reg->http_fallback = false;
 }
 
 void proto_registry_set_tls(struct proto_registry *reg, struct loop_tls_config *tls)
@@ -831,9 +842,43 @@ static bool maybe_retry(struct proto_reg_op *op, int err)
     return true;
 }
 
+/*
+ * A registry whose certificate is not checked may not speak TLS at all: as
+ * docker and skopeo do for such registries, the request goes again over
+ * plain HTTP (same host, and port unless it was https's default), and so does
+ * every later one.
+ */
+static bool maybe_plain_http(struct proto_reg_op *op, int err)
+{
+    struct proto_registry *reg = op->reg;
+    struct proto_http_req *r = &op->http;
+    struct proto_url base;
+    bool same;
+    if (err != OCISYNC_ETLS || !reg->http_fallback || strcmp(r->url.scheme, "https") != 0 ||
+        r->body_passed > 0 || proto_url_parse(reg->base, &base) != 0)
+        return false;
+    same = strcmp(base.host, r->url.host) == 0 && base.port == r->url.port;
+    proto_url_free(&base);
+    if (!same)
+        return false;
+    LOG_DEBUG("registry %s: no TLS there (%s); using plain HTTP, as with tls-verify off", reg->name,
+              r->error_detail ? r->error_detail : "handshake failed");
+    proto_registry_use_http(reg);
+    if (proto_url_parse(reg->base, &base) != 0)
+        return false;
+    snprintf(r->url.scheme, sizeof(r->url.scheme), "http");
+    r->url.port = base.port;
+    r->tls = NULL;
+    proto_url_free(&base);
+    loop_delay_start(reg->client->loop, &op->backoff, 0, on_backoff);
+    return true;
+}
+
 static void on_http_done(struct proto_http_req *r, int err)
 {
     struct proto_reg_op *op = r->data;
+    if (maybe_plain_http(op, err))
+        return;
     if (err == 0 &&
         (r->status == 429 || (r->status == 503 && proto_http_header(r, "Retry-After") != NULL))) {
         op->reg->throttled++;

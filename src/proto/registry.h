@@ -64,7 +64,13 @@ struct proto_registry {
     unsigned token_fetches; /* for tests and --debug */
     bool withheld_creds;    /* credentials were kept from a plain-HTTP token realm */
     struct proto_retry retry;
-    unsigned retries;   /* requests sent again, for the summary */
+    unsigned retries; /* requests sent again, for the summary */
+    /*
+     * Set for a registry whose certificate is not verified: if it turns out
+     * not to speak TLS at all, talk plain HTTP to it, as docker and skopeo
+     * do for "insecure" registries. Cleared once that happened.
+     */
+    bool http_fallback;
     unsigned throttled; /* answers that said "slow down" (429, or 503 with Retry-After) */
 };
 
@@ -81,6 +87,8 @@ void proto_registry_set_cred(struct proto_registry *reg, struct proto_cred *cred
  * (not its tokens, scope or counters). dst must not be initialised.
  */
 int proto_registry_clone(struct proto_registry *dst, const struct proto_registry *src);
+/* Switches reg from https to plain http (see http_fallback). */
+void proto_registry_use_http(struct proto_registry *reg);
 /* Releases tokens, credentials and the TLS reference; no op may be in flight. */
 void proto_registry_dispose(struct proto_registry *reg);
 
