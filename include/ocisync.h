@@ -79,6 +79,8 @@ typedef enum {
     OCISYNC_EV_DONE,        /* one item is finished: err 0 and digest the top-level one, or err and
                                message say why it failed */
     OCISYNC_EV_IMAGE_START, /* an item starts */
+    OCISYNC_EV_BLOB_START,  /* a blob transfer starts (size is the blob's) */
+    OCISYNC_EV_BLOB_PROGRESS, /* bytes of the blob received so far (at most ~10 a second) */
 } ocisync_event_kind;
 
 struct ocisync_event {
@@ -180,6 +182,12 @@ struct ocisync_copy_opts {
      * returns OCISYNC_EINTERRUPTED. A rerun completes only what is missing.
      */
     int handle_signals;
+    /*
+     * When non-zero, the referrers of each image copied (signatures, SBOMs,
+     * attestations: manifests whose subject it is) are copied along, found
+     * with the OCI 1.1 referrers API or the "sha256-<hex>" fallback tag.
+     */
+    int referrers;
     /* Receives one event per blob and manifest; may be NULL. */
     ocisync_event_cb on_event;
     void *event_arg;

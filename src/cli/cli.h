@@ -38,11 +38,13 @@ enum {
     CLI_OPT_RETRY_TIMES,
     CLI_OPT_RETRY_DELAY,
     CLI_OPT_TIMEOUT,
+    CLI_OPT_REFERRERS,
     CLI_OPT_JOBS = 'j',
     CLI_OPT_OWN = 512,
 };
 
 /* The getopt_long entries of the shared options, to put in a command's table. */
+/* clang-format off */
 #define CLI_TRANSFER_LONGOPTS                                                                      \
     {"jobs", required_argument, NULL, CLI_OPT_JOBS},                                               \
         {"chunk-size", required_argument, NULL, CLI_OPT_CHUNK},                                    \
@@ -61,9 +63,9 @@ enum {
         {"retry-times", required_argument, NULL, CLI_OPT_RETRY_TIMES},                             \
         {"retry-delay", required_argument, NULL, CLI_OPT_RETRY_DELAY},                             \
         {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},                                     \
-    {                                                                                              \
-        "debug", no_argument, NULL, CLI_OPT_DEBUG                                                  \
-    }
+        {"referrers", no_argument, NULL, CLI_OPT_REFERRERS},                                       \
+        {"debug", no_argument, NULL, CLI_OPT_DEBUG}
+/* clang-format on */
 
 /* The help text of the shared options. */
 extern const char cli_transfer_help[];

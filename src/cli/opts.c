@@ -30,6 +30,8 @@ const char cli_transfer_help[] =
     "      --retry-times N       retries of a failed request or blob transfer (default 5)\n"
     "      --retry-delay SECONDS first backoff, doubling with jitter (default 0.5)\n"
     "      --timeout SECONDS     a request making no progress this long fails (default 120)\n"
+    "      --referrers           also copy the images' referrers (signatures, SBOMs,\n"
+    "                            attestations), and theirs\n"
     "      --debug               trace requests and state changes on stderr\n";
 
 int cli_parse_bool(const char *s, bool *out)
@@ -190,6 +192,9 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
     }
     case CLI_OPT_DEBUG:
         opts->debug = 1;
+        return 1;
+    case CLI_OPT_REFERRERS:
+        opts->referrers = 1;
         return 1;
     default:
         return 0;

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "oci/endpoint.h"
 #include "oci/layout.h"
+#include "oci/referrers.h"
 #include "oci/relay.h"
 
 #include <inttypes.h>
@@ -102,6 +103,9 @@ struct copy_blob {
     /* A PATCH cut on the way continues from the offset the registry reports. */
     bool resuming;
     unsigned upload_resumes;
+    /* Progress events: the transfer's start, then received bytes now and then. */
+    bool start_emitted;
+    uint64_t progress_ms;
     /* Sharing with other images of the run (see struct copy_shared). */
     struct copy_shared *shared; /* set while this blob is the one transferring it */
     bool parked;                /* waiting for another image's transfer of it */
@@ -216,6 +220,7 @@ static void abort_sink(struct copy_blob *b);
 static void abort_source(struct copy_blob *b);
 static void file_read_next(struct copy_blob *b);
 static void file_finish(struct copy_blob *b, int err);
+static void progress(struct copy_blob *b);
 static void status_now(struct loop_delay *d);
 
 static void fail(struct copy_job *job, int err, const char *fmt, ...)
@@ -643,6 +648,7 @@ static int get_on_body(struct proto_http_req *r, const char *data, size_t len)
     int rc = oci_relay_push(&b->relay, data, len);
     if (rc < 0)
         return rc;
+    progress(b);
     if (b->job->dst_lay != NULL)
         sink_kick(b);
     else if (b->put_active)
@@ -811,6 +817,7 @@ static void on_file_read(uv_fs_t *req)
         file_finish(b, rc);
         return;
     }
+    progress(b);
     if (b->job->dst_lay != NULL)
         sink_kick(b);
     else if (b->put_active)
@@ -1009,10 +1016,42 @@ static void blob_to_layout(struct copy_blob *b)
     }
 }
 
+/* Reports the start of b's transfer once, then its progress at most ten times a second. */
+static void progress(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    uint64_t now;
+    if (job->opts->on_event == NULL)
+        return;
+    if (!b->start_emitted) {
+        b->start_emitted = true;
+        b->progress_ms = uv_now(&job->ctx->uv);
+        emit(job, OCISYNC_EV_BLOB_START, b->desc.digest.str, b->desc.media_type, NULL,
+             b->desc.size);
+        return;
+    }
+    now = uv_now(&job->ctx->uv);
+    if (now - b->progress_ms < 100 && b->relay.in < (uint64_t)b->desc.size)
+        return;
+    b->progress_ms = now;
+    {
+        struct ocisync_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = OCISYNC_EV_BLOB_PROGRESS;
+        ev.image = job->index;
+        ev.digest = b->desc.digest.str;
+        ev.media_type = b->desc.media_type;
+        ev.size = b->desc.size;
+        ev.bytes = b->relay.in;
+        job->opts->on_event(&ev, job->opts->event_arg);
+    }
+}
+
 static int start_get(struct copy_blob *b)
 {
     struct copy_job *job = b->job;
     int err;
+    progress(b);
     if (job->src_lay != NULL)
         return start_file(b);
     err = proto_reg_blob_get(&b->get, job->src_reg, job->src.repository, b->desc.digest.str);
@@ -2206,11 +2245,11 @@ static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errle
             (strncmp(s, "oci:", 4) == 0 || strncmp(s, "oci-archive:", 12) == 0 ||
              strncmp(s, "docker-archive:", 15) == 0 || strncmp(s, "dir:", 4) == 0 ||
              strncmp(s, "containers-storage:", 19) == 0)) {
-            snprintf(err, errlen, "\"%s\": only docker:// references can be copied so far", s);
+            snprintf(err, errlen, "\"%s\": not supported yet (docker:// and oci: are)", s);
             return OCISYNC_EUSAGE;
         }
     } else if (strncmp(s, "docker://", 9) != 0) {
-        snprintf(err, errlen, "\"%s\": unsupported transport (use docker://)", s);
+        snprintf(err, errlen, "\"%s\": unsupported transport (use docker:// or oci:)", s);
         return OCISYNC_EUSAGE;
     }
     return oci_ref_parse(s, out, err, errlen);
@@ -2522,8 +2561,8 @@ static void on_signal(uv_signal_t *h, int signum)
     pump(ctx);
 }
 
-int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
-                      const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
+static int copy_run(const struct ocisync_copy_item *items, size_t n,
+                    const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
 {
     static const struct ocisync_copy_opts defaults;
     struct copy_ctx *ctx;
@@ -2639,6 +2678,18 @@ out_free:
     shared_free_all(ctx);
     free(ctx->jobs);
     free(ctx);
+    return err;
+}
+
+int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
+                      const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
+{
+    int err = copy_run(items, n, opts, results);
+    if (opts != NULL && opts->referrers && err != OCISYNC_EINTERRUPTED) {
+        int rerr = oci_referrers_copy(items, n, opts, results, copy_run);
+        if (err == 0)
+            err = rerr;
+    }
     return err;
 }
 

@@ -950,6 +950,21 @@ char *proto_reg_upload_location(struct proto_reg_op *op)
     return s;
 }
 
+int proto_reg_referrers(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                        const char *digest)
+{
+    char path[1024], what[300];
+    int err;
+    snprintf(path, sizeof(path), "/v2/%s/referrers/%s", repo, digest);
+    snprintf(what, sizeof(what), "GET referrers of %s@%s", repo, digest);
+    err = op_init(op, reg, "GET", path, what);
+    if (err != 0)
+        return err;
+    op->expect[1] = 404;
+    op->http.collect_max = MANIFEST_MAX;
+    return proto_http_add_header(&op->http, "Accept", "application/vnd.oci.image.index.v1+json");
+}
+
 int proto_reg_list(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
                    const char *next)
 {

@@ -173,6 +173,12 @@ int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, co
                          const char *digest, const struct proto_body *body);
 
 /*
+ * GET /v2/<repo>/referrers/<digest> (OCI 1.1): 200 with an image index of the
+ * manifests whose subject is digest; 404 where the registry has no such API.
+ */
+int proto_reg_referrers(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                        const char *digest);
+/*
  * GET /v2/<repo>/tags/list?n=1000, or GET /v2/_catalog?n=1000 when repo is
  * NULL; next, when set, is the following page's URL (proto_reg_next_page).
  * The body ({"tags": [...]} or {"repositories": [...]}) is collected, capped
