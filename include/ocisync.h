@@ -143,6 +143,8 @@ struct ocisync_registry_opts {
     const char *cert_dir;
     const char *creds;
     const char *registry_token;
+    /* The most requests in flight to this registry (connections); 0: the run's default. */
+    unsigned max_connections;
 };
 
 struct ocisync_copy_opts {

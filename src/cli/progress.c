@@ -343,9 +343,21 @@ static void xfer_line(const struct cli_progress *p, const struct cli_progress_xf
     else
         rate[0] = '\0';
     line_printf(l, "%.12s [%s] %10s / %-10s %12s", hex, bar, done, total, rate);
-    if (im != NULL && im->dst[0] != '\0') {
+    if (im == NULL || im->dst[0] == '\0' || l->len + 2 + 4 > l->cols)
+        return;
+    /*
+     * The end of a reference (repository and tag) tells images apart better
+     * than its registry, so a name too long for the line loses its beginning.
+     */
+    {
+        size_t avail = l->cols - l->len - 2, n = strlen(im->dst);
         line_put(l, "  ");
-        line_put(l, im->dst);
+        if (n <= avail) {
+            line_put(l, im->dst);
+        } else {
+            line_put(l, "...");
+            line_put(l, im->dst + n - (avail - 3));
+        }
     }
 }
 

@@ -147,6 +147,8 @@ static void apply_conf(struct reg_opts *r, const struct ocisync_registry_opts *b
         r->o.tls_verify = c->tls_verify ? OCISYNC_TLS_VERIFY_ON : OCISYNC_TLS_VERIFY_OFF;
     if (c->cert_dir != NULL)
         r->o.cert_dir = c->cert_dir;
+    if (c->max_concurrency > 0)
+        r->o.max_connections = c->max_concurrency;
     if (c->username != NULL && c->password != NULL) {
         snprintf(r->creds, sizeof(r->creds), "%s:%s", c->username, c->password);
         r->o.creds = r->creds;

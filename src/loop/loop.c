@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/socket.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -439,11 +440,36 @@ static int open_conn(struct loop_ctx *ctx, struct loop_host *h, struct loop_conn
     return 0;
 }
 
+int loop_set_host_limit(struct loop_ctx *ctx, const char *host, int port, unsigned max)
+{
+    size_t i;
+    for (i = 0; i < ctx->n_limits; i++)
+        if (ctx->limits[i].port == port && strcmp(ctx->limits[i].host, host) == 0)
+            break;
+    if (i == ctx->n_limits) {
+        if (i == LOOP_MAX_HOST_LIMITS)
+            return UV_ENOSPC;
+        ctx->n_limits++;
+        snprintf(ctx->limits[i].host, sizeof(ctx->limits[i].host), "%s", host);
+        ctx->limits[i].port = port;
+    }
+    ctx->limits[i].max = max > 0 ? max : 1;
+    return 0;
+}
+
+/* The most connections h may have. */
+static unsigned host_max(const struct loop_host *h)
+{
+    for (size_t i = 0; i < h->ctx->n_limits; i++)
+        if (h->ctx->limits[i].port == h->port && strcmp(h->ctx->limits[i].host, h->host) == 0)
+            return h->ctx->limits[i].max;
+    return h->ctx->max_conns_per_host;
+}
+
 /* Opens connections for queued requests while the host is below its limit. */
 static void serve_waiters(struct loop_host *h)
 {
-    while (h != NULL && !queue_empty(&h->waiters) && h->n_conns < h->ctx->max_conns_per_host &&
-           !h->ctx->closing) {
+    while (h != NULL && !queue_empty(&h->waiters) && h->n_conns < host_max(h) && !h->ctx->closing) {
         struct loop_conn_req *req =
             container_of(queue_head(&h->waiters), struct loop_conn_req, link);
         queue_remove(&req->link);
@@ -510,7 +536,7 @@ int loop_conn_acquire(struct loop_ctx *ctx, const char *scheme, const char *host
         cb(req, c, 0);
         return 0;
     }
-    if (h->n_conns < ctx->max_conns_per_host)
+    if (h->n_conns < host_max(h))
         return open_conn(ctx, h, req);
     req->queued = true;
     queue_insert_tail(&h->waiters, &req->link);

@@ -149,18 +149,32 @@ struct loop_delay {
     bool armed;
 };
 
+#define LOOP_MAX_HOST_LIMITS 64
+
 struct loop_ctx {
     uv_loop_t *uv; /* not owned */
     struct queue hosts;
     struct queue delays;
     uv_timer_t *delay_timer; /* owned, created on first use, freed in its close callback */
     unsigned max_conns_per_host;
+    /* Hosts with a limit of their own (a registry's max-concurrency setting). */
+    struct loop_host_limit {
+        char host[LOOP_HOST_MAX];
+        int port;
+        unsigned max;
+    } limits[LOOP_MAX_HOST_LIMITS];
+    size_t n_limits;
     uint64_t connect_timeout_ms;
     uint64_t pool_idle_ms;
     bool closing;
 };
 
 void loop_ctx_init(struct loop_ctx *ctx, uv_loop_t *uv);
+/*
+ * Limits the connections to host:port (any scheme) to max, instead of
+ * max_conns_per_host. Returns 0, or UV_ENOSPC past LOOP_MAX_HOST_LIMITS hosts.
+ */
+int loop_set_host_limit(struct loop_ctx *ctx, const char *host, int port, unsigned max);
 /*
  * Stops the pool: idle connections close now, lent ones when released, and no
  * new ones are made. Safe to call from any callback.

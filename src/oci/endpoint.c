@@ -214,6 +214,18 @@ int oci_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const
     }
     if (cred.kind != PROTO_CRED_NONE)
         LOG_DEBUG("registry %s: credentials from %s", registry, cred.source);
+    if (o->max_connections > 0) {
+        struct proto_url u;
+        if (proto_url_parse(reg->base, &u) == 0) {
+            rc = loop_set_host_limit(cl->loop, u.host, u.port, o->max_connections);
+            proto_url_free(&u);
+            if (rc != 0) {
+                snprintf(err, errlen, "registry %s: too many registries with a limit", registry);
+                goto out;
+            }
+            LOG_DEBUG("registry %s: at most %u connections", registry, o->max_connections);
+        }
+    }
     proto_registry_set_cred(reg, &cred);
 out:
     loop_tls_config_unref(tls);

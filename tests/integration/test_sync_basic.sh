@@ -92,6 +92,33 @@ assert_eq "$(dst_tags own/lib/busybox)" "1.36.0" "an exact tag under a rewritten
 assert_eq "$(dst_tags own/team/app)" "v1" "the catalog found team/app"
 assert_eq "$(dst_tags own/team/tools/tool)" "v2" "the catalog found team/tools/tool"
 
+# --- a registry's max-concurrency caps the connections to it -------------------------------------
+cat >"$TMP/limited.yml" <<YML
+registries:
+  $DST_ADDR: {max-concurrency: 1}
+mirrors:
+  - from: $SRC_ADDR/lib/alpine
+    to: $DST_ADDR/limited/alpine
+YML
+run_ocisync sync --src yaml --debug --jobs 8 "$TMP/limited.yml"
+expect_success "sync with max-concurrency: 1 on the destination"
+assert_eq "$(dst_tags limited/alpine)" "3.18.0 3.19.1 3.20.0 3.20.1-rc1 edge" "every tag arrived"
+peak=$(python3 - "$OCISYNC_STDERR" "$DST_ADDR" <<'PY'
+import re, sys
+addr, open_now, peak = sys.argv[2], set(), 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"conn (0x[0-9a-f]+) connected to (\S+)", line)
+    if m and m.group(2) == addr:
+        open_now.add(m.group(1))
+        peak = max(peak, len(open_now))
+    m = re.search(r"conn (0x[0-9a-f]+) to \S+ closed", line)
+    if m:
+        open_now.discard(m.group(1))
+print(peak)
+PY
+)
+assert_eq "$peak" 1 "never more than one connection to the limited registry at once"
+
 # --- --shard partitions the repositories; --dry-run and --json ----------------------------------
 run_ocisync sync --src yaml --dry-run --json "$TMP/ocisync.yml"
 expect_success "dry run"
