@@ -6,6 +6,7 @@
  * 130 interrupted by SIGINT or SIGTERM.
  */
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "ocisync.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <strings.h>
 #include <termios.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define MAX_PLATFORMS CLI_MAX_PLATFORMS
 #define prog cli_prog
@@ -61,6 +63,9 @@ static void copy_usage(FILE *f)
 
 struct copy_out {
     bool quiet;
+    /* On a terminal: bars for the transfers in flight instead of lines per platform. */
+    bool bars;
+    struct cli_progress progress;
 };
 
 static void on_copy_event(const struct ocisync_event *ev, void *arg)
@@ -68,6 +73,10 @@ static void on_copy_event(const struct ocisync_event *ev, void *arg)
     struct copy_out *o = arg;
     if (o->quiet)
         return;
+    if (o->bars) {
+        cli_progress_event(&o->progress, ev, uv_hrtime() / 1000000);
+        return;
+    }
     switch (ev->kind) {
     case OCISYNC_EV_IMAGE_DONE:
         printf("%-16s %s: %" PRIu64 " copied, %" PRIu64 " mounted, %" PRIu64 " skipped\n",
@@ -172,14 +181,20 @@ static int cmd_copy(int argc, char **argv)
     opts.platforms = platforms;
     opts.handle_signals = 1;
     opts.on_event = on_copy_event;
+    if (!out.quiet && isatty(STDOUT_FILENO)) {
+        out.bars = true;
+        cli_progress_init(&out.progress, stdout, true, cli_term_width());
+    }
     opts.event_arg = &out;
 
     err = ocisync_copy(argv[optind], argv[optind + 1], &opts, &res);
+    if (out.bars)
+        cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0) {
         fprintf(stderr, "%s copy: %s\n", prog, res.error[0] ? res.error : ocisync_strerror(err));
         return cli_exit_code(err);
     }
-    if (!out.quiet) {
+    if (!out.quiet && !out.bars) {
         if (res.blobs_copied + res.blobs_mounted + res.blobs_skipped + res.manifests_pushed == 0)
             printf("%s is up to date: %s\n", argv[optind + 1], res.digest);
         else

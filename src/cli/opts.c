@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 const char *cli_prog = "ocisync";
 
@@ -95,6 +97,14 @@ int cli_parse_size(const char *s, uint64_t *out)
     if (*end != '\0' || n == 0 || n > UINT64_MAX / mul)
         return -1;
     *out = n * mul;
+    return 0;
+}
+
+unsigned cli_term_width(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
     return 0;
 }
 

@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "cli/progress.h"
 #include "ocisync.h"
 
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 static void sync_usage(FILE *f)
@@ -54,7 +56,8 @@ static void sync_usage(FILE *f)
 struct sync_out {
     bool quiet, json;
     uint64_t start_ms;
-    size_t images, failed;
+    struct cli_progress progress; /* lines per image, and bars on a terminal */
+    bool progress_on;
 };
 
 static void json_line(json_t *o)
@@ -71,7 +74,7 @@ static void json_line(json_t *o)
 static void on_event(const struct ocisync_event *ev, void *arg)
 {
     struct sync_out *o = arg;
-    if (ev->kind != OCISYNC_EV_IMAGE_START && ev->kind != OCISYNC_EV_DONE)
+    if (o->json && ev->kind != OCISYNC_EV_IMAGE_START && ev->kind != OCISYNC_EV_DONE)
         return;
     if (o->json) {
         json_t *j = json_pack("{s:s, s:s, s:s}", "event",
@@ -93,26 +96,16 @@ static void on_event(const struct ocisync_event *ev, void *arg)
         json_line(j);
         return;
     }
-    if (o->quiet)
-        return;
-    if (ev->kind == OCISYNC_EV_IMAGE_START) {
-        printf("Copying %s -> %s\n", ev->src, ev->dst);
-    } else if (ev->err == 0) {
-        if (ev->blobs_copied + ev->blobs_mounted + ev->blobs_skipped == 0)
-            printf("Up to date %s: %s\n", ev->dst, ev->digest);
-        else
-            printf("Copied %s: %s (%" PRIu64 " blobs copied, %" PRIu64 " mounted, %" PRIu64
-                   " skipped, %" PRIu64 " bytes)\n",
-                   ev->dst, ev->digest, ev->blobs_copied, ev->blobs_mounted, ev->blobs_skipped,
-                   ev->bytes);
-    } else {
-        printf("FAILED %s: %s\n", ev->dst, ev->message ? ev->message : "");
-    }
-    fflush(stdout);
+    if (o->progress_on)
+        cli_progress_event(&o->progress, ev, uv_hrtime() / 1000000);
 }
 
-/* "docker.io/library/busybox" -> "busybox" (or the whole path, scoped). */
-static void dest_repo(const char *dest, const char *source, bool scoped, char *out, size_t len)
+/*
+ * "docker.io/library/busybox" -> "DEST/busybox" (or DEST/ and the whole path,
+ * scoped); "oci:DEST/busybox", a layout per repository, with --dest oci.
+ */
+static void dest_repo(const char *dest, const char *source, bool scoped, bool oci, char *out,
+                      size_t len)
 {
     const char *name = source;
     size_t dl = strlen(dest);
@@ -121,9 +114,13 @@ static void dest_repo(const char *dest, const char *source, bool scoped, char *o
         if (slash != NULL)
             name = slash + 1;
     }
-    while (dl > 0 && dest[dl - 1] == '/')
+    if (oci && strncmp(dest, "oci:", 4) == 0) {
+        dest += 4;
+        dl -= 4;
+    }
+    while (dl > 1 && dest[dl - 1] == '/')
         dl--;
-    snprintf(out, len, "%.*s/%s", (int)dl, dest, name);
+    snprintf(out, len, "%s%.*s/%s", oci ? "oci:" : "", (int)dl, dest, name);
 }
 
 static const char *strip_docker(const char *s)
@@ -264,7 +261,7 @@ int cli_sync(int argc, char **argv)
     struct sync_out out;
     char(*dests)[600] = NULL;
     size_t n_sources = 0, n_platforms = 0;
-    bool scoped = false, all = false, have_cfg = false;
+    bool scoped = false, all = false, have_cfg = false, dest_oci = false;
     char msg[1024];
     int c, err, rc = EXIT_FAIL;
 
@@ -340,16 +337,18 @@ int cli_sync(int argc, char **argv)
         fprintf(stderr, "%s sync: --all and --platform exclude each other\n", cli_prog);
         return EXIT_USAGE;
     }
-    if (src_type == NULL || (strcmp(src_type, "docker") != 0 && strcmp(src_type, "yaml") != 0)) {
-        fprintf(stderr, "%s sync: --src must be docker or yaml%s%s%s\n", cli_prog,
+    if (src_type == NULL || (strcmp(src_type, "docker") != 0 && strcmp(src_type, "yaml") != 0 &&
+                             strcmp(src_type, "oci") != 0)) {
+        fprintf(stderr, "%s sync: --src must be docker, yaml or oci%s%s%s\n", cli_prog,
                 src_type ? " (not \"" : "", src_type ? src_type : "", src_type ? "\")" : "");
         return EXIT_USAGE;
     }
-    if (dest_type != NULL && strcmp(dest_type, "docker") != 0) {
-        fprintf(stderr, "%s sync: --dest \"%s\" is not supported yet (docker is)\n", cli_prog,
+    if (dest_type != NULL && strcmp(dest_type, "docker") != 0 && strcmp(dest_type, "oci") != 0) {
+        fprintf(stderr, "%s sync: --dest must be docker or oci (not \"%s\")\n", cli_prog,
                 dest_type);
         return EXIT_USAGE;
     }
+    dest_oci = dest_type != NULL && strcmp(dest_type, "oci") == 0;
 
     if (strcmp(src_type, "yaml") == 0) {
         if (argc - optind < 1 || argc - optind > 2) {
@@ -397,7 +396,7 @@ int cli_sync(int argc, char **argv)
             }
             s->src = e->source;
             if (cfg.format == CLI_SYNC_SKOPEO) {
-                dest_repo(strip_docker(argv[optind + 1]), e->source, scoped, dests[i],
+                dest_repo(strip_docker(argv[optind + 1]), e->source, scoped, dest_oci, dests[i],
                           sizeof(dests[i]));
                 s->dst = dests[i];
             } else {
@@ -430,16 +429,28 @@ int cli_sync(int argc, char **argv)
         }
         src = strip_docker(argv[optind]);
         memset(&one, 0, sizeof(one));
-        one.src = src;
-        {
+        if (strcmp(src_type, "oci") == 0) {
+            /* A layout: its images go to DEST/<the directory's name>:<their names>. */
+            static char lsrc[4200];
+            char name[600];
+            const char *dir = strncmp(src, "oci:", 4) == 0 ? src + 4 : src;
+            size_t dl = strlen(dir);
+            while (dl > 1 && dir[dl - 1] == '/')
+                dl--;
+            snprintf(lsrc, sizeof(lsrc), "oci:%.*s", (int)dl, dir);
+            snprintf(name, sizeof(name), "%.*s", (int)dl, dir);
+            one.src = lsrc;
+            dest_repo(strip_docker(argv[optind + 1]), name, false, dest_oci, dst, sizeof(dst));
+        } else {
             /* The repository part names the destination: "reg/a/b:tag" -> DEST/b:tag. */
             char repo[600];
             const char *last = strrchr(src, '/');
             size_t n = strlen(src);
+            one.src = src;
             if (last != NULL && strpbrk(last, ":@") != NULL)
                 n = (size_t)(strpbrk(last, ":@") - src);
             snprintf(repo, sizeof(repo), "%.*s", (int)n, src);
-            dest_repo(strip_docker(argv[optind + 1]), repo, scoped, dst, sizeof(dst));
+            dest_repo(strip_docker(argv[optind + 1]), repo, scoped, dest_oci, dst, sizeof(dst));
         }
         one.dst = dst;
         one.platforms = platforms;
@@ -452,7 +463,13 @@ int cli_sync(int argc, char **argv)
     opts.copy.on_event = on_event;
     opts.copy.event_arg = &out;
     out.start_ms = uv_hrtime() / 1000000;
+    if (!out.json && !out.quiet) {
+        cli_progress_init(&out.progress, stdout, isatty(STDOUT_FILENO), cli_term_width());
+        out.progress_on = true;
+    }
     err = ocisync_sync(sources, n_sources, &opts, &res);
+    if (out.progress_on)
+        cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0 && err != OCISYNC_EPARTIAL && err != OCISYNC_EINTERRUPTED && res.n_planned == 0) {
         fprintf(stderr, "%s sync: %s\n", cli_prog,
                 res.error[0] ? res.error : ocisync_strerror(err));

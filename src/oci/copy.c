@@ -24,8 +24,10 @@
 #include "oci/referrers.h"
 #include "oci/relay.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2391,6 +2393,21 @@ static void start_heads(struct copy_job *job)
     job->pending_ops++;
 }
 
+/* Creates the directories above path, as mkdir -p would; what fails shows when it is used. */
+static void make_parents(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return;
+        *p = '/';
+    }
+}
+
 /* The run's layout in dir, opened (for writing: created if missing) the first time. */
 static int open_layout(struct copy_ctx *ctx, const char *dir, bool write, struct copy_layout **out,
                        char *msg, size_t msglen)
@@ -2410,6 +2427,8 @@ static int open_layout(struct copy_ctx *ctx, const char *dir, bool write, struct
             free(l);
             return UV_ENOMEM;
         }
+        if (write)
+            make_parents(dir);
         err = oci_layout_open(&l->lay, dir, write, msg, msglen);
         if (err != 0) {
             free(l->dir);

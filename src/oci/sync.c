@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/queue.h"
 #include "oci/endpoint.h"
+#include "oci/layout.h"
 #include "oci/oci.h"
 #include "oci/tagfilter.h"
 
@@ -440,6 +441,41 @@ static int check_sources(struct sync_run *run, size_t n, char *msg, size_t msgle
     return 0;
 }
 
+/*
+ * A layout as a source: every image its index.json names (or, with tags,
+ * those), each to the destination under its name.
+ */
+static int plan_layout(struct sync_run *run, size_t source, char *msg, size_t msglen)
+{
+    const struct ocisync_sync_source *s = &run->sources[source];
+    struct oci_layout lay;
+    char dir[4096], ref[256];
+    int err = oci_layout_ref_split(s->src + 4, dir, sizeof(dir), ref, sizeof(ref));
+    if (err != 0 || ref[0] != '\0') {
+        snprintf(msg, msglen, "%s: a sync source layout is a directory (oci:DIR), without a name",
+                 s->src);
+        return OCISYNC_EUSAGE;
+    }
+    if (!in_shard(run->opts, s->src))
+        return 0;
+    if (s->n_tags > 0) {
+        for (size_t i = 0; err == 0 && i < s->n_tags; i++)
+            err = add_image(run, source, s->src, s->dst, s->tags[i]);
+        return err;
+    }
+    err = oci_layout_open(&lay, dir, false, msg, msglen);
+    if (err != 0)
+        return err == UV_ENOMEM ? err : OCISYNC_EUSAGE;
+    for (size_t i = 0; err == 0 && i < oci_layout_count(&lay); i++) {
+        struct oci_descriptor d;
+        const char *name = NULL;
+        if (oci_layout_entry(&lay, i, &d, &name) == 0 && name != NULL)
+            err = add_image(run, source, s->src, s->dst, name);
+    }
+    oci_layout_close(&lay);
+    return err;
+}
+
 /* Plans every source: direct images at once, listings on the loop. */
 static int plan(struct sync_run *run, size_t n, char *msg, size_t msglen)
 {
@@ -447,6 +483,12 @@ static int plan(struct sync_run *run, size_t n, char *msg, size_t msglen)
     for (size_t i = 0; err == 0 && i < n; i++) {
         const struct ocisync_sync_source *s = &run->sources[i];
         const char *last = strrchr(s->src, '/');
+        if (strncmp(s->src, "oci:", 4) == 0) {
+            err = plan_layout(run, i, msg, msglen);
+            if (err != 0)
+                return err;
+            continue;
+        }
         if (s->catalog) {
             err = queue_list(run, i, NULL, NULL);
             continue;

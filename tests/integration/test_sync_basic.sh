@@ -159,6 +159,23 @@ expect_success "dry run of one image, scoped"
 assert_contains "$OCISYNC_STDOUT" "Would copy docker.io/library/busybox:1.36 -> $DST_ADDR/d2/docker.io/library/busybox:1.36" \
   "--scoped: DEST/REGISTRY/PATH:TAG"
 
+# --- layouts on either side --------------------------------------------------------------------
+run_ocisync sync --src docker --dest oci "$SRC_ADDR/lib/alpine" "$TMP/out"
+expect_success "sync of a repository into a directory of layouts"
+assert_eq "$(json_eval "$TMP/out/alpine/index.json" 'sorted(m["annotations"]["org.opencontainers.image.ref.name"] for m in d["manifests"])' | tr '\n' ' ')" \
+  "3.18.0 3.19.1 3.20.0 3.20.1-rc1 edge " "the layout out/alpine names every tag"
+assert_eq "$(skopeo inspect --raw "oci:$TMP/out/alpine:3.20.0" | sha256sum | cut -d' ' -f1)" \
+  "$(skopeo_digest "$SRC_ADDR/lib/alpine:3.20.0" | cut -d: -f2)" "skopeo reads out/alpine:3.20.0 with the source's digest"
+run_ocisync sync --src oci --dest docker "$TMP/out/alpine" "$DST_ADDR/fromlayout"
+expect_success "sync of a layout into a registry"
+assert_eq "$(dst_tags fromlayout/alpine)" "3.18.0 3.19.1 3.20.0 3.20.1-rc1 edge" "every image of the layout arrived"
+assert_eq "$(skopeo_digest "$DST_ADDR/fromlayout/alpine:edge")" "$(skopeo_digest "$SRC_ADDR/lib/alpine:edge")" \
+  "digest kept through the layout"
+run_ocisync sync --src yaml --dest oci --scoped "$TMP/skopeo.yml" "$TMP/scoped"
+expect_success "skopeo's YAML into layouts, scoped"
+[ -f "$TMP/scoped/$SRC_ADDR/lib/busybox/index.json" ] || fail "no layout at scoped/$SRC_ADDR/lib/busybox"
+pass "--scoped --dest oci makes nested layout directories"
+
 # --- bad input ---------------------------------------------------------------------------------
 printf 'mirrors:\n  - from: %s/lib/alpine\n    to: %s/x\n    semver: ">= 3.x.y"\n' "$SRC_ADDR" "$DST_ADDR" >"$TMP/bad.yml"
 run_ocisync sync --src yaml "$TMP/bad.yml"
