@@ -19,6 +19,7 @@
 #include "oci/copy.h"
 
 #include "common/log.h"
+#include "oci/archive.h"
 #include "oci/endpoint.h"
 #include "oci/layout.h"
 #include "oci/referrers.h"
@@ -2244,10 +2245,10 @@ static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errle
         /* "oci:DIR" and friends: a transport name before the first colon, no slash before it. */
         if (c != NULL && memchr(s, '/', (size_t)(c - s)) == NULL &&
             memchr(s, '.', (size_t)(c - s)) == NULL &&
-            (strncmp(s, "oci:", 4) == 0 || strncmp(s, "oci-archive:", 12) == 0 ||
-             strncmp(s, "docker-archive:", 15) == 0 || strncmp(s, "dir:", 4) == 0 ||
-             strncmp(s, "containers-storage:", 19) == 0)) {
-            snprintf(err, errlen, "\"%s\": not supported yet (docker:// and oci: are)", s);
+            (strncmp(s, "oci:", 4) == 0 || strncmp(s, "docker-archive:", 15) == 0 ||
+             strncmp(s, "dir:", 4) == 0 || strncmp(s, "containers-storage:", 19) == 0)) {
+            snprintf(err, errlen,
+                     "\"%s\": not supported yet (docker://, oci: and oci-archive: are)", s);
             return OCISYNC_EUSAGE;
         }
     } else if (strncmp(s, "docker://", 9) != 0) {
@@ -2700,15 +2701,151 @@ out_free:
     return err;
 }
 
+/* An oci-archive: side of a run: unpacked (a source) or to be packed (a destination). */
+struct archive {
+    char file[4096];
+    bool dst;
+    char dir[4200]; /* the temp directory holding its layout */
+    int err;        /* unpacking failed: every item naming it fails with msg */
+    char msg[1024];
+};
+
+/*
+ * Replaces "oci-archive:FILE[:NAME]" in *side by "oci:TEMPDIR[:NAME]" (into
+ * buf), unpacking a source archive the first time it is named.
+ */
+static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char **side, bool dst,
+                       char *buf, size_t buflen, char *msg, size_t msglen)
+{
+    char file[4096], name[256];
+    struct archive *a = NULL;
+    int err;
+    if (strncmp(*side, "oci-archive:", 12) != 0)
+        return 0;
+    err = oci_layout_ref_split(*side + 12, file, sizeof(file), name, sizeof(name));
+    if (err != 0) {
+        snprintf(msg, msglen, "\"%s\": expected oci-archive:FILE[:NAME]", *side);
+        return OCISYNC_EUSAGE;
+    }
+    for (size_t i = 0; i < *n_ar; i++)
+        if (ar[i].dst == dst && strcmp(ar[i].file, file) == 0)
+            a = &ar[i];
+    if (a == NULL) {
+        if (*n_ar == max)
+            return UV_ENOMEM;
+        a = &ar[(*n_ar)++];
+        memset(a, 0, sizeof(*a));
+        snprintf(a->file, sizeof(a->file), "%s", file);
+        a->dst = dst;
+        a->err = oci_archive_tempdir(a->dir, sizeof(a->dir), a->msg, sizeof(a->msg));
+        if (a->err == 0 && !dst) {
+            a->err = oci_archive_unpack(file, a->dir, a->msg, sizeof(a->msg));
+            if (a->err == OCISYNC_ENOTFOUND)
+                a->err = OCISYNC_EUSAGE;
+        }
+    }
+    if (a->err != 0) {
+        snprintf(msg, msglen, "%s", a->msg);
+        return a->err;
+    }
+    snprintf(buf, buflen, "oci:%s%s%s", a->dir, name[0] ? ":" : "", name);
+    *side = buf;
+    return 0;
+}
+
 int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
                       const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
 {
-    int err = copy_run(items, n, opts, results);
-    if (opts != NULL && opts->referrers && err != OCISYNC_EINTERRUPTED) {
-        int rerr = oci_referrers_copy(items, n, opts, results, copy_run);
-        if (err == 0)
-            err = rerr;
+    struct ocisync_copy_item *run_items = NULL;
+    struct ocisync_copy_result *run_res = NULL;
+    size_t *which = NULL, n_run = 0, n_ar = 0;
+    struct archive *ar = NULL;
+    char(*bufs)[4600] = NULL;
+    int err = 0;
+    bool any = false;
+
+    for (size_t i = 0; i < n && !any; i++)
+        any = strncmp(items[i].src, "oci-archive:", 12) == 0 ||
+              strncmp(items[i].dst, "oci-archive:", 12) == 0;
+    if (!any) {
+        err = copy_run(items, n, opts, results);
+        if (opts != NULL && opts->referrers && err != OCISYNC_EINTERRUPTED) {
+            int rerr = oci_referrers_copy(items, n, opts, results, copy_run);
+            if (err == 0)
+                err = rerr;
+        }
+        return err;
     }
+
+    /* Archives become layouts in temp directories; the items that name them are mapped. */
+    run_items = calloc(n, sizeof(*run_items));
+    run_res = calloc(n, sizeof(*run_res));
+    which = calloc(n, sizeof(*which));
+    ar = calloc(2 * n, sizeof(*ar));
+    bufs = calloc(2 * n, sizeof(*bufs));
+    if (run_items == NULL || run_res == NULL || which == NULL || ar == NULL || bufs == NULL) {
+        err = UV_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct ocisync_copy_item it = items[i];
+        int e;
+        memset(&results[i], 0, sizeof(results[i]));
+        e = map_archive(ar, &n_ar, 2 * n, &it.src, false, bufs[2 * i], sizeof(bufs[0]),
+                        results[i].error, sizeof(results[i].error));
+        if (e == 0)
+            e = map_archive(ar, &n_ar, 2 * n, &it.dst, true, bufs[2 * i + 1], sizeof(bufs[0]),
+                            results[i].error, sizeof(results[i].error));
+        if (e != 0) {
+            if (err == 0)
+                err = e;
+            continue;
+        }
+        which[n_run] = i;
+        run_items[n_run++] = it;
+    }
+    if (n_run > 0) {
+        int e = copy_run(run_items, n_run, opts, run_res);
+        if (opts != NULL && opts->referrers && e != OCISYNC_EINTERRUPTED) {
+            int rerr = oci_referrers_copy(run_items, n_run, opts, run_res, copy_run);
+            if (e == 0)
+                e = rerr;
+        }
+        if (err == 0)
+            err = e;
+        for (size_t k = 0; k < n_run; k++)
+            results[which[k]] = run_res[k];
+    }
+    /* An archive is written only if everything meant for it arrived. */
+    for (size_t a = 0; a < n_ar; a++) {
+        bool ok = ar[a].dst && ar[a].err == 0;
+        char prefix[4200];
+        if (!ok)
+            continue;
+        snprintf(prefix, sizeof(prefix), "oci-archive:%s", ar[a].file);
+        for (size_t i = 0; i < n && ok; i++)
+            if (strncmp(items[i].dst, prefix, strlen(prefix)) == 0 &&
+                (items[i].dst[strlen(prefix)] == '\0' || items[i].dst[strlen(prefix)] == ':'))
+                ok = results[i].error[0] == '\0';
+        if (!ok)
+            continue;
+        ar[a].err = oci_archive_pack(ar[a].dir, ar[a].file, ar[a].msg, sizeof(ar[a].msg));
+        if (ar[a].err == 0)
+            continue;
+        if (err == 0)
+            err = ar[a].err;
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(items[i].dst, prefix, strlen(prefix)) == 0 && results[i].error[0] == '\0')
+                snprintf(results[i].error, sizeof(results[i].error), "%s", ar[a].msg);
+    }
+out:
+    for (size_t a = 0; ar != NULL && a < n_ar; a++)
+        oci_archive_remove_dir(ar[a].dir);
+    free(run_items);
+    free(run_res);
+    free(which);
+    free(ar);
+    free(bufs);
     return err;
 }
 

@@ -68,6 +68,40 @@ expect_success "layout to layout"
 layout_ok "$TMP/lay2" "second layout"
 assert_eq "$(skopeo inspect --raw "oci:$TMP/lay2:copy" | sha256sum | cut -d' ' -f1)" "${want#sha256:}" "digest kept"
 
+# --- OCI archives (oci-archive:FILE[:NAME]) ------------------------------------------------------
+run_ocisync copy "docker://$SRC_ADDR/lib/app:v1" "oci-archive:$TMP/app.tar:v1"
+expect_success "copy into an OCI archive"
+assert_eq "$(skopeo inspect --raw "oci-archive:$TMP/app.tar:v1" | sha256sum | cut -d' ' -f1)" "${want#sha256:}" \
+  "skopeo reads the archive ocisync wrote"
+assert_eq "$(find "$TMP" -maxdepth 1 -name 'app.tar.tmp-*' | wc -l | tr -d ' ')" 0 "no temp archive left"
+run_ocisync copy "oci-archive:$TMP/app.tar:v1" "docker://$DST_ADDR/fromtar/app:v1"
+expect_success "push from the OCI archive"
+assert_eq "$(skopeo_digest "$DST_ADDR/fromtar/app:v1")" "$want" "digest kept through the archive"
+skopeo copy -q --src-tls-verify=false "docker://$SRC_ADDR/lib/one:1.0" "oci-archive:$TMP/skopeo.tar:1.0" \
+  >"$TMP/skopeo-archive.log" 2>&1 || fail "skopeo could not write an archive: $(cat "$TMP/skopeo-archive.log")"
+run_ocisync copy "oci-archive:$TMP/skopeo.tar:1.0" "docker://$DST_ADDR/fromtar/one:1.0"
+expect_success "push from an archive skopeo wrote"
+assert_eq "$(skopeo_digest "$DST_ADDR/fromtar/one:1.0")" "$single" "digest kept"
+
+# A failed copy leaves no archive; a hostile archive is refused.
+run_ocisync copy "docker://$SRC_ADDR/lib/nosuch:v1" "oci-archive:$TMP/none.tar"
+expect_failure 1 "a copy of a missing image into an archive"
+[ ! -e "$TMP/none.tar" ] || fail "a failed copy left an archive behind"
+pass "a failed copy writes no archive"
+python3 - "$TMP/evil.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    data = b'{"imageLayoutVersion":"1.0.0"}'
+    ti = tarfile.TarInfo("../escaped")
+    ti.size = len(data)
+    t.addfile(ti, io.BytesIO(data))
+PY
+run_ocisync copy "oci-archive:$TMP/evil.tar" "docker://$DST_ADDR/x/evil:v1"
+expect_failure 2 "an archive with a path that climbs out"
+assert_contains "$OCISYNC_STDERR" "outside the layout" "the error says the entry would land outside"
+[ ! -e "$TMP/escaped" ] && [ ! -e "/tmp/escaped" ] || fail "a file escaped the temp directory"
+pass "nothing was written outside"
+
 # --- bad input ---------------------------------------------------------------------------------
 run_ocisync copy "oci:$TMP/lay:nosuch" "docker://$DST_ADDR/team/x:v1"
 expect_failure 1 "a name the layout does not have"

@@ -1,0 +1,24 @@
+/* OCI archives: an OCI image layout packed in a tar file (oci-archive:FILE). */
+#ifndef OCI_ARCHIVE_H
+#define OCI_ARCHIVE_H
+
+#include <stddef.h>
+
+/* Creates a private temp directory ($TMPDIR, else /tmp) and writes its path to out. */
+int oci_archive_tempdir(char *out, size_t len, char *err, size_t errlen);
+/* Removes dir and everything in it (a temp directory of ours). */
+void oci_archive_remove_dir(const char *dir);
+/*
+ * Unpacks the tar file into dir: regular files and directories only, every
+ * path relative and without "..", no file twice. Errors name the archive
+ * and the entry; OCISYNC_ENOTFOUND when file does not exist.
+ */
+int oci_archive_unpack(const char *file, const char *dir, char *err, size_t errlen);
+/*
+ * Packs dir (a layout) into the tar file: written to FILE.tmp-*, synced and
+ * renamed over file, so file is either the old one or the complete new one.
+ * Entries are sorted, owned by 0:0, mtimes clamped to $SOURCE_DATE_EPOCH.
+ */
+int oci_archive_pack(const char *dir, const char *file, char *err, size_t errlen);
+
+#endif
