@@ -223,6 +223,12 @@ struct ocisync_copy_item {
     const char *const *platforms;
     size_t n_platforms;
     const struct ocisync_registry_opts *src_opts, *dst_opts;
+    /*
+     * For an oci: source built on a base image: the base's repository
+     * ("registry/repository"), where the blobs the layout does not hold are
+     * read from (mounted instead when it is on the destination registry).
+     */
+    const char *base;
 };
 
 /*

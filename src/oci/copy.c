@@ -106,6 +106,8 @@ struct copy_blob {
     /* A PATCH cut on the way continues from the offset the registry reports. */
     bool resuming;
     unsigned upload_resumes;
+    /* From the base image's registry rather than the source layout (see copy_job.base). */
+    bool from_base;
     /* Progress events: the transfer's start, then received bytes now and then. */
     bool start_emitted;
     uint64_t progress_ms;
@@ -157,6 +159,14 @@ struct copy_job {
     /* An OCI layout side instead of a registry (shared with the run's other images). */
     struct copy_layout *src_lay, *dst_lay;
     char src_lref[256], dst_lref[256]; /* the image's name in the layout, or "" */
+    /*
+     * A layout source built on a base image (ocisync_copy_item.base): blobs
+     * the layout lacks come from the base's repository, mounted when it is on
+     * the destination registry.
+     */
+    bool has_base, base_same_dst;
+    struct oci_ref base;
+    struct proto_registry *base_reg; /* owned */
     bool regs_open;
     struct oci_platform platforms[16];
     size_t n_platforms;
@@ -213,6 +223,12 @@ static void blob_release(struct copy_blob *b, bool ok);
 static void check_run_done(struct copy_ctx *ctx);
 static void job_release(struct copy_job *job);
 static void reap_now(struct loop_delay *d);
+
+/* Whether b is read from the source layout (else from a registry). */
+static bool from_file(const struct copy_blob *b)
+{
+    return b->job->src_lay != NULL && !b->from_base;
+}
 static void on_top_fetched(struct proto_reg_op *op, int err);
 static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
@@ -245,7 +261,7 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
         struct copy_blob *b = &job->blobs[i];
         if (b->step == BLOB_DONE)
             continue;
-        if (job->src_lay == NULL)
+        if (!from_file(b))
             loop_delay_cancel(&b->get_backoff);
         if (b->parked) {
             /* Waiting for another image's transfer: it has nothing in flight. */
@@ -471,7 +487,7 @@ static void blob_done(struct copy_blob *b, int outcome)
 /* What went wrong starting b's source, as its request or file left it. */
 static const char *source_errmsg(struct copy_blob *b, int err)
 {
-    const char *m = b->job->src_lay != NULL ? b->file_err : b->get.errmsg;
+    const char *m = from_file(b) ? b->file_err : b->get.errmsg;
     return m[0] != '\0' ? m : ocisync_strerror(err);
 }
 
@@ -599,7 +615,7 @@ static void body_consume(void *arg, size_t n)
 {
     struct copy_blob *b = arg;
     if (oci_relay_consume(&b->relay, n) && b->get_active) {
-        if (b->job->src_lay == NULL)
+        if (!from_file(b))
             proto_http_resume(&b->get.http);
         else if (b->file_wait)
             file_read_next(b);
@@ -688,7 +704,7 @@ static void resume_get(struct loop_delay *d)
  */
 static bool take_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
 {
-    const struct proto_retry *policy = &b->job->src_reg->retry;
+    const struct proto_retry *policy = &op->reg->retry;
     uint64_t ms;
     if (b->job->err != 0 || b->restarting || err == UV_ERANGE || b->relay.failed ||
         b->relay.in == 0 || b->relay.in >= b->relay.size || !op_transient(op, err) ||
@@ -893,7 +909,7 @@ static void abort_source(struct copy_blob *b)
 {
     if (!b->get_active)
         return;
-    if (b->job->src_lay == NULL) {
+    if (!from_file(b)) {
         proto_http_abort(&b->get.http, UV_ECANCELED);
     } else if (b->file_wait || b->get_backoff.armed) {
         /* No read in flight: end it here. */
@@ -940,7 +956,7 @@ static void sink_after(uv_work_t *req, int status)
     } else if (err == 0 && job->err == 0) {
         if (oci_relay_consume(&b->relay, b->sink_len) && b->file_wait)
             file_read_next(b);
-        else if (b->get_active && job->src_lay == NULL)
+        else if (b->get_active && !from_file(b))
             proto_http_resume(&b->get.http);
         sink_kick(b);
         return;
@@ -1055,9 +1071,11 @@ static int start_get(struct copy_blob *b)
     struct copy_job *job = b->job;
     int err;
     progress(b);
-    if (job->src_lay != NULL)
+    if (from_file(b))
         return start_file(b);
-    err = proto_reg_blob_get(&b->get, job->src_reg, job->src.repository, b->desc.digest.str);
+    err = proto_reg_blob_get(&b->get, b->from_base ? job->base_reg : job->src_reg,
+                             b->from_base ? job->base.repository : job->src.repository,
+                             b->desc.digest.str);
 
     b->get_offset = b->relay.in;
     if (err == 0 && b->get_offset > 0) {
@@ -1675,6 +1693,15 @@ static int add_blob(struct copy_job *job, const struct oci_descriptor *d, struct
         b->job = job;
         b->fd = -1;
         b->desc = *d;
+        if (job->has_base && !oci_layout_blob_exists(&job->src_lay->lay, &d->digest, d->size)) {
+            b->from_base = true;
+            if (job->base_same_dst) {
+                b->mount_from = strdup(job->base.repository);
+                b->mount_scope = strdup(job->dst_reg->scope);
+                if (b->mount_from == NULL || b->mount_scope == NULL)
+                    return UV_ENOMEM;
+            }
+        }
     } else {
         /* One blob listed twice by the same manifest still counts once for it. */
         for (size_t i = 0; i < b->n_children; i++)
@@ -2223,8 +2250,10 @@ static void job_release(struct copy_job *job)
     if (job->top_parsed)
         oci_manifest_free(&job->top);
     job->top_parsed = false;
-    for (int side = 0; side < 2; side++) {
-        struct proto_registry *reg = side == 0 ? job->src_reg : job->dst_reg;
+    for (int side = 0; side < 3; side++) {
+        struct proto_registry *reg = side == 0   ? job->src_reg
+                                     : side == 1 ? job->dst_reg
+                                                 : job->base_reg;
         if (reg == NULL)
             continue;
         /* What one image learnt about a registry's authentication spares the next a 401. */
@@ -2233,7 +2262,7 @@ static void job_release(struct copy_job *job)
         proto_registry_dispose(reg);
         free(reg);
     }
-    job->src_reg = job->dst_reg = NULL;
+    job->src_reg = job->dst_reg = job->base_reg = NULL;
 }
 
 /* Strips skopeo's "docker://" transport; other transports are not copy sources yet. */
@@ -2469,6 +2498,27 @@ static int parse_side(struct copy_job *job, const char *s, bool dst, char *msg, 
     return 0;
 }
 
+/* The base image's registry endpoint, for blobs a layout source does not hold. */
+static int setup_base(struct copy_job *job, char *msg, size_t msglen)
+{
+    const struct ocisync_registry_opts *ro =
+        job->item->src_opts ? job->item->src_opts : &job->opts->src;
+    int err = parse_ref(job->item->base, &job->base, msg, msglen);
+    if (err != 0)
+        return err;
+    err = oci_endpoint_get(&job->ctx->endpoints, job->base.registry, ro, false, &job->base_reg, msg,
+                           msglen);
+    if (err != 0)
+        return err;
+    snprintf(job->base_reg->scope, sizeof(job->base_reg->scope), "repository:%s:pull",
+             job->base.repository);
+    job->has_base = true;
+    job->base_same_dst = job->dst_reg != NULL &&
+                         strcmp(job->base_reg->base, job->dst_reg->base) == 0 &&
+                         strcmp(job->base.repository, job->dst.repository) != 0;
+    return 0;
+}
+
 static int job_setup(struct copy_job *job)
 {
     const struct ocisync_copy_opts *opts = job->opts;
@@ -2509,8 +2559,21 @@ static int job_setup(struct copy_job *job)
         err = job_endpoint(job, false, &job->src_reg);
     if (err == 0 && job->dst_lay == NULL)
         err = job_endpoint(job, true, &job->dst_reg);
-    if (err != 0 || job->src_lay != NULL || job->dst_lay != NULL)
+    if (err == 0 && it->base != NULL && job->src_lay != NULL)
+        err = setup_base(job, msg, msglen);
+    if (err != 0)
         return err;
+    if (job->src_lay != NULL || job->dst_lay != NULL) {
+        if (job->dst_reg != NULL)
+            snprintf(
+                job->dst_reg->scope, sizeof(job->dst_reg->scope), "repository:%s:pull,push%s%s%s",
+                job->dst.repository, job->base_same_dst ? " repository:" : "",
+                job->base_same_dst ? job->base.repository : "", job->base_same_dst ? ":pull" : "");
+        if (job->src_reg != NULL)
+            snprintf(job->src_reg->scope, sizeof(job->src_reg->scope), "repository:%s:pull",
+                     job->src.repository);
+        return 0;
+    }
     job->same_registry = strcmp(job->src_reg->base, job->dst_reg->base) == 0 &&
                          strcmp(job->src.repository, job->dst.repository) != 0;
     /* One token per side covers the image: mounts also need pull on the source repository. */
