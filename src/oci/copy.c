@@ -344,6 +344,11 @@ static void push_top(struct copy_job *job)
     int err;
     if (job->err != 0)
         return;
+    if (job->item->blobs_only) {
+        job->top_pushed = true;
+        check_finished(job);
+        return;
+    }
     if (job->dst_lay != NULL) {
         if (layout_put(job, &job->push_digest, job->top_media_type, job->push_raw, job->push_len,
                        true) == 0) {
@@ -415,7 +420,7 @@ static void push_child(struct copy_child *c)
     int err;
     if (job->err != 0)
         return;
-    if (job->top.kind != OCI_KIND_INDEX) {
+    if (job->top.kind != OCI_KIND_INDEX || job->item->blobs_only) {
         /* A lone manifest is the top level: it goes under the tag, by child_complete. */
         child_complete(c);
         return;
