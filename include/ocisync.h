@@ -229,6 +229,8 @@ struct ocisync_copy_item {
      * read from (mounted instead when it is on the destination registry).
      */
     const char *base;
+    /* Copy the blobs only: no manifest, index or tag is written (a build's base layers). */
+    int blobs_only;
 };
 
 /*
@@ -311,6 +313,86 @@ struct ocisync_sync_result {
 int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
                  const struct ocisync_sync_opts *opts, struct ocisync_sync_result *result);
 void ocisync_sync_result_free(struct ocisync_sync_result *result);
+
+/* ---------------------------------------------------------------------------------------------
+ * Build
+ */
+
+/* One platform of a build: its own directories become its last layer. */
+struct ocisync_build_platform {
+    const char *platform;        /* "linux/arm64" */
+    const char *const *contents; /* "SRC" or "SRC:DEST" (DEST absolute in the image; default /) */
+    size_t n_contents;
+};
+
+typedef enum {
+    OCISYNC_GZIP = 0,
+    OCISYNC_ZSTD,
+} ocisync_compression;
+
+struct ocisync_build_opts {
+    /* "scratch", or the base image ("alpine:3.20", "registry.example.com/base@sha256:..."). */
+    const char *base;
+    const struct ocisync_build_platform *platforms;
+    size_t n_platforms;
+    /*
+     * Layers every platform gets, each "SRC" or "SRC:DEST", one layer each, in
+     * order after the base's and before the platform's own: built once and
+     * uploaded once for all platforms.
+     */
+    const char *const *layers;
+    size_t n_layers;
+    ocisync_compression compression;
+    int level; /* 0: the default (gzip 6, zstd 3) */
+    /* Ownership of the new files: uid:gid 0:0 unless chown is set. */
+    int chown;
+    unsigned uid, gid;
+    /* Config changes. */
+    const char *const *env; /* "KEY=VALUE" */
+    size_t n_env;
+    const char *const *entrypoint;
+    size_t n_entrypoint;
+    int set_entrypoint;
+    const char *const *cmd;
+    size_t n_cmd;
+    int set_cmd;
+    const char *workdir, *user;
+    const char *const *labels; /* "key=value" */
+    size_t n_labels;
+    const char *const *expose; /* "8080", "53/udp" */
+    size_t n_expose;
+    const char *const *annotations; /* "key=value", on the manifests and the index */
+    size_t n_annotations;
+    /*
+     * Where the image goes: registry references (docker://...), oci:DIR:NAME
+     * or oci-archive:FILE:NAME; all of them get the same index.
+     */
+    const char *const *tags;
+    size_t n_tags;
+    /* Transfers: src is the base image's registry, dst the destinations'; events; jobs. */
+    struct ocisync_copy_opts copy;
+};
+
+struct ocisync_build_result {
+    char digest[144]; /* the index all tags point to */
+    uint64_t layers_built;
+    uint64_t bytes_built; /* compressed bytes of the new layers */
+    uint64_t tar_bytes;   /* uncompressed bytes of the new layers */
+    uint64_t blobs_copied, blobs_mounted, blobs_skipped;
+    char error[1024];
+};
+
+/*
+ * Builds a multi-platform image: for each platform, the base's image for it
+ * (or scratch), the shared layers, then the platform's own layer, with the
+ * base's config changed as asked; then one index, pushed (or written) under
+ * every tag. New layers are tar archives built reproducibly (sorted entries,
+ * owner 0:0, mtimes clamped to $SOURCE_DATE_EPOCH when set), compressed on
+ * the thread pool; the base's layers are never downloaded for a registry
+ * destination: mounted when the base lives on the destination registry,
+ * relayed blob by blob otherwise, while the new layers are being built.
+ */
+int ocisync_build(const struct ocisync_build_opts *opts, struct ocisync_build_result *result);
 
 /* ---------------------------------------------------------------------------------------------
  * Credentials
