@@ -87,5 +87,7 @@ int cli_exit_code(int err);
 
 /* `ocisync sync`. */
 int cli_sync(int argc, char **argv);
+/* `ocisync build-push` (push) and `ocisync build`. */
+int cli_build(int argc, char **argv, bool push);
 
 #endif

@@ -33,6 +33,9 @@ static void usage(FILE *f)
             "  copy SRC DST     copy an image (or a multi-platform index) between registries\n"
             "  sync SRC DST     mirror repositories, tags and whole registries (skopeo sync's\n"
             "                   YAML accepted)\n"
+            "  build-push       build a multi-platform image from directories and push it\n"
+            "  build            the same into an OCI layout or archive\n"
+            "  push SRC DST     push a built layout or archive (copy by another name)\n"
             "  login REGISTRY   check credentials against a registry and store them\n"
             "  logout REGISTRY  remove a registry's stored credentials\n"
             "  version          print the version\n"
@@ -410,6 +413,14 @@ int main(int argc, char **argv)
         return cmd_copy(argc - 1, argv + 1);
     if (strcmp(argv[1], "sync") == 0)
         return cli_sync(argc - 1, argv + 1);
+    if (strcmp(argv[1], "build-push") == 0)
+        return cli_build(argc - 1, argv + 1, true);
+    if (strcmp(argv[1], "build") == 0)
+        return cli_build(argc - 1, argv + 1, false);
+    /* push: a copy whose source is a build artifact (oci:, oci-archive:), as ko and crane say it.
+     */
+    if (strcmp(argv[1], "push") == 0)
+        return cmd_copy(argc - 1, argv + 1);
     if (strcmp(argv[1], "login") == 0)
         return cmd_login(argc - 1, argv + 1);
     if (strcmp(argv[1], "logout") == 0)

@@ -1,0 +1,523 @@
+/*
+ * `ocisync build-push`, `ocisync build` and `ocisync push`: the command line
+ * of ocisync_build. Tags may be repeated or given as one list separated by
+ * ';', ',' or newlines, as docker/metadata-action prints them.
+ */
+#include "cli/cli.h"
+#include "cli/progress.h"
+#include "ocisync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define MAX_ITEMS 256
+
+extern char **environ;
+
+static void build_usage(FILE *f, bool push)
+{
+    fprintf(f,
+            "Usage: %s %s [OPTIONS] %s\n"
+            "\n"
+            "Builds an image from local directories on top of a base image (or scratch), for\n"
+            "one or more platforms, and %s.\n"
+            "\n"
+            "Options:\n"
+            "      --base REF            the base image, or scratch (default scratch)\n"
+            "  -p, --platform OS/ARCH[/VARIANT][=SRC[:DEST][,SRC[:DEST]...]]\n"
+            "                            a platform, with the directories of its own layer\n"
+            "                            (repeatable; DEST is absolute, default /)\n"
+            "      --layer SRC[:DEST]    a layer every platform gets, built once (repeatable)\n"
+            "      --compression gzip|zstd  new layers' compression (default gzip)\n"
+            "      --level N             compression level (default: gzip 6, zstd 3)\n"
+            "      --chown UID:GID       owner of the new files (default 0:0)\n"
+            "      --entrypoint CMD      a program, or a JSON array ('[\"/app\",\"-v\"]');\n"
+            "                            an empty string clears the base's\n"
+            "      --cmd CMD             the same for the default arguments\n"
+            "      --env KEY=VALUE       (repeatable)\n"
+            "      --workdir DIR, --user USER\n"
+            "      --expose PORT[/PROTO] (repeatable)\n"
+            "      --label KEY=VALUE     (repeatable)\n"
+            "      --annotation KEY=VALUE  on the manifests and the index (repeatable)\n"
+            "      --version V, --source URL, --revision REV\n"
+            "                            org.opencontainers.image.* annotations; source and\n"
+            "                            revision default to the git checkout's, if any\n"
+            "%s"
+            "      --digest-file FILE    write the index digest to FILE\n"
+            "  -q, --quiet               print nothing but errors\n"
+            "%s"
+            "  -h, --help                this help\n",
+            cli_prog, push ? "build-push" : "build", push ? "--tag REF..." : "--output DEST...",
+            push
+                ? "pushes it under every tag"
+                : "writes it to an OCI layout or archive (oci:DIR[:NAME], oci-archive:FILE[:NAME])",
+            push ? "  -t, --tag REF             a destination (repeatable; or a list separated by\n"
+                   "                            ';', ',' or newlines)\n"
+                 : "  -o, --output DEST         oci:DIR[:NAME] or oci-archive:FILE[:NAME] "
+                   "(repeatable)\n",
+            cli_transfer_help);
+}
+
+/* Runs argv, returns its first output line (trimmed) in out, or "" on any failure. */
+static void capture(char *const argv[], char *out, size_t len)
+{
+    int fds[2];
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    ssize_t n;
+    size_t got = 0;
+    int st;
+    out[0] = '\0';
+    if (pipe(fds) != 0)
+        return;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    while (got + 1 < len && (n = read(fds[0], out + got, len - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    out[got] = '\0';
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        out[0] = '\0';
+        return;
+    }
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
+/* Splits a tag list on ';', ',' and newlines into items (pointers into s, which is modified). */
+static int split_tags(char *s, const char **items, size_t *n)
+{
+    for (char *t = strtok(s, ";,\n\r"); t != NULL; t = strtok(NULL, ";,\n\r")) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        size_t l = strlen(t);
+        while (l > 0 && (t[l - 1] == ' ' || t[l - 1] == '\t'))
+            t[--l] = '\0';
+        if (*t == '\0')
+            continue;
+        if (*n == MAX_ITEMS)
+            return -1;
+        items[(*n)++] = t;
+    }
+    return 0;
+}
+
+/*
+ * A command: a JSON array of strings, or one program path. Fills items with
+ * malloc'ed strings (freed by the caller).
+ */
+static int parse_command(const char *flag, const char *v, char **items, size_t *n)
+{
+    *n = 0;
+    if (v[0] == '\0')
+        return 0;
+    if (v[0] == '[') {
+        json_error_t jerr;
+        json_t *a = json_loads(v, 0, &jerr), *e;
+        size_t i;
+        if (!json_is_array(a)) {
+            fprintf(stderr, "%s: %s: not a JSON array of strings: %s\n", cli_prog, flag, v);
+            json_decref(a);
+            return -1;
+        }
+        json_array_foreach(a, i, e)
+        {
+            if (!json_is_string(e) || *n == MAX_ITEMS) {
+                fprintf(stderr, "%s: %s: not a JSON array of strings: %s\n", cli_prog, flag, v);
+                json_decref(a);
+                return -1;
+            }
+            items[(*n)++] = strdup(json_string_value(e));
+        }
+        json_decref(a);
+        return 0;
+    }
+    items[(*n)++] = strdup(v);
+    return 0;
+}
+
+struct build_out {
+    bool quiet, bars;
+    struct cli_progress progress;
+};
+
+static void on_build_event(const struct ocisync_event *ev, void *arg)
+{
+    struct build_out *o = arg;
+    if (o->bars)
+        cli_progress_event(&o->progress, ev, uv_hrtime() / 1000000);
+}
+
+static int add_item(const char *flag, const char **items, size_t *n, const char *v)
+{
+    if (*n == MAX_ITEMS) {
+        fprintf(stderr, "%s: too many %s options (at most %d)\n", cli_prog, flag, MAX_ITEMS);
+        return -1;
+    }
+    items[(*n)++] = v;
+    return 0;
+}
+
+int cli_build(int argc, char **argv, bool push)
+{
+    enum {
+        OPT_BASE = CLI_OPT_OWN,
+        OPT_LAYER,
+        OPT_COMPRESSION,
+        OPT_LEVEL,
+        OPT_CHOWN,
+        OPT_ENTRYPOINT,
+        OPT_CMD,
+        OPT_ENV,
+        OPT_WORKDIR,
+        OPT_USER,
+        OPT_EXPOSE,
+        OPT_LABEL,
+        OPT_ANNOTATION,
+        OPT_VERSION,
+        OPT_SOURCE,
+        OPT_REVISION,
+        OPT_DIGESTFILE,
+    };
+    static const struct option longopts[] = {
+        {"base", required_argument, NULL, OPT_BASE},
+        {"platform", required_argument, NULL, 'p'},
+        {"layer", required_argument, NULL, OPT_LAYER},
+        {"compression", required_argument, NULL, OPT_COMPRESSION},
+        {"level", required_argument, NULL, OPT_LEVEL},
+        {"chown", required_argument, NULL, OPT_CHOWN},
+        {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+        {"cmd", required_argument, NULL, OPT_CMD},
+        {"env", required_argument, NULL, OPT_ENV},
+        {"workdir", required_argument, NULL, OPT_WORKDIR},
+        {"user", required_argument, NULL, OPT_USER},
+        {"expose", required_argument, NULL, OPT_EXPOSE},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"annotation", required_argument, NULL, OPT_ANNOTATION},
+        {"version", required_argument, NULL, OPT_VERSION},
+        {"source", required_argument, NULL, OPT_SOURCE},
+        {"revision", required_argument, NULL, OPT_REVISION},
+        {"tag", required_argument, NULL, 't'},
+        {"output", required_argument, NULL, 'o'},
+        {"digest-file", required_argument, NULL, OPT_DIGESTFILE},
+        {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        CLI_TRANSFER_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    struct ocisync_build_platform plats[CLI_MAX_PLATFORMS];
+    const char *plat_contents[CLI_MAX_PLATFORMS][64];
+    char *plat_specs[CLI_MAX_PLATFORMS];
+    const char *layers[MAX_ITEMS], *env[MAX_ITEMS], *expose[MAX_ITEMS], *labels[MAX_ITEMS];
+    const char *ann[MAX_ITEMS + 4], *tags[MAX_ITEMS];
+    char *entry[MAX_ITEMS], *cmd[MAX_ITEMS], *tag_lists[MAX_ITEMS];
+    size_t n_plats = 0, n_layers = 0, n_env = 0, n_expose = 0, n_labels = 0, n_ann = 0, n_tags = 0;
+    size_t n_entry = 0, n_cmd = 0, n_tag_lists = 0;
+    const char *version = NULL, *source = NULL, *revision = NULL, *digestfile = NULL;
+    char ann_buf[3][1200] = {"", "", ""}, git_rev[200], git_src[1000];
+    struct ocisync_build_opts o;
+    struct ocisync_build_result res;
+    struct build_out out;
+    const char *cmdname = push ? "build-push" : "build";
+    int c, err, rc = EXIT_USAGE;
+
+    memset(&o, 0, sizeof(o));
+    memset(&out, 0, sizeof(out));
+    memset(plat_specs, 0, sizeof(plat_specs));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:t:o:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_BASE:
+            o.base = optarg;
+            break;
+        case 'p': {
+            char *eq;
+            struct ocisync_build_platform *p;
+            if (n_plats == CLI_MAX_PLATFORMS) {
+                fprintf(stderr, "%s %s: at most %d platforms\n", cli_prog, cmdname,
+                        CLI_MAX_PLATFORMS);
+                goto out;
+            }
+            p = &plats[n_plats];
+            memset(p, 0, sizeof(*p));
+            plat_specs[n_plats] = strdup(optarg);
+            eq = strchr(plat_specs[n_plats], '=');
+            p->platform = plat_specs[n_plats];
+            p->contents = plat_contents[n_plats];
+            if (eq != NULL) {
+                *eq = '\0';
+                for (char *t = strtok(eq + 1, ","); t != NULL; t = strtok(NULL, ",")) {
+                    if (p->n_contents == 64) {
+                        fprintf(stderr, "%s %s: too many directories for %s\n", cli_prog, cmdname,
+                                p->platform);
+                        n_plats++;
+                        goto out;
+                    }
+                    plat_contents[n_plats][p->n_contents++] = t;
+                }
+            }
+            n_plats++;
+            break;
+        }
+        case OPT_LAYER:
+            if (add_item("--layer", layers, &n_layers, optarg) != 0)
+                goto out;
+            break;
+        case OPT_COMPRESSION:
+            if (strcmp(optarg, "gzip") == 0) {
+                o.compression = OCISYNC_GZIP;
+            } else if (strcmp(optarg, "zstd") == 0) {
+                o.compression = OCISYNC_ZSTD;
+            } else {
+                fprintf(stderr, "%s %s: --compression takes gzip or zstd, not \"%s\"\n", cli_prog,
+                        cmdname, optarg);
+                goto out;
+            }
+            break;
+        case OPT_LEVEL: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end != '\0' || v < 1 || v > 22) {
+                fprintf(stderr, "%s %s: --level takes 1-9 (gzip) or 1-22 (zstd), not \"%s\"\n",
+                        cli_prog, cmdname, optarg);
+                goto out;
+            }
+            o.level = (int)v;
+            break;
+        }
+        case OPT_CHOWN: {
+            unsigned u, g;
+            char tail;
+            if (sscanf(optarg, "%u:%u%c", &u, &g, &tail) != 2) {
+                fprintf(stderr, "%s %s: --chown takes UID:GID (numbers), not \"%s\"\n", cli_prog,
+                        cmdname, optarg);
+                goto out;
+            }
+            o.chown = 1;
+            o.uid = u;
+            o.gid = g;
+            break;
+        }
+        case OPT_ENTRYPOINT:
+            for (size_t i = 0; i < n_entry; i++)
+                free(entry[i]);
+            if (parse_command("--entrypoint", optarg, entry, &n_entry) != 0)
+                goto out;
+            o.set_entrypoint = 1;
+            break;
+        case OPT_CMD:
+            for (size_t i = 0; i < n_cmd; i++)
+                free(cmd[i]);
+            if (parse_command("--cmd", optarg, cmd, &n_cmd) != 0)
+                goto out;
+            o.set_cmd = 1;
+            break;
+        case OPT_ENV:
+            if (add_item("--env", env, &n_env, optarg) != 0)
+                goto out;
+            break;
+        case OPT_WORKDIR:
+            o.workdir = optarg;
+            break;
+        case OPT_USER:
+            o.user = optarg;
+            break;
+        case OPT_EXPOSE:
+            if (add_item("--expose", expose, &n_expose, optarg) != 0)
+                goto out;
+            break;
+        case OPT_LABEL:
+            if (add_item("--label", labels, &n_labels, optarg) != 0)
+                goto out;
+            break;
+        case OPT_ANNOTATION:
+            if (add_item("--annotation", ann, &n_ann, optarg) != 0)
+                goto out;
+            break;
+        case OPT_VERSION:
+            version = optarg;
+            break;
+        case OPT_SOURCE:
+            source = optarg;
+            break;
+        case OPT_REVISION:
+            revision = optarg;
+            break;
+        case 't':
+        case 'o':
+            if ((c == 't') != push) {
+                fprintf(stderr, "%s %s: %s is for %s\n", cli_prog, cmdname,
+                        c == 't' ? "--tag" : "--output", c == 't' ? "build-push" : "build");
+                goto out;
+            }
+            if (n_tag_lists == MAX_ITEMS)
+                goto out;
+            tag_lists[n_tag_lists] = strdup(optarg);
+            if (tag_lists[n_tag_lists] == NULL ||
+                split_tags(tag_lists[n_tag_lists++], tags, &n_tags) != 0) {
+                fprintf(stderr, "%s %s: too many tags\n", cli_prog, cmdname);
+                goto out;
+            }
+            break;
+        case OPT_DIGESTFILE:
+            digestfile = optarg;
+            break;
+        case 'q':
+            out.quiet = true;
+            break;
+        case 'h':
+            build_usage(stdout, push);
+            rc = 0;
+            goto out;
+        default:
+            switch (cli_transfer_opt(cmdname, c, optarg, &o.copy)) {
+            case 1:
+                break;
+            case -1:
+                goto out;
+            default:
+                build_usage(stderr, push);
+                goto out;
+            }
+            break;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "%s %s: unexpected argument \"%s\"\n", cli_prog, cmdname, argv[optind]);
+        goto out;
+    }
+    if (n_plats == 0) {
+        fprintf(stderr, "%s %s: give at least one --platform\n", cli_prog, cmdname);
+        goto out;
+    }
+    if (n_tags == 0) {
+        fprintf(stderr, "%s %s: give at least one %s\n", cli_prog, cmdname,
+                push ? "--tag" : "--output");
+        goto out;
+    }
+    for (size_t i = 0; i < n_tags; i++) {
+        bool layout = strncmp(tags[i], "oci:", 4) == 0 || strncmp(tags[i], "oci-archive:", 12) == 0;
+        if (!push && !layout) {
+            fprintf(stderr,
+                    "%s build: --output takes oci:DIR[:NAME] or oci-archive:FILE[:NAME], not "
+                    "\"%s\" (push to a registry with build-push)\n",
+                    cli_prog, tags[i]);
+            goto out;
+        }
+    }
+    /* The org.opencontainers.image.* annotations; source and revision from git by default. */
+    {
+        const char *dir = n_plats > 0 && plats[0].n_contents > 0 ? plats[0].contents[0]
+                          : n_layers > 0                         ? layers[0]
+                                                                 : ".";
+        char gitdir[4096];
+        snprintf(gitdir, sizeof(gitdir), "%.*s", (int)strcspn(dir, ":"), dir);
+        if (revision == NULL) {
+            char *const av[] = {"git", "-C", gitdir, "rev-parse", "HEAD", NULL};
+            capture(av, git_rev, sizeof(git_rev));
+            if (git_rev[0] != '\0')
+                revision = git_rev;
+        }
+        if (source == NULL) {
+            char *const av[] = {"git", "-C", gitdir, "config", "--get", "remote.origin.url", NULL};
+            capture(av, git_src, sizeof(git_src));
+            if (git_src[0] != '\0')
+                source = git_src;
+        }
+        if (version != NULL)
+            snprintf(ann_buf[0], sizeof(ann_buf[0]), "org.opencontainers.image.version=%s",
+                     version);
+        if (source != NULL)
+            snprintf(ann_buf[1], sizeof(ann_buf[1]), "org.opencontainers.image.source=%s", source);
+        if (revision != NULL)
+            snprintf(ann_buf[2], sizeof(ann_buf[2]), "org.opencontainers.image.revision=%s",
+                     revision);
+        for (int i = 0; i < 3; i++)
+            if (ann_buf[i][0] != '\0')
+                ann[n_ann++] = ann_buf[i];
+    }
+    o.platforms = plats;
+    o.n_platforms = n_plats;
+    o.layers = layers;
+    o.n_layers = n_layers;
+    o.env = env;
+    o.n_env = n_env;
+    o.entrypoint = (const char *const *)entry;
+    o.n_entrypoint = n_entry;
+    o.cmd = (const char *const *)cmd;
+    o.n_cmd = n_cmd;
+    o.labels = labels;
+    o.n_labels = n_labels;
+    o.expose = expose;
+    o.n_expose = n_expose;
+    o.annotations = ann;
+    o.n_annotations = n_ann;
+    o.tags = tags;
+    o.n_tags = n_tags;
+    o.copy.handle_signals = 1;
+    o.copy.on_event = on_build_event;
+    o.copy.event_arg = &out;
+    if (!out.quiet && isatty(STDOUT_FILENO)) {
+        out.bars = true;
+        cli_progress_init(&out.progress, stdout, true, cli_term_width());
+    }
+    err = ocisync_build(&o, &res);
+    if (out.bars)
+        cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
+    if (err != 0) {
+        fprintf(stderr, "%s %s: %s\n", cli_prog, cmdname,
+                res.error[0] ? res.error : ocisync_strerror(err));
+        rc = cli_exit_code(err);
+        goto out;
+    }
+    if (!out.quiet) {
+        printf("Built %zu platform%s, %" PRIu64 " new layer%s (%" PRIu64 " bytes of tar, %" PRIu64
+               " compressed); base blobs: %" PRIu64 " copied, %" PRIu64 " mounted, %" PRIu64
+               " already there\n",
+               n_plats, n_plats == 1 ? "" : "s", res.layers_built, res.layers_built == 1 ? "" : "s",
+               res.tar_bytes, res.bytes_built, res.blobs_copied, res.blobs_mounted,
+               res.blobs_skipped);
+        for (size_t i = 0; i < n_tags; i++)
+            printf("%s %s: %s\n", push ? "Pushed" : "Wrote", tags[i], res.digest);
+    }
+    if (digestfile != NULL) {
+        FILE *f = fopen(digestfile, "w");
+        if (f == NULL || fputs(res.digest, f) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "%s %s: cannot write %s: %s\n", cli_prog, cmdname, digestfile,
+                    strerror(errno));
+            rc = EXIT_FAIL;
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < n_plats; i++)
+        free(plat_specs[i]);
+    for (size_t i = 0; i < n_entry; i++)
+        free(entry[i]);
+    for (size_t i = 0; i < n_cmd; i++)
+        free(cmd[i]);
+    for (size_t i = 0; i < n_tag_lists; i++)
+        free(tag_lists[i]);
+    return rc;
+}

@@ -1,0 +1,710 @@
+/*
+ * Build: new layers from local directories on top of a base image, for
+ * several platforms, into one index pushed under several tags.
+ *
+ * 1. The base is resolved: its index (or manifest), each platform's
+ *    manifest and config, with GETs of a few KiB.
+ * 2. Two things run at once: a thread of its own builds the new layers (tar,
+ *    then gzip or zstd on the thread pool) into a private staging layout,
+ *    while this thread relays (or mounts) the base's layers to every
+ *    destination with the copy engine, blobs only.
+ * 3. The configs, manifests and the index are written into the staging
+ *    layout, which the copy engine then pushes to every tag, taking the
+ *    blobs it lacks (the base's, by now at the destination) from the base's
+ *    repository. Nothing is tagged before everything it names is there.
+ */
+#include "ocisync.h"
+
+#include "common/log.h"
+#include "oci/archive.h"
+#include "oci/endpoint.h"
+#include "oci/imgconfig.h"
+#include "oci/layer.h"
+#include "oci/layout.h"
+#include "oci/oci.h"
+#include "oci/tar.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef OCI_MT_OCI_LAYER_GZIP
+#define OCI_MT_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
+#endif
+#ifndef OCI_MT_OCI_LAYER_ZSTD
+#define OCI_MT_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
+#endif
+
+#define MAX_PLATFORMS 16
+#define MAX_LAYERS 64
+#define MAX_SOURCES 64
+
+/* One new layer: its sources, and what building it gave. */
+struct new_layer {
+    struct oci_tar_source src[MAX_SOURCES];
+    char *specs[MAX_SOURCES]; /* owned copies the sources point into */
+    size_t n_src;
+    char created_by[512];
+    struct oci_tar_plan plan;
+    bool planned;
+    struct oci_layer_build build;
+    bool built;
+    int err;
+    char msg[1024];
+};
+
+struct plat {
+    struct oci_platform p;
+    char name[96];
+    /* The base's image for this platform (none for scratch). */
+    char *base_manifest, *base_config; /* owned */
+    size_t base_manifest_len, base_config_len, base_layers;
+    struct oci_digest base_digest;
+    bool docker;
+    size_t own;              /* index of its own layer in the build's layers, or SIZE_MAX */
+    char *config, *manifest; /* owned: what the build wrote */
+    size_t config_len, manifest_len;
+    struct oci_digest config_digest, manifest_digest;
+    char manifest_mt[OCI_MEDIA_TYPE_MAX];
+};
+
+struct build {
+    const struct ocisync_build_opts *o;
+    struct ocisync_build_result *res;
+    bool scratch;
+    struct oci_ref base;
+    char base_repo[600]; /* "registry/repository" */
+    char *base_top;      /* owned: the base's top-level document */
+    size_t base_top_len;
+    struct oci_digest base_top_digest;
+    struct plat plats[MAX_PLATFORMS];
+    size_t n_plats;
+    struct new_layer *layers; /* owned: the shared ones first, then one per platform with content */
+    size_t n_layers, n_shared;
+    char staging[4200];
+    int64_t created;
+    const char *comp_mt;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step 1: the base, fetched with a small loop of its own */
+
+struct fetcher {
+    uv_loop_t uv;
+    struct loop_ctx loop;
+    struct proto_client client;
+    struct oci_endpoint_cache eps;
+    struct proto_registry *reg;
+    bool done;
+    int err;
+};
+
+static void on_fetched(struct proto_reg_op *op, int err)
+{
+    struct fetcher *f = op->data;
+    f->done = true;
+    f->err = err;
+}
+
+/* GETs a manifest (blob false) or a small blob; *out is malloc'ed. */
+static int fetch(struct fetcher *f, const char *repo, const char *ref, bool blob, char **out,
+                 size_t *len, char *ct, size_t ctlen, char *msg, size_t msglen)
+{
+    struct proto_reg_op op;
+    int err = blob ? proto_reg_blob_get(&op, f->reg, repo, ref)
+                   : proto_reg_manifest_get(&op, f->reg, repo, ref, false);
+    if (err == 0 && blob)
+        op.http.collect_max = OCI_MANIFEST_MAX_SIZE;
+    op.data = f;
+    f->done = false;
+    if (err == 0)
+        err = proto_reg_op_start(&op, on_fetched);
+    if (err == 0) {
+        while (!f->done)
+            uv_run(&f->uv, UV_RUN_ONCE);
+        err = f->err;
+    }
+    if (err != 0) {
+        snprintf(msg, msglen, "%s", op.errmsg[0] ? op.errmsg : ocisync_strerror(err));
+    } else {
+        const char *c = proto_http_header(&op.http, "Content-Type");
+        *out = op.http.resp_body;
+        *len = op.http.resp_len;
+        op.http.resp_body = NULL;
+        if (ct != NULL)
+            snprintf(ct, ctlen, "%.*s", c != NULL ? (int)strcspn(c, "; ") : 0, c ? c : "");
+    }
+    proto_reg_op_dispose(&op);
+    return err;
+}
+
+static bool digest_ok(const char *data, size_t len, const struct oci_digest *want)
+{
+    struct oci_digest got;
+    return oci_digest_buffer(want->alg, data, len, &got) == 0 && oci_digest_equal(&got, want);
+}
+
+/* Resolves the base per platform: manifest, config, layer count. */
+static int resolve_base(struct build *b)
+{
+    struct fetcher f;
+    struct oci_manifest top;
+    bool top_parsed = false;
+    char ct[128], msg[1024];
+    int err;
+
+    memset(&f, 0, sizeof(f));
+    err = uv_loop_init(&f.uv);
+    if (err != 0)
+        return err;
+    loop_ctx_init(&f.loop, &f.uv);
+    proto_client_init(&f.client, &f.loop);
+    f.eps.client = &f.client;
+    f.eps.authfile = b->o->copy.authfile;
+    f.eps.retry_times = b->o->copy.retry_times;
+    f.eps.retry_delay_ms = b->o->copy.retry_delay_ms;
+    err = oci_endpoint_get(&f.eps, b->base.registry, &b->o->copy.src, false, &f.reg, msg,
+                           sizeof(msg));
+    if (err != 0) {
+        snprintf(b->res->error, sizeof(b->res->error), "base %s: %s", b->base_repo, msg);
+        goto out;
+    }
+    snprintf(f.reg->scope, sizeof(f.reg->scope), "repository:%s:pull", b->base.repository);
+    err = fetch(&f, b->base.repository, oci_ref_target(&b->base), false, &b->base_top,
+                &b->base_top_len, ct, sizeof(ct), msg, sizeof(msg));
+    if (err == 0)
+        err = oci_manifest_parse(ct, b->base_top, b->base_top_len, &top, msg, sizeof(msg));
+    if (err != 0) {
+        snprintf(b->res->error, sizeof(b->res->error), "base image %s/%s:%s: %s", b->base.registry,
+                 b->base.repository, oci_ref_target(&b->base), msg);
+        goto out;
+    }
+    top_parsed = true;
+    oci_digest_buffer(OCI_DIGEST_SHA256, b->base_top, b->base_top_len, &b->base_top_digest);
+    if (b->base.has_digest && !oci_digest_equal(&b->base_top_digest, &b->base.digest)) {
+        err = OCISYNC_EDIGESTMISMATCH;
+        snprintf(b->res->error, sizeof(b->res->error),
+                 "base image %s@%s: the registry returned a manifest with digest %s", b->base_repo,
+                 b->base.digest.str, b->base_top_digest.str);
+        goto out;
+    }
+    for (size_t i = 0; i < b->n_plats; i++) {
+        struct plat *p = &b->plats[i];
+        struct oci_manifest m;
+        const struct oci_descriptor *pick = NULL;
+        if (top.kind == OCI_KIND_INDEX) {
+            for (size_t k = 0; k < top.n_manifests && pick == NULL; k++)
+                if (top.manifests[k].has_platform &&
+                    oci_platform_match(&p->p, &top.manifests[k].platform))
+                    pick = &top.manifests[k];
+            if (pick == NULL) {
+                err = OCISYNC_ENOPLATFORM;
+                snprintf(b->res->error, sizeof(b->res->error), "base image %s has no image for %s",
+                         b->base_repo, p->name);
+                goto out;
+            }
+            err = fetch(&f, b->base.repository, pick->digest.str, false, &p->base_manifest,
+                        &p->base_manifest_len, ct, sizeof(ct), msg, sizeof(msg));
+            if (err == 0 && !digest_ok(p->base_manifest, p->base_manifest_len, &pick->digest)) {
+                err = OCISYNC_EDIGESTMISMATCH;
+                snprintf(msg, sizeof(msg), "the manifest does not match its digest");
+            }
+            p->base_digest = pick->digest;
+        } else {
+            p->base_manifest = malloc(b->base_top_len);
+            if (p->base_manifest == NULL) {
+                err = UV_ENOMEM;
+                goto out;
+            }
+            memcpy(p->base_manifest, b->base_top, b->base_top_len);
+            p->base_manifest_len = b->base_top_len;
+            p->base_digest = b->base_top_digest;
+        }
+        if (err == 0)
+            err = oci_manifest_parse(ct, p->base_manifest, p->base_manifest_len, &m, msg,
+                                     sizeof(msg));
+        if (err != 0) {
+            snprintf(b->res->error, sizeof(b->res->error), "base image %s for %s: %s", b->base_repo,
+                     p->name, msg);
+            goto out;
+        }
+        /*
+         * The new image is OCI whatever the base: a Docker manifest can hold
+         * neither zstd layers nor annotations; its gzip layers keep their bytes.
+         */
+        p->docker = false;
+        p->base_layers = m.n_layers;
+        err = fetch(&f, b->base.repository, m.config.digest.str, true, &p->base_config,
+                    &p->base_config_len, NULL, 0, msg, sizeof(msg));
+        if (err == 0 && !digest_ok(p->base_config, p->base_config_len, &m.config.digest)) {
+            err = OCISYNC_EDIGESTMISMATCH;
+            snprintf(msg, sizeof(msg), "the config does not match its digest");
+        }
+        oci_manifest_free(&m);
+        if (err != 0) {
+            snprintf(b->res->error, sizeof(b->res->error), "base image %s for %s: config: %s",
+                     b->base_repo, p->name, msg);
+            goto out;
+        }
+    }
+out:
+    if (top_parsed)
+        oci_manifest_free(&top);
+    if (f.reg != NULL) {
+        proto_registry_dispose(f.reg);
+        free(f.reg);
+    }
+    loop_ctx_close(&f.loop);
+    loop_ctx_dispose(&f.loop);
+    oci_endpoint_cache_dispose(&f.eps);
+    proto_client_dispose(&f.client);
+    uv_run(&f.uv, UV_RUN_DEFAULT);
+    uv_loop_close(&f.uv);
+    return err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step 2: the new layers, on a thread of their own, while the base's layers travel */
+
+static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
+{
+    struct new_layer *l = lb->data;
+    l->err = err;
+    l->built = err == 0;
+    if (err != 0)
+        snprintf(l->msg, sizeof(l->msg), "%s", msg != NULL ? msg : ocisync_strerror(err));
+}
+
+static void build_layers(void *arg)
+{
+    struct build *b = arg;
+    uv_loop_t uv;
+    struct oci_tar_opts topts;
+    enum oci_compression comp =
+        b->o->compression == OCISYNC_ZSTD ? OCI_COMPRESS_ZSTD : OCI_COMPRESS_GZIP;
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    char dir[4300];
+
+    if (uv_loop_init(&uv) != 0) {
+        b->layers[0].err = UV_ENOMEM;
+        return;
+    }
+    memset(&topts, 0, sizeof(topts));
+    topts.chown = b->o->chown != 0;
+    topts.uid = b->o->uid;
+    topts.gid = b->o->gid;
+    if (sde != NULL && *sde != '\0') {
+        topts.clamp_mtime = true;
+        topts.mtime_max = b->created;
+    }
+    snprintf(dir, sizeof(dir), "%s", b->staging);
+    for (size_t i = 0; i < b->n_layers; i++) {
+        struct new_layer *l = &b->layers[i];
+        l->err = oci_tar_plan_build(&l->plan, l->src, l->n_src, &topts, l->msg, sizeof(l->msg));
+        if (l->err != 0)
+            continue;
+        l->planned = true;
+        l->err = oci_layer_build(&l->build, &uv, &l->plan, comp, b->o->level, dir, on_layer, l);
+        if (l->err != 0)
+            snprintf(l->msg, sizeof(l->msg), "cannot start building the layer: %s",
+                     ocisync_strerror(l->err));
+    }
+    uv_run(&uv, UV_RUN_DEFAULT);
+    uv_loop_close(&uv);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Step 3: configs, manifests, the index */
+
+static int write_image(struct build *b, struct oci_layout *lay, char *msg, size_t msglen)
+{
+    struct oci_index_entry entries[MAX_PLATFORMS];
+    struct oci_annotation ann[64 + 4];
+    char keys[64][256], created[64], base_name[700];
+    size_t n_ann = 0;
+    char *index = NULL;
+    size_t index_len = 0;
+    struct oci_digest index_digest;
+    struct oci_descriptor d;
+    int err = 0;
+
+    oci_time_rfc3339(b->created, created, sizeof(created));
+    for (size_t i = 0; i < b->o->n_annotations && i < 64; i++) {
+        err = oci_annotation_parse(b->o->annotations[i], &ann[n_ann], keys[n_ann], sizeof(keys[0]),
+                                   msg, msglen);
+        if (err != 0)
+            return err;
+        n_ann++;
+    }
+    ann[n_ann++] = (struct oci_annotation){"org.opencontainers.image.created", created};
+    if (!b->scratch) {
+        snprintf(base_name, sizeof(base_name), "%s/%s:%s", b->base.registry, b->base.repository,
+                 b->base.tag[0] ? b->base.tag : "latest");
+        ann[n_ann++] = (struct oci_annotation){"org.opencontainers.image.base.name", base_name};
+    }
+    for (size_t i = 0; i < b->n_plats; i++) {
+        struct plat *p = &b->plats[i];
+        struct oci_build_layer nl[MAX_LAYERS];
+        struct oci_build_changes ch;
+        struct oci_annotation pann[64 + 6];
+        size_t n_nl = 0, n_pann = 0;
+        for (size_t k = 0; k < b->n_layers; k++) {
+            struct new_layer *l = &b->layers[k];
+            if (k >= b->n_shared && k != p->own)
+                continue;
+            nl[n_nl].diff_id = l->build.result.diff_id;
+            nl[n_nl].digest = l->build.result.digest;
+            nl[n_nl].size = l->build.result.size;
+            nl[n_nl].media_type = b->comp_mt;
+            nl[n_nl].created_by = l->created_by;
+            n_nl++;
+        }
+        memset(&ch, 0, sizeof(ch));
+        ch.env = b->o->env;
+        ch.n_env = b->o->n_env;
+        ch.entrypoint = b->o->entrypoint;
+        ch.n_entrypoint = b->o->n_entrypoint;
+        ch.set_entrypoint = b->o->set_entrypoint != 0;
+        ch.cmd = b->o->cmd;
+        ch.n_cmd = b->o->n_cmd;
+        ch.set_cmd = b->o->set_cmd != 0;
+        ch.workdir = b->o->workdir;
+        ch.user = b->o->user;
+        ch.labels = b->o->labels;
+        ch.n_labels = b->o->n_labels;
+        ch.expose = b->o->expose;
+        ch.n_expose = b->o->n_expose;
+        ch.created = b->created;
+        err = oci_build_config(p->base_config, p->base_config_len, p->base_layers, &p->p, &ch, nl,
+                               n_nl, &p->config, &p->config_len, msg, msglen);
+        if (err == 0)
+            err = oci_digest_buffer(OCI_DIGEST_SHA256, p->config, p->config_len, &p->config_digest);
+        if (err == 0)
+            err =
+                oci_layout_put_blob(lay, &p->config_digest, p->config, p->config_len, msg, msglen);
+        for (size_t k = 0; k < n_ann; k++)
+            pann[n_pann++] = ann[k];
+        if (!b->scratch)
+            pann[n_pann++] =
+                (struct oci_annotation){"org.opencontainers.image.base.digest", p->base_digest.str};
+        if (err == 0)
+            err = oci_build_manifest(p->base_manifest, p->base_manifest_len, &p->config_digest,
+                                     p->config_len, p->docker, nl, n_nl, pann, n_pann, &p->manifest,
+                                     &p->manifest_len, msg, msglen);
+        if (err == 0)
+            err = oci_digest_buffer(OCI_DIGEST_SHA256, p->manifest, p->manifest_len,
+                                    &p->manifest_digest);
+        if (err == 0)
+            err = oci_layout_put_blob(lay, &p->manifest_digest, p->manifest, p->manifest_len, msg,
+                                      msglen);
+        if (err != 0)
+            return err;
+        snprintf(p->manifest_mt, sizeof(p->manifest_mt), "%s",
+                 p->docker ? OCI_MT_DOCKER_MANIFEST : OCI_MT_OCI_MANIFEST);
+        entries[i].digest = p->manifest_digest;
+        entries[i].size = p->manifest_len;
+        entries[i].media_type = p->manifest_mt;
+        entries[i].platform = p->p;
+    }
+    if (!b->scratch)
+        ann[n_ann++] =
+            (struct oci_annotation){"org.opencontainers.image.base.digest", b->base_top_digest.str};
+    err = oci_build_index(entries, b->n_plats, false, ann, n_ann, &index, &index_len, msg, msglen);
+    if (err == 0)
+        err = oci_digest_buffer(OCI_DIGEST_SHA256, index, index_len, &index_digest);
+    if (err == 0)
+        err = oci_layout_put_blob(lay, &index_digest, index, index_len, msg, msglen);
+    if (err == 0) {
+        memset(&d, 0, sizeof(d));
+        snprintf(d.media_type, sizeof(d.media_type), "%s", OCI_MT_OCI_INDEX);
+        d.digest = index_digest;
+        d.size = (int64_t)index_len;
+        err = oci_layout_add(lay, &d, "build", msg, msglen);
+    }
+    if (err == 0)
+        err = oci_layout_commit(lay, msg, msglen);
+    if (err == 0)
+        snprintf(b->res->digest, sizeof(b->res->digest), "%s", index_digest.str);
+    free(index);
+    return err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+/* Splits "SRC[:DEST]" (DEST absolute) into the layer's next source. */
+static int add_source(struct new_layer *l, const char *spec, char *msg, size_t msglen)
+{
+    char *copy, *colon;
+    if (l->n_src == MAX_SOURCES) {
+        snprintf(msg, msglen, "too many directories for one layer (at most %d)", MAX_SOURCES);
+        return OCISYNC_EUSAGE;
+    }
+    copy = strdup(spec);
+    if (copy == NULL)
+        return UV_ENOMEM;
+    l->specs[l->n_src] = copy;
+    colon = strrchr(copy, ':');
+    if (colon != NULL && colon[1] == '/') {
+        *colon = '\0';
+        l->src[l->n_src].dest = colon + 1;
+    } else {
+        l->src[l->n_src].dest = "/";
+    }
+    l->src[l->n_src].src = copy;
+    if (copy[0] == '\0') {
+        snprintf(msg, msglen, "\"%s\": no source directory", spec);
+        return OCISYNC_EUSAGE;
+    }
+    l->n_src++;
+    if (strlen(l->created_by) + strlen(spec) + 16 < sizeof(l->created_by)) {
+        if (l->created_by[0] == '\0')
+            snprintf(l->created_by, sizeof(l->created_by), "ocisync build: %s", spec);
+        else
+            strcat(strcat(l->created_by, " "), spec);
+    }
+    return 0;
+}
+
+static int plan_build(struct build *b)
+{
+    const struct ocisync_build_opts *o = b->o;
+    char *msg = b->res->error;
+    size_t msglen = sizeof(b->res->error);
+    size_t n = o->n_layers;
+    int err;
+
+    if (o->n_platforms == 0 || o->n_platforms > MAX_PLATFORMS) {
+        snprintf(msg, msglen, "give 1 to %d platforms", MAX_PLATFORMS);
+        return OCISYNC_EUSAGE;
+    }
+    if (o->n_tags == 0) {
+        snprintf(msg, msglen, "give at least one tag (destination)");
+        return OCISYNC_EUSAGE;
+    }
+    for (size_t i = 0; i < o->n_platforms; i++)
+        n += o->platforms[i].n_contents > 0;
+    if (n > MAX_LAYERS) {
+        snprintf(msg, msglen, "too many new layers (at most %d)", MAX_LAYERS);
+        return OCISYNC_EUSAGE;
+    }
+    b->layers = calloc(n ? n : 1, sizeof(*b->layers));
+    if (b->layers == NULL)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < o->n_layers; i++) {
+        err = add_source(&b->layers[b->n_layers++], o->layers[i], msg, msglen);
+        if (err != 0)
+            return err;
+    }
+    b->n_shared = b->n_layers;
+    for (size_t i = 0; i < o->n_platforms; i++) {
+        struct plat *p = &b->plats[i];
+        if (oci_platform_parse(o->platforms[i].platform, &p->p) != 0) {
+            snprintf(msg, msglen,
+                     "invalid platform \"%s\": expected os/arch[/variant], like linux/arm64",
+                     o->platforms[i].platform);
+            return OCISYNC_EPLATFORM;
+        }
+        oci_platform_format(&p->p, p->name, sizeof(p->name));
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(b->plats[k].name, p->name) == 0) {
+                snprintf(msg, msglen, "platform %s is given twice", p->name);
+                return OCISYNC_EUSAGE;
+            }
+        }
+        p->own = SIZE_MAX;
+        if (o->platforms[i].n_contents > 0) {
+            p->own = b->n_layers++;
+            for (size_t k = 0; k < o->platforms[i].n_contents; k++) {
+                err = add_source(&b->layers[p->own], o->platforms[i].contents[k], msg, msglen);
+                if (err != 0)
+                    return err;
+            }
+        }
+        b->n_plats++;
+    }
+    return 0;
+}
+
+static void build_free(struct build *b)
+{
+    for (size_t i = 0; i < b->n_layers; i++) {
+        struct new_layer *l = &b->layers[i];
+        for (size_t k = 0; k < l->n_src; k++)
+            free(l->specs[k]);
+        if (l->planned)
+            oci_tar_plan_free(&l->plan);
+    }
+    free(b->layers);
+    for (size_t i = 0; i < b->n_plats; i++) {
+        free(b->plats[i].base_manifest);
+        free(b->plats[i].base_config);
+        free(b->plats[i].config);
+        free(b->plats[i].manifest);
+    }
+    free(b->base_top);
+}
+
+int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_result *res)
+{
+    struct build b;
+    struct oci_layout lay;
+    bool lay_open = false;
+    uv_thread_t builder;
+    bool builder_started = false;
+    struct ocisync_copy_item *items = NULL;
+    struct ocisync_copy_result *cres = NULL;
+    char src[4400];
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    int err;
+
+    memset(res, 0, sizeof(*res));
+    memset(&b, 0, sizeof(b));
+    b.o = o;
+    b.res = res;
+    ocisync__debug = o->copy.debug;
+    b.created = sde != NULL && *sde != '\0' ? strtoll(sde, NULL, 10) : (int64_t)time(NULL);
+    b.comp_mt = o->compression == OCISYNC_ZSTD ? OCI_MT_OCI_LAYER_ZSTD : OCI_MT_OCI_LAYER_GZIP;
+    err = plan_build(&b);
+    if (err != 0)
+        goto out;
+    b.scratch = o->base == NULL || strcmp(o->base, "scratch") == 0;
+    if (!b.scratch) {
+        err = oci_ref_parse(o->base, &b.base, res->error, sizeof(res->error));
+        if (err != 0)
+            goto out;
+        snprintf(b.base_repo, sizeof(b.base_repo), "%s/%s", b.base.registry, b.base.repository);
+        err = resolve_base(&b);
+        if (err != 0)
+            goto out;
+    }
+    err = oci_archive_tempdir(b.staging, sizeof(b.staging), res->error, sizeof(res->error));
+    if (err != 0)
+        goto out;
+    err = oci_layout_open(&lay, b.staging, true, res->error, sizeof(res->error));
+    if (err != 0)
+        goto out;
+    lay_open = true;
+    /* The layout's blob directory must exist before the builders write into it. */
+    err = oci_layout_commit(&lay, res->error, sizeof(res->error));
+    if (err != 0)
+        goto out;
+
+    /* Step 2: layers on their thread; the base's layers to every destination meanwhile. */
+    err = uv_thread_create(&builder, build_layers, &b);
+    if (err != 0)
+        goto out;
+    builder_started = true;
+    items = calloc(o->n_tags * (b.n_plats + 1), sizeof(*items));
+    cres = calloc(o->n_tags * (b.n_plats + 1), sizeof(*cres));
+    if (items == NULL || cres == NULL) {
+        err = UV_ENOMEM;
+        goto out;
+    }
+    if (!b.scratch) {
+        size_t n = 0;
+        char(*refs)[2][800] = calloc(o->n_tags * b.n_plats, sizeof(*refs));
+        if (refs == NULL) {
+            err = UV_ENOMEM;
+            goto out;
+        }
+        for (size_t t = 0; t < o->n_tags; t++) {
+            for (size_t i = 0; i < b.n_plats; i++) {
+                struct oci_ref dst;
+                const char *tag = o->tags[t];
+                snprintf(refs[n][0], sizeof(refs[n][0]), "%s@%s", b.base_repo,
+                         b.plats[i].base_digest.str);
+                /* A registry destination: its repository; a layout takes the blobs as it is. */
+                if (strncmp(tag, "oci:", 4) == 0 || strncmp(tag, "oci-archive:", 12) == 0)
+                    continue;
+                if (oci_ref_parse(tag, &dst, NULL, 0) != 0)
+                    continue;
+                snprintf(refs[n][1], sizeof(refs[n][1]), "%s/%s@%s", dst.registry, dst.repository,
+                         b.plats[i].base_digest.str);
+                items[n].src = refs[n][0];
+                items[n].dst = refs[n][1];
+                items[n].blobs_only = 1;
+                n++;
+            }
+        }
+        if (n > 0) {
+            struct ocisync_copy_opts copts = o->copy;
+            copts.platforms = NULL;
+            copts.n_platforms = 0;
+            copts.referrers = 0;
+            err = ocisync_copy_many(items, n, &copts, cres);
+            for (size_t i = 0; i < n; i++) {
+                res->blobs_copied += cres[i].blobs_copied;
+                res->blobs_mounted += cres[i].blobs_mounted;
+                res->blobs_skipped += cres[i].blobs_skipped;
+                if (err != 0 && cres[i].error[0] != '\0' && res->error[0] == '\0')
+                    snprintf(res->error, sizeof(res->error), "base layers: %s", cres[i].error);
+            }
+        }
+        free(refs);
+        if (err != 0) {
+            if (res->error[0] == '\0')
+                snprintf(res->error, sizeof(res->error), "base layers: %s", ocisync_strerror(err));
+            goto out;
+        }
+    }
+    uv_thread_join(&builder);
+    builder_started = false;
+    for (size_t i = 0; i < b.n_layers; i++) {
+        struct new_layer *l = &b.layers[i];
+        if (l->err != 0 || !l->built) {
+            err = l->err != 0 ? l->err : UV_EIO;
+            snprintf(res->error, sizeof(res->error), "layer %s: %s", l->created_by + 15,
+                     l->msg[0] ? l->msg : ocisync_strerror(err));
+            goto out;
+        }
+        res->layers_built++;
+        res->bytes_built += l->build.result.size;
+        res->tar_bytes += l->build.result.tar_size;
+    }
+
+    /* Step 3: the image into the staging layout, then out to every tag. */
+    oci_layout_close(&lay);
+    lay_open = false;
+    err = oci_layout_open(&lay, b.staging, false, res->error, sizeof(res->error));
+    if (err != 0)
+        goto out;
+    lay_open = true;
+    err = write_image(&b, &lay, res->error, sizeof(res->error));
+    if (err != 0)
+        goto out;
+    snprintf(src, sizeof(src), "oci:%s:build", b.staging);
+    memset(items, 0, o->n_tags * sizeof(*items));
+    memset(cres, 0, o->n_tags * sizeof(*cres));
+    for (size_t t = 0; t < o->n_tags; t++) {
+        items[t].src = src;
+        items[t].dst = o->tags[t];
+        items[t].base = b.scratch ? NULL : b.base_repo;
+    }
+    {
+        struct ocisync_copy_opts copts = o->copy;
+        copts.platforms = NULL;
+        copts.n_platforms = 0;
+        err = ocisync_copy_many(items, o->n_tags, &copts, cres);
+    }
+    for (size_t t = 0; t < o->n_tags; t++) {
+        res->blobs_copied += cres[t].blobs_copied;
+        res->blobs_mounted += cres[t].blobs_mounted;
+        res->blobs_skipped += cres[t].blobs_skipped;
+        if (cres[t].error[0] != '\0' && res->error[0] == '\0')
+            snprintf(res->error, sizeof(res->error), "%s: %s", o->tags[t], cres[t].error);
+    }
+out:
+    if (builder_started)
+        uv_thread_join(&builder);
+    if (lay_open)
+        oci_layout_close(&lay);
+    if (b.staging[0] != '\0')
+        oci_archive_remove_dir(b.staging);
+    free(items);
+    free(cres);
+    build_free(&b);
+    if (err != 0 && res->error[0] == '\0')
+        snprintf(res->error, sizeof(res->error), "%s", ocisync_strerror(err));
+    return err;
+}
