@@ -56,13 +56,11 @@ static void build_usage(FILE *f, bool push)
             "%s"
             "  -h, --help                this help\n",
             cli_prog, push ? "build-push" : "build", push ? "--tag REF..." : "--output DEST...",
-            push
-                ? "pushes it under every tag"
-                : "writes it to an OCI layout or archive (oci:DIR[:NAME], oci-archive:FILE[:NAME])",
+            push ? "pushes it under every tag" : "writes it to OCI layouts or archives",
             push ? "  -t, --tag REF             a destination (repeatable; or a list separated by\n"
                    "                            ';', ',' or newlines)\n"
-                 : "  -o, --output DEST         oci:DIR[:NAME] or oci-archive:FILE[:NAME] "
-                   "(repeatable)\n",
+                 : "  -o, --output DEST         oci:DIR[:NAME], oci-archive:FILE[:NAME] or\n"
+                   "                            docker-archive:FILE[:REPO:TAG] (repeatable)\n",
             cli_transfer_help);
 }
 
@@ -416,11 +414,14 @@ int cli_build(int argc, char **argv, bool push)
         goto out;
     }
     for (size_t i = 0; i < n_tags; i++) {
-        bool layout = strncmp(tags[i], "oci:", 4) == 0 || strncmp(tags[i], "oci-archive:", 12) == 0;
+        bool layout = strncmp(tags[i], "oci:", 4) == 0 ||
+                      strncmp(tags[i], "oci-archive:", 12) == 0 ||
+                      strncmp(tags[i], "docker-archive:", 15) == 0;
         if (!push && !layout) {
             fprintf(stderr,
-                    "%s build: --output takes oci:DIR[:NAME] or oci-archive:FILE[:NAME], not "
-                    "\"%s\" (push to a registry with build-push)\n",
+                    "%s build: --output takes oci:DIR[:NAME], oci-archive:FILE[:NAME] or "
+                    "docker-archive:FILE[:REPO:TAG], not \"%s\" (push to a registry with "
+                    "build-push)\n",
                     cli_prog, tags[i]);
             goto out;
         }

@@ -62,8 +62,9 @@ void oci_archive_remove_dir(const char *dir)
 struct unpack {
     const char *dir;
     const char *file;
-    int fd;    /* the file being written, or -1 */
-    char *msg; /* the caller's error buffer */
+    bool links; /* symbolic links skipped rather than refused (docker save makes them) */
+    int fd;     /* the file being written, or -1 */
+    char *msg;  /* the caller's error buffer */
     size_t msglen;
     unsigned long files; /* regular files written */
 };
@@ -147,6 +148,15 @@ static int on_entry(void *arg, const struct oci_tar_entry *e)
         u->files++;
         return 0;
     }
+    case '2':
+        /*
+         * docker save (25 and later) adds links from the old layer paths to
+         * the blobs; they are left out, never followed: manifest.json names
+         * the blobs themselves.
+         */
+        if (u->links)
+            return 0;
+        /* fall through */
     default: {
         /* Links and devices have no place in a layout: refused rather than followed. */
         struct ocisync__clipped c;
@@ -176,10 +186,11 @@ static int on_data(void *arg, const void *data, size_t len)
     return 0;
 }
 
-int oci_archive_unpack(const char *file, const char *dir, char *err, size_t errlen)
+int oci_archive_unpack(const char *file, const char *dir, bool links, char *err, size_t errlen)
 {
     struct oci_tar_reader r;
-    struct unpack u = {.dir = dir, .file = file, .fd = -1, .msg = err, .msglen = errlen};
+    struct unpack u = {
+        .dir = dir, .file = file, .links = links, .fd = -1, .msg = err, .msglen = errlen};
     char *buf = NULL, rerr[512] = "";
     int fd = -1, rc;
 

@@ -2,6 +2,7 @@
 #ifndef OCI_ARCHIVE_H
 #define OCI_ARCHIVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Creates a private temp directory ($TMPDIR, else /tmp) and writes its path to out. */
@@ -9,11 +10,12 @@ int oci_archive_tempdir(char *out, size_t len, char *err, size_t errlen);
 /* Removes dir and everything in it (a temp directory of ours). */
 void oci_archive_remove_dir(const char *dir);
 /*
- * Unpacks the tar file into dir: regular files and directories only, every
- * path relative and without "..", no file twice. Errors name the archive
- * and the entry; OCISYNC_ENOTFOUND when file does not exist.
+ * Unpacks the tar file into dir: regular files and directories only (with
+ * links, symbolic links are skipped instead of refused), every path
+ * relative and without "..", no file twice. Errors name the archive and the
+ * entry; OCISYNC_ENOTFOUND when file does not exist.
  */
-int oci_archive_unpack(const char *file, const char *dir, char *err, size_t errlen);
+int oci_archive_unpack(const char *file, const char *dir, bool links, char *err, size_t errlen);
 /*
  * Packs dir (a layout) into the tar file: written to FILE.tmp-*, synced and
  * renamed over file, so file is either the old one or the complete new one.

@@ -615,7 +615,8 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
                 snprintf(refs[n][0], sizeof(refs[n][0]), "%s@%s", b.base_repo,
                          b.plats[i].base_digest.str);
                 /* A registry destination: its repository; a layout takes the blobs as it is. */
-                if (strncmp(tag, "oci:", 4) == 0 || strncmp(tag, "oci-archive:", 12) == 0)
+                if (strncmp(tag, "oci:", 4) == 0 || strncmp(tag, "oci-archive:", 12) == 0 ||
+                    strncmp(tag, "docker-archive:", 15) == 0)
                     continue;
                 if (oci_ref_parse(tag, &dst, NULL, 0) != 0)
                     continue;

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "oci/archive.h"
+#include "oci/docker_archive.h"
 #include "oci/endpoint.h"
 #include "oci/layout.h"
 #include "oci/referrers.h"
@@ -2279,10 +2280,12 @@ static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errle
         /* "oci:DIR" and friends: a transport name before the first colon, no slash before it. */
         if (c != NULL && memchr(s, '/', (size_t)(c - s)) == NULL &&
             memchr(s, '.', (size_t)(c - s)) == NULL &&
-            (strncmp(s, "oci:", 4) == 0 || strncmp(s, "docker-archive:", 15) == 0 ||
-             strncmp(s, "dir:", 4) == 0 || strncmp(s, "containers-storage:", 19) == 0)) {
-            snprintf(err, errlen,
-                     "\"%s\": not supported yet (docker://, oci: and oci-archive: are)", s);
+            (strncmp(s, "oci:", 4) == 0 || strncmp(s, "dir:", 4) == 0 ||
+             strncmp(s, "containers-storage:", 19) == 0)) {
+            snprintf(
+                err, errlen,
+                "\"%s\": not supported yet (docker://, oci:, oci-archive: and docker-archive: are)",
+                s);
             return OCISYNC_EUSAGE;
         }
     } else if (strncmp(s, "docker://", 9) != 0) {
@@ -2773,9 +2776,12 @@ out_free:
 struct archive {
     char file[4096];
     bool dst;
+    bool docker;    /* docker-archive: (else oci-archive:) */
+    char ref[512];  /* docker-archive: the image (source) or its RepoTags entry (destination) */
     char dir[4200]; /* the temp directory holding its layout */
     int err;        /* unpacking failed: every item naming it fails with msg */
     char msg[1024];
+    size_t users; /* items writing to it */
 };
 
 /*
@@ -2783,20 +2789,31 @@ struct archive {
  * buf), unpacking a source archive the first time it is named.
  */
 static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char **side, bool dst,
-                       char *buf, size_t buflen, char *msg, size_t msglen)
+                       char *buf, size_t buflen, size_t *which, char *msg, size_t msglen)
 {
-    char file[4096], name[256];
+    char file[4096], name[512];
     struct archive *a = NULL;
+    bool docker = strncmp(*side, "docker-archive:", 15) == 0;
     int err;
-    if (strncmp(*side, "oci-archive:", 12) != 0)
+    if (!docker && strncmp(*side, "oci-archive:", 12) != 0)
         return 0;
-    err = oci_layout_ref_split(*side + 12, file, sizeof(file), name, sizeof(name));
+    if (docker) {
+        /* docker-archive:FILE[:REF], split at the first colon as skopeo does. */
+        const char *s = *side + 15, *colon = strchr(s, ':');
+        snprintf(file, sizeof(file), "%.*s", colon ? (int)(colon - s) : (int)strlen(s), s);
+        snprintf(name, sizeof(name), "%s", colon ? colon + 1 : "");
+        err = file[0] == '\0' ? OCISYNC_EUSAGE : 0;
+    } else {
+        err = oci_layout_ref_split(*side + 12, file, sizeof(file), name, sizeof(name));
+    }
     if (err != 0) {
-        snprintf(msg, msglen, "\"%s\": expected oci-archive:FILE[:NAME]", *side);
+        snprintf(msg, msglen, "\"%s\": expected %s", *side,
+                 docker ? "docker-archive:FILE[:REPO:TAG]" : "oci-archive:FILE[:NAME]");
         return OCISYNC_EUSAGE;
     }
     for (size_t i = 0; i < *n_ar; i++)
-        if (ar[i].dst == dst && strcmp(ar[i].file, file) == 0)
+        if (ar[i].dst == dst && ar[i].docker == docker && strcmp(ar[i].file, file) == 0 &&
+            (!docker || dst || strcmp(ar[i].ref, name) == 0))
             a = &ar[i];
     if (a == NULL) {
         if (*n_ar == max)
@@ -2804,11 +2821,21 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char 
         a = &ar[(*n_ar)++];
         memset(a, 0, sizeof(*a));
         snprintf(a->file, sizeof(a->file), "%s", file);
+        snprintf(a->ref, sizeof(a->ref), "%s", docker ? name : "");
         a->dst = dst;
+        a->docker = docker;
         a->err = oci_archive_tempdir(a->dir, sizeof(a->dir), a->msg, sizeof(a->msg));
         if (a->err == 0 && !dst) {
-            a->err = oci_archive_unpack(file, a->dir, a->msg, sizeof(a->msg));
+            a->err = oci_archive_unpack(file, a->dir, docker, a->msg, sizeof(a->msg));
             if (a->err == OCISYNC_ENOTFOUND)
+                a->err = OCISYNC_EUSAGE;
+        }
+        if (a->err == 0 && !dst && docker) {
+            char lay[4300];
+            snprintf(lay, sizeof(lay), "%s/.ocisync-layout", a->dir);
+            a->err = oci_docker_archive_to_layout(a->dir, name, file, lay, "image", a->msg,
+                                                  sizeof(a->msg));
+            if (a->err == OCISYNC_ENOTFOUND || a->err == OCISYNC_EMANIFEST)
                 a->err = OCISYNC_EUSAGE;
         }
     }
@@ -2816,7 +2843,17 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char 
         snprintf(msg, msglen, "%s", a->msg);
         return a->err;
     }
-    snprintf(buf, buflen, "oci:%s%s%s", a->dir, name[0] ? ":" : "", name);
+    if (docker && dst && a->users > 0) {
+        snprintf(msg, msglen, "%s: a docker archive holds one image", file);
+        return OCISYNC_EUSAGE;
+    }
+    if (dst)
+        a->users++;
+    *which = (size_t)(a - ar);
+    if (docker)
+        snprintf(buf, buflen, "oci:%s%s:image", a->dir, dst ? "" : "/.ocisync-layout");
+    else
+        snprintf(buf, buflen, "oci:%s%s%s", a->dir, name[0] ? ":" : "", name);
     *side = buf;
     return 0;
 }
@@ -2826,7 +2863,7 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
 {
     struct ocisync_copy_item *run_items = NULL;
     struct ocisync_copy_result *run_res = NULL;
-    size_t *which = NULL, n_run = 0, n_ar = 0;
+    size_t *which = NULL, *dst_ar = NULL, n_run = 0, n_ar = 0;
     struct archive *ar = NULL;
     char(*bufs)[4600] = NULL;
     int err = 0;
@@ -2834,7 +2871,9 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
 
     for (size_t i = 0; i < n && !any; i++)
         any = strncmp(items[i].src, "oci-archive:", 12) == 0 ||
-              strncmp(items[i].dst, "oci-archive:", 12) == 0;
+              strncmp(items[i].dst, "oci-archive:", 12) == 0 ||
+              strncmp(items[i].src, "docker-archive:", 15) == 0 ||
+              strncmp(items[i].dst, "docker-archive:", 15) == 0;
     if (!any) {
         err = copy_run(items, n, opts, results);
         if (opts != NULL && opts->referrers && err != OCISYNC_EINTERRUPTED) {
@@ -2849,21 +2888,25 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
     run_items = calloc(n, sizeof(*run_items));
     run_res = calloc(n, sizeof(*run_res));
     which = calloc(n, sizeof(*which));
+    dst_ar = calloc(n, sizeof(*dst_ar));
     ar = calloc(2 * n, sizeof(*ar));
     bufs = calloc(2 * n, sizeof(*bufs));
-    if (run_items == NULL || run_res == NULL || which == NULL || ar == NULL || bufs == NULL) {
+    if (run_items == NULL || run_res == NULL || which == NULL || dst_ar == NULL || ar == NULL ||
+        bufs == NULL) {
         err = UV_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         struct ocisync_copy_item it = items[i];
+        size_t ignored;
         int e;
         memset(&results[i], 0, sizeof(results[i]));
-        e = map_archive(ar, &n_ar, 2 * n, &it.src, false, bufs[2 * i], sizeof(bufs[0]),
+        dst_ar[i] = SIZE_MAX;
+        e = map_archive(ar, &n_ar, 2 * n, &it.src, false, bufs[2 * i], sizeof(bufs[0]), &ignored,
                         results[i].error, sizeof(results[i].error));
         if (e == 0)
             e = map_archive(ar, &n_ar, 2 * n, &it.dst, true, bufs[2 * i + 1], sizeof(bufs[0]),
-                            results[i].error, sizeof(results[i].error));
+                            &dst_ar[i], results[i].error, sizeof(results[i].error));
         if (e != 0) {
             if (err == 0)
                 err = e;
@@ -2886,25 +2929,25 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
     }
     /* An archive is written only if everything meant for it arrived. */
     for (size_t a = 0; a < n_ar; a++) {
-        bool ok = ar[a].dst && ar[a].err == 0;
-        char prefix[4200];
-        if (!ok)
-            continue;
-        snprintf(prefix, sizeof(prefix), "oci-archive:%s", ar[a].file);
+        bool ok = ar[a].dst && ar[a].err == 0 && ar[a].users > 0;
         for (size_t i = 0; i < n && ok; i++)
-            if (strncmp(items[i].dst, prefix, strlen(prefix)) == 0 &&
-                (items[i].dst[strlen(prefix)] == '\0' || items[i].dst[strlen(prefix)] == ':'))
+            if (dst_ar[i] == a)
                 ok = results[i].error[0] == '\0';
         if (!ok)
             continue;
-        ar[a].err = oci_archive_pack(ar[a].dir, ar[a].file, ar[a].msg, sizeof(ar[a].msg));
+        if (ar[a].docker)
+            ar[a].err = oci_docker_archive_write(ar[a].dir, "image", ar[a].ref, ar[a].file,
+                                                 ar[a].msg, sizeof(ar[a].msg));
+        else
+            ar[a].err = oci_archive_pack(ar[a].dir, ar[a].file, ar[a].msg, sizeof(ar[a].msg));
         if (ar[a].err == 0)
             continue;
         if (err == 0)
             err = ar[a].err;
         for (size_t i = 0; i < n; i++)
-            if (strncmp(items[i].dst, prefix, strlen(prefix)) == 0 && results[i].error[0] == '\0')
-                snprintf(results[i].error, sizeof(results[i].error), "%s", ar[a].msg);
+            if (dst_ar[i] == a && results[i].error[0] == '\0')
+                snprintf(results[i].error, sizeof(results[i].error), "%s: %s", ar[a].file,
+                         ar[a].msg);
     }
 out:
     for (size_t a = 0; ar != NULL && a < n_ar; a++)
@@ -2912,6 +2955,7 @@ out:
     free(run_items);
     free(run_res);
     free(which);
+    free(dst_ar);
     free(ar);
     free(bufs);
     return err;

@@ -137,6 +137,14 @@ skopeo copy -q "oci:$TMP/out:1.0" "oci:$TMP/skopeo-out:1.0" >"$TMP/skopeo-copy.l
 pass "skopeo copies the built layout (every blob present and valid)"
 run_ocisync push "oci-archive:$TMP/out.tar:1.0" "docker://$REG_ADDR/team/pushed:1.0"
 expect_success "push the archive later"
+run_ocisync build --platform "linux/amd64=$TMP/ctx/amd64:/app" --entrypoint /app/bin/busybox \
+  --output "docker-archive:$TMP/app-docker.tar:example.com/team/app:1.0"
+expect_success "build into a docker archive"
+podman_cmd load -i "$TMP/app-docker.tar" >"$TMP/load.log" 2>&1 || fail "podman load failed: $(tail -n 5 "$TMP/load.log")"
+assert_contains "$TMP/load.log" "example.com/team/app:1.0" "podman load accepts the docker archive"
+mnt=$(podman_cmd image mount example.com/team/app:1.0) || fail "podman image mount of the loaded image failed"
+out=$(chroot "$mnt" /app/bin/busybox echo loaded 2>&1) || fail "chroot run failed: $out"
+assert_eq "$out" loaded "the loaded image's entrypoint runs under chroot"
 
 # --- bad input ----------------------------------------------------------------------------------
 mark=$(registry_log_mark reg)

@@ -102,6 +102,30 @@ assert_contains "$OCISYNC_STDERR" "outside the layout" "the error says the entry
 [ ! -e "$TMP/escaped" ] && [ ! -e "/tmp/escaped" ] || fail "a file escaped the temp directory"
 pass "nothing was written outside"
 
+# --- docker archives (docker save / docker load) -------------------------------------------------
+run_ocisync copy "docker://$SRC_ADDR/lib/one:1.0" "docker-archive:$TMP/one-docker.tar:example.com/team/one:1.0"
+expect_success "copy into a docker archive"
+skopeo inspect "docker-archive:$TMP/one-docker.tar" >"$TMP/dinspect.json" 2>"$TMP/dinspect.err" ||
+  fail "skopeo cannot read the docker archive: $(cat "$TMP/dinspect.err")"
+tar -xOf "$TMP/one-docker.tar" manifest.json >"$TMP/dmanifest.json" || fail "no manifest.json in the docker archive"
+assert_eq "$(json_eval "$TMP/dmanifest.json" 'd[0]["RepoTags"]')" "example.com/team/one:1.0" "manifest.json names the image"
+podman_cmd load -i "$TMP/one-docker.tar" >"$TMP/podman-load.log" 2>&1 ||
+  fail "podman load failed: $(tail -n 5 "$TMP/podman-load.log")"
+assert_contains "$TMP/podman-load.log" "example.com/team/one:1.0" "podman load accepts the docker archive"
+run_ocisync copy "docker-archive:$TMP/one-docker.tar" "docker://$DST_ADDR/fromdocker/one:1.0"
+expect_success "push from the docker archive"
+skopeo_raw "$DST_ADDR/fromdocker/one:1.0" "$TMP/dman.json"
+assert_blobs_present "$DST_ADDR" fromdocker/one "$TMP/dman.json" "image from the docker archive"
+podman_pull "$DST_ADDR/fromdocker/one:1.0"
+pass "podman pulls what came from the docker archive"
+skopeo copy -q --src-tls-verify=false "docker://$SRC_ADDR/lib/one:1.0" "docker-archive:$TMP/skopeo-docker.tar:x/one:1" \
+  >"$TMP/skopeo-docker.log" 2>&1 || fail "skopeo could not write a docker archive: $(cat "$TMP/skopeo-docker.log")"
+run_ocisync copy "docker-archive:$TMP/skopeo-docker.tar:x/one:1" "docker://$DST_ADDR/fromdocker/skopeo:1"
+expect_success "push from a docker archive skopeo wrote"
+run_ocisync copy "docker-archive:$TMP/skopeo-docker.tar:x/other:1" "docker://$DST_ADDR/fromdocker/skopeo:2"
+expect_failure 2 "an image the docker archive does not have"
+assert_contains "$OCISYNC_STDERR" "x/other:1" "the error names the missing image"
+
 # --- bad input ---------------------------------------------------------------------------------
 run_ocisync copy "oci:$TMP/lay:nosuch" "docker://$DST_ADDR/team/x:v1"
 expect_failure 1 "a name the layout does not have"
