@@ -16,6 +16,9 @@ image with its reference in org.opencontainers.image.ref.name
     gen.py stats DIR [--first N]            blobs, bytes, manifests (JSON)
     gen.py refs DIR [--first N]             one "repo:tag" a line
     gen.py skopeo-yaml DIR REGISTRY [--first N]   a `skopeo sync --src yaml` file
+    gen.py ocisync-yaml DIR REGISTRY DEST [--first N]
+                                            an `ocisync sync --src yaml` file:
+                                            one mirror per image, exact tag
 
 `build` does nothing when DIR already holds a complete layout made with the
 same arguments, so workloads are generated once and reused across runs.
@@ -238,6 +241,19 @@ def skopeo_yaml(args):
         print(f"    {img['repo']}: [\"{img['tag']}\"]")
 
 
+def ocisync_yaml(args):
+    # ocisync's own format: each mirror names its destination, DEST/NAME as
+    # skopeo sync names it (the repository's last component), so one check
+    # (limit.py verify --dest-prefix) serves both tools. The exact tag means
+    # no tag listing; 127.0.0.1 is plain HTTP by default, no registries: entry.
+    # Strings are written as JSON, which YAML reads as double-quoted scalars.
+    print("mirrors:")
+    for img in load(args.layout, args.first):
+        print(f"  - from: {json.dumps(args.registry + '/' + img['repo'])}")
+        print(f"    to: {json.dumps(args.dest + '/' + img['repo'].rsplit('/', 1)[-1])}")
+        print(f"    tags: [{json.dumps(img['tag'])}]")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -250,18 +266,21 @@ def main():
     b.add_argument("--seed", default="bench")
     b.add_argument("--prefix", default="bench/img")
     b.add_argument("--tag", default="v1")
-    for name in ("stats", "refs", "skopeo-yaml"):
+    for name in ("stats", "refs", "skopeo-yaml", "ocisync-yaml"):
         p = sub.add_parser(name)
         p.add_argument("layout")
-        if name == "skopeo-yaml":
-            p.add_argument("registry")
+        if name in ("skopeo-yaml", "ocisync-yaml"):
+            p.add_argument("registry", help="the source, HOST:PORT")
+        if name == "ocisync-yaml":
+            p.add_argument("dest", help="the destination, HOST:PORT/PREFIX")
         p.add_argument("--first", type=int)
     args = ap.parse_args()
     if args.cmd == "build":
         if args.images < 1 or args.layers < 1 or args.layer_size < 0:
             ap.error("--images and --layers must be >= 1, --layer-size >= 0")
         return build(args)
-    return {"stats": stats, "refs": refs, "skopeo-yaml": skopeo_yaml}[args.cmd](args) or 0
+    return {"stats": stats, "refs": refs, "skopeo-yaml": skopeo_yaml,
+            "ocisync-yaml": ocisync_yaml}[args.cmd](args) or 0
 
 
 if __name__ == "__main__":

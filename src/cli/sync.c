@@ -131,7 +131,7 @@ static const char *strip_docker(const char *s)
 /* Registry options from a config file's registry entry, on top of the command line's. */
 struct reg_opts {
     struct ocisync_registry_opts o;
-    char creds[8192];
+    char *creds; /* owned: "user:password" from the file */
 };
 
 static void apply_conf(struct reg_opts *r, const struct ocisync_registry_opts *base,
@@ -147,8 +147,12 @@ static void apply_conf(struct reg_opts *r, const struct ocisync_registry_opts *b
     if (c->max_concurrency > 0)
         r->o.max_connections = c->max_concurrency;
     if (c->username != NULL && c->password != NULL) {
-        snprintf(r->creds, sizeof(r->creds), "%s:%s", c->username, c->password);
-        r->o.creds = r->creds;
+        size_t n = strlen(c->username) + strlen(c->password) + 2;
+        r->creds = malloc(n);
+        if (r->creds != NULL) {
+            snprintf(r->creds, n, "%s:%s", c->username, c->password);
+            r->o.creds = r->creds;
+        }
     }
 }
 
@@ -495,6 +499,8 @@ out:
         cli_sync_config_free(&cfg);
     if (sources != &one)
         free(sources);
+    for (size_t i = 0; ropts != NULL && i < 2 * n_sources; i++)
+        free(ropts[i].creds);
     free(ropts);
     free(dests);
     return rc;

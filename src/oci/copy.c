@@ -1636,6 +1636,7 @@ static struct copy_blob *next_blob(struct copy_ctx *ctx)
 }
 
 static void job_start(struct copy_job *job);
+static struct copy_job *new_job(struct copy_ctx *ctx, size_t i);
 
 /*
  * Starts what may start: images up to max_running, then blobs while
@@ -1651,8 +1652,17 @@ static void pump(struct copy_ctx *ctx)
     ctx->pumping = true;
     do {
         ctx->pump_again = false;
-        while (!ctx->stopping && ctx->running < ctx->max_running && ctx->next_job < ctx->n_jobs)
-            job_start(&ctx->jobs[ctx->next_job++]);
+        while (!ctx->stopping && ctx->running < ctx->max_running && ctx->next_job < ctx->n_jobs) {
+            size_t i = ctx->next_job++;
+            struct copy_job *job = new_job(ctx, i);
+            if (job == NULL) {
+                ctx->errs[i] = UV_ENOMEM;
+                snprintf(ctx->results[i].error, sizeof(ctx->results[i].error), "out of memory");
+                ctx->finished++;
+                continue;
+            }
+            job_start(job);
+        }
         while (ctx->active < ctx->jobs_limit) {
             struct copy_blob *b = next_blob(ctx);
             if (b == NULL)
@@ -2176,6 +2186,7 @@ static void check_finished(struct copy_job *job)
     }
     ctx->running--;
     ctx->finished++;
+    ctx->errs[job->index] = job->err;
     if (job->queued) {
         queue_remove(&job->queue_link);
         job->queued = false;
@@ -2209,9 +2220,31 @@ static void reap_now(struct loop_delay *d)
     struct copy_ctx *ctx = container_of(d, struct copy_ctx, reap);
     while (!queue_empty(&ctx->reap_queue)) {
         struct queue *q = queue_head(&ctx->reap_queue);
+        struct copy_job *job = container_of(q, struct copy_job, reap_link);
         queue_remove(q);
-        job_release(container_of(q, struct copy_job, reap_link));
+        job_release(job);
+        ctx->jobs[job->index] = NULL;
+        free(job);
     }
+}
+
+/*
+ * Image i's state, allocated as it starts. Without memory it is finished at
+ * once with the error, and the run goes on with the next.
+ */
+static struct copy_job *new_job(struct copy_ctx *ctx, size_t i)
+{
+    struct copy_job *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return NULL;
+    job->ctx = ctx;
+    job->opts = ctx->opts;
+    job->index = i;
+    job->item = &ctx->items[i];
+    job->res = &ctx->results[i];
+    job->chunk_size = ctx->opts->chunk_size ? ctx->opts->chunk_size : DEFAULT_CHUNK;
+    ctx->jobs[i] = job;
+    return job;
 }
 
 /* Frees what an image held once it is finished: manifests, blobs, registry clones. */
@@ -2633,9 +2666,9 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     ctx->stopping = true;
     for (size_t i = 0; i < ctx->n_jobs; i++) {
-        copied += ctx->jobs[i].res->blobs_copied;
-        mounted += ctx->jobs[i].res->blobs_mounted;
-        skipped += ctx->jobs[i].res->blobs_skipped;
+        copied += ctx->results[i].blobs_copied;
+        mounted += ctx->results[i].blobs_mounted;
+        skipped += ctx->results[i].blobs_skipped;
     }
     snprintf(ctx->stop_msg, sizeof(ctx->stop_msg),
              "interrupted by %s: %" PRIu64 " blobs were copied, %" PRIu64 " mounted and %" PRIu64
@@ -2643,8 +2676,8 @@ static void on_signal(uv_signal_t *h, int signum)
              "what is missing",
              signum == SIGINT ? "SIGINT" : "SIGTERM", copied, mounted, skipped);
     for (size_t i = 0; i < ctx->n_jobs; i++) {
-        struct copy_job *job = &ctx->jobs[i];
-        if (job->started && !job->done) {
+        struct copy_job *job = ctx->jobs[i];
+        if (job != NULL && job->started && !job->done) {
             fail(job, OCISYNC_EINTERRUPTED, "%s", ctx->stop_msg);
             check_finished(job);
         }
@@ -2671,10 +2704,15 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
     if (ctx == NULL)
         return UV_ENOMEM;
     ctx->jobs = calloc(n, sizeof(*ctx->jobs));
-    if (ctx->jobs == NULL) {
+    ctx->errs = calloc(n, sizeof(*ctx->errs));
+    if (ctx->jobs == NULL || ctx->errs == NULL) {
+        free(ctx->jobs);
+        free(ctx->errs);
         free(ctx);
         return UV_ENOMEM;
     }
+    ctx->items = items;
+    ctx->results = results;
     ctx->opts = opts;
     ctx->n_jobs = n;
     ctx->jobs_limit = ctx->max_active = opts->jobs ? opts->jobs : DEFAULT_JOBS;
@@ -2682,15 +2720,6 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
     queue_init(&ctx->blob_queue);
     queue_init(&ctx->wake_queue);
     queue_init(&ctx->reap_queue);
-    for (size_t i = 0; i < n; i++) {
-        struct copy_job *job = &ctx->jobs[i];
-        job->ctx = ctx;
-        job->opts = opts;
-        job->index = i;
-        job->item = &items[i];
-        job->res = &results[i];
-        job->chunk_size = opts->chunk_size ? opts->chunk_size : DEFAULT_CHUNK;
-    }
 
     /*
      * A peer that closes while a request is being written would kill the
@@ -2729,25 +2758,31 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
 
     /* The first failure is the run's; images never started (interrupted) say so. */
     for (size_t i = 0; i < n; i++) {
-        struct copy_job *job = &ctx->jobs[i];
-        if (!job->started) {
-            job->err = ctx->stopping ? OCISYNC_EINTERRUPTED : OCISYNC_EUPLOAD;
-            snprintf(job->res->error, sizeof(job->res->error), "not started: %s",
+        struct copy_job *job = ctx->jobs[i];
+        int e = ctx->errs[i];
+        if (i >= ctx->next_job) {
+            e = ctx->stopping ? OCISYNC_EINTERRUPTED : OCISYNC_EUPLOAD;
+            snprintf(results[i].error, sizeof(results[i].error), "not started: %s",
                      ctx->stopping ? ctx->stop_msg : "the run ended early");
-        } else if (job->err == 0 && !job->done) {
-            job->err = OCISYNC_EUPLOAD;
-            snprintf(job->res->error, sizeof(job->res->error),
-                     "copy stopped before it was complete");
+        } else if (job != NULL && !job->done) {
+            e = job->err != 0 ? job->err : OCISYNC_EUPLOAD;
+            if (job->err == 0)
+                snprintf(results[i].error, sizeof(results[i].error),
+                         "copy stopped before it was complete");
         }
-        if (err == 0 && job->err != 0)
-            err = job->err;
+        if (err == 0 && e != 0)
+            err = e;
     }
 
     loop_ctx_close(&ctx->loop);
     loop_ctx_dispose(&ctx->loop);
     loop_delay_cancel(&ctx->reap);
-    for (size_t i = 0; i < n; i++)
-        job_release(&ctx->jobs[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (ctx->jobs[i] != NULL) {
+            job_release(ctx->jobs[i]);
+            free(ctx->jobs[i]);
+        }
+    }
     oci_endpoint_cache_dispose(&ctx->endpoints);
     while (ctx->layouts != NULL) {
         struct copy_layout *l = ctx->layouts;
@@ -2768,6 +2803,7 @@ out_free:
     sigaction(SIGPIPE, &old_pipe, NULL);
     shared_free_all(ctx);
     free(ctx->jobs);
+    free(ctx->errs);
     free(ctx);
     return err;
 }

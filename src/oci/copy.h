@@ -33,7 +33,14 @@ struct copy_ctx {
     struct oci_endpoint_cache endpoints;
     struct copy_layout *layouts; /* owned list */
 
-    struct copy_job *jobs; /* owned array, one per image */
+    /*
+     * One per image, allocated when it starts and freed once it is finished,
+     * so a run of thousands holds only the images in flight.
+     */
+    struct copy_job **jobs; /* owned array of owned pointers (NULL: not started or freed) */
+    int *errs;              /* owned: each image's outcome once finished */
+    const struct ocisync_copy_item *items;
+    struct ocisync_copy_result *results;
     size_t n_jobs;
     size_t next_job;      /* the next image to start */
     unsigned running;     /* images started and not finished */

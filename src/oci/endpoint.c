@@ -234,6 +234,24 @@ out:
     return rc;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * Options compare by what they say, not where they live: a sync config gives
+ * each entry its own copy, and a thousand entries on one registry must share
+ * one endpoint (one TLS context, one connection pool).
+ */
+static bool same_opts(const struct ocisync_registry_opts *a, const struct ocisync_registry_opts *b)
+{
+    return a == b ||
+           (a->plain_http == b->plain_http && a->tls_verify == b->tls_verify &&
+            a->max_connections == b->max_connections && same_str(a->cert_dir, b->cert_dir) &&
+            same_str(a->creds, b->creds) && same_str(a->registry_token, b->registry_token));
+}
+
 int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
                      const struct ocisync_registry_opts *o, bool push, struct proto_registry **out,
                      char *err, size_t errlen)
@@ -242,7 +260,7 @@ int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
     int rc;
     *out = NULL;
     for (ep = c->head; ep != NULL; ep = ep->next)
-        if (ep->opts == o && ep->push == push && strcmp(ep->reg.name, registry) == 0)
+        if (ep->push == push && same_opts(ep->opts, o) && strcmp(ep->reg.name, registry) == 0)
             break;
     if (ep == NULL) {
         ep = calloc(1, sizeof(*ep));

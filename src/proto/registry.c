@@ -970,11 +970,17 @@ int proto_reg_list(struct proto_reg_op *op, struct proto_registry *reg, const ch
 {
     char path[1024], what[300];
     int err;
+    /* $OCISYNC_LIST_PAGE_SIZE: names per page (1-10000; default 1000), for registries that cap it.
+     */
+    const char *env = getenv("OCISYNC_LIST_PAGE_SIZE");
+    long page = env != NULL ? strtol(env, NULL, 10) : 0;
+    if (page < 1 || page > 10000)
+        page = 1000;
     if (repo != NULL) {
-        snprintf(path, sizeof(path), "/v2/%s/tags/list?n=1000", repo);
+        snprintf(path, sizeof(path), "/v2/%s/tags/list?n=%ld", repo, page);
         snprintf(what, sizeof(what), "GET tags of %s", repo);
     } else {
-        snprintf(path, sizeof(path), "/v2/_catalog?n=1000");
+        snprintf(path, sizeof(path), "/v2/_catalog?n=%ld", page);
         snprintf(what, sizeof(what), "GET catalog");
     }
     err = op_init(op, reg, "GET", next != NULL ? next : path, what);

@@ -135,6 +135,19 @@ done
 sort "$TMP/plan.shards" >"$TMP/plan.shards.sorted"
 assert_eq "$(cat "$TMP/plan.shards.sorted")" "$(cat "$TMP/plan.all")" "three shards add up to the whole plan, once each"
 
+# --- listings follow Link pagination (one name a page) ----------------------------------------------
+# distribution 2.8 pages its catalog (its tag lists come whole, whatever n says; the
+# unit test test_proto_http.tag_list_pages covers tag pages and a Link to another host).
+mark=$(registry_log_mark src)
+OCISYNC_LIST_PAGE_SIZE=1 run_ocisync sync --src yaml --dry-run --json "$TMP/ocisync.yml"
+expect_success "dry run with one name a page"
+grep '"event":"plan"' "$OCISYNC_STDOUT" | sort >"$TMP/plan.paged"
+grep '"event":"plan"' "$TMP/plan.all" | sort >"$TMP/plan.whole"
+assert_eq "$(cat "$TMP/plan.paged")" "$(cat "$TMP/plan.whole")" "the same plan, page by page"
+[ "$(registry_log_count src '^GET /v2/_catalog\?.*last=' "$mark")" -ge 2 ] ||
+  fail "the catalog was not fetched page by page (Link)"
+pass "the catalog was listed page by page, following Link"
+
 # --- one missing image fails alone -------------------------------------------------------------
 cat >"$TMP/missing.yml" <<YML
 $SRC_ADDR:

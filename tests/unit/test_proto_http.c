@@ -1442,6 +1442,99 @@ TEST(upload_location_on_another_host_refused)
     env_free(&e);
 }
 
+/* Tags in pages of two, linked with Link: rel="next"; one repository links to another host. */
+static void send_page(struct srv_conn *c, const char *link, const char *body)
+{
+    srv_sendf(c, false,
+              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%s%s%sContent-Length: "
+              "%zu\r\n\r\n%s",
+              link ? "Link: " : "", link ? link : "", link ? "\r\n" : "", strlen(body), body);
+}
+
+static void h_paged_tags(struct srv *s, struct srv_conn *c, struct srv_req *q)
+{
+    (void)s;
+    if (strcmp(q->url, "/v2/paged/tags/list?n=1000") == 0)
+        send_page(c, "</v2/paged/tags/list?last=b&n=2>; rel=\"next\"",
+                  "{\"name\":\"paged\",\"tags\":[\"a\",\"b\"]}");
+    else if (strcmp(q->url, "/v2/paged/tags/list?last=b&n=2") == 0)
+        send_page(c, NULL, "{\"name\":\"paged\",\"tags\":[\"c\"]}");
+    else
+        send_page(c, "<http://127.0.0.2:1/v2/evil/tags/list?last=x>; rel=\"next\"",
+                  "{\"name\":\"evil\",\"tags\":[\"x\"]}");
+}
+
+struct page_probe {
+    struct env *e;
+    struct proto_registry *reg;
+    char bodies[3][64];
+    char *next[3];
+    int next_err[3];
+    char errmsg[PROTO_REG_ERRMSG_MAX];
+    int n;
+    struct proto_reg_op op;
+};
+
+static void on_page(struct proto_reg_op *op, int err)
+{
+    struct page_probe *p = op->data;
+    int i = p->n++;
+    CHECK_INT(err, 0);
+    snprintf(p->bodies[i], sizeof(p->bodies[i]), "%.*s", (int)op->http.resp_len,
+             op->http.resp_body ? op->http.resp_body : "");
+    p->next[i] = proto_reg_next_page(op, &p->next_err[i]);
+    if (p->next_err[i] != 0)
+        snprintf(p->errmsg, sizeof(p->errmsg), "%s", op->errmsg);
+    proto_reg_op_dispose(op);
+    /* Follow the first repository's link once; then list the one that links away. */
+    if (i == 0 && p->next[0] != NULL) {
+        CHECK_INT(proto_reg_list(&p->op, p->reg, "paged", p->next[0]), 0);
+    } else if (i == 1) {
+        CHECK_INT(proto_reg_list(&p->op, p->reg, "evil", NULL), 0);
+    } else {
+        env_finish(p->e);
+        return;
+    }
+    p->op.data = p;
+    CHECK_INT(proto_reg_op_start(&p->op, on_page), 0);
+}
+
+TEST(tag_list_pages)
+{
+    struct env e;
+    struct proto_registry reg;
+    struct page_probe p;
+    char hostport[32], want[96];
+    env_init(&e);
+    memset(&p, 0, sizeof(p));
+    CHECK_INT(srv_start(&e.srv, &e.loop, h_paged_tags, &e), 0);
+    snprintf(hostport, sizeof(hostport), "127.0.0.1:%d", e.srv.port);
+    CHECK_INT(proto_registry_init(&reg, &e.cl, hostport, "http", hostport), 0);
+    p.e = &e;
+    p.reg = &reg;
+    CHECK_INT(proto_reg_list(&p.op, &reg, "paged", NULL), 0);
+    p.op.data = &p;
+    CHECK_INT(proto_reg_op_start(&p.op, on_page), 0);
+    env_run(&e);
+    CHECK_INT(p.n, 3);
+    CHECK(contains(p.bodies[0], "[\"a\",\"b\"]"));
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d/v2/paged/tags/list?last=b&n=2", e.srv.port);
+    CHECK_STR(p.next[0], want);
+    CHECK_INT(p.next_err[0], 0);
+    /* The last page has no Link. */
+    CHECK(contains(p.bodies[1], "[\"c\"]"));
+    CHECK(p.next[1] == NULL);
+    CHECK_INT(p.next_err[1], 0);
+    /* A next page on another host is refused, not followed. */
+    CHECK(p.next[2] == NULL);
+    CHECK(p.next_err[2] != 0);
+    CHECK(contains(p.errmsg, "another host"));
+    for (int i = 0; i < 3; i++)
+        free(p.next[i]);
+    proto_registry_dispose(&reg);
+    env_free(&e);
+}
+
 TEST(per_host_limit)
 {
     struct env e;
@@ -1476,4 +1569,4 @@ TEST_MAIN(T(get_collects_body), T(error_body_and_collect_cap), T(keep_alive_reus
           T(redirect_303_put_becomes_get), T(redirect_limit), T(truncated_response),
           T(idle_timeout), T(connection_refused), T(closed_idle_connection_not_reused),
           T(stale_connection_retried), T(upload_location_on_another_host_refused),
-          T(per_host_limit))
+          T(tag_list_pages), T(per_host_limit))
