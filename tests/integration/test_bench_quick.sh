@@ -27,10 +27,10 @@ pass "report written and printed"
 python3 - "$report" <<'PY' || fail "report rows incomplete (see above)"
 import re, sys
 want = {
-    "1": (["2 images"], ["ocisync copy, one", "skopeo sync --all", "skopeo copy --all, one", "limit:"]),
-    "2": (["5 images"], ["ocisync copy, one", "skopeo sync --all", "skopeo copy --all, one", "limit:"]),
+    "1": (["2 images"], ["ocisync sync, one", "ocisync copy, one", "skopeo sync --all", "skopeo copy --all, one", "limit:"]),
+    "2": (["5 images"], ["ocisync sync, one", "ocisync copy, one", "skopeo sync --all", "skopeo copy --all, one", "limit:"]),
     "4": (["32 MiB"], ["ocisync copy, one", "skopeo copy --all, one", "limit:"]),
-    "6": (["N=5", "N=20"], ["ocisync copy ×N", "skopeo sync --all", "skopeo copy --all ×N", "limit:"]),
+    "6": (["N=5", "N=20"], ["ocisync sync, one", "ocisync copy ×N", "skopeo sync --all", "skopeo copy --all ×N", "limit:"]),
 }
 rows = [[c.strip() for c in l.strip().strip("|").split("|")]
         for l in open(sys.argv[1]) if re.match(r"^\| [0-9] \|", l)]
