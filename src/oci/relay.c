@@ -10,7 +10,9 @@ int oci_relay_init(struct oci_relay *r, const struct oci_digest *expected, uint6
 {
     int err;
     memset(r, 0, sizeof(*r));
-    r->buf = malloc(OCI_RELAY_CAPACITY);
+    /* A small blob needs no more room than itself: most layers of most images are small. */
+    r->cap = size < OCI_RELAY_CAPACITY ? (size > 0 ? (size_t)size : 1) : OCI_RELAY_CAPACITY;
+    r->buf = malloc(r->cap);
     if (r->buf == NULL)
         return UV_ENOMEM;
     r->expected = *expected;
@@ -49,15 +51,15 @@ int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
         return OCISYNC_ESIZEMISMATCH;
     }
     /* The producer pauses at the high water mark, so one read buffer always fits. */
-    if (len > OCI_RELAY_CAPACITY - fill)
+    if (len > r->cap - fill)
         return UV_ENOBUFS; /* After a rewind the first bytes again are already in the digest. */
     if (r->in + len > r->hashed) {
         size_t skip = r->hashed > r->in ? (size_t)(r->hashed - r->in) : 0;
         oci_hasher_update(&r->hasher, data + skip, len - skip);
         r->hashed = r->in + len;
     }
-    pos = (size_t)(r->in % OCI_RELAY_CAPACITY);
-    first = OCI_RELAY_CAPACITY - pos < len ? OCI_RELAY_CAPACITY - pos : len;
+    pos = (size_t)(r->in % r->cap);
+    first = r->cap - pos < len ? r->cap - pos : len;
     memcpy(r->buf + pos, data, first);
     memcpy(r->buf, data + first, len - first);
     r->in += len; /* Only the push that hashes the last bytes finishes the digest (empty pushes may
@@ -83,14 +85,14 @@ int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
 size_t oci_relay_peek(struct oci_relay *r, const char **data, uint64_t max)
 {
     uint64_t avail = r->in - r->out;
-    size_t pos = (size_t)(r->out % OCI_RELAY_CAPACITY);
+    size_t pos = (size_t)(r->out % r->cap);
     if (r->failed)
         return 0;
     /* Hold back the final byte until the whole blob is verified. */
     if (!r->verified && r->size > 0 && r->out + avail >= r->size)
         avail = r->size - 1 - r->out;
-    if (avail > OCI_RELAY_CAPACITY - pos)
-        avail = OCI_RELAY_CAPACITY - pos;
+    if (avail > r->cap - pos)
+        avail = r->cap - pos;
     if (avail > max)
         avail = max;
     *data = r->buf + pos;

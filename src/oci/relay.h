@@ -21,7 +21,8 @@
 #define OCI_RELAY_HIGH_WATER (1024 * 1024)
 
 struct oci_relay {
-    char *buf;       /* owned, OCI_RELAY_CAPACITY bytes */
+    char *buf;       /* owned, cap bytes */
+    size_t cap;      /* OCI_RELAY_CAPACITY, or the blob's size when smaller */
     uint64_t in;     /* bytes received from the source so far */
     uint64_t out;    /* bytes released by the destination so far */
     uint64_t size;   /* expected size */
