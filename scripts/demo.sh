@@ -2,7 +2,9 @@
 # ocisync's main job, end to end: build ocisync, start two throwaway
 # registries on loopback, push a small two-platform image to the first
 # with skopeo, copy it to the second with `ocisync copy`, and compare the
-# digests on both sides. The registries are stopped on exit.
+# digests on both sides; then build-push a two-platform image on top of it
+# and sync both repositories back with a config file (twice: the second
+# run finds everything there). The registries are stopped on exit.
 #
 #   OCISYNC_BIN=/path/to/ocisync  use that binary instead of building one
 #   OCISYNC_KEEP_TMP=1            keep the temp dir (registry logs, image)
@@ -66,3 +68,35 @@ else
   echo "MISMATCH: the digests differ" >&2
   exit 1
 fi
+
+echo
+echo "==> ocisync build-push: a two-platform image from directories, on top of the copied one"
+mkdir -p "$TMP/ctx/amd64" "$TMP/ctx/arm64" "$TMP/ctx/common"
+echo "built for amd64" >"$TMP/ctx/amd64/VERSION"
+echo "built for arm64" >"$TMP/ctx/arm64/VERSION"
+echo "shared by both" >"$TMP/ctx/common/README"
+set +e
+SOURCE_DATE_EPOCH=1700000000 "$OCISYNC_BIN" build-push --base "$dst" \
+  --platform "linux/amd64=$TMP/ctx/amd64:/app" --platform "linux/arm64=$TMP/ctx/arm64:/app" \
+  --layer "$TMP/ctx/common:/app/doc" --workdir /app --env MODE=demo \
+  --tag "$TWO_ADDR/demo/app:1.0;$TWO_ADDR/demo/app:latest" --digest-file "$TMP/built"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || { echo "demo: build-push failed with exit $rc" >&2; exit 1; }
+echo "built index       $(cat "$TMP/built") (tags 1.0 and latest; the base's layers were mounted)"
+
+echo
+echo "==> ocisync sync: both repositories of the second registry into the first, from a config"
+cat >"$TMP/mirrors.yml" <<YML
+mirrors:
+  - from: $TWO_ADDR/demo
+    to: $ONE_ADDR/mirror
+    repositories: all
+YML
+set +e
+"$OCISYNC_BIN" sync --src yaml "$TMP/mirrors.yml"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || { echo "demo: sync failed with exit $rc" >&2; exit 1; }
+echo "==> the same sync again: every tag is already there, so it costs a HEAD per side"
+"$OCISYNC_BIN" sync --src yaml "$TMP/mirrors.yml" | tail -n 1

@@ -493,7 +493,7 @@ int cli_build(int argc, char **argv, bool push)
     }
     if (!out.quiet) {
         printf("Built %zu platform%s, %" PRIu64 " new layer%s (%" PRIu64 " bytes of tar, %" PRIu64
-               " compressed); base blobs: %" PRIu64 " copied, %" PRIu64 " mounted, %" PRIu64
+               " compressed); blobs: %" PRIu64 " uploaded, %" PRIu64 " mounted, %" PRIu64
                " already there\n",
                n_plats, n_plats == 1 ? "" : "s", res.layers_built, res.layers_built == 1 ? "" : "s",
                res.tar_bytes, res.bytes_built, res.blobs_copied, res.blobs_mounted,
