@@ -430,7 +430,7 @@ int oci_referrers_copy(const struct ocisync_copy_item *items, size_t n,
                     snprintf(t->digest, sizeof(t->digest), "%s", pd.str);
                 }
             }
-            if (err == 0 && !s->fallback && !s->dst_api)
+            if (err == 0 && !s->fallback && !s->dst_api && json_array_size(s->found) > 0)
                 err = build_index(s);
         }
         if (err == 0 && n_items > 0) {

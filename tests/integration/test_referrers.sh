@@ -5,6 +5,7 @@
 # API, which distribution 2.8 lacks) are copied along by copy and sync, and
 # so are referrers of referrers; without the flag nothing of them is copied.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_fault.sh"
 
 registry_start src
 registry_start dst
@@ -64,5 +65,24 @@ run_ocisync sync --referrers --src yaml --dest docker "$TMP/sync.yml" "$DST_ADDR
 expect_success "sync with --referrers"
 assert_eq "$(manifest_status "$DST_ADDR" mirror/app "$fallback")" 200 "sync copied the fallback tag"
 assert_eq "$(manifest_status "$DST_ADDR" mirror/app "$sigsig")" 200 "sync copied the referrer of the referrer"
+
+# --- a source with the OCI 1.1 referrers API ----------------------------------------------------
+# tests/tools/fault_proxy.py answers GET /v2/<repo>/referrers/<digest> from the real
+# registry's fallback tag, as a registry with the API would; the destination (distribution
+# 2.8) has no API, so ocisync copies each referrer by digest and writes the fallback tag
+# there itself, merged with what it already holds.
+fault_proxy_start api "$SRC_ADDR" 'GET /v2/.*/referrers/.* referrers-api always'
+mark=$(registry_log_mark dst)
+run_ocisync copy --referrers "docker://$API_ADDR/lib/app:v1" "docker://$DST_ADDR/viaapi/app:v1"
+expect_success "copy with --referrers from a source with the referrers API"
+assert_contains "$TMP/api.log" "referrers-api" "the referrers API was asked"
+assert_eq "$(registry_log_count dst '^PUT /v2/viaapi/app/manifests/sha256-' "$mark")" 2 \
+  "the destination without the API got the fallback tags written (image and signature)"
+skopeo_raw "$DST_ADDR/viaapi/app:$fallback" "$TMP/api-index.json"
+assert_eq "$(json_eval "$TMP/api-index.json" 'sorted(m["digest"] for m in d["manifests"])' | tr '\n' ' ')" \
+  "$(printf '%s\n' "$sig" "$sbom" | sort | tr '\n' ' ')" "the written fallback index lists both referrers"
+for m in "$sig" "$sbom" "$sigsig"; do
+  assert_eq "$(manifest_status "$DST_ADDR" viaapi/app "$m")" 200 "referrer ${m:7:12} arrived by digest"
+done
 
 done_ok

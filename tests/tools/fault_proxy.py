@@ -54,6 +54,12 @@ Unless a rule fires. A rule is one string of whitespace-separated fields:
               wait SECONDS, then forward normally.
     throttle:BYTES_PER_SECOND
               forward; send the response body no faster than that.
+    referrers-api
+              for GET /v2/<repo>/referrers/<alg>:<hex>: answer as a registry
+              with the OCI 1.1 referrers API would, from the fallback tag
+              <alg>-<hex> the registry behind holds (its index, or an empty
+              one), so a real registry without the API can stand in for one
+              that has it.
   BYTES/OFFSET take an optional K or M suffix (KiB, MiB).
   WHEN      (default: times=1, the first applicable match only)
     times=N   fire on at most N applicable matches
@@ -127,7 +133,7 @@ HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
 ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND",
                405: "UNSUPPORTED", 416: "RANGE_INVALID", 429: "TOOMANYREQUESTS",
                500: "UNKNOWN", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "UNAVAILABLE"}
-REQUEST_PHASE = {"status", "stall", "delay"}  # plus reset-after on a request with a body
+REQUEST_PHASE = {"status", "stall", "delay", "referrers-api"}  # plus reset-after on a request with a body
 
 
 class Config:
@@ -190,6 +196,9 @@ class Action:
             return
         if text == "close-after-response":
             self.kind = "close-after-response"
+            return
+        if text == "referrers-api":
+            self.kind = "referrers-api"
             return
         raise ValueError(f"unknown action {text!r}")
 
@@ -436,6 +445,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if a.kind == "status":
                     self.answer_status(rule)
                     return
+                if a.kind == "referrers-api":
+                    self.answer_referrers(rule)
+                    return
                 if a.kind == "stall":
                     self.note("-", None, rule)
                     self.fault(rule)
@@ -469,6 +481,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         finally:
             if up is not None:
                 up.close()
+
+    def answer_referrers(self, rule):
+        m = re.fullmatch(r"/v2/(.+)/referrers/([a-z0-9]+):([a-f0-9]+)(\?.*)?", self.path)
+        index_mt = "application/vnd.oci.image.index.v1+json"
+        body = json.dumps({"schemaVersion": 2, "mediaType": index_mt, "manifests": []}).encode()
+        if m:
+            up = Config.upstream
+            conn = http.client.HTTPConnection(up.hostname, up.port or 80, timeout=60)
+            try:
+                conn.request("GET", f"/v2/{m.group(1)}/manifests/{m.group(2)}-{m.group(3)}",
+                             headers={"Accept": index_mt})
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.status == 200:
+                    body = data
+            finally:
+                conn.close()
+        self.note(200, len(body), rule)
+        self.fault(rule)
+        self.send_response_only(200)
+        self.send_header("Content-Type", index_mt)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
 
     def answer_status(self, rule):
         a = rule.action
