@@ -10,7 +10,7 @@ PACKAGES=(
   libjansson-dev libyaml-dev
   docker-registry skopeo podman umoci
   openssl apache2-utils time python3 curl ca-certificates iproute2 iptables
-  busybox-static zstd pigz
+  busybox-static zstd pigz git
 )
 
 missing=()

@@ -123,6 +123,38 @@ podman_pull "$REG_ADDR/team/onbase:1" --platform linux/arm64
 assert_eq "$(podman_inspect "$REG_ADDR/team/onbase:1" '{{index .Labels "org.ocisync.test.platform"}}')" \
   linux/arm64 "the base's labels survive in the new config"
 
+# --- a base on another registry: its layers are relayed once each, never stored -------------------
+registry_start other
+push_image "$TMP/base" "$OTHER_ADDR/lib/base:1"
+mark_o=$(registry_log_mark other)
+run_ocisync build-push --base "$OTHER_ADDR/lib/base:1" --platform "linux/amd64=$TMP/ctx/amd64:/app" \
+  --tag "$REG_ADDR/team/relayed:1"
+expect_success "build-push on a base from another registry"
+skopeo_raw "$REG_ADDR/team/relayed:1" "$TMP/rindex.json"
+rchild=$(index_children "$TMP/rindex.json" | cut -d' ' -f1)
+skopeo_raw "$REG_ADDR/team/relayed@$rchild" "$TMP/rman.json"
+assert_blobs_present "$REG_ADDR" team/relayed "$TMP/rman.json" "the image on a relayed base"
+amd_layers=$(json_eval "$TMP/base/blobs/sha256/$(index_children "$TMP/base/blobs/sha256/${base#sha256:}" | grep amd64 | cut -d' ' -f1 | cut -d: -f2)" '[l["digest"] for l in d["layers"]]' | paste -sd'|')
+for l in ${amd_layers//|/ }; do
+  assert_eq "$(registry_log_count other "^GET /v2/lib/base/blobs/$l " "$mark_o")" 1 "base layer ${l:7:12} was fetched once"
+done
+
+# --- provenance from git --------------------------------------------------------------------------
+git -C "$TMP/ctx" init -q && git -C "$TMP/ctx" -c user.email=t@example.com -c user.name=t commit -q --allow-empty -m init &&
+  git -C "$TMP/ctx" remote add origin https://example.com/team/app.git || fail "git setup failed"
+run_ocisync build-push --platform "linux/amd64=$TMP/ctx/amd64" --version 9.9.9 --tag "$REG_ADDR/team/git:1"
+expect_success "build-push from a git checkout"
+skopeo_raw "$REG_ADDR/team/git:1" "$TMP/gindex.json"
+assert_eq "$(json_eval "$TMP/gindex.json" 'd["annotations"]["org.opencontainers.image.revision"]')" \
+  "$(git -C "$TMP/ctx" rev-parse HEAD)" "revision from git"
+assert_eq "$(json_eval "$TMP/gindex.json" 'd["annotations"]["org.opencontainers.image.source"]')" \
+  https://example.com/team/app.git "source from the git remote"
+assert_eq "$(json_eval "$TMP/gindex.json" 'd["annotations"]["org.opencontainers.image.version"]')" 9.9.9 "version from --version"
+run_ocisync build-push --platform "linux/amd64=$TMP/ctx/amd64" --annotation org.opencontainers.image.base.name=evil \
+  --tag "$REG_ADDR/team/git:2"
+expect_failure 2 "an annotation that would override a computed one"
+assert_contains "$OCISYNC_STDERR" "org.opencontainers.image.base.name" "the error names the annotation"
+
 # --- build to a layout and an archive -----------------------------------------------------------
 run_ocisync build --base "$REG_ADDR/lib/base:1" --platform "linux/amd64=$TMP/ctx/amd64:/app" \
   --output "oci:$TMP/out:1.0" --output "oci-archive:$TMP/out.tar:1.0"
