@@ -43,6 +43,26 @@
 
 struct copy_job;
 
+/*
+ * Manifests pushed to the same repository by several images at once (two tags
+ * of one image, tags sharing a platform manifest) go one at a time: a registry
+ * storing the same manifest twice concurrently may lose one (distribution 2.8
+ * was seen answering "manifest blob unknown" to an index pushed meanwhile).
+ */
+struct copy_waiter {
+    struct queue link;
+    void (*resume)(struct copy_waiter *w);
+    bool waiting;
+};
+
+struct copy_mlock {
+    struct copy_mlock *next;
+    char *key; /* owned: "<registry base>/<repository>@<digest>" */
+    bool busy; /* a PUT of it is in flight */
+    bool done; /* it is there: a child manifest needs no second PUT */
+    struct queue waiters;
+};
+
 struct copy_child {
     struct copy_job *job;
     struct oci_descriptor desc; /* as listed in the index (or made up for a lone manifest) */
@@ -57,6 +77,8 @@ struct copy_child {
     unsigned blobs_left;
     uint64_t n_copied, n_mounted, n_skipped;
     struct proto_reg_op op;
+    struct copy_waiter w;    /* waiting for another image's push of the same manifest */
+    struct copy_mlock *lock; /* held while its PUT is in flight */
 };
 
 enum blob_step {
@@ -109,6 +131,14 @@ struct copy_blob {
     unsigned upload_resumes;
     /* From the base image's registry rather than the source layout (see copy_job.base). */
     bool from_base;
+    /*
+     * Whether the destination has it, asked (HEAD) for every blob of an image
+     * as soon as the image's blobs are known, so a blob that gets a transfer
+     * slot usually knows already and goes straight to its upload.
+     */
+    struct proto_reg_op *probe; /* owned while in flight */
+    enum { PROBE_NONE, PROBE_PENDING, PROBE_PRESENT, PROBE_ABSENT } probe_state;
+    bool probe_waiting; /* the blob has a slot and waits for the answer */
     /* Progress events: the transfer's start, then received bytes now and then. */
     bool start_emitted;
     uint64_t progress_ms;
@@ -200,6 +230,8 @@ struct copy_job {
     unsigned children_left;
 
     struct proto_reg_op top_op;
+    struct copy_waiter top_w;
+    struct copy_mlock *top_lock;
     bool finished; /* the destination already had everything */
     /*
      * The first look, with HEADs only (Docker Hub does not count them against
@@ -233,6 +265,7 @@ static bool from_file(const struct copy_blob *b)
 static void on_top_fetched(struct proto_reg_op *op, int err);
 static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
+static void push_child(struct copy_child *c);
 static void blob_settle_failed(struct copy_blob *b);
 static int start_get(struct copy_blob *b);
 static void sink_kick(struct copy_blob *b);
@@ -279,6 +312,24 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
         abort_source(b);
         abort_sink(b);
     }
+    /* Manifests waiting for another image's push of the same one wait no more. */
+    for (size_t i = 0; i < job->n_children; i++) {
+        struct copy_child *c = &job->children[i];
+        if (c->w.waiting) {
+            queue_remove(&c->w.link);
+            c->w.waiting = false;
+            job->pending_ops--;
+        }
+    }
+    if (job->top_w.waiting) {
+        queue_remove(&job->top_w.link);
+        job->top_w.waiting = false;
+        job->pending_ops--;
+    }
+    /* Probes end too; a blob waiting for one settles when it does. */
+    for (size_t i = 0; i < job->n_blobs; i++)
+        if (job->blobs[i].probe != NULL)
+            proto_http_abort(&job->blobs[i].probe->http, UV_ECANCELED);
 }
 
 static void emit(struct copy_job *job, ocisync_event_kind kind, const char *digest,
@@ -300,10 +351,70 @@ static void emit(struct copy_job *job, ocisync_event_kind kind, const char *dige
 /* ------------------------------------------------------------------------------------------ */
 /* Step 4: manifests */
 
+/* The lock for a manifest in the destination repository (NULL when out of memory). */
+static struct copy_mlock *mlock_get(struct copy_job *job, const struct oci_digest *d)
+{
+    struct copy_ctx *ctx = job->ctx;
+    struct copy_mlock *m;
+    char key[LOOP_HOST_MAX + OCI_REF_REPO_MAX + OCI_DIGEST_MAX + 40];
+    snprintf(key, sizeof(key), "%s/%s@%s", job->dst_reg->base, job->dst.repository, d->str);
+    for (m = ctx->mlocks; m != NULL; m = m->next)
+        if (strcmp(m->key, key) == 0)
+            return m;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->key = strdup(key)) == NULL) {
+        free(m);
+        return NULL;
+    }
+    queue_init(&m->waiters);
+    m->next = ctx->mlocks;
+    ctx->mlocks = m;
+    return m;
+}
+
+/* The push under lock m ended (ok: the manifest is there); the next in line goes. */
+static void mlock_release(struct copy_mlock *m, bool ok)
+{
+    m->busy = false;
+    if (ok)
+        m->done = true;
+    while (!queue_empty(&m->waiters)) {
+        struct queue *q = queue_head(&m->waiters);
+        struct copy_waiter *w = container_of(q, struct copy_waiter, link);
+        queue_remove(q);
+        w->waiting = false;
+        w->resume(w);
+        /* The first resumed may have taken the lock again: the rest wait for it. */
+        if (m->busy)
+            break;
+    }
+}
+
+static void mlock_wait(struct copy_mlock *m, struct copy_waiter *w,
+                       void (*resume)(struct copy_waiter *w))
+{
+    w->resume = resume;
+    w->waiting = true;
+    queue_insert_tail(&m->waiters, &w->link);
+}
+
+static void resume_top(struct copy_waiter *w)
+{
+    struct copy_job *job = container_of(w, struct copy_job, top_w);
+    job->pending_ops--;
+    push_top(job);
+    check_finished(job);
+}
+
 static void on_top_pushed(struct proto_reg_op *op, int err)
 {
     struct copy_job *job = op->data;
     job->pending_ops--;
+    if (job->top_lock != NULL) {
+        struct copy_mlock *m = job->top_lock;
+        job->top_lock = NULL;
+        mlock_release(m, err == 0);
+    }
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
@@ -361,6 +472,18 @@ static void push_top(struct copy_job *job)
         check_finished(job);
         return;
     }
+    {
+        struct copy_mlock *m = mlock_get(job, &job->push_digest);
+        if (m != NULL && m->busy) {
+            mlock_wait(m, &job->top_w, resume_top);
+            job->pending_ops++;
+            return;
+        }
+        if (m != NULL) {
+            m->busy = true;
+            job->top_lock = m;
+        }
+    }
     err = proto_reg_manifest_put(&job->top_op, job->dst_reg, job->dst.repository, ref,
                                  job->top_media_type, job->push_raw, job->push_len);
     job->top_op.data = job;
@@ -369,6 +492,11 @@ static void push_top(struct copy_job *job)
     if (err != 0) {
         fail(job, err, "%s", job->top_op.errmsg);
         proto_reg_op_dispose(&job->top_op);
+        if (job->top_lock != NULL) {
+            struct copy_mlock *m = job->top_lock;
+            job->top_lock = NULL;
+            mlock_release(m, false);
+        }
         return;
     }
     job->pending_ops++;
@@ -396,11 +524,25 @@ static void child_complete(struct copy_child *c)
         push_top(job);
 }
 
+static void resume_child(struct copy_waiter *w)
+{
+    struct copy_child *c = container_of(w, struct copy_child, w);
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    push_child(c);
+    check_finished(job);
+}
+
 static void on_child_pushed(struct proto_reg_op *op, int err)
 {
     struct copy_child *c = op->data;
     struct copy_job *job = c->job;
     job->pending_ops--;
+    if (c->lock != NULL) {
+        struct copy_mlock *m = c->lock;
+        c->lock = NULL;
+        mlock_release(m, err == 0);
+    }
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
@@ -436,6 +578,24 @@ static void push_child(struct copy_child *c)
         }
         return;
     }
+    {
+        struct copy_mlock *m = mlock_get(job, &c->desc.digest);
+        if (m != NULL && m->done) {
+            /* Another image of the run pushed this very manifest here. */
+            c->pushed = true;
+            child_complete(c);
+            return;
+        }
+        if (m != NULL && m->busy) {
+            mlock_wait(m, &c->w, resume_child);
+            job->pending_ops++;
+            return;
+        }
+        if (m != NULL) {
+            m->busy = true;
+            c->lock = m;
+        }
+    }
     err = proto_reg_manifest_put(&c->op, job->dst_reg, job->dst.repository, c->desc.digest.str,
                                  c->media_type, c->raw, c->raw_len);
     c->op.data = c;
@@ -444,6 +604,11 @@ static void push_child(struct copy_child *c)
     if (err != 0) {
         fail(job, err, "%s", c->op.errmsg);
         proto_reg_op_dispose(&c->op);
+        if (c->lock != NULL) {
+            struct copy_mlock *m = c->lock;
+            c->lock = NULL;
+            mlock_release(m, false);
+        }
         return;
     }
     job->pending_ops++;
@@ -1374,6 +1539,19 @@ static void blob_next(struct copy_blob *b)
             blob_next(b);
             return;
         }
+        if (b->probe_state == PROBE_PENDING) {
+            b->probe_waiting = true;
+            return;
+        }
+        if (b->probe_state == PROBE_PRESENT) {
+            blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
+            return;
+        }
+        if (b->probe_state == PROBE_ABSENT) {
+            b->step = BLOB_START;
+            blob_next(b);
+            return;
+        }
         b->step = BLOB_HEAD;
         err = proto_reg_blob_head(&b->op, job->dst_reg, job->dst.repository, b->desc.digest.str);
         b->op.expect[1] = 404;
@@ -1683,6 +1861,49 @@ static void pump(struct copy_ctx *ctx)
         check_run_done(ctx);
 }
 
+static void on_probe(struct proto_reg_op *op, int err)
+{
+    struct copy_blob *b = op->data;
+    struct copy_job *job = b->job;
+    job->pending_ops--;
+    /* A failed probe decides nothing: the blob asks again in its turn. */
+    b->probe_state = err != 0 ? PROBE_NONE : op->http.status == 200 ? PROBE_PRESENT : PROBE_ABSENT;
+    proto_reg_op_dispose(op);
+    free(op);
+    b->probe = NULL;
+    if (b->probe_waiting) {
+        b->probe_waiting = false;
+        blob_next(b);
+    }
+    check_finished(job);
+}
+
+/* Asks the destination about b ahead of its transfer, where a HEAD would decide its fate. */
+static void probe_blob(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    int err;
+    if (job->same_registry || b->mount_from != NULL || job->dst_lay != NULL ||
+        job->item->blobs_only)
+        return;
+    b->probe = malloc(sizeof(*b->probe));
+    if (b->probe == NULL)
+        return;
+    err = proto_reg_blob_head(b->probe, job->dst_reg, job->dst.repository, b->desc.digest.str);
+    b->probe->expect[1] = 404;
+    b->probe->data = b;
+    if (err == 0)
+        err = proto_reg_op_start(b->probe, on_probe);
+    if (err != 0) {
+        proto_reg_op_dispose(b->probe);
+        free(b->probe);
+        b->probe = NULL;
+        return;
+    }
+    b->probe_state = PROBE_PENDING;
+    job->pending_ops++;
+}
+
 static int cmp_blob_size(const void *a, const void *b)
 {
     const struct copy_blob *x = a, *y = b;
@@ -1760,6 +1981,8 @@ static void start_blobs(struct copy_job *job)
     }
     /* Largest first, so the longest transfer is not the one left running alone at the end. */
     qsort(job->blobs, job->n_blobs, sizeof(*job->blobs), cmp_blob_size);
+    for (size_t i = 0; i < job->n_blobs; i++)
+        probe_blob(&job->blobs[i]);
     queue_insert_tail(&job->ctx->blob_queue, &job->queue_link);
     job->queued = true;
     pump(job->ctx);
@@ -2802,6 +3025,12 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
 out_free:
     sigaction(SIGPIPE, &old_pipe, NULL);
     shared_free_all(ctx);
+    while (ctx->mlocks != NULL) {
+        struct copy_mlock *m = ctx->mlocks;
+        ctx->mlocks = m->next;
+        free(m->key);
+        free(m);
+    }
     free(ctx->jobs);
     free(ctx->errs);
     free(ctx);

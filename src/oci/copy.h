@@ -60,6 +60,7 @@ struct copy_ctx {
     unsigned retries;    /* requests sent again, over finished images */
 
     struct copy_shared **shared; /* owned hash table: blobs by (destination registry, digest) */
+    struct copy_mlock *mlocks;   /* owned list: manifests pushed in this run, by repository */
     size_t shared_cap;
 
     bool stopping; /* interrupted: start nothing more */
