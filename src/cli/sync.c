@@ -204,6 +204,8 @@ static void print_summary(struct sync_out *o, const struct ocisync_sync_result *
             json_line(j);
         return;
     }
+    if (o->quiet && r->n_failed == 0)
+        return;
     if (dry_run) {
         for (size_t i = 0; i < r->n_planned; i++)
             printf("Would copy %s -> %s\n", r->images[i].src, r->images[i].dst);

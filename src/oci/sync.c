@@ -18,6 +18,7 @@
 #include "oci/oci.h"
 #include "oci/tagfilter.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,6 +442,17 @@ static int check_sources(struct sync_run *run, size_t n, char *msg, size_t msgle
     return 0;
 }
 
+static bool is_tag(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128 || !(isalnum((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+            return false;
+    return true;
+}
+
 /*
  * A layout as a source: every image its index.json names (or, with tags,
  * those), each to the destination under its name.
@@ -469,8 +481,15 @@ static int plan_layout(struct sync_run *run, size_t source, char *msg, size_t ms
     for (size_t i = 0; err == 0 && i < oci_layout_count(&lay); i++) {
         struct oci_descriptor d;
         const char *name = NULL;
-        if (oci_layout_entry(&lay, i, &d, &name) == 0 && name != NULL)
-            err = add_image(run, source, s->src, s->dst, name);
+        if (oci_layout_entry(&lay, i, &d, &name) != 0 || name == NULL)
+            continue;
+        if (is_tag(name))
+            err = add_item(run, source, s->src, ":", name, s->dst, 0, NULL);
+        else
+            /* A ref.name such as "team/app:v1" names no tag at the destination. */
+            err = add_item(run, source, s->src, ":", name, s->dst, 1,
+                           "the layout's image name is not a tag (a tag is [A-Za-z0-9_]"
+                           "[A-Za-z0-9_.-]{0,127})");
     }
     oci_layout_close(&lay);
     return err;
