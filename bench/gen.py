@@ -19,9 +19,22 @@ image with its reference in org.opencontainers.image.ref.name
     gen.py ocisync-yaml DIR REGISTRY DEST [--first N]
                                             an `ocisync sync --src yaml` file:
                                             one mirror per image, exact tag
+    gen.py view SRC OUT                     the same images as a layout whose
+                                            names are tags (see below)
+    gen.py oci-pairs DIR DEST [--first N]   "oci:DIR:NAME docker://DEST/BASE:NAME"
+                                            lines for `xargs -n 2 ... copy`
 
 `build` does nothing when DIR already holds a complete layout made with the
 same arguments, so workloads are generated once and reused across runs.
+
+`view` is for pushing from a layout (workload 3): `ocisync sync --src oci`
+pushes each named image of a layout to DEST/BASE:NAME (BASE the layout
+directory's name), so a name must be a tag. The view names each image of
+SRC by its repository's last component ("bench/w1-003:v1" becomes
+"w1-003") and hard-links SRC's blob files (copies them across
+filesystems), so the bytes pushed are those of SRC. load() reads such a
+name as repository BASE, tag NAME; limit.py then pushes and checks
+DEST/BASE:NAME, as ocisync and `oci-pairs` do.
 """
 
 import argparse
@@ -29,6 +42,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import sys
 import tarfile
 import zlib
@@ -193,7 +207,12 @@ def load(layout, first=None):
 
     out = []
     for t in tops:
-        repo, tag = t["annotations"]["org.opencontainers.image.ref.name"].rsplit(":", 1)
+        name = t["annotations"]["org.opencontainers.image.ref.name"]
+        if ":" in name:
+            repo, tag = name.rsplit(":", 1)
+        else:
+            # A view's name is a tag of the repository named after the layout.
+            repo, tag = os.path.basename(os.path.abspath(layout)), name
         raw = blob(t["digest"])
         doc = json.loads(raw)
         if "manifests" in doc:
@@ -254,6 +273,54 @@ def ocisync_yaml(args):
         print(f"    tags: [{json.dumps(img['tag'])}]")
 
 
+def view(args):
+    src, out = os.path.abspath(args.src), os.path.abspath(args.out)
+    with open(os.path.join(src, "index.json"), "rb") as f:
+        raw = f.read()
+    stamp_path = os.path.join(out, "bench-view.json")
+    stamp = {"view_of": src, "index_sha256": hashlib.sha256(raw).hexdigest()}
+    if os.path.exists(stamp_path):
+        with open(stamp_path) as f:
+            if json.load(f) == stamp:
+                return 0
+        # A view of an older SRC: links to blobs SRC no longer has.
+        shutil.rmtree(out)
+    tops = json.loads(raw)["manifests"]
+    names = set()
+    for t in tops:
+        name = t["annotations"]["org.opencontainers.image.ref.name"].rsplit(":", 1)[0].rsplit("/", 1)[-1]
+        if name in names:
+            sys.exit(f"gen.py view: two images of {src} would both be named {name}")
+        names.add(name)
+        t["annotations"]["org.opencontainers.image.ref.name"] = name
+    src_blobs = os.path.join(src, "blobs", "sha256")
+    dst_blobs = os.path.join(out, "blobs", "sha256")
+    os.makedirs(dst_blobs, exist_ok=True)
+    for name in os.listdir(src_blobs):
+        if name.startswith("."):
+            continue  # a temp file of an interrupted build
+        s, d = os.path.join(src_blobs, name), os.path.join(dst_blobs, name)
+        if os.path.exists(d):
+            continue
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copyfile(s, d)
+    write_json(os.path.join(out, "oci-layout"), {"imageLayoutVersion": "1.0.0"})
+    write_json(os.path.join(out, "index.json"),
+               {"schemaVersion": 2, "mediaType": mkimage.OCI["index"], "manifests": tops})
+    write_json(stamp_path, stamp)
+    return 0
+
+
+def oci_pairs(args):
+    base = os.path.basename(os.path.abspath(args.layout))
+    for img in load(args.layout, args.first):
+        if img["repo"] != base:
+            sys.exit(f"gen.py oci-pairs: {args.layout} names images as repositories; make a view first")
+        print(f"oci:{os.path.abspath(args.layout)}:{img['tag']} docker://{args.dest}/{base}:{img['tag']}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -266,12 +333,15 @@ def main():
     b.add_argument("--seed", default="bench")
     b.add_argument("--prefix", default="bench/img")
     b.add_argument("--tag", default="v1")
-    for name in ("stats", "refs", "skopeo-yaml", "ocisync-yaml"):
+    v = sub.add_parser("view")
+    v.add_argument("src")
+    v.add_argument("out")
+    for name in ("stats", "refs", "skopeo-yaml", "ocisync-yaml", "oci-pairs"):
         p = sub.add_parser(name)
         p.add_argument("layout")
         if name in ("skopeo-yaml", "ocisync-yaml"):
             p.add_argument("registry", help="the source, HOST:PORT")
-        if name == "ocisync-yaml":
+        if name in ("ocisync-yaml", "oci-pairs"):
             p.add_argument("dest", help="the destination, HOST:PORT/PREFIX")
         p.add_argument("--first", type=int)
     args = ap.parse_args()
@@ -280,7 +350,8 @@ def main():
             ap.error("--images and --layers must be >= 1, --layer-size >= 0")
         return build(args)
     return {"stats": stats, "refs": refs, "skopeo-yaml": skopeo_yaml,
-            "ocisync-yaml": ocisync_yaml}[args.cmd](args) or 0
+            "ocisync-yaml": ocisync_yaml, "view": view,
+            "oci-pairs": oci_pairs}[args.cmd](args) or 0
 
 
 if __name__ == "__main__":

@@ -14,10 +14,14 @@ the first request to the last response (Python's start-up not included).
 The benchmark also uses it to fill the source registry.
 
 `verify` checks that a registry serves every image's tag with the digest
-the layout says (HEAD on the manifest), after a tool's run.
+the layout says (HEAD on the manifest), after a tool's run. `tag-info`
+checks one pushed tag (workload 5, where no layout says what to expect):
+it follows an index to its first manifest and prints the digest and the
+layers' total size as JSON; with --digest, the tag must have that digest.
 
-    limit.py push   LAYOUT HOST:PORT [--workers N] [--first N] [--dest-prefix P]
-    limit.py verify LAYOUT HOST:PORT [--first N] [--dest-prefix P]
+    limit.py push     LAYOUT HOST:PORT [--workers N] [--first N] [--dest-prefix P]
+    limit.py verify   LAYOUT HOST:PORT [--first N] [--dest-prefix P]
+    limit.py tag-info HOST:PORT REPO:TAG [--digest sha256:...]
 
 With --dest-prefix P, image bench/w1-003 goes to P/w1-003 (the last
 component kept, as `skopeo sync` names it); without, to bench/w1-003.
@@ -181,9 +185,33 @@ def verify(args):
     return 0
 
 
+def tag_info(args):
+    conn = Conn(args.registry)
+    repo, tag = args.ref.rsplit(":", 1)
+
+    def get(ref):
+        r, data = conn.request("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT})
+        if r.status != 200:
+            raise RuntimeError(f"{args.registry}/{repo}:{ref}: GET {r.status} {data[:300]!r}")
+        return r.getheader("Docker-Content-Digest"), json.loads(data)
+
+    digest, doc = get(tag)
+    if args.digest and digest != args.digest:
+        raise RuntimeError(f"{args.registry}/{args.ref}: digest {digest}, want {args.digest}")
+    man = get(doc["manifests"][0]["digest"])[1] if "manifests" in doc else doc
+    json.dump({"digest": digest, "layers": len(man["layers"]),
+               "layer_bytes": sum(d["size"] for d in man["layers"])}, sys.stdout)
+    print()
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("tag-info")
+    t.add_argument("registry", help="HOST:PORT, plain HTTP")
+    t.add_argument("ref", help="REPO:TAG")
+    t.add_argument("--digest", help="the digest the tag must have")
     for name in ("push", "verify"):
         p = sub.add_parser(name)
         p.add_argument("layout")
@@ -197,8 +225,10 @@ def main():
         if args.cmd == "push":
             push(args)
             return 0
+        if args.cmd == "tag-info":
+            return tag_info(args)
         return verify(args)
-    except (OSError, RuntimeError, http.client.HTTPException) as e:
+    except (OSError, RuntimeError, http.client.HTTPException, ValueError, KeyError, IndexError) as e:
         print(f"limit.py {args.cmd}: {e}", file=sys.stderr)
         return 1
 

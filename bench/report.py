@@ -5,16 +5,23 @@
 
 META.tsv, one line per workload case:
     workload  case  images  bytes  blobs  manifests  title
+(workload 5: 1, the directory's GNU tar stream size, its file count, 0)
 RAW.tsv, one line per measured run:
-    workload  case  tool  round  seconds  peak_rss_kib  ok|FAIL
+    workload  case  tool  round  seconds  peak_rss_kib  ok|FAIL  [output_bytes  phases]
+(the last two for workload 5: the compressed layer's size, and the skopeo
+route's "compress X s + wrap Y s + push Z s")
 
 Medians over the runs that succeeded; "ocisync vs X" is X's median time
 over that of ocisync's reference tool (a throughput ratio: 2.00x means
 ocisync moved the workload twice as fast), and for the limit, ocisync's
 throughput as a share of the limit's. The reference is `ocisync sync` where
 it ran, else `ocisync copy` (the first of OCISYNC with a successful run).
-Targets from issue #6 are reported, never asserted.
+Workload 5 has its own table: each row's time over that of compression
+alone with the same compressor. Targets from issue #6 are reported, never
+asserted.
 """
+
+import re
 
 import statistics
 import sys
@@ -27,15 +34,29 @@ TOOLS = {
     "skopeo-copy": "skopeo copy --all, one image after another",
     "skopeo-copy-par": "skopeo copy --all ×N, `xargs -P {par}`",
     "limit": "limit: minimal client, {workers} workers",
+    "ocisync-oci-sync": "ocisync sync --src oci, one process",
+    "ocisync-oci-seq": "ocisync copy oci:, one image after another",
+    "skopeo-copy-oci": "skopeo copy --all oci:, one image after another",
+    "ocisync-bp-gzip": "ocisync build-push --compression gzip",
+    "pigz": "compression alone: tar into pigz -6",
+    "skopeo-pigz": "skopeo route: tar into pigz -6, layout, skopeo copy",
+    "ocisync-bp-zstd": "ocisync build-push --compression zstd",
+    "zstd": "compression alone: tar into zstd -3 -T0",
 }
 # In order of preference for the reference column.
-OCISYNC = ("ocisync-sync", "ocisync-seq", "ocisync-par")
+OCISYNC = ("ocisync-sync", "ocisync-oci-sync", "ocisync-seq", "ocisync-oci-seq", "ocisync-par")
+# Workload 5: each tool's compression-alone reference. (Labels hold no "|":
+# they are markdown table cells.)
+ALONE = {"ocisync-bp-gzip": "pigz", "pigz": "pigz", "skopeo-pigz": "pigz",
+         "ocisync-bp-zstd": "zstd", "zstd": "zstd"}
 MIB = 1024 * 1024
 
 TITLES = {
     "1": "Workload 1: mirror, large blobs",
     "2": "Workload 2: mirror, small blobs",
+    "3": "Workload 3: bulk push from an OCI layout",
     "4": "Workload 4: one large blob",
+    "5": "Workload 5: build-push",
     "6": "Workload 6: scaling",
 }
 
@@ -56,10 +77,13 @@ def main():
         order.append((w, case))
     runs = {}
     for line in open(raw_path):
-        w, case, tool, rnd, secs, rss, status = line.rstrip("\n").split("\t")
+        f = line.rstrip("\n").split("\t")
+        w, case, tool, rnd, secs, rss, status = f[:7]
+        outb, phases = (f[7:] + ["", ""])[:2]
         runs.setdefault((w, case), {}).setdefault(tool, []).append(
             dict(round=int(rnd), seconds=float(secs) if secs else None,
-                 rss=int(rss) if rss else None, ok=status == "ok"))
+                 rss=int(rss) if rss else None, ok=status == "ok",
+                 out=int(outb) if outb else None, phases=phases))
 
     out = [open(header_path).read().rstrip("\n"), ""]
     failed = []
@@ -72,6 +96,13 @@ def main():
         for case in cases:
             out.append(f"- {case}: {meta[(w, case)]['title']}")
         out.append("")
+        if w == "5":
+            notes = build_table(out, failed, w, cases, meta, runs, params)
+            out.append("")
+            out += notes
+            if notes:
+                out.append("")
+            continue
         out.append("| workload | case | tool | runs ok | median s | min–max s | MiB/s | ms/image "
                    "| peak RSS MiB | ocisync vs this |")
         out.append("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -122,6 +153,75 @@ def main():
     return 1 if failed else 0
 
 
+def medians(tools):
+    """Each tool's median time over its successful runs."""
+    med = {}
+    for tool, rs in tools.items():
+        good = [r["seconds"] for r in rs if r["ok"] and r["seconds"] is not None]
+        if good:
+            med[tool] = statistics.median(good)
+    return med
+
+
+def build_table(out, failed, w, cases, meta, runs, params):
+    """Workload 5's table (appended to out) and its notes (returned)."""
+    out.append("| workload | case | tool | runs ok | median s | min–max s | tar MiB/s | output MiB "
+               "| peak RSS MiB | time / compression alone |")
+    out.append("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    notes = []
+    for case in cases:
+        m = meta[(w, case)]
+        tools = runs.get((w, case), {})
+        med = medians(tools)
+        outs = {}
+        for tool, rs in tools.items():
+            good = [r for r in rs if r["ok"] and r["seconds"] is not None]
+            nfail = len(rs) - len(good)
+            label = TOOLS.get(tool, tool).format(**params)
+            okcol = f"{len(good)}/{len(rs)}" + (f" ({nfail} FAILED)" if nfail else "")
+            if nfail:
+                failed.append(f"workload {w} {case} {tool}: {nfail} of {len(rs)} runs")
+            if not good:
+                out.append(f"| {w} | {case} | {label} | {okcol} | FAILED | | | | | |")
+                continue
+            secs = [r["seconds"] for r in good]
+            t = med[tool]
+            rss = max(r["rss"] for r in good if r["rss"] is not None) / 1024
+            sizes = [r["out"] for r in good if r["out"] is not None]
+            outs[tool] = statistics.median(sizes) if sizes else None
+            ref = ALONE.get(tool)
+            if tool == ref:
+                vs = "—"
+            elif ref in med:
+                vs = f"{t / med[ref]:.2f}x"
+            else:
+                vs = ""
+            size = "" if outs[tool] is None else f"{outs[tool] / MIB:.1f}"
+            out.append(f"| {w} | {case} | {label} | {okcol} | {fmt_s(t)} | "
+                       f"{fmt_s(min(secs))}–{fmt_s(max(secs))} | {m['bytes'] / t / MIB:.1f} | "
+                       f"{size} | {rss:.1f} | {vs} |")
+        for tool, alone in (("ocisync-bp-gzip", "pigz"), ("ocisync-bp-zstd", "zstd")):
+            if tool in med and alone in med:
+                r = med[tool] / med[alone]
+                notes.append(f"- {case}: {tool} / compression alone ({alone}): {r:.2f}x the time "
+                             f"(target ≤ 1.2x: {'met' if r <= 1.2 else '**not met**'})")
+            if tool in outs and alone in outs and outs[tool] and outs[alone]:
+                notes.append(f"- {case}: {tool}'s layer is {outs[tool] / outs[alone]:.3f}x the size of {alone}'s")
+        if "ocisync-bp-gzip" in med and "skopeo-pigz" in med:
+            notes.append(f"- {case}: ocisync-bp-gzip / skopeo-pigz: "
+                         f"{med['skopeo-pigz'] / med['ocisync-bp-gzip']:.2f}x throughput")
+        phases = [r["phases"] for r in tools.get("skopeo-pigz", []) if r["ok"] and r["phases"]]
+        if phases:
+            # The median of each phase over the rounds.
+            parts = [[float(x) for x in re.findall(r"([0-9.]+) s", p)] for p in phases]
+            names = re.findall(r"([a-z]+) [0-9.]+ s", phases[0])
+            if all(len(p) == len(names) for p in parts):
+                meds = [statistics.median(col) for col in zip(*parts)]
+                notes.append(f"- {case}: skopeo-pigz's phases (medians): "
+                             + " + ".join(f"{n} {v:.2f} s" for n, v in zip(names, meds)))
+    return notes
+
+
 def targets(w, case, med, ref, tools):
     """Lines comparing ocisync with the peers and the issue's targets."""
     if ref is None:
@@ -131,7 +231,7 @@ def targets(w, case, med, ref, tools):
     def verdict(ok):
         return "met" if ok else "**not met**"
 
-    for peer in ("skopeo-sync", "skopeo-copy", "skopeo-copy-par"):
+    for peer in ("skopeo-sync", "skopeo-copy", "skopeo-copy-par", "skopeo-copy-oci"):
         if peer in med:
             ratio = med[peer] / med[ref]
             goal = f" (target ≥ 2x: {verdict(ratio >= 2)})" if w in ("1", "2", "3") else ""
