@@ -69,11 +69,10 @@ struct unpack {
     unsigned long files; /* regular files written */
 };
 
-/* An archive path is used only if it stays inside the directory: relative, no "..". */
-static bool safe_path(const char *p)
+bool oci_archive_path_inside(const char *p)
 {
     const char *c = p;
-    if (*p == '/' || *p == '\0')
+    if (p == NULL || *p == '/' || *p == '\0')
         return false;
     while (*c != '\0') {
         size_t n = strcspn(c, "/");
@@ -105,7 +104,7 @@ static int on_entry(void *arg, const struct oci_tar_entry *e)
         return err;
     if (strcmp(e->path, ".") == 0)
         return 0;
-    if (!safe_path(e->path)) {
+    if (!oci_archive_path_inside(e->path)) {
         struct ocisync__clipped c;
         snprintf(u->msg, u->msglen, "%s: the entry \"%s\" would land outside the layout", u->file,
                  ocisync__clip(e->path, 200, &c));

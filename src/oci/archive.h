@@ -7,6 +7,12 @@
 
 /* Creates a private temp directory ($TMPDIR, else /tmp) and writes its path to out. */
 int oci_archive_tempdir(char *out, size_t len, char *err, size_t errlen);
+/*
+ * Whether a path named by an archive (an entry, a manifest.json reference)
+ * stays inside the directory it is unpacked into: relative, not empty, and
+ * without a ".." component. NULL is not.
+ */
+bool oci_archive_path_inside(const char *p);
 /* Removes dir and everything in it (a temp directory of ours). */
 void oci_archive_remove_dir(const char *dir);
 /*

@@ -73,23 +73,6 @@ static int read_small(const char *path, size_t max, char **out, size_t *len)
     return 0;
 }
 
-/* A path from manifest.json: used only if it is relative and does not climb out. */
-static bool safe_rel(const char *p)
-{
-    const char *c = p;
-    if (p == NULL || *p == '/' || *p == '\0')
-        return false;
-    while (*c != '\0') {
-        size_t n = strcspn(c, "/");
-        if (n == 2 && c[0] == '.' && c[1] == '.')
-            return false;
-        c += n;
-        while (*c == '/')
-            c++;
-    }
-    return true;
-}
-
 /* sha256 and size of a file, and its first bytes (for the compression's magic). */
 static int hash_file(const char *path, struct oci_digest *d, uint64_t *size, unsigned char *head)
 {
@@ -249,8 +232,8 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
         goto out;
     }
     layers = json_object_get(entry, "Layers");
-    if (!safe_rel(json_string_value(json_object_get(entry, "Config"))) || !json_is_array(layers) ||
-        json_array_size(layers) > 1024) {
+    if (!oci_archive_path_inside(json_string_value(json_object_get(entry, "Config"))) ||
+        !json_is_array(layers) || json_array_size(layers) > 1024) {
         snprintf(err, errlen, "%s: manifest.json has no usable Config and Layers", file);
         rc = OCISYNC_EMANIFEST;
         goto out;
@@ -283,7 +266,7 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
             struct oci_digest ld;
             uint64_t lsize;
             const char *rel = json_string_value(v), *mt = OCI_MT_OCI_LAYER;
-            if (!safe_rel(rel)) {
+            if (!oci_archive_path_inside(rel)) {
                 snprintf(err, errlen, "%s: manifest.json names a layer outside the archive", file);
                 rc = OCISYNC_EMANIFEST;
                 goto out;
