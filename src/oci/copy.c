@@ -372,9 +372,16 @@ static struct copy_mlock *mlock_get(struct copy_job *job, const struct oci_diges
     return m;
 }
 
-/* The push under lock m ended (ok: the manifest is there); the next in line goes. */
-static void mlock_release(struct copy_mlock *m, bool ok)
+/*
+ * The push under the lock *held ended (ok: the manifest is there): *held is
+ * cleared and the next in line goes. Nothing happens when none is held.
+ */
+static void mlock_release(struct copy_mlock **held, bool ok)
 {
+    struct copy_mlock *m = *held;
+    if (m == NULL)
+        return;
+    *held = NULL;
     m->busy = false;
     if (ok)
         m->done = true;
@@ -410,11 +417,7 @@ static void on_top_pushed(struct proto_reg_op *op, int err)
 {
     struct copy_job *job = op->data;
     job->pending_ops--;
-    if (job->top_lock != NULL) {
-        struct copy_mlock *m = job->top_lock;
-        job->top_lock = NULL;
-        mlock_release(m, err == 0);
-    }
+    mlock_release(&job->top_lock, err == 0);
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
@@ -492,11 +495,7 @@ static void push_top(struct copy_job *job)
     if (err != 0) {
         fail(job, err, "%s", job->top_op.errmsg);
         proto_reg_op_dispose(&job->top_op);
-        if (job->top_lock != NULL) {
-            struct copy_mlock *m = job->top_lock;
-            job->top_lock = NULL;
-            mlock_release(m, false);
-        }
+        mlock_release(&job->top_lock, false);
         return;
     }
     job->pending_ops++;
@@ -538,11 +537,7 @@ static void on_child_pushed(struct proto_reg_op *op, int err)
     struct copy_child *c = op->data;
     struct copy_job *job = c->job;
     job->pending_ops--;
-    if (c->lock != NULL) {
-        struct copy_mlock *m = c->lock;
-        c->lock = NULL;
-        mlock_release(m, err == 0);
-    }
+    mlock_release(&c->lock, err == 0);
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
@@ -604,11 +599,7 @@ static void push_child(struct copy_child *c)
     if (err != 0) {
         fail(job, err, "%s", c->op.errmsg);
         proto_reg_op_dispose(&c->op);
-        if (c->lock != NULL) {
-            struct copy_mlock *m = c->lock;
-            c->lock = NULL;
-            mlock_release(m, false);
-        }
+        mlock_release(&c->lock, false);
         return;
     }
     job->pending_ops++;
