@@ -501,14 +501,9 @@ int cli_build(int argc, char **argv, bool push)
         for (size_t i = 0; i < n_tags; i++)
             printf("%s %s: %s\n", push ? "Pushed" : "Wrote", tags[i], res.digest);
     }
-    if (digestfile != NULL) {
-        FILE *f = fopen(digestfile, "w");
-        if (f == NULL || fputs(res.digest, f) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "%s %s: cannot write %s: %s\n", cli_prog, cmdname, digestfile,
-                    strerror(errno));
-            rc = EXIT_FAIL;
-            goto out;
-        }
+    if (digestfile != NULL && cli_write_digestfile(digestfile, res.digest) != 0) {
+        rc = EXIT_FAIL;
+        goto out;
     }
     rc = 0;
 out:

@@ -80,6 +80,8 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
 int cli_parse_bool(const char *s, bool *out);
 /* Parses "123", "16M", "1G" into bytes. */
 int cli_parse_size(const char *s, uint64_t *out);
+/* Writes digest to path (--digestfile); -1 after saying why it could not. */
+int cli_write_digestfile(const char *path, const char *digest);
 /* The terminal's width in columns (0 when unknown or not a terminal). */
 unsigned cli_term_width(void);
 /* The exit code for a failed operation's error. */

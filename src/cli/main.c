@@ -100,21 +100,6 @@ static void on_copy_event(const struct ocisync_event *ev, void *arg)
     fflush(stdout);
 }
 
-static int write_digestfile(const char *path, const char *digest)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        fprintf(stderr, "%s: cannot write digest file %s: %s\n", prog, path, strerror(errno));
-        return -1;
-    }
-    fputs(digest, f);
-    if (fclose(f) != 0) {
-        fprintf(stderr, "%s: cannot write digest file %s: %s\n", prog, path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 static int cmd_copy(int argc, char **argv)
 {
     enum { OPT_DIGESTFILE = CLI_OPT_OWN };
@@ -206,7 +191,7 @@ static int cmd_copy(int argc, char **argv)
                    argv[optind], argv[optind + 1], res.digest, res.blobs_copied, res.blobs_mounted,
                    res.blobs_skipped, res.bytes_copied);
     }
-    if (digestfile != NULL && write_digestfile(digestfile, res.digest) != 0)
+    if (digestfile != NULL && cli_write_digestfile(digestfile, res.digest) != 0)
         return EXIT_FAIL;
     return 0;
 }

@@ -100,6 +100,21 @@ int cli_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+int cli_write_digestfile(const char *path, const char *digest)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "%s: cannot write digest file %s: %s\n", cli_prog, path, strerror(errno));
+        return -1;
+    }
+    fputs(digest, f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "%s: cannot write digest file %s: %s\n", cli_prog, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 unsigned cli_term_width(void)
 {
     struct winsize ws;
