@@ -91,10 +91,7 @@ struct build {
 /* Step 1: the base, fetched with a small loop of its own */
 
 struct fetcher {
-    uv_loop_t uv;
-    struct loop_ctx loop;
-    struct proto_client client;
-    struct oci_endpoint_cache eps;
+    struct oci_session s;
     struct proto_registry *reg;
     bool done;
     int err;
@@ -122,7 +119,7 @@ static int fetch(struct fetcher *f, const char *repo, const char *ref, bool blob
         err = proto_reg_op_start(&op, on_fetched);
     if (err == 0) {
         while (!f->done)
-            uv_run(&f->uv, UV_RUN_ONCE);
+            uv_run(&f->s.uv, UV_RUN_ONCE);
         err = f->err;
     }
     if (err != 0) {
@@ -155,16 +152,10 @@ static int resolve_base(struct build *b)
     int err;
 
     memset(&f, 0, sizeof(f));
-    err = uv_loop_init(&f.uv);
+    err = oci_session_init(&f.s, &b->o->copy);
     if (err != 0)
         return err;
-    loop_ctx_init(&f.loop, &f.uv);
-    proto_client_init(&f.client, &f.loop);
-    f.eps.client = &f.client;
-    f.eps.authfile = b->o->copy.authfile;
-    f.eps.retry_times = b->o->copy.retry_times;
-    f.eps.retry_delay_ms = b->o->copy.retry_delay_ms;
-    err = oci_endpoint_get(&f.eps, b->base.registry, &b->o->copy.src, false, &f.reg, msg,
+    err = oci_endpoint_get(&f.s.endpoints, b->base.registry, &b->o->copy.src, false, &f.reg, msg,
                            sizeof(msg));
     if (err != 0) {
         snprintf(b->res->error, sizeof(b->res->error), "base %s: %s", b->base_repo, msg);
@@ -255,12 +246,7 @@ out:
         proto_registry_dispose(f.reg);
         free(f.reg);
     }
-    loop_ctx_close(&f.loop);
-    loop_ctx_dispose(&f.loop);
-    oci_endpoint_cache_dispose(&f.eps);
-    proto_client_dispose(&f.client);
-    uv_run(&f.uv, UV_RUN_DEFAULT);
-    uv_loop_close(&f.uv);
+    oci_session_close(&f.s);
     return err;
 }
 

@@ -317,3 +317,29 @@ void oci_endpoint_cache_dispose(struct oci_endpoint_cache *c)
         free(ep);
     }
 }
+
+int oci_session_init(struct oci_session *s, const struct ocisync_copy_opts *o)
+{
+    int err;
+    memset(s, 0, sizeof(*s));
+    err = uv_loop_init(&s->uv);
+    if (err != 0)
+        return err;
+    loop_ctx_init(&s->loop, &s->uv);
+    proto_client_init(&s->client, &s->loop);
+    s->endpoints.client = &s->client;
+    s->endpoints.authfile = o->authfile;
+    s->endpoints.retry_times = o->retry_times;
+    s->endpoints.retry_delay_ms = o->retry_delay_ms;
+    return 0;
+}
+
+void oci_session_close(struct oci_session *s)
+{
+    loop_ctx_close(&s->loop);
+    loop_ctx_dispose(&s->loop);
+    oci_endpoint_cache_dispose(&s->endpoints);
+    proto_client_dispose(&s->client);
+    uv_run(&s->uv, UV_RUN_DEFAULT);
+    uv_loop_close(&s->uv);
+}

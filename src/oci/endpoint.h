@@ -49,6 +49,23 @@ int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
 void oci_endpoint_learn(struct oci_endpoint_cache *c, const struct proto_registry *reg);
 void oci_endpoint_cache_dispose(struct oci_endpoint_cache *c);
 
+/*
+ * A loop with its connection pool, HTTP client and endpoint cache: what each
+ * part that talks to registries on a loop of its own sets up (sync's
+ * listings, referrers, a build's base) and takes down.
+ */
+struct oci_session {
+    uv_loop_t uv;
+    struct loop_ctx loop;
+    struct proto_client client;
+    struct oci_endpoint_cache endpoints;
+};
+
+/* Sets s up with o's auth file and retry settings. Returns 0 or a libuv error. */
+int oci_session_init(struct oci_session *s, const struct ocisync_copy_opts *o);
+/* Stops the pool, releases the endpoints and the client, and closes the loop. */
+void oci_session_close(struct oci_session *s);
+
 /* The host to connect to for a registry name: "registry-1.docker.io" for docker.io. */
 const char *oci_endpoint_api_host(const char *registry);
 

@@ -50,10 +50,7 @@ struct subject {
 enum { S_SRC_API, S_DST_API, S_DST_TAG, S_SRC_TAG, S_PUT, S_DONE };
 
 struct ref_run {
-    uv_loop_t uv;
-    struct loop_ctx loop;
-    struct proto_client client;
-    struct oci_endpoint_cache endpoints;
+    struct oci_session s;
     const struct ocisync_copy_opts *opts;
     struct queue pending;
     unsigned active;
@@ -241,13 +238,13 @@ static void subj_start(struct subject *s)
     int err;
     run->active++;
     snprintf(reg, sizeof(reg), "%.*s", (int)strcspn(s->src, "/"), s->src);
-    err = oci_endpoint_get(&run->endpoints, reg, &run->opts->src, false, &s->sreg, s->msg,
+    err = oci_endpoint_get(&run->s.endpoints, reg, &run->opts->src, false, &s->sreg, s->msg,
                            sizeof(s->msg));
     if (err == 0) {
         snprintf(s->sreg->scope, sizeof(s->sreg->scope), "repository:%s:pull",
                  strchr(s->src, '/') + 1);
         snprintf(reg, sizeof(reg), "%.*s", (int)strcspn(s->dst, "/"), s->dst);
-        err = oci_endpoint_get(&run->endpoints, reg, &run->opts->dst, true, &s->dreg, s->msg,
+        err = oci_endpoint_get(&run->s.endpoints, reg, &run->opts->dst, true, &s->dreg, s->msg,
                                sizeof(s->msg));
     }
     if (err != 0) {
@@ -268,7 +265,7 @@ static void pump(struct ref_run *run)
         subj_start(container_of(q, struct subject, link));
     }
     if (run->active == 0)
-        loop_ctx_close(&run->loop);
+        loop_ctx_close(&run->s.loop);
 }
 
 /* Runs the subjects' state machines (from state) on a loop of their own. */
@@ -279,14 +276,8 @@ static void run_subjects(const struct ocisync_copy_opts *opts, struct subject *s
     memset(&run, 0, sizeof(run));
     run.opts = opts;
     queue_init(&run.pending);
-    if (uv_loop_init(&run.uv) != 0)
+    if (oci_session_init(&run.s, opts) != 0)
         return;
-    loop_ctx_init(&run.loop, &run.uv);
-    proto_client_init(&run.client, &run.loop);
-    run.endpoints.client = &run.client;
-    run.endpoints.authfile = opts->authfile;
-    run.endpoints.retry_times = opts->retry_times;
-    run.endpoints.retry_delay_ms = opts->retry_delay_ms;
     for (size_t i = 0; i < n; i++) {
         subs[i].run = &run;
         if (state == S_PUT && subs[i].index == NULL)
@@ -295,13 +286,8 @@ static void run_subjects(const struct ocisync_copy_opts *opts, struct subject *s
         queue_insert_tail(&run.pending, &subs[i].link);
     }
     pump(&run);
-    uv_run(&run.uv, UV_RUN_DEFAULT);
-    loop_ctx_close(&run.loop);
-    loop_ctx_dispose(&run.loop);
-    oci_endpoint_cache_dispose(&run.endpoints);
-    proto_client_dispose(&run.client);
-    uv_run(&run.uv, UV_RUN_DEFAULT);
-    uv_loop_close(&run.uv);
+    uv_run(&run.s.uv, UV_RUN_DEFAULT);
+    oci_session_close(&run.s);
 }
 
 /* "docker://reg/repo:tag@digest" -> "reg/repo"; false for what is not a registry image. */

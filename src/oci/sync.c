@@ -56,10 +56,7 @@ struct sync_list {
 };
 
 struct sync_run {
-    uv_loop_t uv;
-    struct loop_ctx loop;
-    struct proto_client client;
-    struct oci_endpoint_cache endpoints;
+    struct oci_session s;
     const struct ocisync_sync_source *sources;
     const struct ocisync_sync_opts *opts;
     struct oci_tagfilter *filters; /* one per source; has_filter says which are used */
@@ -134,7 +131,7 @@ static void list_free(struct sync_list *l)
     free(l->repo);
     free(l->dst_repo);
     if (l->reg != NULL) {
-        oci_endpoint_learn(&l->run->endpoints, l->reg);
+        oci_endpoint_learn(&l->run->s.endpoints, l->reg);
         proto_registry_dispose(l->reg);
         free(l->reg);
     }
@@ -377,7 +374,7 @@ static void list_start(struct sync_list *l)
     const char *rest;
     int err;
     split_registry(l->repo != NULL ? l->repo : s->src, reg, sizeof(reg), &rest);
-    err = oci_endpoint_get(&run->endpoints, reg, ro, false, &l->reg, msg, sizeof(msg));
+    err = oci_endpoint_get(&run->s.endpoints, reg, ro, false, &l->reg, msg, sizeof(msg));
     if (err == 0) {
         if (l->repo != NULL)
             snprintf(l->reg->scope, sizeof(l->reg->scope), "repository:%s:pull", rest);
@@ -405,7 +402,7 @@ static void pump(struct sync_run *run)
         list_start(container_of(q, struct sync_list, link));
     }
     if (run->active == 0)
-        loop_ctx_close(&run->loop);
+        loop_ctx_close(&run->s.loop);
 }
 
 /* Source rules that are wrong whatever the registry says: checked before anything is listed. */
@@ -529,7 +526,7 @@ static int plan(struct sync_run *run, size_t n, char *msg, size_t msglen)
         return err;
     }
     pump(run);
-    uv_run(&run->uv, UV_RUN_DEFAULT);
+    uv_run(&run->s.uv, UV_RUN_DEFAULT);
     if (run->err != 0) {
         snprintf(msg, msglen, "cannot plan the sync: %s", ocisync_strerror(run->err));
         return run->err;
@@ -618,29 +615,19 @@ int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
     if (err != 0)
         goto out;
 
-    err = uv_loop_init(&run->uv);
+    err = oci_session_init(&run->s, &opts->copy);
     if (err != 0)
         goto out;
-    loop_ctx_init(&run->loop, &run->uv);
     if (opts->copy.connect_timeout)
-        run->loop.connect_timeout_ms = (uint64_t)opts->copy.connect_timeout * 1000;
-    proto_client_init(&run->client, &run->loop);
-    run->endpoints.client = &run->client;
-    run->endpoints.authfile = opts->copy.authfile;
-    run->endpoints.retry_times = opts->copy.retry_times;
-    run->endpoints.retry_delay_ms = opts->copy.retry_delay_ms;
+        run->s.loop.connect_timeout_ms = (uint64_t)opts->copy.connect_timeout * 1000;
     err = plan(run, n, result->error, sizeof(result->error));
-    loop_ctx_close(&run->loop);
-    loop_ctx_dispose(&run->loop);
+    /* Listings a failure left unstarted hold no request: freed before the pool stops. */
     while (!queue_empty(&run->pending)) {
         struct queue *q = queue_head(&run->pending);
         queue_remove(q);
         list_free(container_of(q, struct sync_list, link));
     }
-    oci_endpoint_cache_dispose(&run->endpoints);
-    proto_client_dispose(&run->client);
-    uv_run(&run->uv, UV_RUN_DEFAULT);
-    uv_loop_close(&run->uv);
+    oci_session_close(&run->s);
     if (err != 0)
         goto out;
 
