@@ -379,6 +379,7 @@ struct ocisync_build_result {
     uint64_t bytes_built; /* compressed bytes of the new layers */
     uint64_t tar_bytes;   /* uncompressed bytes of the new layers */
     uint64_t blobs_copied, blobs_mounted, blobs_skipped;
+    uint64_t blobs_streamed; /* new layers uploaded while they were built (part of blobs_copied) */
     char error[1024];
 };
 

@@ -493,11 +493,11 @@ int cli_build(int argc, char **argv, bool push)
     }
     if (!out.quiet) {
         printf("Built %zu platform%s, %" PRIu64 " new layer%s (%" PRIu64 " bytes of tar, %" PRIu64
-               " compressed); blobs: %" PRIu64 " uploaded, %" PRIu64 " mounted, %" PRIu64
-               " already there\n",
+               " compressed); blobs: %" PRIu64 " uploaded (%" PRIu64 " while building), %" PRIu64
+               " mounted, %" PRIu64 " already there\n",
                n_plats, n_plats == 1 ? "" : "s", res.layers_built, res.layers_built == 1 ? "" : "s",
-               res.tar_bytes, res.bytes_built, res.blobs_copied, res.blobs_mounted,
-               res.blobs_skipped);
+               res.tar_bytes, res.bytes_built, res.blobs_copied, res.blobs_streamed,
+               res.blobs_mounted, res.blobs_skipped);
         for (size_t i = 0; i < n_tags; i++)
             printf("%s %s: %s\n", push ? "Pushed" : "Wrote", tags[i], res.digest);
     }

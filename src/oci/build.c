@@ -20,6 +20,7 @@
 #include "oci/endpoint.h"
 #include "oci/imgconfig.h"
 #include "oci/layer.h"
+#include "oci/layer_push.h"
 #include "oci/layout.h"
 #include "oci/oci.h"
 #include "oci/tar.h"
@@ -39,9 +40,14 @@
 #define MAX_PLATFORMS 16
 #define MAX_LAYERS 64
 #define MAX_SOURCES 64
+/* Registries the new layers stream to while they are built (the first repository named on each). */
+#define MAX_STREAMS 4
+
+struct build;
 
 /* One new layer: its sources, and what building it gave. */
 struct new_layer {
+    struct build *owner;
     struct oci_tar_source src[MAX_SOURCES];
     char *specs[MAX_SOURCES]; /* owned copies the sources point into */
     size_t n_src;
@@ -52,6 +58,10 @@ struct new_layer {
     bool built;
     int err;
     char msg[1024];
+    /* Streamed uploads of the layer while it builds, one per destination registry. */
+    struct oci_layer_push pushes[MAX_STREAMS];
+    bool pushing[MAX_STREAMS]; /* pushes[i] was started and has not called back */
+    uint64_t streamed;         /* pushes that left the blob at their registry */
 };
 
 struct plat {
@@ -85,6 +95,7 @@ struct build {
     char staging[4200];
     int64_t created;
     const char *comp_mt;
+    unsigned pending; /* builder thread: layers and pushes that have not called back */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -253,29 +264,110 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* Step 2: the new layers, on a thread of their own, while the base's layers travel */
 
+struct stream_target {
+    struct proto_registry *reg; /* owned */
+    char repo[256];
+};
+
+static void on_pushed(struct oci_layer_push *p, int err, const char *msg)
+{
+    struct new_layer *l = p->data;
+    size_t i = (size_t)(p - l->pushes);
+
+    l->pushing[i] = false;
+    l->owner->pending--;
+    if (err == 0) {
+        l->streamed++;
+        LOG_DEBUG("layer %s: streamed to %s/%s while it was built", l->build.result.digest.str,
+                  p->reg->name, p->repo);
+    } else if (err != UV_ECANCELED) {
+        /* Not fatal: the copy that pushes the image uploads the built file in one piece. */
+        LOG_DEBUG("layer %s: streaming to %s/%s stopped (%s); it goes up once built",
+                  l->created_by + 15, p->reg->name, p->repo, msg);
+    }
+}
+
+static void on_progress(struct oci_layer_build *lb, int fd, uint64_t written)
+{
+    struct new_layer *l = lb->data;
+    for (size_t i = 0; i < MAX_STREAMS; i++)
+        if (l->pushing[i])
+            oci_layer_push_grow(&l->pushes[i], fd, written);
+}
+
 static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
 {
     struct new_layer *l = lb->data;
+    l->owner->pending--;
     l->err = err;
     l->built = err == 0;
     if (err != 0)
         snprintf(l->msg, sizeof(l->msg), "%s", msg != NULL ? msg : ocisync_strerror(err));
+    for (size_t i = 0; i < MAX_STREAMS; i++) {
+        if (!l->pushing[i])
+            continue;
+        if (err == 0) {
+            LOG_DEBUG("layer %s built: %llu bytes, %llu of them already sent to %s/%s",
+                      lb->result.digest.str, (unsigned long long)lb->result.size,
+                      (unsigned long long)l->pushes[i].consumed, l->pushes[i].reg->name,
+                      l->pushes[i].repo);
+            oci_layer_push_finish(&l->pushes[i], &lb->result.digest, lb->result.size);
+        } else {
+            oci_layer_push_abort(&l->pushes[i]);
+        }
+    }
+}
+
+/*
+ * The registries the layers stream to: for each destination registry, the
+ * first repository a tag names there. Any other repository gets the blob
+ * from the copy that pushes the image.
+ */
+static size_t stream_targets(struct build *b, struct oci_session *s, struct stream_target *t)
+{
+    const struct ocisync_build_opts *o = b->o;
+    size_t n = 0;
+
+    for (size_t i = 0; i < o->n_tags && n < MAX_STREAMS; i++) {
+        struct oci_ref dst;
+        char msg[512];
+        bool seen = false;
+        if (oci_ref_parse(o->tags[i], &dst, NULL, 0) != 0)
+            continue; /* a layout or an archive, or an error the copy will report */
+        for (size_t k = 0; k < n; k++)
+            seen |= strcmp(t[k].reg->name, dst.registry) == 0;
+        if (seen)
+            continue;
+        if (oci_endpoint_get(&s->endpoints, dst.registry, &o->copy.dst, true, &t[n].reg, msg,
+                             sizeof(msg)) != 0) {
+            LOG_DEBUG("%s: no streaming of layers: %s", dst.registry, msg);
+            continue;
+        }
+        snprintf(t[n].reg->scope, sizeof(t[n].reg->scope), "repository:%s:pull,push",
+                 dst.repository);
+        snprintf(t[n].repo, sizeof(t[n].repo), "%s", dst.repository);
+        n++;
+    }
+    return n;
 }
 
 static void build_layers(void *arg)
 {
     struct build *b = arg;
-    uv_loop_t uv;
+    struct oci_session s;
+    struct stream_target targets[MAX_STREAMS];
+    size_t n_targets = 0;
     struct oci_tar_opts topts;
     enum oci_compression comp =
         b->o->compression == OCISYNC_ZSTD ? OCI_COMPRESS_ZSTD : OCI_COMPRESS_GZIP;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     char dir[4300];
 
-    if (uv_loop_init(&uv) != 0) {
+    if (oci_session_init(&s, &b->o->copy) != 0) {
         b->layers[0].err = UV_ENOMEM;
         return;
     }
+    n_targets = stream_targets(b, &s, targets);
     memset(&topts, 0, sizeof(topts));
     topts.chown = b->o->chown != 0;
     topts.uid = b->o->uid;
@@ -287,17 +379,33 @@ static void build_layers(void *arg)
     snprintf(dir, sizeof(dir), "%s", b->staging);
     for (size_t i = 0; i < b->n_layers; i++) {
         struct new_layer *l = &b->layers[i];
+        l->owner = b;
         l->err = oci_tar_plan_build(&l->plan, l->src, l->n_src, &topts, l->msg, sizeof(l->msg));
         if (l->err != 0)
             continue;
         l->planned = true;
-        l->err = oci_layer_build(&l->build, &uv, &l->plan, comp, b->o->level, dir, on_layer, l);
-        if (l->err != 0)
+        l->err = oci_layer_build(&l->build, &s.uv, &l->plan, comp, b->o->level, dir, on_layer, l);
+        if (l->err != 0) {
             snprintf(l->msg, sizeof(l->msg), "cannot start building the layer: %s",
                      ocisync_strerror(l->err));
+            continue;
+        }
+        b->pending++;
+        l->build.on_progress = on_progress;
+        for (size_t t = 0; t < n_targets; t++) {
+            int err = oci_layer_push_start(&l->pushes[t], &s.uv, targets[t].reg, targets[t].repo,
+                                           b->o->copy.chunk_size, on_pushed, l);
+            l->pushing[t] = err == 0;
+            b->pending += err == 0;
+        }
     }
-    uv_run(&uv, UV_RUN_DEFAULT);
-    uv_loop_close(&uv);
+    while (b->pending > 0)
+        uv_run(&s.uv, UV_RUN_ONCE);
+    for (size_t t = 0; t < n_targets; t++) {
+        proto_registry_dispose(targets[t].reg);
+        free(targets[t].reg);
+    }
+    oci_session_close(&s);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -648,6 +756,7 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
         res->layers_built++;
         res->bytes_built += l->build.result.size;
         res->tar_bytes += l->build.result.tar_size;
+        res->blobs_streamed += l->streamed;
     }
 
     /* Step 3: the image into the staging layout, then out to every tag. */
@@ -681,6 +790,10 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
         if (cres[t].error[0] != '\0' && res->error[0] == '\0')
             snprintf(res->error, sizeof(res->error), "%s: %s", o->tags[t], cres[t].error);
     }
+    /* The copy found the streamed layers already there; they were uploaded all the same. */
+    res->blobs_copied += res->blobs_streamed;
+    res->blobs_skipped -=
+        res->blobs_streamed < res->blobs_skipped ? res->blobs_streamed : res->blobs_skipped;
 out:
     if (builder_started)
         uv_thread_join(&builder);

@@ -215,8 +215,8 @@ static void open_work(uv_work_t *req)
         if (rc != 0)
             break;
         snprintf(b->tmp_name, sizeof(b->tmp_name), TMP_PREFIX "%s", rnd);
-        b->fd = openat(b->dirfd, b->tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                       0644);
+        b->fd =
+            openat(b->dirfd, b->tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
         rc = b->fd < 0 ? sys_error() : 0;
     }
     if (rc != 0) {
@@ -692,6 +692,7 @@ static void on_slot_done(uv_work_t *req, int status)
     struct oci_layer_slot *s = container_of(req, struct oci_layer_slot, work);
     struct oci_layer_build *b = s->b;
     int rc = status != 0 ? status : s->rc;
+    bool written = false;
 
     b->jobs--;
     if (rc != 0) {
@@ -714,6 +715,7 @@ static void on_slot_done(uv_work_t *req, int status)
             if (s->last && rc == 0)
                 b->complete = true;
             s->state = SLOT_FREE;
+            written = true;
             break;
         }
         /* An earlier block still waiting or compressing means this one overtook it. */
@@ -728,6 +730,7 @@ static void on_slot_done(uv_work_t *req, int status)
         break;
     case SLOT_WRITING:
         b->writing = false;
+        written = true;
         b->next_write++;
         if (s->last && rc == 0)
             b->complete = true;
@@ -736,6 +739,9 @@ static void on_slot_done(uv_work_t *req, int status)
     default:
         break;
     }
+    /* Before pump, which may start the job that closes the file. */
+    if (written && b->rc == 0 && b->on_progress != NULL)
+        b->on_progress(b, b->fd, b->result.size);
     pump(b);
 }
 

@@ -105,6 +105,15 @@ struct oci_layer_slot {
 struct oci_layer_build {
     void *data;                     /* the caller's */
     struct oci_layer_result result; /* filled on success */
+    /*
+     * Optional, set by the caller once oci_layer_build has returned (which
+     * clears it): called on the loop thread each time more
+     * compressed bytes are in the temp file, with how many there are in all
+     * and the file's descriptor, which the builder closes before its
+     * callback (dup it to keep reading). The last bytes (the gzip trailer)
+     * are only in result.size.
+     */
+    void (*on_progress)(struct oci_layer_build *b, int fd, uint64_t written);
 
     uv_loop_t *loop;
     oci_layer_cb cb;

@@ -241,11 +241,13 @@ int proto_reg_upload_patch(struct proto_reg_op *op, struct proto_registry *reg,
     op->http.body = *body;
     op->http.follow_redirects = false;
     op->http.collect_max = 64 * 1024;
-    snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)start,
-             (unsigned long long)(start + (uint64_t)body->length - 1));
     err = proto_http_add_header(&op->http, "Content-Type", "application/octet-stream");
-    if (err == 0)
+    /* A body of unknown length is a stream: the registry appends whatever arrives. */
+    if (err == 0 && body->length >= 0) {
+        snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)start,
+                 (unsigned long long)(start + (uint64_t)body->length - 1));
         err = proto_http_add_header(&op->http, "Content-Range", range);
+    }
     return err;
 }
 

@@ -153,7 +153,10 @@ int proto_reg_blob_get(struct proto_reg_op *op, struct proto_registry *reg, cons
  */
 int proto_reg_upload_start(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
                            const char *mount_digest, const char *from);
-/* PATCH <location> with Content-Range start-(start+len-1); body streamed from body. */
+/*
+ * PATCH <location> with Content-Range start-(start+len-1); body streamed from
+ * body. A body of unknown length (-1) goes without Content-Range, chunked.
+ */
 int proto_reg_upload_patch(struct proto_reg_op *op, struct proto_registry *reg,
                            const char *location, uint64_t start, const struct proto_body *body);
 /*

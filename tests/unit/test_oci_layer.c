@@ -325,6 +325,9 @@ static void set_flag(void)
 
 enum run_mode { RUN_PLAIN, RUN_CANCEL_AT_ONCE, RUN_CANCEL_MIDWAY };
 
+/* Set on every build run_build starts (NULL: none). */
+static void (*g_on_progress)(struct oci_layer_build *b, int fd, uint64_t written);
+
 static void run_build(const struct oci_tar_plan *plan, enum oci_compression comp, int level,
                       const char *layout, enum run_mode mode, struct run *r)
 {
@@ -340,6 +343,8 @@ static void run_build(const struct oci_tar_plan *plan, enum oci_compression comp
     }
     rc = oci_layer_build(b, &loop, plan, comp, level, layout, on_built, r);
     CHECK_INT(rc, 0);
+    if (rc == 0)
+        b->on_progress = g_on_progress;
     if (rc != 0) {
         free(b);
         r->err = rc;
@@ -833,6 +838,63 @@ TEST(bad_layout_and_args)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
+/*
+ * What a follower (a streamed upload) sees: more bytes each time, each time
+ * readable through the descriptor it is given, adding up to the blob but its
+ * gzip trailer.
+ */
+static struct {
+    int calls;
+    uint64_t last;
+    bool shrank;
+    struct buf seen;
+} g_prog;
+
+static void on_progress(struct oci_layer_build *b, int fd, uint64_t written)
+{
+    size_t n = (size_t)(written - g_prog.last);
+    unsigned char *tmp = malloc(n ? n : 1);
+
+    (void)b;
+    g_prog.calls++;
+    if (written < g_prog.last) {
+        g_prog.shrank = true;
+        free(tmp);
+        return;
+    }
+    CHECK_INT(pread(fd, tmp, n, (off_t)g_prog.last), (ssize_t)n);
+    buf_add(&g_prog.seen, tmp, n);
+    g_prog.last = written;
+    free(tmp);
+}
+
+TEST(progress)
+{
+    static const enum oci_compression comps[] = {OCI_COMPRESS_GZIP, OCI_COMPRESS_ZSTD};
+    struct buf blob;
+    struct run r;
+
+    setup();
+    for (size_t i = 0; i < 2; i++) {
+        memset(&g_prog, 0, sizeof(g_prog));
+        g_on_progress = on_progress;
+        run_build(&g_plan, comps[i], 0, g_layout, RUN_PLAIN, &r);
+        g_on_progress = NULL;
+        check_blob(&r, g_layout, &g_tar, comps[i], &blob);
+        CHECK(!g_prog.shrank);
+        /* Several blocks, several reports: the follower need not wait for the end. */
+        CHECK(g_prog.calls >= 2);
+        CHECK_INT(g_prog.last + (comps[i] == OCI_COMPRESS_GZIP ? 8 : 0), blob.len);
+        CHECK(g_prog.seen.len <= blob.len &&
+              memcmp(g_prog.seen.data, blob.data, g_prog.seen.len) == 0);
+        printf("  %s: %d progress reports, %zu of %zu bytes before the callback\n",
+               i == 0 ? "gzip" : "zstd", g_prog.calls, g_prog.seen.len, blob.len);
+        buf_free(&g_prog.seen);
+        buf_free(&blob);
+        empty_blobs(g_layout);
+    }
+}
+
 TEST_MAIN(T(gzip_layer), T(zstd_layer), T(levels), T(deterministic), T(zstd_workers_independent),
           T(child_build), T(pool_size_independent), T(empty_plan), T(block_boundary),
-          T(write_error), T(cancel), T(file_changed), T(bad_layout_and_args))
+          T(write_error), T(cancel), T(file_changed), T(bad_layout_and_args), T(progress))

@@ -1,0 +1,107 @@
+/*
+ * Streaming a layer to a registry while it is being built.
+ *
+ * The layer builder (oci/layer.h) appends compressed bytes to a file and
+ * says how many there are; a push follows that file and sends what is there
+ * to one repository of one registry: POST to open an upload, then the bytes
+ * as they appear, then PUT ?digest= once the builder has the digest. The
+ * compressor never waits for the network (the file is the buffer), and the
+ * network never waits for the end of the build.
+ *
+ * Two ways to send the bytes:
+ * - chunk 0: one PATCH whose body (Transfer-Encoding: chunked) grows with
+ *   the file, as docker push streams a layer; every registry that docker
+ *   pushes to takes it.
+ * - chunk N: PATCHes of exactly N bytes with Content-Range (the last one
+ *   shorter), each started once the file holds its bytes, for registries
+ *   that limit request sizes (raised to the registry's
+ *   OCI-Chunk-Min-Length).
+ *
+ * A push that fails (a registry that refuses chunks, a cut connection) does
+ * not resend anything: it ends with the error, and the caller uploads the
+ * finished file in one piece instead. A re-sent chunk would be appended by
+ * some registries rather than replace the first copy, and the file is there.
+ *
+ * File reads go to the thread pool (uv_fs_read), two buffers of
+ * OCI_LAYER_PUSH_BUF bytes, so memory stays fixed whatever the layer size.
+ */
+#ifndef OCI_LAYER_PUSH_H
+#define OCI_LAYER_PUSH_H
+
+#include "oci/digest.h"
+#include "proto/registry.h"
+
+#include <uv.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define OCI_LAYER_PUSH_BUF (1024 * 1024)
+
+struct oci_layer_push;
+
+/*
+ * Called once per push that oci_layer_push_start accepted, on the loop
+ * thread: err 0 when the registry holds the blob under the digest given to
+ * oci_layer_push_finish, else the error with a sentence in msg. The push may
+ * be freed in or after the callback.
+ */
+typedef void (*oci_layer_push_cb)(struct oci_layer_push *p, int err, const char *msg);
+
+struct oci_layer_push_buf {
+    char *data;   /* OCI_LAYER_PUSH_BUF bytes; owned */
+    size_t len;   /* bytes read into data */
+    size_t pos;   /* bytes of them already sent */
+    uv_fs_t req;  /* the read filling it */
+    bool reading; /* req is in flight */
+};
+
+struct oci_layer_push {
+    void *data;        /* the caller's */
+    uint64_t consumed; /* bytes handed to the connection so far */
+
+    struct proto_registry *reg; /* borrowed */
+    char repo[256];
+    uint64_t chunk; /* 0: one streamed PATCH */
+    oci_layer_push_cb cb;
+    uv_loop_t *loop;
+    int state;
+    struct proto_reg_op op;
+    bool op_active;
+    char *location; /* the newest upload URL; owned */
+    int fd;         /* the layer file (a dup of the builder's); owned, -1 before the first bytes */
+    uint64_t written;   /* bytes in the file */
+    uint64_t read_off;  /* file offset of the next read */
+    uint64_t sent;      /* bytes acknowledged by the registry (202 to a PATCH) */
+    uint64_t req_start; /* first byte of the PATCH in flight */
+    uint64_t req_len;   /* its length (chunks) */
+    bool finished;      /* the builder is done: size and digest below are final */
+    uint64_t size;
+    struct oci_digest digest;
+    struct oci_layer_push_buf bufs[2];
+    unsigned head; /* the buffer the body reads from (the one filled first) */
+    unsigned tail; /* the buffer the next read fills */
+    bool aborted;
+    int err;
+    char msg[512];
+};
+
+/*
+ * Opens an upload to repo on reg and starts following the layer. reg must
+ * outlive the push and have push rights in its scope. Returns 0 (cb will be
+ * called) or an error (no callback).
+ */
+int oci_layer_push_start(struct oci_layer_push *p, uv_loop_t *loop, struct proto_registry *reg,
+                         const char *repo, uint64_t chunk, oci_layer_push_cb cb, void *data);
+
+/* The builder's file fd now holds written bytes (fd is duplicated on the first call). */
+void oci_layer_push_grow(struct oci_layer_push *p, int fd, uint64_t written);
+
+/* The layer is complete: size bytes with this digest. The push sends the rest and commits. */
+void oci_layer_push_finish(struct oci_layer_push *p, const struct oci_digest *digest,
+                           uint64_t size);
+
+/* The build failed: the upload stops without committing anything; cb gets UV_ECANCELED. */
+void oci_layer_push_abort(struct oci_layer_push *p);
+
+#endif
