@@ -392,6 +392,7 @@ static void build_layers(void *arg)
         }
         b->pending++;
         l->build.on_progress = on_progress;
+        l->build.scratch = true; /* the staging layout is removed when the run ends */
         for (size_t t = 0; t < n_targets; t++) {
             int err = oci_layer_push_start(&l->pushes[t], &s.uv, targets[t].reg, targets[t].repo,
                                            b->o->copy.chunk_size, on_pushed, l);

@@ -464,7 +464,7 @@ static int publish(struct oci_layer_build *b, char *msg, size_t msglen)
         return UV_ENAMETOOLONG;
     }
     /* The data must be on disk before its name is, or a crash could publish a hole. */
-    rc = fsync(b->fd) != 0 ? sys_error() : 0;
+    rc = !b->scratch && fsync(b->fd) != 0 ? sys_error() : 0;
     if (close(b->fd) != 0 && rc == 0)
         rc = sys_error();
     b->fd = -1;
@@ -477,7 +477,7 @@ static int publish(struct oci_layer_build *b, char *msg, size_t msglen)
     }
     b->tmp_name[0] = '\0';
     /* The name must be durable before a manifest that points at it is written. */
-    if (fsync(b->dirfd) != 0) {
+    if (!b->scratch && fsync(b->dirfd) != 0) {
         rc = sys_error();
         ocisync__errf(msg, msglen, "cannot store layer blob %s: %s", b->result.path,
                       uv_strerror(rc));

@@ -114,6 +114,12 @@ struct oci_layer_build {
      * are only in result.size.
      */
     void (*on_progress)(struct oci_layer_build *b, int fd, uint64_t written);
+    /*
+     * Set likewise when the layout is scratch space that does not outlive
+     * the process: the blob and its name are then not fsynced (a sync of a
+     * large layer costs a noticeable moment at the end of the build).
+     */
+    bool scratch;
 
     uv_loop_t *loop;
     oci_layer_cb cb;
