@@ -13,6 +13,13 @@ what is left is the destination registry's cost. The time printed is from
 the first request to the last response (Python's start-up not included).
 The benchmark also uses it to fill the source registry.
 
+With --source HOST:PORT, `push` is the relay limit instead: each blob is
+GET from the source registry (the repository the layout names) and its
+body streamed straight into the PUT, as a mirror must; manifests still
+come from the layout. On a machine where both registries share the CPUs,
+this is the ceiling a mirror can reach; the plain limit leaves the
+source's cost out.
+
 `verify` checks that a registry serves every image's tag with the digest
 the layout says (HEAD on the manifest), after a tool's run. `tag-info`
 checks one pushed tag (workload 5, where no layout says what to expect):
@@ -20,6 +27,7 @@ it follows an index to its first manifest and prints the digest and the
 layers' total size as JSON; with --digest, the tag must have that digest.
 
     limit.py push     LAYOUT HOST:PORT [--workers N] [--first N] [--dest-prefix P]
+                      [--source HOST:PORT]
     limit.py verify   LAYOUT HOST:PORT [--first N] [--dest-prefix P]
     limit.py tag-info HOST:PORT REPO:TAG [--digest sha256:...]
 
@@ -64,7 +72,7 @@ class Conn:
                 self.c = http.client.HTTPConnection(self.host, self.port, timeout=300,
                                                     blocksize=1 << 20)
             try:
-                if hasattr(body, "seek"):
+                if hasattr(body, "seekable") and body.seekable():
                     body.seek(0)
                 self.c.request(method, path, body=body, headers=headers or {})
                 r = self.c.getresponse()
@@ -87,7 +95,20 @@ def dest_repo(repo, prefix):
     return f"{prefix}/{repo.rsplit('/', 1)[-1]}" if prefix else repo
 
 
-def push_blob(conn, repo, desc, layout):
+def relay_body(conn, src_repo, desc):
+    """GETs a blob from conn.src; returns the response, a file-like body to stream."""
+    src = conn.src
+    if src.c is None:
+        src.c = http.client.HTTPConnection(src.host, src.port, timeout=300, blocksize=1 << 20)
+    src.c.request("GET", f"/v2/{src_repo}/blobs/{desc['digest']}")
+    r = src.c.getresponse()
+    src.requests += 1
+    if r.status != 200:
+        raise RuntimeError(f"GET blob {desc['digest']} from {src_repo}: {r.status}")
+    return r
+
+
+def push_blob(conn, repo, desc, layout, src_repo=None):
     r, data = conn.request("POST", f"/v2/{repo}/blobs/uploads/", body=b"",
                            headers={"Content-Length": "0"})
     if r.status != 202:
@@ -95,10 +116,16 @@ def push_blob(conn, repo, desc, layout):
     loc = urllib.parse.urlsplit(r.getheader("Location"))
     query = (loc.query + "&" if loc.query else "") + "digest=" + urllib.parse.quote(desc["digest"])
     path = f"{loc.path}?{query}"
-    with open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:]), "rb") as f:
-        body = f if desc["size"] > (1 << 20) else f.read()
-        r, data = conn.request("PUT", path, body=body, headers={
-            "Content-Length": str(desc["size"]), "Content-Type": "application/octet-stream"})
+    headers = {"Content-Length": str(desc["size"]), "Content-Type": "application/octet-stream"}
+    if src_repo is not None:
+        got = relay_body(conn, src_repo, desc)
+        body = got if desc["size"] > (1 << 20) else got.read()
+        r, data = conn.request("PUT", path, body=body, headers=headers)
+        got.read()
+    else:
+        with open(os.path.join(layout, "blobs", "sha256", desc["digest"][7:]), "rb") as f:
+            body = f if desc["size"] > (1 << 20) else f.read()
+            r, data = conn.request("PUT", path, body=body, headers=headers)
     if r.status != 201:
         raise RuntimeError(f"PUT blob {desc['digest']} to {repo}: {r.status} {data[:300]!r}")
 
@@ -144,11 +171,15 @@ def push(args):
     for img in imgs:
         repo = dest_repo(img["repo"], args.dest_prefix)
         for d in gen.image_blobs(img):
-            blobs.setdefault(d["digest"], (repo, d))
+            blobs.setdefault(d["digest"], (repo, d, img["repo"]))
     order = sorted(blobs.values(), key=lambda rd: -rd[1]["size"])
     conns = [Conn(args.registry) for _ in range(max(1, args.workers))]
+    for c in conns:
+        c.src = Conn(args.source) if args.source else None
     t0 = time.monotonic()
-    run_pool(conns, [lambda c, rd=rd: push_blob(c, rd[0], rd[1], args.layout) for rd in order])
+    run_pool(conns, [lambda c, rd=rd: push_blob(c, rd[0], rd[1], args.layout,
+                                                rd[2] if args.source else None)
+                     for rd in order])
     kids, tops = [], []
     for img in imgs:
         repo = dest_repo(img["repo"], args.dest_prefix)
@@ -161,7 +192,7 @@ def push(args):
     run_pool(conns, tops)
     secs = time.monotonic() - t0
     json.dump({"seconds": round(secs, 4), "blobs": len(order),
-               "bytes": sum(d["size"] for _, d in order),
+               "bytes": sum(rd[1]["size"] for rd in order),
                "requests": sum(c.requests for c in conns)}, sys.stdout)
     print()
 
@@ -220,6 +251,7 @@ def main():
         p.add_argument("--dest-prefix", default="")
         if name == "push":
             p.add_argument("--workers", type=int, default=8)
+            p.add_argument("--source", help="HOST:PORT: relay each blob from this registry")
     args = ap.parse_args()
     try:
         if args.cmd == "push":

@@ -34,6 +34,7 @@ TOOLS = {
     "skopeo-copy": "skopeo copy --all, one image after another",
     "skopeo-copy-par": "skopeo copy --all ×N, `xargs -P {par}`",
     "limit": "limit: minimal client, {workers} workers",
+    "limit-relay": "relay limit: minimal client, GET from the source into each PUT, {workers} workers",
     "ocisync-oci-sync": "ocisync sync --src oci, one process",
     "ocisync-oci-seq": "ocisync copy oci:, one image after another",
     "skopeo-copy-oci": "skopeo copy --all oci:, one image after another",
@@ -131,7 +132,7 @@ def main():
                 rss = max(r["rss"] for r in good if r["rss"] is not None) / 1024
                 if ref is None or tool == ref:
                     vs = "—"
-                elif tool == "limit":
+                elif tool.startswith("limit"):
                     vs = f"{t / med[ref]:.0%} of limit"
                 else:
                     vs = f"{t / med[ref]:.2f}x"
@@ -243,6 +244,9 @@ def targets(w, case, med, ref, tools):
         share = med["limit"] / med[ref]
         goal = f" (target ≥ 90%: {verdict(share >= 0.9)})" if w in ("1", "2", "3") else ""
         lines.append(f"- {case}: {ref} / limit: {share:.0%}{goal}")
+    if "limit-relay" in med:
+        lines.append(f"- {case}: {ref} / relay limit (the source's GETs included): "
+                     f"{med['limit-relay'] / med[ref]:.0%}")
     if w == "4":
         rs = [r["rss"] for r in tools[ref] if r["ok"] and r["rss"] is not None]
         if rs:

@@ -56,6 +56,9 @@
 # peak RSS is /usr/bin/time's maximum over the processes of the run. The
 # limit is bench/limit.py: POST + one monolithic PUT per blob, then the
 # manifests, over N keep-alive connections, reading from the local layout.
+# Workloads 1 and 2 also measure the relay limit (limit.py --source): the
+# same client GETting each blob from the source registry into its PUT, so
+# the source's share of a machine both registries run on is in it too.
 # After every run the destination is checked (each tag's digest; in
 # workload 5 the pushed tag, or that compression alone wrote a file).
 # Timings never fail the script; a failed run does (exit 1), after the
@@ -214,7 +217,7 @@ write_cmd() {
   local tool=$1 lay=$2 first=$3 prefix=$4 p=1 o="$TMP/w5-out"
   case $tool in
     ocisync-oci-* | skopeo-copy-oci) gen oci-pairs "$lay" "$DST_ADDR/$prefix" --first "$first" >"$TMP/pairs" ;;
-    limit | ocisync-bp-* | skopeo-pigz | pigz | zstd) ;;
+    limit* | ocisync-bp-* | skopeo-pigz | pigz | zstd) ;;
     *)
       gen refs "$lay" --first "$first" |
         awk -v s="$SRC_ADDR" -v d="$DST_ADDR/$prefix" '{ n = split($0, a, "/"); print "docker://" s "/" $0, "docker://" d "/" a[n] }' \
@@ -252,6 +255,9 @@ write_cmd() {
     limit)
       printf 'exec python3 %q push %q %q --workers %d --first %d --dest-prefix %q >%q\n' \
         "$here/limit.py" "$lay" "$DST_ADDR" "$limit_workers" "$first" "$prefix" "$TMP/limit.json" ;;
+    limit-relay)
+      printf 'exec python3 %q push %q %q --workers %d --first %d --dest-prefix %q --source %q >%q\n' \
+        "$here/limit.py" "$lay" "$DST_ADDR" "$limit_workers" "$first" "$prefix" "$SRC_ADDR" "$TMP/limit.json" ;;
     *) fail "unknown tool $tool" ;;
   esac >"$TMP/cmd.sh"
 }
@@ -292,7 +298,7 @@ measure() {
   if timeout -k 5 "$tool_timeout" /usr/bin/time -f %M -o "$TMP/time" bash "$TMP/cmd.sh" >"$rlog" 2>&1; then
     end=$(date +%s%N)
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')
-    [ "$tool" != limit ] || secs=$(json_eval "$TMP/limit.json" 'd["seconds"]')
+    case $tool in limit*) secs=$(json_eval "$TMP/limit.json" 'd["seconds"]') ;; esac
     rss=$(tail -n 1 "$TMP/time")
     if [ "$w" = 5 ]; then
       outb=$(check_w5 "$tool" "$prefix" 2>>"$rlog") || status=FAIL
@@ -365,12 +371,12 @@ for w in ${workloads//,/ }; do
     1)
       lay=$(layout 1 $w1_n linux/amd64,linux/arm64 $w1_layers "$w1_size")
       bench_case 1 "$w1_n images" "$w1_title" \
-        "$lay" $w1_n ocisync-sync ocisync-seq skopeo-sync skopeo-copy limit
+        "$lay" $w1_n ocisync-sync ocisync-seq skopeo-sync skopeo-copy limit limit-relay
       ;;
     2)
       lay=$(layout 2 $w2_n linux/amd64 $w2_layers "$(kib 20)")
       bench_case 2 "$w2_n images" "$w2_title" \
-        "$lay" $w2_n ocisync-sync ocisync-seq skopeo-sync skopeo-copy limit
+        "$lay" $w2_n ocisync-sync ocisync-seq skopeo-sync skopeo-copy limit limit-relay
       ;;
     3)
       lay=$(view_layout "$(gen_layout 1 $w1_n linux/amd64,linux/arm64 $w1_layers "$w1_size")")

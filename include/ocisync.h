@@ -344,6 +344,13 @@ struct ocisync_build_opts {
     size_t n_layers;
     ocisync_compression compression;
     int level; /* 0: the default (gzip 6, zstd 3) */
+    /*
+     * Unless set, each new layer streams to every destination registry while
+     * it is built. Set, a layer goes up only once built, and only where a
+     * HEAD finds it missing: less data on a slow link when layers seldom
+     * change, at the cost of waiting for the build.
+     */
+    int no_stream;
     /* Ownership of the new files: uid:gid 0:0 unless chown is set. */
     int chown;
     unsigned uid, gid;

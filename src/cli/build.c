@@ -59,6 +59,8 @@ static void build_usage(FILE *f, bool push)
             push ? "pushes it under every tag" : "writes it to OCI layouts or archives",
             push ? "  -t, --tag REF             a destination (repeatable; or a list separated by\n"
                    "                            ';', ',' or newlines)\n"
+                   "      --no-stream           upload a new layer once built, if a HEAD finds it\n"
+                   "                            missing, not while it is built\n"
                  : "  -o, --output DEST         oci:DIR[:NAME], oci-archive:FILE[:NAME] or\n"
                    "                            docker-archive:FILE[:REPO:TAG] (repeatable)\n",
             cli_transfer_help);
@@ -195,6 +197,7 @@ int cli_build(int argc, char **argv, bool push)
         OPT_SOURCE,
         OPT_REVISION,
         OPT_DIGESTFILE,
+        OPT_NO_STREAM,
     };
     static const struct option longopts[] = {
         {"base", required_argument, NULL, OPT_BASE},
@@ -202,6 +205,7 @@ int cli_build(int argc, char **argv, bool push)
         {"layer", required_argument, NULL, OPT_LAYER},
         {"compression", required_argument, NULL, OPT_COMPRESSION},
         {"level", required_argument, NULL, OPT_LEVEL},
+        {"no-stream", no_argument, NULL, OPT_NO_STREAM},
         {"chown", required_argument, NULL, OPT_CHOWN},
         {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
         {"cmd", required_argument, NULL, OPT_CMD},
@@ -291,6 +295,9 @@ int cli_build(int argc, char **argv, bool push)
                         cmdname, optarg);
                 goto out;
             }
+            break;
+        case OPT_NO_STREAM:
+            o.no_stream = 1;
             break;
         case OPT_LEVEL: {
             char *end;

@@ -367,7 +367,8 @@ static void build_layers(void *arg)
         b->layers[0].err = UV_ENOMEM;
         return;
     }
-    n_targets = stream_targets(b, &s, targets);
+    if (!b->o->no_stream)
+        n_targets = stream_targets(b, &s, targets);
     memset(&topts, 0, sizeof(topts));
     topts.chown = b->o->chown != 0;
     topts.uid = b->o->uid;

@@ -3,6 +3,7 @@
 #   - gzip, default: one streamed PATCH; when the layer is built most of it
 #     is already at the registry (the debug log says how much), the blob is
 #     PUT once with its digest, and nothing uploads it again;
+#   - --no-stream: the same input again uploads nothing (HEAD first);
 #   - zstd with --chunk-size 1M: PATCHes with Content-Range, several of them,
 #     the first ones sent before the build ended;
 #   - a registry that refuses PATCH (416, behind the test proxy): the push
@@ -68,6 +69,17 @@ assert_eq "$(registry_log_count reg "^PATCH /v2/stream/app/blobs/uploads/" "$mar
   "gzip: one PATCH carried the whole layer"
 assert_eq "$(registry_log_count reg "^PUT /v2/stream/app/blobs/uploads/.*digest=$LAYER 201" "$mark")" 1 \
   "the layer was committed once, and not uploaded again from the built file"
+
+# --no-stream: the same layer again goes nowhere, since a HEAD finds it there.
+mark=$(registry_log_mark reg)
+run_ocisync build-push --no-stream --base scratch --platform "linux/amd64=$TMP/ctx:/" \
+  --tag "$REG_ADDR/stream/app:again" --dest-tls-verify=false
+expect_success "build-push --no-stream of the same input"
+assert_contains "$OCISYNC_STDOUT" "(0 while building)" "--no-stream: nothing streamed"
+assert_eq "$(registry_log_count reg "^(POST|PATCH|PUT) /v2/stream/app/blobs/" "$mark")" 0 \
+  "--no-stream: the layer the registry has is not uploaded again"
+assert_eq "$(skopeo_digest "$REG_ADDR/stream/app:again")" "$(skopeo_digest "$REG_ADDR/stream/app:gz")" \
+  "--no-stream: the same image"
 
 # --- zstd, chunks of 1 MiB with Content-Range ------------------------------------------------------
 mark=$(registry_log_mark reg)
