@@ -8,7 +8,10 @@
 # a run is CPU-bound when that share is high, and the registries' seconds
 # are then a floor that no client can go under.
 #
-#   bench/cpu_split.sh [1|2] [ROUNDS]
+#   bench/cpu_split.sh [1|2|6] [ROUNDS]
+#
+# 6 is workload 6's largest case (1000 small images). TOOLS (default
+# "limit limit-relay ocisync-sync skopeo-sync") picks the runs.
 #
 # Uses the images bench/run.sh generated (run it once first, or
 # `bench/run.sh --workloads 1,2` makes them); OCISYNC_BIN as there.
@@ -21,7 +24,8 @@ cache=${OCISYNC_BENCH_CACHE:-/tmp/ocisync-bench-cache}
 case $w in
   1) lay="$cache/w1-8img-linux_amd64_linux_arm64-6x4194304" ;;
   2) lay="$cache/w2-40img-linux_amd64-10x20480" ;;
-  *) echo "usage: $0 [1|2] [ROUNDS]" >&2 && exit 2 ;;
+  6) lay="$cache/w6-1000img-linux_amd64-3x20480" ;;
+  *) echo "usage: $0 [1|2|6] [ROUNDS]" >&2 && exit 2 ;;
 esac
 [ -f "$lay/index.json" ] || { echo "$0: no images at $lay: run bench/run.sh --workloads $w first" >&2; exit 1; }
 tmp=$(mktemp -d /tmp/ocisync-cpu.XXXXXX)
@@ -94,7 +98,7 @@ echo
 echo "| run | wall s | tool | source registry | destination registry | all | of the machine |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 for _ in $(seq 1 "$rounds"); do
-  for tool in limit limit-relay ocisync-sync skopeo-sync; do
+  for tool in ${TOOLS:-limit limit-relay ocisync-sync skopeo-sync}; do
     case $tool in
       limit) measure "$tool" bash -c "python3 '$here/limit.py' push '$lay' 127.0.0.1:\$DST --workers 8 --dest-prefix l" ;;
       limit-relay) measure "$tool" bash -c "python3 '$here/limit.py' push '$lay' 127.0.0.1:\$DST --workers 8 --dest-prefix l --source 127.0.0.1:$src_port" ;;
