@@ -15,6 +15,7 @@
 #   - a copy within one registry mounts every blob with one token whose
 #     access holds pull on the source repository and pull,push on the
 #     destination one;
+#   - build-push streams its new layer through token auth (one PATCH);
 #   - no password and no token handed out appears in ocisync's output,
 #     --debug included.
 . "$(dirname "$0")/lib.sh"
@@ -138,6 +139,23 @@ assert_eq "$(grep -cE '^(PATCH|PUT) /v2/other/app/blobs/uploads/' "$TMP/mount-re
 assert_ne "$(helper_log_lines tok "granted=[^ ]*repository:other/app:$PULLPUSH" "$t0" |
   { grep -cE 'granted=[^ ]*repository:lib/app:pull' || true; })" 0 \
   "one token's access held other/app:pull,push and lib/app:pull"
+
+# --- build-push streams its layer through token auth ---------------------------------------
+# The upload is opened (POST: a 401, then a token for pull,push) and fed while the layer
+# builds, for a user with long-lived tokens and one with 2 s tokens.
+head -c 16000000 /dev/urandom >"$TMP/ctx-big.bin"
+mkdir -p "$TMP/ctx" && mv "$TMP/ctx-big.bin" "$TMP/ctx/big.bin"
+for user in alice shorty; do
+  mark=$(registry_log_mark dst)
+  run_ocisync build-push --debug --level 9 --dest-cert-dir "$PKI_CERTDIR_CA" --dest-creds "$user:$PASS" \
+    --base scratch --platform "linux/amd64=$TMP/ctx:/" --tag "$DST_ADDR/team/built:$user"
+  expect_success "build-push to a token-auth registry as $user"
+  assert_contains "$OCISYNC_STDOUT" "(1 while building)" "$user: the layer went up while it was built"
+  assert_eq "$(registry_log_count dst "^PATCH /v2/team/built/blobs/uploads/.* 202" "$mark")" 1 \
+    "$user: one streamed PATCH"
+  assert_eq "$(registry_log_count dst "^PUT /v2/team/built/blobs/uploads/.*digest=.* 201" "$mark")" 2 \
+    "$user: two blobs committed (the layer and the config), none uploaded twice"
+done
 
 # --- --debug: no password, no token -------------------------------------------------
 run_ocisync copy --debug "${tls[@]}" "${creds[@]}" "$src_ref" "docker://$DST_ADDR/team/app:debug"
