@@ -323,6 +323,18 @@ static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
  * first repository a tag names there. Any other repository gets the blob
  * from the copy that pushes the image.
  */
+/*
+ * A tag that names a registry: its reference. Layouts and archives are not
+ * (and "oci-archive:out.tar" must not pass for docker.io/library/oci-archive).
+ */
+static bool registry_tag(const char *tag, struct oci_ref *out)
+{
+    if (strncmp(tag, "oci:", 4) == 0 || strncmp(tag, "oci-archive:", 12) == 0 ||
+        strncmp(tag, "docker-archive:", 15) == 0)
+        return false;
+    return oci_ref_parse(tag, out, NULL, 0) == 0;
+}
+
 static size_t stream_targets(struct build *b, struct oci_session *s, struct stream_target *t)
 {
     const struct ocisync_build_opts *o = b->o;
@@ -332,7 +344,7 @@ static size_t stream_targets(struct build *b, struct oci_session *s, struct stre
         struct oci_ref dst;
         char msg[512];
         bool seen = false;
-        if (oci_ref_parse(o->tags[i], &dst, NULL, 0) != 0)
+        if (!registry_tag(o->tags[i], &dst))
             continue; /* a layout or an archive, or an error the copy will report */
         for (size_t k = 0; k < n; k++)
             seen |= strcmp(t[k].reg->name, dst.registry) == 0;
@@ -705,17 +717,13 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
             goto out;
         }
         for (size_t t = 0; t < o->n_tags; t++) {
+            struct oci_ref dst;
+            /* A registry destination: its repository; a layout takes the blobs as it is. */
+            if (!registry_tag(o->tags[t], &dst))
+                continue;
             for (size_t i = 0; i < b.n_plats; i++) {
-                struct oci_ref dst;
-                const char *tag = o->tags[t];
                 snprintf(refs[n][0], sizeof(refs[n][0]), "%s@%s", b.base_repo,
                          b.plats[i].base_digest.str);
-                /* A registry destination: its repository; a layout takes the blobs as it is. */
-                if (strncmp(tag, "oci:", 4) == 0 || strncmp(tag, "oci-archive:", 12) == 0 ||
-                    strncmp(tag, "docker-archive:", 15) == 0)
-                    continue;
-                if (oci_ref_parse(tag, &dst, NULL, 0) != 0)
-                    continue;
                 snprintf(refs[n][1], sizeof(refs[n][1]), "%s/%s@%s", dst.registry, dst.repository,
                          b.plats[i].base_digest.str);
                 items[n].src = refs[n][0];

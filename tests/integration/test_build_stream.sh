@@ -9,7 +9,9 @@
 #   - a registry that refuses PATCH (416, behind the test proxy): the push
 #     still succeeds, the layer going up in one PUT from the built file;
 #   - a layer whose input changes during the build: the build fails, the
-#     streamed upload is dropped uncommitted, and nothing is tagged.
+#     streamed upload is dropped uncommitted, and nothing is tagged;
+#   - build --output oci-archive:out.tar opens no upload (the name also parses
+#     as an image on docker.io).
 # Each pushed image is read back with skopeo and its layer unpacked and
 # compared with the input.
 . "$(dirname "$0")/lib.sh"
@@ -127,5 +129,17 @@ assert_eq "$(registry_log_count reg "^POST /v2/stream/broken/blobs/uploads/" "$m
   "the streamed upload had been opened"
 status=$(curl -s -o /dev/null -w '%{http_code}' "http://$REG_ADDR/v2/stream/broken/manifests/1")
 assert_eq "$status" 404 "the tag does not exist"
+
+# --- build to an archive streams nowhere ---------------------------------------------------------
+# "oci-archive:out.tar" also parses as the image docker.io/library/oci-archive:out.tar.
+cd "$TMP"
+run_ocisync build --debug --base scratch --platform "linux/amd64=$TMP/ctx2:/" --output oci-archive:out.tar
+cd - >/dev/null
+expect_success "build to a relative oci-archive: path"
+[ -s "$TMP/out.tar" ] || fail "build --output oci-archive:out.tar wrote no archive"
+if grep -E "layer push|docker\.io" "$OCISYNC_STDERR" >/dev/null; then
+  fail "build to an archive tried a registry: $(grep -m1 -E 'layer push|docker\.io' "$OCISYNC_STDERR")"
+fi
+pass "build to an archive opened no upload anywhere"
 
 done_ok
