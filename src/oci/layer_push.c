@@ -169,7 +169,6 @@ static void start_op(struct oci_layer_push *p, int err)
 static void next_request(struct oci_layer_push *p)
 {
     struct proto_body body = {.peek = body_peek, .consume = body_consume, .arg = p};
-    uint64_t len;
 
     if (p->state != ST_SENDING || p->op_active)
         return;
@@ -183,16 +182,12 @@ static void next_request(struct oci_layer_push *p)
         if (p->sent > 0)
             return;
         body.length = -1;
-        len = 0;
     } else {
         uint64_t have = (p->finished ? p->size : p->written) - p->sent;
         if (have < p->chunk && !p->finished)
             return;
-        len = have < p->chunk ? have : p->chunk;
-        body.length = (int64_t)len;
+        body.length = (int64_t)(have < p->chunk ? have : p->chunk);
     }
-    p->req_start = p->sent;
-    p->req_len = len;
     start_op(p, proto_reg_upload_patch(&p->op, p->reg, p->location, p->sent, &body));
     start_read(p);
 }
@@ -237,7 +232,8 @@ static void on_done(struct proto_reg_op *op, int err)
                 p->chunk = min;
             set_state(p, ST_SENDING);
         } else {
-            p->sent = p->chunk == 0 ? p->consumed : p->req_start + p->req_len;
+            /* The connection took exactly this request's body (http caps it at its length). */
+            p->sent = p->consumed;
         }
         proto_reg_op_dispose(op);
         free(p->location);

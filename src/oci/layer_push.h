@@ -70,12 +70,10 @@ struct oci_layer_push {
     bool op_active;
     char *location; /* the newest upload URL; owned */
     int fd;         /* the layer file (a dup of the builder's); owned, -1 before the first bytes */
-    uint64_t written;   /* bytes in the file */
-    uint64_t read_off;  /* file offset of the next read */
-    uint64_t sent;      /* bytes acknowledged by the registry (202 to a PATCH) */
-    uint64_t req_start; /* first byte of the PATCH in flight */
-    uint64_t req_len;   /* its length (chunks) */
-    bool finished;      /* the builder is done: size and digest below are final */
+    uint64_t written;  /* bytes in the file */
+    uint64_t read_off; /* file offset of the next read */
+    uint64_t sent;     /* bytes acknowledged by the registry (202 to a PATCH) */
+    bool finished;     /* the builder is done: size and digest below are final */
     uint64_t size;
     struct oci_digest digest;
     struct oci_layer_push_buf bufs[2];
