@@ -9,6 +9,7 @@
 #include "oci/archive.h"
 
 #include "common/msg.h"
+#include "common/sysio.h"
 #include "oci/tar.h"
 #include "ocisync.h"
 
@@ -169,20 +170,10 @@ static int on_entry(void *arg, const struct oci_tar_entry *e)
 static int on_data(void *arg, const void *data, size_t len)
 {
     struct unpack *u = arg;
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(u->fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            snprintf(u->msg, u->msglen, "%s: cannot unpack: %s", u->file, strerror(e));
-            return uv_translate_sys_error(e);
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    int rc = ocisync__write_full(u->fd, data, len);
+    if (rc != 0)
+        snprintf(u->msg, u->msglen, "%s: cannot unpack: %s", u->file, uv_strerror(rc));
+    return rc;
 }
 
 int oci_archive_unpack(const char *file, const char *dir, bool links, char *err, size_t errlen)
@@ -285,21 +276,14 @@ int oci_archive_pack(const char *dir, const char *file, char *err, size_t errlen
         goto out;
     }
     for (;;) {
-        size_t n = 0, off = 0;
+        size_t n = 0;
         rc = oci_tar_stream_read(&s, buf, IO_BUF, &n, err, errlen);
         if (rc != 0 || n == 0)
             break;
-        while (off < n) {
-            ssize_t w = write(fd, buf + off, n - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                int e = errno;
-                snprintf(err, errlen, "cannot write %s: %s", file, strerror(e));
-                rc = uv_translate_sys_error(e);
-                goto out;
-            }
-            off += (size_t)w;
+        rc = ocisync__write_full(fd, buf, n);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot write %s: %s", file, uv_strerror(rc));
+            goto out;
         }
     }
     if (rc == 0 && fsync(fd) != 0) {

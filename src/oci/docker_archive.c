@@ -12,6 +12,7 @@
 #include "oci/docker_archive.h"
 
 #include "common/json_depth.h"
+#include "common/sysio.h"
 #include "oci/archive.h"
 #include "oci/imgconfig.h"
 #include "oci/layout.h"
@@ -329,16 +330,7 @@ out:
 static int put(int out, struct oci_hasher *h, const unsigned char *p, size_t n)
 {
     oci_hasher_update(h, p, n);
-    while (n > 0) {
-        ssize_t w = write(out, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return uv_translate_sys_error(errno);
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return ocisync__write_full(out, p, n);
 }
 
 /* Reads up to BUF bytes; 0 at the end. */

@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "common/msg.h"
+#include "common/sysio.h"
 #include "common/queue.h"
 #include "ocisync.h"
 
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #define TMP_PREFIX ".tmp-layer-"
@@ -55,11 +55,6 @@ static void set_state(struct oci_layer_build *b, enum build_state s)
     b->state = s;
 }
 
-static int sys_error(void)
-{
-    return uv_translate_sys_error(errno);
-}
-
 /*
  * The pool size libuv uses, read the way libuv reads it. It only sizes the
  * pipeline; the bytes produced never depend on it.
@@ -85,23 +80,6 @@ static void fail(struct oci_layer_build *b, int rc, const char *msg)
     snprintf(b->msg, sizeof(b->msg), "%s", msg);
 }
 
-static int write_full(int fd, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return sys_error();
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /*
  * Appends compressed bytes to the temp file and to the blob digest. Only one
  * job that writes runs at a time (open, then the writers in order, then
@@ -113,7 +91,7 @@ static int emit(struct oci_layer_build *b, const void *data, size_t len, char *m
 
     if (len == 0)
         return 0;
-    rc = write_full(b->fd, data, len);
+    rc = ocisync__write_full(b->fd, data, len);
     if (rc != 0) {
         ocisync__errf(msg, msglen, "cannot write layer blob %s/%s: %s", b->blobs_dir, b->tmp_name,
                       uv_strerror(rc));
@@ -127,26 +105,6 @@ static int emit(struct oci_layer_build *b, const void *data, size_t len, char *m
 /* ---------------------------------------------------------------------------------------------
  * Pool jobs
  */
-
-/* 16 random hex digits, so two builds into one layout never share a temp file. */
-static int random_suffix(char out[17])
-{
-    static const char hexdigits[] = "0123456789abcdef";
-    unsigned char r[8];
-    ssize_t n;
-
-    do {
-        n = getrandom(r, sizeof(r), 0);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(r))
-        return n < 0 ? sys_error() : UV_EIO;
-    for (size_t i = 0; i < sizeof(r); i++) {
-        out[2 * i] = hexdigits[r[i] >> 4];
-        out[2 * i + 1] = hexdigits[r[i] & 0x0f];
-    }
-    out[16] = '\0';
-    return 0;
-}
 
 /* Sets up libzstd: one frame, checksummed, made by worker threads with a fixed job size. */
 static int zstd_setup(struct oci_layer_build *b, char *msg, size_t msglen)
@@ -204,20 +162,20 @@ static void open_work(uv_work_t *req)
 
     b->dirfd = open(b->blobs_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (b->dirfd < 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         ocisync__errf(b->ctl_msg, sizeof(b->ctl_msg), "cannot open layout directory %s: %s",
                       b->blobs_dir, uv_strerror(rc));
         goto out;
     }
     rc = UV_EEXIST;
     for (int attempt = 0; attempt < 4 && rc == UV_EEXIST; attempt++) {
-        rc = random_suffix(rnd);
+        rc = ocisync__random_hex16(rnd);
         if (rc != 0)
             break;
         snprintf(b->tmp_name, sizeof(b->tmp_name), TMP_PREFIX "%s", rnd);
         b->fd =
             openat(b->dirfd, b->tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-        rc = b->fd < 0 ? sys_error() : 0;
+        rc = b->fd < 0 ? ocisync__sys_error() : 0;
     }
     if (rc != 0) {
         ocisync__errf(b->ctl_msg, sizeof(b->ctl_msg), "cannot create a temp file in %s: %s",
@@ -464,12 +422,12 @@ static int publish(struct oci_layer_build *b, char *msg, size_t msglen)
         return UV_ENAMETOOLONG;
     }
     /* The data must be on disk before its name is, or a crash could publish a hole. */
-    rc = !b->scratch && fsync(b->fd) != 0 ? sys_error() : 0;
+    rc = !b->scratch && fsync(b->fd) != 0 ? ocisync__sys_error() : 0;
     if (close(b->fd) != 0 && rc == 0)
-        rc = sys_error();
+        rc = ocisync__sys_error();
     b->fd = -1;
     if (rc == 0 && renameat(b->dirfd, b->tmp_name, b->dirfd, hex) != 0)
-        rc = sys_error();
+        rc = ocisync__sys_error();
     if (rc != 0) {
         ocisync__errf(msg, msglen, "cannot store layer blob %s/%s: %s", b->blobs_dir, b->tmp_name,
                       uv_strerror(rc));
@@ -478,7 +436,7 @@ static int publish(struct oci_layer_build *b, char *msg, size_t msglen)
     b->tmp_name[0] = '\0';
     /* The name must be durable before a manifest that points at it is written. */
     if (!b->scratch && fsync(b->dirfd) != 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         ocisync__errf(msg, msglen, "cannot store layer blob %s: %s", b->result.path,
                       uv_strerror(rc));
         return rc;

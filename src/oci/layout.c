@@ -13,6 +13,7 @@
 
 #include "common/json_depth.h"
 #include "common/msg.h"
+#include "common/sysio.h"
 #include "ocisync.h"
 
 #include <uv.h>
@@ -25,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,12 +61,6 @@ static const char *clip(const char *s, struct ocisync__clipped *c)
     return ocisync__clip(s != NULL ? s : "", QUOTE_MAX, c);
 }
 
-static int sys_error(void)
-{
-    /* A zero errno would turn an error into success; EIO is the honest fallback. */
-    return errno != 0 ? uv_translate_sys_error(errno) : UV_EIO;
-}
-
 /*
  * Re-parses d's string, so that a hand-built or corrupted struct can never
  * put "../" or a wrong algorithm directory into a path.
@@ -90,47 +84,10 @@ static int blob_path(const struct oci_digest *d, char *buf, size_t len)
     return n > 0 && (size_t)n < len ? 0 : UV_ENAMETOOLONG;
 }
 
-/* 16 random hex digits for a temp file name. */
-static int random_suffix(char out[17])
-{
-    static const char hexdigits[] = "0123456789abcdef";
-    unsigned char b[8];
-    ssize_t n;
-
-    do {
-        n = getrandom(b, sizeof(b), 0);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(b))
-        return n < 0 ? sys_error() : UV_EIO;
-    for (size_t i = 0; i < sizeof(b); i++) {
-        out[2 * i] = hexdigits[b[i] >> 4];
-        out[2 * i + 1] = hexdigits[b[i] & 0x0f];
-    }
-    out[16] = '\0';
-    return 0;
-}
-
-static int write_full(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return sys_error();
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int mkdir_at(int dirfd, const char *name)
 {
     if (mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
-        return sys_error();
+        return ocisync__sys_error();
     return 0;
 }
 
@@ -147,9 +104,9 @@ static int open_regular(int dirfd, const char *name, int *fd, struct stat *st)
     *fd = -1;
     memset(st, 0, sizeof(*st));
     if (f < 0)
-        return sys_error();
+        return ocisync__sys_error();
     if (fstat(f, st) != 0) {
-        int rc = sys_error();
+        int rc = ocisync__sys_error();
         close(f);
         return rc;
     }
@@ -207,7 +164,7 @@ static int read_capped_fd(int fd, uint64_t hint, size_t max, char **data, size_t
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            rc = sys_error();
+            rc = ocisync__sys_error();
             goto out;
         }
         if (n == 0)
@@ -254,32 +211,32 @@ static int write_atomic(const struct oci_layout *l, const char *name, const void
     char tmp[128], rnd[17];
     int fd = -1, rc;
 
-    rc = random_suffix(rnd);
+    rc = ocisync__random_hex16(rnd);
     if (rc != 0)
         goto fail;
     snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s-%s", name, rnd);
     fd = openat(l->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         goto fail;
     }
-    rc = write_full(fd, data, len);
+    rc = ocisync__write_full(fd, data, len);
     if (rc != 0)
         goto fail_tmp;
     if (fsync(fd) != 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         goto fail_tmp;
     }
-    rc = close(fd) != 0 ? sys_error() : 0;
+    rc = close(fd) != 0 ? ocisync__sys_error() : 0;
     fd = -1;
     if (rc != 0)
         goto fail_tmp;
     if (renameat(l->dirfd, tmp, l->dirfd, name) != 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         goto fail_tmp;
     }
     if (fsync(l->dirfd) != 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         goto fail;
     }
     return 0;
@@ -444,10 +401,10 @@ static int dir_is_empty(int dirfd, bool *empty)
     /* fdopendir takes the descriptor; the layout keeps its own. */
     fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return sys_error();
+        return ocisync__sys_error();
     d = fdopendir(fd);
     if (d == NULL) {
-        int rc = sys_error();
+        int rc = ocisync__sys_error();
         close(fd);
         return rc;
     }
@@ -615,7 +572,7 @@ static int init_layout(struct oci_layout *l, char *err, size_t errlen)
     if (rc == 0)
         rc = mkdir_at(l->dirfd, "blobs/sha256");
     if (rc == 0 && fsync(l->dirfd) != 0)
-        rc = sys_error();
+        rc = ocisync__sys_error();
     if (rc != 0)
         ocisync__errf(err, errlen, "cannot create blobs/sha256 in layout %s: %s", clip(l->dir, &c),
                       uv_strerror(rc));
@@ -645,14 +602,14 @@ int oci_layout_open(struct oci_layout *l, const char *dir, bool create, char *er
         goto fail;
     }
     if (create && mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         ocisync__errf(err, errlen, "cannot create layout directory %s: %s", clip(dir, &c),
                       uv_strerror(rc));
         goto fail;
     }
     l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (l->dirfd < 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         if (rc == UV_ENOENT)
             ocisync__errf(err, errlen, "layout directory %s does not exist", clip(dir, &c));
         else if (rc == UV_ENOTDIR)
@@ -1012,21 +969,21 @@ int oci_layout_blob_begin(const struct oci_layout *l, const struct oci_digest *d
     }
     w->dirfd = openat(l->dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->dirfd < 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         ocisync__errf(err, errlen, "cannot open %s in layout %s: %s", path, w->dir,
                       uv_strerror(rc));
         goto fail;
     }
     /* O_EXCL with a random name: two writers of one blob never share a temp file. */
     for (int attempt = 0; attempt < 4 && w->fd < 0; attempt++) {
-        rc = random_suffix(rnd);
+        rc = ocisync__random_hex16(rnd);
         if (rc != 0)
             break;
         snprintf(w->tmp_name, sizeof(w->tmp_name), TMP_PREFIX "%s-%s", oci_digest_hex(&w->digest),
                  rnd);
         w->fd = openat(w->dirfd, w->tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                        0644);
-        rc = w->fd < 0 ? sys_error() : 0;
+        rc = w->fd < 0 ? ocisync__sys_error() : 0;
         if (rc != 0 && rc != UV_EEXIST)
             break;
     }
@@ -1068,7 +1025,7 @@ int oci_layout_blob_write(struct oci_layout_writer *w, const void *data, size_t 
         rc = OCISYNC_ESIZEMISMATCH;
         goto fail;
     }
-    rc = write_full(w->fd, data, len);
+    rc = ocisync__write_full(w->fd, data, len);
     if (rc != 0) {
         ocisync__errf(err, errlen, "cannot write blob %s in layout %s: %s", w->digest.str, w->dir,
                       uv_strerror(rc));
@@ -1117,10 +1074,10 @@ int oci_layout_blob_commit(struct oci_layout_writer *w, char *err, size_t errlen
     }
     /* The data must be on disk before its name is, or a crash could publish a hole. */
     if (fsync(w->fd) != 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         goto io_error;
     }
-    rc = close(w->fd) != 0 ? sys_error() : 0;
+    rc = close(w->fd) != 0 ? ocisync__sys_error() : 0;
     w->fd = -1;
     if (rc != 0)
         goto io_error;
@@ -1130,13 +1087,13 @@ int oci_layout_blob_commit(struct oci_layout_writer *w, char *err, size_t errlen
      */
     snprintf(final_name, sizeof(final_name), "%s", oci_digest_hex(&w->digest));
     if (renameat(w->dirfd, w->tmp_name, w->dirfd, final_name) != 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         goto io_error;
     }
     w->tmp_name[0] = '\0';
     /* The name must be durable before an index that points at it is written. */
     if (fsync(w->dirfd) != 0) {
-        rc = sys_error();
+        rc = ocisync__sys_error();
         goto io_error;
     }
     goto out;

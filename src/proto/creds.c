@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/json_depth.h"
 #include "common/msg.h"
+#include "common/sysio.h"
 #include "ocisync.h"
 
 #include <jansson.h>
@@ -1495,20 +1496,6 @@ static int make_parents(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return uv_translate_sys_error(errno);
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /*
  * Replaces path with root's JSON: written to a temporary file beside it
  * (mode 0600, synced) and renamed over, so readers see the old file or the
@@ -1542,8 +1529,8 @@ static int write_atomic(const char *path, json_t *root, char *err, size_t errlen
         goto out;
     }
     /* mkstemp already uses 0600, but say it: the file holds passwords. */
-    if (fchmod(fd, 0600) != 0 || (r = write_all(fd, text, len)) != 0 ||
-        (r = write_all(fd, "\n", 1)) != 0 || fsync(fd) != 0) {
+    if (fchmod(fd, 0600) != 0 || (r = ocisync__write_full(fd, text, len)) != 0 ||
+        (r = ocisync__write_full(fd, "\n", 1)) != 0 || fsync(fd) != 0) {
         if (r == 0)
             r = uv_translate_sys_error(errno);
         ocisync__errf(err, errlen, "cannot write %s: %s", tmp, uv_strerror(r));

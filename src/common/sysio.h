@@ -1,0 +1,19 @@
+/*
+ * Small system-call helpers shared by the modules that write files (layouts,
+ * layer blobs, archives): errors as libuv codes, whole writes, random names.
+ */
+#ifndef COMMON_SYSIO_H
+#define COMMON_SYSIO_H
+
+#include <stddef.h>
+
+/* errno as a libuv error; UV_EIO when errno is 0, so that a failure never reads as success. */
+int ocisync__sys_error(void);
+
+/* Writes all len bytes of data to fd, through short writes and EINTR. 0 or a UV_E* error. */
+int ocisync__write_full(int fd, const void *data, size_t len);
+
+/* 16 random hex digits and a NUL (getrandom), so that concurrent temp files never share a name. */
+int ocisync__random_hex16(char out[17]);
+
+#endif
