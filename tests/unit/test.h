@@ -15,6 +15,37 @@
 static int test_failures_;
 static int test_checks_;
 
+/* A growable byte buffer (tests only: out of memory aborts). */
+struct test_buf {
+    unsigned char *data;
+    size_t len, cap;
+};
+
+static inline void test_buf_add(struct test_buf *b, const void *data, size_t len)
+{
+    if (len == 0)
+        return;
+    if (b->len + len > b->cap) {
+        size_t ncap = b->cap ? b->cap : 65536;
+
+        while (ncap < b->len + len)
+            ncap *= 2;
+        b->data = realloc(b->data, ncap);
+        if (b->data == NULL)
+            abort();
+        b->cap = ncap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+static inline void test_buf_free(struct test_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         test_checks_++;                                                                            \

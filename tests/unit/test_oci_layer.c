@@ -36,33 +36,6 @@ static char err[1024];
  * Helpers: files and trees
  */
 
-struct buf {
-    unsigned char *data;
-    size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const void *data, size_t len)
-{
-    if (len == 0)
-        return;
-    if (b->len + len > b->cap) {
-        size_t ncap = b->cap ? b->cap : 65536;
-
-        while (ncap < b->len + len)
-            ncap *= 2;
-        b->data = realloc(b->data, ncap);
-        b->cap = ncap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-}
-
-static void buf_free(struct buf *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof(*b));
-}
-
 static void temp_dir(char *out, size_t len)
 {
     snprintf(out, len, "/tmp/ocisync-layer-XXXXXX");
@@ -91,7 +64,7 @@ static void write_file(const char *path, const void *data, size_t len)
     close(fd);
 }
 
-static int read_file(const char *path, struct buf *out)
+static int read_file(const char *path, struct test_buf *out)
 {
     unsigned char tmp[65536];
     ssize_t n;
@@ -101,7 +74,7 @@ static int read_file(const char *path, struct buf *out)
     if (fd < 0)
         return -1;
     while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-        buf_add(out, tmp, (size_t)n);
+        test_buf_add(out, tmp, (size_t)n);
     close(fd);
     return n < 0 ? -1 : 0;
 }
@@ -156,7 +129,7 @@ static int plan_dir(const char *src, struct oci_tar_plan *plan)
 }
 
 /* The tar the stream produces for plan, in odd-sized reads. */
-static int tar_bytes(const struct oci_tar_plan *plan, struct buf *out)
+static int tar_bytes(const struct oci_tar_plan *plan, struct test_buf *out)
 {
     struct oci_tar_stream s;
     unsigned char tmp[70001];
@@ -169,7 +142,7 @@ static int tar_bytes(const struct oci_tar_plan *plan, struct buf *out)
         rc = oci_tar_stream_read(&s, tmp, sizeof(tmp), &n, err, sizeof(err));
         if (rc != 0 || n == 0)
             break;
-        buf_add(out, tmp, n);
+        test_buf_add(out, tmp, n);
     }
     oci_tar_stream_dispose(&s);
     return rc;
@@ -211,7 +184,7 @@ static void empty_blobs(const char *layout)
  */
 
 /* Inflates one gzip member; fails if anything follows it. */
-static int gunzip(const struct buf *in, struct buf *out)
+static int gunzip(const struct test_buf *in, struct test_buf *out)
 {
     unsigned char tmp[65536];
     z_stream zs;
@@ -227,14 +200,14 @@ static int gunzip(const struct buf *in, struct buf *out)
         zs.next_out = tmp;
         zs.avail_out = sizeof(tmp);
         zrc = inflate(&zs, Z_NO_FLUSH);
-        buf_add(out, tmp, sizeof(tmp) - zs.avail_out);
+        test_buf_add(out, tmp, sizeof(tmp) - zs.avail_out);
     } while (zrc == Z_OK);
     inflateEnd(&zs);
     return zrc == Z_STREAM_END && zs.avail_in == 0 ? 0 : -1;
 }
 
 /* Decompresses a zstd blob; fails unless it is exactly one frame. */
-static int unzstd(const struct buf *in, struct buf *out)
+static int unzstd(const struct test_buf *in, struct test_buf *out)
 {
     unsigned char tmp[65536];
     ZSTD_DCtx *d = ZSTD_createDCtx();
@@ -252,7 +225,7 @@ static int unzstd(const struct buf *in, struct buf *out)
         r = ZSTD_decompressStream(d, &zout, &zin);
         if (ZSTD_isError(r))
             break;
-        buf_add(out, tmp, zout.pos);
+        test_buf_add(out, tmp, zout.pos);
         if (zin.pos == zin.size && zout.pos == 0 && r != 0) {
             r = 1;
             break;
@@ -357,11 +330,11 @@ static void run_build(const struct oci_tar_plan *plan, enum oci_compression comp
 }
 
 /* The blob's checks shared by gzip and zstd: names, sizes, digests and content. */
-static void check_blob(const struct run *r, const char *layout, const struct buf *tar,
-                       enum oci_compression comp, struct buf *blob)
+static void check_blob(const struct run *r, const char *layout, const struct test_buf *tar,
+                       enum oci_compression comp, struct test_buf *blob)
 {
     struct oci_digest d;
-    struct buf plain;
+    struct test_buf plain;
     char want[4200];
 
     CHECK_INT(r->err, 0);
@@ -378,20 +351,20 @@ static void check_blob(const struct run *r, const char *layout, const struct buf
     CHECK_INT(comp == OCI_COMPRESS_GZIP ? gunzip(blob, &plain) : unzstd(blob, &plain), 0);
     CHECK_INT(plain.len, tar->len);
     CHECK(plain.len == tar->len && memcmp(plain.data, tar->data, tar->len) == 0);
-    buf_free(&plain);
+    test_buf_free(&plain);
 }
 
 /* One tree for every test, built on first use and removed at exit. */
 static char g_root[256], g_src[512], g_layout[512];
 static struct oci_tar_plan g_plan;
-static struct buf g_tar;
+static struct test_buf g_tar;
 
 static void teardown(void)
 {
     char cmd[300];
 
     oci_tar_plan_free(&g_plan);
-    buf_free(&g_tar);
+    test_buf_free(&g_tar);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_root);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", g_root);
@@ -417,7 +390,7 @@ static void setup(void)
 
 TEST(gzip_layer)
 {
-    struct buf blob, single;
+    struct test_buf blob, single;
     struct run r;
     char cmd[4600];
     uLongf single_len;
@@ -443,13 +416,13 @@ TEST(gzip_layer)
     printf("  gzip: tar %zu, blob %zu, single-threaded zlib %lu\n", g_tar.len, blob.len,
            (unsigned long)single_len);
     free(single.data);
-    buf_free(&blob);
+    test_buf_free(&blob);
     empty_blobs(g_layout);
 }
 
 TEST(zstd_layer)
 {
-    struct buf blob;
+    struct test_buf blob;
     struct run r;
     char cmd[4600];
     FILE *p;
@@ -479,13 +452,13 @@ TEST(zstd_layer)
     CHECK_INT(frames, 1);
     CHECK(xxh);
     printf("  zstd: tar %zu, blob %zu\n", g_tar.len, blob.len);
-    buf_free(&blob);
+    test_buf_free(&blob);
     empty_blobs(g_layout);
 }
 
 TEST(levels)
 {
-    struct buf blob;
+    struct test_buf blob;
     struct run r;
     uint64_t sizes[2];
     int levels[2] = {1, 9};
@@ -495,12 +468,12 @@ TEST(levels)
         run_build(&g_plan, OCI_COMPRESS_GZIP, levels[i], g_layout, RUN_PLAIN, &r);
         check_blob(&r, g_layout, &g_tar, OCI_COMPRESS_GZIP, &blob);
         sizes[i] = blob.len;
-        buf_free(&blob);
+        test_buf_free(&blob);
     }
     CHECK(sizes[1] <= sizes[0]);
     run_build(&g_plan, OCI_COMPRESS_ZSTD, 1, g_layout, RUN_PLAIN, &r);
     check_blob(&r, g_layout, &g_tar, OCI_COMPRESS_ZSTD, &blob);
-    buf_free(&blob);
+    test_buf_free(&blob);
     empty_blobs(g_layout);
 }
 
@@ -516,7 +489,7 @@ static void reorder_hook(uint64_t seq, int after)
 TEST(deterministic)
 {
     struct run r1, r2, r3;
-    struct buf blob;
+    struct test_buf blob;
 
     setup();
     for (int c = OCI_COMPRESS_GZIP; c <= OCI_COMPRESS_ZSTD; c++) {
@@ -537,7 +510,7 @@ TEST(deterministic)
     CHECK(r3.reordered >= 1);
     CHECK_STR(r1.result.digest.str, r3.result.digest.str);
     check_blob(&r3, g_layout, &g_tar, OCI_COMPRESS_GZIP, &blob);
-    buf_free(&blob);
+    test_buf_free(&blob);
     empty_blobs(g_layout);
 }
 
@@ -548,7 +521,7 @@ TEST(deterministic)
  */
 TEST(zstd_workers_independent)
 {
-    struct buf blob, out;
+    struct test_buf blob, out;
     struct run r;
 
     setup();
@@ -570,21 +543,21 @@ TEST(zstd_workers_independent)
             ZSTD_outBuffer o = {tmp, sizeof(tmp), 0};
 
             CHECK(!ZSTD_isError(ZSTD_compressStream2(c, &o, &in, ZSTD_e_continue)));
-            buf_add(&out, tmp, o.pos);
+            test_buf_add(&out, tmp, o.pos);
         }
         do {
             ZSTD_outBuffer o = {tmp, sizeof(tmp), 0};
 
             rem = ZSTD_compressStream2(c, &o, &in, ZSTD_e_end);
             CHECK(!ZSTD_isError(rem));
-            buf_add(&out, tmp, o.pos);
+            test_buf_add(&out, tmp, o.pos);
         } while (rem != 0 && !ZSTD_isError(rem));
         ZSTD_freeCCtx(c);
         CHECK_INT(out.len, blob.len);
         CHECK(out.len == blob.len && memcmp(out.data, blob.data, blob.len) == 0);
-        buf_free(&out);
+        test_buf_free(&out);
     }
-    buf_free(&blob);
+    test_buf_free(&blob);
     empty_blobs(g_layout);
 }
 
@@ -650,7 +623,7 @@ TEST(empty_plan)
 {
     char root[256], src[512], layout[512], p[600];
     struct oci_tar_plan plan;
-    struct buf tar, blob;
+    struct test_buf tar, blob;
     struct run r;
 
     temp_dir(root, sizeof(root));
@@ -671,9 +644,9 @@ TEST(empty_plan)
         snprintf(cmd, sizeof(cmd), "%s '%s'", c == OCI_COMPRESS_GZIP ? "gzip -t" : "zstd -q -t",
                  r.result.path);
         CHECK_INT(system(cmd), 0);
-        buf_free(&blob);
+        test_buf_free(&blob);
     }
-    buf_free(&tar);
+    test_buf_free(&tar);
     oci_tar_plan_free(&plan);
     rm_tree(root);
 }
@@ -689,7 +662,7 @@ TEST(block_boundary)
     size_t len = 2 * OCI_LAYER_BLOCK_SIZE - 1536;
     unsigned char *data = malloc(len);
     struct oci_tar_plan plan;
-    struct buf tar, blob;
+    struct test_buf tar, blob;
     struct run r;
 
     temp_dir(root, sizeof(root));
@@ -714,9 +687,9 @@ TEST(block_boundary)
         snprintf(cmd, sizeof(cmd), "%s '%s'", c == OCI_COMPRESS_GZIP ? "gzip -t" : "zstd -q -t",
                  r.result.path);
         CHECK_INT(system(cmd), 0);
-        buf_free(&blob);
+        test_buf_free(&blob);
     }
-    buf_free(&tar);
+    test_buf_free(&tar);
     oci_tar_plan_free(&plan);
     rm_tree(root);
 }
@@ -847,7 +820,7 @@ static struct {
     int calls;
     uint64_t last;
     bool shrank;
-    struct buf seen;
+    struct test_buf seen;
 } g_prog;
 
 static void on_progress(struct oci_layer_build *b, int fd, uint64_t written)
@@ -863,7 +836,7 @@ static void on_progress(struct oci_layer_build *b, int fd, uint64_t written)
         return;
     }
     CHECK_INT(pread(fd, tmp, n, (off_t)g_prog.last), (ssize_t)n);
-    buf_add(&g_prog.seen, tmp, n);
+    test_buf_add(&g_prog.seen, tmp, n);
     g_prog.last = written;
     free(tmp);
 }
@@ -871,7 +844,7 @@ static void on_progress(struct oci_layer_build *b, int fd, uint64_t written)
 TEST(progress)
 {
     static const enum oci_compression comps[] = {OCI_COMPRESS_GZIP, OCI_COMPRESS_ZSTD};
-    struct buf blob;
+    struct test_buf blob;
     struct run r;
 
     setup();
@@ -889,8 +862,8 @@ TEST(progress)
               memcmp(g_prog.seen.data, blob.data, g_prog.seen.len) == 0);
         printf("  %s: %d progress reports, %zu of %zu bytes before the callback\n",
                i == 0 ? "gzip" : "zstd", g_prog.calls, g_prog.seen.len, blob.len);
-        buf_free(&g_prog.seen);
-        buf_free(&blob);
+        test_buf_free(&g_prog.seen);
+        test_buf_free(&blob);
         empty_blobs(g_layout);
     }
 }

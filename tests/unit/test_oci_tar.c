@@ -140,27 +140,8 @@ static void build_tree(const char *root, char *src, size_t srclen)
  * Helpers: writing and reading archives in memory
  */
 
-struct buf {
-    unsigned char *data;
-    size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const void *data, size_t len)
-{
-    if (b->len + len > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-
-        while (ncap < b->len + len)
-            ncap *= 2;
-        b->data = realloc(b->data, ncap);
-        b->cap = ncap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-}
-
 /* Streams a plan into out, chunk bytes per read. */
-static int stream_all(const struct oci_tar_plan *plan, size_t chunk, struct buf *out)
+static int stream_all(const struct oci_tar_plan *plan, size_t chunk, struct test_buf *out)
 {
     struct oci_tar_stream s;
     unsigned char *tmp = malloc(chunk);
@@ -173,7 +154,7 @@ static int stream_all(const struct oci_tar_plan *plan, size_t chunk, struct buf 
         rc = oci_tar_stream_read(&s, tmp, chunk, &n, err, sizeof(err));
         if (rc != 0 || n == 0)
             break;
-        buf_add(out, tmp, n);
+        test_buf_add(out, tmp, n);
     }
     oci_tar_stream_dispose(&s);
     free(tmp);
@@ -182,7 +163,7 @@ static int stream_all(const struct oci_tar_plan *plan, size_t chunk, struct buf 
 
 /* Plans and streams srcs into out. */
 static int build(const struct oci_tar_source *srcs, size_t n, const struct oci_tar_opts *opts,
-                 size_t chunk, struct buf *out)
+                 size_t chunk, struct test_buf *out)
 {
     struct oci_tar_plan plan;
     int rc;
@@ -202,7 +183,7 @@ struct rec {
     uint64_t size;
     uint32_t mode, uid, gid;
     int64_t mtime;
-    struct buf data;
+    struct test_buf data;
 };
 
 struct parsed {
@@ -239,7 +220,7 @@ static int on_data(void *arg, const void *data, size_t len)
 
     if (p->n == 0)
         return UV_EINVAL;
-    buf_add(&p->v[p->n - 1].data, data, len);
+    test_buf_add(&p->v[p->n - 1].data, data, len);
     return 0;
 }
 
@@ -382,7 +363,7 @@ TEST(roundtrip)
     char root[64], src[128];
     struct oci_tar_source s;
     struct parsed p;
-    struct buf a;
+    struct test_buf a;
 
     temp_dir(root, sizeof(root));
     build_tree(root, src, sizeof(src));
@@ -435,7 +416,7 @@ TEST(deterministic)
     struct oci_tar_source s;
     struct oci_tar_opts opts = {.clamp_mtime = true, .mtime_max = 1000000};
     struct timespec ts[2] = {{500, 0}, {500, 0}};
-    struct buf a, b, c;
+    struct test_buf a, b, c;
     struct parsed p;
 
     temp_dir(root, sizeof(root));
@@ -483,7 +464,7 @@ TEST(dest_placement)
     char root[64], src[128], file[256], link[256];
     struct oci_tar_source s[3];
     struct parsed p;
-    struct buf a;
+    struct test_buf a;
 
     temp_dir(root, sizeof(root));
     build_tree(root, src, sizeof(src));
@@ -530,7 +511,7 @@ TEST(chown_and_pax_numbers)
     struct timespec ts[2] = {{0, 0}, {-100, 0}};
     const struct rec *r;
     struct parsed p;
-    struct buf a;
+    struct test_buf a;
     FILE *f;
     int fd;
     bool saw_uid = false;
@@ -611,7 +592,7 @@ TEST(chown_and_pax_numbers)
 }
 
 /* Writes buf to path. */
-static void write_out(const char *path, const struct buf *b)
+static void write_out(const char *path, const struct test_buf *b)
 {
     FILE *f = fopen(path, "wb");
 
@@ -679,7 +660,7 @@ TEST(gnu_tar_reads_ours)
     };
     struct oci_tar_source s;
     struct stat sa, sb;
-    struct buf ar;
+    struct test_buf ar;
     ssize_t n;
 
     temp_dir(root, sizeof(root));
@@ -718,7 +699,7 @@ static void read_gnu(const char *root, const char *src, const char *format, size
 {
     char tarfile[256], cmd[1024];
     struct parsed p;
-    struct buf b = {0};
+    struct test_buf b = {0};
     FILE *f;
     unsigned char chunk[4096];
     size_t n;
@@ -731,7 +712,7 @@ static void read_gnu(const char *root, const char *src, const char *format, size
     f = fopen(tarfile, "rb");
     CHECK(f != NULL);
     while (f && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        buf_add(&b, chunk, n);
+        test_buf_add(&b, chunk, n);
     if (f)
         fclose(f);
     CHECK_INT(parse(b.data, b.len, step, &p), 0);
@@ -759,7 +740,7 @@ TEST(reads_v7)
 {
     char root[64], src[128], tarfile[256], cmd[1024];
     struct parsed p;
-    struct buf b = {0};
+    struct test_buf b = {0};
     unsigned char chunk[4096];
     size_t n;
     FILE *f;
@@ -779,7 +760,7 @@ TEST(reads_v7)
     f = fopen(tarfile, "rb");
     CHECK(f != NULL);
     while (f && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        buf_add(&b, chunk, n);
+        test_buf_add(&b, chunk, n);
     if (f)
         fclose(f);
     CHECK_INT(parse(b.data, b.len, 0, &p), 0);
@@ -909,7 +890,7 @@ TEST(changed_while_streaming)
     unsigned char chunk[1024];
     size_t n;
     int fd, rc;
-    struct buf b;
+    struct test_buf b;
 
     temp_dir(root, sizeof(root));
     snprintf(src, sizeof(src), "%s/src", root);
@@ -1003,7 +984,7 @@ static void make_header(unsigned char *h, const char *name, char type, const cha
 }
 
 /* A small archive of our own, for the hostile-input tests. */
-static void small_archive(struct buf *out)
+static void small_archive(struct test_buf *out)
 {
     char root[64], src[128];
     struct oci_tar_source s;
@@ -1018,7 +999,7 @@ static void small_archive(struct buf *out)
 TEST(reader_split_anywhere)
 {
     struct parsed whole, p;
-    struct buf a;
+    struct test_buf a;
 
     small_archive(&a);
     CHECK_INT(parse(a.data, a.len, 0, &whole), 0);
@@ -1034,7 +1015,7 @@ TEST(reader_split_anywhere)
     parsed_free(&p);
 
     /* Whatever follows the end blocks is ignored. */
-    buf_add(&a, "garbage garbage", 15);
+    test_buf_add(&a, "garbage garbage", 15);
     CHECK_INT(parse(a.data, a.len, 0, &p), 0);
     CHECK(same_parse(&whole, &p));
     parsed_free(&p);
@@ -1045,7 +1026,7 @@ TEST(reader_split_anywhere)
 TEST(reader_truncated)
 {
     struct parsed p;
-    struct buf a;
+    struct test_buf a;
 
     small_archive(&a);
     /* Inside the header of the last entry (sub/uplink). */
@@ -1087,7 +1068,7 @@ TEST(reader_bad_headers)
 {
     unsigned char blk[2048];
     struct parsed p;
-    struct buf a;
+    struct test_buf a;
 
     small_archive(&a);
     a.data[0] ^= 1;
@@ -1225,7 +1206,7 @@ TEST(reader_pax_records)
 TEST(reader_callback_abort)
 {
     struct parsed p;
-    struct buf a;
+    struct test_buf a;
     struct oci_tar_reader r;
 
     small_archive(&a);
