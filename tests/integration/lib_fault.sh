@@ -334,3 +334,51 @@ registry_restart() {
   done
   fail "registry $name did not restart on $addr: $(tail -n 5 "$logf")"
 }
+
+# dst_restart_during PATTERN DELAY: in the background, once the registry dst
+# has logged a request matching the extended regex PATTERN (e.g. an upload's
+# POST), waits DELAY seconds, kills it (-9), keeps it down for a second and
+# restarts it. Sets DST_LISTENING_BEFORE (its "listening on" lines so far: the
+# restarted registry adds one) and RESTART_T0 (now, in ns). Run the tool,
+# then dst_restart_check.
+dst_restart_during() {
+  local pattern=$1 delay=$2
+  # The subshell kills a job of this shell: keep bash from reporting it.
+  registry_detach dst
+  DST_LISTENING_BEFORE=$(grep -c 'listening on' "$TMP/dst.log")
+  (
+    for _ in $(seq 1 600); do
+      grep -qE "$pattern" "$TMP/dst.log" && break
+      sleep 0.05
+    done
+    if ! grep -qE "$pattern" "$TMP/dst.log"; then
+      echo "no upload started within 30 s" >"$TMP/restart.skipped"
+      exit 0
+    fi
+    sleep "$delay"
+    date +%s%N >"$TMP/killed.at"
+    registry_kill dst
+    sleep 1
+    registry_restart dst
+    date +%s%N >"$TMP/restarted.at"
+  ) &
+  _FAULT_RESTARTER=$!
+  RESTART_T0=$(date +%s%N)
+}
+
+# dst_restart_check WHAT: right after the run dst_restart_during watched (a
+# WHAT, "copy" or "sync"): the kill happened while it ran and the registry
+# came back, or the test fails as a harness fault.
+dst_restart_check() {
+  local what=$1 ended killed_at
+  ended=$(date +%s%N)
+  wait "$_FAULT_RESTARTER" || fail "the restarting subshell failed"
+  [ ! -f "$TMP/restart.skipped" ] || fail "harness: $(cat "$TMP/restart.skipped")"
+  [ -f "$TMP/restarted.at" ] || fail "harness: the destination was not restarted"
+  killed_at=$(cat "$TMP/killed.at")
+  [ "$killed_at" -lt "$ended" ] ||
+    fail "harness: the destination was killed $(((killed_at - ended) / 1000000)) ms after the $what ended (exit $OCISYNC_RC): too late to test anything"
+  pass "the destination was killed $(((killed_at - RESTART_T0) / 1000000)) ms into a $what of $(((ended - RESTART_T0) / 1000000)) ms, down for $((($(cat "$TMP/restarted.at") - killed_at) / 1000000)) ms"
+  [ "$(grep -c 'listening on' "$TMP/dst.log")" -gt "$DST_LISTENING_BEFORE" ] ||
+    fail "the restarted registry never said it was listening"
+}

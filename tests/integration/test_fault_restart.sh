@@ -30,44 +30,14 @@ repo=t/multi
 # 2 MB/s per blob GET: 12 layers at --jobs 2 take about 6 s.
 fault_proxy_start slow "$SRC_ADDR" 'GET /v2/.*/blobs/sha256:.* throttle:2M always'
 
-# The subshell below kills a job of this shell: keep bash from reporting it.
-registry_detach dst
-# Count "listening" lines: the restarted registry adds one.
-listening_before=$(grep -c 'listening on' "$TMP/dst.log")
-(
-  for _ in $(seq 1 600); do
-    grep -qE '"POST /v2/t/multi/blobs/uploads/' "$TMP/dst.log" && break
-    sleep 0.05
-  done
-  if ! grep -qE '"POST /v2/t/multi/blobs/uploads/' "$TMP/dst.log"; then
-    echo "no upload started within 30 s" >"$TMP/restart.skipped"
-    exit 0
-  fi
-  sleep 0.5 # uploads are now streaming
-  date +%s%N >"$TMP/killed.at"
-  registry_kill dst
-  sleep 1
-  registry_restart dst
-  date +%s%N >"$TMP/restarted.at"
-) &
-restarter=$!
-
-start=$(date +%s%N)
+dst_restart_during '"POST /v2/t/multi/blobs/uploads/' 0.5 # 0.5 s on, uploads are streaming
 run_ocisync copy --debug --jobs 2 --retry-delay 0.2 --retry-times 6 \
   "docker://$SLOW_ADDR/lib/multi:v1" "docker://$DST_ADDR/$repo:v1"
-ended=$(date +%s%N)
-wait "$restarter" || fail "the restarting subshell failed"
-[ ! -f "$TMP/restart.skipped" ] || fail "harness: $(cat "$TMP/restart.skipped")"
-[ -f "$TMP/restarted.at" ] || fail "harness: the destination was not restarted"
-killed_at=$(cat "$TMP/killed.at")
-[ "$killed_at" -lt "$ended" ] ||
-  fail "harness: the destination was killed $(((killed_at - ended) / 1000000)) ms after the copy ended (exit $OCISYNC_RC): too late to test anything"
-pass "the destination was killed $(((killed_at - start) / 1000000)) ms into a copy of $(((ended - start) / 1000000)) ms, down for $((($(cat "$TMP/restarted.at") - killed_at) / 1000000)) ms"
-[ "$(grep -c 'listening on' "$TMP/dst.log")" -gt "$listening_before" ] || fail "the restarted registry never said it was listening"
+dst_restart_check copy
 
 # Requests the restarted registry served (its access lines come after its
 # "listening" line), for the record.
-after=$(awk -v n="$((listening_before + 1))" '/listening on/ { c++ } c >= n && /"(GET|HEAD|POST|PUT|PATCH) \/v2\/t\/multi/' "$TMP/dst.log" | wc -l)
+after=$(awk -v n="$((DST_LISTENING_BEFORE + 1))" '/listening on/ { c++ } c >= n && /"(GET|HEAD|POST|PUT|PATCH) \/v2\/t\/multi/' "$TMP/dst.log" | wc -l)
 log "the restarted destination served $after requests of the copy; ocisync retried $(grep -ci 'retry' "$OCISYNC_STDERR" || true) times:"
 grep -i 'retry' "$OCISYNC_STDERR" | head -n 8 | cut -c1-200 | sed 's/^/    /'
 

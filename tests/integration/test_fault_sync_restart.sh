@@ -34,37 +34,9 @@ fault_proxy_start slow "$SRC_ADDR" 'GET /v2/.*/blobs/sha256:.* throttle:2M alway
   done
 } >"$TMP/sync.yml"
 
-registry_detach dst
-listening_before=$(grep -c 'listening on' "$TMP/dst.log")
-(
-  for _ in $(seq 1 600); do
-    grep -qE '"POST /v2/m/[a-z]+/blobs/uploads/' "$TMP/dst.log" && break
-    sleep 0.05
-  done
-  if ! grep -qE '"POST /v2/m/[a-z]+/blobs/uploads/' "$TMP/dst.log"; then
-    echo "no upload started within 30 s" >"$TMP/restart.skipped"
-    exit 0
-  fi
-  sleep 0.7
-  date +%s%N >"$TMP/killed.at"
-  registry_kill dst
-  sleep 1
-  registry_restart dst
-  date +%s%N >"$TMP/restarted.at"
-) &
-restarter=$!
-
-start=$(date +%s%N)
+dst_restart_during '"POST /v2/m/[a-z]+/blobs/uploads/' 0.7
 run_ocisync sync --src yaml --debug --jobs 4 --retry-delay 0.2 --retry-times 6 "$TMP/sync.yml"
-ended=$(date +%s%N)
-wait "$restarter" || fail "the restarting subshell failed"
-[ ! -f "$TMP/restart.skipped" ] || fail "harness: $(cat "$TMP/restart.skipped")"
-[ -f "$TMP/restarted.at" ] || fail "harness: the destination was not restarted"
-killed_at=$(cat "$TMP/killed.at")
-[ "$killed_at" -lt "$ended" ] ||
-  fail "harness: the destination was killed after the sync ended (exit $OCISYNC_RC): too late to test anything"
-pass "the destination was killed $(((killed_at - start) / 1000000)) ms into a sync of $(((ended - start) / 1000000)) ms"
-[ "$(grep -c 'listening on' "$TMP/dst.log")" -gt "$listening_before" ] || fail "the restarted registry never said it was listening"
+dst_restart_check sync
 
 ok=0
 for n in $names; do
