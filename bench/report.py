@@ -111,21 +111,11 @@ def main():
         for case in cases:
             m = meta[(w, case)]
             tools = runs.get((w, case), {})
-            med = {}
-            for tool, rs in tools.items():
-                good = [r["seconds"] for r in rs if r["ok"] and r["seconds"] is not None]
-                if good:
-                    med[tool] = statistics.median(good)
+            med = medians(tools)
             ref = next((t for t in OCISYNC if t in med), None)
             for tool, rs in tools.items():
-                good = [r for r in rs if r["ok"] and r["seconds"] is not None]
-                nfail = len(rs) - len(good)
-                label = TOOLS.get(tool, tool).format(**params)
-                okcol = f"{len(good)}/{len(rs)}" + (f" ({nfail} FAILED)" if nfail else "")
-                if nfail:
-                    failed.append(f"workload {w} {case} {tool}: {nfail} of {len(rs)} runs")
+                good, label, okcol = row_start(w, case, tool, rs, params, failed, out)
                 if not good:
-                    out.append(f"| {w} | {case} | {label} | {okcol} | FAILED | | | | | |")
                     continue
                 secs = [r["seconds"] for r in good]
                 t = med[tool]
@@ -154,6 +144,21 @@ def main():
     return 1 if failed else 0
 
 
+def row_start(w, case, tool, rs, params, failed, out):
+    """A tool's successful runs, its label and its "runs ok" cell; a tool
+    whose runs all failed gets its FAILED row here (and no successful runs);
+    failed runs are listed in failed."""
+    good = [r for r in rs if r["ok"] and r["seconds"] is not None]
+    nfail = len(rs) - len(good)
+    label = TOOLS.get(tool, tool).format(**params)
+    okcol = f"{len(good)}/{len(rs)}" + (f" ({nfail} FAILED)" if nfail else "")
+    if nfail:
+        failed.append(f"workload {w} {case} {tool}: {nfail} of {len(rs)} runs")
+    if not good:
+        out.append(f"| {w} | {case} | {label} | {okcol} | FAILED | | | | | |")
+    return good, label, okcol
+
+
 def medians(tools):
     """Each tool's median time over its successful runs."""
     med = {}
@@ -176,14 +181,8 @@ def build_table(out, failed, w, cases, meta, runs, params):
         med = medians(tools)
         outs = {}
         for tool, rs in tools.items():
-            good = [r for r in rs if r["ok"] and r["seconds"] is not None]
-            nfail = len(rs) - len(good)
-            label = TOOLS.get(tool, tool).format(**params)
-            okcol = f"{len(good)}/{len(rs)}" + (f" ({nfail} FAILED)" if nfail else "")
-            if nfail:
-                failed.append(f"workload {w} {case} {tool}: {nfail} of {len(rs)} runs")
+            good, label, okcol = row_start(w, case, tool, rs, params, failed, out)
             if not good:
-                out.append(f"| {w} | {case} | {label} | {okcol} | FAILED | | | | | |")
                 continue
             secs = [r["seconds"] for r in good]
             t = med[tool]
