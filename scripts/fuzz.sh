@@ -12,7 +12,7 @@ shift || true
 out=${OUT:-build-fuzz}
 mkdir -p "$out"
 
-common="src/common/error.c src/common/log.c src/common/msg.c src/common/json_depth.c"
+common="src/common/error.c src/common/log.c src/common/msg.c src/common/json_depth.c src/common/sysio.c"
 llhttp="/usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c"
 # target: the sources it needs besides fuzz/fuzz_<target>.c
 declare -A srcs=(
