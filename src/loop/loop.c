@@ -54,6 +54,62 @@ void loop_ctx_close(struct loop_ctx *ctx)
     }
 }
 
+/*
+ * Ends one thing in flight with UV_ECANCELED: a request waiting for a
+ * connection, a connection being set up, or an exchange on a lent one.
+ * Returns false when nothing is left. Callbacks may change every list, so
+ * the caller starts over after each.
+ */
+static bool abort_one(struct loop_ctx *ctx)
+{
+    struct queue *q, *cq;
+    queue_foreach(q, &ctx->hosts)
+    {
+        struct loop_host *h = container_of(q, struct loop_host, link);
+        if (!queue_empty(&h->waiters)) {
+            struct loop_conn_req *req =
+                container_of(queue_head(&h->waiters), struct loop_conn_req, link);
+            queue_remove(&req->link);
+            req->queued = false;
+            snprintf(req->detail, sizeof(req->detail), "stopped");
+            req->cb(req, NULL, UV_ECANCELED);
+            return true;
+        }
+        queue_foreach(cq, &h->all)
+        {
+            struct loop_conn *c = container_of(cq, struct loop_conn, all_link);
+            if (c->aborted)
+                continue;
+            c->aborted = true;
+            if ((c->state == LOOP_CONN_RESOLVING || c->state == LOOP_CONN_CONNECTING) &&
+                c->req != NULL) {
+                loop__conn_failed(c, UV_ECANCELED, "stopped");
+                return true;
+            }
+            if (c->state == LOOP_CONN_ACTIVE && c->owner != NULL) {
+                loop_conn_read_stop(c);
+                c->owner->on_error(c, UV_ECANCELED);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void abort_now(struct loop_delay *d)
+{
+    struct loop_ctx *ctx = container_of(d, struct loop_ctx, abort_delay);
+    while (abort_one(ctx))
+        ;
+}
+
+void loop_ctx_abort(struct loop_ctx *ctx)
+{
+    loop_ctx_close(ctx);
+    if (!ctx->abort_delay.armed)
+        loop_delay_start(ctx, &ctx->abort_delay, 0, abort_now);
+}
+
 static void on_delay_timer_closed(uv_handle_t *h)
 {
     free(h);

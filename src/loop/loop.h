@@ -109,6 +109,7 @@ struct loop_conn {
     char *pbuf;                  /* owned: decrypted bytes handed to the owner */
     bool handshaking;
     bool owner_write_pending; /* an owner write is being flushed */
+    bool aborted;             /* loop_ctx_abort told its owner */
     unsigned flushes;         /* ciphertext writes in flight */
 };
 
@@ -167,6 +168,7 @@ struct loop_ctx {
     uint64_t connect_timeout_ms;
     uint64_t pool_idle_ms;
     bool closing;
+    struct loop_delay abort_delay; /* loop_ctx_abort's, outside its caller's stack */
 };
 
 void loop_ctx_init(struct loop_ctx *ctx, uv_loop_t *uv);
@@ -180,6 +182,14 @@ int loop_set_host_limit(struct loop_ctx *ctx, const char *host, int port, unsign
  * new ones are made. Safe to call from any callback.
  */
 void loop_ctx_close(struct loop_ctx *ctx);
+/*
+ * Stops everything at once (a clean stop on a signal): closes the pool as
+ * loop_ctx_close does and, on the next turn of the loop, ends every
+ * connection attempt and request waiting for a connection with
+ * UV_ECANCELED, and tells the owner of every lent connection
+ * (on_error(UV_ECANCELED)), so each exchange in flight completes at once.
+ */
+void loop_ctx_abort(struct loop_ctx *ctx);
 /* Frees the host table, closing whatever is left; call once the loop has stopped. */
 void loop_ctx_dispose(struct loop_ctx *ctx);
 

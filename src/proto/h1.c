@@ -8,6 +8,7 @@
 #include <strings.h>
 
 static int on_message_begin(llhttp_t *lp);
+static int on_status(llhttp_t *lp, const char *at, size_t len);
 static int on_header_field(llhttp_t *lp, const char *at, size_t len);
 static int on_header_value(llhttp_t *lp, const char *at, size_t len);
 static int on_header_field_complete(llhttp_t *lp);
@@ -18,6 +19,7 @@ static int on_message_complete(llhttp_t *lp);
 
 static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
+    .on_status = on_status,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_header_field_complete = on_header_field_complete,
@@ -59,6 +61,18 @@ static int on_message_begin(llhttp_t *lp)
     p->n_hdrs = 0;
     p->in_value = false;
     p->headers_done = false;
+    p->reason_len = 0;
+    return 0;
+}
+
+/* llhttp keeps no limit on the reason phrase: a status line that never ends stops here. */
+static int on_status(llhttp_t *lp, const char *at, size_t len)
+{
+    struct proto_h1 *p = lp->data;
+    (void)at;
+    p->reason_len += len;
+    if (p->reason_len > PROTO_MAX_REASON)
+        return fail(p, OCISYNC_ETOOBIG);
     return 0;
 }
 
@@ -124,9 +138,15 @@ static int on_headers_complete(llhttp_t *lp)
     struct proto_h1 *p = lp->data;
     int rc;
     p->status = llhttp_get_status_code(lp);
-    /* Interim responses (100 Continue and friends) are skipped entirely, and have no body. */
-    if (p->status >= 100 && p->status < 200 && p->status != 101)
+    /*
+     * Interim responses (100 Continue and friends) are skipped entirely, and
+     * have no body; a server that sends them without end is refused.
+     */
+    if (p->status >= 100 && p->status < 200 && p->status != 101) {
+        if (++p->interim > PROTO_MAX_INTERIM)
+            return fail(p, OCISYNC_ETOOBIG);
         return 1;
+    }
     /* A header whose value never completed (field at the very end) is malformed. */
     if (p->n_hdrs > 0 && p->hdr[p->n_hdrs - 1].value == UINT32_MAX)
         return fail(p, OCISYNC_EHTTP);
@@ -177,6 +197,15 @@ int proto_h1_feed(struct proto_h1 *p, const char *data, size_t len, size_t *cons
     *consumed = 0;
     if (p->message_done)
         return len == 0 ? 0 : PROTO_PAUSE;
+    if (!p->headers_done) {
+        /*
+         * Each header is capped, but not the whitespace and line breaks around them nor
+         * the interim responses before: the whole head is capped here, so it always ends.
+         */
+        if (p->head_fed > PROTO_MAX_HEAD_BYTES)
+            return OCISYNC_ETOOBIG;
+        p->head_fed += len;
+    }
     e = llhttp_execute(&p->parser, data, len);
     if (e == HPE_OK) {
         *consumed = len;

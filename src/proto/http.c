@@ -48,8 +48,16 @@ void proto_client_init(struct proto_client *cl, struct loop_ctx *loop)
 {
     memset(cl, 0, sizeof(*cl));
     cl->loop = loop;
-    cl->idle_timeout_ms = 120000;
+    cl->low_speed_limit = PROTO_DEFAULT_LOW_SPEED;
+    proto_client_set_timeout(cl, PROTO_DEFAULT_IDLE_MS);
     snprintf(cl->user_agent, sizeof(cl->user_agent), "ocisync/%s", OCISYNC_VERSION_STRING);
+}
+
+void proto_client_set_timeout(struct proto_client *cl, uint64_t ms)
+{
+    cl->idle_timeout_ms = ms;
+    cl->total_timeout_ms = 2 * ms;
+    cl->low_speed_time_ms = ms;
 }
 
 void proto_client_dispose(struct proto_client *cl)
@@ -117,6 +125,7 @@ void proto_http_set_body_mem(struct proto_http_req *r, const void *data, size_t 
     r->mem_len = len;
     r->mem_off = 0;
     r->has_body = true;
+    r->body_mem = true;
     r->body.peek = mem_peek;
     r->body.consume = mem_consume;
     r->body.rewind = mem_rewind;
@@ -244,14 +253,63 @@ static uint64_t now_ms(struct proto_http_req *r)
     return uv_now(r->client->loop->uv);
 }
 
+/*
+ * Whether a blob's body is on its way, in either direction: its pace is the
+ * low-speed limit's business, not the deadline's.
+ */
+static bool streaming(const struct proto_http_req *r)
+{
+    if (r->has_body && !r->body_mem && !r->body_done)
+        return true;
+    return r->on_body != NULL && r->h1.headers_done && r->status >= 200 && r->status < 300 &&
+           !r->redirect_pending;
+}
+
+/* Whether the whole-exchange deadline has passed (see proto_client.total_timeout_ms). */
+static bool past_deadline(struct proto_http_req *r)
+{
+    return r->client->total_timeout_ms != 0 && !streaming(r) &&
+           now_ms(r) - r->deadline_start >= r->client->total_timeout_ms;
+}
+
+/*
+ * Counts n body bytes moved by a streamed exchange against the low-speed
+ * limit. Returns 0, or OCISYNC_ETIMEOUT (detail set) when the window that
+ * just ended was too slow.
+ */
+static int low_speed(struct proto_http_req *r, uint64_t n)
+{
+    const struct proto_client *cl = r->client;
+    uint64_t now = now_ms(r), span;
+    if (cl->low_speed_limit == 0 || cl->low_speed_time_ms == 0)
+        return 0;
+    r->ls_bytes += n;
+    span = now - r->ls_start;
+    if (span < cl->low_speed_time_ms)
+        return 0;
+    if (!r->ls_excused && r->ls_bytes * 1000 < cl->low_speed_limit * span) {
+        set_detail(r,
+                   "%s %s:%d: %llu bytes in %.1f s, below the low-speed limit of %llu bytes/s "
+                   "over %llu s",
+                   r->method, r->url.host, r->url.port, (unsigned long long)r->ls_bytes,
+                   (double)span / 1000, (unsigned long long)cl->low_speed_limit,
+                   (unsigned long long)(cl->low_speed_time_ms / 1000));
+        return OCISYNC_ETIMEOUT;
+    }
+    r->ls_start = now;
+    r->ls_bytes = 0;
+    r->ls_excused = false;
+    return 0;
+}
+
 /* Re-arms the connection's timer after progress: the idle limit, capped by the total deadline. */
 static void arm_timeout(struct proto_http_req *r)
 {
     uint64_t ms = r->client->idle_timeout_ms;
     if (r->conn == NULL)
         return;
-    if (r->client->total_timeout_ms != 0) {
-        uint64_t elapsed = now_ms(r) - r->started_ms;
+    if (r->client->total_timeout_ms != 0 && !streaming(r)) {
+        uint64_t elapsed = now_ms(r) - r->deadline_start;
         uint64_t left =
             elapsed >= r->client->total_timeout_ms ? 1 : r->client->total_timeout_ms - elapsed;
         if (ms == 0 || left < ms)
@@ -280,6 +338,10 @@ static void reset_exchange(struct proto_http_req *r)
     r->leftover = false;
     r->deferred_err = 0;
     r->resume_requested = false;
+    r->drained = 0;
+    /* What failed is told of the attempt that failed last. */
+    free(r->error_detail);
+    r->error_detail = NULL;
 }
 
 static struct loop_tls_config *tls_for(struct proto_http_req *r)
@@ -321,7 +383,7 @@ static int connect_exchange(struct proto_http_req *r)
 int proto_http_start(struct proto_http_req *r)
 {
     int err;
-    r->started_ms = now_ms(r);
+    r->started_ms = r->deadline_start = now_ms(r);
     r->redirects = 0;
     r->retries = 0;
     err = connect_exchange(r);
@@ -398,6 +460,9 @@ static void on_conn(struct loop_conn_req *creq, struct loop_conn *c, int err)
     r->conn = c;
     r->reused_conn = c->uses > 0;
     r->state = PROTO_HTTP_ACTIVE;
+    r->ls_start = now_ms(r);
+    r->ls_bytes = 0;
+    r->ls_excused = false;
     loop_conn_set_owner(c, &conn_owner, r);
     proto_h1_init(&r->h1, &h1_cbs, r, strcmp(r->method, "HEAD") == 0);
     err = loop_conn_read_start(c);
@@ -462,8 +527,10 @@ static void send_more(struct proto_http_req *r)
          * Waiting for our own body source (a relay whose GET is slow) is not the
          * server's silence: the source has its own timer. Re-armed when it resumes.
          */
-        if (r->body_waiting && n == 0)
+        if (r->body_waiting && n == 0) {
             loop_conn_set_timeout(r->conn, 0);
+            r->ls_excused = true;
+        }
     }
     if (n == 0)
         return;
@@ -497,13 +564,22 @@ static void on_conn_write(struct loop_conn *c, int status)
     }
     r->head_sent = true;
     if (r->write_len > 0) {
-        r->body_sent += (int64_t)r->write_len;
-        r->body.consume(r->body.arg, r->write_len);
+        size_t n = r->write_len;
+        r->body_sent += (int64_t)n;
         r->write_len = 0;
+        r->body.consume(r->body.arg, n);
+        if (!r->body_mem && (status = low_speed(r, n)) != 0) {
+            complete(r, status);
+            return;
+        }
     }
     if (!r->body_done) {
-        if (r->body.length >= 0 ? r->body_sent == r->body.length : r->chunked_final)
+        if (r->body.length >= 0 ? r->body_sent == r->body.length : r->chunked_final) {
             r->body_done = true;
+            /* The answer to a streamed body has the whole deadline from here. */
+            if (!r->body_mem)
+                r->deadline_start = now_ms(r);
+        }
     }
     arm_timeout(r);
     if (r->h1.message_done && r->body_done) {
@@ -531,9 +607,22 @@ static int on_h1_headers(struct proto_h1 *p)
         r->redirect_pending = true;
         return 0;
     }
+    if (r->status >= 200 && r->status < 300 && r->on_body != NULL) {
+        /* The body streams from here: a fresh low-speed window. */
+        r->ls_start = now_ms(r);
+        r->ls_bytes = 0;
+        r->ls_excused = false;
+    }
     if (r->status >= 200 && r->status < 300 && r->on_headers != NULL)
         return r->on_headers(r);
     return 0;
+}
+
+/* Bytes nobody wants: dropped, up to PROTO_MAX_DRAIN an exchange. */
+static int drain(struct proto_http_req *r, size_t len)
+{
+    r->drained += len;
+    return r->drained > PROTO_MAX_DRAIN ? PROTO_DRAINED : 0;
 }
 
 static int collect(struct proto_http_req *r, const char *data, size_t len, size_t max, bool strict)
@@ -564,19 +653,27 @@ static int collect(struct proto_http_req *r, const char *data, size_t len, size_
 static int on_h1_body(struct proto_h1 *p, const char *data, size_t len)
 {
     struct proto_http_req *r = p->data;
+    int rc;
     if (r->deferred_err != 0)
         return UV_ECANCELED;
     if (r->redirect_pending)
-        return 0;
-    if (r->status < 200 || r->status >= 300)
-        return collect(r, data, len, PROTO_MAX_ERROR_BODY, false);
+        return drain(r, len);
+    if (r->status < 200 || r->status >= 300) {
+        size_t keep = PROTO_MAX_ERROR_BODY - r->resp_len;
+        if (len <= keep)
+            return collect(r, data, len, PROTO_MAX_ERROR_BODY, false);
+        rc = collect(r, data, keep, PROTO_MAX_ERROR_BODY, false);
+        return rc != 0 ? rc : drain(r, len - keep);
+    }
     if (r->on_body != NULL) {
         r->body_passed += len;
+        if ((rc = low_speed(r, len)) != 0)
+            return rc;
         return r->on_body(r, data, len);
     }
     /* Nobody wants this body (an upload's 202, a ping's "{}"): it is read and dropped. */
     if (r->collect_max == 0)
-        return 0;
+        return drain(r, len);
     return collect(r, data, len, r->collect_max, true);
 }
 
@@ -658,6 +755,11 @@ static int parse(struct proto_http_req *r, const char *data, size_t len)
             complete(r, r->deferred_err == 1 ? 0 : r->deferred_err);
             return 1;
         }
+        if (rc < 0 && r->error_detail != NULL) {
+            /* A callback said what was wrong (a body too slow, ...). */
+            complete(r, rc);
+            return 1;
+        }
         if (rc < 0) {
             if (r->h1.headers_done)
                 set_detail(r, "%s %s:%d: malformed response body: %s", r->method, r->url.host,
@@ -670,6 +772,14 @@ static int parse(struct proto_http_req *r, const char *data, size_t len)
         }
         if (rc == 0)
             return 0;
+        if (rc == PROTO_DRAINED) {
+            /* A body too long to drain: the exchange ends here, and its connection with it. */
+            LOG_DEBUG("http %p: dropped %llu body bytes of HTTP %d; closing the connection",
+                      (void *)r, (unsigned long long)r->drained, r->status);
+            r->leftover = true;
+            message_done(r);
+            return 1;
+        }
         data += used;
         len -= used;
         if (r->h1.message_done) {
@@ -684,6 +794,7 @@ static int parse(struct proto_http_req *r, const char *data, size_t len)
             continue;
         }
         r->paused = true;
+        r->ls_excused = true;
         r->pending = data;
         r->pending_len = len;
         loop_conn_read_stop(r->conn);
@@ -745,7 +856,13 @@ static void on_conn_error(struct loop_conn *c, int err)
         return;
     }
     if (err == UV_ETIMEDOUT) {
-        set_detail(r, "%s %s:%d: timed out", r->method, r->url.host, r->url.port);
+        if (past_deadline(r))
+            set_detail(r, "%s %s:%d: no complete answer within %llu s", r->method, r->url.host,
+                       r->url.port, (unsigned long long)(r->client->total_timeout_ms / 1000));
+        else
+            set_detail(r, "%s %s:%d: timed out (nothing received or sent for %llu s)", r->method,
+                       r->url.host, r->url.port,
+                       (unsigned long long)(r->client->idle_timeout_ms / 1000));
         complete(r, OCISYNC_ETIMEOUT);
         return;
     }

@@ -22,11 +22,26 @@
 #define PROTO_MAX_REDIRECTS 5
 /* Error bodies (non-2xx) are kept up to this size for messages; the rest is dropped. */
 #define PROTO_MAX_ERROR_BODY (64 * 1024)
+/*
+ * Bodies nobody wants (an error's beyond PROTO_MAX_ERROR_BODY, a redirect's,
+ * an upload's 202) are read and dropped up to this many bytes so the
+ * connection can be reused; a longer one ends the exchange there and the
+ * connection is closed instead.
+ */
+#define PROTO_MAX_DRAIN (1024 * 1024)
+/* The reason phrase of a status line ("OK", "Not Found") may be this long. */
+#define PROTO_MAX_REASON 1024
+/* Interim responses (100 Continue, 103 Early Hints) allowed before the final one. */
+#define PROTO_MAX_INTERIM 8
+/* All bytes of the response before its body: interim responses, status line and headers. */
+#define PROTO_MAX_HEAD_BYTES (4 * PROTO_MAX_HEADER_BYTES)
 
 /* Returned by a body callback to stop the flow until proto_http_resume. */
 #define PROTO_PAUSE 1
 /* Returned by a body source's peek when the body (of unknown length) is complete. */
 #define PROTO_BODY_EOF 2
+/* Returned by a body callback: the rest of the body is not wanted (PROTO_MAX_DRAIN). */
+#define PROTO_DRAINED 3
 
 /* ------------------------------------------------------------------------------------------ */
 /* URLs */
@@ -78,6 +93,9 @@ struct proto_h1 {
     bool message_done;
     int cb_err; /* error returned by a callback */
     uint64_t body_bytes;
+    size_t reason_len; /* bytes of the current status line's reason phrase */
+    unsigned interim;  /* interim responses skipped so far */
+    uint64_t head_fed; /* bytes fed before the final response's headers completed */
 };
 
 void proto_h1_init(struct proto_h1 *p, const struct proto_h1_cbs *cbs, void *data,
@@ -86,9 +104,11 @@ void proto_h1_dispose(struct proto_h1 *p);
 /*
  * Parses data. Returns 0 when all of it was consumed (the message may or may
  * not be complete), PROTO_PAUSE when a callback paused or the message is
- * complete with *consumed telling how far it got, or a negative error:
- * OCISYNC_EHTTP for malformed input, OCISYNC_ETOOBIG when a cap is exceeded,
- * or whatever a callback returned.
+ * complete with *consumed telling how far it got, PROTO_DRAINED when a body
+ * callback returned it (the parser cannot go on), or a negative error:
+ * OCISYNC_EHTTP for malformed input, OCISYNC_ETOOBIG when a cap is exceeded
+ * (headers, reason phrase, interim responses, all of the head), or whatever
+ * a callback returned.
  */
 int proto_h1_feed(struct proto_h1 *p, const char *data, size_t len, size_t *consumed);
 /* Continues after PROTO_PAUSE from a callback (not after message completion). */
@@ -117,11 +137,33 @@ struct proto_client {
     /* For https requests that name no configuration: system CAs, verification on. */
     struct loop_tls_config *default_tls; /* owned, created on first use */
     uint64_t idle_timeout_ms;            /* no progress for this long fails the exchange */
-    uint64_t total_timeout_ms;           /* 0: none */
+    /*
+     * An exchange must be over within this (0: no limit), except while a
+     * blob's body streams either way: a server that trickles a byte now
+     * and then never trips the idle timeout, but does trip this.
+     */
+    uint64_t total_timeout_ms;
+    /*
+     * A streamed body (a blob's, either way) that averages fewer than
+     * low_speed_limit bytes a second over low_speed_time_ms fails, as curl's
+     * --speed-limit / --speed-time; time spent waiting for our own side (a
+     * paused consumer, a source with nothing yet) does not count. 0: off.
+     */
+    uint64_t low_speed_limit;
+    uint64_t low_speed_time_ms;
     char user_agent[64];
 };
 
+/* Defaults: --timeout 120 s, a 240 s deadline, 1 KiB/s over 120 s at least for bodies. */
+#define PROTO_DEFAULT_IDLE_MS 120000
+#define PROTO_DEFAULT_LOW_SPEED 1024
+
 void proto_client_init(struct proto_client *cl, struct loop_ctx *loop);
+/*
+ * Sets the idle timeout to ms and, from it, the whole-exchange deadline
+ * (twice as long) and the low-speed window (as long).
+ */
+void proto_client_set_timeout(struct proto_client *cl, uint64_t ms);
 void proto_client_dispose(struct proto_client *cl);
 
 /*
@@ -220,7 +262,13 @@ struct proto_http_req {
     unsigned redirects;
     unsigned retries;
     uint64_t started_ms;
-    const char *mem; /* proto_http_set_body_mem: borrowed */
+    uint64_t deadline_start; /* total_timeout_ms counts from here */
+    uint64_t drained;        /* body bytes read and dropped */
+    uint64_t ls_start;       /* the low-speed window: when it began, */
+    uint64_t ls_bytes;       /* the body bytes moved in it, */
+    bool ls_excused;         /* and whether we made the peer wait in it */
+    bool body_mem;           /* the body is proto_http_set_body_mem's */
+    const char *mem;         /* proto_http_set_body_mem: borrowed */
     size_t mem_len, mem_off;
 };
 

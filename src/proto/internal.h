@@ -40,4 +40,17 @@ struct proto__authfile_match {
 int proto__cred_parse_authfile(const char *json, size_t len, const char *path, const char *registry,
                                struct proto__authfile_match *out, char *err, size_t errlen);
 
+/*
+ * The OpenSSL name of digest's algorithm ("SHA256" for "sha256:<64 hex>",
+ * "SHA512" for "sha512:<128 hex>"), or NULL when digest is not one of those,
+ * exactly: the registry layer checks content it asked for by digest.
+ */
+const char *proto__digest_alg(const char *digest);
+/*
+ * "alg:hex" of data into out, with the algorithm like starts with ("sha256:"
+ * or a whole digest). Returns 0, OCISYNC_EDIGEST for an unknown algorithm or
+ * OCISYNC_ETOOBIG when out is too short.
+ */
+int proto__digest_of(const char *like, const void *data, size_t len, char *out, size_t outlen);
+
 #endif

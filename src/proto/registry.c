@@ -5,8 +5,10 @@
 #include "common/log.h"
 #include "common/queue.h"
 #include "ocisync.h"
+#include "proto/internal.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +115,97 @@ void proto_registry_dispose(struct proto_registry *reg)
     reg->tls = NULL;
 }
 
+static const struct digest_alg {
+    const char *prefix, *evp;
+    size_t hex;
+} digest_algs[] = {{"sha256:", "SHA256", 64}, {"sha512:", "SHA512", 128}};
+
+/* The algorithm digest starts with ("sha256:..."), or NULL. */
+static const struct digest_alg *alg_of(const char *digest)
+{
+    for (size_t i = 0; i < sizeof(digest_algs) / sizeof(digest_algs[0]); i++)
+        if (strncmp(digest, digest_algs[i].prefix, strlen(digest_algs[i].prefix)) == 0)
+            return &digest_algs[i];
+    return NULL;
+}
+
+const char *proto__digest_alg(const char *digest)
+{
+    const struct digest_alg *a = alg_of(digest);
+    const char *hex;
+    if (a == NULL)
+        return NULL;
+    hex = digest + strlen(a->prefix);
+    if (strlen(hex) != a->hex)
+        return NULL;
+    for (const char *p = hex; *p != '\0'; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return NULL;
+    return a->evp;
+}
+
+int proto__digest_of(const char *like, const void *data, size_t len, char *out, size_t outlen)
+{
+    const struct digest_alg *a = alg_of(like);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    size_t n;
+    if (a == NULL)
+        return OCISYNC_EDIGEST;
+    if (!EVP_Digest(data, len, md, &mdlen, EVP_get_digestbyname(a->evp), NULL))
+        return UV_ENOMEM;
+    n = strlen(a->prefix);
+    if (outlen < n + 2 * (size_t)mdlen + 1)
+        return OCISYNC_ETOOBIG;
+    memcpy(out, like, n);
+    for (unsigned i = 0; i < mdlen; i++)
+        snprintf(out + n + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/*
+ * A manifest's bytes against what was asked for and what the registry
+ * claims: fetched by digest, they must have that digest; a
+ * Docker-Content-Digest header must name the digest they have (a registry
+ * or proxy that says one thing and serves another is not believed).
+ * Returns 0, or an error with op->errmsg set.
+ */
+static int verify_manifest(struct proto_reg_op *op)
+{
+    const struct proto_http_req *r = &op->http;
+    const char *dcd = proto_http_header(r, "Docker-Content-Digest");
+    char got[160];
+    int err;
+    if (op->want_digest[0] != '\0') {
+        err = proto__digest_of(op->want_digest, r->resp_body != NULL ? r->resp_body : "",
+                               r->resp_len, got, sizeof(got));
+        if (err != 0)
+            return err;
+        if (strcmp(got, op->want_digest) != 0) {
+            snprintf(op->errmsg, sizeof(op->errmsg),
+                     "registry %s: %s: the registry sent a manifest whose digest is %s; "
+                     "refused",
+                     op->reg->name, op->what, got);
+            return OCISYNC_EDIGESTMISMATCH;
+        }
+    }
+    /* A header naming an algorithm we do not know cannot be checked, and is not used either. */
+    if (dcd == NULL || proto__digest_alg(dcd) == NULL)
+        return 0;
+    err = proto__digest_of(dcd, r->resp_body != NULL ? r->resp_body : "", r->resp_len, got,
+                           sizeof(got));
+    if (err != 0)
+        return err;
+    if (strcmp(got, dcd) != 0) {
+        snprintf(op->errmsg, sizeof(op->errmsg),
+                 "registry %s: %s: Docker-Content-Digest says %.72s, but the manifest sent has "
+                 "digest %s; refused",
+                 op->reg->name, op->what, dcd, got);
+        return OCISYNC_EDIGESTMISMATCH;
+    }
+    return 0;
+}
+
 /* Prepares op for method on base + path, or on an absolute URL (upload locations). */
 static int op_init(struct proto_reg_op *op, struct proto_registry *reg, const char *method,
                    const char *url_or_path, const char *what)
@@ -133,8 +226,9 @@ static int op_init(struct proto_reg_op *op, struct proto_registry *reg, const ch
         if (url == NULL)
             return UV_ENOMEM;
     }
+    op->url = url;
+    op->method = method;
     err = proto_http_req_init(&op->http, reg->client, method, url);
-    free(url);
     if (err != 0) {
         snprintf(op->errmsg, sizeof(op->errmsg), "%s: %s: invalid URL", reg->name, what);
         return err;
@@ -164,6 +258,9 @@ int proto_reg_manifest_get(struct proto_reg_op *op, struct proto_registry *reg, 
     if (err != 0)
         return err;
     op->http.collect_max = MANIFEST_MAX;
+    op->manifest_get = !head;
+    if (proto__digest_alg(ref) != NULL)
+        snprintf(op->want_digest, sizeof(op->want_digest), "%s", ref);
     return proto_http_add_header(&op->http, "Accept", MANIFEST_ACCEPT);
 }
 
@@ -180,6 +277,9 @@ int proto_reg_manifest_put(struct proto_reg_op *op, struct proto_registry *reg, 
     op->expect[0] = 201;
     op->expect[1] = 200;
     op->expect[2] = 204;
+    /* A manifest goes to the registry the user named, nowhere else (see on_http_done). */
+    op->http.follow_redirects = false;
+    op->manifest_put = true;
     proto_http_set_body_mem(&op->http, data, len);
     op->http.collect_max = 64 * 1024;
     return proto_http_add_header(&op->http, "Content-Type", media_type);
@@ -367,14 +467,36 @@ static void token_store(struct proto_registry *reg, const char *scope, const cha
     slot->expires_ms = slot->fetched_ms + (uint64_t)expires_in * 1000;
 }
 
+/* Whether u is the registry itself: its scheme, host and port as the user named them. */
+static bool is_registry_origin(const struct proto_registry *reg, const struct proto_url *u)
+{
+    struct proto_url base;
+    bool same;
+    if (proto_url_parse(reg->base, &base) != 0)
+        return false;
+    same = proto_url_same_origin(u, &base);
+    proto_url_free(&base);
+    return same;
+}
+
 static int set_authorization(struct proto_reg_op *op, const char *value)
 {
+    struct proto_url base;
     free(op->http.authorization);
     op->http.authorization = value != NULL ? strdup(value) : NULL;
     if (value != NULL && op->http.authorization == NULL)
         return UV_ENOMEM;
-    /* The origin the credentials were meant for: redirects elsewhere go without them. */
-    proto_url_origin(&op->http.url, op->http.auth_origin, sizeof(op->http.auth_origin));
+    /*
+     * Credentials, and tokens obtained with them, belong to the registry's
+     * origin as the user named it, never to the URL at hand: a redirect
+     * elsewhere (another host, port or scheme, "localhost" for "127.0.0.1"
+     * included) gets none.
+     */
+    op->http.auth_origin[0] = '\0';
+    if (proto_url_parse(op->reg->base, &base) == 0) {
+        proto_url_origin(&base, op->http.auth_origin, sizeof(op->http.auth_origin));
+        proto_url_free(&base);
+    }
     return 0;
 }
 
@@ -594,6 +716,18 @@ static int op_send(struct proto_reg_op *op)
     struct proto_registry *reg = op->reg;
     const char *scope = op_scope(op);
     int err = 0;
+    if (op->http.redirects > 0) {
+        /* The last attempt was redirected: this one asks the registry again. */
+        struct proto_url u;
+        err = proto_url_parse(op->url, &u);
+        if (err != 0)
+            return err;
+        proto_url_free(&op->http.url);
+        op->http.url = u;
+        op->http.method = op->method;
+        op->http.has_body = op->http.body.peek != NULL;
+        op->http.redirects = 0;
+    }
     if (reg->cred.kind == PROTO_CRED_REGISTRY_TOKEN) {
         char *h = malloc(strlen(reg->cred.secret) + 8);
         if (h == NULL)
@@ -654,6 +788,9 @@ static bool handle_401(struct proto_reg_op *op)
     int err;
     if (op->auth_retried || www == NULL || reg->cred.kind == PROTO_CRED_REGISTRY_TOKEN)
         return false;
+    /* A redirect target's challenge is not the registry's: nothing is learnt from it. */
+    if (!is_registry_origin(reg, &op->http.url))
+        return false;
     if (proto_auth_challenge_parse(www, strlen(www), &ch) != 0 || ch.scheme == PROTO_AUTH_NONE)
         return false;
     if (ch.scheme == PROTO_AUTH_BASIC && reg->cred.kind != PROTO_CRED_BASIC)
@@ -676,6 +813,8 @@ static bool handle_401(struct proto_reg_op *op)
 void proto_reg_op_dispose(struct proto_reg_op *op)
 {
     proto_http_req_dispose(&op->http);
+    free(op->url);
+    op->url = NULL;
 }
 
 bool proto_reg_format_errors(const char *body, size_t len, char *buf, size_t buflen)
@@ -759,8 +898,11 @@ static int64_t parse_retry_after(const char *v)
         return -1;
     if (*v >= '0' && *v <= '9') {
         long long n = strtoll(v, &end, 10);
-        if (*end != '\0' || n < 0 || n > 86400)
+        if (*end != '\0' || n < 0)
             return -1;
+        /* A day or more (or a number past long long) is as long as anything: the cap decides. */
+        if (n > 86400)
+            n = 86400;
         return (int64_t)n * 1000;
     }
     memset(&tm, 0, sizeof(tm));
@@ -872,6 +1014,13 @@ static bool maybe_plain_http(struct proto_reg_op *op, int err)
     r->url.port = base.port;
     r->tls = NULL;
     proto_url_free(&base);
+    {
+        char *u = proto_url_string(&r->url);
+        if (u == NULL)
+            return false;
+        free(op->url);
+        op->url = u;
+    }
     loop_delay_start(reg->client->loop, &op->backoff, 0, on_backoff);
     return true;
 }
@@ -896,12 +1045,33 @@ static void on_http_done(struct proto_http_req *r, int err)
     }
     for (size_t i = 0; i < sizeof(op->expect) / sizeof(op->expect[0]); i++) {
         if (op->expect[i] != 0 && op->expect[i] == r->status) {
-            op->cb(op, 0);
+            int verr = op->manifest_get && r->status == 200 ? verify_manifest(op) : 0;
+            if (verr != 0)
+                LOG_DEBUG("%s", op->errmsg);
+            op->cb(op, verr);
             return;
         }
     }
     if (r->status == 401 && handle_401(op))
         return;
+    if (r->status == 401 && !is_registry_origin(op->reg, &r->url)) {
+        snprintf(op->errmsg, sizeof(op->errmsg),
+                 "registry %s: %s: redirected to %s:%d, which asks for authentication (HTTP "
+                 "401); credentials are never sent to a redirect target",
+                 op->reg->name, op->what, r->url.host, r->url.port);
+        LOG_DEBUG("%s", op->errmsg);
+        op->cb(op, OCISYNC_EUNAUTHORIZED);
+        return;
+    }
+    if (op->manifest_put && r->status >= 300 && r->status < 400) {
+        snprintf(op->errmsg, sizeof(op->errmsg),
+                 "registry %s: %s: the registry answered with a redirect (HTTP %d); a manifest "
+                 "is only pushed to the registry itself, so it was refused",
+                 op->reg->name, op->what, r->status);
+        LOG_DEBUG("%s", op->errmsg);
+        op->cb(op, OCISYNC_EREDIRECT);
+        return;
+    }
     {
         char detail[512];
         bool have = r->resp_body != NULL &&

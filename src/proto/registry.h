@@ -115,6 +115,16 @@ struct proto_reg_op {
     struct loop_delay backoff;
     /* A streamed response body (on_body) cannot be retried once bytes were passed on. */
     bool streamed_response;
+    /*
+     * Where the request goes (owned). Every attempt starts here again, so a
+     * retry after a redirect asks the registry anew rather than the place it
+     * pointed to last time.
+     */
+    char *url;
+    const char *method; /* static string */
+    /* A manifest GET: the digest its bytes must have when ref is a digest ("" otherwise). */
+    char want_digest[160];
+    bool manifest_get, manifest_put;
 };
 
 /*
