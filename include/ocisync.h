@@ -166,9 +166,25 @@ struct ocisync_copy_opts {
     uint64_t chunk_size;
     struct ocisync_registry_opts src, dst;
     /* The auth file to read credentials from (see ocisync_registry_opts); NULL: the default. */
-    const char *authfile; /* Seconds; 0 means the defaults (connect 30, idle 120). */
+    const char *authfile;
+    /*
+     * Seconds; 0 means the defaults (connect 30, idle 120). A request that
+     * makes no progress for idle_timeout fails its attempt; one that is not
+     * a blob's body (manifests, HEADs, token fetches, listings) must also be
+     * over within twice idle_timeout, however slowly its bytes arrive.
+     */
     unsigned connect_timeout;
     unsigned idle_timeout;
+    /*
+     * A blob body (download or upload) moving slower than low_speed_limit
+     * bytes a second, averaged over low_speed_time seconds, fails its
+     * attempt, as curl's --speed-limit / --speed-time. Time spent waiting for
+     * the other side of a relay does not count. low_speed_limit 0 means the
+     * default (1024), a negative value turns the check off; low_speed_time 0
+     * means idle_timeout.
+     */
+    int64_t low_speed_limit;
+    unsigned low_speed_time;
     /*
      * Retries of a failed request or transfer (connection errors, timeouts,
      * 408, 429, 5xx) after the first attempt: 0 means the default (5), a
@@ -231,6 +247,13 @@ struct ocisync_copy_item {
     const char *base;
     /* Copy the blobs only: no manifest, index or tag is written (a build's base layers). */
     int blobs_only;
+    /*
+     * A referrer's copy: when set (a digest), every image manifest copied must
+     * name it as its "subject" (the image itself, an index that names it, or
+     * each manifest of a fallback index), or the copy fails before anything
+     * is pushed: a source cannot pass off unrelated manifests as referrers.
+     */
+    const char *subject;
 };
 
 /*

@@ -493,8 +493,9 @@ int cli_build(int argc, char **argv, bool push)
     if (out.bars)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0) {
-        fprintf(stderr, "%s %s: %s\n", cli_prog, cmdname,
-                res.error[0] ? res.error : ocisync_strerror(err));
+        fprintf(stderr, "%s %s: ", cli_prog, cmdname);
+        cli_put_clean(stderr, res.error[0] ? res.error : ocisync_strerror(err));
+        fputc('\n', stderr);
         rc = cli_exit_code(err);
         goto out;
     }

@@ -38,6 +38,8 @@ enum {
     CLI_OPT_RETRY_TIMES,
     CLI_OPT_RETRY_DELAY,
     CLI_OPT_TIMEOUT,
+    CLI_OPT_LOW_SPEED_LIMIT,
+    CLI_OPT_LOW_SPEED_TIME,
     CLI_OPT_REFERRERS,
     CLI_OPT_JOBS = 'j',
     CLI_OPT_OWN = 512,
@@ -63,6 +65,8 @@ enum {
         {"retry-times", required_argument, NULL, CLI_OPT_RETRY_TIMES},                             \
         {"retry-delay", required_argument, NULL, CLI_OPT_RETRY_DELAY},                             \
         {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},                                     \
+        {"low-speed-limit", required_argument, NULL, CLI_OPT_LOW_SPEED_LIMIT},                     \
+        {"low-speed-time", required_argument, NULL, CLI_OPT_LOW_SPEED_TIME},                       \
         {"referrers", no_argument, NULL, CLI_OPT_REFERRERS},                                       \
         {"debug", no_argument, NULL, CLI_OPT_DEBUG}
 /* clang-format on */
@@ -78,6 +82,10 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
 
 /* Parses true/false (and 1/0, yes/no); an absent value (--flag alone) is true. */
 int cli_parse_bool(const char *s, bool *out);
+/* A byte of a string from outside as printed: controls and non-ASCII made harmless. */
+char cli_clean_char(unsigned char c);
+/* Writes s to out with control and non-ASCII bytes made harmless (NULL prints nothing). */
+void cli_put_clean(FILE *out, const char *s);
 /* Parses "123", "16M", "1G" into bytes. */
 int cli_parse_size(const char *s, uint64_t *out);
 /* Writes digest to path (--digestfile); -1 after saying why it could not. */

@@ -179,7 +179,9 @@ static int cmd_copy(int argc, char **argv)
     if (out.bars)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0) {
-        fprintf(stderr, "%s copy: %s\n", prog, res.error[0] ? res.error : ocisync_strerror(err));
+        fprintf(stderr, "%s copy: ", prog);
+        cli_put_clean(stderr, res.error[0] ? res.error : ocisync_strerror(err));
+        fputc('\n', stderr);
         return cli_exit_code(err);
     }
     if (!out.quiet && !out.bars) {

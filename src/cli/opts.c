@@ -31,7 +31,12 @@ const char cli_transfer_help[] =
     "      --authfile FILE       auth file to read credentials from\n"
     "      --retry-times N       retries of a failed request or blob transfer (default 5)\n"
     "      --retry-delay SECONDS first backoff, doubling with jitter (default 0.5)\n"
-    "      --timeout SECONDS     a request making no progress this long fails (default 120)\n"
+    "      --timeout SECONDS     a request making no progress this long fails (default\n"
+    "                            120); one that is not a blob body also fails when not\n"
+    "                            over within twice as long\n"
+    "      --low-speed-limit BYTES, --low-speed-time SECONDS\n"
+    "                            a blob body slower than BYTES a second over SECONDS\n"
+    "                            fails (default 1K over --timeout; 0 turns it off)\n"
     "      --referrers           also copy the images' referrers (signatures, SBOMs,\n"
     "                            attestations), and theirs\n"
     "      --debug               trace requests and state changes on stderr\n";
@@ -60,6 +65,28 @@ static int tls_verify_opt(const char *cmd, const char *flag, const char *arg,
     }
     *out = v ? OCISYNC_TLS_VERIFY_ON : OCISYNC_TLS_VERIFY_OFF;
     return 0;
+}
+
+/*
+ * cli_clean_char: what is printed for byte c of a string that came from outside (a
+ * registry's names and messages): printable ASCII as is, whitespace as a
+ * space, anything else (escapes, other control characters, bytes of UTF-8
+ * sequences, which may encode C1 controls) as '?', so that nothing a
+ * registry says can move the cursor or split a line of the summary.
+ */
+char cli_clean_char(unsigned char c)
+{
+    if (c == '\t' || c == '\n' || c == '\r')
+        return ' ';
+    if (c < 0x20 || c >= 0x7f)
+        return '?';
+    return (char)c;
+}
+
+void cli_put_clean(FILE *out, const char *s)
+{
+    for (s = s != NULL ? s : ""; *s != '\0'; s++)
+        fputc(cli_clean_char((unsigned char)*s), out);
 }
 
 int cli_parse_size(const char *s, uint64_t *out)
@@ -213,6 +240,29 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
             opts->idle_timeout = v < 1 ? 1 : (unsigned)(v + 0.5);
         else
             opts->retry_delay_ms = v * 1000 < 1 ? 1 : (unsigned)(v * 1000);
+        return 1;
+    }
+    case CLI_OPT_LOW_SPEED_LIMIT: {
+        uint64_t v = 0;
+        if (strcmp(arg, "0") != 0 && (cli_parse_size(arg, &v) != 0 || v > INT64_MAX)) {
+            fprintf(stderr,
+                    "%s %s: --low-speed-limit takes bytes a second like 1K, or 0 for none, not "
+                    "\"%s\"\n",
+                    cli_prog, cmd, arg);
+            return -1;
+        }
+        opts->low_speed_limit = v == 0 ? -1 : (int64_t)v;
+        return 1;
+    }
+    case CLI_OPT_LOW_SPEED_TIME: {
+        char *end;
+        long n = strtol(arg, &end, 10);
+        if (*end != '\0' || end == arg || n < 1 || n > 86400) {
+            fprintf(stderr, "%s %s: --low-speed-time takes seconds (1 to 86400), not \"%s\"\n",
+                    cli_prog, cmd, arg);
+            return -1;
+        }
+        opts->low_speed_time = (unsigned)n;
         return 1;
     }
     case CLI_OPT_DEBUG:

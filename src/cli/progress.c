@@ -1,5 +1,7 @@
 #include "cli/progress.h"
 
+#include "cli/cli.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -18,26 +20,6 @@
 static const char *str_or_empty(const char *s)
 {
     return s != NULL ? s : "";
-}
-
-/*
- * What is printed for byte c of a string from an event: printable ASCII as
- * is, whitespace as a space, anything else (escapes, other control characters,
- * bytes of UTF-8 sequences, which may encode C1 controls) as '?'.
- */
-static char clean_char(unsigned char c)
-{
-    if (c == '\t' || c == '\n' || c == '\r')
-        return ' ';
-    if (c < 0x20 || c >= 0x7f)
-        return '?';
-    return (char)c;
-}
-
-static void put_clean(FILE *out, const char *s)
-{
-    for (s = str_or_empty(s); *s != '\0'; s++)
-        fputc(clean_char((unsigned char)*s), out);
 }
 
 void cli_progress_human(uint64_t n, char *buf, size_t len)
@@ -80,7 +62,7 @@ static void line_init(struct line *l, unsigned width)
 static void line_put(struct line *l, const char *s)
 {
     for (s = str_or_empty(s); *s != '\0' && l->len < l->cols; s++)
-        l->b[l->len++] = clean_char((unsigned char)*s);
+        l->b[l->len++] = cli_clean_char((unsigned char)*s);
     l->b[l->len] = '\0';
 }
 
@@ -441,25 +423,25 @@ static void image_line(struct cli_progress *p, const struct ocisync_event *ev)
 
     if (ev->kind == OCISYNC_EV_IMAGE_START) {
         fputs("Copying ", p->out);
-        put_clean(p->out, ev->src);
+        cli_put_clean(p->out, ev->src);
         fputs(" -> ", p->out);
-        put_clean(p->out, ev->dst);
+        cli_put_clean(p->out, ev->dst);
     } else if (ev->err != 0) {
         fputs("FAILED ", p->out);
-        put_clean(p->out, ev->dst);
+        cli_put_clean(p->out, ev->dst);
         fputs(": ", p->out);
-        put_clean(p->out, ev->message != NULL ? ev->message : ocisync_strerror(ev->err));
+        cli_put_clean(p->out, ev->message != NULL ? ev->message : ocisync_strerror(ev->err));
     } else if (ev->blobs_copied + ev->blobs_mounted + ev->blobs_skipped == 0) {
         fputs("Up to date ", p->out);
-        put_clean(p->out, ev->dst);
+        cli_put_clean(p->out, ev->dst);
         fputs(": ", p->out);
-        put_clean(p->out, ev->digest);
+        cli_put_clean(p->out, ev->digest);
     } else {
         cli_progress_human(ev->bytes, size, sizeof(size));
         fputs("Copied ", p->out);
-        put_clean(p->out, ev->dst);
+        cli_put_clean(p->out, ev->dst);
         fputs(": ", p->out);
-        put_clean(p->out, ev->digest);
+        cli_put_clean(p->out, ev->digest);
         fprintf(p->out, " (%" PRIu64 " blobs copied, %" PRIu64 " mounted, %" PRIu64 " skipped, %s)",
                 ev->blobs_copied, ev->blobs_mounted, ev->blobs_skipped, size);
     }

@@ -207,8 +207,13 @@ static void print_summary(struct sync_out *o, const struct ocisync_sync_result *
     if (o->quiet && r->n_failed == 0)
         return;
     if (dry_run) {
-        for (size_t i = 0; i < r->n_planned; i++)
-            printf("Would copy %s -> %s\n", r->images[i].src, r->images[i].dst);
+        for (size_t i = 0; i < r->n_planned; i++) {
+            fputs("Would copy ", stdout);
+            cli_put_clean(stdout, r->images[i].src);
+            fputs(" -> ", stdout);
+            cli_put_clean(stdout, r->images[i].dst);
+            fputc('\n', stdout);
+        }
         printf("Dry run: %zu images planned", r->n_planned);
     } else {
         printf(
@@ -224,8 +229,16 @@ static void print_summary(struct sync_out *o, const struct ocisync_sync_result *
         fprintf(stderr, "Failed:\n");
         for (size_t i = 0; i < r->n_images; i++) {
             const struct ocisync_sync_image *im = &r->images[i];
-            if (im->err != 0)
-                fprintf(stderr, "  %s -> %s: %s\n", im->src, im->dst, im->res.error);
+            if (im->err == 0)
+                continue;
+            /* Names and messages may come from the registry: one line each, whatever they hold. */
+            fputs("  ", stderr);
+            cli_put_clean(stderr, im->src);
+            fputs(" -> ", stderr);
+            cli_put_clean(stderr, im->dst);
+            fputs(": ", stderr);
+            cli_put_clean(stderr, im->res.error);
+            fputc('\n', stderr);
         }
     }
     fflush(stdout);
@@ -477,8 +490,9 @@ int cli_sync(int argc, char **argv)
     if (out.progress_on)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0 && err != OCISYNC_EPARTIAL && err != OCISYNC_EINTERRUPTED && res.n_planned == 0) {
-        fprintf(stderr, "%s sync: %s\n", cli_prog,
-                res.error[0] ? res.error : ocisync_strerror(err));
+        fprintf(stderr, "%s sync: ", cli_prog);
+        cli_put_clean(stderr, res.error[0] ? res.error : ocisync_strerror(err));
+        fputc('\n', stderr);
         rc = cli_exit_code(err);
         goto out;
     }

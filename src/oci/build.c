@@ -23,6 +23,7 @@
 #include "oci/layer_push.h"
 #include "oci/layout.h"
 #include "oci/oci.h"
+#include "oci/stop.h"
 #include "oci/tar.h"
 
 #include <stdio.h>
@@ -363,6 +364,21 @@ static size_t stream_targets(struct build *b, struct oci_session *s, struct stre
     return n;
 }
 
+/* SIGINT or SIGTERM on the builder's loop: the layers in progress stop where they are. */
+static void builder_stop(struct oci_session *s)
+{
+    struct build *b = s->data;
+    for (size_t i = 0; i < b->n_layers; i++)
+        if (b->layers[i].planned && b->layers[i].owner != NULL)
+            oci_layer_cancel(&b->layers[i].build);
+}
+
+/* Whether SIGINT or SIGTERM stopped the run (when it handles them). */
+static bool stopped(const struct build *b)
+{
+    return b->o->copy.handle_signals && oci_stop_requested() != 0;
+}
+
 static void build_layers(void *arg)
 {
     struct build *b = arg;
@@ -379,6 +395,8 @@ static void build_layers(void *arg)
         b->layers[0].err = UV_ENOMEM;
         return;
     }
+    s.on_stop = builder_stop;
+    s.data = b;
     if (!b->o->no_stream)
         n_targets = stream_targets(b, &s, targets);
     memset(&topts, 0, sizeof(topts));
@@ -392,7 +410,10 @@ static void build_layers(void *arg)
     snprintf(dir, sizeof(dir), "%s", b->staging);
     for (size_t i = 0; i < b->n_layers; i++) {
         struct new_layer *l = &b->layers[i];
-        l->owner = b;
+        if (stopped(b)) {
+            l->err = OCISYNC_EINTERRUPTED;
+            continue;
+        }
         l->err = oci_tar_plan_build(&l->plan, l->src, l->n_src, &topts, l->msg, sizeof(l->msg));
         if (l->err != 0)
             continue;
@@ -403,6 +424,7 @@ static void build_layers(void *arg)
                      ocisync_strerror(l->err));
             continue;
         }
+        l->owner = b; /* building: its callbacks count down b->pending */
         b->pending++;
         l->build.on_progress = on_progress;
         l->build.scratch = true; /* the staging layout is removed when the run ends */
@@ -671,6 +693,8 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
     b.o = o;
     b.res = res;
     ocisync__debug = o->copy.debug;
+    if (o->copy.handle_signals)
+        oci_stop_enter();
     b.created = sde != NULL && *sde != '\0' ? strtoll(sde, NULL, 10) : (int64_t)time(NULL);
     b.comp_mt = o->compression == OCISYNC_ZSTD ? OCI_MT_OCI_LAYER_ZSTD : OCI_MT_OCI_LAYER_GZIP;
     err = plan_build(&b);
@@ -814,7 +838,16 @@ out:
     free(items);
     free(cres);
     build_free(&b);
+    if (err != 0 && stopped(&b)) {
+        err = OCISYNC_EINTERRUPTED;
+        snprintf(res->error, sizeof(res->error),
+                 "interrupted by %s: nothing half-done was committed (no tag was pushed unless "
+                 "the image was complete); a rerun builds and pushes what is missing",
+                 oci_stop_name());
+    }
     if (err != 0 && res->error[0] == '\0')
         snprintf(res->error, sizeof(res->error), "%s", ocisync_strerror(err));
+    if (o->copy.handle_signals)
+        oci_stop_leave();
     return err;
 }

@@ -243,6 +243,8 @@ struct copy_job {
     bool src_head_failed;
     bool dst_known; /* dst_head says what the destination has ("" for nothing) */
     bool top_pushed;
+    /* A referrer's fallback index: each of its manifests must name item->subject. */
+    bool child_subjects;
     int err;
     struct ocisync_copy_result *res;
 };
@@ -2131,6 +2133,12 @@ static void doc_media_type(const char *ct, const struct oci_manifest *m, char *o
         snprintf(out, len, "%s", OCI_MT_OCI_MANIFEST);
 }
 
+/* Whether m names digest as its subject. */
+static bool subject_is(const struct oci_manifest *m, const char *digest)
+{
+    return m->has_subject && strcmp(m->subject.digest.str, digest) == 0;
+}
+
 /* A child manifest's bytes arrived (raw is taken over): verified, parsed and kept. */
 static void child_received(struct copy_child *c, char *raw, size_t len, const char *content_type)
 {
@@ -2154,6 +2162,13 @@ static void child_received(struct copy_child *c, char *raw, size_t len, const ch
         goto out;
     }
     c->parsed = true;
+    if (job->child_subjects && !subject_is(&c->m, job->item->subject)) {
+        fail(job, OCISYNC_EMANIFEST,
+             "manifest %s in %s/%s is listed as a referrer of %s, but its subject is %s",
+             c->desc.digest.str, job->src.registry, job->src.repository, job->item->subject,
+             c->m.has_subject ? c->m.subject.digest.str : "missing");
+        goto out;
+    }
     if (c->m.kind != OCI_KIND_IMAGE) {
         fail(job, OCISYNC_EMEDIATYPE,
              "manifest %s in %s/%s is an index inside an index, which ocisync does not copy yet",
@@ -2317,6 +2332,18 @@ static void top_received(struct copy_job *job, char *raw, size_t len, const char
              job->src.repository, job->src.digest.str, job->top_digest.str);
         goto out;
     }
+    if (job->item->subject != NULL && !subject_is(&job->top, job->item->subject)) {
+        /* A referrer names its subject; a fallback index (no subject) holds ones that do. */
+        if (job->top.kind == OCI_KIND_INDEX && !job->top.has_subject) {
+            job->child_subjects = true;
+        } else {
+            fail(job, OCISYNC_EMANIFEST,
+                 "%s/%s@%s is listed as a referrer of %s, but its subject is %s", job->src.registry,
+                 job->src.repository, job->top_digest.str, job->item->subject,
+                 job->top.has_subject ? job->top.subject.digest.str : "missing");
+            goto out;
+        }
+    }
     snprintf(job->res->source_digest, sizeof(job->res->source_digest), "%s", job->top_digest.str);
     job->push_raw = job->top_raw;
     job->push_len = job->top_len;
@@ -2419,10 +2446,8 @@ static void check_run_done(struct copy_ctx *ctx)
     if (ctx->finished < ctx->n_jobs && !ctx->stopping)
         return;
     ctx->done = true;
-    if (ctx->signals) {
-        uv_signal_stop(&ctx->sigint);
-        uv_signal_stop(&ctx->sigterm);
-    }
+    if (ctx->signals)
+        oci_stop_watch_close(&ctx->stop);
     loop_ctx_close(&ctx->loop);
 }
 
@@ -2871,9 +2896,9 @@ static void job_start(struct copy_job *job)
 /* ------------------------------------------------------------------------------------------ */
 /* The public entry points */
 
-static void on_signal(uv_signal_t *h, int signum)
+static void on_stop(struct oci_stop_watch *w)
 {
-    struct copy_ctx *ctx = h->data;
+    struct copy_ctx *ctx = w->data;
     uint64_t copied = 0, mounted = 0, skipped = 0;
     /* A second signal while stopping changes nothing: the first one already ends the run. */
     if (ctx->stopping)
@@ -2888,7 +2913,7 @@ static void on_signal(uv_signal_t *h, int signum)
              "interrupted by %s: %" PRIu64 " blobs were copied, %" PRIu64 " mounted and %" PRIu64
              " skipped before it; nothing half-done was committed, and a rerun completes "
              "what is missing",
-             signum == SIGINT ? "SIGINT" : "SIGTERM", copied, mounted, skipped);
+             oci_stop_name(), copied, mounted, skipped);
     for (size_t i = 0; i < ctx->n_jobs; i++) {
         struct copy_job *job = ctx->jobs[i];
         if (job != NULL && job->started && !job->done) {
@@ -2896,6 +2921,8 @@ static void on_signal(uv_signal_t *h, int signum)
             check_finished(job);
         }
     }
+    /* Requests in flight, backoffs and token fetches end now rather than when they would. */
+    loop_ctx_abort(&ctx->loop);
     pump(ctx);
 }
 
@@ -2950,21 +2977,11 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
     loop_ctx_init(&ctx->loop, &ctx->uv);
     ctx->loop.max_conns_per_host =
         opts->max_conns_per_host ? opts->max_conns_per_host : 2 * ctx->max_active + 2;
-    if (opts->connect_timeout)
-        ctx->loop.connect_timeout_ms = (uint64_t)opts->connect_timeout * 1000;
     proto_client_init(&ctx->client, &ctx->loop);
-    ctx->endpoints.client = &ctx->client;
-    ctx->endpoints.authfile = opts->authfile;
-    ctx->endpoints.retry_times = opts->retry_times;
-    ctx->endpoints.retry_delay_ms = opts->retry_delay_ms;
-    if (opts->idle_timeout)
-        ctx->client.idle_timeout_ms = (uint64_t)opts->idle_timeout * 1000;
+    oci_session_configure(&ctx->loop, &ctx->client, &ctx->endpoints, opts);
     if (opts->handle_signals) {
-        uv_signal_init(&ctx->uv, &ctx->sigint);
-        uv_signal_init(&ctx->uv, &ctx->sigterm);
-        ctx->sigint.data = ctx->sigterm.data = ctx;
-        uv_signal_start(&ctx->sigint, on_signal, SIGINT);
-        uv_signal_start(&ctx->sigterm, on_signal, SIGTERM);
+        oci_stop_enter();
+        oci_stop_watch_start(&ctx->stop, &ctx->uv, on_stop, ctx);
         ctx->signals = true;
     }
     pump(ctx);
@@ -3006,13 +3023,13 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
         free(l);
     }
     proto_client_dispose(&ctx->client);
-    if (ctx->signals) {
-        uv_close((uv_handle_t *)&ctx->sigint, NULL);
-        uv_close((uv_handle_t *)&ctx->sigterm, NULL);
-    }
+    if (ctx->signals)
+        oci_stop_watch_close(&ctx->stop);
     uv_run(&ctx->uv, UV_RUN_DEFAULT);
     if (uv_loop_close(&ctx->uv) != 0)
         LOG_DEBUG("event loop closed with handles still open");
+    if (ctx->signals)
+        oci_stop_leave();
 out_free:
     sigaction(SIGPIPE, &old_pipe, NULL);
     shared_free_all(ctx);

@@ -10,6 +10,7 @@
 #include "common/queue.h"
 #include "ocisync.h"
 #include "oci/endpoint.h"
+#include "oci/stop.h"
 #include "oci/layout.h"
 #include "oci/oci.h"
 #include "proto/registry.h"
@@ -67,7 +68,7 @@ struct copy_ctx {
     int stop_err;
     char stop_msg[256];
     bool done;
-    uv_signal_t sigint, sigterm;
+    struct oci_stop_watch stop; /* with ocisync_copy_opts.handle_signals */
     bool signals;
 };
 

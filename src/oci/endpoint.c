@@ -318,6 +318,14 @@ void oci_endpoint_cache_dispose(struct oci_endpoint_cache *c)
     }
 }
 
+static void on_session_stop(struct oci_stop_watch *w)
+{
+    struct oci_session *s = w->data;
+    loop_ctx_abort(&s->loop);
+    if (s->on_stop != NULL)
+        s->on_stop(s);
+}
+
 int oci_session_init(struct oci_session *s, const struct ocisync_copy_opts *o)
 {
     int err;
@@ -327,15 +335,32 @@ int oci_session_init(struct oci_session *s, const struct ocisync_copy_opts *o)
         return err;
     loop_ctx_init(&s->loop, &s->uv);
     proto_client_init(&s->client, &s->loop);
-    s->endpoints.client = &s->client;
-    s->endpoints.authfile = o->authfile;
-    s->endpoints.retry_times = o->retry_times;
-    s->endpoints.retry_delay_ms = o->retry_delay_ms;
+    oci_session_configure(&s->loop, &s->client, &s->endpoints, o);
+    if (o->handle_signals)
+        oci_stop_watch_start(&s->stop, &s->uv, on_session_stop, s);
     return 0;
+}
+
+void oci_session_configure(struct loop_ctx *loop, struct proto_client *cl,
+                           struct oci_endpoint_cache *endpoints, const struct ocisync_copy_opts *o)
+{
+    if (o->connect_timeout)
+        loop->connect_timeout_ms = (uint64_t)o->connect_timeout * 1000;
+    if (o->idle_timeout)
+        proto_client_set_timeout(cl, (uint64_t)o->idle_timeout * 1000);
+    if (o->low_speed_limit != 0)
+        cl->low_speed_limit = o->low_speed_limit < 0 ? 0 : (uint64_t)o->low_speed_limit;
+    if (o->low_speed_time)
+        cl->low_speed_time_ms = (uint64_t)o->low_speed_time * 1000;
+    endpoints->client = cl;
+    endpoints->authfile = o->authfile;
+    endpoints->retry_times = o->retry_times;
+    endpoints->retry_delay_ms = o->retry_delay_ms;
 }
 
 void oci_session_close(struct oci_session *s)
 {
+    oci_stop_watch_close(&s->stop);
     loop_ctx_close(&s->loop);
     loop_ctx_dispose(&s->loop);
     oci_endpoint_cache_dispose(&s->endpoints);

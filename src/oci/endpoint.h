@@ -7,6 +7,7 @@
 #define OCI_ENDPOINT_H
 
 #include "ocisync.h"
+#include "oci/stop.h"
 #include "proto/registry.h"
 
 /*
@@ -59,10 +60,24 @@ struct oci_session {
     struct loop_ctx loop;
     struct proto_client client;
     struct oci_endpoint_cache endpoints;
+    /*
+     * With handle_signals: SIGINT or SIGTERM aborts everything in flight on
+     * the loop, then calls on_stop if set (to cancel work of the caller's).
+     */
+    struct oci_stop_watch stop;
+    void (*on_stop)(struct oci_session *s);
+    void *data;
 };
 
-/* Sets s up with o's auth file and retry settings. Returns 0 or a libuv error. */
+/* Sets s up with o's auth file, retry and timeout settings. Returns 0 or a libuv error. */
 int oci_session_init(struct oci_session *s, const struct ocisync_copy_opts *o);
+/*
+ * Applies o's network settings (connect and idle timeouts, the deadline and
+ * the low-speed limit, auth file, retries) to an initialised loop, client
+ * and endpoint cache: every run that talks to registries uses this one.
+ */
+void oci_session_configure(struct loop_ctx *loop, struct proto_client *cl,
+                           struct oci_endpoint_cache *endpoints, const struct ocisync_copy_opts *o);
 /* Stops the pool, releases the endpoints and the client, and closes the loop. */
 void oci_session_close(struct oci_session *s);
 

@@ -562,6 +562,14 @@ int oci_manifest_parse(const char *content_type, const void *data, size_t len,
         r = OCISYNC_ETOOBIG;
         goto out;
     }
+    if (ocisync__json_values(data, len, OCI_MANIFEST_MAX_VALUES) > OCI_MANIFEST_MAX_VALUES) {
+        ocisync__errf(err, errlen,
+                      "manifest JSON holds more than %d values (a descriptor list over its cap "
+                      "of %d, or padding); refused before parsing",
+                      OCI_MANIFEST_MAX_VALUES, OCI_MANIFEST_MAX_LAYERS);
+        r = OCISYNC_ETOOBIG;
+        goto out;
+    }
 
     root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {

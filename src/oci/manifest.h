@@ -29,6 +29,12 @@
 /* Caps on what one document may list. */
 #define OCI_MANIFEST_MAX_LAYERS 1024
 #define OCI_INDEX_MAX_MANIFESTS 1024
+/*
+ * Values (JSON nodes) one document may hold: 1024 descriptors of 64 values
+ * each (digest, size, platform, a few dozen annotations). Checked before
+ * parsing, it bounds what parsing may cost at a few tens of megabytes.
+ */
+#define OCI_MANIFEST_MAX_VALUES (1024 * 64)
 #define OCI_MEDIA_TYPE_MAX 256
 
 struct oci_platform {

@@ -261,6 +261,22 @@ static const char *check_tag(const char *p, size_t n)
     return NULL;
 }
 
+bool oci_ref_tag_valid(const char *s)
+{
+    return check_tag(s, strnlen(s, TAG_MAX + 1)) == NULL;
+}
+
+bool oci_ref_path_valid(const char *s)
+{
+    size_t n = strnlen(s, NAME_TOTAL_MAX + 1);
+    return n <= NAME_TOTAL_MAX && check_path(s, n) == NULL;
+}
+
+void oci_ref_quote(const char *s, char *buf, size_t cap)
+{
+    quote(s, strnlen(s, QUOTE_MAX + 1), buf, cap);
+}
+
 int oci_ref_parse(const char *s, struct oci_ref *out, char *err, size_t errlen)
 {
     struct parser ps = {s ? s : "", err, errlen};

@@ -54,6 +54,16 @@ struct oci_ref {
  */
 int oci_ref_parse(const char *s, struct oci_ref *out, char *err, size_t errlen);
 
+/* Whether s is a tag by the grammar above (names a registry lists are checked with it). */
+bool oci_ref_tag_valid(const char *s);
+/* Whether s is a repository path ("team/app") by the grammar above, at most 255 bytes. */
+bool oci_ref_path_valid(const char *s);
+/*
+ * s for a message, in at most cap bytes (cap >= 400 holds any): its first 96
+ * bytes with quotes, backslashes and anything unprintable escaped ("\x1b").
+ */
+void oci_ref_quote(const char *s, char *buf, size_t cap);
+
 /* "registry/repository:tag", "registry/repository@digest" or both; returns snprintf's result. */
 int oci_ref_format(const struct oci_ref *r, char *buf, size_t len);
 

@@ -13,6 +13,7 @@
  */
 #include "oci/referrers.h"
 
+#include "common/json_depth.h"
 #include "common/log.h"
 #include "common/queue.h"
 #include "oci/endpoint.h"
@@ -68,7 +69,12 @@ static void fallback_tag(const char *digest, char *out, size_t len)
 static json_t *index_manifests(const char *data, size_t len)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb(data ? data : "", len, 0, &jerr), *m;
+    json_t *doc, *m;
+    /* A referrers list is an index: held to an index's caps before it is parsed. */
+    if (ocisync__json_values(data ? data : "", len, OCI_MANIFEST_MAX_VALUES) >
+        OCI_MANIFEST_MAX_VALUES)
+        return NULL;
+    doc = json_loadb(data ? data : "", len, 0, &jerr);
     if (doc == NULL)
         return NULL;
     m = json_object_get(doc, "manifests");
@@ -404,6 +410,7 @@ int oci_referrers_copy(const struct ocisync_copy_item *items, size_t n,
                     }
                     citems[n_items].src = strs[n_strs];
                     citems[n_items].dst = strs[n_strs + 1];
+                    citems[n_items].subject = s->digest;
                     n_strs += 2;
                     n_items++;
                 }

@@ -11,10 +11,12 @@
  */
 #include "ocisync.h"
 
+#include "common/json_depth.h"
 #include "common/log.h"
 #include "common/queue.h"
 #include "oci/endpoint.h"
 #include "oci/layout.h"
+#include "oci/ref.h"
 #include "oci/oci.h"
 #include "oci/tagfilter.h"
 
@@ -30,6 +32,8 @@
 #define LIST_MAX_NAMES 1000000
 /* Pages one listing may take; a registry that keeps linking is cut off. */
 #define LIST_MAX_PAGES 10000
+/* JSON values one page may hold: ten times the largest page asked for, and its keys. */
+#define LIST_PAGE_MAX_VALUES 100016
 
 struct sync_run;
 
@@ -52,6 +56,9 @@ struct sync_list {
     char **names; /* owned */
     size_t n_names, cap_names;
     unsigned pages;
+    /* Names that are not valid tags or repositories: skipped, and reported once. */
+    size_t n_invalid;
+    char first_invalid[400]; /* quoted for messages */
     struct queue link;
 };
 
@@ -199,6 +206,17 @@ static int list_finish(struct sync_list *l)
     struct sync_run *run = l->run;
     const struct ocisync_sync_source *s = &run->sources[l->source];
     int err = 0;
+    if (l->n_invalid > 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg),
+                 "the registry listed %zu name%s that %s not valid %s (the first: \"%s\"); "
+                 "skipped",
+                 l->n_invalid, l->n_invalid == 1 ? "" : "s", l->n_invalid == 1 ? "is" : "are",
+                 l->repo != NULL ? "tags" : "repository names", l->first_invalid);
+        err = list_fail(l, msg);
+        if (err != 0)
+            return err;
+    }
     if (l->repo == NULL) {
         /* A catalog: every repository under the prefix, renamed under the destination's. */
         char reg[300];
@@ -257,6 +275,13 @@ static int take_page(struct sync_list *l, char *msg, size_t msglen)
     json_t *doc, *arr, *v;
     size_t i;
     int err = 0;
+    /* Pages are asked for 1000 names (at most 10000): a page of far more tiny values is not one. */
+    if (ocisync__json_values(l->op.http.resp_body ? l->op.http.resp_body : "", l->op.http.resp_len,
+                             LIST_PAGE_MAX_VALUES) > LIST_PAGE_MAX_VALUES) {
+        snprintf(msg, msglen, "%s: a page of the listing holds more than %d values", l->op.what,
+                 LIST_PAGE_MAX_VALUES);
+        return OCISYNC_ETOOBIG;
+    }
     doc =
         json_loadb(l->op.http.resp_body ? l->op.http.resp_body : "", l->op.http.resp_len, 0, &jerr);
     if (doc == NULL) {
@@ -275,6 +300,15 @@ static int take_page(struct sync_list *l, char *msg, size_t msglen)
         const char *name = json_string_value(v);
         if (name == NULL || *name == '\0' || strlen(name) > 255)
             continue;
+        /*
+         * Names go into requests, paths and terminals: one that breaks the grammar
+         * ("../x", an escape sequence, a line break) is never used.
+         */
+        if (l->repo != NULL ? !oci_ref_tag_valid(name) : !oci_ref_path_valid(name)) {
+            if (l->n_invalid++ == 0)
+                oci_ref_quote(name, l->first_invalid, sizeof(l->first_invalid));
+            continue;
+        }
         if (l->n_names >= LIST_MAX_NAMES) {
             snprintf(msg, msglen, "%s: more than %d names", l->op.what, LIST_MAX_NAMES);
             err = OCISYNC_ETOOBIG;
@@ -394,9 +428,16 @@ static void list_start(struct sync_list *l)
     list_free(l);
 }
 
+/* Whether SIGINT or SIGTERM stopped the run (when it handles them). */
+static bool stopped(const struct sync_run *run)
+{
+    return run->opts->copy.handle_signals && oci_stop_requested() != 0;
+}
+
 static void pump(struct sync_run *run)
 {
-    while (run->err == 0 && run->active < LISTINGS_AT_ONCE && !queue_empty(&run->pending)) {
+    while (run->err == 0 && !stopped(run) && run->active < LISTINGS_AT_ONCE &&
+           !queue_empty(&run->pending)) {
         struct queue *q = queue_head(&run->pending);
         queue_remove(q);
         list_start(container_of(q, struct sync_list, link));
@@ -602,6 +643,8 @@ int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
     run = calloc(1, sizeof(*run));
     if (run == NULL)
         return UV_ENOMEM;
+    if (opts->copy.handle_signals)
+        oci_stop_enter();
     run->sources = sources;
     run->opts = opts;
     run->filters = calloc(n ? n : 1, sizeof(*run->filters));
@@ -618,8 +661,6 @@ int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
     err = oci_session_init(&run->s, &opts->copy);
     if (err != 0)
         goto out;
-    if (opts->copy.connect_timeout)
-        run->s.loop.connect_timeout_ms = (uint64_t)opts->copy.connect_timeout * 1000;
     err = plan(run, n, result->error, sizeof(result->error));
     /* Listings a failure left unstarted hold no request: freed before the pool stops. */
     while (!queue_empty(&run->pending)) {
@@ -628,6 +669,13 @@ int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
         list_free(container_of(q, struct sync_list, link));
     }
     oci_session_close(&run->s);
+    if (stopped(run)) {
+        err = OCISYNC_EINTERRUPTED;
+        snprintf(result->error, sizeof(result->error),
+                 "interrupted by %s while listing the sources; nothing was copied",
+                 oci_stop_name());
+        goto out;
+    }
     if (err != 0)
         goto out;
 
@@ -703,6 +751,8 @@ out:
     free(run);
     free(citems);
     free(cres);
+    if (opts->copy.handle_signals)
+        oci_stop_leave();
     return err;
 }
 
