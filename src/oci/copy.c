@@ -38,6 +38,14 @@
 #define DEFAULT_JOBS 8
 /* Images resolved at once, per allowed transfer: enough to keep the slots busy. */
 #define IMAGES_PER_JOB 2
+/*
+ * Different blobs one image may have (over all its platforms): a run holds a
+ * few kilobytes of state for each, so a hostile index of a million cannot
+ * take gigabytes. Real images are far below (16 platforms of 100 layers).
+ */
+#define COPY_MAX_BLOBS 8192
+/* Destination HEADs sent ahead of the transfers, per image. */
+#define PROBE_AHEAD 64
 /* By default a blob goes up in one streamed request, as skopeo and crane send it. */
 #define DEFAULT_CHUNK UINT64_MAX
 
@@ -67,7 +75,16 @@ struct copy_child {
     struct copy_job *job;
     struct oci_descriptor desc; /* as listed in the index (or made up for a lone manifest) */
     char platform[96];
-    char *raw; /* owned: the manifest bytes */
+    /*
+     * The manifest bytes, pushed as they are so the digest stays: in the
+     * run's manifest store from the fetch to the push (an index's child), or
+     * the top level's own (a lone manifest). raw points at them while loaded.
+     */
+    struct oci_mstore_ref mref;
+    bool stored;                 /* mref holds them */
+    struct oci_mstore_waiter mw; /* the store's reservation for its fetch, then its push */
+    bool fetching, putting;      /* its GET, or its PUT, is in flight */
+    const char *raw;
     size_t raw_len;
     char media_type[OCI_MEDIA_TYPE_MAX];
     struct oci_manifest m;
@@ -92,6 +109,12 @@ enum blob_step {
     BLOB_DONE,
 };
 
+struct copy_blob_io {
+    struct proto_reg_op get; /* from the source */
+    struct proto_reg_op op;  /* to the destination: HEAD, POST, PATCH, PUT */
+    struct queue reap_link;  /* in copy_ctx.io_reap once its blob is done */
+};
+
 struct copy_blob {
     struct copy_job *job;
     struct oci_descriptor desc;
@@ -105,11 +128,15 @@ struct copy_blob {
     struct oci_relay relay;
     bool relay_ready;
     bool get_active, put_active;
-    bool get_done;           /* the source GET finished and the content is verified */
-    bool upload_done;        /* the destination confirmed the blob (201 to the closing PUT) */
-    struct proto_reg_op get; /* from the source */
-    struct proto_reg_op op;  /* to the destination: HEAD, POST, PATCH, PUT */
-    uint64_t req_len;        /* body length of the destination request in flight */
+    bool get_done;    /* the source GET finished and the content is verified */
+    bool upload_done; /* the destination confirmed the blob (201 to the closing PUT) */
+    /*
+     * The requests, allocated when the blob takes a transfer slot and freed
+     * soon after it is done, so an image's waiting blobs cost little.
+     */
+    struct copy_blob_io *io;
+    bool io_reaped;   /* io went to the run's reaper (which frees it) */
+    uint64_t req_len; /* body length of the destination request in flight */
     int outcome;
     /* OCISYNC_EV_BLOB_* once done */ /*
                                        * A streamed transfer that fails on the way (a reset, a
@@ -225,6 +252,7 @@ struct copy_job {
     struct copy_blob *blobs; /* owned */
     size_t n_blobs;
     size_t next_blob;
+    size_t next_probe;    /* blobs before it have had their destination HEAD sent */
     unsigned blobs_open;  /* blobs between PENDING and DONE, parked ones included */
     unsigned pending_ops; /* child fetches / HEADs / PUTs in flight */
     unsigned children_left;
@@ -268,6 +296,7 @@ static void on_top_fetched(struct proto_reg_op *op, int err);
 static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
 static void push_child(struct copy_child *c);
+static void probe_ahead(struct copy_job *job);
 static void blob_settle_failed(struct copy_blob *b);
 static int start_get(struct copy_blob *b);
 static void sink_kick(struct copy_blob *b);
@@ -277,6 +306,23 @@ static void file_read_next(struct copy_blob *b);
 static void file_finish(struct copy_blob *b, int err);
 static void progress(struct copy_blob *b);
 static void status_now(struct loop_delay *d);
+
+/*
+ * c's manifest is pushed, present, or no longer wanted: its bytes leave the
+ * store and its reservation (or its place in the store's queue) goes.
+ */
+static void child_release(struct copy_child *c)
+{
+    struct oci_mstore *ms = &c->job->ctx->mstore;
+    if (c->stored) {
+        oci_mstore_drop(ms, &c->mref);
+        c->stored = false;
+        c->raw = NULL;
+        c->raw_len = 0;
+    }
+    if (c->mw.waiting || c->mw.holds)
+        oci_mstore_release(ms, &c->mw);
+}
 
 static void fail(struct copy_job *job, int err, const char *fmt, ...)
 {
@@ -314,7 +360,11 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
         abort_source(b);
         abort_sink(b);
     }
-    /* Manifests waiting for another image's push of the same one wait no more. */
+    /*
+     * Manifests waiting for another image's push of the same one, or for
+     * their turn in the manifest store, wait no more; what is not in flight
+     * gives its memory back now.
+     */
     for (size_t i = 0; i < job->n_children; i++) {
         struct copy_child *c = &job->children[i];
         if (c->w.waiting) {
@@ -322,6 +372,10 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
             c->w.waiting = false;
             job->pending_ops--;
         }
+        if (c->mw.waiting)
+            job->pending_ops--;
+        if (!c->fetching && !c->putting)
+            child_release(c);
     }
     if (job->top_w.waiting) {
         queue_remove(&job->top_w.link);
@@ -539,7 +593,9 @@ static void on_child_pushed(struct proto_reg_op *op, int err)
     struct copy_child *c = op->data;
     struct copy_job *job = c->job;
     job->pending_ops--;
+    c->putting = false;
     mlock_release(&c->lock, err == 0);
+    child_release(c);
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
@@ -553,6 +609,15 @@ static void on_child_pushed(struct proto_reg_op *op, int err)
     check_finished(job);
 }
 
+static void resume_push(struct oci_mstore_waiter *w)
+{
+    struct copy_child *c = container_of(w, struct copy_child, mw);
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    push_child(c);
+    check_finished(job);
+}
+
 /* All of c's blobs are at the destination: push its manifest. */
 static void push_child(struct copy_child *c)
 {
@@ -562,11 +627,28 @@ static void push_child(struct copy_child *c)
         return;
     if (job->top.kind != OCI_KIND_INDEX || job->item->blobs_only) {
         /* A lone manifest is the top level: it goes under the tag, by child_complete. */
+        child_release(c);
         child_complete(c);
         return;
     }
+    if (c->stored && c->raw == NULL) {
+        /* Loaded for its push in turn, so that a thousand children done at once stay bounded. */
+        char msg[512];
+        if (!oci_mstore_reserve(&job->ctx->mstore, &c->mw, c->mref.len, resume_push)) {
+            job->pending_ops++;
+            return;
+        }
+        err = oci_mstore_load(&job->ctx->mstore, &c->mref, &c->raw, msg, sizeof(msg));
+        if (err != 0) {
+            fail(job, err, "manifest %s: %s", c->desc.digest.str, msg);
+            return;
+        }
+        c->raw_len = c->mref.len;
+    }
     if (job->dst_lay != NULL) {
-        if (layout_put(job, &c->desc.digest, c->media_type, c->raw, c->raw_len, false) == 0) {
+        err = layout_put(job, &c->desc.digest, c->media_type, c->raw, c->raw_len, false);
+        child_release(c);
+        if (err == 0) {
             c->pushed = true;
             job->res->manifests_pushed++;
             emit(job, OCISYNC_EV_MANIFEST_PUSHED, c->desc.digest.str, c->media_type,
@@ -580,6 +662,7 @@ static void push_child(struct copy_child *c)
         if (m != NULL && m->done) {
             /* Another image of the run pushed this very manifest here. */
             c->pushed = true;
+            child_release(c);
             child_complete(c);
             return;
         }
@@ -602,8 +685,10 @@ static void push_child(struct copy_child *c)
         fail(job, err, "%s", c->op.errmsg);
         proto_reg_op_dispose(&c->op);
         mlock_release(&c->lock, false);
+        child_release(c);
         return;
     }
+    c->putting = true;
     job->pending_ops++;
 }
 
@@ -651,7 +736,7 @@ static void blob_done(struct copy_blob *b, int outcome)
 /* What went wrong starting b's source, as its request or file left it. */
 static const char *source_errmsg(struct copy_blob *b, int err)
 {
-    const char *m = from_file(b) ? b->file_err : b->get.errmsg;
+    const char *m = from_file(b) ? b->file_err : b->io != NULL ? b->io->get.errmsg : "";
     return m[0] != '\0' ? m : ocisync_strerror(err);
 }
 
@@ -780,7 +865,7 @@ static void body_consume(void *arg, size_t n)
     struct copy_blob *b = arg;
     if (oci_relay_consume(&b->relay, n) && b->get_active) {
         if (!from_file(b))
-            proto_http_resume(&b->get.http);
+            proto_http_resume(&b->io->get.http);
         else if (b->file_wait)
             file_read_next(b);
     }
@@ -811,7 +896,7 @@ static int check_range(struct proto_http_req *r, const struct copy_blob *b)
 
 static int get_on_headers(struct proto_http_req *r)
 {
-    struct copy_blob *b = container_of(r, struct copy_blob, get.http);
+    struct copy_blob *b = container_of(r, struct proto_reg_op, http)->data;
     int64_t cl = proto_h1_content_length(&r->h1);
     if (b->get_offset > 0) {
         int rc = check_range(r, b);
@@ -827,7 +912,7 @@ static int get_on_headers(struct proto_http_req *r)
 
 static int get_on_body(struct proto_http_req *r, const char *data, size_t len)
 {
-    struct copy_blob *b = container_of(r, struct copy_blob, get.http);
+    struct copy_blob *b = container_of(r, struct proto_reg_op, http)->data;
     int rc = oci_relay_push(&b->relay, data, len);
     if (rc < 0)
         return rc;
@@ -835,7 +920,7 @@ static int get_on_body(struct proto_http_req *r, const char *data, size_t len)
     if (b->job->dst_lay != NULL)
         sink_kick(b);
     else if (b->put_active)
-        proto_http_body_ready(&b->op.http);
+        proto_http_body_ready(&b->io->op.http);
     return rc == 1 ? PROTO_PAUSE : 0;
 }
 
@@ -943,7 +1028,7 @@ static void source_done(struct copy_blob *b, struct proto_reg_op *op, int err, c
     else if (b->upload_done)
         blob_done(b, OCISYNC_EV_BLOB_COPIED);
     else if (b->put_active)
-        proto_http_body_ready(&b->op.http); /* the held-back byte may go now */
+        proto_http_body_ready(&b->io->op.http); /* the held-back byte may go now */
     else if (b->step == BLOB_FINISH || (b->step == BLOB_RELAY && b->relay.size == 0))
         blob_next(b); /* the closing PUT was waiting for the verdict */
 }
@@ -1004,7 +1089,7 @@ static void on_file_read(uv_fs_t *req)
     if (b->job->dst_lay != NULL)
         sink_kick(b);
     else if (b->put_active)
-        proto_http_body_ready(&b->op.http);
+        proto_http_body_ready(&b->io->op.http);
     if (b->relay.in >= b->relay.size) {
         file_finish(b, 0);
         return;
@@ -1074,7 +1159,7 @@ static void abort_source(struct copy_blob *b)
     if (!b->get_active)
         return;
     if (!from_file(b)) {
-        proto_http_abort(&b->get.http, UV_ECANCELED);
+        proto_http_abort(&b->io->get.http, UV_ECANCELED);
     } else if (b->file_wait || b->get_backoff.armed) {
         /* No read in flight: end it here. */
         loop_delay_cancel(&b->get_backoff);
@@ -1090,7 +1175,7 @@ static void abort_sink(struct copy_blob *b)
     if (!b->put_active)
         return;
     if (b->job->dst_lay == NULL)
-        proto_http_abort(&b->op.http, UV_ECANCELED);
+        proto_http_abort(&b->io->op.http, UV_ECANCELED);
     /* A write on the pool cannot be stopped: its completion sees job->err and settles. */
 }
 
@@ -1121,7 +1206,7 @@ static void sink_after(uv_work_t *req, int status)
         if (oci_relay_consume(&b->relay, b->sink_len) && b->file_wait)
             file_read_next(b);
         else if (b->get_active && !from_file(b))
-            proto_http_resume(&b->get.http);
+            proto_http_resume(&b->io->get.http);
         sink_kick(b);
         return;
     }
@@ -1237,7 +1322,7 @@ static int start_get(struct copy_blob *b)
     progress(b);
     if (from_file(b))
         return start_file(b);
-    err = proto_reg_blob_get(&b->get, b->from_base ? job->base_reg : job->src_reg,
+    err = proto_reg_blob_get(&b->io->get, b->from_base ? job->base_reg : job->src_reg,
                              b->from_base ? job->base.repository : job->src.repository,
                              b->desc.digest.str);
 
@@ -1245,17 +1330,17 @@ static int start_get(struct copy_blob *b)
     if (err == 0 && b->get_offset > 0) {
         char range[48];
         snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)b->get_offset);
-        err = proto_http_add_header(&b->get.http, "Range", range);
+        err = proto_http_add_header(&b->io->get.http, "Range", range);
     }
-    b->get.data = b;
+    b->io->get.data = b;
     /* Bytes already passed to the relay cannot be taken back: a retry is the engine's. */
-    b->get.streamed_response = true;
-    b->get.http.on_headers = get_on_headers;
-    b->get.http.on_body = get_on_body;
+    b->io->get.streamed_response = true;
+    b->io->get.http.on_headers = get_on_headers;
+    b->io->get.http.on_body = get_on_body;
     if (err == 0)
-        err = proto_reg_op_start(&b->get, on_get_done);
+        err = proto_reg_op_start(&b->io->get, on_get_done);
     if (err != 0) {
-        proto_reg_op_dispose(&b->get);
+        proto_reg_op_dispose(&b->io->get);
         return err;
     }
     b->get_active = true;
@@ -1275,26 +1360,26 @@ static int start_upload_request(struct copy_blob *b)
         /* Small enough for one request: PUT the whole blob with its digest. */
         body.length = b->desc.size;
         b->req_len = (uint64_t)b->desc.size;
-        err = proto_reg_upload_put(&b->op, job->dst_reg, b->location, b->desc.digest.str,
+        err = proto_reg_upload_put(&b->io->op, job->dst_reg, b->location, b->desc.digest.str,
                                    b->desc.size > 0 ? &body : NULL);
         b->step = BLOB_FINISH;
     } else if (left > 0) {
         body.length = (int64_t)(left < b->chunk ? left : b->chunk);
         b->req_len = (uint64_t)body.length;
-        err = proto_reg_upload_patch(&b->op, job->dst_reg, b->location, b->sent, &body);
+        err = proto_reg_upload_patch(&b->io->op, job->dst_reg, b->location, b->sent, &body);
     } else {
         /* Every chunk is in; the closing PUT commits, so it waits for the digest's verdict. */
         b->step = BLOB_FINISH;
         if (!b->get_done)
             return 0;
         b->req_len = 0;
-        err = proto_reg_upload_put(&b->op, job->dst_reg, b->location, b->desc.digest.str, NULL);
+        err = proto_reg_upload_put(&b->io->op, job->dst_reg, b->location, b->desc.digest.str, NULL);
     }
-    b->op.data = b;
+    b->io->op.data = b;
     if (err == 0)
-        err = proto_reg_op_start(&b->op, on_dest_done);
+        err = proto_reg_op_start(&b->io->op, on_dest_done);
     if (err != 0) {
-        proto_reg_op_dispose(&b->op);
+        proto_reg_op_dispose(&b->io->op);
         return err;
     }
     b->put_active = true;
@@ -1333,13 +1418,13 @@ static void status_now(struct loop_delay *d)
         return;
     }
     b->step = BLOB_STATUS;
-    err = proto_reg_upload_status(&b->op, job->dst_reg, b->location);
-    b->op.data = b;
+    err = proto_reg_upload_status(&b->io->op, job->dst_reg, b->location);
+    b->io->op.data = b;
     if (err == 0)
-        err = proto_reg_op_start(&b->op, on_dest_done);
+        err = proto_reg_op_start(&b->io->op, on_dest_done);
     if (err != 0) {
-        blob_fail(b, err, b->op.errmsg);
-        proto_reg_op_dispose(&b->op);
+        blob_fail(b, err, b->io->op.errmsg);
+        proto_reg_op_dispose(&b->io->op);
         b->resuming = false;
         blob_settle_failed(b);
         return;
@@ -1388,7 +1473,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
     b->put_active = false;
     if (b->step == BLOB_STATUS) {
         if (err == 0) {
-            /* op is b->op, which the next PATCH reuses: take what is needed, then let it go. */
+            /* op is b->io->op, which the next PATCH reuses: take what is needed, then let it go. */
             int64_t have = proto_reg_upload_offset(op);
             char *loc = proto_reg_upload_location(op);
             proto_reg_op_dispose(op);
@@ -1546,8 +1631,9 @@ static void blob_next(struct copy_blob *b)
             return;
         }
         b->step = BLOB_HEAD;
-        err = proto_reg_blob_head(&b->op, job->dst_reg, job->dst.repository, b->desc.digest.str);
-        b->op.expect[1] = 404;
+        err =
+            proto_reg_blob_head(&b->io->op, job->dst_reg, job->dst.repository, b->desc.digest.str);
+        b->io->op.expect[1] = 404;
         what = "HEAD";
         break;
     case BLOB_START:
@@ -1569,11 +1655,11 @@ static void blob_next(struct copy_blob *b)
             }
         }
         if (b->mount_from != NULL) {
-            err = proto_reg_upload_start(&b->op, job->dst_reg, job->dst.repository,
+            err = proto_reg_upload_start(&b->io->op, job->dst_reg, job->dst.repository,
                                          b->desc.digest.str, b->mount_from);
-            b->op.scope = b->mount_scope;
+            b->io->op.scope = b->mount_scope;
         } else {
-            err = proto_reg_upload_start(&b->op, job->dst_reg, job->dst.repository,
+            err = proto_reg_upload_start(&b->io->op, job->dst_reg, job->dst.repository,
                                          job->same_registry ? b->desc.digest.str : NULL,
                                          job->same_registry ? job->src.repository : NULL);
         }
@@ -1597,7 +1683,7 @@ static void blob_next(struct copy_blob *b)
         }
         err = start_upload_request(b);
         if (err != 0) {
-            blob_fail(b, err, b->op.errmsg);
+            blob_fail(b, err, b->io->op.errmsg);
             abort_source(b);
             blob_settle_failed(b);
         }
@@ -1608,20 +1694,20 @@ static void blob_next(struct copy_blob *b)
             return;
         err = start_upload_request(b);
         if (err != 0) {
-            blob_fail(b, err, b->op.errmsg);
+            blob_fail(b, err, b->io->op.errmsg);
             blob_settle_failed(b);
         }
         return;
     default:
         return;
     }
-    b->op.data = b;
+    b->io->op.data = b;
     if (err == 0)
-        err = proto_reg_op_start(&b->op, on_dest_done);
+        err = proto_reg_op_start(&b->io->op, on_dest_done);
     if (err != 0) {
         LOG_DEBUG("blob %s: %s failed to start", b->desc.digest.str, what);
-        blob_fail(b, err, b->op.errmsg);
-        proto_reg_op_dispose(&b->op);
+        blob_fail(b, err, b->io->op.errmsg);
+        proto_reg_op_dispose(&b->io->op);
         /* A GET started alongside the POST ends too; the blob settles once it has. */
         abort_source(b);
         blob_settle_failed(b);
@@ -1711,12 +1797,30 @@ static void shared_free_all(struct copy_ctx *ctx)
  * the transfer other images waited for, they are woken: to mount it from
  * where it now is (ok), or to try themselves (it failed).
  */
+/* Frees the requests of done blobs, outside their callbacks (see blob_release). */
+static void reap_io(struct loop_delay *d)
+{
+    struct copy_ctx *ctx = container_of(d, struct copy_ctx, io_reap_delay);
+    while (!queue_empty(&ctx->io_reap)) {
+        struct queue *q = queue_head(&ctx->io_reap);
+        queue_remove(q);
+        free(container_of(q, struct copy_blob_io, reap_link));
+    }
+}
+
 static void blob_release(struct copy_blob *b, bool ok)
 {
     struct copy_job *job = b->job;
     struct copy_ctx *ctx = job->ctx;
     b->step = BLOB_DONE;
     job->blobs_open--;
+    if (b->io != NULL && !b->io_reaped) {
+        /* Its last callback may still be on the stack: the memory goes on the next turn. */
+        b->io_reaped = true;
+        queue_insert_tail(&ctx->io_reap, &b->io->reap_link);
+        if (!ctx->io_reap_delay.armed)
+            loop_delay_start(&ctx->loop, &ctx->io_reap_delay, 0, reap_io);
+    }
     if (b->parked) {
         queue_remove(&b->wait_link);
         b->parked = false;
@@ -1764,6 +1868,11 @@ static void blob_begin(struct copy_blob *b)
                 blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
                 return;
             }
+            if (b->io == NULL && (b->io = calloc(1, sizeof(*b->io))) == NULL) {
+                blob_fail(b, UV_ENOMEM, "out of memory");
+                blob_settle_failed(b);
+                return;
+            }
             free(b->mount_from);
             free(b->mount_scope);
             b->mount_from = strdup(sh->repo);
@@ -1784,6 +1893,11 @@ static void blob_begin(struct copy_blob *b)
         }
     }
     ctx->active++;
+    if (b->io == NULL && (b->io = calloc(1, sizeof(*b->io))) == NULL) {
+        blob_fail(b, UV_ENOMEM, "out of memory");
+        blob_settle_failed(b);
+        return;
+    }
     blob_next(b);
 }
 
@@ -1798,8 +1912,11 @@ static struct copy_blob *next_blob(struct copy_ctx *ctx)
     while (!queue_empty(&ctx->blob_queue)) {
         struct copy_job *job =
             container_of(queue_head(&ctx->blob_queue), struct copy_job, queue_link);
-        if (job->err == 0 && job->next_blob < job->n_blobs)
-            return &job->blobs[job->next_blob++];
+        if (job->err == 0 && job->next_blob < job->n_blobs) {
+            struct copy_blob *b = &job->blobs[job->next_blob++];
+            probe_ahead(job);
+            return b;
+        }
         queue_remove(&job->queue_link);
         job->queued = false;
     }
@@ -1905,39 +2022,42 @@ static int cmp_blob_size(const void *a, const void *b)
     return strcmp(x->desc.digest.str, y->desc.digest.str);
 }
 
-static int add_blob(struct copy_job *job, const struct oci_descriptor *d, struct copy_child *c,
-                    size_t cap)
+/* One blob as one child lists it, for sorting: the same digest twice is one blob. */
+struct blob_use {
+    const struct oci_descriptor *d;
+    struct copy_child *c;
+};
+
+static int cmp_use(const void *a, const void *b)
 {
-    struct copy_blob *b = NULL;
-    for (size_t i = 0; i < job->n_blobs; i++) {
-        if (oci_digest_equal(&job->blobs[i].desc.digest, &d->digest)) {
-            b = &job->blobs[i];
-            break;
+    const struct blob_use *x = a, *y = b;
+    int r = strcmp(x->d->digest.str, y->d->digest.str);
+    if (r != 0)
+        return r;
+    return x->c < y->c ? -1 : x->c > y->c;
+}
+
+/* A new blob of job for d (from the base image when the layout lacks it). */
+static int new_blob(struct copy_job *job, const struct oci_descriptor *d)
+{
+    struct copy_blob *b = &job->blobs[job->n_blobs++];
+    b->job = job;
+    b->fd = -1;
+    b->desc = *d;
+    if (job->has_base && !oci_layout_blob_exists(&job->src_lay->lay, &d->digest, d->size)) {
+        b->from_base = true;
+        if (job->base_same_dst) {
+            b->mount_from = strdup(job->base.repository);
+            b->mount_scope = strdup(job->dst_reg->scope);
+            if (b->mount_from == NULL || b->mount_scope == NULL)
+                return UV_ENOMEM;
         }
     }
-    if (b == NULL) {
-        if (job->n_blobs == cap)
-            return OCISYNC_ETOOBIG;
-        b = &job->blobs[job->n_blobs++];
-        memset(b, 0, sizeof(*b));
-        b->job = job;
-        b->fd = -1;
-        b->desc = *d;
-        if (job->has_base && !oci_layout_blob_exists(&job->src_lay->lay, &d->digest, d->size)) {
-            b->from_base = true;
-            if (job->base_same_dst) {
-                b->mount_from = strdup(job->base.repository);
-                b->mount_scope = strdup(job->dst_reg->scope);
-                if (b->mount_from == NULL || b->mount_scope == NULL)
-                    return UV_ENOMEM;
-            }
-        }
-    } else {
-        /* One blob listed twice by the same manifest still counts once for it. */
-        for (size_t i = 0; i < b->n_children; i++)
-            if (b->children[i] == c)
-                return 0;
-    }
+    return 0;
+}
+
+static int blob_add_child(struct copy_blob *b, struct copy_child *c)
+{
     struct copy_child **nc = realloc(b->children, (b->n_children + 1) * sizeof(*nc));
     if (nc == NULL)
         return UV_ENOMEM;
@@ -1947,35 +2067,82 @@ static int add_blob(struct copy_job *job, const struct oci_descriptor *d, struct
     return 0;
 }
 
-/* Collects the unique blobs of the children still to copy and queues them for transfer slots. */
-static void start_blobs(struct copy_job *job)
+/*
+ * The unique blobs of the children still to copy, found by sorting what
+ * they list (an index of 1024 children of 1024 layers is a million entries:
+ * no quadratic search), at most COPY_MAX_BLOBS of them.
+ */
+static int plan_blobs(struct copy_job *job)
 {
-    size_t cap = 0;
-    int err;
+    struct blob_use *uses;
+    size_t n = 0, unique = 0;
+    int err = 0;
     for (size_t i = 0; i < job->n_children; i++)
         if (!job->children[i].present)
-            cap += 1 + job->children[i].m.n_layers;
-    job->blobs = calloc(cap ? cap : 1, sizeof(*job->blobs));
-    if (job->blobs == NULL) {
-        fail(job, UV_ENOMEM, "out of memory");
-        return;
-    }
+            n += 1 + job->children[i].m.n_layers;
+    uses = malloc((n ? n : 1) * sizeof(*uses));
+    if (uses == NULL)
+        return UV_ENOMEM;
+    n = 0;
     for (size_t i = 0; i < job->n_children; i++) {
         struct copy_child *c = &job->children[i];
         if (c->present)
             continue;
-        err = add_blob(job, &c->m.config, c, cap);
-        for (size_t k = 0; err == 0 && k < c->m.n_layers; k++)
-            err = add_blob(job, &c->m.layers[k], c, cap);
-        if (err != 0) {
-            fail(job, err, "out of memory");
-            return;
+        uses[n++] = (struct blob_use){&c->m.config, c};
+        for (size_t k = 0; k < c->m.n_layers; k++)
+            uses[n++] = (struct blob_use){&c->m.layers[k], c};
+    }
+    qsort(uses, n, sizeof(*uses), cmp_use);
+    for (size_t i = 0; i < n; i++)
+        unique += i == 0 || !oci_digest_equal(&uses[i].d->digest, &uses[i - 1].d->digest);
+    if (unique > COPY_MAX_BLOBS) {
+        fail(job, OCISYNC_ETOOBIG,
+             "%s/%s lists %zu different blobs; at most %d per image are copied", job->src.registry,
+             job->src.repository, unique, COPY_MAX_BLOBS);
+        free(uses);
+        return OCISYNC_ETOOBIG;
+    }
+    job->blobs = calloc(unique ? unique : 1, sizeof(*job->blobs));
+    if (job->blobs == NULL)
+        err = UV_ENOMEM;
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        bool first = i == 0 || !oci_digest_equal(&uses[i].d->digest, &uses[i - 1].d->digest);
+        if (first)
+            err = new_blob(job, uses[i].d);
+        /* One blob listed twice by the same manifest still counts once for it. */
+        if (err == 0 && (first || uses[i].c != uses[i - 1].c))
+            err = blob_add_child(&job->blobs[job->n_blobs - 1], uses[i].c);
+    }
+    free(uses);
+    if (err != 0)
+        fail(job, err, "out of memory");
+    return err;
+}
+
+/* Sends the destination HEADs of the blobs next in line, a window ahead of the transfers. */
+static void probe_ahead(struct copy_job *job)
+{
+    while (job->next_probe < job->n_blobs && job->next_probe < job->next_blob + PROBE_AHEAD)
+        probe_blob(&job->blobs[job->next_probe++]);
+}
+
+/* Collects the unique blobs of the children still to copy and queues them for transfer slots. */
+static void start_blobs(struct copy_job *job)
+{
+    if (plan_blobs(job) != 0)
+        return;
+    /* What the children list is in the blobs now: their parsed forms go. */
+    if (job->top.kind == OCI_KIND_INDEX) {
+        for (size_t i = 0; i < job->n_children; i++) {
+            struct copy_child *c = &job->children[i];
+            if (c->parsed)
+                oci_manifest_free(&c->m);
+            c->parsed = false;
         }
     }
     /* Largest first, so the longest transfer is not the one left running alone at the end. */
     qsort(job->blobs, job->n_blobs, sizeof(*job->blobs), cmp_blob_size);
-    for (size_t i = 0; i < job->n_blobs; i++)
-        probe_blob(&job->blobs[i]);
+    probe_ahead(job);
     queue_insert_tail(&job->ctx->blob_queue, &job->queue_link);
     job->queued = true;
     pump(job->ctx);
@@ -1993,6 +2160,7 @@ static void on_child_head(struct proto_reg_op *op, int err)
         fail(job, err, "%s", op->errmsg);
     } else if (op->http.status == 200) {
         c->present = true;
+        child_release(c);
         emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
              c->platform[0] ? c->platform : NULL, c->desc.size);
     }
@@ -2019,6 +2187,8 @@ static void check_children(struct copy_job *job)
         for (size_t i = 0; i < job->n_children; i++) {
             struct copy_child *c = &job->children[i];
             c->present = oci_layout_blob_exists(&job->dst_lay->lay, &c->desc.digest, c->desc.size);
+            if (c->present)
+                child_release(c);
             if (c->present)
                 emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
                      c->platform[0] ? c->platform : NULL, c->desc.size);
@@ -2176,10 +2346,16 @@ static void child_received(struct copy_child *c, char *raw, size_t len, const ch
         goto out;
     }
     doc_media_type(content_type, &c->m, c->media_type, sizeof(c->media_type));
-    /* Keep the bytes: they are pushed as they are, so the digest stays. */
-    c->raw = raw;
-    c->raw_len = len;
+    /* Keep the bytes until the push: they are pushed as they are, so the digest stays. */
+    err = oci_mstore_keep(&job->ctx->mstore, &c->mref, raw, len, msg, sizeof(msg));
     raw = NULL;
+    if (err != 0) {
+        fail(job, err, "manifest %s: %s", c->desc.digest.str, msg);
+        goto out;
+    }
+    c->stored = true;
+    c->raw = c->mref.mem;
+    c->raw_len = c->mref.mem != NULL ? len : 0;
 out:
     free(raw);
 }
@@ -2189,7 +2365,12 @@ static void on_child_fetched(struct proto_reg_op *op, int err)
     struct copy_child *c = op->data;
     struct copy_job *job = c->job;
     job->pending_ops--;
-    if (err != 0) {
+    c->fetching = false;
+    /* The response buffer becomes the kept manifest (or is spilled): the reservation ends. */
+    oci_mstore_release(&job->ctx->mstore, &c->mw);
+    if (err == 0 && job->err != 0) {
+        /* The image failed meanwhile: nothing to keep. */
+    } else if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
         child_received(c, op->http.resp_body, op->http.resp_len,
@@ -2213,6 +2394,49 @@ static char *layout_read(struct copy_job *job, const struct oci_descriptor *d, s
         return NULL;
     }
     return raw;
+}
+
+/* What a child's fetch may take: the size its index gives, which the response must match. */
+static size_t child_size(const struct copy_child *c)
+{
+    return c->desc.size > 0 && c->desc.size <= OCI_MANIFEST_MAX_SIZE ? (size_t)c->desc.size
+                                                                     : OCI_MANIFEST_MAX_SIZE;
+}
+
+/* GETs child c (its store reservation held; counted in pending_ops). */
+static int start_fetch(struct copy_child *c)
+{
+    struct copy_job *job = c->job;
+    int err = proto_reg_manifest_get(&c->op, job->src_reg, job->src.repository, c->desc.digest.str,
+                                     false);
+    /* More than the index says is wrong anyway: refused at the index's size, not 4 MiB. */
+    c->op.http.collect_max = child_size(c);
+    c->op.data = c;
+    if (err == 0)
+        err = proto_reg_op_start(&c->op, on_child_fetched);
+    if (err != 0) {
+        fail(job, err, "%s", c->op.errmsg);
+        proto_reg_op_dispose(&c->op);
+        oci_mstore_release(&job->ctx->mstore, &c->mw);
+        job->pending_ops--;
+        return err;
+    }
+    c->fetching = true;
+    return 0;
+}
+
+static void resume_fetch(struct oci_mstore_waiter *w)
+{
+    struct copy_child *c = container_of(w, struct copy_child, mw);
+    struct copy_job *job = c->job;
+    if (job->err != 0) {
+        oci_mstore_release(&job->ctx->mstore, &c->mw);
+        job->pending_ops--;
+        check_finished(job);
+        return;
+    }
+    if (start_fetch(c) != 0)
+        check_finished(job);
 }
 
 static bool platform_selected(struct copy_job *job, const struct oci_descriptor *d)
@@ -2290,17 +2514,11 @@ static int plan_index(struct copy_job *job)
                 return job->err;
             continue;
         }
-        err = proto_reg_manifest_get(&c->op, job->src_reg, job->src.repository, c->desc.digest.str,
-                                     false);
-        c->op.data = c;
-        if (err == 0)
-            err = proto_reg_op_start(&c->op, on_child_fetched);
-        if (err != 0) {
-            fail(job, err, "%s", c->op.errmsg);
-            proto_reg_op_dispose(&c->op);
-            return err;
-        }
+        /* Each fetch waits for its share of the manifest store; pending until it is done. */
         job->pending_ops++;
+        if (oci_mstore_reserve(&job->ctx->mstore, &c->mw, child_size(c), resume_fetch) &&
+            start_fetch(c) != 0)
+            return job->err;
     }
     return 0;
 }
@@ -2498,6 +2716,8 @@ static void job_release(struct copy_job *job)
         }
         if (job->blobs[i].w_open)
             oci_layout_blob_abort(&job->blobs[i].w);
+        if (!job->blobs[i].io_reaped)
+            free(job->blobs[i].io);
         free(job->blobs[i].fbuf);
         free(job->blobs[i].children);
         free(job->blobs[i].location);
@@ -2515,7 +2735,7 @@ static void job_release(struct copy_job *job)
         if (job->top.kind == OCI_KIND_INDEX) {
             if (c->parsed)
                 oci_manifest_free(&c->m);
-            free(c->raw);
+            child_release(c);
         }
     }
     free(job->children);
@@ -2979,6 +3199,8 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
         opts->max_conns_per_host ? opts->max_conns_per_host : 2 * ctx->max_active + 2;
     proto_client_init(&ctx->client, &ctx->loop);
     oci_session_configure(&ctx->loop, &ctx->client, &ctx->endpoints, opts);
+    oci_mstore_init(&ctx->mstore);
+    queue_init(&ctx->io_reap);
     if (opts->handle_signals) {
         oci_stop_enter();
         oci_stop_watch_start(&ctx->stop, &ctx->uv, on_stop, ctx);
@@ -3008,6 +3230,8 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
     loop_ctx_close(&ctx->loop);
     loop_ctx_dispose(&ctx->loop);
     loop_delay_cancel(&ctx->reap);
+    loop_delay_cancel(&ctx->io_reap_delay);
+    reap_io(&ctx->io_reap_delay);
     for (size_t i = 0; i < n; i++) {
         if (ctx->jobs[i] != NULL) {
             job_release(ctx->jobs[i]);
@@ -3015,6 +3239,7 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
         }
     }
     oci_endpoint_cache_dispose(&ctx->endpoints);
+    oci_mstore_dispose(&ctx->mstore);
     while (ctx->layouts != NULL) {
         struct copy_layout *l = ctx->layouts;
         ctx->layouts = l->next;

@@ -12,6 +12,7 @@
 #include "oci/endpoint.h"
 #include "oci/stop.h"
 #include "oci/layout.h"
+#include "oci/mstore.h"
 #include "oci/oci.h"
 #include "proto/registry.h"
 
@@ -53,6 +54,8 @@ struct copy_ctx {
     /* Finished images free their memory from here, never under their own callbacks. */
     struct queue reap_queue;
     struct loop_delay reap;
+    struct queue io_reap; /* requests of done blobs, freed on the next turn */
+    struct loop_delay io_reap_delay;
 
     unsigned max_active; /* the most blob transfers at once, over all images */
     unsigned jobs_limit; /* the current limit: halved when a registry throttles, then regrown */
@@ -60,6 +63,7 @@ struct copy_ctx {
     unsigned active;     /* transfers holding a slot */
     unsigned retries;    /* requests sent again, over finished images */
 
+    struct oci_mstore mstore;    /* child manifests between their fetch and their push */
     struct copy_shared **shared; /* owned hash table: blobs by (destination registry, digest) */
     struct copy_mlock *mlocks;   /* owned list: manifests pushed in this run, by repository */
     size_t shared_cap;

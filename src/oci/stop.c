@@ -6,9 +6,9 @@
 #include <string.h>
 
 static volatile sig_atomic_t stop_signal;
-static unsigned depth;     /* oci_stop_enter calls not yet left */
-static unsigned watching;  /* watches started and not closed */
-static uv_mutex_t lock;    /* depth, watching and the dispositions they decide */
+static unsigned depth;    /* oci_stop_enter calls not yet left */
+static unsigned watching; /* watches started and not closed */
+static uv_mutex_t lock;   /* depth, watching and the dispositions they decide */
 static uv_once_t lock_once = UV_ONCE_INIT;
 static struct sigaction saved[2];
 
