@@ -5,13 +5,16 @@
  *
  * As a source, the unpacked archive becomes an OCI layout next to it (the
  * config and layer files linked in as blobs, an OCI manifest written for
- * them). As a destination, an image copied into a temp layout is written out
- * in that form: layers decompressed to the tar files docker load expects,
- * each checked against its diff_id, then packed atomically.
+ * them), each layer checked against its diff_id first. As a destination, an
+ * image copied into a temp layout is written out in that form: layers
+ * decompressed to the tar files docker load expects, each checked against
+ * its diff_id, then packed atomically. Either way a layer is decompressed as
+ * a stream, in bounded memory and within a cap on its size.
  */
 #include "oci/docker_archive.h"
 
 #include "common/json_depth.h"
+#include "common/msg.h"
 #include "common/sysio.h"
 #include "oci/archive.h"
 #include "oci/imgconfig.h"
@@ -21,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,12 @@
 
 #define MANIFEST_JSON_MAX (4 * 1024 * 1024)
 #define BUF (256 * 1024)
+/* Image configs nest a few levels (history, labels); as imgconfig.c allows. */
+#define CONFIG_MAX_DEPTH 64
+/* How many characters of a file name a message quotes. */
+#define QUOTE_MAX 200
+/* A layer as messages name it: "FILE: layer PATH" or "layer sha256:...". */
+#define WHAT_MAX (2 * QUOTE_MAX + 64)
 
 /* Reads a small file whole (at most max bytes). */
 static int read_small(const char *path, size_t max, char **out, size_t *len)
@@ -74,44 +84,257 @@ static int read_small(const char *path, size_t max, char **out, size_t *len)
     return 0;
 }
 
-/* sha256 and size of a file, and its first bytes (for the compression's magic). */
-static int hash_file(const char *path, struct oci_digest *d, uint64_t *size, unsigned char *head)
+/* Reads up to BUF bytes; 0 at the end. */
+static ssize_t get(int fd, unsigned char *buf)
 {
-    struct oci_hasher h;
-    char *buf = malloc(BUF);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), err = 0;
-    memset(head, 0, 4);
-    if (fd < 0 || buf == NULL) {
-        err = fd < 0 ? uv_translate_sys_error(errno) : UV_ENOMEM;
+    ssize_t n;
+    while ((n = read(fd, buf, BUF)) < 0 && errno == EINTR)
+        ;
+    return n;
+}
+
+/*
+ * The config's rootfs.diff_ids, which must be n digests, one per layer:
+ * *out receives them (malloc'ed). Messages start with prefix.
+ */
+static int config_diff_ids(const char *config, size_t len, size_t n, const char *prefix,
+                           struct oci_digest **out, char *err, size_t errlen)
+{
+    struct oci_digest *ids = NULL;
+    json_t *cfg = NULL, *list;
+    int rc = OCISYNC_EMANIFEST;
+
+    *out = NULL;
+    if (ocisync__json_too_deep(config, len, CONFIG_MAX_DEPTH) ||
+        (cfg = json_loadb(config, len, 0, NULL)) == NULL) {
+        ocisync__errf(err, errlen, "%sthe image config is not valid JSON", prefix);
         goto out;
     }
-    err = oci_hasher_init(&h, OCI_DIGEST_SHA256);
-    if (err != 0)
+    list = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    if (!json_is_array(list) || json_array_size(list) != n) {
+        ocisync__errf(err, errlen, "%sthe image config lists %zu diff_ids for %zu layers", prefix,
+                      json_array_size(list), n);
         goto out;
-    for (;;) {
-        ssize_t n = read(fd, buf, BUF);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            err = uv_translate_sys_error(errno);
-            break;
+    }
+    ids = calloc(n > 0 ? n : 1, sizeof(*ids));
+    if (ids == NULL) {
+        rc = UV_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (oci_digest_parse_str(json_string_value(json_array_get(list, i)), &ids[i]) != 0) {
+            ocisync__errf(err, errlen, "%sthe image config has an invalid diff_id (layer %zu)",
+                          prefix, i + 1);
+            goto out;
         }
-        if (n == 0)
-            break;
-        if (h.n_bytes == 0)
-            memcpy(head, buf, n < 4 ? (size_t)n : 4);
-        oci_hasher_update(&h, buf, (size_t)n);
     }
-    *size = h.n_bytes;
-    if (err == 0)
-        err = oci_hasher_final(&h, d);
-    else
-        oci_hasher_dispose(&h);
+    *out = ids;
+    ids = NULL;
+    rc = 0;
 out:
-    if (fd >= 0)
-        close(fd);
+    free(ids);
+    json_decref(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Decompressing layers */
+
+enum comp { COMP_TAR, COMP_GZIP, COMP_ZSTD };
+
+/*
+ * A layer decompressed as its bytes are fed in: what comes out is hashed for
+ * the diff_id, held to the cap (OCI_LAYER_UNPACK_*) and written to out
+ * unless out is -1. Memory is BUF bytes plus the decompressor's, whatever the
+ * layer's size.
+ */
+struct unpack {
+    enum comp comp;
+    z_stream z;
+    bool z_open;
+    int zr;           /* the last inflate result */
+    ZSTD_DStream *zd; /* owned */
+    size_t zlast;     /* the last ZSTD_decompressStream result: 0 at the end of a frame */
+    struct oci_hasher h;
+    unsigned char *o; /* output, BUF bytes; owned */
+    int out;
+    uint64_t csize, limit, produced;
+    char what[WHAT_MAX]; /* the layer, for messages */
+};
+
+/* The compression a layer's first bytes announce; docker archives do not say otherwise. */
+static enum comp comp_of_head(const unsigned char head[4])
+{
+    if (head[0] == 0x1f && head[1] == 0x8b)
+        return COMP_GZIP;
+    if (head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd)
+        return COMP_ZSTD;
+    return COMP_TAR;
+}
+
+/* Sets u up for a layer of csize compressed bytes; unpack_dispose after any return. */
+static int unpack_init(struct unpack *u, enum comp comp, uint64_t csize, int out, const char *what)
+{
+    int rc;
+
+    memset(u, 0, sizeof(*u));
+    u->comp = comp;
+    u->out = out;
+    u->csize = csize;
+    u->limit =
+        csize > UINT64_MAX / OCI_LAYER_UNPACK_RATIO ? UINT64_MAX : csize * OCI_LAYER_UNPACK_RATIO;
+    if (u->limit < OCI_LAYER_UNPACK_MIN)
+        u->limit = OCI_LAYER_UNPACK_MIN;
+    u->zr = Z_OK;
+    u->zlast = 1;
+    snprintf(u->what, sizeof(u->what), "%s", what);
+    u->o = malloc(BUF);
+    if (u->o == NULL)
+        return UV_ENOMEM;
+    rc = oci_hasher_init(&u->h, OCI_DIGEST_SHA256);
+    if (rc != 0)
+        return rc;
+    if (comp == COMP_GZIP) {
+        if (inflateInit2(&u->z, 15 + 32) != Z_OK)
+            return UV_ENOMEM;
+        u->z_open = true;
+    } else if (comp == COMP_ZSTD) {
+        u->zd = ZSTD_createDStream();
+        if (u->zd == NULL)
+            return UV_ENOMEM;
+    }
+    return 0;
+}
+
+/* Hashes, caps and writes n bytes of the decompressed layer. */
+static int emit(struct unpack *u, const unsigned char *p, size_t n, char *err, size_t errlen)
+{
+    int rc;
+
+    if (n > u->limit - u->produced) {
+        ocisync__errf(err, errlen,
+                      "%s (%" PRIu64 " bytes compressed) decompresses to more than %" PRIu64
+                      " bytes (stopped at %" PRIu64 "): over both %" PRIu64
+                      " MiB and %d times its compressed size, refused as a decompression bomb",
+                      u->what, u->csize, u->limit, u->produced + n, OCI_LAYER_UNPACK_MIN >> 20,
+                      OCI_LAYER_UNPACK_RATIO);
+        return OCISYNC_ETOOBIG;
+    }
+    u->produced += n;
+    oci_hasher_update(&u->h, p, n);
+    if (u->out < 0)
+        return 0;
+    rc = ocisync__write_full(u->out, p, n);
+    if (rc != 0)
+        ocisync__errf(err, errlen, "cannot write the decompressed %s: %s", u->what,
+                      uv_strerror(rc));
+    return rc;
+}
+
+/* Decompresses the next n bytes of the layer. */
+static int unpack_feed(struct unpack *u, const unsigned char *p, size_t n, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    if (u->comp == COMP_TAR)
+        return emit(u, p, n, err, errlen);
+    if (u->comp == COMP_GZIP) {
+        u->z.next_in = (Bytef *)p;
+        u->z.avail_in = (uInt)n;
+        do {
+            if (u->zr == Z_STREAM_END) {
+                if (u->z.avail_in == 0)
+                    break;
+                inflateReset(&u->z); /* the next member of a multi-member gzip */
+            }
+            u->z.next_out = u->o;
+            u->z.avail_out = BUF;
+            u->zr = inflate(&u->z, Z_NO_FLUSH);
+            if (u->zr != Z_OK && u->zr != Z_STREAM_END && u->zr != Z_BUF_ERROR) {
+                ocisync__errf(err, errlen, "%s does not decompress (gzip: %s)", u->what,
+                              u->z.msg ? u->z.msg : "error");
+                return OCISYNC_EDIGESTMISMATCH;
+            }
+            rc = emit(u, u->o, BUF - u->z.avail_out, err, errlen);
+        } while (rc == 0 && (u->z.avail_in > 0 || u->z.avail_out == 0));
+        return rc;
+    }
+    {
+        ZSTD_inBuffer ib = {p, n, 0};
+        ZSTD_outBuffer ob;
+        do {
+            ob = (ZSTD_outBuffer){u->o, BUF, 0};
+            u->zlast = ZSTD_decompressStream(u->zd, &ob, &ib);
+            if (ZSTD_isError(u->zlast)) {
+                ocisync__errf(err, errlen, "%s does not decompress (zstd: %s)", u->what,
+                              ZSTD_getErrorName(u->zlast));
+                return OCISYNC_EDIGESTMISMATCH;
+            }
+            /* A full output buffer may leave more to flush, even with the input used up. */
+            rc = emit(u, u->o, ob.pos, err, errlen);
+        } while (rc == 0 && (ib.pos < ib.size || ob.pos == ob.size));
+    }
+    return rc;
+}
+
+/* At the end of the layer: it must be complete and hash to diff_id. */
+static int unpack_finish(struct unpack *u, const struct oci_digest *diff_id, char *err,
+                         size_t errlen)
+{
+    struct oci_digest got;
+    int rc;
+
+    if ((u->comp == COMP_GZIP && u->zr != Z_STREAM_END) ||
+        (u->comp == COMP_ZSTD && u->zlast != 0)) {
+        ocisync__errf(err, errlen, "%s ends early (%s)", u->what,
+                      u->comp == COMP_GZIP ? "gzip" : "zstd");
+        return OCISYNC_EDIGESTMISMATCH;
+    }
+    rc = oci_hasher_final(&u->h, &got);
+    if (rc != 0) {
+        ocisync__errf(err, errlen, "cannot hash %s: %s", u->what, uv_strerror(rc));
+        return rc;
+    }
+    if (!oci_digest_equal(&got, diff_id)) {
+        ocisync__errf(err, errlen, "%s decompresses to %s, but the config's diff_id is %s", u->what,
+                      got.str, diff_id->str);
+        return OCISYNC_EDIGESTMISMATCH;
+    }
+    return 0;
+}
+
+static void unpack_dispose(struct unpack *u)
+{
+    if (u->z_open)
+        inflateEnd(&u->z);
+    u->z_open = false;
+    ZSTD_freeDStream(u->zd);
+    u->zd = NULL;
+    oci_hasher_dispose(&u->h);
+    free(u->o);
+    u->o = NULL;
+}
+
+/* Reads fd to its end, feeding it to u and hashing it into h (unless NULL) as well. */
+static int drain(int fd, struct oci_hasher *h, struct unpack *u, char *err, size_t errlen)
+{
+    unsigned char *buf = malloc(BUF);
+    ssize_t n = 0;
+    int rc = 0;
+
+    if (buf == NULL)
+        return UV_ENOMEM;
+    while (rc == 0 && (n = get(fd, buf)) > 0) {
+        if (h != NULL)
+            oci_hasher_update(h, buf, (size_t)n);
+        rc = unpack_feed(u, buf, (size_t)n, err, errlen);
+    }
+    if (rc == 0 && n < 0) {
+        rc = ocisync__sys_error();
+        ocisync__errf(err, errlen, "cannot read %s: %s", u->what, uv_strerror(rc));
+    }
     free(buf);
-    return err;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -200,18 +423,65 @@ done:
     return rc;
 }
 
+/*
+ * sha256 and size of the layer file at path, which must decompress (gzip or
+ * zstd by its first bytes, as docker load tells them, else a plain tar) to
+ * diff_id within the cap; *mt receives its OCI media type. what names the
+ * layer in messages; an error without one is a system error on the file.
+ */
+static int read_layer(const char *path, const char *what, const struct oci_digest *diff_id,
+                      struct oci_digest *d, uint64_t *size, const char **mt, char *err,
+                      size_t errlen)
+{
+    static const char *const types[] = {
+        [COMP_TAR] = OCI_MT_OCI_LAYER,
+        [COMP_GZIP] = OCI_MT_OCI_LAYER_GZIP,
+        [COMP_ZSTD] = OCI_MT_OCI_LAYER_ZSTD,
+    };
+    unsigned char head[4] = {0};
+    struct oci_hasher h;
+    struct unpack u;
+    struct stat st;
+    int fd, rc;
+
+    memset(&h, 0, sizeof(h));
+    memset(&u, 0, sizeof(u));
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || fstat(fd, &st) != 0 || pread(fd, head, sizeof(head), 0) < 0) {
+        rc = ocisync__sys_error();
+        goto out;
+    }
+    *mt = types[comp_of_head(head)];
+    rc = unpack_init(&u, comp_of_head(head), (uint64_t)st.st_size, -1, what);
+    if (rc == 0)
+        rc = oci_hasher_init(&h, OCI_DIGEST_SHA256);
+    if (rc == 0)
+        rc = drain(fd, &h, &u, err, errlen);
+    if (rc == 0) {
+        *size = h.n_bytes;
+        rc = oci_hasher_final(&h, d);
+    }
+    if (rc == 0)
+        rc = unpack_finish(&u, diff_id, err, errlen);
+out:
+    oci_hasher_dispose(&h);
+    unpack_dispose(&u);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *file,
                                  const char *layout_dir, const char *name, char *err, size_t errlen)
 {
-    char path[4600], *mj = NULL, *manifest = NULL;
-    size_t mj_len = 0;
+    char path[4600], *mj = NULL, *manifest = NULL, *config = NULL, prefix[QUOTE_MAX + 8];
+    size_t mj_len = 0, config_len = 0;
     json_t *list = NULL, *entry, *layers, *doc = NULL, *jl;
     json_error_t jerr;
     struct oci_layout lay;
     bool lay_open = false;
-    struct oci_digest cd, md;
-    uint64_t csize;
-    unsigned char head[4];
+    struct oci_digest cd, md, *diff_ids = NULL;
+    struct ocisync__clipped c;
     int rc;
 
     snprintf(path, sizeof(path), "%s/manifest.json", dir);
@@ -239,22 +509,30 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
         rc = OCISYNC_EMANIFEST;
         goto out;
     }
+    /* The config says what each layer decompresses to: one diff_id per layer. */
+    snprintf(path, sizeof(path), "%s/%s", dir, json_string_value(json_object_get(entry, "Config")));
+    rc = read_small(path, OCI_CONFIG_MAX_SIZE, &config, &config_len);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: config: %s", file, ocisync_strerror(rc));
+        goto out;
+    }
+    snprintf(prefix, sizeof(prefix), "%s: ", ocisync__clip(file, QUOTE_MAX, &c));
+    rc = config_diff_ids(config, config_len, json_array_size(layers), prefix, &diff_ids, err,
+                         errlen);
+    if (rc != 0)
+        goto out;
     rc = oci_layout_open(&lay, layout_dir, true, err, errlen);
     if (rc != 0)
         goto out;
     lay_open = true;
-    snprintf(path, sizeof(path), "%s/%s", dir, json_string_value(json_object_get(entry, "Config")));
-    rc = hash_file(path, &cd, &csize, head);
+    rc = oci_digest_buffer(OCI_DIGEST_SHA256, config, config_len, &cd);
     if (rc == 0)
-        rc = add_blob(&lay, path, &cd, csize, err, errlen);
-    if (rc != 0) {
-        if (err[0] == '\0')
-            snprintf(err, errlen, "%s: config: %s", file, ocisync_strerror(rc));
+        rc = oci_layout_put_blob(&lay, &cd, config, config_len, err, errlen);
+    if (rc != 0)
         goto out;
-    }
     doc = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:[]}", "schemaVersion", 2, "mediaType",
                     OCI_MT_OCI_MANIFEST, "config", "mediaType", OCI_MT_OCI_CONFIG, "digest", cd.str,
-                    "size", (json_int_t)csize, "layers");
+                    "size", (json_int_t)config_len, "layers");
     if (doc == NULL) {
         rc = UV_ENOMEM;
         goto out;
@@ -264,29 +542,28 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
         json_t *v;
         json_array_foreach(layers, i, v)
         {
+            struct ocisync__clipped c2;
             struct oci_digest ld;
-            uint64_t lsize;
+            uint64_t lsize = 0;
             const char *rel = json_string_value(v), *mt = OCI_MT_OCI_LAYER;
+            char what[WHAT_MAX];
             if (!oci_archive_path_inside(rel)) {
                 snprintf(err, errlen, "%s: manifest.json names a layer outside the archive", file);
                 rc = OCISYNC_EMANIFEST;
                 goto out;
             }
             snprintf(path, sizeof(path), "%s/%s", dir, rel);
-            rc = hash_file(path, &ld, &lsize, head);
+            snprintf(what, sizeof(what), "%slayer %s", prefix, ocisync__clip(rel, QUOTE_MAX, &c2));
+            rc = read_layer(path, what, &diff_ids[i], &ld, &lsize, &mt, err, errlen);
             if (rc == 0)
                 rc = add_blob(&lay, path, &ld, lsize, err, errlen);
             if (rc != 0) {
                 if (err[0] == '\0')
-                    snprintf(err, errlen, "%s: layer %s: %s", file, rel,
+                    snprintf(err, errlen, "%s: %s", what,
                              rc == UV_ELOOP ? "a symbolic link (not followed)"
                                             : ocisync_strerror(rc));
                 goto out;
             }
-            if (head[0] == 0x1f && head[1] == 0x8b)
-                mt = OCI_MT_OCI_LAYER_GZIP;
-            else if (head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd)
-                mt = OCI_MT_OCI_LAYER_ZSTD;
             jl = json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", ld.str, "size",
                            (json_int_t)lsize);
             if (jl == NULL || json_array_append_new(json_object_get(doc, "layers"), jl) != 0) {
@@ -318,6 +595,8 @@ out:
         oci_layout_close(&lay);
     json_decref(doc);
     json_decref(list);
+    free(diff_ids);
+    free(config);
     free(mj);
     free(manifest);
     return rc;
@@ -326,122 +605,27 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* Writing */
 
-/* Writes n bytes, hashing them. */
-static int put(int out, struct oci_hasher *h, const unsigned char *p, size_t n)
+/*
+ * Decompresses the layer blob at fd (size bytes, compressed as its media type
+ * says) into out, within the cap, checking that it hashes to diff_id.
+ */
+static int write_layer(int fd, uint64_t size, const struct oci_descriptor *layer, int out,
+                       const struct oci_digest *diff_id, char *err, size_t errlen)
 {
-    oci_hasher_update(h, p, n);
-    return ocisync__write_full(out, p, n);
-}
+    enum comp comp = strstr(layer->media_type, "gzip") != NULL   ? COMP_GZIP
+                     : strstr(layer->media_type, "zstd") != NULL ? COMP_ZSTD
+                                                                 : COMP_TAR;
+    char what[WHAT_MAX];
+    struct unpack u;
+    int rc;
 
-/* Reads up to BUF bytes; 0 at the end. */
-static ssize_t get(int fd, unsigned char *buf)
-{
-    ssize_t n;
-    while ((n = read(fd, buf, BUF)) < 0 && errno == EINTR)
-        ;
-    return n;
-}
-
-/* Decompresses the blob at fd (by media type) into out, checking the result's sha256. */
-static int write_layer(int fd, const char *mt, int out, const struct oci_digest *diff_id, char *err,
-                       size_t errlen)
-{
-    unsigned char *in = malloc(BUF), *o = malloc(BUF);
-    struct oci_hasher h;
-    struct oci_digest got;
-    ssize_t n;
-    int rc = 0;
-
-    if (in == NULL || o == NULL || oci_hasher_init(&h, OCI_DIGEST_SHA256) != 0) {
-        free(in);
-        free(o);
-        return UV_ENOMEM;
-    }
-    if (strstr(mt, "gzip") != NULL) {
-        z_stream z;
-        int zr = Z_OK;
-        memset(&z, 0, sizeof(z));
-        if (inflateInit2(&z, 15 + 32) != Z_OK) {
-            rc = UV_ENOMEM;
-            goto out;
-        }
-        for (;;) {
-            if (z.avail_in == 0) {
-                n = get(fd, in);
-                if (n < 0) {
-                    rc = uv_translate_sys_error(errno);
-                    break;
-                }
-                if (n == 0)
-                    break;
-                z.next_in = in;
-                z.avail_in = (uInt)n;
-            }
-            if (zr == Z_STREAM_END)
-                inflateReset(&z); /* the next member of a multi-member gzip */
-            z.next_out = o;
-            z.avail_out = BUF;
-            zr = inflate(&z, Z_NO_FLUSH);
-            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-                rc = OCISYNC_EDIGESTMISMATCH;
-                snprintf(err, errlen, "a layer does not decompress (gzip: %s)",
-                         z.msg ? z.msg : "error");
-                break;
-            }
-            rc = put(out, &h, o, BUF - z.avail_out);
-            if (rc != 0)
-                break;
-        }
-        if (rc == 0 && zr != Z_STREAM_END) {
-            rc = OCISYNC_EDIGESTMISMATCH;
-            snprintf(err, errlen, "a gzip layer ends early");
-        }
-        inflateEnd(&z);
-    } else if (strstr(mt, "zstd") != NULL) {
-        ZSTD_DStream *zd = ZSTD_createDStream();
-        size_t last = 1;
-        if (zd == NULL) {
-            rc = UV_ENOMEM;
-            goto out;
-        }
-        while (rc == 0 && (n = get(fd, in)) > 0) {
-            ZSTD_inBuffer ib = {in, (size_t)n, 0};
-            while (rc == 0 && ib.pos < ib.size) {
-                ZSTD_outBuffer ob = {o, BUF, 0};
-                last = ZSTD_decompressStream(zd, &ob, &ib);
-                if (ZSTD_isError(last)) {
-                    rc = OCISYNC_EDIGESTMISMATCH;
-                    snprintf(err, errlen, "a layer does not decompress (zstd: %s)",
-                             ZSTD_getErrorName(last));
-                    break;
-                }
-                rc = put(out, &h, o, ob.pos);
-            }
-        }
-        if (rc == 0 && last != 0) {
-            rc = OCISYNC_EDIGESTMISMATCH;
-            snprintf(err, errlen, "a zstd layer ends early");
-        }
-        ZSTD_freeDStream(zd);
-    } else {
-        while (rc == 0 && (n = get(fd, in)) > 0)
-            rc = put(out, &h, in, (size_t)n);
-    }
-    if (rc != 0)
-        goto out;
-    rc = oci_hasher_final(&h, &got);
-    if (rc == 0 && !oci_digest_equal(&got, diff_id)) {
-        rc = OCISYNC_EDIGESTMISMATCH;
-        snprintf(err, errlen, "a layer decompresses to %s, but the config says %s", got.str,
-                 diff_id->str);
-    }
-    free(in);
-    free(o);
-    return rc;
-out:
-    oci_hasher_dispose(&h);
-    free(in);
-    free(o);
+    snprintf(what, sizeof(what), "layer %s", layer->digest.str);
+    rc = unpack_init(&u, comp, size, out, what);
+    if (rc == 0)
+        rc = drain(fd, NULL, &u, err, errlen);
+    if (rc == 0)
+        rc = unpack_finish(&u, diff_id, err, errlen);
+    unpack_dispose(&u);
     return rc;
 }
 
@@ -468,7 +652,8 @@ int oci_docker_archive_write(const char *layout_dir, const char *name, const cha
     bool lay_open = false, idx_parsed = false, m_parsed = false;
     char *raw = NULL, *mraw = NULL, *config = NULL, *mj = NULL, outdir[4200] = "", path[4600];
     size_t raw_len, mraw_len, config_len;
-    json_t *cfg = NULL, *diff_ids, *entry = NULL;
+    struct oci_digest *diff_ids = NULL;
+    json_t *entry = NULL;
     int rc;
 
     rc = oci_layout_open(&lay, layout_dir, false, err, errlen);
@@ -516,13 +701,9 @@ int oci_docker_archive_write(const char *layout_dir, const char *name, const cha
                               err, errlen);
     if (rc != 0)
         goto out;
-    cfg = json_loadb(config, config_len, 0, NULL);
-    diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
-    if (!json_is_array(diff_ids) || json_array_size(diff_ids) != m.n_layers) {
-        snprintf(err, errlen, "the image config's diff_ids do not match its layers");
-        rc = OCISYNC_EMANIFEST;
+    rc = config_diff_ids(config, config_len, m.n_layers, "", &diff_ids, err, errlen);
+    if (rc != 0)
         goto out;
-    }
     rc = oci_archive_tempdir(outdir, sizeof(outdir), err, errlen);
     if (rc != 0)
         goto out;
@@ -544,17 +725,10 @@ int oci_docker_archive_write(const char *layout_dir, const char *name, const cha
         }
     }
     for (size_t i = 0; i < m.n_layers; i++) {
-        struct oci_digest diff;
-        const char *ds = json_string_value(json_array_get(diff_ids, i));
         uint64_t size;
         int in, out;
         char rel[200];
-        if (ds == NULL || oci_digest_parse_str(ds, &diff) != 0) {
-            snprintf(err, errlen, "the image config has an invalid diff_id");
-            rc = OCISYNC_EMANIFEST;
-            goto out;
-        }
-        snprintf(rel, sizeof(rel), "%s.tar", oci_digest_hex(&diff));
+        snprintf(rel, sizeof(rel), "%s.tar", oci_digest_hex(&diff_ids[i]));
         snprintf(path, sizeof(path), "%s/%s", outdir, rel);
         rc = oci_layout_blob_open(&lay, &m.layers[i].digest, &in, &size, err, errlen);
         if (rc != 0)
@@ -566,7 +740,7 @@ int oci_docker_archive_write(const char *layout_dir, const char *name, const cha
             snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
             goto out;
         }
-        rc = write_layer(in, m.layers[i].media_type, out, &diff, err, errlen);
+        rc = write_layer(in, size, &m.layers[i], out, &diff_ids[i], err, errlen);
         close(in);
         if (close(out) != 0 && rc == 0)
             rc = UV_EIO;
@@ -600,7 +774,7 @@ out:
     if (lay_open)
         oci_layout_close(&lay);
     json_decref(entry);
-    json_decref(cfg);
+    free(diff_ids);
     free(raw);
     free(mraw);
     free(config);

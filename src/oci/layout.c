@@ -5,7 +5,8 @@
  *
  * A layout given as a copy source may come from anywhere, so it is read as
  * hostile input: files are opened relative to the layout's directory
- * descriptor with O_NOFOLLOW and must be regular files (a FIFO would block,
+ * descriptor with O_NOFOLLOW, below blobs and blobs/<alg> directories opened
+ * the same way, and must be regular files (a FIFO would block,
  * a device would never end), every read is capped, index.json goes through
  * oci_manifest_parse, and blob paths are built only from digests that parse.
  */
@@ -45,6 +46,8 @@
 
 /* "blobs/sha512/" + 128 hex + NUL, with room to spare. */
 #define BLOB_PATH_MAX 160
+/* "blobs/sha512" + NUL, with room to spare. */
+#define BLOB_DIR_MAX 16
 
 /* How many characters of a user-given string an error message quotes. */
 #define QUOTE_MAX 120
@@ -78,17 +81,62 @@ static const char *alg_dir(const struct oci_digest *d)
     return d->alg == OCI_DIGEST_SHA512 ? "sha512" : "sha256";
 }
 
-static int blob_path(const struct oci_digest *d, char *buf, size_t len)
+/*
+ * Opens the directory name (relative to dirfd, made first when create)
+ * without following a symbolic link: UV_ELOOP for a link, UV_ENOTDIR for
+ * anything else that is not a directory.
+ */
+static int open_subdir(int dirfd, const char *name, bool create, int *fd)
 {
-    int n = snprintf(buf, len, "blobs/%s/%s", alg_dir(d), oci_digest_hex(d));
-    return n > 0 && (size_t)n < len ? 0 : UV_ENAMETOOLONG;
+    struct stat st;
+    int rc;
+
+    if (create && mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
+        return ocisync__sys_error();
+    *fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd >= 0)
+        return 0;
+    rc = ocisync__sys_error();
+    /* Linux reports a link as ENOTDIR here; lstat only tells the two apart for the message. */
+    if (rc == UV_ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISLNK(st.st_mode))
+        rc = UV_ELOOP;
+    return rc;
 }
 
-static int mkdir_at(int dirfd, const char *name)
+/*
+ * Opens blobs/<alg> of the layout one component at a time (making them first
+ * when create). O_NOFOLLOW on a blob file guards only its last component: a
+ * blobs or blobs/<alg> that is a symbolic link would send reads and writes
+ * outside the layout, so each directory is opened with O_NOFOLLOW too and
+ * everything below it goes through *at() calls on the descriptor. On error
+ * path names the directory at fault ("blobs" or "blobs/<alg>").
+ */
+static int open_blobs_dir(int dirfd, const char *alg, bool create, int *fd, char *path,
+                          size_t pathlen)
 {
-    if (mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
-        return ocisync__sys_error();
-    return 0;
+    int blobs = -1, rc;
+
+    *fd = -1;
+    snprintf(path, pathlen, "blobs");
+    rc = open_subdir(dirfd, "blobs", create, &blobs);
+    if (rc != 0)
+        return rc;
+    snprintf(path, pathlen, "blobs/%s", alg);
+    rc = open_subdir(blobs, alg, create, fd);
+    close(blobs);
+    return rc;
+}
+
+/* The message for an open_blobs_dir error about path in the layout dir. */
+static void blobs_dir_errf(int rc, const char *path, const char *dir, char *err, size_t errlen)
+{
+    if (rc == UV_ELOOP)
+        ocisync__errf(err, errlen, "%s in layout %s is a symbolic link; refused", path, dir);
+    else if (rc == UV_ENOTDIR)
+        ocisync__errf(err, errlen, "%s in layout %s is not a directory; refused", path, dir);
+    else
+        ocisync__errf(err, errlen, "cannot open %s in layout %s: %s", path, dir, uv_strerror(rc));
 }
 
 /*
@@ -563,20 +611,51 @@ static int init_layout(struct oci_layout *l, char *err, size_t errlen)
 {
     static const char layout_json[] = "{\"imageLayoutVersion\":\"" LAYOUT_VERSION "\"}";
     struct ocisync__clipped c;
-    int rc;
+    char path[BLOB_DIR_MAX];
+    int fd, rc;
 
     rc = write_atomic(l, LAYOUT_FILE, layout_json, sizeof(layout_json) - 1, err, errlen);
     if (rc != 0)
         return rc;
-    rc = mkdir_at(l->dirfd, "blobs");
-    if (rc == 0)
-        rc = mkdir_at(l->dirfd, "blobs/sha256");
-    if (rc == 0 && fsync(l->dirfd) != 0)
+    rc = open_blobs_dir(l->dirfd, "sha256", true, &fd, path, sizeof(path));
+    if (rc != 0) {
+        blobs_dir_errf(rc, path, clip(l->dir, &c), err, errlen);
+        return rc;
+    }
+    close(fd);
+    if (fsync(l->dirfd) != 0) {
         rc = ocisync__sys_error();
-    if (rc != 0)
         ocisync__errf(err, errlen, "cannot create blobs/sha256 in layout %s: %s", clip(l->dir, &c),
                       uv_strerror(rc));
+    }
     return rc;
+}
+
+/*
+ * Refuses an existing layout whose blobs or blobs/<alg> is a symbolic link
+ * or not a directory, before anything is read from it or written into it.
+ * Every later use opens them again with O_NOFOLLOW, so a link made after
+ * this check is refused as well.
+ */
+static int check_blobs_dirs(const struct oci_layout *l, char *err, size_t errlen)
+{
+    static const char *const algs[] = {"sha256", "sha512"};
+    struct ocisync__clipped c;
+    char path[BLOB_DIR_MAX];
+    int fd, rc;
+
+    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+        rc = open_blobs_dir(l->dirfd, algs[i], false, &fd, path, sizeof(path));
+        if (rc == 0) {
+            close(fd);
+            continue;
+        }
+        if (rc == UV_ENOENT)
+            continue;
+        blobs_dir_errf(rc, path, clip(l->dir, &c), err, errlen);
+        return rc == UV_ELOOP || rc == UV_ENOTDIR ? OCISYNC_EMANIFEST : rc;
+    }
+    return 0;
 }
 
 int oci_layout_open(struct oci_layout *l, const char *dir, bool create, char *err, size_t errlen)
@@ -673,6 +752,8 @@ int oci_layout_open(struct oci_layout *l, const char *dir, bool create, char *er
     if (rc != 0)
         goto fail;
     rc = load_index(l, err, errlen);
+    if (rc == 0)
+        rc = check_blobs_dirs(l, err, errlen);
     if (rc != 0)
         goto fail;
     free(data);
@@ -813,9 +894,9 @@ int oci_layout_blob_open(const struct oci_layout *l, const struct oci_digest *d,
 {
     struct ocisync__clipped c;
     struct oci_digest dg;
-    char path[BLOB_PATH_MAX];
+    char path[BLOB_DIR_MAX];
     struct stat st;
-    int rc;
+    int bdir, rc;
 
     *fd = -1;
     if (size != NULL)
@@ -824,9 +905,14 @@ int oci_layout_blob_open(const struct oci_layout *l, const struct oci_digest *d,
         ocisync__errf(err, errlen, "invalid blob digest for layout %s", clip(l->dir, &c));
         return OCISYNC_EDIGEST;
     }
-    rc = blob_path(&dg, path, sizeof(path));
-    if (rc == 0)
-        rc = open_regular(l->dirfd, path, fd, &st);
+    rc = open_blobs_dir(l->dirfd, alg_dir(&dg), false, &bdir, path, sizeof(path));
+    if (rc == 0) {
+        rc = open_regular(bdir, oci_digest_hex(&dg), fd, &st);
+        close(bdir);
+    } else if (rc != UV_ENOENT) {
+        blobs_dir_errf(rc, path, clip(l->dir, &c), err, errlen);
+        return rc;
+    }
     switch (rc) {
     case 0:
         if (size != NULL)
@@ -907,14 +993,17 @@ out:
 
 bool oci_layout_blob_exists(const struct oci_layout *l, const struct oci_digest *d, int64_t size)
 {
-    char path[BLOB_PATH_MAX];
+    char path[BLOB_DIR_MAX];
     struct oci_digest dg;
     struct stat st;
+    int bdir, rc;
 
     if (l == NULL || l->dirfd < 0 || canonical_digest(d, &dg) != 0 ||
-        blob_path(&dg, path, sizeof(path)) != 0)
+        open_blobs_dir(l->dirfd, alg_dir(&dg), false, &bdir, path, sizeof(path)) != 0)
         return false;
-    if (fstatat(l->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+    rc = fstatat(bdir, oci_digest_hex(&dg), &st, AT_SYMLINK_NOFOLLOW);
+    close(bdir);
+    if (rc != 0 || !S_ISREG(st.st_mode))
         return false;
     return size < 0 || (int64_t)st.st_size == size;
 }
@@ -944,7 +1033,7 @@ int oci_layout_blob_begin(const struct oci_layout *l, const struct oci_digest *d
                           struct oci_layout_writer *w, char *err, size_t errlen)
 {
     struct ocisync__clipped c;
-    char path[BLOB_PATH_MAX], rnd[17];
+    char path[BLOB_DIR_MAX], rnd[17];
     int rc;
 
     memset(w, 0, sizeof(*w));
@@ -958,20 +1047,9 @@ int oci_layout_blob_begin(const struct oci_layout *l, const struct oci_digest *d
         goto fail;
     }
     /* blobs/sha512 is made on first use; an older layout may even lack blobs/sha256. */
-    snprintf(path, sizeof(path), "blobs/%s", alg_dir(&w->digest));
-    rc = mkdir_at(l->dirfd, "blobs");
-    if (rc == 0)
-        rc = mkdir_at(l->dirfd, path);
+    rc = open_blobs_dir(l->dirfd, alg_dir(&w->digest), true, &w->dirfd, path, sizeof(path));
     if (rc != 0) {
-        ocisync__errf(err, errlen, "cannot create %s in layout %s: %s", path, w->dir,
-                      uv_strerror(rc));
-        goto fail;
-    }
-    w->dirfd = openat(l->dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (w->dirfd < 0) {
-        rc = ocisync__sys_error();
-        ocisync__errf(err, errlen, "cannot open %s in layout %s: %s", path, w->dir,
-                      uv_strerror(rc));
+        blobs_dir_errf(rc, path, w->dir, err, errlen);
         goto fail;
     }
     /* O_EXCL with a random name: two writers of one blob never share a temp file. */

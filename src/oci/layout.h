@@ -13,8 +13,12 @@
  * final name nor an index naming a blob that is not there.
  *
  * Every path inside the layout is opened relative to a descriptor of the
- * layout directory and never follows a symbolic link in its last component;
- * blob paths are built only from digests that pass oci_digest_parse.
+ * layout directory and never follows a symbolic link: oci-layout, index.json,
+ * blobs, blobs/<alg> and the blob files are each opened with O_NOFOLLOW (the
+ * directories one component at a time), so a link cannot send reads or
+ * writes outside the layout. Only the layout directory itself, as the user
+ * named it, may be a link. Blob paths are built only from digests that pass
+ * oci_digest_parse.
  */
 #ifndef OCI_LAYOUT_H
 #define OCI_LAYOUT_H
@@ -59,7 +63,10 @@ struct oci_layout {
  * with schemaVersion 2, every descriptor valid (strict digest, mediaType,
  * size >= 0), at most OCI_INDEX_MAX_MANIFESTS entries, and every ref name
  * annotation a string that passes oci_layout_ref_valid. A missing index.json
- * is an empty index.
+ * is an empty index. oci-layout and index.json must not be symbolic links,
+ * nor may blobs, blobs/sha256 or blobs/sha512 where they exist ("blobs/sha256
+ * in layout DIR is a symbolic link; refused"), with or without create: a
+ * destination is refused before anything is written into it.
  *
  * With create, dir itself is made if missing (its parent must exist, as with
  * mkdir), and an empty directory becomes a layout: blobs/sha256 and
@@ -68,7 +75,9 @@ struct oci_layout {
  *
  * Returns 0, UV_ENOENT (dir missing, no create), UV_ENOTDIR (dir is not a
  * directory), OCISYNC_EMANIFEST (not a layout, or a non-empty directory that
- * is not one even with create; an invalid oci-layout or index.json),
+ * is not one even with create; an invalid oci-layout or index.json; a
+ * symbolic link or non-directory where a file or directory of the layout
+ * should be),
  * OCISYNC_ETOOBIG (index.json over its caps), or another UV_E* code. err
  * receives a sentence naming dir and the file at fault. On failure l is left
  * closed (oci_layout_close on it is harmless).
@@ -106,8 +115,10 @@ int oci_layout_resolve(const struct oci_layout *l, const char *ref, struct oci_d
  * regular file). *fd receives the descriptor (the caller closes it) and
  * *size (may be NULL) the file's size. Errors: OCISYNC_ENOTFOUND for a
  * missing blob, UV_ELOOP for a blob that is a symbolic link ("blob sha256:...
- * in layout DIR is a symbolic link; refused"), UV_EINVAL for one that is not
- * a regular file, OCISYNC_EDIGEST for a digest struct that is not canonical,
+ * in layout DIR is a symbolic link; refused") or whose blobs or blobs/<alg>
+ * directory is one ("blobs/sha256 in layout DIR is a symbolic link;
+ * refused"), UV_ENOTDIR when one of those is not a directory, UV_EINVAL for a
+ * blob that is not a regular file, OCISYNC_EDIGEST for a digest struct that is not canonical,
  * other UV_E* codes.
  */
 int oci_layout_blob_open(const struct oci_layout *l, const struct oci_digest *d, int *fd,
@@ -122,8 +133,9 @@ int oci_layout_blob_open(const struct oci_layout *l, const struct oci_digest *d,
 int oci_layout_blob_read(const struct oci_layout *l, const struct oci_digest *d, size_t max,
                          char **data, size_t *len, char *err, size_t errlen);
 /*
- * True if blob d is present as a regular file (not a symbolic link) of the
- * given size (size < 0: any size). The content is not hashed.
+ * True if blob d is present as a regular file (not a symbolic link, nor
+ * under a blobs or blobs/<alg> that is one) of the given size (size < 0: any
+ * size). The content is not hashed.
  */
 bool oci_layout_blob_exists(const struct oci_layout *l, const struct oci_digest *d, int64_t size);
 
@@ -160,7 +172,9 @@ struct oci_layout_writer {
 /*
  * Starts writing blob d of the given size (< 0: not known in advance). w is
  * initialised; after an error there is nothing to abort. Errors:
- * OCISYNC_EDIGEST for a non-canonical digest struct, UV_E* codes.
+ * OCISYNC_EDIGEST for a non-canonical digest struct, UV_ELOOP when blobs or
+ * blobs/<alg> is a symbolic link and UV_ENOTDIR when one is not a directory
+ * (nothing is written), other UV_E* codes.
  */
 int oci_layout_blob_begin(const struct oci_layout *l, const struct oci_digest *d, int64_t size,
                           struct oci_layout_writer *w, char *err, size_t errlen);

@@ -55,7 +55,8 @@ static inline void fill_pattern(char *b, size_t n, uint64_t seed)
     }
 }
 
-__attribute__((unused)) static char *big_chunked; /* the same bytes as one chunked response, built on first use */
+__attribute__((unused)) static char
+    *big_chunked; /* the same bytes as one chunked response, built on first use */
 __attribute__((unused)) static size_t big_chunked_len;
 
 static inline void free_big(void)
@@ -230,7 +231,7 @@ static inline void sv_write_cb(uv_write_t *w, int status)
 
 /* Writes data (copied unless borrow) and optionally closes the connection once it is out. */
 static inline void srv_send_ex(struct srv_conn *c, const char *data, size_t len, bool borrow,
-                        bool close_after)
+                               bool close_after)
 {
     struct srv_write *sw;
     uv_buf_t buf;
@@ -635,6 +636,5 @@ static inline void env_free(struct env *e)
     srv_free(&e->srv);
     srv_free(&e->srv2);
 }
-
 
 #endif

@@ -824,6 +824,156 @@ TEST(malformed_layouts)
     rm_tree(tmp);
 }
 
+/*
+ * A layout (tmp/lay) with one blob, and beside it tmp/outside, which holds a
+ * 0600 file under the blob's name, and again in outside/sha256: where the
+ * blob would be read from with blobs/sha256 -> outside or blobs -> outside.
+ * The content matches the digest, so only the way there can be refused.
+ */
+static void layout_and_outside(const char *tmp, const struct oci_digest *d, const char *content,
+                               char *lay, char *outside, size_t len)
+{
+    struct oci_layout l;
+    char err[512], path[512];
+    int fd;
+
+    snprintf(lay, len, "%s/lay", tmp);
+    snprintf(outside, len, "%s/outside", tmp);
+    CHECK_INT(oci_layout_open(&l, lay, true, err, sizeof(err)), 0);
+    CHECK_INT(oci_layout_put_blob(&l, d, content, strlen(content), err, sizeof(err)), 0);
+    CHECK_INT(oci_layout_commit(&l, err, sizeof(err)), 0);
+    oci_layout_close(&l);
+    CHECK_INT(mkdir(outside, 0700), 0);
+    snprintf(path, sizeof(path), "%s/sha256", outside);
+    CHECK_INT(mkdir(path, 0700), 0);
+    for (int level = 0; level < 2; level++) {
+        snprintf(path, sizeof(path), "%s%s/%s", outside, level ? "/sha256" : "", oci_digest_hex(d));
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        CHECK(fd >= 0 && write(fd, content, strlen(content)) == (ssize_t)strlen(content));
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+/* Replaces lay/sub (a directory, a file or nothing) with a symbolic link to target. */
+static void swap_for_link(const char *lay, const char *sub, const char *target)
+{
+    char path[512], cmd[1200];
+
+    snprintf(path, sizeof(path), "%s/%s", lay, sub);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(symlink(target, path), 0);
+}
+
+/* Entries of outside and of outside/sha256: what a write through a link would add to. */
+static int outside_entries(const char *outside)
+{
+    return count_entries(outside, "") * 10 + count_entries(outside, "sha256");
+}
+
+/*
+ * blobs/sha256, blobs or blobs/sha512 as a symbolic link: refused when a
+ * layout is opened to be read or written, and, should the link appear after
+ * the layout was opened, by every read and write of a blob. Nothing outside
+ * the layout is read or written either way.
+ */
+TEST(symlink_blobs_dir_refused)
+{
+    static const char *const subs[] = {"blobs/sha256", "blobs"};
+    struct oci_digest d = digest_of("secret"), d2 = digest_of("new blob"), d512;
+    char tmp[64], lay[128], outside[128], err[512], want[700], cmd[700], *data = NULL;
+    struct oci_layout l;
+    size_t len = 0;
+    uint64_t size = 0;
+    int fd = -1;
+
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        make_tmp(tmp, sizeof(tmp));
+        layout_and_outside(tmp, &d, "secret", lay, outside, sizeof(lay));
+        snprintf(want, sizeof(want), "%s in layout %s is a symbolic link; refused", subs[i], lay);
+
+        /* The link is there when the layout is opened: refused as a source and as a destination. */
+        swap_for_link(lay, subs[i], outside);
+        CHECK_INT(oci_layout_open(&l, lay, false, err, sizeof(err)), OCISYNC_EMANIFEST);
+        CHECK_STR(err, want);
+        CHECK_INT(oci_layout_open(&l, lay, true, err, sizeof(err)), OCISYNC_EMANIFEST);
+        CHECK_STR(err, want);
+        oci_layout_close(&l);
+
+        /* It appears after: every blob operation refuses it. */
+        snprintf(cmd, sizeof(cmd), "rm '%s/%s' && mkdir -p '%s/blobs/sha256'", lay, subs[i], lay);
+        CHECK_INT(system(cmd), 0);
+        CHECK_INT(oci_layout_open(&l, lay, false, err, sizeof(err)), 0);
+        swap_for_link(lay, subs[i], outside);
+        CHECK_INT(oci_layout_blob_open(&l, &d, &fd, &size, err, sizeof(err)), UV_ELOOP);
+        CHECK_INT(fd, -1);
+        CHECK_STR(err, want);
+        CHECK_INT(oci_layout_blob_read(&l, &d, 100, &data, &len, err, sizeof(err)), UV_ELOOP);
+        CHECK(data == NULL);
+        CHECK_STR(err, want);
+        CHECK(!oci_layout_blob_exists(&l, &d, -1));
+        CHECK_INT(oci_layout_put_blob(&l, &d2, "new blob", 8, err, sizeof(err)), UV_ELOOP);
+        CHECK_STR(err, want);
+        oci_layout_close(&l);
+        /* No blob, no temp file, no directory was made through the link. */
+        CHECK_INT(outside_entries(outside), 21);
+        rm_tree(tmp);
+    }
+
+    /* blobs/sha512 likewise, made on first use. */
+    make_tmp(tmp, sizeof(tmp));
+    layout_and_outside(tmp, &d, "secret", lay, outside, sizeof(lay));
+    CHECK_INT(oci_layout_open(&l, lay, false, err, sizeof(err)), 0);
+    swap_for_link(lay, "blobs/sha512", outside);
+    CHECK_INT(oci_digest_buffer(OCI_DIGEST_SHA512, "x", 1, &d512), 0);
+    CHECK_INT(oci_layout_put_blob(&l, &d512, "x", 1, err, sizeof(err)), UV_ELOOP);
+    snprintf(want, sizeof(want), "blobs/sha512 in layout %s is a symbolic link; refused", lay);
+    CHECK_STR(err, want);
+    oci_layout_close(&l);
+    expect_open_error(lay, false, OCISYNC_EMANIFEST, want);
+    CHECK_INT(outside_entries(outside), 21);
+
+    /* A blobs/sha256 that is a file is no directory either. */
+    snprintf(cmd, sizeof(cmd), "rm '%s/blobs/sha512' && rm -r '%s/blobs/sha256'", lay, lay);
+    CHECK_INT(system(cmd), 0);
+    write_file(lay, "blobs/sha256", "not a directory");
+    snprintf(want, sizeof(want), "blobs/sha256 in layout %s is not a directory; refused", lay);
+    expect_open_error(lay, false, OCISYNC_EMANIFEST, want);
+    expect_open_error(lay, true, OCISYNC_EMANIFEST, want);
+    rm_tree(tmp);
+}
+
+/* oci-layout and index.json as symbolic links: refused for reading and for writing alike. */
+TEST(symlink_layout_files_refused)
+{
+    static const char *const names[] = {"oci-layout", "index.json"};
+    struct oci_digest d = digest_of("secret");
+    char tmp[64], lay[128], outside[128], path[512], target[512], want[700], err[512];
+    struct oci_layout l;
+
+    make_tmp(tmp, sizeof(tmp));
+    layout_and_outside(tmp, &d, "secret", lay, outside, sizeof(lay));
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        /* The link's target is a valid file of its kind. */
+        snprintf(path, sizeof(path), "%s/%s", lay, names[i]);
+        snprintf(target, sizeof(target), "%s/%s", outside, names[i]);
+        CHECK_INT(rename(path, target), 0);
+        CHECK_INT(symlink(target, path), 0);
+        snprintf(want, sizeof(want), "%s in layout %s is a symbolic link; refused", names[i], lay);
+        expect_open_error(lay, false, OCISYNC_EMANIFEST, want);
+        expect_open_error(lay, true, OCISYNC_EMANIFEST, want);
+        CHECK_INT(unlink(path), 0);
+        CHECK_INT(rename(target, path), 0);
+    }
+    /* Nothing was written through the links: the layout is as it was. */
+    CHECK_INT(outside_entries(outside), 21);
+    CHECK_INT(oci_layout_open(&l, lay, false, err, sizeof(err)), 0);
+    CHECK(oci_layout_blob_exists(&l, &d, 6));
+    oci_layout_close(&l);
+    rm_tree(tmp);
+}
+
 /* An empty directory becomes a layout with create; leftovers of an interrupted create too. */
 TEST(create_in_existing_dir)
 {
@@ -1068,5 +1218,6 @@ TEST(real_tools)
 TEST_MAIN(T(create_commit_reopen), T(only_entry), T(replace_ref), T(keeps_unknown_fields),
           T(add_refusals), T(blob_read_verifies), T(symlink_blob_refused),
           T(writer_mismatch_leaves_nothing), T(abort_and_interrupted), T(sha512_blob),
-          T(threaded_writers), T(malformed_layouts), T(create_in_existing_dir), T(ref_valid),
-          T(ref_split), T(real_tools))
+          T(threaded_writers), T(malformed_layouts), T(symlink_blobs_dir_refused),
+          T(symlink_layout_files_refused), T(create_in_existing_dir), T(ref_valid), T(ref_split),
+          T(real_tools))
