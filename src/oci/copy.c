@@ -19,6 +19,7 @@
 #include "oci/copy.h"
 
 #include "common/log.h"
+#include "common/sysio.h"
 #include "oci/archive.h"
 #include "oci/docker_archive.h"
 #include "oci/endpoint.h"
@@ -3289,7 +3290,7 @@ struct archive {
 static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char **side, bool dst,
                        char *buf, size_t buflen, size_t *which, char *msg, size_t msglen)
 {
-    char file[4096], name[512];
+    char file[4096], name[512], unpack[4300];
     struct archive *a = NULL;
     bool docker = strncmp(*side, "docker-archive:", 15) == 0;
     int err;
@@ -3323,15 +3324,25 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char 
         a->dst = dst;
         a->docker = docker;
         a->err = oci_archive_tempdir(a->dir, sizeof(a->dir), a->msg, sizeof(a->msg));
+        /*
+         * A docker archive is unpacked beside the layout made from it, never
+         * around it: entries of the archive cannot prefill the layout.
+         */
+        snprintf(unpack, sizeof(unpack), "%s%s", a->dir, docker ? "/archive" : "");
+        if (a->err == 0 && !dst && docker && mkdir(unpack, 0700) != 0) {
+            a->err = ocisync__sys_error();
+            snprintf(a->msg, sizeof(a->msg), "cannot create %s: %s", unpack,
+                     uv_strerror(a->err));
+        }
         if (a->err == 0 && !dst) {
-            a->err = oci_archive_unpack(file, a->dir, docker, a->msg, sizeof(a->msg));
+            a->err = oci_archive_unpack(file, unpack, docker, a->msg, sizeof(a->msg));
             if (a->err == OCISYNC_ENOTFOUND)
                 a->err = OCISYNC_EUSAGE;
         }
         if (a->err == 0 && !dst && docker) {
             char lay[4300];
-            snprintf(lay, sizeof(lay), "%s/.ocisync-layout", a->dir);
-            a->err = oci_docker_archive_to_layout(a->dir, name, file, lay, "image", a->msg,
+            snprintf(lay, sizeof(lay), "%s/layout", a->dir);
+            a->err = oci_docker_archive_to_layout(unpack, name, file, lay, "image", a->msg,
                                                   sizeof(a->msg));
             if (a->err == OCISYNC_ENOTFOUND || a->err == OCISYNC_EMANIFEST)
                 a->err = OCISYNC_EUSAGE;
@@ -3349,7 +3360,7 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char 
         a->users++;
     *which = (size_t)(a - ar);
     if (docker)
-        snprintf(buf, buflen, "oci:%s%s:image", a->dir, dst ? "" : "/.ocisync-layout");
+        snprintf(buf, buflen, "oci:%s%s:image", a->dir, dst ? "" : "/layout");
     else
         snprintf(buf, buflen, "oci:%s%s%s", a->dir, name[0] ? ":" : "", name);
     *side = buf;
