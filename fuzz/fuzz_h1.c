@@ -10,7 +10,8 @@
  * pieces and then parsed again in one go: both runs must agree.
  *
  * Checked: consumed counts stay within the input, the header table stays
- * within its caps and is NUL-terminated, body callbacks add up to
+ * within its caps and is NUL-terminated, the reason phrase, interim
+ * responses and the whole head stay within theirs (or the parse fails), body callbacks add up to
  * body_bytes, a HEAD answer has no body, a Content-Length body is exactly
  * that long, and splitting the input never changes the outcome.
  *
@@ -145,6 +146,11 @@ static void parse(const uint8_t *data, size_t size, size_t step, bool head, bool
     if (rc < 0 && rc != OCISYNC_EHTTP && rc != OCISYNC_ETOOBIG && rc != OCISYNC_ECLOSED)
         abort();
     check_table(&p);
+    /* The head's caps hold whatever came: reason phrase, interim responses, all of it. */
+    if (p.interim > PROTO_MAX_INTERIM + 1 || p.head_fed > PROTO_MAX_HEAD_BYTES)
+        abort();
+    if (p.reason_len > PROTO_MAX_REASON && rc != OCISYNC_ETOOBIG)
+        abort();
     if (p.body_bytes != r->body_seen)
         abort();
     if (r->n_headers_cb > 1)

@@ -3331,8 +3331,7 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char 
         snprintf(unpack, sizeof(unpack), "%s%s", a->dir, docker ? "/archive" : "");
         if (a->err == 0 && !dst && docker && mkdir(unpack, 0700) != 0) {
             a->err = ocisync__sys_error();
-            snprintf(a->msg, sizeof(a->msg), "cannot create %s: %s", unpack,
-                     uv_strerror(a->err));
+            snprintf(a->msg, sizeof(a->msg), "cannot create %s: %s", unpack, uv_strerror(a->err));
         }
         if (a->err == 0 && !dst) {
             a->err = oci_archive_unpack(file, unpack, docker, a->msg, sizeof(a->msg));

@@ -133,8 +133,7 @@ int oci_mstore_keep(struct oci_mstore *ms, struct oci_mstore_ref *ref, char *raw
         ssize_t n = pwrite(ms->fd, raw, len, (off_t)ms->file_end);
         rc = n == (ssize_t)len ? 0 : n < 0 ? ocisync__sys_error() : UV_EIO;
         if (rc != 0)
-            snprintf(err, errlen, "cannot write a manifest to the temp file: %s",
-                     uv_strerror(rc));
+            snprintf(err, errlen, "cannot write a manifest to the temp file: %s", uv_strerror(rc));
     }
     if (rc == 0) {
         ref->off = (int64_t)ms->file_end;
@@ -145,8 +144,8 @@ int oci_mstore_keep(struct oci_mstore *ms, struct oci_mstore_ref *ref, char *raw
     return rc;
 }
 
-int oci_mstore_load(struct oci_mstore *ms, struct oci_mstore_ref *ref, const char **data,
-                    char *err, size_t errlen)
+int oci_mstore_load(struct oci_mstore *ms, struct oci_mstore_ref *ref, const char **data, char *err,
+                    size_t errlen)
 {
     if (ref->mem == NULL && ref->off >= 0) {
         ssize_t n;

@@ -31,9 +31,9 @@
 
 /* One manifest's bytes, kept in memory or in the store's file. */
 struct oci_mstore_ref {
-    char *mem;   /* owned: the bytes in memory (kept, or loaded for a push), or NULL */
+    char *mem; /* owned: the bytes in memory (kept, or loaded for a push), or NULL */
     size_t len;
-    int64_t off; /* where they are in the file when spilled; -1 when not */
+    int64_t off;  /* where they are in the file when spilled; -1 when not */
     bool counted; /* mem counts against the keep budget */
 };
 
@@ -53,7 +53,7 @@ struct oci_mstore {
     uint64_t spilled; /* manifests written to the file, for --debug and tests */
     uint64_t inflight_max, keep_max;
     struct queue waiters;
-    int fd;            /* the temp file, -1 until the first spill */
+    int fd; /* the temp file, -1 until the first spill */
     uint64_t file_end;
 };
 
@@ -82,8 +82,8 @@ void oci_mstore_release(struct oci_mstore *ms, struct oci_mstore_waiter *w);
 int oci_mstore_keep(struct oci_mstore *ms, struct oci_mstore_ref *ref, char *raw, size_t len,
                     char *err, size_t errlen);
 /* The bytes of ref, read back from the file if spilled (they stay loaded until dropped). */
-int oci_mstore_load(struct oci_mstore *ms, struct oci_mstore_ref *ref, const char **data,
-                    char *err, size_t errlen);
+int oci_mstore_load(struct oci_mstore *ms, struct oci_mstore_ref *ref, const char **data, char *err,
+                    size_t errlen);
 /* Forgets ref's bytes, in memory and in the file. */
 void oci_mstore_drop(struct oci_mstore *ms, struct oci_mstore_ref *ref);
 

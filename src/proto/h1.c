@@ -191,21 +191,12 @@ static int on_message_complete(llhttp_t *lp)
     return HPE_PAUSED;
 }
 
-int proto_h1_feed(struct proto_h1 *p, const char *data, size_t len, size_t *consumed)
+static int execute(struct proto_h1 *p, const char *data, size_t len, size_t *consumed)
 {
     llhttp_errno_t e;
     *consumed = 0;
     if (p->message_done)
         return len == 0 ? 0 : PROTO_PAUSE;
-    if (!p->headers_done) {
-        /*
-         * Each header is capped, but not the whitespace and line breaks around them nor
-         * the interim responses before: the whole head is capped here, so it always ends.
-         */
-        if (p->head_fed > PROTO_MAX_HEAD_BYTES)
-            return OCISYNC_ETOOBIG;
-        p->head_fed += len;
-    }
     e = llhttp_execute(&p->parser, data, len);
     if (e == HPE_OK) {
         *consumed = len;
@@ -221,6 +212,37 @@ int proto_h1_feed(struct proto_h1 *p, const char *data, size_t len, size_t *cons
     if (e == HPE_CB_HEADERS_COMPLETE && p->cb_err != 0)
         return p->cb_err;
     return p->cb_err != 0 ? p->cb_err : OCISYNC_EHTTP;
+}
+
+int proto_h1_feed(struct proto_h1 *p, const char *data, size_t len, size_t *consumed)
+{
+    size_t room, k = 0, rest = 0;
+    int rc;
+    if (p->headers_done || p->message_done)
+        return execute(p, data, len, consumed);
+    /*
+     * Each header is capped, but not the whitespace and line breaks around
+     * them nor the interim responses before: the whole head is capped here,
+     * exactly (however the bytes are split), so it always ends.
+     */
+    room = PROTO_MAX_HEAD_BYTES - p->head_fed;
+    if (len <= room) {
+        rc = execute(p, data, len, consumed);
+        if (!p->headers_done)
+            p->head_fed += *consumed;
+        return rc;
+    }
+    rc = execute(p, data, room, &k);
+    p->head_fed += k;
+    *consumed = k;
+    if (rc != 0)
+        return rc;
+    if (!p->headers_done)
+        return OCISYNC_ETOOBIG;
+    /* The head ended within the cap: the rest is the body's. */
+    rc = execute(p, data + k, len - k, &rest);
+    *consumed = k + rest;
+    return rc;
 }
 
 void proto_h1_resume(struct proto_h1 *p)

@@ -652,6 +652,14 @@ static int parse_rc_bytewise(const char *data, size_t len)
     return rc;
 }
 
+/* PROTO_MAX_REASON + 1 letters. */
+static const char *big_a(void)
+{
+    static char a[PROTO_MAX_REASON + 2];
+    memset(a, 'A', PROTO_MAX_REASON + 1);
+    return a;
+}
+
 #define CHECK_REJECTS(s, err)                                                                      \
     do {                                                                                           \
         CHECK_INT(parse_rc(s, sizeof(s) - 1), err);                                                \
@@ -679,6 +687,67 @@ TEST(hostile_status_line)
         proto_h1_dispose(&p);
         cap_free(&c);
     }
+}
+
+/* A response of head bytes made of n units, then "\r\nContent-Length: 0\r\n\r\n" (caller frees). */
+static char *build_head(const char *first, const char *unit, size_t n, size_t *len)
+{
+    static const char tail[] = "Content-Length: 0\r\n\r\n";
+    size_t fl = strlen(first), ul = strlen(unit), cap = fl + ul * n + sizeof(tail);
+    char *b = malloc(cap);
+    size_t o = 0;
+    if (b == NULL)
+        abort();
+    memcpy(b, first, fl);
+    o = fl;
+    for (size_t i = 0; i < n; i++, o += ul)
+        memcpy(b + o, unit, ul);
+    memcpy(b + o, tail, sizeof(tail));
+    *len = o + sizeof(tail) - 1;
+    return b;
+}
+
+/* The caps on the reason phrase, interim responses and the whole head, whatever the split. */
+TEST(hostile_head_caps)
+{
+    size_t len;
+    char *b;
+    /* A reason phrase of 1024 bytes is one; 1025 is too many. */
+    {
+        char ok[PROTO_MAX_REASON + 64], bad[PROTO_MAX_REASON + 64];
+        snprintf(ok, sizeof(ok), "HTTP/1.1 200 %.*s\r\nContent-Length: 0\r\n\r\n", PROTO_MAX_REASON,
+                 big_a());
+        snprintf(bad, sizeof(bad), "HTTP/1.1 200 %.*s\r\nContent-Length: 0\r\n\r\n",
+                 PROTO_MAX_REASON + 1, big_a());
+        CHECK_INT(parse_rc(ok, strlen(ok)), PROTO_PAUSE);
+        CHECK_INT(parse_rc_bytewise(ok, strlen(ok)), PROTO_PAUSE);
+        CHECK_INT(parse_rc(bad, strlen(bad)), OCISYNC_ETOOBIG);
+        CHECK_INT(parse_rc_bytewise(bad, strlen(bad)), OCISYNC_ETOOBIG);
+    }
+    /* Eight interim responses are allowed before the final one; nine are not. */
+    b = build_head("", "HTTP/1.1 100 Continue\r\n\r\n", PROTO_MAX_INTERIM, &len);
+    {
+        static const char final[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        size_t n = len - strlen("Content-Length: 0\r\n\r\n"); /* the interim responses */
+        char *full = malloc(n + sizeof(final));
+        if (full == NULL)
+            abort();
+        memcpy(full, b, n);
+        memcpy(full + n, final, sizeof(final));
+        CHECK_INT(parse_rc(full, n + sizeof(final) - 1), PROTO_PAUSE);
+        CHECK_INT(parse_rc_bytewise(full, n + sizeof(final) - 1), PROTO_PAUSE);
+        free(full);
+    }
+    free(b);
+    b = build_head("", "HTTP/1.1 100 Continue\r\n\r\n", PROTO_MAX_INTERIM + 1, &len);
+    CHECK_INT(parse_rc(b, len), OCISYNC_ETOOBIG);
+    CHECK_INT(parse_rc_bytewise(b, len), OCISYNC_ETOOBIG);
+    free(b);
+    /* Whitespace is no header byte, but it is head: the whole head is capped exactly. */
+    b = build_head("HTTP/1.1 200 OK\r\nX-Pad:", " ", PROTO_MAX_HEAD_BYTES, &len);
+    CHECK_INT(parse_rc(b, len), OCISYNC_ETOOBIG);
+    CHECK_INT(parse_rc_bytewise(b, len), OCISYNC_ETOOBIG);
+    free(b);
 }
 
 TEST(hostile_headers)
@@ -1322,8 +1391,9 @@ TEST_MAIN(T(simple_content_length), T(chunked_extensions_trailers), T(split_poin
           T(split_points_chunked), T(split_points_continue), T(split_points_whitespace),
           T(head_request_no_body), T(no_body_204_304), T(no_body_despite_content_length),
           T(interim_continue), T(header_lookup), T(connection_close_and_http10),
-          T(read_until_close), T(truncated_then_finish), T(hostile_status_line), T(hostile_headers),
-          T(hostile_content_length), T(hostile_chunks), T(header_count_cap), T(header_bytes_cap),
-          T(callback_errors), T(lookup_after_error_inside_value), T(pause_chunked_mid_buffer),
-          T(pause_content_length), T(pause_mid_body_empty_feed), T(extra_bytes_not_consumed),
-          T(chunk_head), T(url_parse), T(url_origin_string), T(url_resolve), T(url_same_origin))
+          T(read_until_close), T(truncated_then_finish), T(hostile_status_line),
+          T(hostile_head_caps), T(hostile_headers), T(hostile_content_length), T(hostile_chunks),
+          T(header_count_cap), T(header_bytes_cap), T(callback_errors),
+          T(lookup_after_error_inside_value), T(pause_chunked_mid_buffer), T(pause_content_length),
+          T(pause_mid_body_empty_feed), T(extra_bytes_not_consumed), T(chunk_head), T(url_parse),
+          T(url_origin_string), T(url_resolve), T(url_same_origin))
