@@ -415,6 +415,13 @@ blob_status() {
   curl -s -o /dev/null -I --max-time 10 -w '%{http_code}' "http://$1/v2/$2/blobs/$3" || true
 }
 
+# tag_status ADDR REPO REF: prints the HTTP status of HEAD on the manifest
+# (image or index) REF, e.g. 404 where a failed copy must have left no tag.
+tag_status() {
+  curl -s -o /dev/null -I --max-time 10 -w '%{http_code}' "http://$1/v2/$2/manifests/$3" \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' || true
+}
+
 # assert_blobs_present ADDR REPO MANIFEST_FILE [LABEL]: every blob the
 # image manifest names answers HEAD with 200 in ADDR/REPO.
 assert_blobs_present() {

@@ -146,6 +146,9 @@ assert_ne "$(helper_log_lines tok "granted=[^ ]*repository:other/app:$PULLPUSH" 
 head -c 16000000 /dev/urandom >"$TMP/ctx-big.bin"
 mkdir -p "$TMP/ctx" && mv "$TMP/ctx-big.bin" "$TMP/ctx/big.bin"
 for user in alice shorty; do
+  # Each build its own content: two builds in the same second would otherwise make the same
+  # image, and the second would find its manifest and config already there.
+  echo "$user" >"$TMP/ctx/user.txt"
   mark=$(registry_log_mark dst)
   run_ocisync build-push --debug --level 9 --dest-cert-dir "$PKI_CERTDIR_CA" --dest-creds "$user:$PASS" \
     --base scratch --platform "linux/amd64=$TMP/ctx:/" --tag "$DST_ADDR/team/built:$user"

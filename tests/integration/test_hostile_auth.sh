@@ -23,11 +23,6 @@ push_image "$TMP/img" "$SRC_ADDR/lib/app:v1"
 other=$(mkimage --out "$TMP/img2" --platforms linux/amd64 --layers 1 --layer-size 20000 --seed other --tag v2)
 push_image "$TMP/img2" "$SRC_ADDR/lib/app:v2"
 
-# tag_status ADDR REPO TAG: the HTTP status of HEAD on the manifest.
-tag_status() {
-  curl -s -o /dev/null -I -w '%{http_code}' "http://$1/v2/$2/manifests/$3" \
-    -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'
-}
 
 # --- 1. blob GETs redirected to someone who asks for credentials --------------------------------
 # fishing N CATCHER: copies through a front that redirects blob GETs to CATCHER's URL.

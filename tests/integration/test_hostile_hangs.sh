@@ -20,10 +20,6 @@ registry_start dst
 want=$(mkimage --out "$TMP/img" --platforms linux/amd64 --layers 1 --layer-size 200000 --seed hang --tag v1)
 push_image "$TMP/img" "$SRC_ADDR/lib/app:v1"
 
-tag_status() {
-  curl -s -o /dev/null -I -w '%{http_code}' "http://$1/v2/$2/manifests/$3" \
-    -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'
-}
 
 # hang KIND MATCH MAX_MS MESSAGE [hostile.py options...]: a copy through a
 # server that hangs MATCH requests that way ends in MAX_MS with MESSAGE.

@@ -38,20 +38,28 @@ hostile_start big --upstream "$SRC_ADDR" --big-index "lib/app:big" --children "$
 skopeo_raw "$BIG_ADDR/lib/app:big" "$TMP/big.json"
 want=$(file_digest "$TMP/big.json")
 assert_eq "$(json_eval "$TMP/big.json" 'len(d["manifests"])')" "$children" "the index lists $children children"
-# GNU time reports the peak RSS (ru_maxrss: VmHWM when the process ends).
-set +e
-/usr/bin/time -f '%M' -o "$TMP/rss.big" timeout 300 "$OCISYNC_BIN" copy --retry-times 0 \
-  "docker://$BIG_ADDR/lib/app:big" "docker://$DST_ADDR/mirror/app:big" \
-  >"$TMP/big.out" 2>"$TMP/big.err"
-rc=$?
-set -e
+# timed_copy NAME SRC DST: copies under GNU time; sets RC and RSS (its peak
+# RSS in KiB: ru_maxrss, which is /proc's VmHWM when the process ends).
+timed_copy() {
+  set +e
+  /usr/bin/time -f '%M' -o "$TMP/rss.$1" timeout 300 "$OCISYNC_BIN" copy --retry-times 0 "$2" "$3" \
+    >"$TMP/$1.out" 2>"$TMP/$1.err"
+  RC=$?
+  set -e
+  RSS=$(tail -n 1 "$TMP/rss.$1")
+  log "copy $2: exit $RC, peak RSS $RSS KiB"
+  if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error: ' "$TMP/$1.err"; then
+    fail "sanitizer report from the copy of $2: $(grep -m1 -E 'Sanitizer|runtime error' "$TMP/$1.err")"
+  fi
+}
+timed_copy big "docker://$BIG_ADDR/lib/app:big" "docker://$DST_ADDR/mirror/app:big"
+rc=$RC rss=$RSS
 [ "$rc" = 0 ] || fail "copy of the big index: exit $rc: $(tail -n 5 "$TMP/big.err")"
 pass "the index of $children children of $child_size bytes was copied"
 assert_eq "$(skopeo_digest "$DST_ADDR/mirror/app:big")" "$want" "the index arrived byte for byte"
 n=0
 for d in $(json_eval "$TMP/big.json" '[m["digest"] for m in d["manifests"]]'); do
-  st=$(curl -s -o /dev/null -I -w '%{http_code}' "http://$DST_ADDR/v2/mirror/app/manifests/$d" \
-    -H 'Accept: application/vnd.oci.image.manifest.v1+json')
+  st=$(tag_status "$DST_ADDR" mirror/app "$d")
   [ "$st" = 200 ] || fail "child $d is missing at the destination ($st)"
   n=$((n + 1))
 done
@@ -60,7 +68,6 @@ last=$(json_eval "$TMP/big.json" 'd["manifests"][-1]["digest"]')
 skopeo_raw "$DST_ADDR/mirror/app@$last" "$TMP/last.json"
 assert_eq "$(file_digest "$TMP/last.json")" "$last" "the last child arrived byte for byte"
 assert_eq "$(stat -c %s "$TMP/last.json")" "$child_size" "and is $child_size bytes"
-rss=$(tail -n 1 "$TMP/rss.big")
 log "peak RSS of the copy: $rss KiB for $((children * child_size / 1000000)) MB of manifests"
 if [ "$asan" = 0 ]; then
   [ "$rss" -le "$bound_kib" ] || fail "peak RSS $rss KiB is over the bound of $bound_kib KiB"
@@ -70,15 +77,10 @@ else
 fi
 
 # --- a million-element layers array --------------------------------------------------------------
-set +e
-/usr/bin/time -f '%M' -o "$TMP/rss.huge" timeout 60 "$OCISYNC_BIN" copy --retry-times 0 \
-  "docker://$BIG_ADDR/lib/app:huge" "docker://$DST_ADDR/mirror/app:huge" \
-  >"$TMP/huge.out" 2>"$TMP/huge.err"
-rc=$?
-set -e
+timed_copy huge "docker://$BIG_ADDR/lib/app:huge" "docker://$DST_ADDR/mirror/app:huge"
+rc=$RC rss=$RSS
 [ "$rc" = 1 ] || fail "copy of the huge manifest: expected exit 1, got $rc: $(tail -n 3 "$TMP/huge.err")"
 assert_contains "$TMP/huge.err" "holds more than 65536 values" "a million-element array is refused by its count"
-rss=$(tail -n 1 "$TMP/rss.huge")
 if [ "$asan" = 0 ]; then
   [ "$rss" -le $((48 * 1024)) ] || fail "peak RSS $rss KiB refusing a 3 MB manifest, over 48 MiB"
   pass "refused in $rss KiB of peak RSS"

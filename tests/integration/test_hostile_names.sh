@@ -18,10 +18,6 @@ registry_start dst
 want=$(mkimage --out "$TMP/img" --platforms linux/amd64 --layers 1 --layer-size 20000 --seed names --tag v1)
 push_image "$TMP/img" "$SRC_ADDR/lib/app:v1"
 
-tag_status() {
-  curl -s -o /dev/null -I -w '%{http_code}' "http://$1/v2/$2/manifests/$3" \
-    -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'
-}
 
 # --- tag lists and catalogs ---------------------------------------------------------------------
 hostile_start names --upstream "$SRC_ADDR" --tags 'lib/app=v1,\e[31mred\e[0m,two\nlines,..\x2f..\x2fup,cr\rhere' \
