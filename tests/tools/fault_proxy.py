@@ -125,6 +125,8 @@ import threading
 import time
 import urllib.parse
 
+import toolslib
+
 PIECE = 64 * 1024
 # Hop-by-hop headers (RFC 9110 7.6.1) plus Expect, which the server side
 # already answered with 100 Continue.
@@ -366,32 +368,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def body_pieces(self):
         """Yields the request body in pieces, de-chunked if need be."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            while True:
-                line = self.rfile.readline(1024)
-                if not line:
-                    raise ConnectionError("request body cut short")
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return
-                left = size
-                while left:
-                    piece = self.rfile.read(min(left, PIECE))
-                    if not piece:
-                        raise ConnectionError("request body cut short")
-                    left -= len(piece)
-                    yield piece
-                self.rfile.readline(8)
-        else:
-            left = int(self.headers.get("Content-Length") or 0)
-            while left:
-                piece = self.rfile.read(min(left, PIECE))
-                if not piece:
-                    raise ConnectionError("request body cut short")
-                left -= len(piece)
-                yield piece
+        return toolslib.body_pieces(self.rfile, self.headers, PIECE)
 
     # -- connection endings ----------------------------------------------------
     def reset(self):
@@ -682,15 +659,7 @@ def main():
     log(f"listening http://{args.addr}:{port} upstream={upstream}")
     for r in Config.rules:
         log("rule " + r.describe())
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.ready_file)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    toolslib.serve(httpd, args.ready_file)
 
 
 if __name__ == "__main__":

@@ -198,6 +198,8 @@ import threading
 import time
 import urllib.parse
 
+import toolslib
+
 PIECE = 64 * 1024
 WRITE = 16 * 1024
 HANG_LIMIT = 256 * 1024 * 1024
@@ -400,32 +402,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # -- request bodies ----------------------------------------------------------
     def body_pieces(self):
         """Yields the request body in pieces, de-chunked if need be."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            while True:
-                line = self.rfile.readline(1024)
-                if not line:
-                    raise ConnectionError("request body cut short")
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return
-                left = size
-                while left:
-                    piece = self.rfile.read(min(left, PIECE))
-                    if not piece:
-                        raise ConnectionError("request body cut short")
-                    left -= len(piece)
-                    yield piece
-                self.rfile.readline(8)
-        else:
-            left = int(self.headers.get("Content-Length") or 0)
-            while left:
-                piece = self.rfile.read(min(left, PIECE))
-                if not piece:
-                    raise ConnectionError("request body cut short")
-                left -= len(piece)
-                yield piece
+        return toolslib.body_pieces(self.rfile, self.headers, PIECE)
 
     def drain(self):
         for _ in self.body_pieces():
@@ -979,15 +956,7 @@ def main():
         for repo, tags in Config.tags.items():
             desc.append(f"tags={clean(repo)}:{len(tags)}")
         log(f"listening http://{shown}:{port} mode=hostile " + " ".join(desc))
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.ready_file)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    toolslib.serve(httpd, args.ready_file)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ import threading
 import time
 import urllib.parse
 
+import toolslib
+
 PIECE = 64 * 1024
 BLOB_GET = re.compile(r"^/v2/.+/blobs/sha256:[0-9a-f]{64}$")
 # Hop-by-hop headers (RFC 9110 7.6.1) plus Expect, which the server side
@@ -104,33 +106,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # -- request bodies ------------------------------------------------------
     def body_pieces(self):
         """Yields the request body in pieces, de-chunked if need be."""
-        te = self.headers.get("Transfer-Encoding", "")
-        if "chunked" in te.lower():
-            while True:
-                line = self.rfile.readline(1024)
-                if not line:
-                    raise ConnectionError("request body cut short")
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return
-                left = size
-                while left:
-                    piece = self.rfile.read(min(left, PIECE))
-                    if not piece:
-                        raise ConnectionError("request body cut short")
-                    left -= len(piece)
-                    yield piece
-                self.rfile.readline(8)
-        else:
-            left = int(self.headers.get("Content-Length") or 0)
-            while left:
-                piece = self.rfile.read(min(left, PIECE))
-                if not piece:
-                    raise ConnectionError("request body cut short")
-                left -= len(piece)
-                yield piece
+        return toolslib.body_pieces(self.rfile, self.headers, PIECE)
 
     def has_body(self):
         return "chunked" in self.headers.get("Transfer-Encoding", "").lower() or \
@@ -279,15 +255,7 @@ def main():
     port = httpd.server_address[1]
     log(f"listening {'https' if args.tls else 'http'}://{args.addr}:{port} mode={args.mode} "
         f"upstream={args.upstream} redirect_to={args.redirect_to or '-'} delay={args.delay}")
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.ready_file)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    toolslib.serve(httpd, args.ready_file)
 
 
 if __name__ == "__main__":

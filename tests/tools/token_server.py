@@ -69,6 +69,8 @@ import threading
 import time
 import urllib.parse
 
+import toolslib
+
 ALLOWED_ACTIONS = ("pull", "push", "delete", "*")
 MAX_BODY = 64 * 1024
 
@@ -460,15 +462,7 @@ def main():
     port = httpd.server_address[1]
     Handler.state.log(f"listening {'https' if args.tls else 'http'}://{args.addr}:{port} alg={Handler.state.signer.alg} "
                       f"issuer={args.issuer} expires={args.expires} exp_leeway={args.exp_leeway}")
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.ready_file)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    toolslib.serve(httpd, args.ready_file)
 
 
 if __name__ == "__main__":

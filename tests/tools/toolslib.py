@@ -1,0 +1,56 @@
+"""What the test servers in tests/tools share (stdlib only): reading a request
+body in bounded pieces, and announcing the port before serving.
+
+The servers run as scripts (python3 tests/tools/NAME.py), so their own
+folder is on sys.path and `import toolslib` finds this file.
+"""
+
+import os
+
+PIECE = 64 * 1024
+
+
+def body_pieces(rfile, headers, piece=PIECE):
+    """Yields a request body read from rfile in pieces of at most piece
+    bytes, de-chunked when Transfer-Encoding says chunked (trailers are read
+    and dropped). Raises ConnectionError when the body is cut short."""
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        while True:
+            line = rfile.readline(1024)
+            if not line:
+                raise ConnectionError("request body cut short")
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while rfile.readline(8192) not in (b"\r\n", b"\n", b""):
+                    pass
+                return
+            left = size
+            while left:
+                data = rfile.read(min(left, piece))
+                if not data:
+                    raise ConnectionError("request body cut short")
+                left -= len(data)
+                yield data
+            rfile.readline(8)
+    else:
+        left = int(headers.get("Content-Length") or 0)
+        while left:
+            data = rfile.read(min(left, piece))
+            if not data:
+                raise ConnectionError("request body cut short")
+            left -= len(data)
+            yield data
+
+
+def serve(httpd, ready_file):
+    """Writes the listening port to ready_file (atomically, if given), then
+    serves until interrupted."""
+    if ready_file:
+        tmp = ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{httpd.server_address[1]}\n")
+        os.replace(tmp, ready_file)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
