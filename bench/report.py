@@ -28,6 +28,7 @@ import sys
 
 TOOLS = {
     "ocisync-sync": "ocisync sync, one process",
+    "base-sync": "ocisync sync, one process, the baseline binary ($OCISYNC_BIN_BASE)",
     "ocisync-seq": "ocisync copy, one image after another",
     "ocisync-par": "ocisync copy ×N, `xargs -P {par}`",
     "skopeo-sync": "skopeo sync --all",

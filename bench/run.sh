@@ -18,6 +18,9 @@
 #   --scale LIST       image counts of workload 6 (default 10,100,1000)
 #
 #   OCISYNC_BIN          the binary (default build/ocisync)
+#   OCISYNC_BIN_BASE     a second ocisync binary (say, main before a change):
+#                        workloads 1, 2 and 6 then also run \`base-sync\`, the
+#                        reference row's command with it, in the same rounds
 #   OCISYNC_BENCH_CACHE  where generated images are kept between runs
 #                        (default /tmp/ocisync-bench-cache; about 2.6 GiB)
 #   OCISYNC_KEEP_TMP=1   keep the run's temp dir (registry logs, tool output)
@@ -111,6 +114,11 @@ done
 bin=${OCISYNC_BIN:-$root/build/ocisync}
 [ -x "$bin" ] || { echo "run.sh: $bin not found; build first or set OCISYNC_BIN" >&2; exit 1; }
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+base_bin=${OCISYNC_BIN_BASE:-}
+if [ -n "$base_bin" ]; then
+  [ -x "$base_bin" ] || { echo "run.sh: OCISYNC_BIN_BASE=$base_bin is not an executable file" >&2; exit 1; }
+  base_bin=$(cd "$(dirname "$base_bin")" && pwd)/$(basename "$base_bin")
+fi
 cache=${OCISYNC_BENCH_CACHE:-/tmp/ocisync-bench-cache}
 if [ -z "$out" ]; then
   suffix=""
@@ -238,9 +246,10 @@ write_cmd() {
       printf 'set -o pipefail\ntar -C %q -cf - . | zstd -q -3 -T0 >%q\n' "$lay" "$o/layer.tar.zst" ;;
     skopeo-pigz)
       printf 'exec bash %q %q %q %q\n' "$here/skopeo_route.sh" "$lay" "$o" "docker://$DST_ADDR/$prefix/w5:gzip" ;;
-    ocisync-sync)
+    ocisync-sync | base-sync)
       gen ocisync-yaml "$lay" "$SRC_ADDR" "$DST_ADDR/$prefix" --first "$first" >"$TMP/mirrors.yaml"
-      printf 'exec %q sync -q --src yaml %q\n' "$bin" "$TMP/mirrors.yaml" ;;
+      printf 'exec %q sync -q --src yaml %q\n' "$([ "$tool" = base-sync ] && echo "$base_bin" || echo "$bin")" \
+        "$TMP/mirrors.yaml" ;;
     ocisync-*)
       printf 'exec xargs -P %d -n 2 %q copy -q <%q\n' "$p" "$bin" "$TMP/pairs" ;;
     skopeo-copy-oci)
@@ -286,7 +295,7 @@ check_w5() {
 measure() {
   local w=$1 case=$2 tool=$3 round=$4 lay=$5 first=$6 prefix status=ok start end secs rss="" dst=1
   local rlog="$TMP/runs/w$w-${case//[ ,\/]/_}-$tool-$round.log" outb="" phases=""
-  case $tool in ocisync-*) prefix=o ;; skopeo-sync | skopeo-pigz) prefix=s ;; skopeo-copy*) prefix=c ;; *) prefix=l ;; esac
+  case $tool in ocisync-* | base-*) prefix=o ;; skopeo-sync | skopeo-pigz) prefix=s ;; skopeo-copy*) prefix=c ;; *) prefix=l ;; esac
   case $tool in pigz | zstd) dst=0 ;; esac
   [ "$dst" = 0 ] || fresh_dst
   rm -rf "$TMP/w5-out"
@@ -371,12 +380,12 @@ for w in ${workloads//,/ }; do
     1)
       lay=$(layout 1 $w1_n linux/amd64,linux/arm64 $w1_layers "$w1_size")
       bench_case 1 "$w1_n images" "$w1_title" \
-        "$lay" $w1_n ocisync-sync ocisync-seq skopeo-sync skopeo-copy limit limit-relay
+        "$lay" $w1_n ocisync-sync ${base_bin:+base-sync} ocisync-seq skopeo-sync skopeo-copy limit limit-relay
       ;;
     2)
       lay=$(layout 2 $w2_n linux/amd64 $w2_layers "$(kib 20)")
       bench_case 2 "$w2_n images" "$w2_title" \
-        "$lay" $w2_n ocisync-sync ocisync-seq skopeo-sync skopeo-copy limit limit-relay
+        "$lay" $w2_n ocisync-sync ${base_bin:+base-sync} ocisync-seq skopeo-sync skopeo-copy limit limit-relay
       ;;
     3)
       lay=$(view_layout "$(gen_layout 1 $w1_n linux/amd64,linux/arm64 $w1_layers "$w1_size")")
@@ -405,7 +414,7 @@ for w in ${workloads//,/ }; do
       lay=$(layout 6 "$max" linux/amd64 3 "$(kib 20)")
       for s in ${scale//,/ }; do
         bench_case 6 "N=$s" "$s images x 1 platform x 3 layers of 20 KiB" \
-          "$lay" "$s" ocisync-sync ocisync-par skopeo-sync skopeo-copy-par limit
+          "$lay" "$s" ocisync-sync ${base_bin:+base-sync} ocisync-par skopeo-sync skopeo-copy-par limit
       done
       ;;
   esac
