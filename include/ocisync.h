@@ -154,15 +154,15 @@ struct ocisync_copy_opts {
     /* Blob transfers in flight at once; 0 means the default (8). */
     unsigned jobs;
     /* Connections per (scheme, host, port); 0 means the default (2 * jobs + 2). */
-    unsigned max_conns_per_host; /*
-                                  * Uploads of blobs larger than this are sent as a sequence of
-                                  * PATCH requests of this size (raised to the registry's
-                                  * OCI-Chunk-Min-Length), which lets an interrupted upload continue
-                                  * where the registry stopped; smaller blobs go in one PUT. 0 means
-                                  * the default: every blob in one streamed PUT, the fastest on
-                                  * registries that accept it (measured: 16 MiB chunks cost 15-25%
-                                  * on a 1 GiB blob against distribution).
-                                  */
+    unsigned max_conns_per_host;
+    /*
+     * Uploads of blobs larger than this are sent as a sequence of PATCH
+     * requests of this size (raised to the registry's OCI-Chunk-Min-Length),
+     * which lets an interrupted upload continue where the registry stopped;
+     * smaller blobs go in one PUT. 0 means the default: every blob in one
+     * streamed PUT, the fastest on registries that accept it (measured:
+     * 16 MiB chunks cost 15-25% on a 1 GiB blob against distribution).
+     */
     uint64_t chunk_size;
     struct ocisync_registry_opts src, dst;
     /* The auth file to read credentials from (see ocisync_registry_opts); NULL: the default. */

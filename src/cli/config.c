@@ -16,6 +16,7 @@
 
 #include "common/msg.h"
 #include "oci/digest.h"
+#include "oci/manifest.h"
 #include "oci/ref.h"
 #include "ocisync.h"
 
@@ -41,8 +42,6 @@
 #define MSG_MAX 640
 /* Bytes charged per allocated string on top of its length: malloc's own overhead. */
 #define ALLOC_OVERHEAD 16
-/* The longest platform component, as oci_platform_parse allows. */
-#define PLATFORM_PART_MAX 31
 
 #define TAG_STR "tag:yaml.org,2002:str"
 #define TAG_SEQ "tag:yaml.org,2002:seq"
@@ -666,39 +665,6 @@ static const char *check_tag(const char *s)
     return NULL;
 }
 
-static bool platform_char(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '.' || ch == '_' || ch == '-';
-}
-
-/* "os/arch[/variant]", with the characters and lengths oci_platform_parse accepts. */
-static const char *check_platform(const char *s)
-{
-    size_t parts = 0, n = 0;
-
-    for (const char *p = s;; p++) {
-        if (*p == '/' || *p == '\0') {
-            if (n == 0)
-                return "is not os/arch[/variant]: a part is empty";
-            parts++;
-            n = 0;
-            if (*p == '\0')
-                break;
-            if (parts == 3)
-                return "is not os/arch[/variant]: it has more than three parts";
-            continue;
-        }
-        if (!platform_char(*p))
-            return "is not os/arch[/variant]: parts are letters, digits, '.', '_' and '-'";
-        if (++n > PLATFORM_PART_MAX)
-            return "is not os/arch[/variant]: a part is longer than 31 characters";
-    }
-    if (parts < 2)
-        return "is not os/arch[/variant]: it needs at least an OS and an architecture";
-    return NULL;
-}
-
 /* A repository path under a prefix ("busybox", "team/app"), without tag or digest. */
 static const char *check_repo_path(const char *s)
 {
@@ -1246,7 +1212,7 @@ static int mirror_value(struct rd *r)
             rc = uint_value(r, what, CLI_SYNC_MAX_LATEST, &m.latest);
             break;
         case 7:
-            rc = list_value(r, what, true, check_platform, &m.platforms, &m.n_platforms);
+            rc = list_value(r, what, true, oci_platform_problem, &m.platforms, &m.n_platforms);
             break;
         default:
             if (is_null(r)) {

@@ -766,26 +766,3 @@ void loop_conn_set_timeout(struct loop_conn *c, uint64_t ms)
     }
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
-
-/* ------------------------------------------------------------------------------------------ */
-/* Work queue */
-
-static void work_cb(uv_work_t *req)
-{
-    struct loop_work *w = container_of(req, struct loop_work, req);
-    w->work(w);
-}
-
-static void after_work_cb(uv_work_t *req, int status)
-{
-    struct loop_work *w = container_of(req, struct loop_work, req);
-    w->done(w, status);
-}
-
-int loop_work_submit(struct loop_ctx *ctx, struct loop_work *w, loop_work_fn work,
-                     loop_work_done_fn done)
-{
-    w->work = work;
-    w->done = done;
-    return uv_queue_work(ctx->uv, &w->req, work_cb, after_work_cb);
-}

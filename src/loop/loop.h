@@ -5,9 +5,11 @@
  *     an owner with explicit start/stop for flow control, writes);
  *   - a keep-alive pool of connections per (scheme, host, port) with a
  *     per-host limit and an idle timeout;
- *   - a work queue for CPU jobs on the libuv thread pool.
+ *   - delays (backoffs) without a uv handle each, and a stop that aborts
+ *     everything in flight.
+ * CPU work goes to the libuv thread pool directly (uv_queue_work).
  *
- * TLS will sit between the connection's socket and its owner: the owner only
+ * TLS sits between the connection's socket and its owner (tls.c): the owner only
  * ever sees loop_conn_read_start/stop, loop_conn_write and the on_read
  * callback, so a TLS layer can transform bytes underneath without the HTTP
  * code changing.
@@ -240,18 +242,6 @@ int loop_conn_write(struct loop_conn *c, const uv_buf_t *bufs, unsigned n);
  * if it expires. Each call restarts it; the HTTP layer re-arms it on progress.
  */
 void loop_conn_set_timeout(struct loop_conn *c, uint64_t ms);
-
-/* CPU work on the libuv thread pool. */
-struct loop_work;
-typedef void (*loop_work_fn)(struct loop_work *w);
-typedef void (*loop_work_done_fn)(struct loop_work *w, int status);
-struct loop_work {
-    uv_work_t req;
-    loop_work_fn work;      /* runs on a pool thread */
-    loop_work_done_fn done; /* runs on the loop thread; status is UV_ECANCELED if cancelled */
-};
-int loop_work_submit(struct loop_ctx *ctx, struct loop_work *w, loop_work_fn work,
-                     loop_work_done_fn done);
 
 /* True if host (no port, no brackets) is localhost, 127.0.0.0/8 or ::1. */
 bool loop_host_is_loopback(const char *host);

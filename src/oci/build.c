@@ -31,13 +31,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef OCI_MT_OCI_LAYER_GZIP
-#define OCI_MT_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
-#endif
-#ifndef OCI_MT_OCI_LAYER_ZSTD
-#define OCI_MT_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
-#endif
-
 #define MAX_PLATFORMS 16
 #define MAX_LAYERS 64
 #define MAX_SOURCES 64

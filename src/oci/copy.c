@@ -138,13 +138,12 @@ struct copy_blob {
     struct copy_blob_io *io;
     bool io_reaped;   /* io went to the run's reaper (which frees it) */
     uint64_t req_len; /* body length of the destination request in flight */
-    int outcome;
-    /* OCISYNC_EV_BLOB_* once done */ /*
-                                       * A streamed transfer that fails on the way (a reset, a
-                                       * 5xx to a PATCH, an expired token) cannot resend its
-                                       * body: the blob starts over from a new upload and a new
-                                       * GET, after a backoff.
-                                       */
+    int outcome;      /* OCISYNC_EV_BLOB_* once done */
+    /*
+     * A streamed transfer that fails on the way (a reset, a 5xx to a PATCH,
+     * an expired token) cannot resend its body: the blob starts over from a
+     * new upload and a new GET, after a backoff.
+     */
     bool restarting;
     unsigned auth_restarts;
     unsigned restarts;
@@ -406,7 +405,7 @@ static void emit(struct copy_job *job, ocisync_event_kind kind, const char *dige
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Step 4: manifests */
+/* Manifests (step 4 of the order above; the file reads from the end of an image backwards) */
 
 /* The lock for a manifest in the destination repository (NULL when out of memory). */
 static struct copy_mlock *mlock_get(struct copy_job *job, const struct oci_digest *d)
@@ -694,7 +693,7 @@ static void push_child(struct copy_child *c)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Step 3: blobs */
+/* Blobs (step 3) */
 
 static void blob_done(struct copy_blob *b, int outcome)
 {
@@ -2150,7 +2149,7 @@ static void start_blobs(struct copy_job *job)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Step 2: what the destination has */
+/* What the destination has (step 2) */
 
 static void on_child_head(struct proto_reg_op *op, int err)
 {
@@ -2291,7 +2290,7 @@ static void check_dest(struct copy_job *job)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Step 1: the source */
+/* The source (step 1) */
 
 /* Copies the response's media type: the document's own, else Content-Type. */
 static void doc_media_type(const char *ct, const struct oci_manifest *m, char *out, size_t len)
@@ -2764,7 +2763,11 @@ static void job_release(struct copy_job *job)
     job->src_reg = job->dst_reg = job->base_reg = NULL;
 }
 
-/* Strips skopeo's "docker://" transport; other transports are not copy sources yet. */
+/*
+ * A registry reference, with or without skopeo's "docker://". oci:,
+ * oci-archive: and docker-archive: never get here (parse_side and
+ * map_archive take them first); other transports are refused by name.
+ */
 static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errlen)
 {
     const char *colon = strstr(s, "://");

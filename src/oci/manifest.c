@@ -206,44 +206,57 @@ static bool platform_char(char c)
            c == '_' || c == '-';
 }
 
+const char *oci_platform_problem(const char *s)
+{
+    static const size_t max = sizeof(((struct oci_platform *)0)->os) - 1;
+    size_t parts = 0, n = 0;
+
+    if (s == NULL)
+        return "is missing";
+    for (const char *p = s;; p++) {
+        if (*p == '/' || *p == '\0') {
+            if (n == 0)
+                return "is not os/arch[/variant]: a part is empty";
+            parts++;
+            n = 0;
+            if (*p == '\0')
+                break;
+            if (parts == 3)
+                return "is not os/arch[/variant]: it has more than three parts";
+            continue;
+        }
+        if (!platform_char(*p))
+            return "is not os/arch[/variant]: parts are letters, digits, '.', '_' and '-'";
+        if (++n > max)
+            return "is not os/arch[/variant]: a part is longer than 31 characters";
+    }
+    if (parts < 2)
+        return "is not os/arch[/variant]: it needs at least an OS and an architecture";
+    return NULL;
+}
+
 int oci_platform_parse(const char *s, struct oci_platform *out)
 {
     char *fields[3];
-    size_t sizes[3] = {sizeof(out->os), sizeof(out->arch), sizeof(out->variant)};
     size_t n_fields = 0, n = 0;
 
     memset(out, 0, sizeof(*out));
-    if (s == NULL)
+    if (oci_platform_problem(s) != NULL)
         return OCISYNC_EPLATFORM;
     fields[0] = out->os;
     fields[1] = out->arch;
     fields[2] = out->variant;
-
-    for (const char *p = s;; p++) {
-        if (*p == '/' || *p == '\0') {
-            if (n == 0)
-                goto fail; /* empty component, as in "linux//v8" or "" */
-            fields[n_fields][n] = '\0';
+    /* Checked: two or three parts, each of at most 31 bytes, so each fits its field. */
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '/') {
             n_fields++;
             n = 0;
-            if (*p == '\0')
-                break;
-            if (n_fields == 3)
-                goto fail;
             continue;
         }
-        if (!platform_char(*p) || n + 1 >= sizes[n_fields])
-            goto fail;
         fields[n_fields][n++] = *p;
     }
-    if (n_fields < 2)
-        goto fail;
     normalize(out);
     return 0;
-
-fail:
-    memset(out, 0, sizeof(*out));
-    return OCISYNC_EPLATFORM;
 }
 
 int oci_platform_format(const struct oci_platform *p, char *buf, size_t len)

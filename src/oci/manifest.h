@@ -20,10 +20,6 @@
 #define OCI_MT_DOCKER_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
 #define OCI_MT_DOCKER_SCHEMA1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
-/* The Accept header value for manifest requests: all four supported types. */
-#define OCI_MANIFEST_ACCEPT                                                                        \
-    OCI_MT_OCI_INDEX ", " OCI_MT_DOCKER_LIST ", " OCI_MT_OCI_MANIFEST ", " OCI_MT_DOCKER_MANIFEST
-
 /* Manifests are capped at 4 MiB, as distribution's maxManifestBodySize. */
 #define OCI_MANIFEST_MAX_SIZE (4 * 1024 * 1024)
 /* Caps on what one document may list. */
@@ -93,6 +89,12 @@ bool oci_media_type_is_index(const char *mt);
 /* True for the two image manifest media types. */
 bool oci_media_type_is_manifest(const char *mt);
 
+/*
+ * Why s is not "os/arch[/variant]" (a phrase such as "is not
+ * os/arch[/variant]: a part is empty"), or NULL when it is: two or three
+ * non-empty parts of letters, digits, '.', '_' and '-', 31 at most each.
+ */
+const char *oci_platform_problem(const char *s);
 /*
  * Parses "os/arch[/variant]" (e.g. "linux/arm64/v8"). Returns 0 or
  * OCISYNC_EPLATFORM. Normalises as containerd does: "aarch64" -> "arm64",

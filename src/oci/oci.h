@@ -1,6 +1,8 @@
 /*
- * The oci module's interface: references, digests, manifests and the copy
- * engine. Nothing here knows HTTP framing; the engine uses src/proto.
+ * The image formats' interface: references, digests, manifests and
+ * platforms. (The rest of src/oci, layouts, archives, tar, layers and
+ * image configs, has headers of its own; the copy engine that also lives
+ * here for now is the one part that uses src/proto.)
  */
 #ifndef OCI_OCI_H
 #define OCI_OCI_H

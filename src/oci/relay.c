@@ -52,7 +52,8 @@ int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
     }
     /* The producer pauses at the high water mark, so one read buffer always fits. */
     if (len > r->cap - fill)
-        return UV_ENOBUFS; /* After a rewind the first bytes again are already in the digest. */
+        return UV_ENOBUFS;
+    /* After a rewind the first bytes again are already in the digest. */
     if (r->in + len > r->hashed) {
         size_t skip = r->hashed > r->in ? (size_t)(r->hashed - r->in) : 0;
         oci_hasher_update(&r->hasher, data + skip, len - skip);
@@ -62,8 +63,8 @@ int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
     first = r->cap - pos < len ? r->cap - pos : len;
     memcpy(r->buf + pos, data, first);
     memcpy(r->buf, data + first, len - first);
-    r->in += len; /* Only the push that hashes the last bytes finishes the digest (empty pushes may
-                     follow). */
+    r->in += len;
+    /* Only the push that hashes the last bytes finishes the digest (empty pushes may follow). */
     if (len > 0 && r->in == r->size && !r->verified) {
         struct oci_digest got;
         int err = oci_hasher_final(&r->hasher, &got);

@@ -927,11 +927,12 @@ uint64_t proto_reg_backoff_ms(const struct proto_retry *policy, unsigned attempt
     for (unsigned i = 0; i < attempt && ms < policy->max_ms; i++)
         ms *= 2;
     if (ms > policy->max_ms)
-        ms = policy->max_ms; /*
-                              * +-20% jitter, so many clients throttled together do not come back
-                              * together; seeded per process, or every ocisync would draw the same
-                              * delays.
-                              */
+        ms = policy->max_ms;
+    /*
+     * +-20% jitter, so many clients throttled together do not come back
+     * together; seeded per process, or every ocisync would draw the same
+     * delays.
+     */
     static bool seeded;
     if (!seeded) {
         srand((unsigned)(uv_hrtime() ^ ((uint64_t)getpid() << 16)));

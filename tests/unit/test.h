@@ -14,6 +14,19 @@
 
 static int test_failures_;
 static int test_checks_;
+/* Why the running test skipped itself (SKIP), or NULL. */
+static const char *test_skipped_;
+
+/*
+ * Ends the running test as skipped: it is reported as "skip NAME: why", and
+ * a program whose only non-passing tests were skipped exits with 77, which
+ * ctest (SKIP_RETURN_CODE) shows as skipped rather than passed.
+ */
+#define SKIP(why)                                                                                  \
+    do {                                                                                           \
+        test_skipped_ = (why);                                                                     \
+        return;                                                                                    \
+    } while (0)
 
 /* A growable byte buffer (tests only: out of memory aborts). */
 struct test_buf {
@@ -94,18 +107,25 @@ struct test_case_ {
     {                                                                                              \
         static const struct test_case_ cases[] = {__VA_ARGS__};                                    \
         size_t n = sizeof(cases) / sizeof(cases[0]);                                               \
-        int failed_tests = 0;                                                                      \
+        int failed_tests = 0, skipped_tests = 0;                                                   \
         for (size_t i = 0; i < n; i++) {                                                           \
             if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)                                   \
                 continue;                                                                          \
             int before = test_failures_;                                                           \
+            test_skipped_ = NULL;                                                                  \
             cases[i].fn();                                                                         \
             int bad = test_failures_ != before;                                                    \
             failed_tests += bad;                                                                   \
+            if (!bad && test_skipped_ != NULL) {                                                   \
+                skipped_tests++;                                                                   \
+                printf("skip %s: %s\n", cases[i].name, test_skipped_);                             \
+                continue;                                                                          \
+            }                                                                                      \
             printf("%s %s\n", bad ? "FAIL" : "ok  ", cases[i].name);                               \
         }                                                                                          \
-        printf("%d checks, %d failed tests\n", test_checks_, failed_tests);                        \
-        return failed_tests ? 1 : 0;                                                               \
+        printf("%d checks, %d failed tests, %d skipped\n", test_checks_, failed_tests,             \
+               skipped_tests);                                                                     \
+        return failed_tests ? 1 : skipped_tests ? 77 : 0;                                          \
     }
 
 #endif

@@ -1141,10 +1141,8 @@ TEST(real_tools)
     char tmp[64], dir[128], dir2[128], err[512], cmd[1024], *manifest1 = NULL, *manifest2 = NULL;
     char *out;
 
-    if (!have_tool("skopeo")) {
-        printf("skip real_tools: skopeo is not installed\n");
-        return;
-    }
+    if (!have_tool("skopeo"))
+        SKIP("skopeo is not installed");
     make_tmp(tmp, sizeof(tmp));
     snprintf(dir, sizeof(dir), "%s/ours", tmp);
     CHECK_INT(oci_layout_open(&l, dir, true, err, sizeof(err)), 0);
