@@ -782,7 +782,7 @@ static void blob_restart(struct copy_blob *b)
         blob_settle_failed(b);
         return;
     }
-    loop_delay_start(&b->job->ctx->loop, &b->backoff, b->restart_delay_ms, restart_now);
+    loop_delay_start(&b->job->ctx->s.loop, &b->backoff, b->restart_delay_ms, restart_now);
 }
 
 /* Whether op's failure is worth another try: a transport error, 408, 429 or 5xx. */
@@ -964,7 +964,7 @@ static bool take_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
     LOG_DEBUG("blob %s: download cut at byte %llu (%s); retry with Range in %llu ms",
               b->desc.digest.str, (unsigned long long)b->relay.in,
               op->errmsg[0] ? op->errmsg : ocisync_strerror(err), (unsigned long long)ms);
-    loop_delay_start(&b->job->ctx->loop, &b->get_backoff, ms, resume_get);
+    loop_delay_start(&b->job->ctx->s.loop, &b->get_backoff, ms, resume_get);
     return true;
 }
 
@@ -984,7 +984,7 @@ static void source_done(struct copy_blob *b, struct proto_reg_op *op, int err, c
         if (op != NULL)
             proto_reg_op_dispose(op);
         if (!b->put_active)
-            loop_delay_start(&job->ctx->loop, &b->backoff, b->restart_delay_ms, status_now);
+            loop_delay_start(&job->ctx->s.loop, &b->backoff, b->restart_delay_ms, status_now);
         return;
     }
     if (op != NULL && err != 0 && take_resume(b, op, err)) {
@@ -1106,7 +1106,8 @@ static void file_read_next(struct copy_blob *b)
     uv_buf_t buf = uv_buf_init(b->fbuf, left < FILE_READ_SIZE ? (unsigned)left : FILE_READ_SIZE);
     int err;
     b->file_wait = false;
-    err = uv_fs_read(&b->job->ctx->uv, &b->fs, b->fd, &buf, 1, (int64_t)b->relay.in, on_file_read);
+    err =
+        uv_fs_read(&b->job->ctx->s.uv, &b->fs, b->fd, &buf, 1, (int64_t)b->relay.in, on_file_read);
     if (err != 0) {
         snprintf(b->file_err, sizeof(b->file_err), "blob %s in layout %s: %s", b->desc.digest.str,
                  b->job->src_lay->dir, uv_strerror(err));
@@ -1144,7 +1145,7 @@ static int start_file(struct copy_blob *b)
     b->get_offset = b->relay.in;
     if (b->relay.size == 0) {
         /* Nothing to read: the empty relay is already verified. */
-        loop_delay_start(&job->ctx->loop, &b->get_backoff, 0, file_empty_done);
+        loop_delay_start(&job->ctx->s.loop, &b->get_backoff, 0, file_empty_done);
         return 0;
     }
     file_read_next(b);
@@ -1239,7 +1240,7 @@ static void sink_kick(struct copy_blob *b)
     } else {
         return;
     }
-    err = uv_queue_work(&b->job->ctx->uv, &b->work, sink_work, sink_after);
+    err = uv_queue_work(&b->job->ctx->s.uv, &b->work, sink_work, sink_after);
     if (err != 0) {
         blob_fail(b, err, "cannot queue a write to the layout");
         abort_source(b);
@@ -1293,12 +1294,12 @@ static void progress(struct copy_blob *b)
         return;
     if (!b->start_emitted) {
         b->start_emitted = true;
-        b->progress_ms = uv_now(&job->ctx->uv);
+        b->progress_ms = uv_now(&job->ctx->s.uv);
         emit(job, OCISYNC_EV_BLOB_START, b->desc.digest.str, b->desc.media_type, NULL,
              b->desc.size);
         return;
     }
-    now = uv_now(&job->ctx->uv);
+    now = uv_now(&job->ctx->s.uv);
     if (now - b->progress_ms < 100 && b->relay.in < (uint64_t)b->desc.size)
         return;
     b->progress_ms = now;
@@ -1493,7 +1494,7 @@ static void on_dest_done(struct proto_reg_op *op, int err)
         if (b->get_active)
             abort_source(b);
         else
-            loop_delay_start(&b->job->ctx->loop, &b->backoff, b->restart_delay_ms, status_now);
+            loop_delay_start(&b->job->ctx->s.loop, &b->backoff, b->restart_delay_ms, status_now);
         return;
     }
     if (b->restarting || (err != 0 && take_restart(b, op, err))) {
@@ -1819,7 +1820,7 @@ static void blob_release(struct copy_blob *b, bool ok)
         b->io_reaped = true;
         queue_insert_tail(&ctx->io_reap, &b->io->reap_link);
         if (!ctx->io_reap_delay.armed)
-            loop_delay_start(&ctx->loop, &ctx->io_reap_delay, 0, reap_io);
+            loop_delay_start(&ctx->s.loop, &ctx->io_reap_delay, 0, reap_io);
     }
     if (b->parked) {
         queue_remove(&b->wait_link);
@@ -2652,7 +2653,7 @@ static void check_finished(struct copy_job *job)
     }
     queue_insert_tail(&ctx->reap_queue, &job->reap_link);
     if (!ctx->reap.armed)
-        loop_delay_start(&ctx->loop, &ctx->reap, 0, reap_now);
+        loop_delay_start(&ctx->s.loop, &ctx->reap, 0, reap_now);
     pump(ctx);
 }
 
@@ -2664,9 +2665,8 @@ static void check_run_done(struct copy_ctx *ctx)
     if (ctx->finished < ctx->n_jobs && !ctx->stopping)
         return;
     ctx->done = true;
-    if (ctx->signals)
-        oci_stop_watch_close(&ctx->stop);
-    loop_ctx_close(&ctx->loop);
+    oci_stop_watch_close(&ctx->s.stop);
+    loop_ctx_close(&ctx->s.loop);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2755,7 +2755,7 @@ static void job_release(struct copy_job *job)
         if (reg == NULL)
             continue;
         /* What one image learnt about a registry's authentication spares the next a 401. */
-        oci_endpoint_learn(&ctx->endpoints, reg);
+        oci_endpoint_learn(&ctx->s.endpoints, reg);
         ctx->retries += reg->retries;
         proto_registry_dispose(reg);
         free(reg);
@@ -2803,7 +2803,7 @@ static int job_endpoint(struct copy_job *job, bool push, struct proto_registry *
     const struct ocisync_registry_opts *ro =
         push ? (job->item->dst_opts ? job->item->dst_opts : &opts->dst)
              : (job->item->src_opts ? job->item->src_opts : &opts->src);
-    return oci_endpoint_get(&job->ctx->endpoints, ref->registry, ro, push, out, job->res->error,
+    return oci_endpoint_get(&job->ctx->s.endpoints, ref->registry, ro, push, out, job->res->error,
                             sizeof(job->res->error));
 }
 
@@ -3010,8 +3010,8 @@ static int setup_base(struct copy_job *job, char *msg, size_t msglen)
     int err = parse_ref(job->item->base, &job->base, msg, msglen);
     if (err != 0)
         return err;
-    err = oci_endpoint_get(&job->ctx->endpoints, job->base.registry, ro, false, &job->base_reg, msg,
-                           msglen);
+    err = oci_endpoint_get(&job->ctx->s.endpoints, job->base.registry, ro, false, &job->base_reg,
+                           msg, msglen);
     if (err != 0)
         return err;
     snprintf(job->base_reg->scope, sizeof(job->base_reg->scope), "repository:%s:pull",
@@ -3120,9 +3120,9 @@ static void job_start(struct copy_job *job)
 /* ------------------------------------------------------------------------------------------ */
 /* The public entry points */
 
-static void on_stop(struct oci_stop_watch *w)
+static void on_stop(struct oci_session *sess)
 {
-    struct copy_ctx *ctx = w->data;
+    struct copy_ctx *ctx = sess->data;
     uint64_t copied = 0, mounted = 0, skipped = 0;
     /* A second signal while stopping changes nothing: the first one already ends the run. */
     if (ctx->stopping)
@@ -3146,7 +3146,7 @@ static void on_stop(struct oci_stop_watch *w)
         }
     }
     /* Requests in flight, backoffs and token fetches end now rather than when they would. */
-    loop_ctx_abort(&ctx->loop);
+    loop_ctx_abort(&ctx->s.loop);
     pump(ctx);
 }
 
@@ -3195,23 +3195,21 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
     ign.sa_handler = SIG_IGN;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, &old_pipe);
-    err = uv_loop_init(&ctx->uv);
-    if (err != 0)
-        goto out_free;
-    loop_ctx_init(&ctx->loop, &ctx->uv);
-    ctx->loop.max_conns_per_host =
-        opts->max_conns_per_host ? opts->max_conns_per_host : 2 * ctx->max_active + 2;
-    proto_client_init(&ctx->client, &ctx->loop);
-    oci_session_configure(&ctx->loop, &ctx->client, &ctx->endpoints, opts);
-    oci_mstore_init(&ctx->mstore);
-    queue_init(&ctx->io_reap);
     if (opts->handle_signals) {
         oci_stop_enter();
-        oci_stop_watch_start(&ctx->stop, &ctx->uv, on_stop, ctx);
         ctx->signals = true;
     }
+    err = oci_session_init(&ctx->s, opts);
+    if (err != 0)
+        goto out_free;
+    ctx->s.on_stop = on_stop;
+    ctx->s.data = ctx;
+    ctx->s.loop.max_conns_per_host =
+        opts->max_conns_per_host ? opts->max_conns_per_host : 2 * ctx->max_active + 2;
+    oci_mstore_init(&ctx->mstore);
+    queue_init(&ctx->io_reap);
     pump(ctx);
-    uv_run(&ctx->uv, UV_RUN_DEFAULT);
+    uv_run(&ctx->s.uv, UV_RUN_DEFAULT);
 
     /* The first failure is the run's; images never started (interrupted) say so. */
     for (size_t i = 0; i < n; i++) {
@@ -3231,8 +3229,6 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
             err = e;
     }
 
-    loop_ctx_close(&ctx->loop);
-    loop_ctx_dispose(&ctx->loop);
     loop_delay_cancel(&ctx->reap);
     loop_delay_cancel(&ctx->io_reap_delay);
     reap_io(&ctx->io_reap_delay);
@@ -3242,7 +3238,6 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
             free(ctx->jobs[i]);
         }
     }
-    oci_endpoint_cache_dispose(&ctx->endpoints);
     oci_mstore_dispose(&ctx->mstore);
     while (ctx->layouts != NULL) {
         struct copy_layout *l = ctx->layouts;
@@ -3251,15 +3246,10 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
         free(l->dir);
         free(l);
     }
-    proto_client_dispose(&ctx->client);
-    if (ctx->signals)
-        oci_stop_watch_close(&ctx->stop);
-    uv_run(&ctx->uv, UV_RUN_DEFAULT);
-    if (uv_loop_close(&ctx->uv) != 0)
-        LOG_DEBUG("event loop closed with handles still open");
+    oci_session_close(&ctx->s);
+out_free:
     if (ctx->signals)
         oci_stop_leave();
-out_free:
     sigaction(SIGPIPE, &old_pipe, NULL);
     shared_free_all(ctx);
     while (ctx->mlocks != NULL) {

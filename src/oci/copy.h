@@ -28,11 +28,8 @@ struct copy_layout {
 };
 
 struct copy_ctx {
-    uv_loop_t uv;
-    struct loop_ctx loop;
-    struct proto_client client;
+    struct oci_session s; /* loop, pool, client, endpoints and the stop on a signal */
     const struct ocisync_copy_opts *opts;
-    struct oci_endpoint_cache endpoints;
     struct copy_layout *layouts; /* owned list */
 
     /*
@@ -72,8 +69,7 @@ struct copy_ctx {
     int stop_err;
     char stop_msg[256];
     bool done;
-    struct oci_stop_watch stop; /* with ocisync_copy_opts.handle_signals */
-    bool signals;
+    bool signals; /* handle_signals: inside oci_stop_enter */
 };
 
 #endif

@@ -9,9 +9,7 @@
 #include <strings.h>
 
 struct login_ctx {
-    uv_loop_t uv;
-    struct loop_ctx loop;
-    struct proto_client client;
+    struct oci_session s;
     struct proto_registry reg;
     struct proto_reg_op op;
     int err;
@@ -42,7 +40,7 @@ static void on_ping(struct proto_reg_op *op, int err)
     if (err != 0)
         snprintf(lc->errmsg, lc->errlen, "%s", op->errmsg);
     proto_reg_op_dispose(op);
-    loop_ctx_close(&lc->loop);
+    loop_ctx_close(&lc->s.loop);
 }
 
 int ocisync_login(const char *registry, const char *user, const char *password,
@@ -50,6 +48,7 @@ int ocisync_login(const char *registry, const char *user, const char *password,
                   size_t errlen)
 {
     static const struct ocisync_registry_opts defaults;
+    static const struct ocisync_copy_opts session_defaults;
     struct ocisync_registry_opts o = reg_opts != NULL ? *reg_opts : defaults;
     struct login_ctx *lc;
     char name[LOOP_HOST_MAX], path[4096];
@@ -76,12 +75,10 @@ int ocisync_login(const char *registry, const char *user, const char *password,
     o.registry_token = NULL;
     lc->errmsg = err;
     lc->errlen = errlen;
-    rc = uv_loop_init(&lc->uv);
+    rc = oci_session_init(&lc->s, &session_defaults);
     if (rc != 0)
         goto out_free;
-    loop_ctx_init(&lc->loop, &lc->uv);
-    proto_client_init(&lc->client, &lc->loop);
-    rc = oci_endpoint_open(&lc->reg, &lc->client, name, &o, NULL, NULL, err, errlen);
+    rc = oci_endpoint_open(&lc->reg, &lc->s.client, name, &o, NULL, NULL, err, errlen);
     if (rc == 0)
         rc = proto_reg_ping(&lc->op, &lc->reg);
     if (rc == 0) {
@@ -92,15 +89,11 @@ int ocisync_login(const char *registry, const char *user, const char *password,
         }
     }
     if (rc == 0) {
-        uv_run(&lc->uv, UV_RUN_DEFAULT);
+        uv_run(&lc->s.uv, UV_RUN_DEFAULT);
         rc = lc->err;
     }
-    loop_ctx_close(&lc->loop);
-    loop_ctx_dispose(&lc->loop);
     proto_registry_dispose(&lc->reg);
-    proto_client_dispose(&lc->client);
-    uv_run(&lc->uv, UV_RUN_DEFAULT);
-    uv_loop_close(&lc->uv);
+    oci_session_close(&lc->s);
     if (rc != 0)
         goto out_free;
     rc = proto_cred_default_authfile(authfile, path, sizeof(path));
