@@ -1,8 +1,9 @@
 /*
  * The image formats' interface: references, digests, manifests and
- * platforms. (The rest of src/oci, layouts, archives, tar, layers and
- * image configs, has headers of its own; the copy engine that also lives
- * here for now is the one part that uses src/proto.)
+ * platforms. src/oci knows images without the network; its storage parts
+ * (layouts, archives, tar, layers, image configs) have headers of their
+ * own. Nothing in src/oci includes src/proto: moving images is
+ * src/engine's.
  */
 #ifndef OCI_OCI_H
 #define OCI_OCI_H

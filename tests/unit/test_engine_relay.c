@@ -6,7 +6,7 @@
 #include "test.h"
 
 #include "ocisync.h"
-#include "oci/relay.h"
+#include "engine/relay.h"
 
 #include <stdint.h>
 #include <uv.h>

@@ -1,7 +1,7 @@
 /* ocisync_login / ocisync_logout: check credentials against a registry, keep them in the auth file.
  */
 #include "common/log.h"
-#include "oci/endpoint.h"
+#include "engine/endpoint.h"
 
 #include <stdio.h>
 #include <stdlib.h>

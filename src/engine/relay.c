@@ -1,4 +1,4 @@
-#include "oci/relay.h"
+#include "engine/relay.h"
 
 #include "ocisync.h"
 

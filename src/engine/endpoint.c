@@ -1,4 +1,4 @@
-#include "oci/endpoint.h"
+#include "engine/endpoint.h"
 
 #include "common/log.h"
 

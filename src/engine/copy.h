@@ -9,10 +9,10 @@
 
 #include "common/queue.h"
 #include "ocisync.h"
-#include "oci/endpoint.h"
-#include "oci/stop.h"
+#include "engine/endpoint.h"
+#include "engine/stop.h"
 #include "oci/layout.h"
-#include "oci/mstore.h"
+#include "engine/mstore.h"
 #include "oci/oci.h"
 #include "proto/registry.h"
 

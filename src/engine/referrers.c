@@ -11,12 +11,12 @@
  * Each round then looks for referrers of what it copied (the signature of an
  * SBOM), up to a few rounds.
  */
-#include "oci/referrers.h"
+#include "engine/referrers.h"
 
 #include "common/json_depth.h"
 #include "common/log.h"
 #include "common/queue.h"
-#include "oci/endpoint.h"
+#include "engine/endpoint.h"
 #include "oci/oci.h"
 
 #include <jansson.h>

@@ -7,7 +7,7 @@
 #define OCI_ENDPOINT_H
 
 #include "ocisync.h"
-#include "oci/stop.h"
+#include "engine/stop.h"
 #include "proto/registry.h"
 
 /*

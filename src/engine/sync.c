@@ -14,7 +14,7 @@
 #include "common/json_depth.h"
 #include "common/log.h"
 #include "common/queue.h"
-#include "oci/endpoint.h"
+#include "engine/endpoint.h"
 #include "oci/layout.h"
 #include "oci/ref.h"
 #include "oci/oci.h"

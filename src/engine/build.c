@@ -17,13 +17,13 @@
 
 #include "common/log.h"
 #include "oci/archive.h"
-#include "oci/endpoint.h"
+#include "engine/endpoint.h"
 #include "oci/imgconfig.h"
 #include "oci/layer.h"
-#include "oci/layer_push.h"
+#include "engine/layer_push.h"
 #include "oci/layout.h"
 #include "oci/oci.h"
-#include "oci/stop.h"
+#include "engine/stop.h"
 #include "oci/tar.h"
 
 #include <stdio.h>

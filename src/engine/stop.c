@@ -1,4 +1,4 @@
-#include "oci/stop.h"
+#include "engine/stop.h"
 
 #include "common/log.h"
 

@@ -1,6 +1,6 @@
 /* _GNU_SOURCE: fallocate's FALLOC_FL_PUNCH_HOLE */
 #define _GNU_SOURCE
-#include "oci/mstore.h"
+#include "engine/mstore.h"
 
 #include "common/log.h"
 #include "common/sysio.h"

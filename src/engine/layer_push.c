@@ -1,4 +1,4 @@
-#include "oci/layer_push.h"
+#include "engine/layer_push.h"
 
 #include "common/log.h"
 #include "common/queue.h"

@@ -16,16 +16,16 @@
  *   4. push each child manifest once its blobs are confirmed, then the index
  *      (or the single manifest) under the tag, last.
  */
-#include "oci/copy.h"
+#include "engine/copy.h"
 
 #include "common/log.h"
 #include "common/sysio.h"
 #include "oci/archive.h"
 #include "oci/docker_archive.h"
-#include "oci/endpoint.h"
+#include "engine/endpoint.h"
 #include "oci/layout.h"
-#include "oci/referrers.h"
-#include "oci/relay.h"
+#include "engine/referrers.h"
+#include "engine/relay.h"
 
 #include <errno.h>
 #include <inttypes.h>
