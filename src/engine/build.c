@@ -53,7 +53,7 @@ struct new_layer {
     int err;
     char msg[1024];
     /* Streamed uploads of the layer while it builds, one per destination registry. */
-    struct oci_layer_push pushes[MAX_STREAMS];
+    struct engine_layer_push pushes[MAX_STREAMS];
     bool pushing[MAX_STREAMS]; /* pushes[i] was started and has not called back */
     uint64_t streamed;         /* pushes that left the blob at their registry */
 };
@@ -96,7 +96,7 @@ struct build {
 /* Step 1: the base, fetched with a small loop of its own */
 
 struct fetcher {
-    struct oci_session s;
+    struct engine_session s;
     struct proto_registry *reg;
     bool done;
     int err;
@@ -157,11 +157,11 @@ static int resolve_base(struct build *b)
     int err;
 
     memset(&f, 0, sizeof(f));
-    err = oci_session_init(&f.s, &b->o->copy);
+    err = engine_session_init(&f.s, &b->o->copy);
     if (err != 0)
         return err;
-    err = oci_endpoint_get(&f.s.endpoints, b->base.registry, &b->o->copy.src, false, &f.reg, msg,
-                           sizeof(msg));
+    err = engine_endpoint_get(&f.s.endpoints, b->base.registry, &b->o->copy.src, false, &f.reg, msg,
+                              sizeof(msg));
     if (err != 0) {
         snprintf(b->res->error, sizeof(b->res->error), "base %s: %s", b->base_repo, msg);
         goto out;
@@ -251,7 +251,7 @@ out:
         proto_registry_dispose(f.reg);
         free(f.reg);
     }
-    oci_session_close(&f.s);
+    engine_session_close(&f.s);
     return err;
 }
 
@@ -263,7 +263,7 @@ struct stream_target {
     char repo[256];
 };
 
-static void on_pushed(struct oci_layer_push *p, int err, const char *msg)
+static void on_pushed(struct engine_layer_push *p, int err, const char *msg)
 {
     struct new_layer *l = p->data;
     size_t i = (size_t)(p - l->pushes);
@@ -286,7 +286,7 @@ static void on_progress(struct oci_layer_build *lb, int fd, uint64_t written)
     struct new_layer *l = lb->data;
     for (size_t i = 0; i < MAX_STREAMS; i++)
         if (l->pushing[i])
-            oci_layer_push_grow(&l->pushes[i], fd, written);
+            engine_layer_push_grow(&l->pushes[i], fd, written);
 }
 
 static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
@@ -305,9 +305,9 @@ static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
                       lb->result.digest.str, (unsigned long long)lb->result.size,
                       (unsigned long long)l->pushes[i].consumed, l->pushes[i].reg->name,
                       l->pushes[i].repo);
-            oci_layer_push_finish(&l->pushes[i], &lb->result.digest, lb->result.size);
+            engine_layer_push_finish(&l->pushes[i], &lb->result.digest, lb->result.size);
         } else {
-            oci_layer_push_abort(&l->pushes[i]);
+            engine_layer_push_abort(&l->pushes[i]);
         }
     }
 }
@@ -329,7 +329,7 @@ static bool registry_tag(const char *tag, struct oci_ref *out)
     return oci_ref_parse(tag, out, NULL, 0) == 0;
 }
 
-static size_t stream_targets(struct build *b, struct oci_session *s, struct stream_target *t)
+static size_t stream_targets(struct build *b, struct engine_session *s, struct stream_target *t)
 {
     const struct ocisync_build_opts *o = b->o;
     size_t n = 0;
@@ -344,8 +344,8 @@ static size_t stream_targets(struct build *b, struct oci_session *s, struct stre
             seen |= strcmp(t[k].reg->name, dst.registry) == 0;
         if (seen)
             continue;
-        if (oci_endpoint_get(&s->endpoints, dst.registry, &o->copy.dst, true, &t[n].reg, msg,
-                             sizeof(msg)) != 0) {
+        if (engine_endpoint_get(&s->endpoints, dst.registry, &o->copy.dst, true, &t[n].reg, msg,
+                                sizeof(msg)) != 0) {
             LOG_DEBUG("%s: no streaming of layers: %s", dst.registry, msg);
             continue;
         }
@@ -358,7 +358,7 @@ static size_t stream_targets(struct build *b, struct oci_session *s, struct stre
 }
 
 /* SIGINT or SIGTERM on the builder's loop: the layers in progress stop where they are. */
-static void builder_stop(struct oci_session *s)
+static void builder_stop(struct engine_session *s)
 {
     struct build *b = s->data;
     for (size_t i = 0; i < b->n_layers; i++)
@@ -369,13 +369,13 @@ static void builder_stop(struct oci_session *s)
 /* Whether SIGINT or SIGTERM stopped the run (when it handles them). */
 static bool stopped(const struct build *b)
 {
-    return b->o->copy.handle_signals && oci_stop_requested() != 0;
+    return b->o->copy.handle_signals && engine_stop_requested() != 0;
 }
 
 static void build_layers(void *arg)
 {
     struct build *b = arg;
-    struct oci_session s;
+    struct engine_session s;
     struct stream_target targets[MAX_STREAMS];
     size_t n_targets = 0;
     struct oci_tar_opts topts;
@@ -384,7 +384,7 @@ static void build_layers(void *arg)
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     char dir[4300];
 
-    if (oci_session_init(&s, &b->o->copy) != 0) {
+    if (engine_session_init(&s, &b->o->copy) != 0) {
         b->layers[0].err = UV_ENOMEM;
         return;
     }
@@ -422,8 +422,8 @@ static void build_layers(void *arg)
         l->build.on_progress = on_progress;
         l->build.scratch = true; /* the staging layout is removed when the run ends */
         for (size_t t = 0; t < n_targets; t++) {
-            int err = oci_layer_push_start(&l->pushes[t], &s.uv, targets[t].reg, targets[t].repo,
-                                           b->o->copy.chunk_size, on_pushed, l);
+            int err = engine_layer_push_start(&l->pushes[t], &s.uv, targets[t].reg, targets[t].repo,
+                                              b->o->copy.chunk_size, on_pushed, l);
             l->pushing[t] = err == 0;
             b->pending += err == 0;
         }
@@ -434,7 +434,7 @@ static void build_layers(void *arg)
         proto_registry_dispose(targets[t].reg);
         free(targets[t].reg);
     }
-    oci_session_close(&s);
+    engine_session_close(&s);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -687,7 +687,7 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
     b.res = res;
     ocisync__debug = o->copy.debug;
     if (o->copy.handle_signals)
-        oci_stop_enter();
+        engine_stop_enter();
     b.created = sde != NULL && *sde != '\0' ? strtoll(sde, NULL, 10) : (int64_t)time(NULL);
     b.comp_mt = o->compression == OCISYNC_ZSTD ? OCI_MT_OCI_LAYER_ZSTD : OCI_MT_OCI_LAYER_GZIP;
     err = plan_build(&b);
@@ -836,11 +836,11 @@ out:
         snprintf(res->error, sizeof(res->error),
                  "interrupted by %s: nothing half-done was committed (no tag was pushed unless "
                  "the image was complete); a rerun builds and pushes what is missing",
-                 oci_stop_name());
+                 engine_stop_name());
     }
     if (err != 0 && res->error[0] == '\0')
         snprintf(res->error, sizeof(res->error), "%s", ocisync_strerror(err));
     if (o->copy.handle_signals)
-        oci_stop_leave();
+        engine_stop_leave();
     return err;
 }

@@ -81,10 +81,10 @@ struct copy_child {
      * run's manifest store from the fetch to the push (an index's child), or
      * the top level's own (a lone manifest). raw points at them while loaded.
      */
-    struct oci_mstore_ref mref;
-    bool stored;                 /* mref holds them */
-    struct oci_mstore_waiter mw; /* the store's reservation for its fetch, then its push */
-    bool fetching, putting;      /* its GET, or its PUT, is in flight */
+    struct engine_mstore_ref mref;
+    bool stored;                    /* mref holds them */
+    struct engine_mstore_waiter mw; /* the store's reservation for its fetch, then its push */
+    bool fetching, putting;         /* its GET, or its PUT, is in flight */
     const char *raw;
     size_t raw_len;
     char media_type[OCI_MEDIA_TYPE_MAX];
@@ -126,7 +126,7 @@ struct copy_blob {
     char *location; /* owned */
     uint64_t chunk;
     uint64_t sent; /* bytes covered by finished upload requests */
-    struct oci_relay relay;
+    struct engine_relay relay;
     bool relay_ready;
     bool get_active, put_active;
     bool get_done;    /* the source GET finished and the content is verified */
@@ -313,15 +313,15 @@ static void status_now(struct loop_delay *d);
  */
 static void child_release(struct copy_child *c)
 {
-    struct oci_mstore *ms = &c->job->ctx->mstore;
+    struct engine_mstore *ms = &c->job->ctx->mstore;
     if (c->stored) {
-        oci_mstore_drop(ms, &c->mref);
+        engine_mstore_drop(ms, &c->mref);
         c->stored = false;
         c->raw = NULL;
         c->raw_len = 0;
     }
     if (c->mw.waiting || c->mw.holds)
-        oci_mstore_release(ms, &c->mw);
+        engine_mstore_release(ms, &c->mw);
 }
 
 static void fail(struct copy_job *job, int err, const char *fmt, ...)
@@ -609,7 +609,7 @@ static void on_child_pushed(struct proto_reg_op *op, int err)
     check_finished(job);
 }
 
-static void resume_push(struct oci_mstore_waiter *w)
+static void resume_push(struct engine_mstore_waiter *w)
 {
     struct copy_child *c = container_of(w, struct copy_child, mw);
     struct copy_job *job = c->job;
@@ -634,11 +634,11 @@ static void push_child(struct copy_child *c)
     if (c->stored && c->raw == NULL) {
         /* Loaded for its push in turn, so that a thousand children done at once stay bounded. */
         char msg[512];
-        if (!oci_mstore_reserve(&job->ctx->mstore, &c->mw, c->mref.len, resume_push)) {
+        if (!engine_mstore_reserve(&job->ctx->mstore, &c->mw, c->mref.len, resume_push)) {
             job->pending_ops++;
             return;
         }
-        err = oci_mstore_load(&job->ctx->mstore, &c->mref, &c->raw, msg, sizeof(msg));
+        err = engine_mstore_load(&job->ctx->mstore, &c->mref, &c->raw, msg, sizeof(msg));
         if (err != 0) {
             fail(job, err, "manifest %s: %s", c->desc.digest.str, msg);
             return;
@@ -727,7 +727,7 @@ static void blob_done(struct copy_blob *b, int outcome)
             push_child(c);
     }
     if (b->relay_ready) {
-        oci_relay_dispose(&b->relay);
+        engine_relay_dispose(&b->relay);
         b->relay_ready = false;
     }
     pump(job->ctx);
@@ -758,7 +758,7 @@ static void restart_now(struct loop_delay *d)
     struct copy_blob *b = container_of(d, struct copy_blob, backoff);
     b->restarting = false;
     if (b->relay_ready) {
-        oci_relay_dispose(&b->relay);
+        engine_relay_dispose(&b->relay);
         b->relay_ready = false;
     }
     free(b->location);
@@ -844,7 +844,7 @@ static void blob_settle_failed(struct copy_blob *b)
     if (b->get_active || b->put_active || b->step == BLOB_DONE)
         return;
     if (b->relay_ready) {
-        oci_relay_dispose(&b->relay);
+        engine_relay_dispose(&b->relay);
         b->relay_ready = false;
     }
     blob_release(b, false);
@@ -856,14 +856,14 @@ static void blob_settle_failed(struct copy_blob *b)
 static int body_peek(void *arg, const char **data, size_t *len)
 {
     struct copy_blob *b = arg;
-    *len = oci_relay_peek(&b->relay, data, UINT64_MAX);
+    *len = engine_relay_peek(&b->relay, data, UINT64_MAX);
     return 0;
 }
 
 static void body_consume(void *arg, size_t n)
 {
     struct copy_blob *b = arg;
-    if (oci_relay_consume(&b->relay, n) && b->get_active) {
+    if (engine_relay_consume(&b->relay, n) && b->get_active) {
         if (!from_file(b))
             proto_http_resume(&b->io->get.http);
         else if (b->file_wait)
@@ -913,7 +913,7 @@ static int get_on_headers(struct proto_http_req *r)
 static int get_on_body(struct proto_http_req *r, const char *data, size_t len)
 {
     struct copy_blob *b = container_of(r, struct proto_reg_op, http)->data;
-    int rc = oci_relay_push(&b->relay, data, len);
+    int rc = engine_relay_push(&b->relay, data, len);
     if (rc < 0)
         return rc;
     progress(b);
@@ -1080,7 +1080,7 @@ static void on_file_read(uv_fs_t *req)
         file_finish(b, rc);
         return;
     }
-    rc = oci_relay_push(&b->relay, b->fbuf, (size_t)n);
+    rc = engine_relay_push(&b->relay, b->fbuf, (size_t)n);
     if (rc < 0) {
         file_finish(b, rc);
         return;
@@ -1204,7 +1204,7 @@ static void sink_after(uv_work_t *req, int status)
             return;
         }
     } else if (err == 0 && job->err == 0) {
-        if (oci_relay_consume(&b->relay, b->sink_len) && b->file_wait)
+        if (engine_relay_consume(&b->relay, b->sink_len) && b->file_wait)
             file_read_next(b);
         else if (b->get_active && !from_file(b))
             proto_http_resume(&b->io->get.http);
@@ -1229,7 +1229,7 @@ static void sink_kick(struct copy_blob *b)
     int err;
     if (b->put_active || !b->w_open || b->job->err != 0)
         return;
-    n = oci_relay_peek(&b->relay, &data, 4 * 1024 * 1024);
+    n = engine_relay_peek(&b->relay, &data, 4 * 1024 * 1024);
     if (n > 0) {
         b->sink_commit = false;
         b->sink_data = data;
@@ -1264,7 +1264,7 @@ static void blob_to_layout(struct copy_blob *b)
                                 sizeof(msg));
     if (err == 0) {
         b->w_open = true;
-        err = oci_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
+        err = engine_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
         if (err != 0)
             snprintf(msg, sizeof(msg), "out of memory");
     }
@@ -1452,7 +1452,7 @@ static void resume_upload(struct copy_blob *b, int64_t have, char *loc)
               b->desc.digest.str, (long long)have, (long long)b->desc.size);
     free(b->location);
     b->location = loc;
-    oci_relay_rewind(&b->relay, (uint64_t)have);
+    engine_relay_rewind(&b->relay, (uint64_t)have);
     b->sent = (uint64_t)have;
     b->step = BLOB_RELAY;
     if ((uint64_t)have < (uint64_t)b->desc.size) {
@@ -1644,7 +1644,7 @@ static void blob_next(struct copy_blob *b)
          * upload begins, and one round trip per blob is saved.
          */
         if (!job->same_registry && b->mount_from == NULL && !b->relay_ready && b->desc.size > 0) {
-            err = oci_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
+            err = engine_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
             if (err == 0) {
                 b->relay_ready = true;
                 err = start_get(b);
@@ -1668,7 +1668,7 @@ static void blob_next(struct copy_blob *b)
         break;
     case BLOB_RELAY:
         if (!b->relay_ready) {
-            err = oci_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
+            err = engine_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
             if (err != 0)
                 break;
             b->relay_ready = true;
@@ -2348,7 +2348,7 @@ static void child_received(struct copy_child *c, char *raw, size_t len, const ch
     }
     doc_media_type(content_type, &c->m, c->media_type, sizeof(c->media_type));
     /* Keep the bytes until the push: they are pushed as they are, so the digest stays. */
-    err = oci_mstore_keep(&job->ctx->mstore, &c->mref, raw, len, msg, sizeof(msg));
+    err = engine_mstore_keep(&job->ctx->mstore, &c->mref, raw, len, msg, sizeof(msg));
     raw = NULL;
     if (err != 0) {
         fail(job, err, "manifest %s: %s", c->desc.digest.str, msg);
@@ -2368,7 +2368,7 @@ static void on_child_fetched(struct proto_reg_op *op, int err)
     job->pending_ops--;
     c->fetching = false;
     /* The response buffer becomes the kept manifest (or is spilled): the reservation ends. */
-    oci_mstore_release(&job->ctx->mstore, &c->mw);
+    engine_mstore_release(&job->ctx->mstore, &c->mw);
     if (err == 0 && job->err != 0) {
         /* The image failed meanwhile: nothing to keep. */
     } else if (err != 0) {
@@ -2418,7 +2418,7 @@ static int start_fetch(struct copy_child *c)
     if (err != 0) {
         fail(job, err, "%s", c->op.errmsg);
         proto_reg_op_dispose(&c->op);
-        oci_mstore_release(&job->ctx->mstore, &c->mw);
+        engine_mstore_release(&job->ctx->mstore, &c->mw);
         job->pending_ops--;
         return err;
     }
@@ -2426,12 +2426,12 @@ static int start_fetch(struct copy_child *c)
     return 0;
 }
 
-static void resume_fetch(struct oci_mstore_waiter *w)
+static void resume_fetch(struct engine_mstore_waiter *w)
 {
     struct copy_child *c = container_of(w, struct copy_child, mw);
     struct copy_job *job = c->job;
     if (job->err != 0) {
-        oci_mstore_release(&job->ctx->mstore, &c->mw);
+        engine_mstore_release(&job->ctx->mstore, &c->mw);
         job->pending_ops--;
         check_finished(job);
         return;
@@ -2517,7 +2517,7 @@ static int plan_index(struct copy_job *job)
         }
         /* Each fetch waits for its share of the manifest store; pending until it is done. */
         job->pending_ops++;
-        if (oci_mstore_reserve(&job->ctx->mstore, &c->mw, child_size(c), resume_fetch) &&
+        if (engine_mstore_reserve(&job->ctx->mstore, &c->mw, child_size(c), resume_fetch) &&
             start_fetch(c) != 0)
             return job->err;
     }
@@ -2665,7 +2665,7 @@ static void check_run_done(struct copy_ctx *ctx)
     if (ctx->finished < ctx->n_jobs && !ctx->stopping)
         return;
     ctx->done = true;
-    oci_stop_watch_close(&ctx->s.stop);
+    engine_stop_watch_close(&ctx->s.stop);
     loop_ctx_close(&ctx->s.loop);
 }
 
@@ -2724,7 +2724,7 @@ static void job_release(struct copy_job *job)
         free(job->blobs[i].mount_from);
         free(job->blobs[i].mount_scope);
         if (job->blobs[i].relay_ready)
-            oci_relay_dispose(&job->blobs[i].relay);
+            engine_relay_dispose(&job->blobs[i].relay);
     }
     free(job->blobs);
     job->blobs = NULL;
@@ -2755,7 +2755,7 @@ static void job_release(struct copy_job *job)
         if (reg == NULL)
             continue;
         /* What one image learnt about a registry's authentication spares the next a 401. */
-        oci_endpoint_learn(&ctx->s.endpoints, reg);
+        engine_endpoint_learn(&ctx->s.endpoints, reg);
         ctx->retries += reg->retries;
         proto_registry_dispose(reg);
         free(reg);
@@ -2803,8 +2803,8 @@ static int job_endpoint(struct copy_job *job, bool push, struct proto_registry *
     const struct ocisync_registry_opts *ro =
         push ? (job->item->dst_opts ? job->item->dst_opts : &opts->dst)
              : (job->item->src_opts ? job->item->src_opts : &opts->src);
-    return oci_endpoint_get(&job->ctx->s.endpoints, ref->registry, ro, push, out, job->res->error,
-                            sizeof(job->res->error));
+    return engine_endpoint_get(&job->ctx->s.endpoints, ref->registry, ro, push, out,
+                               job->res->error, sizeof(job->res->error));
 }
 
 /* GETs the source's top-level document (by the digest its HEAD gave, if any). */
@@ -3010,8 +3010,8 @@ static int setup_base(struct copy_job *job, char *msg, size_t msglen)
     int err = parse_ref(job->item->base, &job->base, msg, msglen);
     if (err != 0)
         return err;
-    err = oci_endpoint_get(&job->ctx->s.endpoints, job->base.registry, ro, false, &job->base_reg,
-                           msg, msglen);
+    err = engine_endpoint_get(&job->ctx->s.endpoints, job->base.registry, ro, false, &job->base_reg,
+                              msg, msglen);
     if (err != 0)
         return err;
     snprintf(job->base_reg->scope, sizeof(job->base_reg->scope), "repository:%s:pull",
@@ -3120,7 +3120,7 @@ static void job_start(struct copy_job *job)
 /* ------------------------------------------------------------------------------------------ */
 /* The public entry points */
 
-static void on_stop(struct oci_session *sess)
+static void on_stop(struct engine_session *sess)
 {
     struct copy_ctx *ctx = sess->data;
     uint64_t copied = 0, mounted = 0, skipped = 0;
@@ -3137,7 +3137,7 @@ static void on_stop(struct oci_session *sess)
              "interrupted by %s: %" PRIu64 " blobs were copied, %" PRIu64 " mounted and %" PRIu64
              " skipped before it; nothing half-done was committed, and a rerun completes "
              "what is missing",
-             oci_stop_name(), copied, mounted, skipped);
+             engine_stop_name(), copied, mounted, skipped);
     for (size_t i = 0; i < ctx->n_jobs; i++) {
         struct copy_job *job = ctx->jobs[i];
         if (job != NULL && job->started && !job->done) {
@@ -3196,17 +3196,17 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, &old_pipe);
     if (opts->handle_signals) {
-        oci_stop_enter();
+        engine_stop_enter();
         ctx->signals = true;
     }
-    err = oci_session_init(&ctx->s, opts);
+    err = engine_session_init(&ctx->s, opts);
     if (err != 0)
         goto out_free;
     ctx->s.on_stop = on_stop;
     ctx->s.data = ctx;
     ctx->s.loop.max_conns_per_host =
         opts->max_conns_per_host ? opts->max_conns_per_host : 2 * ctx->max_active + 2;
-    oci_mstore_init(&ctx->mstore);
+    engine_mstore_init(&ctx->mstore);
     queue_init(&ctx->io_reap);
     pump(ctx);
     uv_run(&ctx->s.uv, UV_RUN_DEFAULT);
@@ -3238,7 +3238,7 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
             free(ctx->jobs[i]);
         }
     }
-    oci_mstore_dispose(&ctx->mstore);
+    engine_mstore_dispose(&ctx->mstore);
     while (ctx->layouts != NULL) {
         struct copy_layout *l = ctx->layouts;
         ctx->layouts = l->next;
@@ -3246,10 +3246,10 @@ static int copy_run(const struct ocisync_copy_item *items, size_t n,
         free(l->dir);
         free(l);
     }
-    oci_session_close(&ctx->s);
+    engine_session_close(&ctx->s);
 out_free:
     if (ctx->signals)
-        oci_stop_leave();
+        engine_stop_leave();
     sigaction(SIGPIPE, &old_pipe, NULL);
     shared_free_all(ctx);
     while (ctx->mlocks != NULL) {
@@ -3378,7 +3378,7 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
     if (!any) {
         err = copy_run(items, n, opts, results);
         if (opts != NULL && opts->referrers && err != OCISYNC_EINTERRUPTED) {
-            int rerr = oci_referrers_copy(items, n, opts, results, copy_run);
+            int rerr = engine_referrers_copy(items, n, opts, results, copy_run);
             if (err == 0)
                 err = rerr;
         }
@@ -3419,7 +3419,7 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
     if (n_run > 0) {
         int e = copy_run(run_items, n_run, opts, run_res);
         if (opts != NULL && opts->referrers && e != OCISYNC_EINTERRUPTED) {
-            int rerr = oci_referrers_copy(run_items, n_run, opts, run_res, copy_run);
+            int rerr = engine_referrers_copy(run_items, n_run, opts, run_res, copy_run);
             if (e == 0)
                 e = rerr;
         }

@@ -4,8 +4,8 @@
  * blob transfers in flight across all of them, and the table that lets a blob
  * needed by several destination repositories travel once.
  */
-#ifndef OCI_COPY_H
-#define OCI_COPY_H
+#ifndef ENGINE_COPY_H
+#define ENGINE_COPY_H
 
 #include "common/queue.h"
 #include "ocisync.h"
@@ -28,7 +28,7 @@ struct copy_layout {
 };
 
 struct copy_ctx {
-    struct oci_session s; /* loop, pool, client, endpoints and the stop on a signal */
+    struct engine_session s; /* loop, pool, client, endpoints and the stop on a signal */
     const struct ocisync_copy_opts *opts;
     struct copy_layout *layouts; /* owned list */
 
@@ -60,7 +60,7 @@ struct copy_ctx {
     unsigned active;     /* transfers holding a slot */
     unsigned retries;    /* requests sent again, over finished images */
 
-    struct oci_mstore mstore;    /* child manifests between their fetch and their push */
+    struct engine_mstore mstore; /* child manifests between their fetch and their push */
     struct copy_shared **shared; /* owned hash table: blobs by (destination registry, digest) */
     struct copy_mlock *mlocks;   /* owned list: manifests pushed in this run, by repository */
     size_t shared_cap;
@@ -69,7 +69,7 @@ struct copy_ctx {
     int stop_err;
     char stop_msg[256];
     bool done;
-    bool signals; /* handle_signals: inside oci_stop_enter */
+    bool signals; /* handle_signals: inside engine_stop_enter */
 };
 
 #endif

@@ -117,7 +117,7 @@ static int find_certs(const char *registry, const char *cert_dir, struct certs *
     return rc;
 }
 
-const char *oci_endpoint_api_host(const char *registry)
+const char *engine_endpoint_api_host(const char *registry)
 {
     if (strcmp(registry, "docker.io") == 0)
         return "registry-1.docker.io";
@@ -136,9 +136,9 @@ static void host_only(const char *registry, char *buf, size_t len)
     snprintf(buf, len, "%.*s", (int)strcspn(registry, ":"), registry);
 }
 
-int oci_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const char *registry,
-                      const struct ocisync_registry_opts *o, const char *authfile,
-                      const char *env_side, char *err, size_t errlen)
+int engine_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const char *registry,
+                         const struct ocisync_registry_opts *o, const char *authfile,
+                         const char *env_side, char *err, size_t errlen)
 {
     struct certs certs;
     struct proto_cred cred;
@@ -173,7 +173,7 @@ int oci_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const
         scheme = loop_host_is_loopback(host) && !explicit_tls ? "http" : "https";
         break;
     }
-    rc = proto_registry_init(reg, cl, registry, scheme, oci_endpoint_api_host(registry));
+    rc = proto_registry_init(reg, cl, registry, scheme, engine_endpoint_api_host(registry));
     if (rc != 0) {
         snprintf(err, errlen, "registry %s: name too long", registry);
         goto out;
@@ -252,11 +252,11 @@ static bool same_opts(const struct ocisync_registry_opts *a, const struct ocisyn
             same_str(a->creds, b->creds) && same_str(a->registry_token, b->registry_token));
 }
 
-int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
-                     const struct ocisync_registry_opts *o, bool push, struct proto_registry **out,
-                     char *err, size_t errlen)
+int engine_endpoint_get(struct engine_endpoint_cache *c, const char *registry,
+                        const struct ocisync_registry_opts *o, bool push,
+                        struct proto_registry **out, char *err, size_t errlen)
 {
-    struct oci_endpoint *ep;
+    struct engine_endpoint *ep;
     int rc;
     *out = NULL;
     for (ep = c->head; ep != NULL; ep = ep->next)
@@ -266,8 +266,8 @@ int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
         ep = calloc(1, sizeof(*ep));
         if (ep == NULL)
             return UV_ENOMEM;
-        rc = oci_endpoint_open(&ep->reg, c->client, registry, o, c->authfile,
-                               push ? "OCISYNC_PUSH" : "OCISYNC_PULL", err, errlen);
+        rc = engine_endpoint_open(&ep->reg, c->client, registry, o, c->authfile,
+                                  push ? "OCISYNC_PUSH" : "OCISYNC_PULL", err, errlen);
         if (rc != 0) {
             proto_registry_dispose(&ep->reg);
             free(ep);
@@ -294,9 +294,9 @@ int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
     return rc;
 }
 
-void oci_endpoint_learn(struct oci_endpoint_cache *c, const struct proto_registry *reg)
+void engine_endpoint_learn(struct engine_endpoint_cache *c, const struct proto_registry *reg)
 {
-    for (struct oci_endpoint *ep = c->head; ep != NULL; ep = ep->next) {
+    for (struct engine_endpoint *ep = c->head; ep != NULL; ep = ep->next) {
         if (strcmp(ep->reg.name, reg->name) == 0 && ep->reg.http_fallback &&
             strncmp(reg->base, "http://", 7) == 0)
             proto_registry_use_http(&ep->reg);
@@ -308,25 +308,25 @@ void oci_endpoint_learn(struct oci_endpoint_cache *c, const struct proto_registr
     }
 }
 
-void oci_endpoint_cache_dispose(struct oci_endpoint_cache *c)
+void engine_endpoint_cache_dispose(struct engine_endpoint_cache *c)
 {
     while (c->head != NULL) {
-        struct oci_endpoint *ep = c->head;
+        struct engine_endpoint *ep = c->head;
         c->head = ep->next;
         proto_registry_dispose(&ep->reg);
         free(ep);
     }
 }
 
-static void on_session_stop(struct oci_stop_watch *w)
+static void on_session_stop(struct engine_stop_watch *w)
 {
-    struct oci_session *s = w->data;
+    struct engine_session *s = w->data;
     loop_ctx_abort(&s->loop);
     if (s->on_stop != NULL)
         s->on_stop(s);
 }
 
-int oci_session_init(struct oci_session *s, const struct ocisync_copy_opts *o)
+int engine_session_init(struct engine_session *s, const struct ocisync_copy_opts *o)
 {
     int err;
     memset(s, 0, sizeof(*s));
@@ -335,14 +335,15 @@ int oci_session_init(struct oci_session *s, const struct ocisync_copy_opts *o)
         return err;
     loop_ctx_init(&s->loop, &s->uv);
     proto_client_init(&s->client, &s->loop);
-    oci_session_configure(&s->loop, &s->client, &s->endpoints, o);
+    engine_session_configure(&s->loop, &s->client, &s->endpoints, o);
     if (o->handle_signals)
-        oci_stop_watch_start(&s->stop, &s->uv, on_session_stop, s);
+        engine_stop_watch_start(&s->stop, &s->uv, on_session_stop, s);
     return 0;
 }
 
-void oci_session_configure(struct loop_ctx *loop, struct proto_client *cl,
-                           struct oci_endpoint_cache *endpoints, const struct ocisync_copy_opts *o)
+void engine_session_configure(struct loop_ctx *loop, struct proto_client *cl,
+                              struct engine_endpoint_cache *endpoints,
+                              const struct ocisync_copy_opts *o)
 {
     if (o->connect_timeout)
         loop->connect_timeout_ms = (uint64_t)o->connect_timeout * 1000;
@@ -358,12 +359,12 @@ void oci_session_configure(struct loop_ctx *loop, struct proto_client *cl,
     endpoints->retry_delay_ms = o->retry_delay_ms;
 }
 
-void oci_session_close(struct oci_session *s)
+void engine_session_close(struct engine_session *s)
 {
-    oci_stop_watch_close(&s->stop);
+    engine_stop_watch_close(&s->stop);
     loop_ctx_close(&s->loop);
     loop_ctx_dispose(&s->loop);
-    oci_endpoint_cache_dispose(&s->endpoints);
+    engine_endpoint_cache_dispose(&s->endpoints);
     proto_client_dispose(&s->client);
     uv_run(&s->uv, UV_RUN_DEFAULT);
     uv_loop_close(&s->uv);

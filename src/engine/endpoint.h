@@ -3,8 +3,8 @@
  * ready proto_registry: the scheme, the TLS configuration (cert dirs,
  * certs.d, verification), and the credentials.
  */
-#ifndef OCI_ENDPOINT_H
-#define OCI_ENDPOINT_H
+#ifndef ENGINE_ENDPOINT_H
+#define ENGINE_ENDPOINT_H
 
 #include "ocisync.h"
 #include "engine/stop.h"
@@ -15,24 +15,24 @@
  * env_side is "OCISYNC_PULL" or "OCISYNC_PUSH" (credential variables), or
  * NULL. On error err names the registry and the reason.
  */
-int oci_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const char *registry,
-                      const struct ocisync_registry_opts *o, const char *authfile,
-                      const char *env_side, char *err, size_t errlen);
+int engine_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const char *registry,
+                         const struct ocisync_registry_opts *o, const char *authfile,
+                         const char *env_side, char *err, size_t errlen);
 
 /*
  * The endpoints of a run, configured once each (certificates, TLS context,
  * credentials) and cloned for every image or listing that talks to them, so
  * TLS contexts, pooled connections and learnt challenges are shared.
  */
-struct oci_endpoint {
-    struct oci_endpoint *next;
+struct engine_endpoint {
+    struct engine_endpoint *next;
     const struct ocisync_registry_opts *opts; /* borrowed: identity of the settings */
     bool push;
     struct proto_registry reg;
 };
 
-struct oci_endpoint_cache {
-    struct oci_endpoint *head; /* owned list */
+struct engine_endpoint_cache {
+    struct engine_endpoint *head; /* owned list */
     struct proto_client *client;
     const char *authfile;
     int retry_times;         /* ocisync_copy_opts semantics: 0 default, < 0 none */
@@ -43,45 +43,46 @@ struct oci_endpoint_cache {
  * A new registry (malloc'ed, set up; release with proto_registry_dispose and
  * free) for registry with options o: a source (push false) or a destination.
  */
-int oci_endpoint_get(struct oci_endpoint_cache *c, const char *registry,
-                     const struct ocisync_registry_opts *o, bool push, struct proto_registry **out,
-                     char *err, size_t errlen);
+int engine_endpoint_get(struct engine_endpoint_cache *c, const char *registry,
+                        const struct ocisync_registry_opts *o, bool push,
+                        struct proto_registry **out, char *err, size_t errlen);
 /* Keeps the challenge reg learnt for the next clones of its endpoint. */
-void oci_endpoint_learn(struct oci_endpoint_cache *c, const struct proto_registry *reg);
-void oci_endpoint_cache_dispose(struct oci_endpoint_cache *c);
+void engine_endpoint_learn(struct engine_endpoint_cache *c, const struct proto_registry *reg);
+void engine_endpoint_cache_dispose(struct engine_endpoint_cache *c);
 
 /*
  * A loop with its connection pool, HTTP client and endpoint cache: what each
  * part that talks to registries on a loop of its own sets up (sync's
  * listings, referrers, a build's base) and takes down.
  */
-struct oci_session {
+struct engine_session {
     uv_loop_t uv;
     struct loop_ctx loop;
     struct proto_client client;
-    struct oci_endpoint_cache endpoints;
+    struct engine_endpoint_cache endpoints;
     /*
      * With handle_signals: SIGINT or SIGTERM aborts everything in flight on
      * the loop, then calls on_stop if set (to cancel work of the caller's).
      */
-    struct oci_stop_watch stop;
-    void (*on_stop)(struct oci_session *s);
+    struct engine_stop_watch stop;
+    void (*on_stop)(struct engine_session *s);
     void *data;
 };
 
 /* Sets s up with o's auth file, retry and timeout settings. Returns 0 or a libuv error. */
-int oci_session_init(struct oci_session *s, const struct ocisync_copy_opts *o);
+int engine_session_init(struct engine_session *s, const struct ocisync_copy_opts *o);
 /*
  * Applies o's network settings (connect and idle timeouts, the deadline and
  * the low-speed limit, auth file, retries) to an initialised loop, client
  * and endpoint cache: every run that talks to registries uses this one.
  */
-void oci_session_configure(struct loop_ctx *loop, struct proto_client *cl,
-                           struct oci_endpoint_cache *endpoints, const struct ocisync_copy_opts *o);
+void engine_session_configure(struct loop_ctx *loop, struct proto_client *cl,
+                              struct engine_endpoint_cache *endpoints,
+                              const struct ocisync_copy_opts *o);
 /* Stops the pool, releases the endpoints and the client, and closes the loop. */
-void oci_session_close(struct oci_session *s);
+void engine_session_close(struct engine_session *s);
 
 /* The host to connect to for a registry name: "registry-1.docker.io" for docker.io. */
-const char *oci_endpoint_api_host(const char *registry);
+const char *engine_endpoint_api_host(const char *registry);
 
 #endif

@@ -21,10 +21,10 @@ enum push_state {
 
 static const char *const state_names[] = {"opening", "sending", "committing", "ending", "done"};
 
-static void next_request(struct oci_layer_push *p);
-static void start_read(struct oci_layer_push *p);
+static void next_request(struct engine_layer_push *p);
+static void start_read(struct engine_layer_push *p);
 
-static void set_state(struct oci_layer_push *p, enum push_state s)
+static void set_state(struct engine_layer_push *p, enum push_state s)
 {
     LOG_DEBUG("layer push to %s/%s: %s -> %s", p->reg->name, p->repo, state_names[p->state],
               state_names[s]);
@@ -32,7 +32,7 @@ static void set_state(struct oci_layer_push *p, enum push_state s)
 }
 
 /* Calls back once nothing is in flight any more: no request, no read. */
-static void settle(struct oci_layer_push *p)
+static void settle(struct engine_layer_push *p)
 {
     if (p->state != ST_ENDING || p->op_active || p->bufs[0].reading || p->bufs[1].reading)
         return;
@@ -51,7 +51,7 @@ static void settle(struct oci_layer_push *p)
 }
 
 /* Records the outcome (the first one counts) and winds down. */
-static void end(struct oci_layer_push *p, int err, const char *fmt, const char *detail)
+static void end(struct engine_layer_push *p, int err, const char *fmt, const char *detail)
 {
     if (p->state == ST_ENDING || p->state == ST_DONE)
         return;
@@ -70,8 +70,8 @@ static void end(struct oci_layer_push *p, int err, const char *fmt, const char *
 
 static int body_peek(void *arg, const char **data, size_t *len)
 {
-    struct oci_layer_push *p = arg;
-    struct oci_layer_push_buf *b = &p->bufs[p->head];
+    struct engine_layer_push *p = arg;
+    struct engine_layer_push_buf *b = &p->bufs[p->head];
 
     *len = 0;
     if (p->state != ST_SENDING)
@@ -89,8 +89,8 @@ static int body_peek(void *arg, const char **data, size_t *len)
 
 static void body_consume(void *arg, size_t n)
 {
-    struct oci_layer_push *p = arg;
-    struct oci_layer_push_buf *b = &p->bufs[p->head];
+    struct engine_layer_push *p = arg;
+    struct engine_layer_push_buf *b = &p->bufs[p->head];
 
     b->pos += n;
     p->consumed += n;
@@ -103,8 +103,8 @@ static void body_consume(void *arg, size_t n)
 
 static void on_read(uv_fs_t *req)
 {
-    struct oci_layer_push_buf *b = container_of(req, struct oci_layer_push_buf, req);
-    struct oci_layer_push *p = req->data;
+    struct engine_layer_push_buf *b = container_of(req, struct engine_layer_push_buf, req);
+    struct engine_layer_push *p = req->data;
     ssize_t n = req->result;
 
     uv_fs_req_cleanup(req);
@@ -127,9 +127,9 @@ static void on_read(uv_fs_t *req)
 }
 
 /* Reads the next bytes of the file into the next free buffer, one read at a time, in order. */
-static void start_read(struct oci_layer_push *p)
+static void start_read(struct engine_layer_push *p)
 {
-    struct oci_layer_push_buf *b = &p->bufs[p->tail];
+    struct engine_layer_push_buf *b = &p->bufs[p->tail];
     uv_buf_t buf;
     uint64_t left = p->written - p->read_off;
     int err;
@@ -137,7 +137,8 @@ static void start_read(struct oci_layer_push *p)
     if (p->state != ST_SENDING || p->fd < 0 || left == 0 || b->reading || b->len > 0 ||
         p->bufs[p->tail ^ 1].reading)
         return;
-    buf = uv_buf_init(b->data, (unsigned)(left < OCI_LAYER_PUSH_BUF ? left : OCI_LAYER_PUSH_BUF));
+    buf = uv_buf_init(b->data,
+                      (unsigned)(left < ENGINE_LAYER_PUSH_BUF ? left : ENGINE_LAYER_PUSH_BUF));
     b->req.data = p;
     err = uv_fs_read(p->loop, &b->req, p->fd, &buf, 1, (int64_t)p->read_off, on_read);
     if (err != 0) {
@@ -152,7 +153,7 @@ static void start_read(struct oci_layer_push *p)
 
 static void on_done(struct proto_reg_op *op, int err);
 
-static void start_op(struct oci_layer_push *p, int err)
+static void start_op(struct engine_layer_push *p, int err)
 {
     p->op.data = p;
     if (err == 0)
@@ -166,7 +167,7 @@ static void start_op(struct oci_layer_push *p, int err)
 }
 
 /* Starts the next PATCH, or the closing PUT, when the file allows. */
-static void next_request(struct oci_layer_push *p)
+static void next_request(struct engine_layer_push *p)
 {
     struct proto_body body = {.peek = body_peek, .consume = body_consume, .arg = p};
 
@@ -194,7 +195,7 @@ static void next_request(struct oci_layer_push *p)
 
 static void on_done(struct proto_reg_op *op, int err)
 {
-    struct oci_layer_push *p = op->data;
+    struct engine_layer_push *p = op->data;
     char *loc = NULL;
 
     p->op_active = false;
@@ -264,8 +265,9 @@ static void on_done(struct proto_reg_op *op, int err)
 /* ------------------------------------------------------------------------------------------ */
 /* API */
 
-int oci_layer_push_start(struct oci_layer_push *p, uv_loop_t *loop, struct proto_registry *reg,
-                         const char *repo, uint64_t chunk, oci_layer_push_cb cb, void *data)
+int engine_layer_push_start(struct engine_layer_push *p, uv_loop_t *loop,
+                            struct proto_registry *reg, const char *repo, uint64_t chunk,
+                            engine_layer_push_cb cb, void *data)
 {
     int err;
 
@@ -280,7 +282,7 @@ int oci_layer_push_start(struct oci_layer_push *p, uv_loop_t *loop, struct proto
     if (snprintf(p->repo, sizeof(p->repo), "%s", repo) >= (int)sizeof(p->repo))
         return UV_ENAMETOOLONG;
     for (int i = 0; i < 2; i++) {
-        p->bufs[i].data = malloc(OCI_LAYER_PUSH_BUF);
+        p->bufs[i].data = malloc(ENGINE_LAYER_PUSH_BUF);
         if (p->bufs[i].data == NULL) {
             free(p->bufs[0].data);
             return UV_ENOMEM;
@@ -300,7 +302,7 @@ int oci_layer_push_start(struct oci_layer_push *p, uv_loop_t *loop, struct proto
     return 0;
 }
 
-void oci_layer_push_grow(struct oci_layer_push *p, int fd, uint64_t written)
+void engine_layer_push_grow(struct engine_layer_push *p, int fd, uint64_t written)
 {
     if (p->state >= ST_ENDING || p->finished)
         return;
@@ -317,7 +319,8 @@ void oci_layer_push_grow(struct oci_layer_push *p, int fd, uint64_t written)
     next_request(p);
 }
 
-void oci_layer_push_finish(struct oci_layer_push *p, const struct oci_digest *digest, uint64_t size)
+void engine_layer_push_finish(struct engine_layer_push *p, const struct oci_digest *digest,
+                              uint64_t size)
 {
     if (p->state >= ST_ENDING)
         return;
@@ -336,7 +339,7 @@ void oci_layer_push_finish(struct oci_layer_push *p, const struct oci_digest *di
     next_request(p);
 }
 
-void oci_layer_push_abort(struct oci_layer_push *p)
+void engine_layer_push_abort(struct engine_layer_push *p)
 {
     if (p->state >= ST_ENDING)
         return;

@@ -23,10 +23,10 @@
  * some registries rather than replace the first copy, and the file is there.
  *
  * File reads go to the thread pool (uv_fs_read), two buffers of
- * OCI_LAYER_PUSH_BUF bytes, so memory stays fixed whatever the layer size.
+ * ENGINE_LAYER_PUSH_BUF bytes, so memory stays fixed whatever the layer size.
  */
-#ifndef OCI_LAYER_PUSH_H
-#define OCI_LAYER_PUSH_H
+#ifndef ENGINE_LAYER_PUSH_H
+#define ENGINE_LAYER_PUSH_H
 
 #include "oci/digest.h"
 #include "proto/registry.h"
@@ -36,34 +36,34 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define OCI_LAYER_PUSH_BUF (1024 * 1024)
+#define ENGINE_LAYER_PUSH_BUF (1024 * 1024)
 
-struct oci_layer_push;
+struct engine_layer_push;
 
 /*
- * Called once per push that oci_layer_push_start accepted, on the loop
+ * Called once per push that engine_layer_push_start accepted, on the loop
  * thread: err 0 when the registry holds the blob under the digest given to
- * oci_layer_push_finish, else the error with a sentence in msg. The push may
+ * engine_layer_push_finish, else the error with a sentence in msg. The push may
  * be freed in or after the callback.
  */
-typedef void (*oci_layer_push_cb)(struct oci_layer_push *p, int err, const char *msg);
+typedef void (*engine_layer_push_cb)(struct engine_layer_push *p, int err, const char *msg);
 
-struct oci_layer_push_buf {
-    char *data;   /* OCI_LAYER_PUSH_BUF bytes; owned */
+struct engine_layer_push_buf {
+    char *data;   /* ENGINE_LAYER_PUSH_BUF bytes; owned */
     size_t len;   /* bytes read into data */
     size_t pos;   /* bytes of them already sent */
     uv_fs_t req;  /* the read filling it */
     bool reading; /* req is in flight */
 };
 
-struct oci_layer_push {
+struct engine_layer_push {
     void *data;        /* the caller's */
     uint64_t consumed; /* bytes handed to the connection so far */
 
     struct proto_registry *reg; /* borrowed */
     char repo[256];
     uint64_t chunk; /* 0: one streamed PATCH */
-    oci_layer_push_cb cb;
+    engine_layer_push_cb cb;
     uv_loop_t *loop;
     int state;
     struct proto_reg_op op;
@@ -76,7 +76,7 @@ struct oci_layer_push {
     bool finished;     /* the builder is done: size and digest below are final */
     uint64_t size;
     struct oci_digest digest;
-    struct oci_layer_push_buf bufs[2];
+    struct engine_layer_push_buf bufs[2];
     unsigned head; /* the buffer the body reads from (the one filled first) */
     unsigned tail; /* the buffer the next read fills */
     bool aborted;
@@ -89,17 +89,18 @@ struct oci_layer_push {
  * outlive the push and have push rights in its scope. Returns 0 (cb will be
  * called) or an error (no callback).
  */
-int oci_layer_push_start(struct oci_layer_push *p, uv_loop_t *loop, struct proto_registry *reg,
-                         const char *repo, uint64_t chunk, oci_layer_push_cb cb, void *data);
+int engine_layer_push_start(struct engine_layer_push *p, uv_loop_t *loop,
+                            struct proto_registry *reg, const char *repo, uint64_t chunk,
+                            engine_layer_push_cb cb, void *data);
 
 /* The builder's file fd now holds written bytes (fd is duplicated on the first call). */
-void oci_layer_push_grow(struct oci_layer_push *p, int fd, uint64_t written);
+void engine_layer_push_grow(struct engine_layer_push *p, int fd, uint64_t written);
 
 /* The layer is complete: size bytes with this digest. The push sends the rest and commits. */
-void oci_layer_push_finish(struct oci_layer_push *p, const struct oci_digest *digest,
-                           uint64_t size);
+void engine_layer_push_finish(struct engine_layer_push *p, const struct oci_digest *digest,
+                              uint64_t size);
 
 /* The build failed: the upload stops without committing anything; cb gets UV_ECANCELED. */
-void oci_layer_push_abort(struct oci_layer_push *p);
+void engine_layer_push_abort(struct engine_layer_push *p);
 
 #endif

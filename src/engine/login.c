@@ -9,7 +9,7 @@
 #include <strings.h>
 
 struct login_ctx {
-    struct oci_session s;
+    struct engine_session s;
     struct proto_registry reg;
     struct proto_reg_op op;
     int err;
@@ -75,10 +75,10 @@ int ocisync_login(const char *registry, const char *user, const char *password,
     o.registry_token = NULL;
     lc->errmsg = err;
     lc->errlen = errlen;
-    rc = oci_session_init(&lc->s, &session_defaults);
+    rc = engine_session_init(&lc->s, &session_defaults);
     if (rc != 0)
         goto out_free;
-    rc = oci_endpoint_open(&lc->reg, &lc->s.client, name, &o, NULL, NULL, err, errlen);
+    rc = engine_endpoint_open(&lc->reg, &lc->s.client, name, &o, NULL, NULL, err, errlen);
     if (rc == 0)
         rc = proto_reg_ping(&lc->op, &lc->reg);
     if (rc == 0) {
@@ -93,7 +93,7 @@ int ocisync_login(const char *registry, const char *user, const char *password,
         rc = lc->err;
     }
     proto_registry_dispose(&lc->reg);
-    oci_session_close(&lc->s);
+    engine_session_close(&lc->s);
     if (rc != 0)
         goto out_free;
     rc = proto_cred_default_authfile(authfile, path, sizeof(path));

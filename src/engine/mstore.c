@@ -14,16 +14,16 @@
 #include <unistd.h>
 #include <uv.h>
 
-void oci_mstore_init(struct oci_mstore *ms)
+void engine_mstore_init(struct engine_mstore *ms)
 {
     memset(ms, 0, sizeof(*ms));
     queue_init(&ms->waiters);
     ms->fd = -1;
-    ms->inflight_max = OCI_MSTORE_INFLIGHT;
-    ms->keep_max = OCI_MSTORE_KEEP;
+    ms->inflight_max = ENGINE_MSTORE_INFLIGHT;
+    ms->keep_max = ENGINE_MSTORE_KEEP;
 }
 
-void oci_mstore_dispose(struct oci_mstore *ms)
+void engine_mstore_dispose(struct engine_mstore *ms)
 {
     if (ms->fd >= 0)
         close(ms->fd);
@@ -35,12 +35,12 @@ void oci_mstore_dispose(struct oci_mstore *ms)
                   (unsigned long long)ms->spilled);
 }
 
-static bool fits(const struct oci_mstore *ms, size_t size)
+static bool fits(const struct engine_mstore *ms, size_t size)
 {
     return ms->inflight == 0 || ms->inflight + size <= ms->inflight_max;
 }
 
-static void grant(struct oci_mstore *ms, struct oci_mstore_waiter *w, size_t size)
+static void grant(struct engine_mstore *ms, struct engine_mstore_waiter *w, size_t size)
 {
     w->size = size;
     w->holds = true;
@@ -49,8 +49,8 @@ static void grant(struct oci_mstore *ms, struct oci_mstore_waiter *w, size_t siz
         ms->peak_inflight = ms->inflight;
 }
 
-bool oci_mstore_reserve(struct oci_mstore *ms, struct oci_mstore_waiter *w, size_t size,
-                        void (*resume)(struct oci_mstore_waiter *w))
+bool engine_mstore_reserve(struct engine_mstore *ms, struct engine_mstore_waiter *w, size_t size,
+                           void (*resume)(struct engine_mstore_waiter *w))
 {
     w->resume = resume;
     if (w->holds)
@@ -66,7 +66,7 @@ bool oci_mstore_reserve(struct oci_mstore *ms, struct oci_mstore_waiter *w, size
     return false;
 }
 
-void oci_mstore_release(struct oci_mstore *ms, struct oci_mstore_waiter *w)
+void engine_mstore_release(struct engine_mstore *ms, struct engine_mstore_waiter *w)
 {
     if (w->waiting) {
         queue_remove(&w->link);
@@ -77,8 +77,8 @@ void oci_mstore_release(struct oci_mstore *ms, struct oci_mstore_waiter *w)
         ms->inflight -= w->size;
     }
     while (!queue_empty(&ms->waiters)) {
-        struct oci_mstore_waiter *next =
-            container_of(queue_head(&ms->waiters), struct oci_mstore_waiter, link);
+        struct engine_mstore_waiter *next =
+            container_of(queue_head(&ms->waiters), struct engine_mstore_waiter, link);
         if (!fits(ms, next->size))
             break;
         queue_remove(&next->link);
@@ -89,7 +89,7 @@ void oci_mstore_release(struct oci_mstore *ms, struct oci_mstore_waiter *w)
 }
 
 /* The temp file, created on first use in $TMPDIR and unlinked at once: nothing is left behind. */
-static int open_file(struct oci_mstore *ms, char *err, size_t errlen)
+static int open_file(struct engine_mstore *ms, char *err, size_t errlen)
 {
     const char *dir = getenv("TMPDIR");
     char path[4096];
@@ -112,8 +112,8 @@ static int open_file(struct oci_mstore *ms, char *err, size_t errlen)
     return 0;
 }
 
-int oci_mstore_keep(struct oci_mstore *ms, struct oci_mstore_ref *ref, char *raw, size_t len,
-                    char *err, size_t errlen)
+int engine_mstore_keep(struct engine_mstore *ms, struct engine_mstore_ref *ref, char *raw,
+                       size_t len, char *err, size_t errlen)
 {
     int rc;
     ref->len = len;
@@ -144,8 +144,8 @@ int oci_mstore_keep(struct oci_mstore *ms, struct oci_mstore_ref *ref, char *raw
     return rc;
 }
 
-int oci_mstore_load(struct oci_mstore *ms, struct oci_mstore_ref *ref, const char **data, char *err,
-                    size_t errlen)
+int engine_mstore_load(struct engine_mstore *ms, struct engine_mstore_ref *ref, const char **data,
+                       char *err, size_t errlen)
 {
     if (ref->mem == NULL && ref->off >= 0) {
         ssize_t n;
@@ -166,7 +166,7 @@ int oci_mstore_load(struct oci_mstore *ms, struct oci_mstore_ref *ref, const cha
     return 0;
 }
 
-void oci_mstore_drop(struct oci_mstore *ms, struct oci_mstore_ref *ref)
+void engine_mstore_drop(struct engine_mstore *ms, struct engine_mstore_ref *ref)
 {
     if (ref->counted)
         ms->kept -= ref->len;

@@ -51,7 +51,7 @@ struct subject {
 enum { S_SRC_API, S_DST_API, S_DST_TAG, S_SRC_TAG, S_PUT, S_DONE };
 
 struct ref_run {
-    struct oci_session s;
+    struct engine_session s;
     const struct ocisync_copy_opts *opts;
     struct queue pending;
     unsigned active;
@@ -244,14 +244,14 @@ static void subj_start(struct subject *s)
     int err;
     run->active++;
     snprintf(reg, sizeof(reg), "%.*s", (int)strcspn(s->src, "/"), s->src);
-    err = oci_endpoint_get(&run->s.endpoints, reg, &run->opts->src, false, &s->sreg, s->msg,
-                           sizeof(s->msg));
+    err = engine_endpoint_get(&run->s.endpoints, reg, &run->opts->src, false, &s->sreg, s->msg,
+                              sizeof(s->msg));
     if (err == 0) {
         snprintf(s->sreg->scope, sizeof(s->sreg->scope), "repository:%s:pull",
                  strchr(s->src, '/') + 1);
         snprintf(reg, sizeof(reg), "%.*s", (int)strcspn(s->dst, "/"), s->dst);
-        err = oci_endpoint_get(&run->s.endpoints, reg, &run->opts->dst, true, &s->dreg, s->msg,
-                               sizeof(s->msg));
+        err = engine_endpoint_get(&run->s.endpoints, reg, &run->opts->dst, true, &s->dreg, s->msg,
+                                  sizeof(s->msg));
     }
     if (err != 0) {
         s->err = err;
@@ -282,7 +282,7 @@ static void run_subjects(const struct ocisync_copy_opts *opts, struct subject *s
     memset(&run, 0, sizeof(run));
     run.opts = opts;
     queue_init(&run.pending);
-    if (oci_session_init(&run.s, opts) != 0)
+    if (engine_session_init(&run.s, opts) != 0)
         return;
     for (size_t i = 0; i < n; i++) {
         subs[i].run = &run;
@@ -293,7 +293,7 @@ static void run_subjects(const struct ocisync_copy_opts *opts, struct subject *s
     }
     pump(&run);
     uv_run(&run.s.uv, UV_RUN_DEFAULT);
-    oci_session_close(&run.s);
+    engine_session_close(&run.s);
 }
 
 /* "docker://reg/repo:tag@digest" -> "reg/repo"; false for what is not a registry image. */
@@ -325,9 +325,9 @@ static void add_counts(struct ocisync_copy_result *to, const struct ocisync_copy
     to->manifests_pushed += from->manifests_pushed;
 }
 
-int oci_referrers_copy(const struct ocisync_copy_item *items, size_t n,
-                       const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results,
-                       oci_copy_run_fn copy_run)
+int engine_referrers_copy(const struct ocisync_copy_item *items, size_t n,
+                          const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results,
+                          engine_copy_run_fn copy_run)
 {
     struct subject *subs = NULL;
     struct ocisync_copy_opts ropts = *opts;

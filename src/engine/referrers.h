@@ -1,13 +1,13 @@
 /* Copying the referrers (signatures, SBOMs, attestations) of copied images. */
-#ifndef OCI_REFERRERS_H
-#define OCI_REFERRERS_H
+#ifndef ENGINE_REFERRERS_H
+#define ENGINE_REFERRERS_H
 
 #include "ocisync.h"
 
 /* Runs one copy of many images (the engine's run, without referrers). */
-typedef int (*oci_copy_run_fn)(const struct ocisync_copy_item *items, size_t n,
-                               const struct ocisync_copy_opts *opts,
-                               struct ocisync_copy_result *results);
+typedef int (*engine_copy_run_fn)(const struct ocisync_copy_item *items, size_t n,
+                                  const struct ocisync_copy_opts *opts,
+                                  struct ocisync_copy_result *results);
 
 /*
  * After items were copied with results, finds their referrers (OCI 1.1
@@ -16,8 +16,8 @@ typedef int (*oci_copy_run_fn)(const struct ocisync_copy_item *items, size_t n,
  * added to the counts of the item it hangs from; a failure sets that item's
  * error. Returns 0, or the first error.
  */
-int oci_referrers_copy(const struct ocisync_copy_item *items, size_t n,
-                       const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results,
-                       oci_copy_run_fn copy_run);
+int engine_referrers_copy(const struct ocisync_copy_item *items, size_t n,
+                          const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results,
+                          engine_copy_run_fn copy_run);
 
 #endif

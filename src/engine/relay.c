@@ -6,12 +6,12 @@
 #include <string.h>
 #include <uv.h>
 
-int oci_relay_init(struct oci_relay *r, const struct oci_digest *expected, uint64_t size)
+int engine_relay_init(struct engine_relay *r, const struct oci_digest *expected, uint64_t size)
 {
     int err;
     memset(r, 0, sizeof(*r));
     /* A small blob needs no more room than itself: most layers of most images are small. */
-    r->cap = size < OCI_RELAY_CAPACITY ? (size > 0 ? (size_t)size : 1) : OCI_RELAY_CAPACITY;
+    r->cap = size < ENGINE_RELAY_CAPACITY ? (size > 0 ? (size_t)size : 1) : ENGINE_RELAY_CAPACITY;
     r->buf = malloc(r->cap);
     if (r->buf == NULL)
         return UV_ENOMEM;
@@ -35,14 +35,14 @@ int oci_relay_init(struct oci_relay *r, const struct oci_digest *expected, uint6
     return err;
 }
 
-void oci_relay_dispose(struct oci_relay *r)
+void engine_relay_dispose(struct engine_relay *r)
 {
     oci_hasher_dispose(&r->hasher);
     free(r->buf);
     r->buf = NULL;
 }
 
-int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
+int engine_relay_push(struct engine_relay *r, const char *data, size_t len)
 {
     uint64_t fill = r->in - r->out;
     size_t pos, first;
@@ -76,14 +76,14 @@ int oci_relay_push(struct oci_relay *r, const char *data, size_t len)
         }
         r->verified = true;
     }
-    if (r->in - r->out >= OCI_RELAY_HIGH_WATER) {
+    if (r->in - r->out >= ENGINE_RELAY_HIGH_WATER) {
         r->producer_paused = true;
         return 1;
     }
     return 0;
 }
 
-size_t oci_relay_peek(struct oci_relay *r, const char **data, uint64_t max)
+size_t engine_relay_peek(struct engine_relay *r, const char **data, uint64_t max)
 {
     uint64_t avail = r->in - r->out;
     size_t pos = (size_t)(r->out % r->cap);
@@ -100,7 +100,7 @@ size_t oci_relay_peek(struct oci_relay *r, const char **data, uint64_t max)
     return (size_t)avail;
 }
 
-void oci_relay_rewind(struct oci_relay *r, uint64_t offset)
+void engine_relay_rewind(struct engine_relay *r, uint64_t offset)
 {
     if (offset > r->in)
         offset = r->in;
@@ -108,10 +108,10 @@ void oci_relay_rewind(struct oci_relay *r, uint64_t offset)
     r->producer_paused = false;
 }
 
-bool oci_relay_consume(struct oci_relay *r, size_t n)
+bool engine_relay_consume(struct engine_relay *r, size_t n)
 {
     r->out += n;
-    if (r->producer_paused && r->in - r->out < OCI_RELAY_HIGH_WATER / 2) {
+    if (r->producer_paused && r->in - r->out < ENGINE_RELAY_HIGH_WATER / 2) {
         r->producer_paused = false;
         return true;
     }

@@ -8,8 +8,8 @@
  * verified, so a destination never receives a complete blob whose content
  * is wrong: the upload stays one byte short and is abandoned.
  */
-#ifndef OCI_RELAY_H
-#define OCI_RELAY_H
+#ifndef ENGINE_RELAY_H
+#define ENGINE_RELAY_H
 
 #include "oci/digest.h"
 
@@ -17,12 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OCI_RELAY_CAPACITY (2 * 1024 * 1024)
-#define OCI_RELAY_HIGH_WATER (1024 * 1024)
+#define ENGINE_RELAY_CAPACITY (2 * 1024 * 1024)
+#define ENGINE_RELAY_HIGH_WATER (1024 * 1024)
 
-struct oci_relay {
+struct engine_relay {
     char *buf;       /* owned, cap bytes */
-    size_t cap;      /* OCI_RELAY_CAPACITY, or the blob's size when smaller */
+    size_t cap;      /* ENGINE_RELAY_CAPACITY, or the blob's size when smaller */
     uint64_t in;     /* bytes received from the source so far */
     uint64_t out;    /* bytes released by the destination so far */
     uint64_t size;   /* expected size */
@@ -34,8 +34,8 @@ struct oci_relay {
     bool producer_paused;
 };
 
-int oci_relay_init(struct oci_relay *r, const struct oci_digest *expected, uint64_t size);
-void oci_relay_dispose(struct oci_relay *r);
+int engine_relay_init(struct engine_relay *r, const struct oci_digest *expected, uint64_t size);
+void engine_relay_dispose(struct engine_relay *r);
 
 /*
  * Takes len bytes from the source. Returns 0 if there is room for more, 1
@@ -43,11 +43,11 @@ void oci_relay_dispose(struct oci_relay *r);
  * source sent more than size bytes, OCISYNC_EDIGESTMISMATCH if all bytes are in
  * and the digest is wrong.
  */
-int oci_relay_push(struct oci_relay *r, const char *data, size_t len);
+int engine_relay_push(struct engine_relay *r, const char *data, size_t len);
 /* Bytes the consumer may take now, as one contiguous span (limited to max). */
-size_t oci_relay_peek(struct oci_relay *r, const char **data, uint64_t max);
+size_t engine_relay_peek(struct engine_relay *r, const char **data, uint64_t max);
 /* Releases n bytes taken by the consumer. Returns true if a paused producer may resume. */
-bool oci_relay_consume(struct oci_relay *r, size_t n);
+bool engine_relay_consume(struct engine_relay *r, size_t n);
 
 /*
  * Drops what the ring holds and continues at offset (at most what was
@@ -55,6 +55,6 @@ bool oci_relay_consume(struct oci_relay *r, size_t n);
  * lost the bytes after offset. Bytes before the furthest point already
  * hashed are not hashed twice; the digest still covers every byte once.
  */
-void oci_relay_rewind(struct oci_relay *r, uint64_t offset);
+void engine_relay_rewind(struct engine_relay *r, uint64_t offset);
 
 #endif

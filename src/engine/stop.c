@@ -6,7 +6,7 @@
 #include <string.h>
 
 static volatile sig_atomic_t stop_signal;
-static unsigned depth;    /* oci_stop_enter calls not yet left */
+static unsigned depth;    /* engine_stop_enter calls not yet left */
 static unsigned watching; /* watches started and not closed */
 static uv_mutex_t lock;   /* depth, watching and the dispositions they decide */
 static uv_once_t lock_once = UV_ONCE_INIT;
@@ -35,7 +35,7 @@ static void install_fallback(void)
         sigaction(signals[i], &sa, NULL);
 }
 
-void oci_stop_enter(void)
+void engine_stop_enter(void)
 {
     uv_once(&lock_once, init_lock);
     uv_mutex_lock(&lock);
@@ -49,7 +49,7 @@ void oci_stop_enter(void)
     uv_mutex_unlock(&lock);
 }
 
-void oci_stop_leave(void)
+void engine_stop_leave(void)
 {
     uv_mutex_lock(&lock);
     if (depth > 0 && --depth == 0 && watching == 0)
@@ -58,17 +58,17 @@ void oci_stop_leave(void)
     uv_mutex_unlock(&lock);
 }
 
-int oci_stop_requested(void)
+int engine_stop_requested(void)
 {
     return stop_signal;
 }
 
-const char *oci_stop_name(void)
+const char *engine_stop_name(void)
 {
     return stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
 }
 
-static void fire(struct oci_stop_watch *w)
+static void fire(struct engine_stop_watch *w)
 {
     if (w->fired || !w->active)
         return;
@@ -78,7 +78,7 @@ static void fire(struct oci_stop_watch *w)
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    struct oci_stop_watch *w = h->data;
+    struct engine_stop_watch *w = h->data;
     if (stop_signal == 0)
         stop_signal = signum;
     LOG_DEBUG("%s: stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -90,7 +90,8 @@ static void on_late(uv_timer_t *t)
     fire(t->data);
 }
 
-int oci_stop_watch_start(struct oci_stop_watch *w, uv_loop_t *uv, oci_stop_cb cb, void *data)
+int engine_stop_watch_start(struct engine_stop_watch *w, uv_loop_t *uv, engine_stop_cb cb,
+                            void *data)
 {
     int err = 0;
     memset(w, 0, sizeof(*w));
@@ -117,7 +118,7 @@ int oci_stop_watch_start(struct oci_stop_watch *w, uv_loop_t *uv, oci_stop_cb cb
     return err;
 }
 
-void oci_stop_watch_close(struct oci_stop_watch *w)
+void engine_stop_watch_close(struct engine_stop_watch *w)
 {
     if (!w->active)
         return;

@@ -7,10 +7,10 @@
  *
  * Between loops (a build joining its layer thread, a sync between listing
  * and copying) a handler of our own only notes the signal; the next step
- * sees it with oci_stop_requested() and does not start.
+ * sees it with engine_stop_requested() and does not start.
  */
-#ifndef OCI_STOP_H
-#define OCI_STOP_H
+#ifndef ENGINE_STOP_H
+#define ENGINE_STOP_H
 
 #include <stdbool.h>
 #include <uv.h>
@@ -20,34 +20,35 @@
  * outermost one forgets an earlier signal on entry, and restores the
  * previous dispositions of SIGINT and SIGTERM on leaving. Main thread only.
  */
-void oci_stop_enter(void);
-void oci_stop_leave(void);
+void engine_stop_enter(void);
+void engine_stop_leave(void);
 
 /* The signal that asked the run to stop (SIGINT or SIGTERM), or 0. */
-int oci_stop_requested(void);
+int engine_stop_requested(void);
 /* "SIGINT" or "SIGTERM", for messages. */
-const char *oci_stop_name(void);
+const char *engine_stop_name(void);
 
-struct oci_stop_watch;
-typedef void (*oci_stop_cb)(struct oci_stop_watch *w);
+struct engine_stop_watch;
+typedef void (*engine_stop_cb)(struct engine_stop_watch *w);
 
 /* Watches one loop for the signals; embedded in its owner. */
-struct oci_stop_watch {
+struct engine_stop_watch {
     uv_signal_t sig[2];
     uv_timer_t late; /* calls cb at once when the signal came before the watch started */
-    oci_stop_cb cb;
+    engine_stop_cb cb;
     void *data;
     bool active;
     bool fired;
 };
 
 /*
- * Starts watching on uv (within oci_stop_enter/leave): cb runs once, on the
+ * Starts watching on uv (within engine_stop_enter/leave): cb runs once, on the
  * loop's thread, when SIGINT or SIGTERM arrives, or soon after starting if
  * one already did. Returns 0 or a libuv error.
  */
-int oci_stop_watch_start(struct oci_stop_watch *w, uv_loop_t *uv, oci_stop_cb cb, void *data);
+int engine_stop_watch_start(struct engine_stop_watch *w, uv_loop_t *uv, engine_stop_cb cb,
+                            void *data);
 /* Stops watching and closes the handles (the loop must run once more to free them). */
-void oci_stop_watch_close(struct oci_stop_watch *w);
+void engine_stop_watch_close(struct engine_stop_watch *w);
 
 #endif

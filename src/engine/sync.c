@@ -63,7 +63,7 @@ struct sync_list {
 };
 
 struct sync_run {
-    struct oci_session s;
+    struct engine_session s;
     const struct ocisync_sync_source *sources;
     const struct ocisync_sync_opts *opts;
     struct oci_tagfilter *filters; /* one per source; has_filter says which are used */
@@ -138,7 +138,7 @@ static void list_free(struct sync_list *l)
     free(l->repo);
     free(l->dst_repo);
     if (l->reg != NULL) {
-        oci_endpoint_learn(&l->run->s.endpoints, l->reg);
+        engine_endpoint_learn(&l->run->s.endpoints, l->reg);
         proto_registry_dispose(l->reg);
         free(l->reg);
     }
@@ -408,7 +408,7 @@ static void list_start(struct sync_list *l)
     const char *rest;
     int err;
     split_registry(l->repo != NULL ? l->repo : s->src, reg, sizeof(reg), &rest);
-    err = oci_endpoint_get(&run->s.endpoints, reg, ro, false, &l->reg, msg, sizeof(msg));
+    err = engine_endpoint_get(&run->s.endpoints, reg, ro, false, &l->reg, msg, sizeof(msg));
     if (err == 0) {
         if (l->repo != NULL)
             snprintf(l->reg->scope, sizeof(l->reg->scope), "repository:%s:pull", rest);
@@ -431,7 +431,7 @@ static void list_start(struct sync_list *l)
 /* Whether SIGINT or SIGTERM stopped the run (when it handles them). */
 static bool stopped(const struct sync_run *run)
 {
-    return run->opts->copy.handle_signals && oci_stop_requested() != 0;
+    return run->opts->copy.handle_signals && engine_stop_requested() != 0;
 }
 
 static void pump(struct sync_run *run)
@@ -644,7 +644,7 @@ int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
     if (run == NULL)
         return UV_ENOMEM;
     if (opts->copy.handle_signals)
-        oci_stop_enter();
+        engine_stop_enter();
     run->sources = sources;
     run->opts = opts;
     run->filters = calloc(n ? n : 1, sizeof(*run->filters));
@@ -658,7 +658,7 @@ int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
     if (err != 0)
         goto out;
 
-    err = oci_session_init(&run->s, &opts->copy);
+    err = engine_session_init(&run->s, &opts->copy);
     if (err != 0)
         goto out;
     err = plan(run, n, result->error, sizeof(result->error));
@@ -668,12 +668,12 @@ int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
         queue_remove(q);
         list_free(container_of(q, struct sync_list, link));
     }
-    oci_session_close(&run->s);
+    engine_session_close(&run->s);
     if (stopped(run)) {
         err = OCISYNC_EINTERRUPTED;
         snprintf(result->error, sizeof(result->error),
                  "interrupted by %s while listing the sources; nothing was copied",
-                 oci_stop_name());
+                 engine_stop_name());
         goto out;
     }
     if (err != 0)
@@ -752,7 +752,7 @@ out:
     free(citems);
     free(cres);
     if (opts->copy.handle_signals)
-        oci_stop_leave();
+        engine_stop_leave();
     return err;
 }
 

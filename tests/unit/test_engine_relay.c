@@ -49,17 +49,17 @@ static void relay_roundtrip(enum oci_digest_alg alg, size_t size, size_t piece)
     static const size_t steps[] = {1, 4093, 65537, 333333, 7, 1048576, 99991, 3};
     char *src = make_blob(size, size * 31 + piece);
     struct oci_digest d = digest_of(alg, src, size);
-    struct oci_relay r;
+    struct engine_relay r;
     uint64_t in = 0;
     bool paused = false;
     unsigned pauses = 0, resumes = 0, iter = 0, mismatches = 0, early_final = 0;
     size_t step_i = 0;
 
-    CHECK_INT(oci_relay_init(&r, &d, size), 0);
+    CHECK_INT(engine_relay_init(&r, &d, size), 0);
     while (r.out < size && iter++ < 1000000) {
         while (!paused && in < size) {
             size_t n = size - in < piece ? (size_t)(size - in) : piece;
-            int rc = oci_relay_push(&r, src + in, n);
+            int rc = engine_relay_push(&r, src + in, n);
             CHECK(rc == 0 || rc == 1);
             if (rc < 0)
                 goto out;
@@ -69,14 +69,14 @@ static void relay_roundtrip(enum oci_digest_alg alg, size_t size, size_t piece)
                 paused = true;
                 pauses++;
                 /* Told to pause exactly at the high water mark. */
-                CHECK(r.in - r.out >= OCI_RELAY_HIGH_WATER);
+                CHECK(r.in - r.out >= ENGINE_RELAY_HIGH_WATER);
             } else {
-                CHECK(r.in - r.out < OCI_RELAY_HIGH_WATER);
+                CHECK(r.in - r.out < ENGINE_RELAY_HIGH_WATER);
             }
         }
         const char *p = NULL;
         size_t max = steps[step_i++ % (sizeof(steps) / sizeof(steps[0]))];
-        size_t k = oci_relay_peek(&r, &p, max);
+        size_t k = engine_relay_peek(&r, &p, max);
         CHECK(k <= max);
         if (k == 0) {
             /* Nothing to offer: only legitimate if all but nothing is left. */
@@ -89,10 +89,10 @@ static void relay_roundtrip(enum oci_digest_alg alg, size_t size, size_t piece)
         size_t take = (iter % 5 == 0 && k > 1) ? k / 2 : k;
         if (memcmp(p, src + r.out, take) != 0)
             mismatches++;
-        bool resume = oci_relay_consume(&r, take);
+        bool resume = engine_relay_consume(&r, take);
         if (resume) {
             CHECK(paused);
-            CHECK(r.in - r.out < OCI_RELAY_HIGH_WATER / 2);
+            CHECK(r.in - r.out < ENGINE_RELAY_HIGH_WATER / 2);
             paused = false;
             resumes++;
         }
@@ -106,9 +106,9 @@ static void relay_roundtrip(enum oci_digest_alg alg, size_t size, size_t piece)
     CHECK(pauses > 0);
     CHECK_INT(resumes, pauses - (paused ? 1 : 0));
     /* The ring wrapped around more than once. */
-    CHECK(size > 2 * OCI_RELAY_CAPACITY);
+    CHECK(size > 2 * ENGINE_RELAY_CAPACITY);
 out:
-    oci_relay_dispose(&r);
+    engine_relay_dispose(&r);
     free(src);
 }
 
@@ -134,43 +134,43 @@ TEST(high_water_pause_resume)
     size_t size = 4 * 1024 * 1024;
     char *src = make_blob(size, 7);
     struct oci_digest d = digest_of(OCI_DIGEST_SHA256, src, size);
-    struct oci_relay r;
+    struct engine_relay r;
     const char *p;
-    CHECK_INT(oci_relay_init(&r, &d, size), 0);
-    CHECK_INT(oci_relay_push(&r, src, piece), 0);
-    CHECK_INT(oci_relay_push(&r, src + piece, piece), 0);
-    CHECK_INT(oci_relay_push(&r, src + 2 * piece, piece), 0);
+    CHECK_INT(engine_relay_init(&r, &d, size), 0);
+    CHECK_INT(engine_relay_push(&r, src, piece), 0);
+    CHECK_INT(engine_relay_push(&r, src + piece, piece), 0);
+    CHECK_INT(engine_relay_push(&r, src + 2 * piece, piece), 0);
     /* 1 MiB in the ring: pause. */
-    CHECK_INT(oci_relay_push(&r, src + 3 * piece, piece), 1);
+    CHECK_INT(engine_relay_push(&r, src + 3 * piece, piece), 1);
     CHECK(r.producer_paused);
     /* Draining to exactly half the mark is not yet enough. */
-    CHECK_INT(oci_relay_peek(&r, &p, 512 * 1024), 512 * 1024);
+    CHECK_INT(engine_relay_peek(&r, &p, 512 * 1024), 512 * 1024);
     CHECK(memcmp(p, src, 512 * 1024) == 0);
-    CHECK(!oci_relay_consume(&r, 512 * 1024));
+    CHECK(!engine_relay_consume(&r, 512 * 1024));
     CHECK(r.producer_paused);
     /* One byte more and the producer may go on; it is told once. */
-    CHECK_INT(oci_relay_peek(&r, &p, 1), 1);
-    CHECK(oci_relay_consume(&r, 1));
+    CHECK_INT(engine_relay_peek(&r, &p, 1), 1);
+    CHECK(engine_relay_consume(&r, 1));
     CHECK(!r.producer_paused);
-    CHECK_INT(oci_relay_peek(&r, &p, 100), 100);
-    CHECK(!oci_relay_consume(&r, 100));
+    CHECK_INT(engine_relay_peek(&r, &p, 100), 100);
+    CHECK(!engine_relay_consume(&r, 100));
     /* A producer that ignores the pause fills the ring and is refused, not overrun. */
     uint64_t in = r.in;
     int rc = 0;
     while (rc >= 0 && in + piece <= size) {
-        rc = oci_relay_push(&r, src + in, piece);
+        rc = engine_relay_push(&r, src + in, piece);
         if (rc >= 0)
             in += piece;
     }
     CHECK_INT(rc, UV_ENOBUFS);
     CHECK_INT(r.in, in);
-    CHECK(r.in - r.out <= OCI_RELAY_CAPACITY);
+    CHECK(r.in - r.out <= ENGINE_RELAY_CAPACITY);
     CHECK(!r.failed);
     /* What was accepted is still intact. */
-    size_t k = oci_relay_peek(&r, &p, UINT64_MAX);
+    size_t k = engine_relay_peek(&r, &p, UINT64_MAX);
     CHECK(k > 0);
     CHECK(memcmp(p, src + r.out, k) == 0);
-    oci_relay_dispose(&r);
+    engine_relay_dispose(&r);
     free(src);
 }
 
@@ -179,39 +179,39 @@ TEST(final_byte_held_until_verified)
     size_t size = 1000;
     char *src = make_blob(size, 99);
     struct oci_digest d = digest_of(OCI_DIGEST_SHA256, src, size);
-    struct oci_relay r;
+    struct engine_relay r;
     const char *p;
     size_t k;
-    CHECK_INT(oci_relay_init(&r, &d, size), 0);
+    CHECK_INT(engine_relay_init(&r, &d, size), 0);
     for (size_t off = 0; off < size; off += 100) {
         /* Before each push, everything received so far has gone out, never the final byte. */
-        k = oci_relay_peek(&r, &p, UINT64_MAX);
+        k = engine_relay_peek(&r, &p, UINT64_MAX);
         CHECK(r.out + k <= r.in);
         CHECK(r.out + k < size);
         if (k > 0) {
             CHECK(memcmp(p, src + r.out, k) == 0);
-            oci_relay_consume(&r, k);
+            engine_relay_consume(&r, k);
         }
         CHECK(!r.verified);
-        CHECK_INT(oci_relay_push(&r, src + off, 100), 0);
+        CHECK_INT(engine_relay_push(&r, src + off, 100), 0);
     }
     CHECK(r.verified);
-    k = oci_relay_peek(&r, &p, UINT64_MAX);
+    k = engine_relay_peek(&r, &p, UINT64_MAX);
     CHECK_INT(k, 100);
     CHECK(memcmp(p, src + 900, 100) == 0);
-    oci_relay_consume(&r, k);
+    engine_relay_consume(&r, k);
     CHECK_INT(r.out, size);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
-    oci_relay_dispose(&r);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
+    engine_relay_dispose(&r);
 
     /* One byte blob: nothing until it is verified. */
     d = digest_of(OCI_DIGEST_SHA256, "x", 1);
-    CHECK_INT(oci_relay_init(&r, &d, 1), 0);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
-    CHECK_INT(oci_relay_push(&r, "x", 1), 0);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 1);
+    CHECK_INT(engine_relay_init(&r, &d, 1), 0);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
+    CHECK_INT(engine_relay_push(&r, "x", 1), 0);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 1);
     CHECK(p[0] == 'x');
-    oci_relay_dispose(&r);
+    engine_relay_dispose(&r);
     free(src);
 }
 
@@ -222,40 +222,40 @@ TEST(wrong_digest)
     char *other = make_blob(size, 6);
     /* The digest of different content of the same size. */
     struct oci_digest d = digest_of(OCI_DIGEST_SHA256, other, size);
-    struct oci_relay r;
+    struct engine_relay r;
     const char *p;
     size_t k;
-    CHECK_INT(oci_relay_init(&r, &d, size), 0);
-    CHECK_INT(oci_relay_push(&r, src, 100000), 0);
-    k = oci_relay_peek(&r, &p, UINT64_MAX);
+    CHECK_INT(engine_relay_init(&r, &d, size), 0);
+    CHECK_INT(engine_relay_push(&r, src, 100000), 0);
+    k = engine_relay_peek(&r, &p, UINT64_MAX);
     CHECK_INT(k, 100000);
-    oci_relay_consume(&r, k);
-    CHECK_INT(oci_relay_push(&r, src + 100000, 199999), 0);
-    k = oci_relay_peek(&r, &p, UINT64_MAX);
+    engine_relay_consume(&r, k);
+    CHECK_INT(engine_relay_push(&r, src + 100000, 199999), 0);
+    k = engine_relay_peek(&r, &p, UINT64_MAX);
     CHECK_INT(k, 199999);
-    oci_relay_consume(&r, k);
+    engine_relay_consume(&r, k);
     CHECK_INT(r.out, size - 1);
     /* The final byte makes the verdict: mismatch, and nothing more leaves. */
-    CHECK_INT(oci_relay_push(&r, src + size - 1, 1), OCISYNC_EDIGESTMISMATCH);
+    CHECK_INT(engine_relay_push(&r, src + size - 1, 1), OCISYNC_EDIGESTMISMATCH);
     CHECK(r.failed);
     CHECK(!r.verified);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
     CHECK_INT(r.out, size - 1);
-    oci_relay_dispose(&r);
+    engine_relay_dispose(&r);
 
     /* All in one push: nothing ever offered. */
-    CHECK_INT(oci_relay_init(&r, &d, size), 0);
-    CHECK_INT(oci_relay_push(&r, src, size), OCISYNC_EDIGESTMISMATCH);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
+    CHECK_INT(engine_relay_init(&r, &d, size), 0);
+    CHECK_INT(engine_relay_push(&r, src, size), OCISYNC_EDIGESTMISMATCH);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
     CHECK_INT(r.out, 0);
-    oci_relay_dispose(&r);
+    engine_relay_dispose(&r);
 
     /* Right bytes, but the digest of another algorithm's idea of them: sha512 expected. */
     d = digest_of(OCI_DIGEST_SHA512, other, size);
-    CHECK_INT(oci_relay_init(&r, &d, size), 0);
-    CHECK_INT(oci_relay_push(&r, src, size), OCISYNC_EDIGESTMISMATCH);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
-    oci_relay_dispose(&r);
+    CHECK_INT(engine_relay_init(&r, &d, size), 0);
+    CHECK_INT(engine_relay_push(&r, src, size), OCISYNC_EDIGESTMISMATCH);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
+    engine_relay_dispose(&r);
     free(src);
     free(other);
 }
@@ -264,51 +264,51 @@ TEST(size_exceeded)
 {
     char *src = make_blob(200, 3);
     struct oci_digest d = digest_of(OCI_DIGEST_SHA256, src, 100);
-    struct oci_relay r;
+    struct engine_relay r;
     const char *p;
-    CHECK_INT(oci_relay_init(&r, &d, 100), 0);
-    CHECK_INT(oci_relay_push(&r, src, 60), 0);
-    CHECK_INT(oci_relay_push(&r, src + 60, 41), OCISYNC_ESIZEMISMATCH);
+    CHECK_INT(engine_relay_init(&r, &d, 100), 0);
+    CHECK_INT(engine_relay_push(&r, src, 60), 0);
+    CHECK_INT(engine_relay_push(&r, src + 60, 41), OCISYNC_ESIZEMISMATCH);
     CHECK(r.failed);
     CHECK_INT(r.in, 60);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
-    oci_relay_dispose(&r);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
+    engine_relay_dispose(&r);
 
     /* More than size in one go. */
-    CHECK_INT(oci_relay_init(&r, &d, 100), 0);
-    CHECK_INT(oci_relay_push(&r, src, 200), OCISYNC_ESIZEMISMATCH);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
-    oci_relay_dispose(&r);
+    CHECK_INT(engine_relay_init(&r, &d, 100), 0);
+    CHECK_INT(engine_relay_push(&r, src, 200), OCISYNC_ESIZEMISMATCH);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
+    engine_relay_dispose(&r);
 
     /* A byte after a verified blob. */
-    CHECK_INT(oci_relay_init(&r, &d, 100), 0);
-    CHECK_INT(oci_relay_push(&r, src, 100), 0);
+    CHECK_INT(engine_relay_init(&r, &d, 100), 0);
+    CHECK_INT(engine_relay_push(&r, src, 100), 0);
     CHECK(r.verified);
-    CHECK_INT(oci_relay_push(&r, src + 100, 1), OCISYNC_ESIZEMISMATCH);
-    oci_relay_dispose(&r);
+    CHECK_INT(engine_relay_push(&r, src + 100, 1), OCISYNC_ESIZEMISMATCH);
+    engine_relay_dispose(&r);
     free(src);
 }
 
 TEST(empty_blob)
 {
     struct oci_digest d;
-    struct oci_relay r;
+    struct engine_relay r;
     const char *p = NULL;
     CHECK_INT(oci_digest_parse_str(SHA256_EMPTY, &d), 0);
-    CHECK_INT(oci_relay_init(&r, &d, 0), 0);
+    CHECK_INT(engine_relay_init(&r, &d, 0), 0);
     CHECK(r.verified);
     CHECK(!r.failed);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
-    CHECK_INT(oci_relay_push(&r, "x", 1), OCISYNC_ESIZEMISMATCH);
-    oci_relay_dispose(&r);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
+    CHECK_INT(engine_relay_push(&r, "x", 1), OCISYNC_ESIZEMISMATCH);
+    engine_relay_dispose(&r);
 
     /* The wrong digest for nothing is caught at init too. */
     d = digest_of(OCI_DIGEST_SHA256, "x", 1);
-    CHECK_INT(oci_relay_init(&r, &d, 0), 0);
+    CHECK_INT(engine_relay_init(&r, &d, 0), 0);
     CHECK(!r.verified);
     CHECK(r.failed);
-    CHECK_INT(oci_relay_peek(&r, &p, UINT64_MAX), 0);
-    oci_relay_dispose(&r);
+    CHECK_INT(engine_relay_peek(&r, &p, UINT64_MAX), 0);
+    engine_relay_dispose(&r);
 }
 
 /* Pushing nothing is a no-op in every state, including after the verdict. */
@@ -316,21 +316,21 @@ TEST(zero_length_push)
 {
     char *src = make_blob(10, 4);
     struct oci_digest d = digest_of(OCI_DIGEST_SHA256, src, 10);
-    struct oci_relay r;
-    CHECK_INT(oci_relay_init(&r, &d, 10), 0);
-    CHECK_INT(oci_relay_push(&r, src, 0), 0);
-    CHECK_INT(oci_relay_push(&r, src, 10), 0);
+    struct engine_relay r;
+    CHECK_INT(engine_relay_init(&r, &d, 10), 0);
+    CHECK_INT(engine_relay_push(&r, src, 0), 0);
+    CHECK_INT(engine_relay_push(&r, src, 10), 0);
     CHECK(r.verified);
-    CHECK_INT(oci_relay_push(&r, src + 10, 0), 0);
+    CHECK_INT(engine_relay_push(&r, src + 10, 0), 0);
     CHECK(r.verified);
     CHECK(!r.failed);
-    oci_relay_dispose(&r);
+    engine_relay_dispose(&r);
 
     CHECK_INT(oci_digest_parse_str(SHA256_EMPTY, &d), 0);
-    CHECK_INT(oci_relay_init(&r, &d, 0), 0);
-    CHECK_INT(oci_relay_push(&r, "", 0), 0);
+    CHECK_INT(engine_relay_init(&r, &d, 0), 0);
+    CHECK_INT(engine_relay_push(&r, "", 0), 0);
     CHECK(r.verified);
-    oci_relay_dispose(&r);
+    engine_relay_dispose(&r);
     free(src);
 }
 
