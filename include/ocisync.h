@@ -234,6 +234,20 @@ int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opt
                  struct ocisync_copy_result *result);
 
 /* One image of a run of many; NULL or empty fields take the run's options. */
+/* The kinds of place an image can be, as copy, sync and build take them. */
+typedef enum {
+    OCISYNC_LOC_REGISTRY = 1,   /* docker://REF, or a bare REF */
+    OCISYNC_LOC_LAYOUT,         /* oci:DIR[:NAME] */
+    OCISYNC_LOC_OCI_ARCHIVE,    /* oci-archive:FILE[:NAME] */
+    OCISYNC_LOC_DOCKER_ARCHIVE, /* docker-archive:FILE[:REPO:TAG] */
+} ocisync_location_kind;
+
+/*
+ * What kind of place s names, parsed as copy parses its arguments, or 0 when
+ * s names none (an unsupported transport, a malformed reference or spec).
+ */
+ocisync_location_kind ocisync_location_of(const char *s);
+
 struct ocisync_copy_item {
     const char *src, *dst;
     const char *const *platforms;

@@ -421,9 +421,8 @@ int cli_build(int argc, char **argv, bool push)
         goto out;
     }
     for (size_t i = 0; i < n_tags; i++) {
-        bool layout = strncmp(tags[i], "oci:", 4) == 0 ||
-                      strncmp(tags[i], "oci-archive:", 12) == 0 ||
-                      strncmp(tags[i], "docker-archive:", 15) == 0;
+        ocisync_location_kind k = ocisync_location_of(tags[i]);
+        bool layout = k != 0 && k != OCISYNC_LOC_REGISTRY;
         if (!push && !layout) {
             fprintf(stderr,
                     "%s build: --output takes oci:DIR[:NAME], oci-archive:FILE[:NAME] or "

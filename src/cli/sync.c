@@ -114,7 +114,7 @@ static void dest_repo(const char *dest, const char *source, bool scoped, bool oc
         if (slash != NULL)
             name = slash + 1;
     }
-    if (oci && strncmp(dest, "oci:", 4) == 0) {
+    if (oci && ocisync_location_of(dest) == OCISYNC_LOC_LAYOUT) {
         dest += 4;
         dl -= 4;
     }
@@ -452,7 +452,7 @@ int cli_sync(int argc, char **argv)
             /* A layout: its images go to DEST/<the directory's name>:<their names>. */
             static char lsrc[4200];
             char name[600];
-            const char *dir = strncmp(src, "oci:", 4) == 0 ? src + 4 : src;
+            const char *dir = ocisync_location_of(src) == OCISYNC_LOC_LAYOUT ? src + 4 : src;
             size_t dl = strlen(dir);
             while (dl > 1 && dir[dl - 1] == '/')
                 dl--;

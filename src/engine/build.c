@@ -17,7 +17,9 @@
 
 #include "common/log.h"
 #include "oci/archive.h"
+#include "engine/copy.h"
 #include "engine/endpoint.h"
+#include "engine/transport.h"
 #include "oci/imgconfig.h"
 #include "oci/layer.h"
 #include "engine/layer_push.h"
@@ -323,10 +325,11 @@ static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
  */
 static bool registry_tag(const char *tag, struct oci_ref *out)
 {
-    if (strncmp(tag, "oci:", 4) == 0 || strncmp(tag, "oci-archive:", 12) == 0 ||
-        strncmp(tag, "docker-archive:", 15) == 0)
+    struct engine_transport t;
+    if (engine_transport_parse(tag, &t, NULL, 0) != 0 || t.kind != ENGINE_TRANSPORT_REGISTRY)
         return false;
-    return oci_ref_parse(tag, out, NULL, 0) == 0;
+    *out = t.ref;
+    return true;
 }
 
 static size_t stream_targets(struct build *b, struct engine_session *s, struct stream_target *t)
@@ -675,7 +678,8 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
     bool lay_open = false;
     uv_thread_t builder;
     bool builder_started = false;
-    struct ocisync_copy_item *items = NULL;
+    struct engine_copy_item *items = NULL;
+    struct engine_transport *sides = NULL, staging;
     struct ocisync_copy_result *cres = NULL;
     char src[4400];
     const char *sde = getenv("SOURCE_DATE_EPOCH");
@@ -729,7 +733,9 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
     if (!b.scratch) {
         size_t n = 0;
         char(*refs)[2][800] = calloc(o->n_tags * b.n_plats, sizeof(*refs));
-        if (refs == NULL) {
+        sides = calloc(2 * o->n_tags * b.n_plats, sizeof(*sides));
+        if (refs == NULL || sides == NULL) {
+            free(refs);
             err = UV_ENOMEM;
             goto out;
         }
@@ -739,13 +745,21 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
             if (!registry_tag(o->tags[t], &dst))
                 continue;
             for (size_t i = 0; i < b.n_plats; i++) {
-                snprintf(refs[n][0], sizeof(refs[n][0]), "%s@%s", b.base_repo,
-                         b.plats[i].base_digest.str);
-                snprintf(refs[n][1], sizeof(refs[n][1]), "%s/%s@%s", dst.registry, dst.repository,
-                         b.plats[i].base_digest.str);
-                items[n].src = refs[n][0];
-                items[n].dst = refs[n][1];
-                items[n].blobs_only = 1;
+                /* Each platform's base image, by digest, from the base to the destination. */
+                struct engine_transport *from = &sides[2 * n], *to = &sides[2 * n + 1];
+                from->kind = to->kind = ENGINE_TRANSPORT_REGISTRY;
+                from->ref = b.base;
+                to->ref = dst;
+                from->ref.tag[0] = to->ref.tag[0] = '\0';
+                from->ref.has_digest = to->ref.has_digest = true;
+                from->ref.digest = to->ref.digest = b.plats[i].base_digest;
+                oci_ref_format(&from->ref, refs[n][0], sizeof(refs[n][0]));
+                oci_ref_format(&to->ref, refs[n][1], sizeof(refs[n][1]));
+                items[n].it.src = refs[n][0];
+                items[n].it.dst = refs[n][1];
+                items[n].it.blobs_only = 1;
+                items[n].src = from;
+                items[n].dst = to;
                 n++;
             }
         }
@@ -754,7 +768,7 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
             copts.platforms = NULL;
             copts.n_platforms = 0;
             copts.referrers = 0;
-            err = ocisync_copy_many(items, n, &copts, cres);
+            err = engine_copy_many(items, n, &copts, cres);
             for (size_t i = 0; i < n; i++) {
                 res->blobs_copied += cres[i].blobs_copied;
                 res->blobs_mounted += cres[i].blobs_mounted;
@@ -796,19 +810,22 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
     err = write_image(&b, &lay, res->error, sizeof(res->error));
     if (err != 0)
         goto out;
+    /* The staging layout goes to copy as a value; the string only labels its events. */
+    engine_transport_layout(&staging, b.staging, "build");
     snprintf(src, sizeof(src), "oci:%s:build", b.staging);
     memset(items, 0, o->n_tags * sizeof(*items));
     memset(cres, 0, o->n_tags * sizeof(*cres));
     for (size_t t = 0; t < o->n_tags; t++) {
-        items[t].src = src;
-        items[t].dst = o->tags[t];
-        items[t].base = b.scratch ? NULL : b.base_repo;
+        items[t].it.src = src;
+        items[t].it.dst = o->tags[t];
+        items[t].it.base = b.scratch ? NULL : b.base_repo;
+        items[t].src = &staging;
     }
     {
         struct ocisync_copy_opts copts = o->copy;
         copts.platforms = NULL;
         copts.n_platforms = 0;
-        err = ocisync_copy_many(items, o->n_tags, &copts, cres);
+        err = engine_copy_many(items, o->n_tags, &copts, cres);
     }
     for (size_t t = 0; t < o->n_tags; t++) {
         res->blobs_copied += cres[t].blobs_copied;
@@ -829,6 +846,7 @@ out:
     if (b.staging[0] != '\0')
         oci_archive_remove_dir(b.staging);
     free(items);
+    free(sides);
     free(cres);
     build_free(&b);
     if (err != 0 && stopped(&b)) {

@@ -210,8 +210,9 @@ struct copy_shared {
 struct copy_job {
     struct copy_ctx *ctx;
     const struct ocisync_copy_opts *opts;
-    size_t index; /* in the run's items */
-    const struct ocisync_copy_item *item;
+    size_t index;                         /* in the run's items */
+    const struct ocisync_copy_item *item; /* eitem->it */
+    const struct engine_copy_item *eitem;
     struct oci_ref src, dst;
     struct proto_registry *src_reg, *dst_reg; /* owned, cloned from the run's endpoints */
     /* An OCI layout side instead of a registry (shared with the run's other images). */
@@ -2697,7 +2698,8 @@ static struct copy_job *new_job(struct copy_ctx *ctx, size_t i)
     job->ctx = ctx;
     job->opts = ctx->opts;
     job->index = i;
-    job->item = &ctx->items[i];
+    job->eitem = &ctx->items[i];
+    job->item = &ctx->items[i].it;
     job->res = &ctx->results[i];
     job->chunk_size = ctx->opts->chunk_size ? ctx->opts->chunk_size : DEFAULT_CHUNK;
     ctx->jobs[i] = job;
@@ -2761,34 +2763,6 @@ static void job_release(struct copy_job *job)
         free(reg);
     }
     job->src_reg = job->dst_reg = job->base_reg = NULL;
-}
-
-/*
- * A registry reference, with or without skopeo's "docker://". oci:,
- * oci-archive: and docker-archive: never get here (parse_side and
- * map_archive take them first); other transports are refused by name.
- */
-static int parse_ref(const char *s, struct oci_ref *out, char *err, size_t errlen)
-{
-    const char *colon = strstr(s, "://");
-    if (colon == NULL) {
-        const char *c = strchr(s, ':');
-        /* "oci:DIR" and friends: a transport name before the first colon, no slash before it. */
-        if (c != NULL && memchr(s, '/', (size_t)(c - s)) == NULL &&
-            memchr(s, '.', (size_t)(c - s)) == NULL &&
-            (strncmp(s, "oci:", 4) == 0 || strncmp(s, "dir:", 4) == 0 ||
-             strncmp(s, "containers-storage:", 19) == 0)) {
-            snprintf(
-                err, errlen,
-                "\"%s\": not supported yet (docker://, oci:, oci-archive: and docker-archive: are)",
-                s);
-            return OCISYNC_EUSAGE;
-        }
-    } else if (strncmp(s, "docker://", 9) != 0) {
-        snprintf(err, errlen, "\"%s\": unsupported transport (use docker:// or oci:)", s);
-        return OCISYNC_EUSAGE;
-    }
-    return oci_ref_parse(s, out, err, errlen);
 }
 
 /*
@@ -2978,28 +2952,44 @@ static int open_layout(struct copy_ctx *ctx, const char *dir, bool write, struct
 }
 
 /*
- * One side of an item: "oci:DIR[:REF]" is an OCI image layout (shared by the
- * run's images), anything else a registry reference.
+ * One side of an item, typed: a registry reference, or a layout (shared by
+ * the run's images). Archives were made layouts before the run began.
  */
-static int parse_side(struct copy_job *job, const char *s, bool dst, char *msg, size_t msglen)
+static int take_side(struct copy_job *job, const struct engine_transport *t, bool dst, char *msg,
+                     size_t msglen)
 {
     struct oci_ref *ref = dst ? &job->dst : &job->src;
-    char dir[4096], name[256];
     int err;
-    if (strncmp(s, "oci:", 4) != 0)
-        return parse_ref(s, ref, msg, msglen);
-    if (oci_layout_ref_split(s + 4, dir, sizeof(dir), name, sizeof(name)) != 0 || dir[0] == '\0') {
-        snprintf(msg, msglen, "\"%s\": expected oci:DIRECTORY[:NAME]", s);
+    switch (t->kind) {
+    case ENGINE_TRANSPORT_REGISTRY:
+        *ref = t->ref;
+        return 0;
+    case ENGINE_TRANSPORT_LAYOUT:
+        err = open_layout(job->ctx, t->path, dst, dst ? &job->dst_lay : &job->src_lay, msg, msglen);
+        if (err != 0)
+            return err == UV_ENOMEM ? err : OCISYNC_EUSAGE;
+        snprintf(dst ? job->dst_lref : job->src_lref, sizeof(job->src_lref), "%s", t->name);
+        /* For messages: "oci:DIR" stands where a registry would. */
+        snprintf(ref->registry, sizeof(ref->registry), "oci:%s", t->path);
+        snprintf(ref->repository, sizeof(ref->repository), "%s", t->name);
+        return 0;
+    default:
+        snprintf(msg, msglen, "%s: an archive reached the copy engine unmapped",
+                 dst ? job->item->dst : job->item->src);
         return OCISYNC_EUSAGE;
     }
-    err = open_layout(job->ctx, dir, dst, dst ? &job->dst_lay : &job->src_lay, msg, msglen);
-    if (err != 0)
-        return err == UV_ENOMEM ? err : OCISYNC_EUSAGE;
-    snprintf(dst ? job->dst_lref : job->src_lref, sizeof(job->src_lref), "%s", name);
-    /* For messages: "oci:DIR" stands where a registry would. */
-    snprintf(ref->registry, sizeof(ref->registry), "oci:%s", dir);
-    snprintf(ref->repository, sizeof(ref->repository), "%s", name);
-    return 0;
+}
+
+/* One side of an item: the caller's typed value, or its string parsed now. */
+static int parse_side(struct copy_job *job, bool dst, char *msg, size_t msglen)
+{
+    const struct engine_transport *typed = dst ? job->eitem->dst : job->eitem->src;
+    struct engine_transport t;
+    int err;
+    if (typed != NULL)
+        return take_side(job, typed, dst, msg, msglen);
+    err = engine_transport_parse(dst ? job->item->dst : job->item->src, &t, msg, msglen);
+    return err != 0 ? err : take_side(job, &t, dst, msg, msglen);
 }
 
 /* The base image's registry endpoint, for blobs a layout source does not hold. */
@@ -3007,9 +2997,15 @@ static int setup_base(struct copy_job *job, char *msg, size_t msglen)
 {
     const struct ocisync_registry_opts *ro =
         job->item->src_opts ? job->item->src_opts : &job->opts->src;
-    int err = parse_ref(job->item->base, &job->base, msg, msglen);
+    struct engine_transport t;
+    int err = engine_transport_parse(job->item->base, &t, msg, msglen);
+    if (err == 0 && t.kind != ENGINE_TRANSPORT_REGISTRY) {
+        snprintf(msg, msglen, "base \"%s\": not a registry repository", job->item->base);
+        err = OCISYNC_EUSAGE;
+    }
     if (err != 0)
         return err;
+    job->base = t.ref;
     err = engine_endpoint_get(&job->ctx->s.endpoints, job->base.registry, ro, false, &job->base_reg,
                               msg, msglen);
     if (err != 0)
@@ -3033,9 +3029,9 @@ static int job_setup(struct copy_job *job)
     size_t msglen = sizeof(job->res->error);
     int err;
 
-    err = parse_side(job, it->src, false, msg, msglen);
+    err = parse_side(job, false, msg, msglen);
     if (err == 0)
-        err = parse_side(job, it->dst, true, msg, msglen);
+        err = parse_side(job, true, msg, msglen);
     if (err != 0)
         return err;
     if (n_platforms > sizeof(job->platforms) / sizeof(job->platforms[0])) {
@@ -3150,7 +3146,7 @@ static void on_stop(struct engine_session *sess)
     pump(ctx);
 }
 
-static int copy_run(const struct ocisync_copy_item *items, size_t n,
+static int copy_run(const struct engine_copy_item *items, size_t n,
                     const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
 {
     static const struct ocisync_copy_opts defaults;
@@ -3266,56 +3262,51 @@ out_free:
 
 /* An oci-archive: side of a run: unpacked (a source) or to be packed (a destination). */
 struct archive {
-    char file[4096];
+    struct engine_transport t;      /* as the item named it */
+    struct engine_transport layout; /* the temp layout the items naming it use instead */
     bool dst;
-    bool docker;    /* docker-archive: (else oci-archive:) */
-    char ref[512];  /* docker-archive: the image (source) or its RepoTags entry (destination) */
     char dir[4200]; /* the temp directory holding its layout */
     int err;        /* unpacking failed: every item naming it fails with msg */
     char msg[1024];
     size_t users; /* items writing to it */
 };
 
-/*
- * Replaces "oci-archive:FILE[:NAME]" in *side by "oci:TEMPDIR[:NAME]" (into
- * buf), unpacking a source archive the first time it is named.
- */
-static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char **side, bool dst,
-                       char *buf, size_t buflen, size_t *which, char *msg, size_t msglen)
+static bool is_archive(enum engine_transport_kind k)
 {
-    char file[4096], name[512], unpack[4300];
+    return k == ENGINE_TRANSPORT_OCI_ARCHIVE || k == ENGINE_TRANSPORT_DOCKER_ARCHIVE;
+}
+
+/* The kind of one side of an item: its typed value's, or its string's (0 when malformed). */
+static enum engine_transport_kind side_kind(const struct engine_copy_item *item, bool dst)
+{
+    const struct engine_transport *t = dst ? item->dst : item->src;
+    return t != NULL
+               ? t->kind
+               : (enum engine_transport_kind)ocisync_location_of(dst ? item->it.dst : item->it.src);
+}
+
+/*
+ * Where an archive side goes: the temp layout of archive t, unpacked (a
+ * source) the first time it is named. *which is its index in ar.
+ */
+static int map_archive(struct archive *ar, size_t *n_ar, size_t max,
+                       const struct engine_transport *t, bool dst, size_t *which, char *msg,
+                       size_t msglen)
+{
+    bool docker = t->kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE;
+    char unpack[4300];
     struct archive *a = NULL;
-    bool docker = strncmp(*side, "docker-archive:", 15) == 0;
-    int err;
-    if (!docker && strncmp(*side, "oci-archive:", 12) != 0)
-        return 0;
-    if (docker) {
-        /* docker-archive:FILE[:REF], split at the first colon as skopeo does. */
-        const char *s = *side + 15, *colon = strchr(s, ':');
-        snprintf(file, sizeof(file), "%.*s", colon ? (int)(colon - s) : (int)strlen(s), s);
-        snprintf(name, sizeof(name), "%s", colon ? colon + 1 : "");
-        err = file[0] == '\0' ? OCISYNC_EUSAGE : 0;
-    } else {
-        err = oci_layout_ref_split(*side + 12, file, sizeof(file), name, sizeof(name));
-    }
-    if (err != 0) {
-        snprintf(msg, msglen, "\"%s\": expected %s", *side,
-                 docker ? "docker-archive:FILE[:REPO:TAG]" : "oci-archive:FILE[:NAME]");
-        return OCISYNC_EUSAGE;
-    }
     for (size_t i = 0; i < *n_ar; i++)
-        if (ar[i].dst == dst && ar[i].docker == docker && strcmp(ar[i].file, file) == 0 &&
-            (!docker || dst || strcmp(ar[i].ref, name) == 0))
+        if (ar[i].dst == dst && ar[i].t.kind == t->kind && strcmp(ar[i].t.path, t->path) == 0 &&
+            (!docker || dst || strcmp(ar[i].t.name, t->name) == 0))
             a = &ar[i];
     if (a == NULL) {
         if (*n_ar == max)
             return UV_ENOMEM;
         a = &ar[(*n_ar)++];
         memset(a, 0, sizeof(*a));
-        snprintf(a->file, sizeof(a->file), "%s", file);
-        snprintf(a->ref, sizeof(a->ref), "%s", docker ? name : "");
+        a->t = *t;
         a->dst = dst;
-        a->docker = docker;
         a->err = oci_archive_tempdir(a->dir, sizeof(a->dir), a->msg, sizeof(a->msg));
         /*
          * A docker archive is unpacked beside the layout made from it, never
@@ -3327,17 +3318,24 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char 
             snprintf(a->msg, sizeof(a->msg), "cannot create %s: %s", unpack, uv_strerror(a->err));
         }
         if (a->err == 0 && !dst) {
-            a->err = oci_archive_unpack(file, unpack, docker, a->msg, sizeof(a->msg));
+            a->err = oci_archive_unpack(t->path, unpack, docker, a->msg, sizeof(a->msg));
             if (a->err == OCISYNC_ENOTFOUND)
                 a->err = OCISYNC_EUSAGE;
         }
         if (a->err == 0 && !dst && docker) {
             char lay[4300];
             snprintf(lay, sizeof(lay), "%s/layout", a->dir);
-            a->err = oci_docker_archive_to_layout(unpack, name, file, lay, "image", a->msg,
+            a->err = oci_docker_archive_to_layout(unpack, t->name, t->path, lay, "image", a->msg,
                                                   sizeof(a->msg));
             if (a->err == OCISYNC_ENOTFOUND || a->err == OCISYNC_EMANIFEST)
                 a->err = OCISYNC_EUSAGE;
+        }
+        if (docker) {
+            char lay[4300];
+            snprintf(lay, sizeof(lay), "%s%s", a->dir, dst ? "" : "/layout");
+            engine_transport_layout(&a->layout, lay, "image");
+        } else {
+            engine_transport_layout(&a->layout, a->dir, t->name);
         }
     }
     if (a->err != 0) {
@@ -3345,69 +3343,79 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max, const char 
         return a->err;
     }
     if (docker && dst && a->users > 0) {
-        snprintf(msg, msglen, "%s: a docker archive holds one image", file);
+        snprintf(msg, msglen, "%s: a docker archive holds one image", t->path);
         return OCISYNC_EUSAGE;
     }
     if (dst)
         a->users++;
     *which = (size_t)(a - ar);
-    if (docker)
-        snprintf(buf, buflen, "oci:%s%s:image", a->dir, dst ? "" : "/layout");
-    else
-        snprintf(buf, buflen, "oci:%s%s%s", a->dir, name[0] ? ":" : "", name);
-    *side = buf;
     return 0;
 }
 
-int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
-                      const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
+/* The run, then the referrers of what it copied when opts asks. */
+static int run_with_referrers(const struct engine_copy_item *items, size_t n,
+                              const struct ocisync_copy_opts *opts,
+                              struct ocisync_copy_result *results)
 {
-    struct ocisync_copy_item *run_items = NULL;
+    int err = copy_run(items, n, opts, results);
+    if (opts != NULL && opts->referrers && err != OCISYNC_EINTERRUPTED) {
+        int rerr = engine_referrers_copy(items, n, opts, results, copy_run);
+        if (err == 0)
+            err = rerr;
+    }
+    return err;
+}
+
+int engine_copy_many(const struct engine_copy_item *items, size_t n,
+                     const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
+{
+    struct engine_copy_item *run_items = NULL;
     struct ocisync_copy_result *run_res = NULL;
     size_t *which = NULL, *dst_ar = NULL, n_run = 0, n_ar = 0;
     struct archive *ar = NULL;
-    char(*bufs)[4600] = NULL;
     int err = 0;
     bool any = false;
 
     for (size_t i = 0; i < n && !any; i++)
-        any = strncmp(items[i].src, "oci-archive:", 12) == 0 ||
-              strncmp(items[i].dst, "oci-archive:", 12) == 0 ||
-              strncmp(items[i].src, "docker-archive:", 15) == 0 ||
-              strncmp(items[i].dst, "docker-archive:", 15) == 0;
-    if (!any) {
-        err = copy_run(items, n, opts, results);
-        if (opts != NULL && opts->referrers && err != OCISYNC_EINTERRUPTED) {
-            int rerr = engine_referrers_copy(items, n, opts, results, copy_run);
-            if (err == 0)
-                err = rerr;
-        }
-        return err;
-    }
+        any = is_archive(side_kind(&items[i], false)) || is_archive(side_kind(&items[i], true));
+    if (!any)
+        return run_with_referrers(items, n, opts, results);
 
-    /* Archives become layouts in temp directories; the items that name them are mapped. */
+    /* Archives become layouts in temp directories; the items that name them use those. */
     run_items = calloc(n, sizeof(*run_items));
     run_res = calloc(n, sizeof(*run_res));
     which = calloc(n, sizeof(*which));
     dst_ar = calloc(n, sizeof(*dst_ar));
     ar = calloc(2 * n, sizeof(*ar));
-    bufs = calloc(2 * n, sizeof(*bufs));
-    if (run_items == NULL || run_res == NULL || which == NULL || dst_ar == NULL || ar == NULL ||
-        bufs == NULL) {
+    if (run_items == NULL || run_res == NULL || which == NULL || dst_ar == NULL || ar == NULL) {
         err = UV_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        struct ocisync_copy_item it = items[i];
-        size_t ignored;
-        int e;
+        struct engine_copy_item it = items[i];
+        int e = 0;
         memset(&results[i], 0, sizeof(results[i]));
         dst_ar[i] = SIZE_MAX;
-        e = map_archive(ar, &n_ar, 2 * n, &it.src, false, bufs[2 * i], sizeof(bufs[0]), &ignored,
-                        results[i].error, sizeof(results[i].error));
-        if (e == 0)
-            e = map_archive(ar, &n_ar, 2 * n, &it.dst, true, bufs[2 * i + 1], sizeof(bufs[0]),
-                            &dst_ar[i], results[i].error, sizeof(results[i].error));
+        for (int d = 0; d < 2 && e == 0; d++) {
+            const struct engine_transport **side = d ? &it.dst : &it.src;
+            struct engine_transport parsed;
+            size_t k = 0;
+            if (!is_archive(side_kind(&it, d)))
+                continue;
+            if (*side == NULL) {
+                e = engine_transport_parse(d ? it.it.dst : it.it.src, &parsed, results[i].error,
+                                           sizeof(results[i].error));
+                if (e != 0)
+                    break;
+            }
+            e = map_archive(ar, &n_ar, 2 * n, *side != NULL ? *side : &parsed, d, &k,
+                            results[i].error, sizeof(results[i].error));
+            if (e == 0) {
+                *side = &ar[k].layout;
+                if (d)
+                    dst_ar[i] = k;
+            }
+        }
         if (e != 0) {
             if (err == 0)
                 err = e;
@@ -3417,12 +3425,7 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
         run_items[n_run++] = it;
     }
     if (n_run > 0) {
-        int e = copy_run(run_items, n_run, opts, run_res);
-        if (opts != NULL && opts->referrers && e != OCISYNC_EINTERRUPTED) {
-            int rerr = engine_referrers_copy(run_items, n_run, opts, run_res, copy_run);
-            if (e == 0)
-                e = rerr;
-        }
+        int e = run_with_referrers(run_items, n_run, opts, run_res);
         if (err == 0)
             err = e;
         for (size_t k = 0; k < n_run; k++)
@@ -3436,18 +3439,18 @@ int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
                 ok = results[i].error[0] == '\0';
         if (!ok)
             continue;
-        if (ar[a].docker)
-            ar[a].err = oci_docker_archive_write(ar[a].dir, "image", ar[a].ref, ar[a].file,
+        if (ar[a].t.kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE)
+            ar[a].err = oci_docker_archive_write(ar[a].dir, "image", ar[a].t.name, ar[a].t.path,
                                                  ar[a].msg, sizeof(ar[a].msg));
         else
-            ar[a].err = oci_archive_pack(ar[a].dir, ar[a].file, ar[a].msg, sizeof(ar[a].msg));
+            ar[a].err = oci_archive_pack(ar[a].dir, ar[a].t.path, ar[a].msg, sizeof(ar[a].msg));
         if (ar[a].err == 0)
             continue;
         if (err == 0)
             err = ar[a].err;
         for (size_t i = 0; i < n; i++)
             if (dst_ar[i] == a && results[i].error[0] == '\0')
-                snprintf(results[i].error, sizeof(results[i].error), "%s: %s", ar[a].file,
+                snprintf(results[i].error, sizeof(results[i].error), "%s: %s", ar[a].t.path,
                          ar[a].msg);
     }
 out:
@@ -3458,7 +3461,23 @@ out:
     free(which);
     free(dst_ar);
     free(ar);
-    free(bufs);
+    return err;
+}
+
+int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
+                      const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results)
+{
+    struct engine_copy_item *eitems;
+    int err;
+    if (n == 0)
+        return 0;
+    eitems = calloc(n, sizeof(*eitems));
+    if (eitems == NULL)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        eitems[i].it = items[i];
+    err = engine_copy_many(eitems, n, opts, results);
+    free(eitems);
     return err;
 }
 

@@ -11,6 +11,7 @@
 #include "ocisync.h"
 #include "engine/endpoint.h"
 #include "engine/stop.h"
+#include "engine/transport.h"
 #include "oci/layout.h"
 #include "engine/mstore.h"
 #include "oci/oci.h"
@@ -27,6 +28,24 @@ struct copy_layout {
     bool write;
 };
 
+/*
+ * An image to copy, as the engine takes it: the caller's item (options, and
+ * its sides as written, for events and messages) and, where the caller has
+ * them, its sides as typed values (borrowed); NULL sides are parsed from the
+ * item's strings when the image starts.
+ */
+struct engine_copy_item {
+    struct ocisync_copy_item it;
+    const struct engine_transport *src, *dst;
+};
+
+/*
+ * ocisync_copy_many for typed items: archives made layouts first (and
+ * packed last), then the images, then their referrers when opts asks.
+ */
+int engine_copy_many(const struct engine_copy_item *items, size_t n,
+                     const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results);
+
 struct copy_ctx {
     struct engine_session s; /* loop, pool, client, endpoints and the stop on a signal */
     const struct ocisync_copy_opts *opts;
@@ -38,7 +57,7 @@ struct copy_ctx {
      */
     struct copy_job **jobs; /* owned array of owned pointers (NULL: not started or freed) */
     int *errs;              /* owned: each image's outcome once finished */
-    const struct ocisync_copy_item *items;
+    const struct engine_copy_item *items;
     struct ocisync_copy_result *results;
     size_t n_jobs;
     size_t next_job;      /* the next image to start */

@@ -16,7 +16,9 @@
 #include "common/json_depth.h"
 #include "common/log.h"
 #include "common/queue.h"
+#include "engine/copy.h"
 #include "engine/endpoint.h"
+#include "engine/transport.h"
 #include "oci/oci.h"
 
 #include <jansson.h>
@@ -296,13 +298,19 @@ static void run_subjects(const struct ocisync_copy_opts *opts, struct subject *s
     engine_session_close(&run.s);
 }
 
-/* "docker://reg/repo:tag@digest" -> "reg/repo"; false for what is not a registry image. */
-static bool repo_of(const char *s, char *out, size_t len)
+/* One side of an item as "registry/repository"; false for what is not a registry image. */
+static bool repo_of(const struct engine_copy_item *item, bool dst, char *out, size_t len)
 {
-    struct oci_ref r;
-    if (strncmp(s, "oci:", 4) == 0 || oci_ref_parse(s, &r, NULL, 0) != 0)
+    const struct engine_transport *typed = dst ? item->dst : item->src;
+    struct engine_transport t;
+    if (typed == NULL) {
+        if (engine_transport_parse(dst ? item->it.dst : item->it.src, &t, NULL, 0) != 0)
+            return false;
+        typed = &t;
+    }
+    if (typed->kind != ENGINE_TRANSPORT_REGISTRY)
         return false;
-    snprintf(out, len, "%s/%s", r.registry, r.repository);
+    snprintf(out, len, "%s/%s", typed->ref.registry, typed->ref.repository);
     return true;
 }
 
@@ -325,7 +333,7 @@ static void add_counts(struct ocisync_copy_result *to, const struct ocisync_copy
     to->manifests_pushed += from->manifests_pushed;
 }
 
-int engine_referrers_copy(const struct ocisync_copy_item *items, size_t n,
+int engine_referrers_copy(const struct engine_copy_item *items, size_t n,
                           const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results,
                           engine_copy_run_fn copy_run)
 {
@@ -347,15 +355,15 @@ int engine_referrers_copy(const struct ocisync_copy_item *items, size_t n,
         struct subject *s = &subs[n_subs];
         if (results[i].error[0] != '\0' || results[i].digest[0] == '\0' ||
             strcmp(results[i].digest, results[i].source_digest) != 0 ||
-            !repo_of(items[i].src, s->src, sizeof(s->src)) ||
-            !repo_of(items[i].dst, s->dst, sizeof(s->dst)))
+            !repo_of(&items[i], false, s->src, sizeof(s->src)) ||
+            !repo_of(&items[i], true, s->dst, sizeof(s->dst)))
             continue;
         s->parent = i;
         snprintf(s->digest, sizeof(s->digest), "%s", results[i].digest);
         n_subs++;
     }
     for (int round = 0; round < MAX_ROUNDS && n_subs > 0; round++) {
-        struct ocisync_copy_item *citems = NULL;
+        struct engine_copy_item *citems = NULL;
         struct ocisync_copy_result *cres = NULL;
         char **strs = NULL;
         size_t n_items = 0, cap = 0, n_strs = 0;
@@ -408,9 +416,9 @@ int engine_referrers_copy(const struct ocisync_copy_item *items, size_t n,
                         snprintf(strs[n_strs], ls, "%s@%s", s->src, pd.str);
                         snprintf(strs[n_strs + 1], ld, "%s@%s", s->dst, pd.str);
                     }
-                    citems[n_items].src = strs[n_strs];
-                    citems[n_items].dst = strs[n_strs + 1];
-                    citems[n_items].subject = s->digest;
+                    citems[n_items].it.src = strs[n_strs];
+                    citems[n_items].it.dst = strs[n_strs + 1];
+                    citems[n_items].it.subject = s->digest;
                     n_strs += 2;
                     n_items++;
                 }
@@ -437,7 +445,7 @@ int engine_referrers_copy(const struct ocisync_copy_item *items, size_t n,
                     struct ocisync_copy_result *pr = &results[s->parent];
                     add_counts(pr, &cres[it]);
                     if (cres[it].error[0] != '\0' && pr->error[0] == '\0') {
-                        snprintf(pr->error, sizeof(pr->error), "referrer %s: %s", citems[it].src,
+                        snprintf(pr->error, sizeof(pr->error), "referrer %s: %s", citems[it].it.src,
                                  cres[it].error);
                         if (first_err == 0)
                             first_err = OCISYNC_EREGISTRY;

@@ -4,8 +4,10 @@
 
 #include "ocisync.h"
 
+struct engine_copy_item;
+
 /* Runs one copy of many images (the engine's run, without referrers). */
-typedef int (*engine_copy_run_fn)(const struct ocisync_copy_item *items, size_t n,
+typedef int (*engine_copy_run_fn)(const struct engine_copy_item *items, size_t n,
                                   const struct ocisync_copy_opts *opts,
                                   struct ocisync_copy_result *results);
 
@@ -16,7 +18,7 @@ typedef int (*engine_copy_run_fn)(const struct ocisync_copy_item *items, size_t 
  * added to the counts of the item it hangs from; a failure sets that item's
  * error. Returns 0, or the first error.
  */
-int engine_referrers_copy(const struct ocisync_copy_item *items, size_t n,
+int engine_referrers_copy(const struct engine_copy_item *items, size_t n,
                           const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results,
                           engine_copy_run_fn copy_run);
 

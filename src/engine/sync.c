@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/queue.h"
 #include "engine/endpoint.h"
+#include "engine/transport.h"
 #include "oci/layout.h"
 #include "oci/ref.h"
 #include "oci/oci.h"
@@ -499,9 +500,9 @@ static int plan_layout(struct sync_run *run, size_t source, char *msg, size_t ms
 {
     const struct ocisync_sync_source *s = &run->sources[source];
     struct oci_layout lay;
-    char dir[4096], ref[256];
-    int err = oci_layout_ref_split(s->src + 4, dir, sizeof(dir), ref, sizeof(ref));
-    if (err != 0 || ref[0] != '\0') {
+    struct engine_transport t;
+    int err = engine_transport_parse(s->src, &t, NULL, 0);
+    if (err != 0 || t.kind != ENGINE_TRANSPORT_LAYOUT || t.name[0] != '\0') {
         snprintf(msg, msglen, "%s: a sync source layout is a directory (oci:DIR), without a name",
                  s->src);
         return OCISYNC_EUSAGE;
@@ -513,7 +514,7 @@ static int plan_layout(struct sync_run *run, size_t source, char *msg, size_t ms
             err = add_image(run, source, s->src, s->dst, s->tags[i]);
         return err;
     }
-    err = oci_layout_open(&lay, dir, false, msg, msglen);
+    err = oci_layout_open(&lay, t.path, false, msg, msglen);
     if (err != 0)
         return err == UV_ENOMEM ? err : OCISYNC_EUSAGE;
     for (size_t i = 0; err == 0 && i < oci_layout_count(&lay); i++) {
@@ -540,7 +541,7 @@ static int plan(struct sync_run *run, size_t n, char *msg, size_t msglen)
     for (size_t i = 0; err == 0 && i < n; i++) {
         const struct ocisync_sync_source *s = &run->sources[i];
         const char *last = strrchr(s->src, '/');
-        if (strncmp(s->src, "oci:", 4) == 0) {
+        if (ocisync_location_of(s->src) == OCISYNC_LOC_LAYOUT) {
             err = plan_layout(run, i, msg, msglen);
             if (err != 0)
                 return err;
