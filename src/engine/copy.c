@@ -16,7 +16,7 @@
  *   4. push each child manifest once its blobs are confirmed, then the index
  *      (or the single manifest) under the tag, last.
  */
-#include "engine/copy.h"
+#include "engine/copy_internal.h"
 
 #include "common/log.h"
 #include "common/sysio.h"
@@ -36,277 +36,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_JOBS 8
-/* Images resolved at once, per allowed transfer: enough to keep the slots busy. */
-#define IMAGES_PER_JOB 2
-/*
- * Different blobs one image may have (over all its platforms): a run holds a
- * few kilobytes of state for each, so a hostile index of a million cannot
- * take gigabytes. Real images are far below (16 platforms of 100 layers).
- */
-#define COPY_MAX_BLOBS 8192
-/* Destination HEADs sent ahead of the transfers, per image. */
-#define PROBE_AHEAD 64
-/* By default a blob goes up in one streamed request, as skopeo and crane send it. */
-#define DEFAULT_CHUNK UINT64_MAX
-
-struct copy_job;
-
-/*
- * Manifests pushed to the same repository by several images at once (two tags
- * of one image, tags sharing a platform manifest) go one at a time: a registry
- * storing the same manifest twice concurrently may lose one (distribution 2.8
- * was seen answering "manifest blob unknown" to an index pushed meanwhile).
- */
-struct copy_waiter {
-    struct queue link;
-    void (*resume)(struct copy_waiter *w);
-    bool waiting;
-};
-
-struct copy_mlock {
-    struct copy_mlock *next;
-    char *key; /* owned: "<registry base>/<repository>@<digest>" */
-    bool busy; /* a PUT of it is in flight */
-    bool done; /* it is there: a child manifest needs no second PUT */
-    struct queue waiters;
-};
-
-struct copy_child {
-    struct copy_job *job;
-    struct oci_descriptor desc; /* as listed in the index (or made up for a lone manifest) */
-    char platform[96];
-    /*
-     * The manifest bytes, pushed as they are so the digest stays: in the
-     * run's manifest store from the fetch to the push (an index's child), or
-     * the top level's own (a lone manifest). raw points at them while loaded.
-     */
-    struct engine_mstore_ref mref;
-    bool stored;                    /* mref holds them */
-    struct engine_mstore_waiter mw; /* the store's reservation for its fetch, then its push */
-    bool fetching, putting;         /* its GET, or its PUT, is in flight */
-    const char *raw;
-    size_t raw_len;
-    char media_type[OCI_MEDIA_TYPE_MAX];
-    struct oci_manifest m;
-    bool parsed;
-    bool present; /* already at the destination */
-    bool pushed;
-    unsigned blobs_left;
-    uint64_t n_copied, n_mounted, n_skipped;
-    struct proto_reg_op op;
-    struct copy_waiter w;    /* waiting for another image's push of the same manifest */
-    struct copy_mlock *lock; /* held while its PUT is in flight */
-};
-
-enum blob_step {
-    BLOB_PENDING = 0,
-    BLOB_WAIT, /* parked: another image is transferring it to the same registry */
-    BLOB_HEAD,
-    BLOB_START,
-    BLOB_RELAY,
-    BLOB_STATUS, /* asking how much of an interrupted upload the registry holds */
-    BLOB_FINISH,
-    BLOB_DONE,
-};
-
-struct copy_blob_io {
-    struct proto_reg_op get; /* from the source */
-    struct proto_reg_op op;  /* to the destination: HEAD, POST, PATCH, PUT */
-    struct queue reap_link;  /* in copy_ctx.io_reap once its blob is done */
-};
-
-struct copy_blob {
-    struct copy_job *job;
-    struct oci_descriptor desc;
-    enum blob_step step;
-    struct copy_child **children; /* owned array of borrowed pointers */
-    size_t n_children;
-    /* The upload in progress. */
-    char *location; /* owned */
-    uint64_t chunk;
-    uint64_t sent; /* bytes covered by finished upload requests */
-    struct engine_relay relay;
-    bool relay_ready;
-    bool get_active, put_active;
-    bool get_done;    /* the source GET finished and the content is verified */
-    bool upload_done; /* the destination confirmed the blob (201 to the closing PUT) */
-    /*
-     * The requests, allocated when the blob takes a transfer slot and freed
-     * soon after it is done, so an image's waiting blobs cost little.
-     */
-    struct copy_blob_io *io;
-    bool io_reaped;   /* io went to the run's reaper (which frees it) */
-    uint64_t req_len; /* body length of the destination request in flight */
-    int outcome;      /* OCISYNC_EV_BLOB_* once done */
-    /*
-     * A streamed transfer that fails on the way (a reset, a 5xx to a PATCH,
-     * an expired token) cannot resend its body: the blob starts over from a
-     * new upload and a new GET, after a backoff.
-     */
-    bool restarting;
-    unsigned auth_restarts;
-    unsigned restarts;
-    uint64_t restart_delay_ms;
-    struct loop_delay backoff;
-    /* A source GET cut mid-body resumes with Range from where the relay stands. */
-    uint64_t get_offset; /* where the GET in flight starts */
-    unsigned get_resumes;
-    struct loop_delay get_backoff;
-    /* A PATCH cut on the way continues from the offset the registry reports. */
-    bool resuming;
-    unsigned upload_resumes;
-    /* From the base image's registry rather than the source layout (see copy_job.base). */
-    bool from_base;
-    /*
-     * Whether the destination has it, asked (HEAD) for every blob of an image
-     * as soon as the image's blobs are known, so a blob that gets a transfer
-     * slot usually knows already and goes straight to its upload.
-     */
-    struct proto_reg_op *probe; /* owned while in flight */
-    enum { PROBE_NONE, PROBE_PENDING, PROBE_PRESENT, PROBE_ABSENT } probe_state;
-    bool probe_waiting; /* the blob has a slot and waits for the answer */
-    /* Progress events: the transfer's start, then received bytes now and then. */
-    bool start_emitted;
-    uint64_t progress_ms;
-    /* Sharing with other images of the run (see struct copy_shared). */
-    struct copy_shared *shared; /* set while this blob is the one transferring it */
-    bool parked;                /* waiting for another image's transfer of it */
-    struct queue wait_link;
-    char *mount_from;  /* owned: a destination repository another image put it in */
-    char *mount_scope; /* owned: the token scope a mount from there needs */
-    /* From a layout: the blob file, read on the thread pool into the relay. */
-    uv_fs_t fs;
-    int fd;          /* -1 when closed */
-    char *fbuf;      /* owned read buffer */
-    bool file_wait;  /* the relay was full: the next read waits for the consumer */
-    bool file_abort; /* stop at the read in flight */
-    char file_err[512];
-    /* Into a layout: the temp file the relay drains into, written on the thread pool. */
-    struct oci_layout_writer w;
-    bool w_open;
-    uv_work_t work;
-    const char *sink_data; /* the span being written (inside the relay) */
-    size_t sink_len;
-    int sink_err;
-    bool sink_commit;
-    char sink_msg[512];
-};
-
-/*
- * One blob on one destination registry, as the images of the run meet it:
- * the first image that needs it transfers it (owner) while the others wait,
- * then mount it from the repository it went to.
- */
-struct copy_shared {
-    struct copy_shared *next; /* hash chain */
-    char base[LOOP_HOST_MAX + 32];
-    struct oci_digest digest;
-    struct copy_blob *owner;
-    char *repo; /* owned: a repository of that registry that holds it, or NULL */
-    struct queue waiters;
-};
-
-struct copy_job {
-    struct copy_ctx *ctx;
-    const struct ocisync_copy_opts *opts;
-    size_t index;                         /* in the run's items */
-    const struct ocisync_copy_item *item; /* eitem->it */
-    const struct engine_copy_item *eitem;
-    struct oci_ref src, dst;
-    struct proto_registry *src_reg, *dst_reg; /* owned, cloned from the run's endpoints */
-    /* An OCI layout side instead of a registry (shared with the run's other images). */
-    struct copy_layout *src_lay, *dst_lay;
-    char src_lref[256], dst_lref[256]; /* the image's name in the layout, or "" */
-    /*
-     * A layout source built on a base image (ocisync_copy_item.base): blobs
-     * the layout lacks come from the base's repository, mounted when it is on
-     * the destination registry.
-     */
-    bool has_base, base_same_dst;
-    struct oci_ref base;
-    struct proto_registry *base_reg; /* owned */
-    bool regs_open;
-    struct oci_platform platforms[16];
-    size_t n_platforms;
-    unsigned throttles_seen;
-    uint64_t chunk_size;
-    bool same_registry;
-    bool started, done;
-    struct queue queue_link; /* in ctx->blob_queue */
-    bool queued;
-    struct queue reap_link; /* in ctx->reap_queue once done */
-
-    /* The top-level document. */
-    char *top_raw; /* owned */
-    size_t top_len;
-    char top_media_type[OCI_MEDIA_TYPE_MAX];
-    struct oci_digest top_digest; /* of the source document */
-    struct oci_manifest top;
-    bool top_parsed;
-    char *push_raw; /* owned when filtered: the new index; else points to top_raw */
-    size_t push_len;
-    struct oci_digest push_digest;
-
-    struct copy_child *children; /* owned */
-    size_t n_children;
-    struct copy_blob *blobs; /* owned */
-    size_t n_blobs;
-    size_t next_blob;
-    size_t next_probe;    /* blobs before it have had their destination HEAD sent */
-    unsigned blobs_open;  /* blobs between PENDING and DONE, parked ones included */
-    unsigned pending_ops; /* child fetches / HEADs / PUTs in flight */
-    unsigned children_left;
-
-    struct proto_reg_op top_op;
-    struct copy_waiter top_w;
-    struct copy_mlock *top_lock;
-    bool finished; /* the destination already had everything */
-    /*
-     * The first look, with HEADs only (Docker Hub does not count them against
-     * pull limits): the source's digest and the destination's, side by side.
-     */
-    struct proto_reg_op head_op; /* the destination's; top_op does the source's */
-    unsigned heads_left;
-    char src_head[OCI_DIGEST_MAX], dst_head[OCI_DIGEST_MAX];
-    bool src_head_failed;
-    bool dst_known; /* dst_head says what the destination has ("" for nothing) */
-    bool top_pushed;
-    /* A referrer's fallback index: each of its manifests must name item->subject. */
-    bool child_subjects;
-    int err;
-    struct ocisync_copy_result *res;
-};
-
-static void fail(struct copy_job *job, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void check_finished(struct copy_job *job);
-static void pump(struct copy_ctx *ctx);
+#define fail engine__job_fail
+#define check_finished engine__job_settle
+#define pump engine__pump
+#define emit engine__emit
 static void adapt_limit(struct copy_job *job);
-static void blob_release(struct copy_blob *b, bool ok);
 static void check_run_done(struct copy_ctx *ctx);
 static void job_release(struct copy_job *job);
 static void reap_now(struct loop_delay *d);
-
-/* Whether b is read from the source layout (else from a registry). */
-static bool from_file(const struct copy_blob *b)
-{
-    return b->job->src_lay != NULL && !b->from_base;
-}
 static void on_top_fetched(struct proto_reg_op *op, int err);
-static void blob_next(struct copy_blob *b);
 static void push_top(struct copy_job *job);
 static void push_child(struct copy_child *c);
-static void probe_ahead(struct copy_job *job);
-static void blob_settle_failed(struct copy_blob *b);
-static int start_get(struct copy_blob *b);
-static void sink_kick(struct copy_blob *b);
-static void abort_sink(struct copy_blob *b);
-static void abort_source(struct copy_blob *b);
-static void file_read_next(struct copy_blob *b);
-static void file_finish(struct copy_blob *b, int err);
-static void progress(struct copy_blob *b);
-static void status_now(struct loop_delay *d);
 
 /*
  * c's manifest is pushed, present, or no longer wanted: its bytes leave the
@@ -325,7 +65,7 @@ static void child_release(struct copy_child *c)
         engine_mstore_release(ms, &c->mw);
 }
 
-static void fail(struct copy_job *job, int err, const char *fmt, ...)
+void engine__job_fail(struct copy_job *job, int err, const char *fmt, ...)
 {
     va_list ap;
     if (job->err != 0)
@@ -340,27 +80,8 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
         queue_remove(&job->queue_link);
         job->queued = false;
     }
-    for (size_t i = 0; i < job->n_blobs; i++) {
-        struct copy_blob *b = &job->blobs[i];
-        if (b->step == BLOB_DONE)
-            continue;
-        if (!from_file(b))
-            loop_delay_cancel(&b->get_backoff);
-        if (b->parked) {
-            /* Waiting for another image's transfer: it has nothing in flight. */
-            blob_release(b, false);
-            continue;
-        }
-        if (b->backoff.armed) {
-            /* Waiting to start over: it will not. */
-            loop_delay_cancel(&b->backoff);
-            b->restarting = false;
-            blob_release(b, false);
-            continue;
-        }
-        abort_source(b);
-        abort_sink(b);
-    }
+    for (size_t i = 0; i < job->n_blobs; i++)
+        engine__blob_abort(&job->blobs[i]);
     /*
      * Manifests waiting for another image's push of the same one, or for
      * their turn in the manifest store, wait no more; what is not in flight
@@ -383,14 +104,14 @@ static void fail(struct copy_job *job, int err, const char *fmt, ...)
         job->top_w.waiting = false;
         job->pending_ops--;
     }
-    /* Probes end too; a blob waiting for one settles when it does. */
+    /* Probes end too. */
     for (size_t i = 0; i < job->n_blobs; i++)
         if (job->blobs[i].probe != NULL)
-            proto_http_abort(&job->blobs[i].probe->http, UV_ECANCELED);
+            proto_reg_op_abort(job->blobs[i].probe, UV_ECANCELED);
 }
 
-static void emit(struct copy_job *job, ocisync_event_kind kind, const char *digest,
-                 const char *media_type, const char *platform, int64_t size)
+void engine__emit(struct copy_job *job, ocisync_event_kind kind, const char *digest,
+                  const char *media_type, const char *platform, int64_t size)
 {
     struct ocisync_event ev;
     if (job->opts->on_event == NULL)
@@ -408,60 +129,6 @@ static void emit(struct copy_job *job, ocisync_event_kind kind, const char *dige
 /* ------------------------------------------------------------------------------------------ */
 /* Manifests (step 4 of the order above; the file reads from the end of an image backwards) */
 
-/* The lock for a manifest in the destination repository (NULL when out of memory). */
-static struct copy_mlock *mlock_get(struct copy_job *job, const struct oci_digest *d)
-{
-    struct copy_ctx *ctx = job->ctx;
-    struct copy_mlock *m;
-    char key[LOOP_HOST_MAX + OCI_REF_REPO_MAX + OCI_DIGEST_MAX + 40];
-    snprintf(key, sizeof(key), "%s/%s@%s", job->dst_reg->base, job->dst.repository, d->str);
-    for (m = ctx->mlocks; m != NULL; m = m->next)
-        if (strcmp(m->key, key) == 0)
-            return m;
-    m = calloc(1, sizeof(*m));
-    if (m == NULL || (m->key = strdup(key)) == NULL) {
-        free(m);
-        return NULL;
-    }
-    queue_init(&m->waiters);
-    m->next = ctx->mlocks;
-    ctx->mlocks = m;
-    return m;
-}
-
-/*
- * The push under the lock *held ended (ok: the manifest is there): *held is
- * cleared and the next in line goes. Nothing happens when none is held.
- */
-static void mlock_release(struct copy_mlock **held, bool ok)
-{
-    struct copy_mlock *m = *held;
-    if (m == NULL)
-        return;
-    *held = NULL;
-    m->busy = false;
-    if (ok)
-        m->done = true;
-    while (!queue_empty(&m->waiters)) {
-        struct queue *q = queue_head(&m->waiters);
-        struct copy_waiter *w = container_of(q, struct copy_waiter, link);
-        queue_remove(q);
-        w->waiting = false;
-        w->resume(w);
-        /* The first resumed may have taken the lock again: the rest wait for it. */
-        if (m->busy)
-            break;
-    }
-}
-
-static void mlock_wait(struct copy_mlock *m, struct copy_waiter *w,
-                       void (*resume)(struct copy_waiter *w))
-{
-    w->resume = resume;
-    w->waiting = true;
-    queue_insert_tail(&m->waiters, &w->link);
-}
-
 static void resume_top(struct copy_waiter *w)
 {
     struct copy_job *job = container_of(w, struct copy_job, top_w);
@@ -474,7 +141,7 @@ static void on_top_pushed(struct proto_reg_op *op, int err)
 {
     struct copy_job *job = op->data;
     job->pending_ops--;
-    mlock_release(&job->top_lock, err == 0);
+    engine__mlock_release(&job->top_lock, err == 0);
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
@@ -533,9 +200,9 @@ static void push_top(struct copy_job *job)
         return;
     }
     {
-        struct copy_mlock *m = mlock_get(job, &job->push_digest);
+        struct copy_mlock *m = engine__mlock_get(job, &job->push_digest);
         if (m != NULL && m->busy) {
-            mlock_wait(m, &job->top_w, resume_top);
+            engine__mlock_wait(m, &job->top_w, resume_top);
             job->pending_ops++;
             return;
         }
@@ -552,7 +219,7 @@ static void push_top(struct copy_job *job)
     if (err != 0) {
         fail(job, err, "%s", job->top_op.errmsg);
         proto_reg_op_dispose(&job->top_op);
-        mlock_release(&job->top_lock, false);
+        engine__mlock_release(&job->top_lock, false);
         return;
     }
     job->pending_ops++;
@@ -595,7 +262,7 @@ static void on_child_pushed(struct proto_reg_op *op, int err)
     struct copy_job *job = c->job;
     job->pending_ops--;
     c->putting = false;
-    mlock_release(&c->lock, err == 0);
+    engine__mlock_release(&c->lock, err == 0);
     child_release(c);
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
@@ -659,7 +326,7 @@ static void push_child(struct copy_child *c)
         return;
     }
     {
-        struct copy_mlock *m = mlock_get(job, &c->desc.digest);
+        struct copy_mlock *m = engine__mlock_get(job, &c->desc.digest);
         if (m != NULL && m->done) {
             /* Another image of the run pushed this very manifest here. */
             c->pushed = true;
@@ -668,7 +335,7 @@ static void push_child(struct copy_child *c)
             return;
         }
         if (m != NULL && m->busy) {
-            mlock_wait(m, &c->w, resume_child);
+            engine__mlock_wait(m, &c->w, resume_child);
             job->pending_ops++;
             return;
         }
@@ -685,7 +352,7 @@ static void push_child(struct copy_child *c)
     if (err != 0) {
         fail(job, err, "%s", c->op.errmsg);
         proto_reg_op_dispose(&c->op);
-        mlock_release(&c->lock, false);
+        engine__mlock_release(&c->lock, false);
         child_release(c);
         return;
     }
@@ -694,15 +361,12 @@ static void push_child(struct copy_child *c)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Blobs (step 3) */
+/* Blobs (step 3; their transfers are blob.c's) */
 
-static void blob_done(struct copy_blob *b, int outcome)
+void engine__job_blob_done(struct copy_job *job, struct copy_blob *b)
 {
-    struct copy_job *job = b->job;
-    b->outcome = outcome;
-    blob_release(b, true);
     adapt_limit(job);
-    switch (outcome) {
+    switch (b->outcome) {
     case OCISYNC_EV_BLOB_COPIED:
         job->res->blobs_copied++;
         job->res->bytes_copied += (uint64_t)b->desc.size;
@@ -714,1008 +378,19 @@ static void blob_done(struct copy_blob *b, int outcome)
         job->res->blobs_skipped++;
         break;
     }
-    emit(job, (ocisync_event_kind)outcome, b->desc.digest.str, b->desc.media_type, NULL,
+    emit(job, (ocisync_event_kind)b->outcome, b->desc.digest.str, b->desc.media_type, NULL,
          b->desc.size);
     for (size_t i = 0; i < b->n_children; i++) {
         struct copy_child *c = b->children[i];
-        if (outcome == OCISYNC_EV_BLOB_COPIED)
+        if (b->outcome == OCISYNC_EV_BLOB_COPIED)
             c->n_copied++;
-        else if (outcome == OCISYNC_EV_BLOB_MOUNTED)
+        else if (b->outcome == OCISYNC_EV_BLOB_MOUNTED)
             c->n_mounted++;
         else
             c->n_skipped++;
         if (--c->blobs_left == 0)
             push_child(c);
     }
-    if (b->relay_ready) {
-        engine_relay_dispose(&b->relay);
-        b->relay_ready = false;
-    }
-    pump(job->ctx);
-}
-
-/* What went wrong starting b's source, as its request or file left it. */
-static const char *source_errmsg(struct copy_blob *b, int err)
-{
-    const char *m = from_file(b) ? b->file_err : b->io != NULL ? b->io->get.errmsg : "";
-    return m[0] != '\0' ? m : ocisync_strerror(err);
-}
-
-static void blob_fail(struct copy_blob *b, int err, const char *msg)
-{
-    struct copy_job *job = b->job;
-    if (err == OCISYNC_EDIGESTMISMATCH)
-        fail(job, err, "blob %s from %s/%s does not match its digest; nothing was pushed for it",
-             b->desc.digest.str, job->src.registry, job->src.repository);
-    else if (err == OCISYNC_ESIZEMISMATCH)
-        fail(job, err, "blob %s from %s/%s does not have the size its manifest gives (%lld)",
-             b->desc.digest.str, job->src.registry, job->src.repository, (long long)b->desc.size);
-    else
-        fail(job, err, "%s", msg);
-}
-
-static void restart_now(struct loop_delay *d)
-{
-    struct copy_blob *b = container_of(d, struct copy_blob, backoff);
-    b->restarting = false;
-    if (b->relay_ready) {
-        engine_relay_dispose(&b->relay);
-        b->relay_ready = false;
-    }
-    free(b->location);
-    b->location = NULL;
-    b->sent = 0;
-    b->get_done = b->upload_done = false;
-    b->step = BLOB_START;
-    blob_next(b);
-}
-
-/* Starts b's transfer over after its backoff, once nothing of it is in flight. */
-static void blob_restart(struct copy_blob *b)
-{
-    /* A pending resume of the download is moot: everything starts over. */
-    loop_delay_cancel(&b->get_backoff);
-    if (b->get_active || b->put_active)
-        return;
-    if (b->job->err != 0) {
-        /* The copy failed meanwhile: there is nothing to start over for. */
-        b->restarting = false;
-        blob_settle_failed(b);
-        return;
-    }
-    loop_delay_start(&b->job->ctx->s.loop, &b->backoff, b->restart_delay_ms, restart_now);
-}
-
-/* Whether op's failure is worth another try: a transport error, 408, 429 or 5xx. */
-static bool op_transient(struct proto_reg_op *op, int err)
-{
-    switch (err) {
-    case OCISYNC_EREGISTRY:
-    case OCISYNC_ENOTFOUND:
-    case OCISYNC_EDENIED:
-    case OCISYNC_EUNAUTHORIZED:
-        return proto_reg_transient(0, op->http.status);
-    default:
-        return proto_reg_transient(err, 0);
-    }
-}
-
-/*
- * Decides whether a failure of b's streamed transfer restarts it, and if so
- * counts the attempt and sets the backoff. An expired token (401) restarts
- * at once, up to twice; transient failures use the destination's retry policy.
- */
-static bool take_restart(struct copy_blob *b, struct proto_reg_op *op, int err)
-{
-    struct copy_job *job = b->job;
-    const struct proto_retry *policy;
-    if (job->err != 0 || err == UV_ECANCELED || b->restarting || job->dst_lay != NULL)
-        return false;
-    policy = &job->dst_reg->retry;
-    if (b->step != BLOB_RELAY && b->step != BLOB_FINISH)
-        return false;
-    /*
-     * A request the registry layer could send again has had its retries
-     * already (--retry-times bounds its attempts); only a streamed one that
-     * could not be resent, or a refused token, starts the blob over.
-     */
-    if (err != OCISYNC_EUNAUTHORIZED && !(op->streamed_response && op->http.body_passed > 0) &&
-        (!op->http.has_body || op->http.body.rewind != NULL))
-        return false;
-    if (err == OCISYNC_EUNAUTHORIZED && b->auth_restarts < 2) {
-        b->auth_restarts++;
-        b->restart_delay_ms = 0;
-    } else if (op_transient(op, err) && b->restarts < policy->max_retries) {
-        b->restart_delay_ms = proto_reg_backoff_ms(policy, b->restarts, NULL);
-        b->restarts++;
-    } else {
-        return false;
-    }
-    LOG_DEBUG("blob %s: retry of the whole transfer in %llu ms after %s: %s", b->desc.digest.str,
-              (unsigned long long)b->restart_delay_ms, op->what,
-              op->errmsg[0] ? op->errmsg : ocisync_strerror(err));
-    b->restarting = true;
-    return true;
-}
-
-/* Drops the blob from the active set after a failure, once nothing of it is in flight. */
-static void blob_settle_failed(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    if (b->get_active || b->put_active || b->step == BLOB_DONE)
-        return;
-    if (b->relay_ready) {
-        engine_relay_dispose(&b->relay);
-        b->relay_ready = false;
-    }
-    blob_release(b, false);
-    check_finished(job);
-    pump(job->ctx);
-}
-
-/* Body source for destination uploads: the relay, limited to the request's length. */
-static int body_peek(void *arg, const char **data, size_t *len)
-{
-    struct copy_blob *b = arg;
-    *len = engine_relay_peek(&b->relay, data, UINT64_MAX);
-    return 0;
-}
-
-static void body_consume(void *arg, size_t n)
-{
-    struct copy_blob *b = arg;
-    if (engine_relay_consume(&b->relay, n) && b->get_active) {
-        if (!from_file(b))
-            proto_http_resume(&b->io->get.http);
-        else if (b->file_wait)
-            file_read_next(b);
-    }
-}
-
-/*
- * A resumed GET must answer 206 with Content-Range "bytes OFFSET-(size-1)/size"
- * exactly; anything else (a 200 with the whole blob, another range) is
- * UV_ERANGE, and the blob starts over: bytes are never appended blindly.
- */
-static int check_range(struct proto_http_req *r, const struct copy_blob *b)
-{
-    const char *cr = proto_http_header(r, "Content-Range");
-    unsigned long long first, last, total;
-    char star[2];
-    if (r->status != 206 || cr == NULL)
-        return UV_ERANGE;
-    if (sscanf(cr, "bytes %llu-%llu/%llu", &first, &last, &total) == 3) {
-        if (total != (unsigned long long)b->desc.size)
-            return UV_ERANGE;
-    } else if (sscanf(cr, "bytes %llu-%llu/%1[*]", &first, &last, star) != 3) {
-        return UV_ERANGE;
-    }
-    if (first != b->get_offset || last + 1 != (unsigned long long)b->desc.size)
-        return UV_ERANGE;
-    return 0;
-}
-
-static int get_on_headers(struct proto_http_req *r)
-{
-    struct copy_blob *b = container_of(r, struct proto_reg_op, http)->data;
-    int64_t cl = proto_h1_content_length(&r->h1);
-    if (b->get_offset > 0) {
-        int rc = check_range(r, b);
-        if (rc != 0)
-            return rc;
-    } else if (r->status != 200) {
-        return OCISYNC_EREGISTRY;
-    }
-    if (cl >= 0 && (uint64_t)cl != (uint64_t)b->desc.size - b->get_offset)
-        return OCISYNC_ESIZEMISMATCH;
-    return 0;
-}
-
-static int get_on_body(struct proto_http_req *r, const char *data, size_t len)
-{
-    struct copy_blob *b = container_of(r, struct proto_reg_op, http)->data;
-    int rc = engine_relay_push(&b->relay, data, len);
-    if (rc < 0)
-        return rc;
-    progress(b);
-    if (b->job->dst_lay != NULL)
-        sink_kick(b);
-    else if (b->put_active)
-        proto_http_body_ready(&b->io->op.http);
-    return rc == 1 ? PROTO_PAUSE : 0;
-}
-
-static void resume_get(struct loop_delay *d)
-{
-    struct copy_blob *b = container_of(d, struct copy_blob, get_backoff);
-    int err;
-    if (b->job->err != 0) {
-        if (b->put_active)
-            abort_sink(b);
-        else
-            blob_settle_failed(b);
-        return;
-    }
-    LOG_DEBUG("blob %s: resuming the download at byte %llu", b->desc.digest.str,
-              (unsigned long long)b->relay.in);
-    err = start_get(b);
-    if (err != 0) {
-        blob_fail(b, err, source_errmsg(b, err));
-        if (b->put_active)
-            abort_sink(b);
-        else
-            blob_settle_failed(b);
-    }
-}
-
-/*
- * A GET cut after some bytes reached the relay: ask for the rest with Range
- * while the upload waits, rather than start both over.
- */
-static bool take_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
-{
-    const struct proto_retry *policy = &op->reg->retry;
-    uint64_t ms;
-    if (b->job->err != 0 || b->restarting || err == UV_ERANGE || b->relay.failed ||
-        b->relay.in == 0 || b->relay.in >= b->relay.size || !op_transient(op, err) ||
-        b->get_resumes >= policy->max_retries)
-        return false;
-    ms = proto_reg_backoff_ms(policy, b->get_resumes, NULL);
-    b->get_resumes++;
-    LOG_DEBUG("blob %s: download cut at byte %llu (%s); retry with Range in %llu ms",
-              b->desc.digest.str, (unsigned long long)b->relay.in,
-              op->errmsg[0] ? op->errmsg : ocisync_strerror(err), (unsigned long long)ms);
-    loop_delay_start(&b->job->ctx->s.loop, &b->get_backoff, ms, resume_get);
-    return true;
-}
-
-static void status_now(struct loop_delay *d);
-
-/*
- * The source of b finished (op is its GET, or NULL for a layout file): on
- * success the relay holds verified content; otherwise the blob resumes,
- * restarts or fails.
- */
-static void source_done(struct copy_blob *b, struct proto_reg_op *op, int err, const char *msg)
-{
-    struct copy_job *job = b->job;
-    b->get_active = false;
-    if (b->resuming) {
-        /* Stopped on purpose: the upload is being resumed from an earlier offset. */
-        if (op != NULL)
-            proto_reg_op_dispose(op);
-        if (!b->put_active)
-            loop_delay_start(&job->ctx->s.loop, &b->backoff, b->restart_delay_ms, status_now);
-        return;
-    }
-    if (op != NULL && err != 0 && take_resume(b, op, err)) {
-        proto_reg_op_dispose(op);
-        return;
-    }
-    if (err == UV_ERANGE && !b->restarting) {
-        /* The source would not resume where we stopped: start the blob over. */
-        b->restart_delay_ms = 0;
-        b->restarts++;
-        b->restarting = job->dst_lay == NULL && b->restarts <= job->dst_reg->retry.max_retries;
-        if (!b->restarting)
-            err = OCISYNC_EREGISTRY;
-    }
-    if (b->restarting || (op != NULL && err != 0 && take_restart(b, op, err))) {
-        proto_reg_op_dispose(op);
-        if (b->put_active)
-            abort_sink(b);
-        else
-            blob_restart(b);
-        return;
-    }
-    if (err == 0 && b->relay.in != b->relay.size)
-        err = OCISYNC_ESIZEMISMATCH;
-    if (err == 0 && !b->relay.verified)
-        err = OCISYNC_EDIGESTMISMATCH;
-    if (err != 0) {
-        blob_fail(b, err, msg);
-        if (b->put_active)
-            abort_sink(b);
-        if (op != NULL)
-            proto_reg_op_dispose(op);
-        blob_settle_failed(b);
-        return;
-    }
-    b->get_done = true;
-    if (op != NULL)
-        proto_reg_op_dispose(op);
-    if (job->dst_lay != NULL)
-        sink_kick(b); /* the held-back byte may go now, then the commit */
-    else if (b->upload_done)
-        blob_done(b, OCISYNC_EV_BLOB_COPIED);
-    else if (b->put_active)
-        proto_http_body_ready(&b->io->op.http); /* the held-back byte may go now */
-    else if (b->step == BLOB_FINISH || (b->step == BLOB_RELAY && b->relay.size == 0))
-        blob_next(b); /* the closing PUT was waiting for the verdict */
-}
-
-static void on_get_done(struct proto_reg_op *op, int err)
-{
-    struct copy_blob *b = op->data;
-    source_done(b, op, err, op->errmsg);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Blobs from a layout: read on the thread pool, pushed into the relay */
-
-#define FILE_READ_SIZE (256 * 1024)
-
-static void file_empty_done(struct loop_delay *d)
-{
-    struct copy_blob *b = container_of(d, struct copy_blob, get_backoff);
-    file_finish(b, b->job->err != 0 ? UV_ECANCELED : 0);
-}
-
-static void file_finish(struct copy_blob *b, int err)
-{
-    if (b->fd >= 0) {
-        uv_fs_t req;
-        uv_fs_close(NULL, &req, b->fd, NULL);
-        uv_fs_req_cleanup(&req);
-        b->fd = -1;
-    }
-    source_done(b, NULL, err, b->file_err);
-}
-
-static void on_file_read(uv_fs_t *req)
-{
-    struct copy_blob *b = container_of(req, struct copy_blob, fs);
-    ssize_t n = req->result;
-    int rc;
-    uv_fs_req_cleanup(req);
-    if (b->file_abort || b->job->err != 0) {
-        b->file_abort = false;
-        file_finish(b, UV_ECANCELED);
-        return;
-    }
-    if (n <= 0) {
-        rc = n == 0 ? OCISYNC_ESIZEMISMATCH : (int)n;
-        snprintf(b->file_err, sizeof(b->file_err), "blob %s in layout %s: %s", b->desc.digest.str,
-                 b->job->src_lay->dir,
-                 n == 0 ? "shorter than its descriptor says" : uv_strerror((int)n));
-        file_finish(b, rc);
-        return;
-    }
-    rc = engine_relay_push(&b->relay, b->fbuf, (size_t)n);
-    if (rc < 0) {
-        file_finish(b, rc);
-        return;
-    }
-    progress(b);
-    if (b->job->dst_lay != NULL)
-        sink_kick(b);
-    else if (b->put_active)
-        proto_http_body_ready(&b->io->op.http);
-    if (b->relay.in >= b->relay.size) {
-        file_finish(b, 0);
-        return;
-    }
-    if (rc == 1)
-        b->file_wait = true; /* body_consume calls file_read_next once there is room */
-    else
-        file_read_next(b);
-}
-
-static void file_read_next(struct copy_blob *b)
-{
-    uint64_t left = b->relay.size - b->relay.in;
-    uv_buf_t buf = uv_buf_init(b->fbuf, left < FILE_READ_SIZE ? (unsigned)left : FILE_READ_SIZE);
-    int err;
-    b->file_wait = false;
-    err =
-        uv_fs_read(&b->job->ctx->s.uv, &b->fs, b->fd, &buf, 1, (int64_t)b->relay.in, on_file_read);
-    if (err != 0) {
-        snprintf(b->file_err, sizeof(b->file_err), "blob %s in layout %s: %s", b->desc.digest.str,
-                 b->job->src_lay->dir, uv_strerror(err));
-        /* Complete asynchronously all the same: callers expect the source to be running. */
-        b->fs.result = err;
-        b->file_abort = false;
-        file_finish(b, err);
-    }
-}
-
-/* Starts reading b from the source layout at the relay's offset. */
-static int start_file(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    uint64_t size;
-    int err;
-    if (b->fbuf == NULL && (b->fbuf = malloc(FILE_READ_SIZE)) == NULL)
-        return UV_ENOMEM;
-    if (b->fd < 0) {
-        err = oci_layout_blob_open(&job->src_lay->lay, &b->desc.digest, &b->fd, &size, b->file_err,
-                                   sizeof(b->file_err));
-        if (err != 0) {
-            b->fd = -1;
-            return err;
-        }
-        if (size != (uint64_t)b->desc.size) {
-            snprintf(b->file_err, sizeof(b->file_err),
-                     "blob %s in layout %s has %llu bytes, its descriptor says %lld",
-                     b->desc.digest.str, job->src_lay->dir, (unsigned long long)size,
-                     (long long)b->desc.size);
-            return OCISYNC_ESIZEMISMATCH;
-        }
-    }
-    b->get_active = true;
-    b->get_offset = b->relay.in;
-    if (b->relay.size == 0) {
-        /* Nothing to read: the empty relay is already verified. */
-        loop_delay_start(&job->ctx->s.loop, &b->get_backoff, 0, file_empty_done);
-        return 0;
-    }
-    file_read_next(b);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Blobs into a layout: the relay drains into a temp file on the thread pool */
-
-static void abort_source(struct copy_blob *b)
-{
-    if (!b->get_active)
-        return;
-    if (!from_file(b)) {
-        proto_http_abort(&b->io->get.http, UV_ECANCELED);
-    } else if (b->file_wait || b->get_backoff.armed) {
-        /* No read in flight: end it here. */
-        loop_delay_cancel(&b->get_backoff);
-        b->file_wait = false;
-        file_finish(b, UV_ECANCELED);
-    } else {
-        b->file_abort = true; /* the read in flight ends it */
-    }
-}
-
-static void abort_sink(struct copy_blob *b)
-{
-    if (!b->put_active)
-        return;
-    if (b->job->dst_lay == NULL)
-        proto_http_abort(&b->io->op.http, UV_ECANCELED);
-    /* A write on the pool cannot be stopped: its completion sees job->err and settles. */
-}
-
-static void sink_work(uv_work_t *req)
-{
-    struct copy_blob *b = container_of(req, struct copy_blob, work);
-    if (b->sink_commit)
-        b->sink_err = oci_layout_blob_commit(&b->w, b->sink_msg, sizeof(b->sink_msg));
-    else
-        b->sink_err = oci_layout_blob_write(&b->w, b->sink_data, b->sink_len, b->sink_msg,
-                                            sizeof(b->sink_msg));
-}
-
-static void sink_after(uv_work_t *req, int status)
-{
-    struct copy_blob *b = container_of(req, struct copy_blob, work);
-    struct copy_job *job = b->job;
-    int err = status != 0 ? status : b->sink_err;
-    b->put_active = false;
-    if (b->sink_commit) {
-        b->w_open = false; /* a commit, failed or not, leaves nothing open */
-        if (err == 0 && job->err == 0) {
-            b->upload_done = true;
-            blob_done(b, OCISYNC_EV_BLOB_COPIED);
-            return;
-        }
-    } else if (err == 0 && job->err == 0) {
-        if (engine_relay_consume(&b->relay, b->sink_len) && b->file_wait)
-            file_read_next(b);
-        else if (b->get_active && !from_file(b))
-            proto_http_resume(&b->io->get.http);
-        sink_kick(b);
-        return;
-    }
-    if (err != 0 && job->err == 0)
-        blob_fail(b, err, b->sink_msg);
-    if (b->w_open) {
-        oci_layout_blob_abort(&b->w);
-        b->w_open = false;
-    }
-    abort_source(b);
-    blob_settle_failed(b);
-}
-
-/* Writes what the relay holds, or commits once everything is written and verified. */
-static void sink_kick(struct copy_blob *b)
-{
-    const char *data;
-    size_t n;
-    int err;
-    if (b->put_active || !b->w_open || b->job->err != 0)
-        return;
-    n = engine_relay_peek(&b->relay, &data, 4 * 1024 * 1024);
-    if (n > 0) {
-        b->sink_commit = false;
-        b->sink_data = data;
-        b->sink_len = n;
-    } else if (b->get_done && b->relay.out == b->relay.size) {
-        b->sink_commit = true;
-        b->step = BLOB_FINISH;
-    } else {
-        return;
-    }
-    err = uv_queue_work(&b->job->ctx->s.uv, &b->work, sink_work, sink_after);
-    if (err != 0) {
-        blob_fail(b, err, "cannot queue a write to the layout");
-        abort_source(b);
-        blob_settle_failed(b);
-        return;
-    }
-    b->put_active = true;
-}
-
-/* A blob for a layout destination: skipped when there, else written as it arrives. */
-static void blob_to_layout(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    char msg[512];
-    int err;
-    if (oci_layout_blob_exists(&job->dst_lay->lay, &b->desc.digest, b->desc.size)) {
-        blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
-        return;
-    }
-    err = oci_layout_blob_begin(&job->dst_lay->lay, &b->desc.digest, b->desc.size, &b->w, msg,
-                                sizeof(msg));
-    if (err == 0) {
-        b->w_open = true;
-        err = engine_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
-        if (err != 0)
-            snprintf(msg, sizeof(msg), "out of memory");
-    }
-    if (err == 0) {
-        b->relay_ready = true;
-        b->step = BLOB_RELAY;
-        err = start_get(b);
-        if (err != 0)
-            snprintf(msg, sizeof(msg), "%s", source_errmsg(b, err));
-    }
-    if (err != 0) {
-        blob_fail(b, err, msg);
-        if (b->w_open) {
-            oci_layout_blob_abort(&b->w);
-            b->w_open = false;
-        }
-        blob_settle_failed(b);
-    }
-}
-
-/* Reports the start of b's transfer once, then its progress at most ten times a second. */
-static void progress(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    uint64_t now;
-    if (job->opts->on_event == NULL)
-        return;
-    if (!b->start_emitted) {
-        b->start_emitted = true;
-        b->progress_ms = uv_now(&job->ctx->s.uv);
-        emit(job, OCISYNC_EV_BLOB_START, b->desc.digest.str, b->desc.media_type, NULL,
-             b->desc.size);
-        return;
-    }
-    now = uv_now(&job->ctx->s.uv);
-    if (now - b->progress_ms < 100 && b->relay.in < (uint64_t)b->desc.size)
-        return;
-    b->progress_ms = now;
-    {
-        struct ocisync_event ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.kind = OCISYNC_EV_BLOB_PROGRESS;
-        ev.image = job->index;
-        ev.digest = b->desc.digest.str;
-        ev.media_type = b->desc.media_type;
-        ev.size = b->desc.size;
-        ev.bytes = b->relay.in;
-        job->opts->on_event(&ev, job->opts->event_arg);
-    }
-}
-
-static int start_get(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    int err;
-    progress(b);
-    if (from_file(b))
-        return start_file(b);
-    err = proto_reg_blob_get(&b->io->get, b->from_base ? job->base_reg : job->src_reg,
-                             b->from_base ? job->base.repository : job->src.repository,
-                             b->desc.digest.str);
-
-    b->get_offset = b->relay.in;
-    if (err == 0 && b->get_offset > 0) {
-        char range[48];
-        snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)b->get_offset);
-        err = proto_http_add_header(&b->io->get.http, "Range", range);
-    }
-    b->io->get.data = b;
-    /* Bytes already passed to the relay cannot be taken back: a retry is the engine's. */
-    b->io->get.streamed_response = true;
-    b->io->get.http.on_headers = get_on_headers;
-    b->io->get.http.on_body = get_on_body;
-    if (err == 0)
-        err = proto_reg_op_start(&b->io->get, on_get_done);
-    if (err != 0) {
-        proto_reg_op_dispose(&b->io->get);
-        return err;
-    }
-    b->get_active = true;
-    return 0;
-}
-
-static void on_dest_done(struct proto_reg_op *op, int err);
-
-/* Starts the next destination request of the upload: a PATCH chunk or the closing PUT. */
-static int start_upload_request(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    struct proto_body body = {.peek = body_peek, .consume = body_consume, .arg = b};
-    uint64_t left = (uint64_t)b->desc.size - b->sent;
-    int err;
-    if ((uint64_t)b->desc.size <= b->chunk && b->sent == 0) {
-        /* Small enough for one request: PUT the whole blob with its digest. */
-        body.length = b->desc.size;
-        b->req_len = (uint64_t)b->desc.size;
-        err = proto_reg_upload_put(&b->io->op, job->dst_reg, b->location, b->desc.digest.str,
-                                   b->desc.size > 0 ? &body : NULL);
-        b->step = BLOB_FINISH;
-    } else if (left > 0) {
-        body.length = (int64_t)(left < b->chunk ? left : b->chunk);
-        b->req_len = (uint64_t)body.length;
-        err = proto_reg_upload_patch(&b->io->op, job->dst_reg, b->location, b->sent, &body);
-    } else {
-        /* Every chunk is in; the closing PUT commits, so it waits for the digest's verdict. */
-        b->step = BLOB_FINISH;
-        if (!b->get_done)
-            return 0;
-        b->req_len = 0;
-        err = proto_reg_upload_put(&b->io->op, job->dst_reg, b->location, b->desc.digest.str, NULL);
-    }
-    b->io->op.data = b;
-    if (err == 0)
-        err = proto_reg_op_start(&b->io->op, on_dest_done);
-    if (err != 0) {
-        proto_reg_op_dispose(&b->io->op);
-        return err;
-    }
-    b->put_active = true;
-    return 0;
-}
-
-/*
- * A PATCH failed on the way (reset, timeout, 5xx): rather than start the blob
- * over, ask the registry how far it got and continue from there, once the
- * source GET (which is ahead of that point) is stopped.
- */
-static bool take_upload_resume(struct copy_blob *b, struct proto_reg_op *op, int err)
-{
-    const struct proto_retry *policy = &b->job->dst_reg->retry;
-    if (b->job->err != 0 || b->restarting || b->resuming || b->step != BLOB_RELAY ||
-        b->location == NULL || err == UV_ECANCELED || !op_transient(op, err) ||
-        b->upload_resumes >= policy->max_retries)
-        return false;
-    b->restart_delay_ms = proto_reg_backoff_ms(policy, b->upload_resumes, NULL);
-    b->upload_resumes++;
-    b->resuming = true;
-    LOG_DEBUG("blob %s: upload cut (%s); retry from the registry's offset in %llu ms",
-              b->desc.digest.str, op->errmsg[0] ? op->errmsg : ocisync_strerror(err),
-              (unsigned long long)b->restart_delay_ms);
-    return true;
-}
-
-static void status_now(struct loop_delay *d)
-{
-    struct copy_blob *b = container_of(d, struct copy_blob, backoff);
-    struct copy_job *job = b->job;
-    int err;
-    if (job->err != 0) {
-        b->resuming = false;
-        blob_settle_failed(b);
-        return;
-    }
-    b->step = BLOB_STATUS;
-    err = proto_reg_upload_status(&b->io->op, job->dst_reg, b->location);
-    b->io->op.data = b;
-    if (err == 0)
-        err = proto_reg_op_start(&b->io->op, on_dest_done);
-    if (err != 0) {
-        blob_fail(b, err, b->io->op.errmsg);
-        proto_reg_op_dispose(&b->io->op);
-        b->resuming = false;
-        blob_settle_failed(b);
-        return;
-    }
-    b->put_active = true;
-}
-
-/* The registry said how much it holds: continue the upload and the source from there. */
-static void resume_upload(struct copy_blob *b, int64_t have, char *loc)
-{
-    int err;
-    b->resuming = false;
-    /* Unknown ("0-0"), or more than was ever sent: no safe place to continue. */
-    if (have < 0 || (uint64_t)have < b->sent || (uint64_t)have > b->relay.out || loc == NULL) {
-        LOG_DEBUG("blob %s: the registry reports no usable offset; starting over",
-                  b->desc.digest.str);
-        free(loc);
-        b->restart_delay_ms = 0;
-        b->restarting = true;
-        blob_restart(b);
-        return;
-    }
-    LOG_DEBUG("blob %s: the registry holds %lld of %lld bytes; continuing from there",
-              b->desc.digest.str, (long long)have, (long long)b->desc.size);
-    free(b->location);
-    b->location = loc;
-    engine_relay_rewind(&b->relay, (uint64_t)have);
-    b->sent = (uint64_t)have;
-    b->step = BLOB_RELAY;
-    if ((uint64_t)have < (uint64_t)b->desc.size) {
-        b->get_done = false;
-        err = start_get(b);
-        if (err != 0) {
-            blob_fail(b, err, source_errmsg(b, err));
-            blob_settle_failed(b);
-            return;
-        }
-    }
-    blob_next(b);
-}
-
-static void on_dest_done(struct proto_reg_op *op, int err)
-{
-    struct copy_blob *b = op->data;
-    struct copy_job *job = b->job;
-    b->put_active = false;
-    if (b->step == BLOB_STATUS) {
-        if (err == 0) {
-            /* op is b->io->op, which the next PATCH reuses: take what is needed, then let it go. */
-            int64_t have = proto_reg_upload_offset(op);
-            char *loc = proto_reg_upload_location(op);
-            proto_reg_op_dispose(op);
-            resume_upload(b, have, loc);
-            return;
-        }
-        /* 404 ("resumed at wrong offset") and the like: this upload is gone. */
-        b->resuming = false;
-        b->restart_delay_ms = 0;
-        b->restarting = true;
-        proto_reg_op_dispose(op);
-        blob_restart(b);
-        return;
-    }
-    if (err != 0 && take_upload_resume(b, op, err)) {
-        proto_reg_op_dispose(op);
-        if (b->get_active)
-            abort_source(b);
-        else
-            loop_delay_start(&b->job->ctx->s.loop, &b->backoff, b->restart_delay_ms, status_now);
-        return;
-    }
-    if (b->restarting || (err != 0 && take_restart(b, op, err))) {
-        proto_reg_op_dispose(op);
-        if (b->get_active)
-            abort_source(b);
-        else
-            blob_restart(b);
-        return;
-    }
-    if (err != 0 && job->err == 0 && b->step == BLOB_START && b->mount_from != NULL &&
-        !job->same_registry) {
-        /* The mount from another image's repository was refused: send the blob itself. */
-        LOG_DEBUG("blob %s: mount from %s refused (%s); uploading it", b->desc.digest.str,
-                  b->mount_from, op->errmsg);
-        proto_reg_op_dispose(op);
-        free(b->mount_from);
-        b->mount_from = NULL;
-        b->step = BLOB_PENDING;
-        blob_next(b);
-        return;
-    }
-    if (err != 0 || job->err != 0) {
-        if (job->err == 0)
-            blob_fail(b, err, op->errmsg);
-        abort_source(b);
-        proto_reg_op_dispose(op);
-        blob_settle_failed(b);
-        return;
-    }
-    switch (b->step) {
-    case BLOB_HEAD:
-        proto_reg_op_dispose(op);
-        if (op->http.status == 200) {
-            blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
-            return;
-        }
-        /* 404: not there; start an upload. */
-        b->step = BLOB_START;
-        blob_next(b);
-        return;
-    case BLOB_START:
-        if (op->http.status == 201) {
-            proto_reg_op_dispose(op);
-            blob_done(b, OCISYNC_EV_BLOB_MOUNTED);
-            return;
-        }
-        b->location = proto_reg_upload_location(op);
-        if (b->location == NULL) {
-            fail(job, OCISYNC_EUPLOAD, "%s", op->errmsg);
-            proto_reg_op_dispose(op);
-            blob_settle_failed(b);
-            return;
-        }
-        {
-            uint64_t min = proto_reg_chunk_min(op);
-            b->chunk = job->chunk_size;
-            if (min > b->chunk)
-                b->chunk = min;
-        }
-        proto_reg_op_dispose(op);
-        b->step = BLOB_RELAY;
-        blob_next(b);
-        return;
-    case BLOB_RELAY: {
-        /* A chunk landed: continue at the newest Location the registry gave. */
-        char *loc = proto_reg_upload_location(op);
-        b->sent += b->req_len;
-        proto_reg_op_dispose(op);
-        if (loc == NULL) {
-            fail(job, OCISYNC_EUPLOAD, "%s", op->errmsg);
-            blob_settle_failed(b);
-            return;
-        }
-        free(b->location);
-        b->location = loc;
-        blob_next(b);
-        return;
-    }
-    case BLOB_FINISH: {
-        const char *dcd = proto_http_header(&op->http, "Docker-Content-Digest");
-        if (dcd != NULL && strcmp(dcd, b->desc.digest.str) != 0) {
-            fail(job, OCISYNC_EDIGESTMISMATCH, "registry %s: upload of %s was stored as %s",
-                 job->dst_reg->name, b->desc.digest.str, dcd);
-            proto_reg_op_dispose(op);
-            blob_settle_failed(b);
-            return;
-        }
-        proto_reg_op_dispose(op);
-        b->upload_done = true;
-        /* The GET may still be reading its last framing bytes; it finishes the blob then. */
-        if (!b->get_active)
-            blob_done(b, OCISYNC_EV_BLOB_COPIED);
-        return;
-    }
-    default:
-        proto_reg_op_dispose(op);
-        return;
-    }
-}
-
-/* Moves blob b one step on. */
-static void blob_next(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    int err = 0;
-    const char *what = "";
-    if (job->err != 0) {
-        blob_settle_failed(b);
-        return;
-    }
-    switch (b->step) {
-    case BLOB_PENDING:
-        if (job->dst_lay != NULL) {
-            blob_to_layout(b);
-            return;
-        }
-        if (job->same_registry || b->mount_from != NULL) {
-            /* Same registry: try the mount straight away; it says 202 if it can't. */
-            b->step = BLOB_START;
-            blob_next(b);
-            return;
-        }
-        if (b->probe_state == PROBE_PENDING) {
-            b->probe_waiting = true;
-            return;
-        }
-        if (b->probe_state == PROBE_PRESENT) {
-            blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
-            return;
-        }
-        if (b->probe_state == PROBE_ABSENT) {
-            b->step = BLOB_START;
-            blob_next(b);
-            return;
-        }
-        b->step = BLOB_HEAD;
-        err =
-            proto_reg_blob_head(&b->io->op, job->dst_reg, job->dst.repository, b->desc.digest.str);
-        b->io->op.expect[1] = 404;
-        what = "HEAD";
-        break;
-    case BLOB_START:
-        /*
-         * Unless a mount may make it unnecessary, the source GET starts with the
-         * POST instead of after it: the relay fills (and pauses the GET) until the
-         * upload begins, and one round trip per blob is saved.
-         */
-        if (!job->same_registry && b->mount_from == NULL && !b->relay_ready && b->desc.size > 0) {
-            err = engine_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
-            if (err == 0) {
-                b->relay_ready = true;
-                err = start_get(b);
-            }
-            if (err != 0) {
-                blob_fail(b, err, source_errmsg(b, err));
-                blob_settle_failed(b);
-                return;
-            }
-        }
-        if (b->mount_from != NULL) {
-            err = proto_reg_upload_start(&b->io->op, job->dst_reg, job->dst.repository,
-                                         b->desc.digest.str, b->mount_from);
-            b->io->op.scope = b->mount_scope;
-        } else {
-            err = proto_reg_upload_start(&b->io->op, job->dst_reg, job->dst.repository,
-                                         job->same_registry ? b->desc.digest.str : NULL,
-                                         job->same_registry ? job->src.repository : NULL);
-        }
-        what = "POST";
-        break;
-    case BLOB_RELAY:
-        if (!b->relay_ready) {
-            err = engine_relay_init(&b->relay, &b->desc.digest, (uint64_t)b->desc.size);
-            if (err != 0)
-                break;
-            b->relay_ready = true;
-            err = start_get(b);
-            if (err != 0) {
-                blob_fail(b, err, source_errmsg(b, err));
-                blob_settle_failed(b);
-                return;
-            }
-            /* An empty blob is PUT once its (empty) GET has confirmed it. */
-            if (b->desc.size == 0)
-                return;
-        }
-        err = start_upload_request(b);
-        if (err != 0) {
-            blob_fail(b, err, b->io->op.errmsg);
-            abort_source(b);
-            blob_settle_failed(b);
-        }
-        return;
-    case BLOB_FINISH:
-        /* Chunks are all sent and the GET verified the content: close the upload. */
-        if (!b->get_done)
-            return;
-        err = start_upload_request(b);
-        if (err != 0) {
-            blob_fail(b, err, b->io->op.errmsg);
-            blob_settle_failed(b);
-        }
-        return;
-    default:
-        return;
-    }
-    b->io->op.data = b;
-    if (err == 0)
-        err = proto_reg_op_start(&b->io->op, on_dest_done);
-    if (err != 0) {
-        LOG_DEBUG("blob %s: %s failed to start", b->desc.digest.str, what);
-        blob_fail(b, err, b->io->op.errmsg);
-        proto_reg_op_dispose(&b->io->op);
-        /* A GET started alongside the POST ends too; the blob settles once it has. */
-        abort_source(b);
-        blob_settle_failed(b);
-        return;
-    }
-    b->put_active = true;
 }
 
 /*
@@ -1739,170 +414,6 @@ static void adapt_limit(struct copy_job *job)
     }
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Blobs shared between the images of a run */
-
-static size_t shared_hash(const char *base, const struct oci_digest *d, size_t cap)
-{
-    /* The digest is already uniformly random; mix in the registry for the rare multi-target run. */
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = base; *p != '\0'; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    for (const char *p = oci_digest_hex(d); *p != '\0' && p < oci_digest_hex(d) + 16; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return (size_t)(h % cap);
-}
-
-/* The entry for blob d on the registry at base, created if needed; NULL when out of memory. */
-static struct copy_shared *shared_get(struct copy_ctx *ctx, const char *base,
-                                      const struct oci_digest *d)
-{
-    struct copy_shared *sh;
-    size_t i;
-    if (ctx->shared == NULL) {
-        ctx->shared_cap = 4096;
-        ctx->shared = calloc(ctx->shared_cap, sizeof(*ctx->shared));
-        if (ctx->shared == NULL)
-            return NULL;
-    }
-    i = shared_hash(base, d, ctx->shared_cap);
-    for (sh = ctx->shared[i]; sh != NULL; sh = sh->next)
-        if (oci_digest_equal(&sh->digest, d) && strcmp(sh->base, base) == 0)
-            return sh;
-    sh = calloc(1, sizeof(*sh));
-    if (sh == NULL)
-        return NULL;
-    snprintf(sh->base, sizeof(sh->base), "%s", base);
-    sh->digest = *d;
-    queue_init(&sh->waiters);
-    sh->next = ctx->shared[i];
-    ctx->shared[i] = sh;
-    return sh;
-}
-
-static void shared_free_all(struct copy_ctx *ctx)
-{
-    for (size_t i = 0; i < ctx->shared_cap; i++) {
-        struct copy_shared *sh = ctx->shared[i], *next;
-        for (; sh != NULL; sh = next) {
-            next = sh->next;
-            free(sh->repo);
-            free(sh);
-        }
-    }
-    free(ctx->shared);
-    ctx->shared = NULL;
-}
-
-/*
- * b leaves the set of open blobs: its transfer slot goes back, and if it was
- * the transfer other images waited for, they are woken: to mount it from
- * where it now is (ok), or to try themselves (it failed).
- */
-/* Frees the requests of done blobs, outside their callbacks (see blob_release). */
-static void reap_io(struct loop_delay *d)
-{
-    struct copy_ctx *ctx = container_of(d, struct copy_ctx, io_reap_delay);
-    while (!queue_empty(&ctx->io_reap)) {
-        struct queue *q = queue_head(&ctx->io_reap);
-        queue_remove(q);
-        free(container_of(q, struct copy_blob_io, reap_link));
-    }
-}
-
-static void blob_release(struct copy_blob *b, bool ok)
-{
-    struct copy_job *job = b->job;
-    struct copy_ctx *ctx = job->ctx;
-    b->step = BLOB_DONE;
-    job->blobs_open--;
-    if (b->io != NULL && !b->io_reaped) {
-        /* Its last callback may still be on the stack: the memory goes on the next turn. */
-        b->io_reaped = true;
-        queue_insert_tail(&ctx->io_reap, &b->io->reap_link);
-        if (!ctx->io_reap_delay.armed)
-            loop_delay_start(&ctx->s.loop, &ctx->io_reap_delay, 0, reap_io);
-    }
-    if (b->parked) {
-        queue_remove(&b->wait_link);
-        b->parked = false;
-    } else {
-        ctx->active--;
-    }
-    if (b->shared != NULL) {
-        struct copy_shared *sh = b->shared;
-        b->shared = NULL;
-        sh->owner = NULL;
-        if (ok && sh->repo == NULL)
-            sh->repo = strdup(job->dst.repository);
-        while (!queue_empty(&sh->waiters)) {
-            struct queue *q = queue_head(&sh->waiters);
-            queue_remove(q);
-            queue_insert_tail(&ctx->wake_queue, q);
-        }
-    }
-}
-
-/*
- * Takes a transfer slot for b and starts it, unless another image is
- * transferring the same blob to the same registry: then b waits for that
- * one and mounts the blob from where it lands.
- */
-static void blob_begin(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    struct copy_ctx *ctx = job->ctx;
-    if (b->step == BLOB_PENDING)
-        job->blobs_open++;
-    b->parked = false;
-    b->step = BLOB_PENDING;
-    if (!job->same_registry && job->dst_lay == NULL) {
-        struct copy_shared *sh = shared_get(ctx, job->dst_reg->base, &b->desc.digest);
-        if (sh != NULL && sh->owner != NULL) {
-            b->parked = true;
-            b->step = BLOB_WAIT;
-            queue_insert_tail(&sh->waiters, &b->wait_link);
-            return;
-        }
-        if (sh != NULL && sh->repo != NULL) {
-            ctx->active++;
-            if (strcmp(sh->repo, job->dst.repository) == 0) {
-                blob_done(b, OCISYNC_EV_BLOB_SKIPPED);
-                return;
-            }
-            if (b->io == NULL && (b->io = calloc(1, sizeof(*b->io))) == NULL) {
-                blob_fail(b, UV_ENOMEM, "out of memory");
-                blob_settle_failed(b);
-                return;
-            }
-            free(b->mount_from);
-            free(b->mount_scope);
-            b->mount_from = strdup(sh->repo);
-            b->mount_scope = malloc(PROTO_REG_SCOPE_MAX);
-            if (b->mount_from == NULL || b->mount_scope == NULL) {
-                blob_fail(b, UV_ENOMEM, "out of memory");
-                blob_settle_failed(b);
-                return;
-            }
-            snprintf(b->mount_scope, PROTO_REG_SCOPE_MAX, "%s repository:%s:pull",
-                     job->dst_reg->scope, sh->repo);
-            blob_next(b);
-            return;
-        }
-        if (sh != NULL) {
-            sh->owner = b;
-            b->shared = sh;
-        }
-    }
-    ctx->active++;
-    if (b->io == NULL && (b->io = calloc(1, sizeof(*b->io))) == NULL) {
-        blob_fail(b, UV_ENOMEM, "out of memory");
-        blob_settle_failed(b);
-        return;
-    }
-    blob_next(b);
-}
-
 /* The next blob waiting for a slot: woken waiters first, then the queued images in order. */
 static struct copy_blob *next_blob(struct copy_ctx *ctx)
 {
@@ -1916,7 +427,7 @@ static struct copy_blob *next_blob(struct copy_ctx *ctx)
             container_of(queue_head(&ctx->blob_queue), struct copy_job, queue_link);
         if (job->err == 0 && job->next_blob < job->n_blobs) {
             struct copy_blob *b = &job->blobs[job->next_blob++];
-            probe_ahead(job);
+            engine__blob_probe_ahead(job);
             return b;
         }
         queue_remove(&job->queue_link);
@@ -1933,7 +444,7 @@ static struct copy_job *new_job(struct copy_ctx *ctx, size_t i);
  * transfer slots are free. Re-entrant calls (a blob that completes at once
  * pumps again) only ask the outer loop for another round.
  */
-static void pump(struct copy_ctx *ctx)
+void engine__pump(struct copy_ctx *ctx)
 {
     if (ctx->pumping) {
         ctx->pump_again = true;
@@ -1959,61 +470,15 @@ static void pump(struct copy_ctx *ctx)
                 break;
             if (b->job->err != 0) {
                 /* Its image failed while it waited to be woken. */
-                b->parked = true;
-                queue_init(&b->wait_link);
-                blob_release(b, false);
-                check_finished(b->job);
+                engine__blob_drop(b);
                 continue;
             }
-            blob_begin(b);
+            engine__blob_begin(b);
         }
     } while (ctx->pump_again);
     ctx->pumping = false;
     if (ctx->finished == ctx->n_jobs || (ctx->stopping && ctx->running == 0))
         check_run_done(ctx);
-}
-
-static void on_probe(struct proto_reg_op *op, int err)
-{
-    struct copy_blob *b = op->data;
-    struct copy_job *job = b->job;
-    job->pending_ops--;
-    /* A failed probe decides nothing: the blob asks again in its turn. */
-    b->probe_state = err != 0 ? PROBE_NONE : op->http.status == 200 ? PROBE_PRESENT : PROBE_ABSENT;
-    proto_reg_op_dispose(op);
-    free(op);
-    b->probe = NULL;
-    if (b->probe_waiting) {
-        b->probe_waiting = false;
-        blob_next(b);
-    }
-    check_finished(job);
-}
-
-/* Asks the destination about b ahead of its transfer, where a HEAD would decide its fate. */
-static void probe_blob(struct copy_blob *b)
-{
-    struct copy_job *job = b->job;
-    int err;
-    if (job->same_registry || b->mount_from != NULL || job->dst_lay != NULL ||
-        job->item->blobs_only)
-        return;
-    b->probe = malloc(sizeof(*b->probe));
-    if (b->probe == NULL)
-        return;
-    err = proto_reg_blob_head(b->probe, job->dst_reg, job->dst.repository, b->desc.digest.str);
-    b->probe->expect[1] = 404;
-    b->probe->data = b;
-    if (err == 0)
-        err = proto_reg_op_start(b->probe, on_probe);
-    if (err != 0) {
-        proto_reg_op_dispose(b->probe);
-        free(b->probe);
-        b->probe = NULL;
-        return;
-    }
-    b->probe_state = PROBE_PENDING;
-    job->pending_ops++;
 }
 
 static int cmp_blob_size(const void *a, const void *b)
@@ -2121,13 +586,6 @@ static int plan_blobs(struct copy_job *job)
     return err;
 }
 
-/* Sends the destination HEADs of the blobs next in line, a window ahead of the transfers. */
-static void probe_ahead(struct copy_job *job)
-{
-    while (job->next_probe < job->n_blobs && job->next_probe < job->next_blob + PROBE_AHEAD)
-        probe_blob(&job->blobs[job->next_probe++]);
-}
-
 /* Collects the unique blobs of the children still to copy and queues them for transfer slots. */
 static void start_blobs(struct copy_job *job)
 {
@@ -2144,7 +602,7 @@ static void start_blobs(struct copy_job *job)
     }
     /* Largest first, so the longest transfer is not the one left running alone at the end. */
     qsort(job->blobs, job->n_blobs, sizeof(*job->blobs), cmp_blob_size);
-    probe_ahead(job);
+    engine__blob_probe_ahead(job);
     queue_insert_tail(&job->ctx->blob_queue, &job->queue_link);
     job->queued = true;
     pump(job->ctx);
@@ -2616,7 +1074,7 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
 
 /* ------------------------------------------------------------------------------------------ */
 
-static void check_finished(struct copy_job *job)
+void engine__job_settle(struct copy_job *job)
 {
     struct copy_ctx *ctx = job->ctx;
     if (job->done || !job->started || job->pending_ops > 0 || job->blobs_open > 0)
@@ -2710,24 +1168,8 @@ static struct copy_job *new_job(struct copy_ctx *ctx, size_t i)
 static void job_release(struct copy_job *job)
 {
     struct copy_ctx *ctx = job->ctx;
-    for (size_t i = 0; i < job->n_blobs; i++) {
-        if (job->blobs[i].fd >= 0) {
-            uv_fs_t req;
-            uv_fs_close(NULL, &req, job->blobs[i].fd, NULL);
-            uv_fs_req_cleanup(&req);
-        }
-        if (job->blobs[i].w_open)
-            oci_layout_blob_abort(&job->blobs[i].w);
-        if (!job->blobs[i].io_reaped)
-            free(job->blobs[i].io);
-        free(job->blobs[i].fbuf);
-        free(job->blobs[i].children);
-        free(job->blobs[i].location);
-        free(job->blobs[i].mount_from);
-        free(job->blobs[i].mount_scope);
-        if (job->blobs[i].relay_ready)
-            engine_relay_dispose(&job->blobs[i].relay);
-    }
+    for (size_t i = 0; i < job->n_blobs; i++)
+        engine__blob_free(&job->blobs[i]);
     free(job->blobs);
     job->blobs = NULL;
     job->n_blobs = 0;
@@ -3226,8 +1668,7 @@ static int copy_run(const struct engine_copy_item *items, size_t n,
     }
 
     loop_delay_cancel(&ctx->reap);
-    loop_delay_cancel(&ctx->io_reap_delay);
-    reap_io(&ctx->io_reap_delay);
+    engine__blob_reap(ctx);
     for (size_t i = 0; i < n; i++) {
         if (ctx->jobs[i] != NULL) {
             job_release(ctx->jobs[i]);
@@ -3247,13 +1688,8 @@ out_free:
     if (ctx->signals)
         engine_stop_leave();
     sigaction(SIGPIPE, &old_pipe, NULL);
-    shared_free_all(ctx);
-    while (ctx->mlocks != NULL) {
-        struct copy_mlock *m = ctx->mlocks;
-        ctx->mlocks = m->next;
-        free(m->key);
-        free(m);
-    }
+    engine__shared_free_all(ctx);
+    engine__mlock_free_all(ctx);
     free(ctx->jobs);
     free(ctx->errs);
     free(ctx);

@@ -17,10 +17,11 @@
  *   that limit request sizes (raised to the registry's
  *   OCI-Chunk-Min-Length).
  *
- * A push that fails (a registry that refuses chunks, a cut connection) does
- * not resend anything: it ends with the error, and the caller uploads the
- * finished file in one piece instead. A re-sent chunk would be appended by
- * some registries rather than replace the first copy, and the file is there.
+ * The upload protocol itself is proto/upload.h's. A push that fails (a
+ * registry that refuses chunks, a cut connection) does not resend anything:
+ * it ends with the error, and the caller uploads the finished file in one
+ * piece instead. A re-sent chunk would be appended by some registries rather
+ * than replace the first copy, and the file is there.
  *
  * File reads go to the thread pool (uv_fs_read), two buffers of
  * ENGINE_LAYER_PUSH_BUF bytes, so memory stays fixed whatever the layer size.
@@ -29,7 +30,7 @@
 #define ENGINE_LAYER_PUSH_H
 
 #include "oci/digest.h"
-#include "proto/registry.h"
+#include "proto/upload.h"
 
 #include <uv.h>
 
@@ -62,24 +63,19 @@ struct engine_layer_push {
 
     struct proto_registry *reg; /* borrowed */
     char repo[256];
-    uint64_t chunk; /* 0: one streamed PATCH */
     engine_layer_push_cb cb;
     uv_loop_t *loop;
-    int state;
-    struct proto_reg_op op;
-    bool op_active;
-    char *location; /* the newest upload URL; owned */
-    int fd;         /* the layer file (a dup of the builder's); owned, -1 before the first bytes */
+    struct proto_upload up; /* the upload protocol: POST, PATCH..., PUT */
+    bool up_done;           /* it called back */
+    int fd; /* the layer file (a dup of the builder's); owned, -1 before the first bytes */
     uint64_t written;  /* bytes in the file */
     uint64_t read_off; /* file offset of the next read */
-    uint64_t sent;     /* bytes acknowledged by the registry (202 to a PATCH) */
-    bool finished;     /* the builder is done: size and digest below are final */
+    bool finished;     /* the builder is done: size below is final */
     uint64_t size;
-    struct oci_digest digest;
     struct engine_layer_push_buf bufs[2];
     unsigned head; /* the buffer the body reads from (the one filled first) */
     unsigned tail; /* the buffer the next read fills */
-    bool aborted;
+    bool done;     /* called back */
     int err;
     char msg[512];
 };

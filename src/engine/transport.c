@@ -16,8 +16,8 @@ static const struct {
 };
 
 /* skopeo's other transports: named, so the message can say they are not supported. */
-static const char *const unsupported[] = {"dir:", "containers-storage:", "docker-daemon:",
-                                          "ostree:", "sif:"};
+static const char *const unsupported[] = {
+    "dir:", "containers-storage:", "docker-daemon:", "ostree:", "sif:"};
 
 static const char *const expected[] = {
     [ENGINE_TRANSPORT_LAYOUT] = "oci:DIRECTORY[:NAME]",
@@ -99,8 +99,7 @@ int engine_transport_format(const struct engine_transport *t, char *buf, size_t 
     };
     if (t->kind == ENGINE_TRANSPORT_REGISTRY)
         return oci_ref_format(&t->ref, buf, len);
-    return snprintf(buf, len, "%s%s%s%s", prefix[t->kind], t->path, t->name[0] ? ":" : "",
-                    t->name);
+    return snprintf(buf, len, "%s%s%s%s", prefix[t->kind], t->path, t->name[0] ? ":" : "", t->name);
 }
 
 ocisync_location_kind ocisync_location_of(const char *s)

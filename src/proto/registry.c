@@ -307,6 +307,74 @@ int proto_reg_blob_get(struct proto_reg_op *op, struct proto_registry *reg, cons
     return err;
 }
 
+/* The answer to a blob fetch: exactly the range asked for (see proto_reg_blob_fetch). */
+static int fetch_headers(struct proto_http_req *r)
+{
+    struct proto_reg_op *op = container_of(r, struct proto_reg_op, http);
+    int64_t cl = proto_h1_content_length(&r->h1);
+    if (op->fetch_offset > 0) {
+        const char *cr = proto_http_header(r, "Content-Range");
+        unsigned long long first, last, total;
+        char star[2];
+        if (r->status != 206 || cr == NULL)
+            return UV_ERANGE;
+        if (sscanf(cr, "bytes %llu-%llu/%llu", &first, &last, &total) == 3) {
+            if (total != (unsigned long long)op->fetch_size)
+                return UV_ERANGE;
+        } else if (sscanf(cr, "bytes %llu-%llu/%1[*]", &first, &last, star) != 3) {
+            return UV_ERANGE;
+        }
+        if (first != op->fetch_offset || last + 1 != (unsigned long long)op->fetch_size)
+            return UV_ERANGE;
+    } else if (r->status != 200) {
+        return OCISYNC_EREGISTRY;
+    }
+    if (cl >= 0 && (uint64_t)cl != op->fetch_size - op->fetch_offset)
+        return OCISYNC_ESIZEMISMATCH;
+    return 0;
+}
+
+static int fetch_body(struct proto_http_req *r, const char *data, size_t len)
+{
+    struct proto_reg_op *op = container_of(r, struct proto_reg_op, http);
+    return op->on_body(op, data, len);
+}
+
+int proto_reg_blob_fetch(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                         const char *digest, uint64_t offset, uint64_t size,
+                         proto_reg_body_cb on_body)
+{
+    int err = proto_reg_blob_get(op, reg, repo, digest);
+    if (err == 0 && offset > 0) {
+        char range[48];
+        snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)offset);
+        err = proto_http_add_header(&op->http, "Range", range);
+    }
+    op->fetch_offset = offset;
+    op->fetch_size = size;
+    op->on_body = on_body;
+    /* Bytes already passed on cannot be taken back: a retry then is the caller's. */
+    op->streamed_response = true;
+    op->http.on_headers = fetch_headers;
+    op->http.on_body = fetch_body;
+    return err;
+}
+
+void proto_reg_op_resume(struct proto_reg_op *op)
+{
+    proto_http_resume(&op->http);
+}
+
+void proto_reg_op_abort(struct proto_reg_op *op, int err)
+{
+    proto_http_abort(&op->http, err != 0 ? err : UV_ECANCELED);
+}
+
+uint64_t proto_reg_op_body_bytes(const struct proto_reg_op *op)
+{
+    return op->http.body_passed;
+}
+
 int proto_reg_upload_start(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
                            const char *mount_digest, const char *from)
 {
@@ -808,6 +876,11 @@ static bool handle_401(struct proto_reg_op *op)
         fail_op(op, err, "registry %s: %s: %s",
                 op->http.error_detail ? op->http.error_detail : ocisync_strerror(err));
     return true;
+}
+
+int proto_reg_status(const struct proto_reg_op *op)
+{
+    return op->http.status;
 }
 
 void proto_reg_op_dispose(struct proto_reg_op *op)

@@ -94,6 +94,11 @@ void proto_registry_dispose(struct proto_registry *reg);
 
 struct proto_reg_op;
 typedef void (*proto_reg_cb)(struct proto_reg_op *op, int err);
+/*
+ * The body of a blob GET: return 0, PROTO_PAUSE (until proto_reg_op_resume)
+ * or an error that ends the request.
+ */
+typedef int (*proto_reg_body_cb)(struct proto_reg_op *op, const char *data, size_t len);
 
 struct proto_reg_op {
     struct proto_http_req http; /* first: ops are found from their request */
@@ -125,6 +130,9 @@ struct proto_reg_op {
     /* A manifest GET: the digest its bytes must have when ref is a digest ("" otherwise). */
     char want_digest[160];
     bool manifest_get, manifest_put;
+    /* proto_reg_blob_fetch: what the answer must be, and where its body goes. */
+    uint64_t fetch_offset, fetch_size;
+    proto_reg_body_cb on_body;
 };
 
 /*
@@ -156,6 +164,24 @@ int proto_reg_blob_head(struct proto_reg_op *op, struct proto_registry *reg, con
 /* GET /v2/<repo>/blobs/<digest>; the caller sets op->http.on_body to stream it. */
 int proto_reg_blob_get(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
                        const char *digest);
+/*
+ * GET a blob of size bytes from byte offset on (Range when offset > 0),
+ * streamed to on_body. The answer must be what was asked: 200 with the
+ * whole size, or 206 with Content-Range "bytes OFFSET-(size-1)/size" (a
+ * 200 to a ranged request, another range or another total is UV_ERANGE; a
+ * Content-Length that disagrees is OCISYNC_ESIZEMISMATCH): bytes are never
+ * appended blindly. Once body bytes were passed on, the registry layer does
+ * not retry it: that is the caller's (proto_reg_op_body_bytes).
+ */
+int proto_reg_blob_fetch(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                         const char *digest, uint64_t offset, uint64_t size,
+                         proto_reg_body_cb on_body);
+/* Resumes a body paused with PROTO_PAUSE. */
+void proto_reg_op_resume(struct proto_reg_op *op);
+/* Ends op now: its callback runs with err (UV_ECANCELED when 0), unless it already ran. */
+void proto_reg_op_abort(struct proto_reg_op *op, int err);
+/* Body bytes the last attempt passed to on_body. */
+uint64_t proto_reg_op_body_bytes(const struct proto_reg_op *op);
 /*
  * POST /v2/<repo>/blobs/uploads/, with ?mount=<digest>&from=<from> when
  * mount_digest is set. Success is 201 (mounted) or 202 (upload started; see
@@ -208,6 +234,8 @@ int proto_reg_list(struct proto_reg_op *op, struct proto_registry *reg, const ch
 char *proto_reg_next_page(struct proto_reg_op *op, int *err);
 
 int proto_reg_op_start(struct proto_reg_op *op, proto_reg_cb cb);
+/* The HTTP status of op's answer (valid in its callback; 0 when none came). */
+int proto_reg_status(const struct proto_reg_op *op);
 void proto_reg_op_dispose(struct proto_reg_op *op);
 
 /*
