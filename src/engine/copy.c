@@ -47,6 +47,61 @@ static void reap_now(struct loop_delay *d);
 static void on_top_fetched(struct proto_reg_op *op, int err);
 static void push_top(struct copy_job *job);
 static void push_child(struct copy_child *c);
+static void fetch_top(struct copy_job *job);
+static void check_dest(struct copy_job *job);
+static void tag_checked(struct copy_job *job, bool present);
+static void children_checked(struct copy_job *job);
+static void heads_done(struct copy_job *job);
+
+static const char *const job_state_names[] = {
+    [JOB_WAITING] = "waiting",
+    [JOB_LOOKING] = "looking",
+    [JOB_FETCHING] = "fetching",
+    [JOB_CHECKING_TAG] = "checking the tag",
+    [JOB_CHECKING_CHILDREN] = "checking the children",
+    [JOB_MOVING] = "moving blobs",
+    [JOB_PUSHING] = "pushing",
+    [JOB_ENDING] = "ending",
+    [JOB_DONE] = "done",
+};
+
+static void set_job_state(struct copy_job *job, enum job_state s)
+{
+    LOG_DEBUG("image %zu: %s -> %s", job->index, job_state_names[job->state], job_state_names[s]);
+    job->state = s;
+}
+
+/*
+ * The requests of the current phase have all come back (pending_ops is 0):
+ * on to the next phase. Every callback of a phase's requests ends here.
+ */
+static void phase_done(struct copy_job *job)
+{
+    if (job->err != 0 || job->pending_ops > 0)
+        return;
+    switch (job->state) {
+    case JOB_LOOKING:
+        heads_done(job);
+        return;
+    case JOB_FETCHING:
+        check_dest(job);
+        return;
+    case JOB_CHECKING_CHILDREN:
+        children_checked(job);
+        return;
+    default:
+        return;
+    }
+}
+
+/* The destination holds the image already: nothing more to do. */
+static void found_there(struct copy_job *job)
+{
+    engine__emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str,
+                 job->top_media_type[0] ? job->top_media_type : NULL, NULL,
+                 job->push_len > 0 ? (int64_t)job->push_len : -1);
+    set_job_state(job, JOB_ENDING);
+}
 
 /*
  * c's manifest is pushed, present, or no longer wanted: its bytes leave the
@@ -75,6 +130,8 @@ void engine__job_fail(struct copy_job *job, int err, const char *fmt, ...)
     vsnprintf(job->res->error, sizeof(job->res->error), fmt, ap);
     va_end(ap);
     LOG_DEBUG("copy of image %zu failed: %s", job->index, job->res->error);
+    if (job->state < JOB_ENDING)
+        set_job_state(job, JOB_ENDING);
     /* Stop what is in flight: nothing more will be pushed. */
     if (job->queued) {
         queue_remove(&job->queue_link);
@@ -145,10 +202,10 @@ static void on_top_pushed(struct proto_reg_op *op, int err)
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
-        job->top_pushed = true;
         job->res->manifests_pushed++;
         emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
              (int64_t)job->push_len);
+        set_job_state(job, JOB_ENDING);
     }
     proto_reg_op_dispose(op);
     check_finished(job);
@@ -183,15 +240,17 @@ static void push_top(struct copy_job *job)
     int err;
     if (job->err != 0)
         return;
+    if (job->state != JOB_PUSHING)
+        set_job_state(job, JOB_PUSHING);
     if (job->item->blobs_only) {
-        job->top_pushed = true;
+        set_job_state(job, JOB_ENDING);
         check_finished(job);
         return;
     }
     if (job->dst_lay != NULL) {
         if (layout_put(job, &job->push_digest, job->top_media_type, job->push_raw, job->push_len,
                        true) == 0) {
-            job->top_pushed = true;
+            set_job_state(job, JOB_ENDING);
             job->res->manifests_pushed++;
             emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
                  (int64_t)job->push_len);
@@ -625,46 +684,45 @@ static void on_child_head(struct proto_reg_op *op, int err)
              c->platform[0] ? c->platform : NULL, c->desc.size);
     }
     proto_reg_op_dispose(op);
-    if (job->err == 0 && job->pending_ops == 0) {
-        /* Every child is checked; those present need nothing more. */
-        unsigned missing = 0;
-        for (size_t i = 0; i < job->n_children; i++)
-            missing += !job->children[i].present;
-        job->children_left = missing;
-        if (missing == 0)
-            push_top(job);
-        else
-            start_blobs(job);
-    }
+    phase_done(job);
     check_finished(job);
+}
+
+/* Every child is checked; those present need nothing more: the blobs of the others move. */
+static void children_checked(struct copy_job *job)
+{
+    unsigned missing = 0;
+    for (size_t i = 0; i < job->n_children; i++)
+        missing += !job->children[i].present;
+    job->children_left = missing;
+    if (missing == 0) {
+        push_top(job);
+        return;
+    }
+    set_job_state(job, JOB_MOVING);
+    start_blobs(job);
 }
 
 static void check_children(struct copy_job *job)
 {
+    set_job_state(job, JOB_CHECKING_CHILDREN);
     if (job->dst_lay != NULL && job->top.kind == OCI_KIND_INDEX) {
         /* Child manifests are written after their blobs: one present is complete. */
-        unsigned missing = 0;
         for (size_t i = 0; i < job->n_children; i++) {
             struct copy_child *c = &job->children[i];
             c->present = oci_layout_blob_exists(&job->dst_lay->lay, &c->desc.digest, c->desc.size);
-            if (c->present)
-                child_release(c);
-            if (c->present)
-                emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
-                     c->platform[0] ? c->platform : NULL, c->desc.size);
-            missing += !c->present;
+            if (!c->present)
+                continue;
+            child_release(c);
+            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
+                 c->platform[0] ? c->platform : NULL, c->desc.size);
         }
-        job->children_left = missing;
-        if (missing == 0)
-            push_top(job);
-        else
-            start_blobs(job);
+        children_checked(job);
         return;
     }
     if (job->top.kind != OCI_KIND_INDEX) {
         /* A lone manifest: the tag check already said it is not there. */
-        job->children_left = 1;
-        start_blobs(job);
+        children_checked(job);
         return;
     }
     for (size_t i = 0; i < job->n_children; i++) {
@@ -687,53 +745,49 @@ static void check_children(struct copy_job *job)
 static void on_tag_head(struct proto_reg_op *op, int err)
 {
     struct copy_job *job = op->data;
+    bool present = false;
     job->pending_ops--;
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
-    } else if (op->http.status == 200) {
+    } else {
+        /* The destination already points at exactly this: nothing to do. */
         const char *dcd = proto_http_header(&op->http, "Docker-Content-Digest");
-        if (dcd != NULL && strcmp(dcd, job->push_digest.str) == 0) {
-            /* The destination already points at exactly this: nothing to do. */
-            job->finished = true;
-            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str, job->top_media_type, NULL,
-                 (int64_t)job->push_len);
-        }
+        present =
+            proto_reg_status(op) == 200 && dcd != NULL && strcmp(dcd, job->push_digest.str) == 0;
     }
     proto_reg_op_dispose(op);
-    if (job->err == 0 && !job->finished)
-        check_children(job);
+    if (job->err == 0)
+        tag_checked(job, present);
     check_finished(job);
+}
+
+/* What the destination's tag names is known: the image is there, or its children are asked. */
+static void tag_checked(struct copy_job *job, bool present)
+{
+    if (present)
+        found_there(job);
+    else
+        check_children(job);
 }
 
 static void check_dest(struct copy_job *job)
 {
     const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
     int err;
+    set_job_state(job, JOB_CHECKING_TAG);
     if (job->dst_lay != NULL) {
         /* A layout holds the image if its index names it (by name, or by digest when unnamed). */
         struct oci_descriptor d;
         const char *name = job->dst_lref[0] ? job->dst_lref : job->push_digest.str;
         char msg[512];
-        if (oci_layout_resolve(&job->dst_lay->lay, name, &d, msg, sizeof(msg)) == 0 &&
-            oci_digest_equal(&d.digest, &job->push_digest) &&
-            oci_layout_blob_exists(&job->dst_lay->lay, &d.digest, d.size)) {
-            job->finished = true;
-            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str, job->top_media_type, NULL,
-                 (int64_t)job->push_len);
-        } else {
-            check_children(job);
-        }
+        tag_checked(job, oci_layout_resolve(&job->dst_lay->lay, name, &d, msg, sizeof(msg)) == 0 &&
+                             oci_digest_equal(&d.digest, &job->push_digest) &&
+                             oci_layout_blob_exists(&job->dst_lay->lay, &d.digest, d.size));
         return;
     }
     if (job->dst_known && job->n_platforms == 0) {
         /* The first HEADs already said the destination has something else, or nothing. */
-        if (strcmp(job->dst_head, job->push_digest.str) == 0) {
-            job->finished = true;
-            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, job->push_digest.str, job->top_media_type, NULL,
-                 (int64_t)job->push_len);
-        } else {
-            check_children(job);
-        }
+        tag_checked(job, strcmp(job->dst_head, job->push_digest.str) == 0);
         return;
     }
     err = proto_reg_manifest_get(&job->top_op, job->dst_reg, job->dst.repository, ref, true);
@@ -838,8 +892,7 @@ static void on_child_fetched(struct proto_reg_op *op, int err)
         op->http.resp_body = NULL;
     }
     proto_reg_op_dispose(op);
-    if (job->err == 0 && job->pending_ops == 0)
-        check_dest(job);
+    phase_done(job);
     check_finished(job);
 }
 
@@ -1067,8 +1120,7 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
         op->http.resp_body = NULL;
     }
     proto_reg_op_dispose(op);
-    if (job->err == 0 && job->pending_ops == 0)
-        check_dest(job);
+    phase_done(job);
     check_finished(job);
 }
 
@@ -1077,12 +1129,10 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
 void engine__job_settle(struct copy_job *job)
 {
     struct copy_ctx *ctx = job->ctx;
-    if (job->done || !job->started || job->pending_ops > 0 || job->blobs_open > 0)
+    /* Only ENDING ends: a failure, the top manifest's push, or finding it there. */
+    if (job->state != JOB_ENDING || job->pending_ops > 0 || job->blobs_open > 0)
         return;
-    /* Without an error, only the top manifest's push (or finding it there) ends the job. */
-    if (job->err == 0 && !job->finished && !job->top_pushed)
-        return;
-    job->done = true;
+    set_job_state(job, JOB_DONE);
     if (job->err == 0)
         snprintf(job->res->digest, sizeof(job->res->digest), "%s", job->push_digest.str);
     if (job->opts->on_event != NULL) {
@@ -1228,6 +1278,7 @@ static void fetch_top(struct copy_job *job)
 {
     const char *ref = job->src_head[0] ? job->src_head : oci_ref_target(&job->src);
     int err;
+    set_job_state(job, JOB_FETCHING);
     if (job->src_lay != NULL) {
         struct oci_descriptor d;
         char msg[512], *raw;
@@ -1243,12 +1294,8 @@ static void fetch_top(struct copy_job *job)
                      "layout %s: %s has %zu bytes, index.json says %lld", job->src_lay->dir,
                      d.digest.str, len, (long long)d.size);
             } else {
-                /* One pending op keeps the children read below from checking the destination. */
-                job->pending_ops++;
                 top_received(job, raw, len, d.media_type);
-                job->pending_ops--;
-                if (job->err == 0)
-                    check_dest(job);
+                phase_done(job);
             }
         }
         check_finished(job);
@@ -1271,19 +1318,13 @@ static void fetch_top(struct copy_job *job)
 static void heads_done(struct copy_job *job)
 {
     struct oci_digest d;
-    if (job->err != 0) {
-        check_finished(job);
-        return;
-    }
     if (job->src_head[0] != '\0' && oci_digest_parse_str(job->src_head, &d) == 0 &&
         (!job->src.has_digest || oci_digest_equal(&d, &job->src.digest)) &&
         strcmp(job->src_head, job->dst_head) == 0) {
         job->push_digest = d;
         job->top_digest = d;
         snprintf(job->res->source_digest, sizeof(job->res->source_digest), "%s", d.str);
-        job->finished = true;
-        emit(job, OCISYNC_EV_MANIFEST_SKIPPED, d.str, NULL, NULL, -1);
-        check_finished(job);
+        found_there(job);
         return;
     }
     if (job->src_head[0] != '\0' && oci_digest_parse_str(job->src_head, &d) != 0)
@@ -1309,16 +1350,18 @@ static void on_head(struct proto_reg_op *op, int err)
             snprintf(job->dst_head, sizeof(job->dst_head), "%s", dcd);
     }
     proto_reg_op_dispose(op);
-    if (--job->heads_left == 0)
-        heads_done(job);
+    phase_done(job);
+    check_finished(job);
 }
 
 /* Asks both sides for the digest the reference points to, at once. */
 static void start_heads(struct copy_job *job)
 {
     const char *dref = job->dst.tag[0] ? job->dst.tag : job->dst.digest.str;
-    int err = proto_reg_manifest_get(&job->top_op, job->src_reg, job->src.repository,
-                                     oci_ref_target(&job->src), true);
+    int err;
+    set_job_state(job, JOB_LOOKING);
+    err = proto_reg_manifest_get(&job->top_op, job->src_reg, job->src.repository,
+                                 oci_ref_target(&job->src), true);
     job->top_op.data = job;
     if (err == 0)
         err = proto_reg_op_start(&job->top_op, on_head);
@@ -1328,7 +1371,6 @@ static void start_heads(struct copy_job *job)
         return;
     }
     job->pending_ops++;
-    job->heads_left = 2;
     err = proto_reg_manifest_get(&job->head_op, job->dst_reg, job->dst.repository, dref, true);
     job->head_op.expect[1] = 404;
     job->head_op.data = job;
@@ -1337,7 +1379,6 @@ static void start_heads(struct copy_job *job)
     if (err != 0) {
         fail(job, err, "%s", job->head_op.errmsg);
         proto_reg_op_dispose(&job->head_op);
-        job->heads_left--;
         return;
     }
     job->pending_ops++;
@@ -1531,7 +1572,6 @@ static void job_start(struct copy_job *job)
 {
     struct copy_ctx *ctx = job->ctx;
     int err;
-    job->started = true;
     ctx->running++;
     if (job->opts->on_event != NULL) {
         struct ocisync_event ev;
@@ -1545,6 +1585,7 @@ static void job_start(struct copy_job *job)
     err = job_setup(job);
     if (err != 0) {
         job->err = err;
+        set_job_state(job, JOB_ENDING);
         check_finished(job);
         return;
     }
@@ -1578,7 +1619,7 @@ static void on_stop(struct engine_session *sess)
              engine_stop_name(), copied, mounted, skipped);
     for (size_t i = 0; i < ctx->n_jobs; i++) {
         struct copy_job *job = ctx->jobs[i];
-        if (job != NULL && job->started && !job->done) {
+        if (job != NULL && job->state != JOB_WAITING && job->state != JOB_DONE) {
             fail(job, OCISYNC_EINTERRUPTED, "%s", ctx->stop_msg);
             check_finished(job);
         }
@@ -1657,7 +1698,7 @@ static int copy_run(const struct engine_copy_item *items, size_t n,
             e = ctx->stopping ? OCISYNC_EINTERRUPTED : OCISYNC_EUPLOAD;
             snprintf(results[i].error, sizeof(results[i].error), "not started: %s",
                      ctx->stopping ? ctx->stop_msg : "the run ended early");
-        } else if (job != NULL && !job->done) {
+        } else if (job != NULL && job->state != JOB_DONE) {
             e = job->err != 0 ? job->err : OCISYNC_EUPLOAD;
             if (job->err == 0)
                 snprintf(results[i].error, sizeof(results[i].error),

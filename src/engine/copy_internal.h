@@ -139,7 +139,7 @@ struct copy_blob {
     enum blob_src src;
     enum blob_sink sink;
     enum blob_stop stop;
-    int outcome; /* OCISYNC_EV_BLOB_* once done */
+    int outcome;                  /* OCISYNC_EV_BLOB_* once done */
     struct copy_child **children; /* owned array of borrowed pointers */
     size_t n_children;
     struct engine_relay relay;
@@ -210,8 +210,32 @@ struct copy_shared {
     struct queue waiters;
 };
 
+/*
+ * The life of an image (copy.c; set_job_state logs every change):
+ *   WAITING -> LOOKING (HEADs of both tags: the same digest ends it here)
+ *           -> FETCHING (the source's document, then its children)
+ *           -> CHECKING_TAG -> CHECKING_CHILDREN (what the destination has)
+ *           -> MOVING (the blobs; each child pushed once its blobs are in)
+ *           -> PUSHING (the top manifest, under the tag) -> ENDING -> DONE
+ * A phase that needs no request is passed straight through; a failure, an
+ * interruption or finding everything there goes to ENDING, which waits for
+ * the requests and blobs still in flight (pending_ops, blobs_open).
+ */
+enum job_state {
+    JOB_WAITING = 0,
+    JOB_LOOKING,
+    JOB_FETCHING,
+    JOB_CHECKING_TAG,
+    JOB_CHECKING_CHILDREN,
+    JOB_MOVING,
+    JOB_PUSHING,
+    JOB_ENDING,
+    JOB_DONE,
+};
+
 struct copy_job {
     struct copy_ctx *ctx;
+    enum job_state state;
     const struct ocisync_copy_opts *opts;
     size_t index;                         /* in the run's items */
     const struct ocisync_copy_item *item; /* eitem->it */
@@ -229,13 +253,11 @@ struct copy_job {
     bool has_base, base_same_dst;
     struct oci_ref base;
     struct proto_registry *base_reg; /* owned */
-    bool regs_open;
     struct oci_platform platforms[16];
     size_t n_platforms;
     unsigned throttles_seen;
     uint64_t chunk_size;
     bool same_registry;
-    bool started, done;
     struct queue queue_link; /* in ctx->blob_queue */
     bool queued;
     struct queue reap_link; /* in ctx->reap_queue once done */
@@ -258,23 +280,19 @@ struct copy_job {
     size_t next_blob;
     size_t next_probe;    /* blobs before it have had their destination HEAD sent */
     unsigned blobs_open;  /* blobs between PENDING and DONE, parked ones included */
-    unsigned pending_ops; /* child fetches / HEADs / PUTs in flight */
+    unsigned pending_ops; /* requests and waits in flight: the current phase ends at 0 */
     unsigned children_left;
 
     struct proto_reg_op top_op;
     struct copy_waiter top_w;
     struct copy_mlock *top_lock;
-    bool finished; /* the destination already had everything */
     /*
      * The first look, with HEADs only (Docker Hub does not count them against
      * pull limits): the source's digest and the destination's, side by side.
      */
     struct proto_reg_op head_op; /* the destination's; top_op does the source's */
-    unsigned heads_left;
     char src_head[OCI_DIGEST_MAX], dst_head[OCI_DIGEST_MAX];
-    bool src_head_failed;
     bool dst_known; /* dst_head says what the destination has ("" for nothing) */
-    bool top_pushed;
     /* A referrer's fallback index: each of its manifests must name item->subject. */
     bool child_subjects;
     int err;
