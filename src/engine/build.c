@@ -119,7 +119,7 @@ static int fetch(struct fetcher *f, const char *repo, const char *ref, bool blob
     int err = blob ? proto_reg_blob_get(&op, f->reg, repo, ref)
                    : proto_reg_manifest_get(&op, f->reg, repo, ref, false);
     if (err == 0 && blob)
-        op.http.collect_max = OCI_MANIFEST_MAX_SIZE;
+        proto_reg_set_body_max(&op, OCI_MANIFEST_MAX_SIZE);
     op.data = f;
     f->done = false;
     if (err == 0)
@@ -132,10 +132,8 @@ static int fetch(struct fetcher *f, const char *repo, const char *ref, bool blob
     if (err != 0) {
         snprintf(msg, msglen, "%s", op.errmsg[0] ? op.errmsg : ocisync_strerror(err));
     } else {
-        const char *c = proto_http_header(&op.http, "Content-Type");
-        *out = op.http.resp_body;
-        *len = op.http.resp_len;
-        op.http.resp_body = NULL;
+        const char *c = proto_reg_header(&op, "Content-Type");
+        *out = proto_reg_take_body(&op, len);
         if (ct != NULL)
             snprintf(ct, ctlen, "%.*s", c != NULL ? (int)strcspn(c, "; ") : 0, c ? c : "");
     }

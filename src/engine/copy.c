@@ -677,7 +677,7 @@ static void on_child_head(struct proto_reg_op *op, int err)
     job->pending_ops--;
     if (err != 0) {
         fail(job, err, "%s", op->errmsg);
-    } else if (op->http.status == 200) {
+    } else if (proto_reg_status(op) == 200) {
         c->present = true;
         child_release(c);
         emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
@@ -751,7 +751,7 @@ static void on_tag_head(struct proto_reg_op *op, int err)
         fail(job, err, "%s", op->errmsg);
     } else {
         /* The destination already points at exactly this: nothing to do. */
-        const char *dcd = proto_http_header(&op->http, "Docker-Content-Digest");
+        const char *dcd = proto_reg_header(op, "Docker-Content-Digest");
         present =
             proto_reg_status(op) == 200 && dcd != NULL && strcmp(dcd, job->push_digest.str) == 0;
     }
@@ -887,9 +887,9 @@ static void on_child_fetched(struct proto_reg_op *op, int err)
     } else if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
-        child_received(c, op->http.resp_body, op->http.resp_len,
-                       proto_http_header(&op->http, "Content-Type"));
-        op->http.resp_body = NULL;
+        size_t len;
+        char *raw = proto_reg_take_body(op, &len);
+        child_received(c, raw, len, proto_reg_header(op, "Content-Type"));
     }
     proto_reg_op_dispose(op);
     phase_done(job);
@@ -923,7 +923,7 @@ static int start_fetch(struct copy_child *c)
     int err = proto_reg_manifest_get(&c->op, job->src_reg, job->src.repository, c->desc.digest.str,
                                      false);
     /* More than the index says is wrong anyway: refused at the index's size, not 4 MiB. */
-    c->op.http.collect_max = child_size(c);
+    proto_reg_set_body_max(&c->op, child_size(c));
     c->op.data = c;
     if (err == 0)
         err = proto_reg_op_start(&c->op, on_child_fetched);
@@ -1115,9 +1115,9 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
         else
             fail(job, err, "%s: %s", ref, op->errmsg);
     } else {
-        top_received(job, op->http.resp_body, op->http.resp_len,
-                     proto_http_header(&op->http, "Content-Type"));
-        op->http.resp_body = NULL;
+        size_t len;
+        char *raw = proto_reg_take_body(op, &len);
+        top_received(job, raw, len, proto_reg_header(op, "Content-Type"));
     }
     proto_reg_op_dispose(op);
     phase_done(job);
@@ -1336,7 +1336,7 @@ static void on_head(struct proto_reg_op *op, int err)
 {
     struct copy_job *job = op->data;
     bool src = op == &job->top_op;
-    const char *dcd = err == 0 ? proto_http_header(&op->http, "Docker-Content-Digest") : NULL;
+    const char *dcd = err == 0 ? proto_reg_header(op, "Docker-Content-Digest") : NULL;
     job->pending_ops--;
     if (src) {
         /* A failed HEAD is not the verdict: the GET that follows says what is wrong. */
@@ -1345,8 +1345,8 @@ static void on_head(struct proto_reg_op *op, int err)
     } else if (err != 0) {
         fail(job, err, "%s", op->errmsg);
     } else {
-        job->dst_known = op->http.status == 404 || dcd != NULL;
-        if (op->http.status == 200 && dcd != NULL && strlen(dcd) < sizeof(job->dst_head))
+        job->dst_known = proto_reg_status(op) == 404 || dcd != NULL;
+        if (proto_reg_status(op) == 200 && dcd != NULL && strlen(dcd) < sizeof(job->dst_head))
             snprintf(job->dst_head, sizeof(job->dst_head), "%s", dcd);
     }
     proto_reg_op_dispose(op);

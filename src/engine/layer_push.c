@@ -3,7 +3,6 @@
 
 #include "common/log.h"
 #include "ocisync.h"
-#include "proto/http.h"
 
 #include <errno.h>
 #include <stdio.h>

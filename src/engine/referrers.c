@@ -67,9 +67,11 @@ static void fallback_tag(const char *digest, char *out, size_t len)
     snprintf(out, len, "%.*s-%s", (int)(colon - digest), digest, colon + 1);
 }
 
-/* The "manifests" array of an index document, or NULL. */
-static json_t *index_manifests(const char *data, size_t len)
+/* The "manifests" array of the index document op answered with, or NULL. */
+static json_t *index_manifests(const struct proto_reg_op *op)
 {
+    size_t len;
+    const char *data = proto_reg_body(op, &len);
     json_error_t jerr;
     json_t *doc, *m;
     /* A referrers list is an index: held to an index's caps before it is parsed. */
@@ -144,7 +146,7 @@ static int build_index(struct subject *s)
 static void on_op(struct proto_reg_op *op, int err)
 {
     struct subject *s = op->data;
-    int status = op->http.status;
+    int status = proto_reg_status(op);
     if (err != 0 && s->state != S_PUT) {
         /* A registry that cannot answer has no referrers to give: note it, go on. */
         snprintf(s->msg, sizeof(s->msg), "%s", op->errmsg);
@@ -156,7 +158,7 @@ static void on_op(struct proto_reg_op *op, int err)
     switch (s->state) {
     case S_SRC_API:
         if (status == 200) {
-            s->found = index_manifests(op->http.resp_body, op->http.resp_len);
+            s->found = index_manifests(op);
             s->state = s->found != NULL && json_array_size(s->found) > 0 ? S_DST_API : S_DONE;
         } else {
             s->state = S_SRC_TAG;
@@ -164,7 +166,7 @@ static void on_op(struct proto_reg_op *op, int err)
         break;
     case S_SRC_TAG:
         if (status == 200) {
-            s->found = index_manifests(op->http.resp_body, op->http.resp_len);
+            s->found = index_manifests(op);
             s->fallback = s->found != NULL && json_array_size(s->found) > 0;
         }
         s->state = S_DONE;
@@ -175,7 +177,7 @@ static void on_op(struct proto_reg_op *op, int err)
         break;
     case S_DST_TAG:
         if (status == 200)
-            s->existing = index_manifests(op->http.resp_body, op->http.resp_len);
+            s->existing = index_manifests(op);
         s->state = S_DONE;
         break;
     case S_PUT:

@@ -276,15 +276,15 @@ static int take_page(struct sync_list *l, char *msg, size_t msglen)
     json_t *doc, *arr, *v;
     size_t i;
     int err = 0;
+    size_t len;
+    const char *body = proto_reg_body(&l->op, &len);
     /* Pages are asked for 1000 names (at most 10000): a page of far more tiny values is not one. */
-    if (ocisync__json_values(l->op.http.resp_body ? l->op.http.resp_body : "", l->op.http.resp_len,
-                             LIST_PAGE_MAX_VALUES) > LIST_PAGE_MAX_VALUES) {
+    if (ocisync__json_values(body, len, LIST_PAGE_MAX_VALUES) > LIST_PAGE_MAX_VALUES) {
         snprintf(msg, msglen, "%s: a page of the listing holds more than %d values", l->op.what,
                  LIST_PAGE_MAX_VALUES);
         return OCISYNC_ETOOBIG;
     }
-    doc =
-        json_loadb(l->op.http.resp_body ? l->op.http.resp_body : "", l->op.http.resp_len, 0, &jerr);
+    doc = json_loadb(body, len, 0, &jerr);
     if (doc == NULL) {
         snprintf(msg, msglen, "%s: the listing is not valid JSON (%s)", l->op.what, jerr.text);
         return OCISYNC_EREGISTRY;

@@ -883,6 +883,31 @@ int proto_reg_status(const struct proto_reg_op *op)
     return op->http.status;
 }
 
+const char *proto_reg_header(const struct proto_reg_op *op, const char *name)
+{
+    return proto_http_header(&op->http, name);
+}
+
+const char *proto_reg_body(const struct proto_reg_op *op, size_t *len)
+{
+    *len = op->http.resp_len;
+    return op->http.resp_body != NULL ? op->http.resp_body : "";
+}
+
+char *proto_reg_take_body(struct proto_reg_op *op, size_t *len)
+{
+    char *b = op->http.resp_body;
+    *len = op->http.resp_len;
+    op->http.resp_body = NULL;
+    op->http.resp_len = op->http.resp_cap = 0;
+    return b;
+}
+
+void proto_reg_set_body_max(struct proto_reg_op *op, size_t max)
+{
+    op->http.collect_max = max;
+}
+
 void proto_reg_op_dispose(struct proto_reg_op *op)
 {
     proto_http_req_dispose(&op->http);

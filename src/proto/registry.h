@@ -236,6 +236,14 @@ char *proto_reg_next_page(struct proto_reg_op *op, int *err);
 int proto_reg_op_start(struct proto_reg_op *op, proto_reg_cb cb);
 /* The HTTP status of op's answer (valid in its callback; 0 when none came). */
 int proto_reg_status(const struct proto_reg_op *op);
+/* A header of op's answer, or NULL (valid in its callback). */
+const char *proto_reg_header(const struct proto_reg_op *op, const char *name);
+/* The collected body of op's answer and its length (borrowed; valid until dispose). */
+const char *proto_reg_body(const struct proto_reg_op *op, size_t *len);
+/* The collected body, taken over by the caller (free it), NUL-terminated; NULL when none. */
+char *proto_reg_take_body(struct proto_reg_op *op, size_t *len);
+/* Caps the body collected for op at max bytes (more fails it with OCISYNC_ETOOBIG). */
+void proto_reg_set_body_max(struct proto_reg_op *op, size_t max);
 void proto_reg_op_dispose(struct proto_reg_op *op);
 
 /*
