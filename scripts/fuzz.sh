@@ -24,7 +24,7 @@ declare -A srcs=(
   [docker_config]="src/proto/creds.c src/proto/auth.c"
   [tar]="src/oci/tar.c"
   [tagfilter]="src/oci/tagfilter.c"
-  [sync_yaml]="src/cli/config.c src/oci/ref.c src/oci/digest.c"
+  [sync_yaml]="src/cli/config.c src/oci/ref.c src/oci/digest.c src/oci/manifest.c"
 )
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
