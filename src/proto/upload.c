@@ -106,8 +106,11 @@ static void up_consume(void *arg, size_t n)
 /* ------------------------------------------------------------------------------------------ */
 /* Requests */
 
-/* Starts u->op (prepared with err from its constructor). */
-static void send_op(struct proto_upload *u, int err)
+/*
+ * Starts u->op (prepared with err from its constructor): 0, or the error,
+ * kept in u->errmsg, with the op disposed of.
+ */
+static int start_op(struct proto_upload *u, int err)
 {
     u->op.data = u;
     if (err == 0)
@@ -116,10 +119,18 @@ static void send_op(struct proto_upload *u, int err)
         snprintf(u->errmsg, sizeof(u->errmsg), "%s",
                  u->op.errmsg[0] ? u->op.errmsg : ocisync_strerror(err));
         proto_reg_op_dispose(&u->op);
-        end(u, err, NULL);
-        return;
+        return err;
     }
     u->op_active = true;
+    return 0;
+}
+
+/* start_op for a request after the first: a failure ends the upload. */
+static void send_op(struct proto_upload *u, int err)
+{
+    err = start_op(u, err);
+    if (err != 0)
+        end(u, err, NULL);
 }
 
 /* PUT ?digest=: with the whole body (a one-request upload), or closing the PATCHes. */
@@ -355,17 +366,7 @@ int proto_upload_start(struct proto_upload *u)
         proto_reg_upload_start(&u->op, u->reg, u->repo,
                                u->mount_digest[0] != '\0' ? u->mount_digest : NULL, u->mount_from);
     u->op.scope = u->scope;
-    u->op.data = u;
-    if (err == 0)
-        err = proto_reg_op_start(&u->op, on_op);
-    if (err != 0) {
-        snprintf(u->errmsg, sizeof(u->errmsg), "%s",
-                 u->op.errmsg[0] ? u->op.errmsg : ocisync_strerror(err));
-        proto_reg_op_dispose(&u->op);
-        return err;
-    }
-    u->op_active = true;
-    return 0;
+    return start_op(u, err);
 }
 
 void proto_upload_body_ready(struct proto_upload *u, uint64_t available)
