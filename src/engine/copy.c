@@ -37,7 +37,7 @@
 #include <string.h>
 
 #define fail engine__job_fail
-#define check_finished engine__job_settle
+#define job_settle engine__job_settle
 #define pump engine__pump
 #define emit engine__emit
 static void adapt_limit(struct copy_job *job);
@@ -191,7 +191,7 @@ static void resume_top(struct copy_waiter *w)
     struct copy_job *job = container_of(w, struct copy_job, top_w);
     job->pending_ops--;
     push_top(job);
-    check_finished(job);
+    job_settle(job);
 }
 
 static void on_top_pushed(struct proto_reg_op *op, int err)
@@ -208,7 +208,7 @@ static void on_top_pushed(struct proto_reg_op *op, int err)
         set_job_state(job, JOB_ENDING);
     }
     proto_reg_op_dispose(op);
-    check_finished(job);
+    job_settle(job);
 }
 
 /* Writes a manifest into the destination layout (and names the top level in index.json). */
@@ -244,7 +244,7 @@ static void push_top(struct copy_job *job)
         set_job_state(job, JOB_PUSHING);
     if (job->item->blobs_only) {
         set_job_state(job, JOB_ENDING);
-        check_finished(job);
+        job_settle(job);
         return;
     }
     if (job->dst_lay != NULL) {
@@ -255,7 +255,7 @@ static void push_top(struct copy_job *job)
             emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
                  (int64_t)job->push_len);
         }
-        check_finished(job);
+        job_settle(job);
         return;
     }
     {
@@ -312,7 +312,7 @@ static void resume_child(struct copy_waiter *w)
     struct copy_job *job = c->job;
     job->pending_ops--;
     push_child(c);
-    check_finished(job);
+    job_settle(job);
 }
 
 static void on_child_pushed(struct proto_reg_op *op, int err)
@@ -333,7 +333,7 @@ static void on_child_pushed(struct proto_reg_op *op, int err)
         child_complete(c);
     }
     proto_reg_op_dispose(op);
-    check_finished(job);
+    job_settle(job);
 }
 
 static void resume_push(struct engine_mstore_waiter *w)
@@ -342,7 +342,7 @@ static void resume_push(struct engine_mstore_waiter *w)
     struct copy_job *job = c->job;
     job->pending_ops--;
     push_child(c);
-    check_finished(job);
+    job_settle(job);
 }
 
 /* All of c's blobs are at the destination: push its manifest. */
@@ -685,7 +685,7 @@ static void on_child_head(struct proto_reg_op *op, int err)
     }
     proto_reg_op_dispose(op);
     phase_done(job);
-    check_finished(job);
+    job_settle(job);
 }
 
 /* Every child is checked; those present need nothing more: the blobs of the others move. */
@@ -758,7 +758,7 @@ static void on_tag_head(struct proto_reg_op *op, int err)
     proto_reg_op_dispose(op);
     if (job->err == 0)
         tag_checked(job, present);
-    check_finished(job);
+    job_settle(job);
 }
 
 /* What the destination's tag names is known: the image is there, or its children are asked. */
@@ -893,7 +893,7 @@ static void on_child_fetched(struct proto_reg_op *op, int err)
     }
     proto_reg_op_dispose(op);
     phase_done(job);
-    check_finished(job);
+    job_settle(job);
 }
 
 /* Reads a manifest from the source layout; NULL with the job failed when it cannot. */
@@ -945,11 +945,11 @@ static void resume_fetch(struct engine_mstore_waiter *w)
     if (job->err != 0) {
         engine_mstore_release(&job->ctx->mstore, &c->mw);
         job->pending_ops--;
-        check_finished(job);
+        job_settle(job);
         return;
     }
     if (start_fetch(c) != 0)
-        check_finished(job);
+        job_settle(job);
 }
 
 static bool platform_selected(struct copy_job *job, const struct oci_descriptor *d)
@@ -1121,7 +1121,7 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
     }
     proto_reg_op_dispose(op);
     phase_done(job);
-    check_finished(job);
+    job_settle(job);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1298,7 +1298,7 @@ static void fetch_top(struct copy_job *job)
                 phase_done(job);
             }
         }
-        check_finished(job);
+        job_settle(job);
         return;
     }
     err = proto_reg_manifest_get(&job->top_op, job->src_reg, job->src.repository, ref, false);
@@ -1308,7 +1308,7 @@ static void fetch_top(struct copy_job *job)
     if (err != 0) {
         fail(job, err, "%s", job->top_op.errmsg);
         proto_reg_op_dispose(&job->top_op);
-        check_finished(job);
+        job_settle(job);
         return;
     }
     job->pending_ops++;
@@ -1351,7 +1351,7 @@ static void on_head(struct proto_reg_op *op, int err)
     }
     proto_reg_op_dispose(op);
     phase_done(job);
-    check_finished(job);
+    job_settle(job);
 }
 
 /* Asks both sides for the digest the reference points to, at once. */
@@ -1586,7 +1586,7 @@ static void job_start(struct copy_job *job)
     if (err != 0) {
         job->err = err;
         set_job_state(job, JOB_ENDING);
-        check_finished(job);
+        job_settle(job);
         return;
     }
     if (job->n_platforms == 0 && job->src_lay == NULL && job->dst_lay == NULL) {
@@ -1621,7 +1621,7 @@ static void on_stop(struct engine_session *sess)
         struct copy_job *job = ctx->jobs[i];
         if (job != NULL && job->state != JOB_WAITING && job->state != JOB_DONE) {
             fail(job, OCISYNC_EINTERRUPTED, "%s", ctx->stop_msg);
-            check_finished(job);
+            job_settle(job);
         }
     }
     /* Requests in flight, backoffs and token fetches end now rather than when they would. */
