@@ -148,11 +148,7 @@ class Config:
 
 
 def log(line):
-    with Config.log_lock:
-        now = time.time()
-        Config.log_f.write(time.strftime("%H:%M:%S", time.localtime(now)) +
-                           f".{int(now * 1000) % 1000:03d} " + line + "\n")
-        Config.log_f.flush()
+    toolslib.log_line(Config.log_f, Config.log_lock, line)
 
 
 def short(target):

@@ -246,11 +246,7 @@ class Config:
 
 
 def log(line):
-    with Config.lock:
-        now = time.time()
-        Config.log_f.write(time.strftime("%H:%M:%S", time.localtime(now)) +
-                           f".{int(now * 1000) % 1000:03d} " + line + "\n")
-        Config.log_f.flush()
+    toolslib.log_line(Config.log_f, Config.lock, line)
 
 
 def clean(text):
@@ -482,10 +478,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 conn.putheader("Transfer-Encoding", "chunked")
             conn.endheaders()
             if send_body:
-                for piece in self.body_pieces():
-                    conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-                if chunked:
-                    conn.send(b"0\r\n\r\n")
+                toolslib.send_pieces(conn.send, self.body_pieces(), chunked)
             return conn, conn.getresponse()
         except BaseException:
             conn.close()
@@ -532,13 +525,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.trickle_body(resp, no_body, rechunk)
             return
         if not no_body:
-            while True:
-                piece = resp.read(PIECE)
-                if not piece:
-                    break
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if rechunk else piece)
-            if rechunk:
-                self.wfile.write(b"0\r\n\r\n")
+            toolslib.send_pieces(self.wfile.write, toolslib.response_pieces(resp, PIECE), rechunk)
         self.wfile.flush()
 
     # -- hangs ---------------------------------------------------------------------

@@ -72,10 +72,7 @@ class Config:
 
 
 def log(line):
-    with Config.lock:
-        now = time.time()
-        Config.log_f.write(time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d} " + line + "\n")
-        Config.log_f.flush()
+    toolslib.log_line(Config.log_f, Config.lock, line)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -133,10 +130,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if chunked:
                 conn.putheader("Transfer-Encoding", "chunked")
             conn.endheaders()
-            for piece in self.body_pieces():
-                conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
-            if chunked:
-                conn.send(b"0\r\n\r\n")
+            toolslib.send_pieces(conn.send, self.body_pieces(), chunked)
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             conn.close()
@@ -166,13 +160,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
             self.end_headers()
             if not no_body:
-                while True:
-                    piece = resp.read(PIECE)
-                    if not piece:
-                        break
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if rechunk else piece)
-                if rechunk:
-                    self.wfile.write(b"0\r\n\r\n")
+                toolslib.send_pieces(self.wfile.write, toolslib.response_pieces(resp, PIECE), rechunk)
             self.wfile.flush()
         finally:
             conn.close()

@@ -1,11 +1,13 @@
 """What the test servers in tests/tools share (stdlib only): reading a request
-body in bounded pieces, and announcing the port before serving.
+body in bounded pieces, forwarding a body as it is or re-chunked, a
+timestamped log line, and announcing the port before serving.
 
 The servers run as scripts (python3 tests/tools/NAME.py), so their own
 folder is on sys.path and `import toolslib` finds this file.
 """
 
 import os
+import time
 
 PIECE = 64 * 1024
 
@@ -40,6 +42,34 @@ def body_pieces(rfile, headers, piece=PIECE):
                 raise ConnectionError("request body cut short")
             left -= len(data)
             yield data
+
+
+def send_pieces(write, pieces, chunked):
+    """Writes every piece through write (a socket's send, a file's write),
+    each as one chunk when chunked, then the last chunk."""
+    for piece in pieces:
+        if piece:
+            write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+    if chunked:
+        write(b"0\r\n\r\n")
+
+
+def response_pieces(resp, piece=PIECE):
+    """Yields an http.client response's body in pieces of at most piece bytes."""
+    while True:
+        data = resp.read(piece)
+        if not data:
+            return
+        yield data
+
+
+def log_line(f, lock, line):
+    """Appends line to f under lock, after the local time to the millisecond."""
+    with lock:
+        now = time.time()
+        f.write(time.strftime("%H:%M:%S", time.localtime(now)) +
+                f".{int(now * 1000) % 1000:03d} " + line + "\n")
+        f.flush()
 
 
 def serve(httpd, ready_file):
