@@ -26,22 +26,20 @@ def body_pieces(rfile, headers, piece=PIECE):
                 while rfile.readline(8192) not in (b"\r\n", b"\n", b""):
                     pass
                 return
-            left = size
-            while left:
-                data = rfile.read(min(left, piece))
-                if not data:
-                    raise ConnectionError("request body cut short")
-                left -= len(data)
-                yield data
+            yield from _exactly(rfile, size, piece)
             rfile.readline(8)
     else:
-        left = int(headers.get("Content-Length") or 0)
-        while left:
-            data = rfile.read(min(left, piece))
-            if not data:
-                raise ConnectionError("request body cut short")
-            left -= len(data)
-            yield data
+        yield from _exactly(rfile, int(headers.get("Content-Length") or 0), piece)
+
+
+def _exactly(rfile, left, piece):
+    """Yields the next left bytes of rfile in pieces of at most piece bytes."""
+    while left:
+        data = rfile.read(min(left, piece))
+        if not data:
+            raise ConnectionError("request body cut short")
+        left -= len(data)
+        yield data
 
 
 def send_pieces(write, pieces, chunked):
