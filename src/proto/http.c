@@ -272,6 +272,14 @@ static bool past_deadline(struct proto_http_req *r)
            now_ms(r) - r->deadline_start >= r->client->total_timeout_ms;
 }
 
+/* A new low-speed window opens now. */
+static void ls_restart(struct proto_http_req *r)
+{
+    r->ls_start = now_ms(r);
+    r->ls_bytes = 0;
+    r->ls_excused = false;
+}
+
 /*
  * Counts n body bytes moved by a streamed exchange against the low-speed
  * limit. Returns 0, or OCISYNC_ETIMEOUT (detail set) when the window that
@@ -296,9 +304,7 @@ static int low_speed(struct proto_http_req *r, uint64_t n)
                    (unsigned long long)(cl->low_speed_time_ms / 1000));
         return OCISYNC_ETIMEOUT;
     }
-    r->ls_start = now;
-    r->ls_bytes = 0;
-    r->ls_excused = false;
+    ls_restart(r);
     return 0;
 }
 
@@ -460,9 +466,7 @@ static void on_conn(struct loop_conn_req *creq, struct loop_conn *c, int err)
     r->conn = c;
     r->reused_conn = c->uses > 0;
     r->state = PROTO_HTTP_ACTIVE;
-    r->ls_start = now_ms(r);
-    r->ls_bytes = 0;
-    r->ls_excused = false;
+    ls_restart(r);
     loop_conn_set_owner(c, &conn_owner, r);
     proto_h1_init(&r->h1, &h1_cbs, r, strcmp(r->method, "HEAD") == 0);
     err = loop_conn_read_start(c);
@@ -609,9 +613,7 @@ static int on_h1_headers(struct proto_h1 *p)
     }
     if (r->status >= 200 && r->status < 300 && r->on_body != NULL) {
         /* The body streams from here: a fresh low-speed window. */
-        r->ls_start = now_ms(r);
-        r->ls_bytes = 0;
-        r->ls_excused = false;
+        ls_restart(r);
     }
     if (r->status >= 200 && r->status < 300 && r->on_headers != NULL)
         return r->on_headers(r);
