@@ -1194,7 +1194,7 @@ static void on_http_done(struct proto_http_req *r, int err)
 char *proto_reg_upload_location(struct proto_reg_op *op)
 {
     const char *loc = proto_http_header(&op->http, "Location");
-    struct proto_url u, base;
+    struct proto_url u;
     char *s = NULL;
     if (loc == NULL || *loc == '\0') {
         snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: the response has no Location",
@@ -1207,16 +1207,13 @@ char *proto_reg_upload_location(struct proto_reg_op *op)
         return NULL;
     }
     /* Blob data goes only to the registry itself, never to a host its answer names. */
-    if (proto_url_parse(op->reg->base, &base) == 0) {
-        if (proto_url_same_origin(&u, &base))
-            s = proto_url_string(&u);
-        else
-            snprintf(op->errmsg, sizeof(op->errmsg),
-                     "registry %s: %s: the upload Location points to another host (%s:%d); "
-                     "refusing to send data there",
-                     op->reg->name, op->what, u.host, u.port);
-        proto_url_free(&base);
-    }
+    if (is_registry_origin(op->reg, &u))
+        s = proto_url_string(&u);
+    else
+        snprintf(op->errmsg, sizeof(op->errmsg),
+                 "registry %s: %s: the upload Location points to another host (%s:%d); "
+                 "refusing to send data there",
+                 op->reg->name, op->what, u.host, u.port);
     proto_url_free(&u);
     return s;
 }
@@ -1265,7 +1262,7 @@ char *proto_reg_next_page(struct proto_reg_op *op, int *err)
 {
     const char *link = proto_http_header(&op->http, "Link");
     const char *lt, *gt;
-    struct proto_url u, base;
+    struct proto_url u;
     char target[2048];
     char *s = NULL;
     *err = 0;
@@ -1288,21 +1285,16 @@ char *proto_reg_next_page(struct proto_reg_op *op, int *err)
                  op->reg->name, op->what);
         return NULL;
     }
-    if (proto_url_parse(op->reg->base, &base) == 0) {
-        if (proto_url_same_origin(&u, &base)) {
-            s = proto_url_string(&u);
-            if (s == NULL)
-                *err = UV_ENOMEM;
-        } else {
-            *err = OCISYNC_EREGISTRY;
-            snprintf(op->errmsg, sizeof(op->errmsg),
-                     "registry %s: %s: the next page's Link points to another host (%s:%d); "
-                     "refused",
-                     op->reg->name, op->what, u.host, u.port);
-        }
-        proto_url_free(&base);
+    if (is_registry_origin(op->reg, &u)) {
+        s = proto_url_string(&u);
+        if (s == NULL)
+            *err = UV_ENOMEM;
     } else {
-        *err = UV_ENOMEM;
+        *err = OCISYNC_EREGISTRY;
+        snprintf(op->errmsg, sizeof(op->errmsg),
+                 "registry %s: %s: the next page's Link points to another host (%s:%d); "
+                 "refused",
+                 op->reg->name, op->what, u.host, u.port);
     }
     proto_url_free(&u);
     return s;
