@@ -183,6 +183,26 @@ void engine__emit(struct copy_job *job, ocisync_event_kind kind, const char *dig
     job->opts->on_event(&ev, job->opts->event_arg);
 }
 
+/*
+ * Starts op, prepared with err from its constructor, for data: one more
+ * request of the job's phase. On failure the job fails with op's message
+ * and op is disposed of; returns err.
+ */
+static int job_op_start(struct copy_job *job, struct proto_reg_op *op, int err, void *data,
+                        proto_reg_cb cb)
+{
+    op->data = data;
+    if (err == 0)
+        err = proto_reg_op_start(op, cb);
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+        proto_reg_op_dispose(op);
+        return err;
+    }
+    job->pending_ops++;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Manifests (step 4 of the order above; the file reads from the end of an image backwards) */
 
@@ -272,16 +292,8 @@ static void push_top(struct copy_job *job)
     }
     err = proto_reg_manifest_put(&job->top_op, job->dst_reg, job->dst.repository, ref,
                                  job->top_media_type, job->push_raw, job->push_len);
-    job->top_op.data = job;
-    if (err == 0)
-        err = proto_reg_op_start(&job->top_op, on_top_pushed);
-    if (err != 0) {
-        fail(job, err, "%s", job->top_op.errmsg);
-        proto_reg_op_dispose(&job->top_op);
+    if (job_op_start(job, &job->top_op, err, job, on_top_pushed) != 0)
         engine__mlock_release(&job->top_lock, false);
-        return;
-    }
-    job->pending_ops++;
 }
 
 /* A child manifest is at the destination with all its blobs; the last one lets the top go. */
@@ -405,18 +417,12 @@ static void push_child(struct copy_child *c)
     }
     err = proto_reg_manifest_put(&c->op, job->dst_reg, job->dst.repository, c->desc.digest.str,
                                  c->media_type, c->raw, c->raw_len);
-    c->op.data = c;
-    if (err == 0)
-        err = proto_reg_op_start(&c->op, on_child_pushed);
-    if (err != 0) {
-        fail(job, err, "%s", c->op.errmsg);
-        proto_reg_op_dispose(&c->op);
+    if (job_op_start(job, &c->op, err, c, on_child_pushed) != 0) {
         engine__mlock_release(&c->lock, false);
         child_release(c);
         return;
     }
     c->putting = true;
-    job->pending_ops++;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -730,15 +736,8 @@ static void check_children(struct copy_job *job)
         int err = proto_reg_manifest_get(&c->op, job->dst_reg, job->dst.repository,
                                          c->desc.digest.str, true);
         c->op.expect[1] = 404;
-        c->op.data = c;
-        if (err == 0)
-            err = proto_reg_op_start(&c->op, on_child_head);
-        if (err != 0) {
-            fail(job, err, "%s", c->op.errmsg);
-            proto_reg_op_dispose(&c->op);
+        if (job_op_start(job, &c->op, err, c, on_child_head) != 0)
             return;
-        }
-        job->pending_ops++;
     }
 }
 
@@ -792,15 +791,7 @@ static void check_dest(struct copy_job *job)
     }
     err = proto_reg_manifest_get(&job->top_op, job->dst_reg, job->dst.repository, ref, true);
     job->top_op.expect[1] = 404;
-    job->top_op.data = job;
-    if (err == 0)
-        err = proto_reg_op_start(&job->top_op, on_tag_head);
-    if (err != 0) {
-        fail(job, err, "%s", job->top_op.errmsg);
-        proto_reg_op_dispose(&job->top_op);
-        return;
-    }
-    job->pending_ops++;
+    job_op_start(job, &job->top_op, err, job, on_tag_head);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1302,16 +1293,8 @@ static void fetch_top(struct copy_job *job)
         return;
     }
     err = proto_reg_manifest_get(&job->top_op, job->src_reg, job->src.repository, ref, false);
-    job->top_op.data = job;
-    if (err == 0)
-        err = proto_reg_op_start(&job->top_op, on_top_fetched);
-    if (err != 0) {
-        fail(job, err, "%s", job->top_op.errmsg);
-        proto_reg_op_dispose(&job->top_op);
+    if (job_op_start(job, &job->top_op, err, job, on_top_fetched) != 0)
         job_settle(job);
-        return;
-    }
-    job->pending_ops++;
 }
 
 /* Both HEADs are back: the same digest on both sides ends the image here. */
@@ -1373,15 +1356,7 @@ static void start_heads(struct copy_job *job)
     job->pending_ops++;
     err = proto_reg_manifest_get(&job->head_op, job->dst_reg, job->dst.repository, dref, true);
     job->head_op.expect[1] = 404;
-    job->head_op.data = job;
-    if (err == 0)
-        err = proto_reg_op_start(&job->head_op, on_head);
-    if (err != 0) {
-        fail(job, err, "%s", job->head_op.errmsg);
-        proto_reg_op_dispose(&job->head_op);
-        return;
-    }
-    job->pending_ops++;
+    job_op_start(job, &job->head_op, err, job, on_head);
 }
 
 /* Creates the directories above path, as mkdir -p would; what fails shows when it is used. */
