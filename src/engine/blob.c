@@ -296,19 +296,6 @@ static void source_bytes(struct copy_blob *b)
         proto_upload_body_ready(&b->io->up, UINT64_MAX);
 }
 
-static bool get_transient(const struct proto_reg_op *op, int err)
-{
-    switch (err) {
-    case OCISYNC_EREGISTRY:
-    case OCISYNC_ENOTFOUND:
-    case OCISYNC_EDENIED:
-    case OCISYNC_EUNAUTHORIZED:
-        return proto_reg_transient(0, proto_reg_status(op));
-    default:
-        return proto_reg_transient(err, 0);
-    }
-}
-
 static void resume_get(struct loop_delay *d)
 {
     struct copy_blob *b = container_of(d, struct copy_blob, get_backoff);
@@ -330,7 +317,7 @@ static void resume_get(struct loop_delay *d)
 static void source_end(struct copy_blob *b, struct proto_reg_op *op, int err, const char *msg)
 {
     struct copy_job *job = b->job;
-    bool transient = op != NULL && get_transient(op, err);
+    bool transient = op != NULL && proto_reg_op_transient(op, err);
     bool passed = op != NULL && proto_reg_op_body_bytes(op) > 0;
     char why[PROTO_REG_ERRMSG_MAX];
     snprintf(why, sizeof(why), "%s", msg != NULL ? msg : "");
@@ -404,8 +391,8 @@ static void on_get_done(struct proto_reg_op *op, int err)
     source_end(b, op, err, op->errmsg);
 }
 
-/* A layout source: read on the thread pool, pushed into the relay. */
-static void file_finish(struct copy_blob *b, int err)
+/* Closes the source layout's file, if open. */
+static void close_file(struct copy_blob *b)
 {
     if (b->fd >= 0) {
         uv_fs_t req;
@@ -413,6 +400,12 @@ static void file_finish(struct copy_blob *b, int err)
         uv_fs_req_cleanup(&req);
         b->fd = -1;
     }
+}
+
+/* A layout source: read on the thread pool, pushed into the relay. */
+static void file_finish(struct copy_blob *b, int err)
+{
+    close_file(b);
     source_end(b, NULL, err, b->file_err);
 }
 
@@ -1105,12 +1098,7 @@ void engine__blob_abort(struct copy_blob *b)
 
 void engine__blob_free(struct copy_blob *b)
 {
-    if (b->fd >= 0) {
-        uv_fs_t req;
-        uv_fs_close(NULL, &req, b->fd, NULL);
-        uv_fs_req_cleanup(&req);
-        b->fd = -1;
-    }
+    close_file(b);
     if (b->w_open)
         oci_layout_blob_abort(&b->w);
     if (!b->io_reaped)

@@ -987,6 +987,19 @@ bool proto_reg_transient(int err, int status)
            status == 504;
 }
 
+bool proto_reg_op_transient(const struct proto_reg_op *op, int err)
+{
+    switch (err) {
+    case OCISYNC_EREGISTRY:
+    case OCISYNC_ENOTFOUND:
+    case OCISYNC_EDENIED:
+    case OCISYNC_EUNAUTHORIZED:
+        return proto_reg_transient(0, op->http.status);
+    default:
+        return proto_reg_transient(err, 0);
+    }
+}
+
 /* Parses Retry-After: delta-seconds, or an HTTP date. Returns milliseconds from now, or -1. */
 static int64_t parse_retry_after(const char *v)
 {

@@ -141,6 +141,11 @@ struct proto_reg_op {
  */
 bool proto_reg_transient(int err, int status);
 /*
+ * proto_reg_transient for op's failure with err: the status of its answer
+ * when err is one an HTTP status maps to, err itself otherwise.
+ */
+bool proto_reg_op_transient(const struct proto_reg_op *op, int err);
+/*
  * The delay before retry number attempt (0-based): the Retry-After of the
  * last response if it has one (capped), else base * 2^attempt with jitter.
  */

@@ -176,26 +176,12 @@ static void next_request(struct proto_upload *u)
     send_op(u, proto_reg_upload_patch(&u->op, u->reg, u->location, u->sent, &body));
 }
 
-/* Whether op's failure may not happen next time: a transport error, 408, 429 or 5xx. */
-static bool transient(const struct proto_reg_op *op, int err)
-{
-    switch (err) {
-    case OCISYNC_EREGISTRY:
-    case OCISYNC_ENOTFOUND:
-    case OCISYNC_EDENIED:
-    case OCISYNC_EUNAUTHORIZED:
-        return proto_reg_transient(0, op->http.status);
-    default:
-        return proto_reg_transient(err, 0);
-    }
-}
-
 /* A request failed: resume a cut PATCH if the owner can, else end with the error. */
 static void failed(struct proto_upload *u, int err)
 {
     struct proto_reg_op *op = &u->op;
     bool patch = u->state == PROTO_UPLOAD_SENDING;
-    u->transient = transient(op, err);
+    u->transient = proto_reg_op_transient(op, err);
     /* The registry layer retries what it can resend; a streamed body it cannot. */
     u->restartable = err == OCISYNC_EUNAUTHORIZED ||
                      (op->http.has_body && op->http.body.rewind == NULL && u->transient);
