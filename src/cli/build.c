@@ -492,9 +492,7 @@ int cli_build(int argc, char **argv, bool push)
     if (out.bars)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0) {
-        fprintf(stderr, "%s %s: ", cli_prog, cmdname);
-        cli_put_clean(stderr, res.error[0] ? res.error : ocisync_strerror(err));
-        fputc('\n', stderr);
+        cli_print_error(cmdname, res.error, err);
         rc = cli_exit_code(err);
         goto out;
     }

@@ -86,6 +86,12 @@ int cli_parse_bool(const char *s, bool *out);
 char cli_clean_char(unsigned char c);
 /* Writes s to out with control and non-ASCII bytes made harmless (NULL prints nothing). */
 void cli_put_clean(FILE *out, const char *s);
+/*
+ * "PROG CMD: MSG" on stderr, MSG being msg or, when msg is empty,
+ * ocisync_strerror(err), made harmless as cli_put_clean does: what
+ * failed may quote a registry.
+ */
+void cli_print_error(const char *cmd, const char *msg, int err);
 /* Parses "123", "16M", "1G" into bytes. */
 int cli_parse_size(const char *s, uint64_t *out);
 /* Writes digest to path (--digestfile); -1 after saying why it could not. */

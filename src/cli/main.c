@@ -179,9 +179,7 @@ static int cmd_copy(int argc, char **argv)
     if (out.bars)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0) {
-        fprintf(stderr, "%s copy: ", prog);
-        cli_put_clean(stderr, res.error[0] ? res.error : ocisync_strerror(err));
-        fputc('\n', stderr);
+        cli_print_error("copy", res.error, err);
         return cli_exit_code(err);
     }
     if (!out.quiet && !out.bars) {
@@ -346,7 +344,7 @@ static int cmd_login(int argc, char **argv)
     rc = ocisync_login(argv[optind], user, password, &ro, authfile, err, sizeof(err));
     memset(password, 0, sizeof(password));
     if (rc != 0) {
-        fprintf(stderr, "%s login: %s\n", prog, err[0] ? err : ocisync_strerror(rc));
+        cli_print_error("login", err, rc);
         return rc == OCISYNC_EUSAGE || rc == OCISYNC_ETLSCONFIG ? EXIT_USAGE : EXIT_FAIL;
     }
     printf("Login Succeeded\n");

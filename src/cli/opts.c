@@ -89,6 +89,13 @@ void cli_put_clean(FILE *out, const char *s)
         fputc(cli_clean_char((unsigned char)*s), out);
 }
 
+void cli_print_error(const char *cmd, const char *msg, int err)
+{
+    fprintf(stderr, "%s %s: ", cli_prog, cmd);
+    cli_put_clean(stderr, msg != NULL && msg[0] != '\0' ? msg : ocisync_strerror(err));
+    fputc('\n', stderr);
+}
+
 int cli_parse_size(const char *s, uint64_t *out)
 {
     char *end;

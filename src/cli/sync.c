@@ -490,9 +490,7 @@ int cli_sync(int argc, char **argv)
     if (out.progress_on)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0 && err != OCISYNC_EPARTIAL && res.n_planned == 0) {
-        fprintf(stderr, "%s sync: ", cli_prog);
-        cli_put_clean(stderr, res.error[0] ? res.error : ocisync_strerror(err));
-        fputc('\n', stderr);
+        cli_print_error("sync", res.error, err);
         rc = cli_exit_code(err);
         goto out;
     }
