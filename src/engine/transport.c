@@ -92,14 +92,13 @@ void engine_transport_layout(struct engine_transport *t, const char *dir, const 
 
 int engine_transport_format(const struct engine_transport *t, char *buf, size_t len)
 {
-    static const char *const prefix[] = {
-        [ENGINE_TRANSPORT_LAYOUT] = "oci:",
-        [ENGINE_TRANSPORT_OCI_ARCHIVE] = "oci-archive:",
-        [ENGINE_TRANSPORT_DOCKER_ARCHIVE] = "docker-archive:",
-    };
+    const char *prefix = "";
     if (t->kind == ENGINE_TRANSPORT_REGISTRY)
         return oci_ref_format(&t->ref, buf, len);
-    return snprintf(buf, len, "%s%s%s%s", prefix[t->kind], t->path, t->name[0] ? ":" : "", t->name);
+    for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
+        if (transports[i].kind == t->kind)
+            prefix = transports[i].prefix;
+    return snprintf(buf, len, "%s%s%s%s", prefix, t->path, t->name[0] ? ":" : "", t->name);
 }
 
 ocisync_location_kind ocisync_location_of(const char *s)
