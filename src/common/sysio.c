@@ -1,6 +1,10 @@
 #include "common/sysio.h"
 
+#include "ocisync.h"
+
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/random.h>
 #include <unistd.h>
 #include <uv.h>
@@ -23,6 +27,20 @@ int ocisync__write_full(int fd, const void *data, size_t len)
         }
         p += n;
         len -= (size_t)n;
+    }
+    return 0;
+}
+
+int ocisync__tmp_template(char *out, size_t len, const char *name, const char **dir, char *err,
+                          size_t errlen)
+{
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || *base == '\0')
+        base = "/tmp";
+    *dir = base;
+    if ((size_t)snprintf(out, len, "%s/%s", base, name) >= len) {
+        snprintf(err, errlen, "TMPDIR is too long");
+        return OCISYNC_EUSAGE;
     }
     return 0;
 }

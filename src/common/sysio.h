@@ -13,6 +13,14 @@ int ocisync__sys_error(void);
 /* Writes all len bytes of data to fd, through short writes and EINTR. 0 or a UV_E* error. */
 int ocisync__write_full(int fd, const void *data, size_t len);
 
+/*
+ * "$TMPDIR/name" ("/tmp/name" when TMPDIR is unset or empty) into out, for
+ * mkstemp and mkdtemp (name ends in XXXXXX); *dir is the directory, for
+ * messages. 0, or OCISYNC_EUSAGE with err saying TMPDIR is too long.
+ */
+int ocisync__tmp_template(char *out, size_t len, const char *name, const char **dir, char *err,
+                          size_t errlen);
+
 /* 16 random hex digits and a NUL (getrandom), so that concurrent temp files never share a name. */
 int ocisync__random_hex16(char out[17]);
 

@@ -91,16 +91,14 @@ void engine_mstore_release(struct engine_mstore *ms, struct engine_mstore_waiter
 /* The temp file, created on first use in $TMPDIR and unlinked at once: nothing is left behind. */
 static int open_file(struct engine_mstore *ms, char *err, size_t errlen)
 {
-    const char *dir = getenv("TMPDIR");
+    const char *dir;
     char path[4096];
+    int rc;
     if (ms->fd >= 0)
         return 0;
-    if (dir == NULL || *dir == '\0')
-        dir = "/tmp";
-    if ((size_t)snprintf(path, sizeof(path), "%s/ocisync-manifests-XXXXXX", dir) >= sizeof(path)) {
-        snprintf(err, errlen, "TMPDIR is too long");
-        return OCISYNC_EUSAGE;
-    }
+    rc = ocisync__tmp_template(path, sizeof(path), "ocisync-manifests-XXXXXX", &dir, err, errlen);
+    if (rc != 0)
+        return rc;
     ms->fd = mkostemp(path, O_CLOEXEC);
     if (ms->fd < 0) {
         int e = ocisync__sys_error();

@@ -27,13 +27,10 @@
 
 int oci_archive_tempdir(char *out, size_t len, char *err, size_t errlen)
 {
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || *base == '\0')
-        base = "/tmp";
-    if ((size_t)snprintf(out, len, "%s/ocisync-archive-XXXXXX", base) >= len) {
-        snprintf(err, errlen, "TMPDIR is too long");
-        return OCISYNC_EUSAGE;
-    }
+    const char *base;
+    int rc = ocisync__tmp_template(out, len, "ocisync-archive-XXXXXX", &base, err, errlen);
+    if (rc != 0)
+        return rc;
     if (mkdtemp(out) == NULL) {
         int e = errno;
         snprintf(err, errlen, "cannot create a temp directory in %s: %s", base, strerror(e));
