@@ -441,6 +441,7 @@ static int read_layer(const char *path, const char *what, const struct oci_diges
     unsigned char head[4] = {0};
     struct oci_hasher h;
     struct unpack u;
+    enum comp comp;
     struct stat st;
     int fd, rc;
 
@@ -451,8 +452,9 @@ static int read_layer(const char *path, const char *what, const struct oci_diges
         rc = ocisync__sys_error();
         goto out;
     }
-    *mt = types[comp_of_head(head)];
-    rc = unpack_init(&u, comp_of_head(head), (uint64_t)st.st_size, -1, what);
+    comp = comp_of_head(head);
+    *mt = types[comp];
+    rc = unpack_init(&u, comp, (uint64_t)st.st_size, -1, what);
     if (rc == 0)
         rc = oci_hasher_init(&h, OCI_DIGEST_SHA256);
     if (rc == 0)
