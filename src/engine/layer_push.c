@@ -5,6 +5,7 @@
 #include "ocisync.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,16 @@ static void on_up_done(struct proto_upload *u, int err)
 
 static const struct proto_upload_cbs up_cbs = {.done = on_up_done};
 
-/* A read of the file failed: the upload stops there. */
-static void read_failed(struct engine_layer_push *p, int err, const char *why)
+/* The push fails with err (the first failure's message is the one kept): the upload stops. */
+__attribute__((format(printf, 3, 4))) static void stop(struct engine_layer_push *p, int err,
+                                                       const char *fmt, ...)
 {
     if (p->err == 0) {
+        va_list ap;
         p->err = err;
-        snprintf(p->msg, sizeof(p->msg), "cannot read the layer being built: %s", why);
+        va_start(ap, fmt);
+        vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+        va_end(ap);
     }
     proto_upload_abort(&p->up, err);
 }
@@ -99,8 +104,8 @@ static void on_read(uv_fs_t *req)
         return;
     }
     if (n <= 0) {
-        read_failed(p, n < 0 ? (int)n : UV_EIO,
-                    n < 0 ? uv_strerror((int)n) : "the file is shorter than written");
+        stop(p, n < 0 ? (int)n : UV_EIO, "cannot read the layer being built: %s",
+             n < 0 ? uv_strerror((int)n) : "the file is shorter than written");
         settle(p);
         return;
     }
@@ -127,7 +132,7 @@ static void start_read(struct engine_layer_push *p)
     b->req.data = p;
     err = uv_fs_read(p->loop, &b->req, p->fd, &buf, 1, (int64_t)p->read_off, on_read);
     if (err != 0) {
-        read_failed(p, err, uv_strerror(err));
+        stop(p, err, "cannot read the layer being built: %s", uv_strerror(err));
         return;
     }
     b->reading = true;
@@ -183,12 +188,7 @@ void engine_layer_push_grow(struct engine_layer_push *p, int fd, uint64_t writte
         p->fd = dup(fd);
         if (p->fd < 0) {
             int err = uv_translate_sys_error(errno);
-            if (p->err == 0) {
-                p->err = err;
-                snprintf(p->msg, sizeof(p->msg), "cannot follow the layer being built: %s",
-                         strerror(errno));
-            }
-            proto_upload_abort(&p->up, err);
+            stop(p, err, "cannot follow the layer being built: %s", strerror(errno));
             return;
         }
     }
@@ -203,12 +203,7 @@ void engine_layer_push_finish(struct engine_layer_push *p, const struct oci_dige
     if (p->up_done)
         return;
     if (p->fd < 0) {
-        if (p->err == 0) {
-            p->err = UV_EIO;
-            snprintf(p->msg, sizeof(p->msg),
-                     "the layer was built without the push seeing its file");
-        }
-        proto_upload_abort(&p->up, UV_EIO);
+        stop(p, UV_EIO, "the layer was built without the push seeing its file");
         return;
     }
     p->finished = true;
@@ -222,9 +217,5 @@ void engine_layer_push_abort(struct engine_layer_push *p)
 {
     if (p->up_done)
         return;
-    if (p->err == 0) {
-        p->err = UV_ECANCELED;
-        snprintf(p->msg, sizeof(p->msg), "the layer's build failed");
-    }
-    proto_upload_abort(&p->up, UV_ECANCELED);
+    stop(p, UV_ECANCELED, "the layer's build failed");
 }
