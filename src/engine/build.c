@@ -313,11 +313,6 @@ static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
 }
 
 /*
- * The registries the layers stream to: for each destination registry, the
- * first repository a tag names there. Any other repository gets the blob
- * from the copy that pushes the image.
- */
-/*
  * A tag that names a registry: its reference. Layouts and archives are not
  * (and "oci-archive:out.tar" must not pass for docker.io/library/oci-archive).
  */
@@ -330,6 +325,11 @@ static bool registry_tag(const char *tag, struct oci_ref *out)
     return true;
 }
 
+/*
+ * The registries the layers stream to: for each destination registry, the
+ * first repository a tag names there. Any other repository gets the blob
+ * from the copy that pushes the image.
+ */
 static size_t stream_targets(struct build *b, struct engine_session *s, struct stream_target *t)
 {
     const struct ocisync_build_opts *o = b->o;
