@@ -110,6 +110,16 @@ static void done(struct copy_blob *b, int outcome)
     engine__pump(job->ctx);
 }
 
+/* b's transfer ended without it (failed, or stopped with its image): the image goes on. */
+static void ended(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    release(b, false);
+    relay_free(b);
+    engine__job_settle(job);
+    engine__pump(job->ctx);
+}
+
 /*
  * b cannot be transferred: its image fails (with a message naming the
  * blob for the two failures that are the content's own).
@@ -146,12 +156,8 @@ static void stop(struct copy_blob *b, enum blob_stop why, int err, const char *m
     }
     if (b->state != BLOB_MOVING) {
         /* Nothing of it runs (a HEAD failed, a start failed): it ends here. */
-        if (b->state != BLOB_DONE) {
-            release(b, false);
-            relay_free(b);
-            engine__job_settle(b->job);
-            engine__pump(b->job->ctx);
-        }
+        if (b->state != BLOB_DONE)
+            ended(b);
         return;
     }
     b->stop = why;
@@ -237,10 +243,7 @@ static void settle(struct copy_blob *b)
             loop_delay_start(&job->ctx->s.loop, &b->backoff, b->restart_delay_ms, restart_now);
             return;
         }
-        release(b, false);
-        relay_free(b);
-        engine__job_settle(job);
-        engine__pump(job->ctx);
+        ended(b);
         return;
     default:
         return;
