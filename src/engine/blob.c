@@ -900,52 +900,47 @@ void engine__blob_begin(struct copy_blob *b)
 {
     struct copy_job *job = b->job;
     struct copy_ctx *ctx = job->ctx;
+    struct copy_shared *sh = NULL;
     /* A woken PARKED blob is open already, and out of every queue (engine__pump took it). */
     if (b->state == BLOB_QUEUED)
         job->blobs_open++;
     b->state = BLOB_QUEUED;
     if (!job->same_registry && !to_layout(b)) {
-        struct copy_shared *sh = engine__shared_get(ctx, job->dst_reg->base, &b->desc.digest);
+        sh = engine__shared_get(ctx, job->dst_reg->base, &b->desc.digest);
         if (sh != NULL && sh->owner != NULL) {
             /* Another image sends it here: this one waits, without a slot. */
             set_state(b, BLOB_PARKED);
             queue_insert_tail(&sh->waiters, &b->wait_link);
             return;
         }
-        ctx->active++;
-        if (b->io == NULL && (b->io = calloc(1, sizeof(*b->io))) == NULL) {
+    }
+    ctx->active++;
+    if (b->io == NULL && (b->io = calloc(1, sizeof(*b->io))) == NULL) {
+        stop(b, STOP_FAIL, UV_ENOMEM, "out of memory");
+        return;
+    }
+    if (sh != NULL && sh->repo != NULL) {
+        /* It is at that registry already: skipped, or mounted from where it is. */
+        if (strcmp(sh->repo, job->dst.repository) == 0) {
+            done(b, OCISYNC_EV_BLOB_SKIPPED);
+            return;
+        }
+        free(b->mount_from);
+        free(b->mount_scope);
+        b->mount_from = strdup(sh->repo);
+        b->mount_scope = malloc(PROTO_REG_SCOPE_MAX);
+        if (b->mount_from == NULL || b->mount_scope == NULL) {
             stop(b, STOP_FAIL, UV_ENOMEM, "out of memory");
             return;
         }
-        if (sh != NULL && sh->repo != NULL) {
-            /* It is at that registry already: skipped, or mounted from where it is. */
-            if (strcmp(sh->repo, job->dst.repository) == 0) {
-                done(b, OCISYNC_EV_BLOB_SKIPPED);
-                return;
-            }
-            free(b->mount_from);
-            free(b->mount_scope);
-            b->mount_from = strdup(sh->repo);
-            b->mount_scope = malloc(PROTO_REG_SCOPE_MAX);
-            if (b->mount_from == NULL || b->mount_scope == NULL) {
-                stop(b, STOP_FAIL, UV_ENOMEM, "out of memory");
-                return;
-            }
-            snprintf(b->mount_scope, PROTO_REG_SCOPE_MAX, "%s repository:%s:pull",
-                     job->dst_reg->scope, sh->repo);
-            start_move(b);
-            return;
-        }
-        if (sh != NULL) {
-            sh->owner = b;
-            b->shared = sh;
-        }
-    } else {
-        ctx->active++;
-        if (b->io == NULL && (b->io = calloc(1, sizeof(*b->io))) == NULL) {
-            stop(b, STOP_FAIL, UV_ENOMEM, "out of memory");
-            return;
-        }
+        snprintf(b->mount_scope, PROTO_REG_SCOPE_MAX, "%s repository:%s:pull", job->dst_reg->scope,
+                 sh->repo);
+        start_move(b);
+        return;
+    }
+    if (sh != NULL) {
+        sh->owner = b;
+        b->shared = sh;
     }
     route(b);
 }
