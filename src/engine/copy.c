@@ -44,14 +44,13 @@ static void adapt_limit(struct copy_job *job);
 static void check_run_done(struct copy_ctx *ctx);
 static void job_release(struct copy_job *job);
 static void reap_now(struct loop_delay *d);
-static void on_top_fetched(struct proto_reg_op *op, int err);
 static void push_top(struct copy_job *job);
 static void push_child(struct copy_child *c);
-static void fetch_top(struct copy_job *job);
 static void check_dest(struct copy_job *job);
 static void tag_checked(struct copy_job *job, bool present);
 static void children_checked(struct copy_job *job);
 static void heads_done(struct copy_job *job);
+static void start_blobs(struct copy_job *job);
 
 static const char *const job_state_names[] = {
     [JOB_WAITING] = "waiting",
@@ -201,597 +200,6 @@ static int job_op_start(struct copy_job *job, struct proto_reg_op *op, int err, 
     }
     job->pending_ops++;
     return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Manifests (step 4 of the order above; the file reads from the end of an image backwards) */
-
-static void resume_top(struct copy_waiter *w)
-{
-    struct copy_job *job = container_of(w, struct copy_job, top_w);
-    job->pending_ops--;
-    push_top(job);
-    job_settle(job);
-}
-
-static void on_top_pushed(struct proto_reg_op *op, int err)
-{
-    struct copy_job *job = op->data;
-    job->pending_ops--;
-    engine__mlock_release(&job->top_lock, err == 0);
-    if (err != 0) {
-        fail(job, err, "%s", op->errmsg);
-    } else {
-        job->res->manifests_pushed++;
-        emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
-             (int64_t)job->push_len);
-        set_job_state(job, JOB_ENDING);
-    }
-    proto_reg_op_dispose(op);
-    job_settle(job);
-}
-
-/* Writes a manifest into the destination layout (and names the top level in index.json). */
-static int layout_put(struct copy_job *job, const struct oci_digest *d, const char *media_type,
-                      const char *raw, size_t len, bool top)
-{
-    struct oci_layout *lay = &job->dst_lay->lay;
-    char msg[512];
-    int err = oci_layout_put_blob(lay, d, raw, len, msg, sizeof(msg));
-    if (err == 0 && top) {
-        struct oci_descriptor desc;
-        memset(&desc, 0, sizeof(desc));
-        snprintf(desc.media_type, sizeof(desc.media_type), "%s", media_type);
-        desc.digest = *d;
-        desc.size = (int64_t)len;
-        err = oci_layout_add(lay, &desc, job->dst_lref[0] ? job->dst_lref : NULL, msg, sizeof(msg));
-        /* index.json is replaced last, once everything it names is in place. */
-        if (err == 0)
-            err = oci_layout_commit(lay, msg, sizeof(msg));
-    }
-    if (err != 0)
-        fail(job, err, "%s", msg);
-    return err;
-}
-
-static void push_top(struct copy_job *job)
-{
-    const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
-    int err;
-    if (job->err != 0)
-        return;
-    if (job->state != JOB_PUSHING)
-        set_job_state(job, JOB_PUSHING);
-    if (job->item->blobs_only) {
-        set_job_state(job, JOB_ENDING);
-        job_settle(job);
-        return;
-    }
-    if (job->dst_lay != NULL) {
-        if (layout_put(job, &job->push_digest, job->top_media_type, job->push_raw, job->push_len,
-                       true) == 0) {
-            set_job_state(job, JOB_ENDING);
-            job->res->manifests_pushed++;
-            emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
-                 (int64_t)job->push_len);
-        }
-        job_settle(job);
-        return;
-    }
-    {
-        struct copy_mlock *m = engine__mlock_get(job, &job->push_digest);
-        if (m != NULL && m->busy) {
-            engine__mlock_wait(m, &job->top_w, resume_top);
-            job->pending_ops++;
-            return;
-        }
-        if (m != NULL) {
-            m->busy = true;
-            job->top_lock = m;
-        }
-    }
-    err = proto_reg_manifest_put(&job->top_op, job->dst_reg, job->dst.repository, ref,
-                                 job->top_media_type, job->push_raw, job->push_len);
-    if (job_op_start(job, &job->top_op, err, job, on_top_pushed) != 0)
-        engine__mlock_release(&job->top_lock, false);
-}
-
-/* A child manifest is at the destination with all its blobs; the last one lets the top go. */
-static void child_complete(struct copy_child *c)
-{
-    struct copy_job *job = c->job;
-    if (job->opts->on_event != NULL) {
-        struct ocisync_event ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.kind = OCISYNC_EV_IMAGE_DONE;
-        ev.image = job->index;
-        ev.digest = c->desc.digest.str;
-        ev.media_type = c->media_type;
-        ev.platform = c->platform[0] ? c->platform : NULL;
-        ev.size = c->desc.size;
-        ev.blobs_copied = c->n_copied;
-        ev.blobs_mounted = c->n_mounted;
-        ev.blobs_skipped = c->n_skipped;
-        job->opts->on_event(&ev, job->opts->event_arg);
-    }
-    if (--job->children_left == 0)
-        push_top(job);
-}
-
-static void resume_child(struct copy_waiter *w)
-{
-    struct copy_child *c = container_of(w, struct copy_child, w);
-    struct copy_job *job = c->job;
-    job->pending_ops--;
-    push_child(c);
-    job_settle(job);
-}
-
-static void on_child_pushed(struct proto_reg_op *op, int err)
-{
-    struct copy_child *c = op->data;
-    struct copy_job *job = c->job;
-    job->pending_ops--;
-    c->putting = false;
-    engine__mlock_release(&c->lock, err == 0);
-    child_release(c);
-    if (err != 0) {
-        fail(job, err, "%s", op->errmsg);
-    } else {
-        c->pushed = true;
-        job->res->manifests_pushed++;
-        emit(job, OCISYNC_EV_MANIFEST_PUSHED, c->desc.digest.str, c->media_type,
-             c->platform[0] ? c->platform : NULL, c->desc.size);
-        child_complete(c);
-    }
-    proto_reg_op_dispose(op);
-    job_settle(job);
-}
-
-static void resume_push(struct engine_mstore_waiter *w)
-{
-    struct copy_child *c = container_of(w, struct copy_child, mw);
-    struct copy_job *job = c->job;
-    job->pending_ops--;
-    push_child(c);
-    job_settle(job);
-}
-
-/* All of c's blobs are at the destination: push its manifest. */
-static void push_child(struct copy_child *c)
-{
-    struct copy_job *job = c->job;
-    int err;
-    if (job->err != 0)
-        return;
-    if (job->top.kind != OCI_KIND_INDEX || job->item->blobs_only) {
-        /* A lone manifest is the top level: it goes under the tag, by child_complete. */
-        child_release(c);
-        child_complete(c);
-        return;
-    }
-    if (c->stored && c->raw == NULL) {
-        /* Loaded for its push in turn, so that a thousand children done at once stay bounded. */
-        char msg[512];
-        if (!engine_mstore_reserve(&job->ctx->mstore, &c->mw, c->mref.len, resume_push)) {
-            job->pending_ops++;
-            return;
-        }
-        err = engine_mstore_load(&job->ctx->mstore, &c->mref, &c->raw, msg, sizeof(msg));
-        if (err != 0) {
-            fail(job, err, "manifest %s: %s", c->desc.digest.str, msg);
-            return;
-        }
-        c->raw_len = c->mref.len;
-    }
-    if (job->dst_lay != NULL) {
-        err = layout_put(job, &c->desc.digest, c->media_type, c->raw, c->raw_len, false);
-        child_release(c);
-        if (err == 0) {
-            c->pushed = true;
-            job->res->manifests_pushed++;
-            emit(job, OCISYNC_EV_MANIFEST_PUSHED, c->desc.digest.str, c->media_type,
-                 c->platform[0] ? c->platform : NULL, c->desc.size);
-            child_complete(c);
-        }
-        return;
-    }
-    {
-        struct copy_mlock *m = engine__mlock_get(job, &c->desc.digest);
-        if (m != NULL && m->done) {
-            /* Another image of the run pushed this very manifest here. */
-            c->pushed = true;
-            child_release(c);
-            child_complete(c);
-            return;
-        }
-        if (m != NULL && m->busy) {
-            engine__mlock_wait(m, &c->w, resume_child);
-            job->pending_ops++;
-            return;
-        }
-        if (m != NULL) {
-            m->busy = true;
-            c->lock = m;
-        }
-    }
-    err = proto_reg_manifest_put(&c->op, job->dst_reg, job->dst.repository, c->desc.digest.str,
-                                 c->media_type, c->raw, c->raw_len);
-    if (job_op_start(job, &c->op, err, c, on_child_pushed) != 0) {
-        engine__mlock_release(&c->lock, false);
-        child_release(c);
-        return;
-    }
-    c->putting = true;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Blobs (step 3; their transfers are blob.c's) */
-
-void engine__job_blob_done(struct copy_job *job, struct copy_blob *b)
-{
-    adapt_limit(job);
-    switch (b->outcome) {
-    case OCISYNC_EV_BLOB_COPIED:
-        job->res->blobs_copied++;
-        job->res->bytes_copied += (uint64_t)b->desc.size;
-        break;
-    case OCISYNC_EV_BLOB_MOUNTED:
-        job->res->blobs_mounted++;
-        break;
-    default:
-        job->res->blobs_skipped++;
-        break;
-    }
-    emit(job, (ocisync_event_kind)b->outcome, b->desc.digest.str, b->desc.media_type, NULL,
-         b->desc.size);
-    for (size_t i = 0; i < b->n_children; i++) {
-        struct copy_child *c = b->children[i];
-        if (b->outcome == OCISYNC_EV_BLOB_COPIED)
-            c->n_copied++;
-        else if (b->outcome == OCISYNC_EV_BLOB_MOUNTED)
-            c->n_mounted++;
-        else
-            c->n_skipped++;
-        if (--c->blobs_left == 0)
-            push_child(c);
-    }
-}
-
-/*
- * Adapts the number of transfers at once, additive increase and
- * multiplicative decrease: a registry that throttles (429) halves it, and
- * every `limit` transfers finished without a new throttle add one back.
- */
-static void adapt_limit(struct copy_job *job)
-{
-    struct copy_ctx *ctx = job->ctx;
-    unsigned seen =
-        (job->src_reg ? job->src_reg->throttled : 0) + (job->dst_reg ? job->dst_reg->throttled : 0);
-    if (seen != job->throttles_seen) {
-        job->throttles_seen = seen;
-        ctx->jobs_limit = ctx->jobs_limit > 1 ? ctx->jobs_limit / 2 : 1;
-        ctx->jobs_grow = 0;
-        LOG_DEBUG("throttled: at most %u transfers at once now", ctx->jobs_limit);
-    } else if (ctx->jobs_limit < ctx->max_active && ++ctx->jobs_grow >= ctx->jobs_limit) {
-        ctx->jobs_limit++;
-        ctx->jobs_grow = 0;
-    }
-}
-
-/* The next blob waiting for a slot: woken waiters first, then the queued images in order. */
-static struct copy_blob *next_blob(struct copy_ctx *ctx)
-{
-    if (!queue_empty(&ctx->wake_queue)) {
-        struct queue *q = queue_head(&ctx->wake_queue);
-        queue_remove(q);
-        return container_of(q, struct copy_blob, wait_link);
-    }
-    while (!queue_empty(&ctx->blob_queue)) {
-        struct copy_job *job =
-            container_of(queue_head(&ctx->blob_queue), struct copy_job, queue_link);
-        if (job->err == 0 && job->next_blob < job->n_blobs) {
-            struct copy_blob *b = &job->blobs[job->next_blob++];
-            engine__blob_probe_ahead(job);
-            return b;
-        }
-        queue_remove(&job->queue_link);
-        job->queued = false;
-    }
-    return NULL;
-}
-
-static void job_start(struct copy_job *job);
-static struct copy_job *new_job(struct copy_ctx *ctx, size_t i);
-
-/*
- * Starts what may start: images up to max_running, then blobs while
- * transfer slots are free. Re-entrant calls (a blob that completes at once
- * pumps again) only ask the outer loop for another round.
- */
-void engine__pump(struct copy_ctx *ctx)
-{
-    if (ctx->pumping) {
-        ctx->pump_again = true;
-        return;
-    }
-    ctx->pumping = true;
-    do {
-        ctx->pump_again = false;
-        while (!ctx->stopping && ctx->running < ctx->max_running && ctx->next_job < ctx->n_jobs) {
-            size_t i = ctx->next_job++;
-            struct copy_job *job = new_job(ctx, i);
-            if (job == NULL) {
-                ctx->errs[i] = UV_ENOMEM;
-                snprintf(ctx->results[i].error, sizeof(ctx->results[i].error), "out of memory");
-                ctx->finished++;
-                continue;
-            }
-            job_start(job);
-        }
-        while (ctx->active < ctx->jobs_limit) {
-            struct copy_blob *b = next_blob(ctx);
-            if (b == NULL)
-                break;
-            if (b->job->err != 0) {
-                /* Its image failed while it waited to be woken. */
-                engine__blob_drop(b);
-                continue;
-            }
-            engine__blob_begin(b);
-        }
-    } while (ctx->pump_again);
-    ctx->pumping = false;
-    if (ctx->finished == ctx->n_jobs || (ctx->stopping && ctx->running == 0))
-        check_run_done(ctx);
-}
-
-static int cmp_blob_size(const void *a, const void *b)
-{
-    const struct copy_blob *x = a, *y = b;
-    if (x->desc.size != y->desc.size)
-        return x->desc.size > y->desc.size ? -1 : 1;
-    return strcmp(x->desc.digest.str, y->desc.digest.str);
-}
-
-/* One blob as one child lists it, for sorting: the same digest twice is one blob. */
-struct blob_use {
-    const struct oci_descriptor *d;
-    struct copy_child *c;
-};
-
-static int cmp_use(const void *a, const void *b)
-{
-    const struct blob_use *x = a, *y = b;
-    int r = strcmp(x->d->digest.str, y->d->digest.str);
-    if (r != 0)
-        return r;
-    return x->c < y->c ? -1 : x->c > y->c;
-}
-
-/* A new blob of job for d (from the base image when the layout lacks it). */
-static int new_blob(struct copy_job *job, const struct oci_descriptor *d)
-{
-    struct copy_blob *b = &job->blobs[job->n_blobs++];
-    b->job = job;
-    b->fd = -1;
-    b->desc = *d;
-    if (job->has_base && !oci_layout_blob_exists(&job->src_lay->lay, &d->digest, d->size)) {
-        b->from_base = true;
-        if (job->base_same_dst) {
-            b->mount_from = strdup(job->base.repository);
-            b->mount_scope = strdup(job->dst_reg->scope);
-            if (b->mount_from == NULL || b->mount_scope == NULL)
-                return UV_ENOMEM;
-        }
-    }
-    return 0;
-}
-
-static int blob_add_child(struct copy_blob *b, struct copy_child *c)
-{
-    struct copy_child **nc = realloc(b->children, (b->n_children + 1) * sizeof(*nc));
-    if (nc == NULL)
-        return UV_ENOMEM;
-    b->children = nc;
-    b->children[b->n_children++] = c;
-    c->blobs_left++;
-    return 0;
-}
-
-/*
- * The unique blobs of the children still to copy, found by sorting what
- * they list (an index of 1024 children of 1024 layers is a million entries:
- * no quadratic search), at most COPY_MAX_BLOBS of them.
- */
-static int plan_blobs(struct copy_job *job)
-{
-    struct blob_use *uses;
-    size_t n = 0, unique = 0;
-    int err = 0;
-    for (size_t i = 0; i < job->n_children; i++)
-        if (!job->children[i].present)
-            n += 1 + job->children[i].m.n_layers;
-    uses = malloc((n ? n : 1) * sizeof(*uses));
-    if (uses == NULL)
-        return UV_ENOMEM;
-    n = 0;
-    for (size_t i = 0; i < job->n_children; i++) {
-        struct copy_child *c = &job->children[i];
-        if (c->present)
-            continue;
-        uses[n++] = (struct blob_use){&c->m.config, c};
-        for (size_t k = 0; k < c->m.n_layers; k++)
-            uses[n++] = (struct blob_use){&c->m.layers[k], c};
-    }
-    qsort(uses, n, sizeof(*uses), cmp_use);
-    for (size_t i = 0; i < n; i++)
-        unique += i == 0 || !oci_digest_equal(&uses[i].d->digest, &uses[i - 1].d->digest);
-    if (unique > COPY_MAX_BLOBS) {
-        fail(job, OCISYNC_ETOOBIG,
-             "%s/%s lists %zu different blobs; at most %d per image are copied", job->src.registry,
-             job->src.repository, unique, COPY_MAX_BLOBS);
-        free(uses);
-        return OCISYNC_ETOOBIG;
-    }
-    job->blobs = calloc(unique ? unique : 1, sizeof(*job->blobs));
-    if (job->blobs == NULL)
-        err = UV_ENOMEM;
-    for (size_t i = 0; err == 0 && i < n; i++) {
-        bool first = i == 0 || !oci_digest_equal(&uses[i].d->digest, &uses[i - 1].d->digest);
-        if (first)
-            err = new_blob(job, uses[i].d);
-        /* One blob listed twice by the same manifest still counts once for it. */
-        if (err == 0 && (first || uses[i].c != uses[i - 1].c))
-            err = blob_add_child(&job->blobs[job->n_blobs - 1], uses[i].c);
-    }
-    free(uses);
-    if (err != 0)
-        fail(job, err, "out of memory");
-    return err;
-}
-
-/* Collects the unique blobs of the children still to copy and queues them for transfer slots. */
-static void start_blobs(struct copy_job *job)
-{
-    if (plan_blobs(job) != 0)
-        return;
-    /* What the children list is in the blobs now: their parsed forms go. */
-    if (job->top.kind == OCI_KIND_INDEX) {
-        for (size_t i = 0; i < job->n_children; i++) {
-            struct copy_child *c = &job->children[i];
-            if (c->parsed)
-                oci_manifest_free(&c->m);
-            c->parsed = false;
-        }
-    }
-    /* Largest first, so the longest transfer is not the one left running alone at the end. */
-    qsort(job->blobs, job->n_blobs, sizeof(*job->blobs), cmp_blob_size);
-    engine__blob_probe_ahead(job);
-    queue_insert_tail(&job->ctx->blob_queue, &job->queue_link);
-    job->queued = true;
-    pump(job->ctx);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* What the destination has (step 2) */
-
-static void on_child_head(struct proto_reg_op *op, int err)
-{
-    struct copy_child *c = op->data;
-    struct copy_job *job = c->job;
-    job->pending_ops--;
-    if (err != 0) {
-        fail(job, err, "%s", op->errmsg);
-    } else if (proto_reg_status(op) == 200) {
-        c->present = true;
-        child_release(c);
-        emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
-             c->platform[0] ? c->platform : NULL, c->desc.size);
-    }
-    proto_reg_op_dispose(op);
-    phase_done(job);
-    job_settle(job);
-}
-
-/* Every child is checked; those present need nothing more: the blobs of the others move. */
-static void children_checked(struct copy_job *job)
-{
-    unsigned missing = 0;
-    for (size_t i = 0; i < job->n_children; i++)
-        missing += !job->children[i].present;
-    job->children_left = missing;
-    if (missing == 0) {
-        push_top(job);
-        return;
-    }
-    set_job_state(job, JOB_MOVING);
-    start_blobs(job);
-}
-
-static void check_children(struct copy_job *job)
-{
-    set_job_state(job, JOB_CHECKING_CHILDREN);
-    if (job->dst_lay != NULL && job->top.kind == OCI_KIND_INDEX) {
-        /* Child manifests are written after their blobs: one present is complete. */
-        for (size_t i = 0; i < job->n_children; i++) {
-            struct copy_child *c = &job->children[i];
-            c->present = oci_layout_blob_exists(&job->dst_lay->lay, &c->desc.digest, c->desc.size);
-            if (!c->present)
-                continue;
-            child_release(c);
-            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
-                 c->platform[0] ? c->platform : NULL, c->desc.size);
-        }
-        children_checked(job);
-        return;
-    }
-    if (job->top.kind != OCI_KIND_INDEX) {
-        /* A lone manifest: the tag check already said it is not there. */
-        children_checked(job);
-        return;
-    }
-    for (size_t i = 0; i < job->n_children; i++) {
-        struct copy_child *c = &job->children[i];
-        int err = proto_reg_manifest_get(&c->op, job->dst_reg, job->dst.repository,
-                                         c->desc.digest.str, true);
-        c->op.expect[1] = 404;
-        if (job_op_start(job, &c->op, err, c, on_child_head) != 0)
-            return;
-    }
-}
-
-static void on_tag_head(struct proto_reg_op *op, int err)
-{
-    struct copy_job *job = op->data;
-    bool present = false;
-    job->pending_ops--;
-    if (err != 0) {
-        fail(job, err, "%s", op->errmsg);
-    } else {
-        /* The destination already points at exactly this: nothing to do. */
-        const char *dcd = proto_reg_header(op, "Docker-Content-Digest");
-        present =
-            proto_reg_status(op) == 200 && dcd != NULL && strcmp(dcd, job->push_digest.str) == 0;
-    }
-    proto_reg_op_dispose(op);
-    if (job->err == 0)
-        tag_checked(job, present);
-    job_settle(job);
-}
-
-/* What the destination's tag names is known: the image is there, or its children are asked. */
-static void tag_checked(struct copy_job *job, bool present)
-{
-    if (present)
-        found_there(job);
-    else
-        check_children(job);
-}
-
-static void check_dest(struct copy_job *job)
-{
-    const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
-    int err;
-    set_job_state(job, JOB_CHECKING_TAG);
-    if (job->dst_lay != NULL) {
-        /* A layout holds the image if its index names it (by name, or by digest when unnamed). */
-        struct oci_descriptor d;
-        const char *name = job->dst_lref[0] ? job->dst_lref : job->push_digest.str;
-        char msg[512];
-        tag_checked(job, oci_layout_resolve(&job->dst_lay->lay, name, &d, msg, sizeof(msg)) == 0 &&
-                             oci_digest_equal(&d.digest, &job->push_digest) &&
-                             oci_layout_blob_exists(&job->dst_lay->lay, &d.digest, d.size));
-        return;
-    }
-    if (job->dst_known && job->n_platforms == 0) {
-        /* The first HEADs already said the destination has something else, or nothing. */
-        tag_checked(job, strcmp(job->dst_head, job->push_digest.str) == 0);
-        return;
-    }
-    err = proto_reg_manifest_get(&job->top_op, job->dst_reg, job->dst.repository, ref, true);
-    job->top_op.expect[1] = 404;
-    job_op_start(job, &job->top_op, err, job, on_tag_head);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1113,6 +521,597 @@ static void on_top_fetched(struct proto_reg_op *op, int err)
     proto_reg_op_dispose(op);
     phase_done(job);
     job_settle(job);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* What the destination has (step 2) */
+
+static void on_child_head(struct proto_reg_op *op, int err)
+{
+    struct copy_child *c = op->data;
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else if (proto_reg_status(op) == 200) {
+        c->present = true;
+        child_release(c);
+        emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
+             c->platform[0] ? c->platform : NULL, c->desc.size);
+    }
+    proto_reg_op_dispose(op);
+    phase_done(job);
+    job_settle(job);
+}
+
+/* Every child is checked; those present need nothing more: the blobs of the others move. */
+static void children_checked(struct copy_job *job)
+{
+    unsigned missing = 0;
+    for (size_t i = 0; i < job->n_children; i++)
+        missing += !job->children[i].present;
+    job->children_left = missing;
+    if (missing == 0) {
+        push_top(job);
+        return;
+    }
+    set_job_state(job, JOB_MOVING);
+    start_blobs(job);
+}
+
+static void check_children(struct copy_job *job)
+{
+    set_job_state(job, JOB_CHECKING_CHILDREN);
+    if (job->dst_lay != NULL && job->top.kind == OCI_KIND_INDEX) {
+        /* Child manifests are written after their blobs: one present is complete. */
+        for (size_t i = 0; i < job->n_children; i++) {
+            struct copy_child *c = &job->children[i];
+            c->present = oci_layout_blob_exists(&job->dst_lay->lay, &c->desc.digest, c->desc.size);
+            if (!c->present)
+                continue;
+            child_release(c);
+            emit(job, OCISYNC_EV_MANIFEST_SKIPPED, c->desc.digest.str, c->media_type,
+                 c->platform[0] ? c->platform : NULL, c->desc.size);
+        }
+        children_checked(job);
+        return;
+    }
+    if (job->top.kind != OCI_KIND_INDEX) {
+        /* A lone manifest: the tag check already said it is not there. */
+        children_checked(job);
+        return;
+    }
+    for (size_t i = 0; i < job->n_children; i++) {
+        struct copy_child *c = &job->children[i];
+        int err = proto_reg_manifest_get(&c->op, job->dst_reg, job->dst.repository,
+                                         c->desc.digest.str, true);
+        c->op.expect[1] = 404;
+        if (job_op_start(job, &c->op, err, c, on_child_head) != 0)
+            return;
+    }
+}
+
+static void on_tag_head(struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = op->data;
+    bool present = false;
+    job->pending_ops--;
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else {
+        /* The destination already points at exactly this: nothing to do. */
+        const char *dcd = proto_reg_header(op, "Docker-Content-Digest");
+        present =
+            proto_reg_status(op) == 200 && dcd != NULL && strcmp(dcd, job->push_digest.str) == 0;
+    }
+    proto_reg_op_dispose(op);
+    if (job->err == 0)
+        tag_checked(job, present);
+    job_settle(job);
+}
+
+/* What the destination's tag names is known: the image is there, or its children are asked. */
+static void tag_checked(struct copy_job *job, bool present)
+{
+    if (present)
+        found_there(job);
+    else
+        check_children(job);
+}
+
+static void check_dest(struct copy_job *job)
+{
+    const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
+    int err;
+    set_job_state(job, JOB_CHECKING_TAG);
+    if (job->dst_lay != NULL) {
+        /* A layout holds the image if its index names it (by name, or by digest when unnamed). */
+        struct oci_descriptor d;
+        const char *name = job->dst_lref[0] ? job->dst_lref : job->push_digest.str;
+        char msg[512];
+        tag_checked(job, oci_layout_resolve(&job->dst_lay->lay, name, &d, msg, sizeof(msg)) == 0 &&
+                             oci_digest_equal(&d.digest, &job->push_digest) &&
+                             oci_layout_blob_exists(&job->dst_lay->lay, &d.digest, d.size));
+        return;
+    }
+    if (job->dst_known && job->n_platforms == 0) {
+        /* The first HEADs already said the destination has something else, or nothing. */
+        tag_checked(job, strcmp(job->dst_head, job->push_digest.str) == 0);
+        return;
+    }
+    err = proto_reg_manifest_get(&job->top_op, job->dst_reg, job->dst.repository, ref, true);
+    job->top_op.expect[1] = 404;
+    job_op_start(job, &job->top_op, err, job, on_tag_head);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Blobs (step 3; their transfers are blob.c's) */
+
+void engine__job_blob_done(struct copy_job *job, struct copy_blob *b)
+{
+    adapt_limit(job);
+    switch (b->outcome) {
+    case OCISYNC_EV_BLOB_COPIED:
+        job->res->blobs_copied++;
+        job->res->bytes_copied += (uint64_t)b->desc.size;
+        break;
+    case OCISYNC_EV_BLOB_MOUNTED:
+        job->res->blobs_mounted++;
+        break;
+    default:
+        job->res->blobs_skipped++;
+        break;
+    }
+    emit(job, (ocisync_event_kind)b->outcome, b->desc.digest.str, b->desc.media_type, NULL,
+         b->desc.size);
+    for (size_t i = 0; i < b->n_children; i++) {
+        struct copy_child *c = b->children[i];
+        if (b->outcome == OCISYNC_EV_BLOB_COPIED)
+            c->n_copied++;
+        else if (b->outcome == OCISYNC_EV_BLOB_MOUNTED)
+            c->n_mounted++;
+        else
+            c->n_skipped++;
+        if (--c->blobs_left == 0)
+            push_child(c);
+    }
+}
+
+/*
+ * Adapts the number of transfers at once, additive increase and
+ * multiplicative decrease: a registry that throttles (429) halves it, and
+ * every `limit` transfers finished without a new throttle add one back.
+ */
+static void adapt_limit(struct copy_job *job)
+{
+    struct copy_ctx *ctx = job->ctx;
+    unsigned seen =
+        (job->src_reg ? job->src_reg->throttled : 0) + (job->dst_reg ? job->dst_reg->throttled : 0);
+    if (seen != job->throttles_seen) {
+        job->throttles_seen = seen;
+        ctx->jobs_limit = ctx->jobs_limit > 1 ? ctx->jobs_limit / 2 : 1;
+        ctx->jobs_grow = 0;
+        LOG_DEBUG("throttled: at most %u transfers at once now", ctx->jobs_limit);
+    } else if (ctx->jobs_limit < ctx->max_active && ++ctx->jobs_grow >= ctx->jobs_limit) {
+        ctx->jobs_limit++;
+        ctx->jobs_grow = 0;
+    }
+}
+
+/* The next blob waiting for a slot: woken waiters first, then the queued images in order. */
+static struct copy_blob *next_blob(struct copy_ctx *ctx)
+{
+    if (!queue_empty(&ctx->wake_queue)) {
+        struct queue *q = queue_head(&ctx->wake_queue);
+        queue_remove(q);
+        return container_of(q, struct copy_blob, wait_link);
+    }
+    while (!queue_empty(&ctx->blob_queue)) {
+        struct copy_job *job =
+            container_of(queue_head(&ctx->blob_queue), struct copy_job, queue_link);
+        if (job->err == 0 && job->next_blob < job->n_blobs) {
+            struct copy_blob *b = &job->blobs[job->next_blob++];
+            engine__blob_probe_ahead(job);
+            return b;
+        }
+        queue_remove(&job->queue_link);
+        job->queued = false;
+    }
+    return NULL;
+}
+
+static void job_start(struct copy_job *job);
+static struct copy_job *new_job(struct copy_ctx *ctx, size_t i);
+
+/*
+ * Starts what may start: images up to max_running, then blobs while
+ * transfer slots are free. Re-entrant calls (a blob that completes at once
+ * pumps again) only ask the outer loop for another round.
+ */
+void engine__pump(struct copy_ctx *ctx)
+{
+    if (ctx->pumping) {
+        ctx->pump_again = true;
+        return;
+    }
+    ctx->pumping = true;
+    do {
+        ctx->pump_again = false;
+        while (!ctx->stopping && ctx->running < ctx->max_running && ctx->next_job < ctx->n_jobs) {
+            size_t i = ctx->next_job++;
+            struct copy_job *job = new_job(ctx, i);
+            if (job == NULL) {
+                ctx->errs[i] = UV_ENOMEM;
+                snprintf(ctx->results[i].error, sizeof(ctx->results[i].error), "out of memory");
+                ctx->finished++;
+                continue;
+            }
+            job_start(job);
+        }
+        while (ctx->active < ctx->jobs_limit) {
+            struct copy_blob *b = next_blob(ctx);
+            if (b == NULL)
+                break;
+            if (b->job->err != 0) {
+                /* Its image failed while it waited to be woken. */
+                engine__blob_drop(b);
+                continue;
+            }
+            engine__blob_begin(b);
+        }
+    } while (ctx->pump_again);
+    ctx->pumping = false;
+    if (ctx->finished == ctx->n_jobs || (ctx->stopping && ctx->running == 0))
+        check_run_done(ctx);
+}
+
+static int cmp_blob_size(const void *a, const void *b)
+{
+    const struct copy_blob *x = a, *y = b;
+    if (x->desc.size != y->desc.size)
+        return x->desc.size > y->desc.size ? -1 : 1;
+    return strcmp(x->desc.digest.str, y->desc.digest.str);
+}
+
+/* One blob as one child lists it, for sorting: the same digest twice is one blob. */
+struct blob_use {
+    const struct oci_descriptor *d;
+    struct copy_child *c;
+};
+
+static int cmp_use(const void *a, const void *b)
+{
+    const struct blob_use *x = a, *y = b;
+    int r = strcmp(x->d->digest.str, y->d->digest.str);
+    if (r != 0)
+        return r;
+    return x->c < y->c ? -1 : x->c > y->c;
+}
+
+/* A new blob of job for d (from the base image when the layout lacks it). */
+static int new_blob(struct copy_job *job, const struct oci_descriptor *d)
+{
+    struct copy_blob *b = &job->blobs[job->n_blobs++];
+    b->job = job;
+    b->fd = -1;
+    b->desc = *d;
+    if (job->has_base && !oci_layout_blob_exists(&job->src_lay->lay, &d->digest, d->size)) {
+        b->from_base = true;
+        if (job->base_same_dst) {
+            b->mount_from = strdup(job->base.repository);
+            b->mount_scope = strdup(job->dst_reg->scope);
+            if (b->mount_from == NULL || b->mount_scope == NULL)
+                return UV_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int blob_add_child(struct copy_blob *b, struct copy_child *c)
+{
+    struct copy_child **nc = realloc(b->children, (b->n_children + 1) * sizeof(*nc));
+    if (nc == NULL)
+        return UV_ENOMEM;
+    b->children = nc;
+    b->children[b->n_children++] = c;
+    c->blobs_left++;
+    return 0;
+}
+
+/*
+ * The unique blobs of the children still to copy, found by sorting what
+ * they list (an index of 1024 children of 1024 layers is a million entries:
+ * no quadratic search), at most COPY_MAX_BLOBS of them.
+ */
+static int plan_blobs(struct copy_job *job)
+{
+    struct blob_use *uses;
+    size_t n = 0, unique = 0;
+    int err = 0;
+    for (size_t i = 0; i < job->n_children; i++)
+        if (!job->children[i].present)
+            n += 1 + job->children[i].m.n_layers;
+    uses = malloc((n ? n : 1) * sizeof(*uses));
+    if (uses == NULL)
+        return UV_ENOMEM;
+    n = 0;
+    for (size_t i = 0; i < job->n_children; i++) {
+        struct copy_child *c = &job->children[i];
+        if (c->present)
+            continue;
+        uses[n++] = (struct blob_use){&c->m.config, c};
+        for (size_t k = 0; k < c->m.n_layers; k++)
+            uses[n++] = (struct blob_use){&c->m.layers[k], c};
+    }
+    qsort(uses, n, sizeof(*uses), cmp_use);
+    for (size_t i = 0; i < n; i++)
+        unique += i == 0 || !oci_digest_equal(&uses[i].d->digest, &uses[i - 1].d->digest);
+    if (unique > COPY_MAX_BLOBS) {
+        fail(job, OCISYNC_ETOOBIG,
+             "%s/%s lists %zu different blobs; at most %d per image are copied", job->src.registry,
+             job->src.repository, unique, COPY_MAX_BLOBS);
+        free(uses);
+        return OCISYNC_ETOOBIG;
+    }
+    job->blobs = calloc(unique ? unique : 1, sizeof(*job->blobs));
+    if (job->blobs == NULL)
+        err = UV_ENOMEM;
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        bool first = i == 0 || !oci_digest_equal(&uses[i].d->digest, &uses[i - 1].d->digest);
+        if (first)
+            err = new_blob(job, uses[i].d);
+        /* One blob listed twice by the same manifest still counts once for it. */
+        if (err == 0 && (first || uses[i].c != uses[i - 1].c))
+            err = blob_add_child(&job->blobs[job->n_blobs - 1], uses[i].c);
+    }
+    free(uses);
+    if (err != 0)
+        fail(job, err, "out of memory");
+    return err;
+}
+
+/* Collects the unique blobs of the children still to copy and queues them for transfer slots. */
+static void start_blobs(struct copy_job *job)
+{
+    if (plan_blobs(job) != 0)
+        return;
+    /* What the children list is in the blobs now: their parsed forms go. */
+    if (job->top.kind == OCI_KIND_INDEX) {
+        for (size_t i = 0; i < job->n_children; i++) {
+            struct copy_child *c = &job->children[i];
+            if (c->parsed)
+                oci_manifest_free(&c->m);
+            c->parsed = false;
+        }
+    }
+    /* Largest first, so the longest transfer is not the one left running alone at the end. */
+    qsort(job->blobs, job->n_blobs, sizeof(*job->blobs), cmp_blob_size);
+    engine__blob_probe_ahead(job);
+    queue_insert_tail(&job->ctx->blob_queue, &job->queue_link);
+    job->queued = true;
+    pump(job->ctx);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Manifests (step 4) */
+
+static void resume_top(struct copy_waiter *w)
+{
+    struct copy_job *job = container_of(w, struct copy_job, top_w);
+    job->pending_ops--;
+    push_top(job);
+    job_settle(job);
+}
+
+static void on_top_pushed(struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = op->data;
+    job->pending_ops--;
+    engine__mlock_release(&job->top_lock, err == 0);
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else {
+        job->res->manifests_pushed++;
+        emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
+             (int64_t)job->push_len);
+        set_job_state(job, JOB_ENDING);
+    }
+    proto_reg_op_dispose(op);
+    job_settle(job);
+}
+
+/* Writes a manifest into the destination layout (and names the top level in index.json). */
+static int layout_put(struct copy_job *job, const struct oci_digest *d, const char *media_type,
+                      const char *raw, size_t len, bool top)
+{
+    struct oci_layout *lay = &job->dst_lay->lay;
+    char msg[512];
+    int err = oci_layout_put_blob(lay, d, raw, len, msg, sizeof(msg));
+    if (err == 0 && top) {
+        struct oci_descriptor desc;
+        memset(&desc, 0, sizeof(desc));
+        snprintf(desc.media_type, sizeof(desc.media_type), "%s", media_type);
+        desc.digest = *d;
+        desc.size = (int64_t)len;
+        err = oci_layout_add(lay, &desc, job->dst_lref[0] ? job->dst_lref : NULL, msg, sizeof(msg));
+        /* index.json is replaced last, once everything it names is in place. */
+        if (err == 0)
+            err = oci_layout_commit(lay, msg, sizeof(msg));
+    }
+    if (err != 0)
+        fail(job, err, "%s", msg);
+    return err;
+}
+
+static void push_top(struct copy_job *job)
+{
+    const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
+    int err;
+    if (job->err != 0)
+        return;
+    if (job->state != JOB_PUSHING)
+        set_job_state(job, JOB_PUSHING);
+    if (job->item->blobs_only) {
+        set_job_state(job, JOB_ENDING);
+        job_settle(job);
+        return;
+    }
+    if (job->dst_lay != NULL) {
+        if (layout_put(job, &job->push_digest, job->top_media_type, job->push_raw, job->push_len,
+                       true) == 0) {
+            set_job_state(job, JOB_ENDING);
+            job->res->manifests_pushed++;
+            emit(job, OCISYNC_EV_MANIFEST_PUSHED, job->push_digest.str, job->top_media_type, NULL,
+                 (int64_t)job->push_len);
+        }
+        job_settle(job);
+        return;
+    }
+    {
+        struct copy_mlock *m = engine__mlock_get(job, &job->push_digest);
+        if (m != NULL && m->busy) {
+            engine__mlock_wait(m, &job->top_w, resume_top);
+            job->pending_ops++;
+            return;
+        }
+        if (m != NULL) {
+            m->busy = true;
+            job->top_lock = m;
+        }
+    }
+    err = proto_reg_manifest_put(&job->top_op, job->dst_reg, job->dst.repository, ref,
+                                 job->top_media_type, job->push_raw, job->push_len);
+    if (job_op_start(job, &job->top_op, err, job, on_top_pushed) != 0)
+        engine__mlock_release(&job->top_lock, false);
+}
+
+/* A child manifest is at the destination with all its blobs; the last one lets the top go. */
+static void child_complete(struct copy_child *c)
+{
+    struct copy_job *job = c->job;
+    if (job->opts->on_event != NULL) {
+        struct ocisync_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = OCISYNC_EV_IMAGE_DONE;
+        ev.image = job->index;
+        ev.digest = c->desc.digest.str;
+        ev.media_type = c->media_type;
+        ev.platform = c->platform[0] ? c->platform : NULL;
+        ev.size = c->desc.size;
+        ev.blobs_copied = c->n_copied;
+        ev.blobs_mounted = c->n_mounted;
+        ev.blobs_skipped = c->n_skipped;
+        job->opts->on_event(&ev, job->opts->event_arg);
+    }
+    if (--job->children_left == 0)
+        push_top(job);
+}
+
+static void resume_child(struct copy_waiter *w)
+{
+    struct copy_child *c = container_of(w, struct copy_child, w);
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    push_child(c);
+    job_settle(job);
+}
+
+static void on_child_pushed(struct proto_reg_op *op, int err)
+{
+    struct copy_child *c = op->data;
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    c->putting = false;
+    engine__mlock_release(&c->lock, err == 0);
+    child_release(c);
+    if (err != 0) {
+        fail(job, err, "%s", op->errmsg);
+    } else {
+        c->pushed = true;
+        job->res->manifests_pushed++;
+        emit(job, OCISYNC_EV_MANIFEST_PUSHED, c->desc.digest.str, c->media_type,
+             c->platform[0] ? c->platform : NULL, c->desc.size);
+        child_complete(c);
+    }
+    proto_reg_op_dispose(op);
+    job_settle(job);
+}
+
+static void resume_push(struct engine_mstore_waiter *w)
+{
+    struct copy_child *c = container_of(w, struct copy_child, mw);
+    struct copy_job *job = c->job;
+    job->pending_ops--;
+    push_child(c);
+    job_settle(job);
+}
+
+/* All of c's blobs are at the destination: push its manifest. */
+static void push_child(struct copy_child *c)
+{
+    struct copy_job *job = c->job;
+    int err;
+    if (job->err != 0)
+        return;
+    if (job->top.kind != OCI_KIND_INDEX || job->item->blobs_only) {
+        /* A lone manifest is the top level: it goes under the tag, by child_complete. */
+        child_release(c);
+        child_complete(c);
+        return;
+    }
+    if (c->stored && c->raw == NULL) {
+        /* Loaded for its push in turn, so that a thousand children done at once stay bounded. */
+        char msg[512];
+        if (!engine_mstore_reserve(&job->ctx->mstore, &c->mw, c->mref.len, resume_push)) {
+            job->pending_ops++;
+            return;
+        }
+        err = engine_mstore_load(&job->ctx->mstore, &c->mref, &c->raw, msg, sizeof(msg));
+        if (err != 0) {
+            fail(job, err, "manifest %s: %s", c->desc.digest.str, msg);
+            return;
+        }
+        c->raw_len = c->mref.len;
+    }
+    if (job->dst_lay != NULL) {
+        err = layout_put(job, &c->desc.digest, c->media_type, c->raw, c->raw_len, false);
+        child_release(c);
+        if (err == 0) {
+            c->pushed = true;
+            job->res->manifests_pushed++;
+            emit(job, OCISYNC_EV_MANIFEST_PUSHED, c->desc.digest.str, c->media_type,
+                 c->platform[0] ? c->platform : NULL, c->desc.size);
+            child_complete(c);
+        }
+        return;
+    }
+    {
+        struct copy_mlock *m = engine__mlock_get(job, &c->desc.digest);
+        if (m != NULL && m->done) {
+            /* Another image of the run pushed this very manifest here. */
+            c->pushed = true;
+            child_release(c);
+            child_complete(c);
+            return;
+        }
+        if (m != NULL && m->busy) {
+            engine__mlock_wait(m, &c->w, resume_child);
+            job->pending_ops++;
+            return;
+        }
+        if (m != NULL) {
+            m->busy = true;
+            c->lock = m;
+        }
+    }
+    err = proto_reg_manifest_put(&c->op, job->dst_reg, job->dst.repository, c->desc.digest.str,
+                                 c->media_type, c->raw, c->raw_len);
+    if (job_op_start(job, &c->op, err, c, on_child_pushed) != 0) {
+        engine__mlock_release(&c->lock, false);
+        child_release(c);
+        return;
+    }
+    c->putting = true;
 }
 
 /* ------------------------------------------------------------------------------------------ */
