@@ -194,36 +194,6 @@ static int add_parents(struct walk *w, const char *path, size_t len)
     return 0;
 }
 
-/*
- * True if target, resolved lexically from a directory depth components
- * below the source root, leaves that root. Absolute targets count as
- * leaving: inside the image they would point at whatever the base image has
- * there, which is not what the directory being packed shows.
- */
-static bool link_escapes(const char *target, size_t depth)
-{
-    const char *p = target;
-
-    if (target[0] == '/')
-        return true;
-    while (*p != '\0') {
-        const char *slash = strchr(p, '/');
-        size_t len = slash ? (size_t)(slash - p) : strlen(p);
-
-        if (len == 2 && p[0] == '.' && p[1] == '.') {
-            if (depth == 0)
-                return true;
-            depth--;
-        } else if (len > 0 && !(len == 1 && p[0] == '.')) {
-            depth++;
-        }
-        p += len;
-        if (*p == '/')
-            p++;
-    }
-    return false;
-}
-
 /* Opens and closes a regular file so an unreadable one is reported now, not mid-upload. */
 static int check_readable(struct walk *w)
 {
@@ -236,13 +206,12 @@ static int check_readable(struct walk *w)
 }
 
 /*
- * Records what w->local is, with archive path w->arch (no trailing "/"),
- * found depth components below its source root (the depth of the directory
- * holding it). Directories are walked.
+ * Records what w->local is, with archive path w->arch (no trailing "/").
+ * Directories are walked.
  */
-static int walk_dir(struct walk *w, size_t depth);
+static int walk_dir(struct walk *w);
 
-static int add_node(struct walk *w, const struct stat *st, size_t depth)
+static int add_node(struct walk *w, const struct stat *st)
 {
     struct ocisync__clipped c;
     char target[OCI_TAR_PATH_MAX + 1];
@@ -260,7 +229,7 @@ static int add_node(struct walk *w, const struct stat *st, size_t depth)
         rc = add_entry(w, '5', w->arch, w->arch_len + 1, w->local, NULL, st);
         if (rc != 0)
             return rc;
-        return walk_dir(w, depth + 1);
+        return walk_dir(w);
     }
     if (S_ISLNK(st->st_mode)) {
         tlen = readlink(w->local, target, sizeof(target));
@@ -269,12 +238,11 @@ static int add_node(struct walk *w, const struct stat *st, size_t depth)
         if ((size_t)tlen >= sizeof(target))
             return too_long(w, "the target of symlink", w->local);
         target[tlen] = '\0';
-        if (link_escapes(target, depth)) {
-            ocisync__errf(w->err, w->errlen,
-                          "symlink \"%s\" points outside its source directory (to \"%s\")",
-                          ocisync__clip(w->local, ERR_QUOTE_MAX, &c), target);
-            return OCISYNC_EUSAGE;
-        }
+        /*
+         * Stored as it is, wherever it points: a link in a layer is data,
+         * read inside the image ("bin/sh -> /bin/busybox"), as docker's
+         * COPY keeps it. It is never followed here.
+         */
         return add_entry(w, '2', w->arch, w->arch_len, w->local, target, st);
     }
     ocisync__errf(w->err, w->errlen,
@@ -307,7 +275,7 @@ static void free_names(char **names, size_t n)
  * names are read and the directory closed before descending, so the walk
  * holds one directory open at a time however deep the tree is.
  */
-static int walk_dir(struct walk *w, size_t depth)
+static int walk_dir(struct walk *w)
 {
     size_t local_len = w->local_len, arch_len = w->arch_len;
     char **names = NULL;
@@ -393,7 +361,7 @@ static int walk_dir(struct walk *w, size_t depth)
             rc = sys_fail(w, "read", w->local, errno);
             goto out;
         }
-        rc = add_node(w, &st, depth);
+        rc = add_node(w, &st);
         if (rc != 0)
             goto out;
     }
@@ -484,7 +452,7 @@ static int add_source(struct walk *w, const struct oci_tar_source *s)
 
     if (S_ISDIR(st.st_mode)) {
         if (w->arch_len == 0) {
-            rc = walk_dir(w, 0);
+            rc = walk_dir(w);
             goto out;
         }
         rc = add_parents(w, w->arch, w->arch_len);
@@ -494,11 +462,11 @@ static int add_source(struct walk *w, const struct oci_tar_source *s)
         rc = add_entry(w, '5', w->arch, w->arch_len + 1, w->local, NULL, &st);
         w->arch[w->arch_len] = '\0';
         if (rc == 0)
-            rc = walk_dir(w, 0);
+            rc = walk_dir(w);
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = add_node(w, &st, 0); /* refuses it with a message */
+        rc = add_node(w, &st); /* refuses it with a message */
         goto out;
     }
     if (dest_is_dir) {
@@ -528,7 +496,7 @@ static int add_source(struct walk *w, const struct oci_tar_source *s)
     }
     rc = add_parents(w, w->arch, w->arch_len);
     if (rc == 0)
-        rc = add_node(w, &st, 0);
+        rc = add_node(w, &st);
 out:
     free(root);
     return rc;

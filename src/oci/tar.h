@@ -15,9 +15,9 @@
  * and then its data to callbacks. Every buffer it keeps is capped.
  *
  * Error codes. Writer: OCISYNC_EUSAGE for a source or destination that cannot
- * go into a layer (a ".." component, a symlink that leaves its source, a
- * socket/fifo/device, two sources giving one path), OCISYNC_ETOOBIG for a
- * path over OCI_TAR_PATH_MAX or more than OCI_TAR_MAX_ENTRIES entries,
+ * go into a layer (a ".." component, a socket/fifo/device, two sources giving
+ * one path), OCISYNC_ETOOBIG for a path over OCI_TAR_PATH_MAX or more than
+ * OCI_TAR_MAX_ENTRIES entries,
  * OCISYNC_ESIZEMISMATCH for a file that changed between plan and stream,
  * UV_E* for system errors (UV_EACCES for an unreadable file or directory,
  * UV_ENOENT for a missing source). Reader: UV_EINVAL for a malformed or
@@ -90,19 +90,18 @@ struct oci_tar_plan {
 
 /*
  * Walks the n sources (lstat, never following symlinks below a source) and
- * records every entry, sorted by path. Parent directories of each dest are
- * added as directories with mode 0755 and mtime opts->mtime_max when clamping
- * is on, else 0. Regular files that share a device and inode within the plan
- * become one file (the first in path order) and hardlinks to it.
+ * records every entry, sorted by path. A symlink is stored as it is,
+ * whatever it points to (an absolute target, or one that climbs out of the
+ * source, is read inside the image); its target is never read. Parent
+ * directories of each dest are added as directories with mode 0755 and mtime
+ * opts->mtime_max when clamping is on, else 0. Regular files that share a device and inode within
+ * the plan become one file (the first in path order) and hardlinks to it.
  *
- * Refused, with a sentence in err naming the path: a ".." component in dest;
- * a symlink whose target is absolute or, resolved lexically from where the
- * symlink sits, leaves its source (OCISYNC_EUSAGE); sockets, fifos and
- * devices (OCISYNC_EUSAGE); two sources giving the same path, or a file where
- * another source needs a directory (OCISYNC_EUSAGE; the implied parents of a
- * dest merge with each other and with a real directory, but two real
- * directories do not); files and directories that cannot be read
- * (UV_EACCES; each file is opened once to check); paths longer than
+ * Refused, with a sentence in err naming the path: a ".." component in dest
+ * (OCISYNC_EUSAGE); sockets, fifos and devices (OCISYNC_EUSAGE); two sources giving the same path,
+ * or a file where another source needs a directory (OCISYNC_EUSAGE; the implied parents of a dest
+ * merge with each other and with a real directory, but two real directories do not); files and
+ * directories that cannot be read (UV_EACCES; each file is opened once to check); paths longer than
  * OCI_TAR_PATH_MAX (OCISYNC_ETOOBIG). opts may be NULL for the defaults.
  * On error plan is left empty.
  */
