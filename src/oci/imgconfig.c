@@ -258,6 +258,22 @@ static int check_args(const char *const *args, size_t n, const char *what, char 
     return 0;
 }
 
+/* The explicit history: text entries, within the cap. Its layer count is checked with the layers.
+ */
+static int check_history(const struct oci_build_changes *ch, char *err, size_t errlen)
+{
+    if (ch->n_history > OCI_BUILD_MAX_LIST) {
+        ocisync__errf(err, errlen, "%zu history entries, over the limit of %d", ch->n_history,
+                      OCI_BUILD_MAX_LIST);
+        return OCISYNC_ETOOBIG;
+    }
+    if (ch->n_history > 0 && ch->history == NULL) {
+        ocisync__errf(err, errlen, "history list is NULL");
+        return OCISYNC_EUSAGE;
+    }
+    return 0;
+}
+
 static int check_changes(const struct oci_build_changes *ch, char *err, size_t errlen)
 {
     struct ocisync__clipped c;
@@ -311,6 +327,45 @@ static int check_changes(const struct oci_build_changes *ch, char *err, size_t e
                       why);
         return OCISYNC_EUSAGE;
     }
+    if ((r = check_list(ch->volumes, ch->n_volumes, "volume", err, errlen)) != 0)
+        return r;
+    for (size_t i = 0; i < ch->n_volumes; i++) {
+        why = text_problem(ch->volumes[i], TXT_CTL);
+        if (why == NULL && ch->volumes[i][0] != '/')
+            why = "is not an absolute path";
+        if (why != NULL) {
+            ocisync__errf(err, errlen, "volume \"%s\" %s",
+                          ocisync__clip(ch->volumes[i], ERR_QUOTE_MAX, &c), why);
+            return OCISYNC_EUSAGE;
+        }
+    }
+    if (ch->stop_signal != NULL &&
+        ((why = text_problem(ch->stop_signal, TXT_CTL | TXT_SPACE)) != NULL ||
+         ch->stop_signal[0] == '\0')) {
+        ocisync__errf(err, errlen, "stop signal \"%s\" %s",
+                      ocisync__clip(ch->stop_signal, ERR_QUOTE_MAX, &c), why ? why : "is empty");
+        return OCISYNC_EUSAGE;
+    }
+    if (ch->set_shell) {
+        if ((r = check_args(ch->shell, ch->n_shell, "shell", err, errlen)) != 0)
+            return r;
+        if (ch->n_shell == 0) {
+            ocisync__errf(err, errlen, "a shell needs at least its program");
+            return OCISYNC_EUSAGE;
+        }
+    }
+    if (ch->healthcheck != NULL) {
+        const struct oci_healthcheck *h = ch->healthcheck;
+        if ((r = check_args(h->test, h->n_test, "healthcheck", err, errlen)) != 0)
+            return r;
+        if (h->n_test == 0 || h->interval_ns < 0 || h->timeout_ns < 0 || h->start_period_ns < 0 ||
+            h->start_interval_ns < 0 || h->retries < 0) {
+            ocisync__errf(err, errlen, "a healthcheck needs a test and no negative durations");
+            return OCISYNC_EUSAGE;
+        }
+    }
+    if ((r = check_history(ch, err, errlen)) != 0)
+        return r;
     if (ch->created < 0 || ch->created > TIME_MAX) {
         ocisync__errf(err, errlen,
                       "creation time %lld is outside 0 (1970) to %lld (9999-12-31T23:59:59Z)",
@@ -715,6 +770,32 @@ static int apply_kvs(json_t *obj, const char *const *kvs, size_t n)
     return 0;
 }
 
+/* config.Healthcheck as docker writes it (durations in nanoseconds, zero ones left out). */
+static json_t *healthcheck(const struct oci_healthcheck *h)
+{
+    json_t *o = json_object();
+    const struct {
+        const char *key;
+        int64_t v;
+    } n[] = {{"Interval", h->interval_ns},
+             {"Timeout", h->timeout_ns},
+             {"StartPeriod", h->start_period_ns},
+             {"StartInterval", h->start_interval_ns},
+             {"Retries", h->retries}};
+
+    if (o == NULL || set_new(o, "Test", string_array(h->test, h->n_test)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(n) / sizeof(n[0]); i++) {
+        if (n[i].v != 0 && set_new(o, n[i].key, json_integer(n[i].v)) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
 static int apply_config(json_t *root, const struct oci_build_changes *ch, char *err, size_t errlen)
 {
     json_t *cfg, *obj;
@@ -757,6 +838,22 @@ static int apply_config(json_t *root, const struct oci_build_changes *ch, char *
         if ((r = apply_kvs(obj, ch->labels, ch->n_labels)) != 0)
             return r;
     }
+    if (ch->n_volumes > 0) {
+        if ((r = member_object(cfg, "Volumes", "config.Volumes", &obj, err, errlen)) != 0)
+            return r;
+        for (size_t i = 0; i < ch->n_volumes; i++) {
+            if ((r = set_new(obj, ch->volumes[i], json_object())) != 0)
+                return r;
+        }
+    }
+    if (ch->stop_signal != NULL &&
+        (r = set_new(cfg, "StopSignal", json_string(ch->stop_signal))) != 0)
+        return r;
+    if (ch->set_shell && (r = set_new(cfg, "Shell", string_array(ch->shell, ch->n_shell))) != 0)
+        return r;
+    if (ch->healthcheck != NULL &&
+        (r = set_new(cfg, "Healthcheck", healthcheck(ch->healthcheck))) != 0)
+        return r;
     if (ch->n_expose > 0) {
         if ((r = member_object(cfg, "ExposedPorts", "config.ExposedPorts", &obj, err, errlen)) != 0)
             return r;
@@ -882,14 +979,28 @@ static int apply_history(json_t *root, size_t base_layers, const struct oci_buil
         }
     }
 
-    for (i = 0; i < n_layers; i++) {
+    if (ch->n_history > 0) {
+        size_t layered = 0;
+        for (i = 0; i < ch->n_history; i++)
+            layered += !ch->history[i].empty_layer;
+        if (layered != n_layers) {
+            ocisync__errf(err, errlen, "the history lists %zu new layers but the build has %zu",
+                          layered, n_layers);
+            return OCISYNC_EUSAGE;
+        }
+    }
+    for (i = 0; i < (ch->n_history > 0 ? ch->n_history : n_layers); i++) {
+        const char *by = ch->n_history > 0 ? ch->history[i].created_by : layers[i].created_by;
         entry = json_object();
         if (entry == NULL || json_array_append_new(hist, entry) != 0)
             return UV_ENOMEM;
         if ((r = set_new(entry, "created", json_string(created))) != 0)
             return r;
-        if (layers[i].created_by != NULL) {
-            char *text = sanitized_copy(layers[i].created_by);
+        if (ch->n_history > 0 && ch->history[i].empty_layer &&
+            (r = set_new(entry, "empty_layer", json_true())) != 0)
+            return r;
+        if (by != NULL) {
+            char *text = sanitized_copy(by);
             if (text == NULL)
                 return UV_ENOMEM;
             r = set_new(entry, "created_by", json_string(text));

@@ -39,6 +39,21 @@
 #define OCI_MT_DOCKER_LAYER_ZSTD "application/vnd.docker.image.rootfs.diff.tar.zstd"
 #define OCI_MT_DOCKER_LAYER_FOREIGN "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
+/* A HEALTHCHECK as docker writes it; zero durations are left out, as docker does. */
+struct oci_healthcheck {
+    /* {"NONE"}, {"CMD", program, args...} or {"CMD-SHELL", command}. */
+    const char *const *test;
+    size_t n_test;
+    int64_t interval_ns, timeout_ns, start_period_ns, start_interval_ns;
+    int retries;
+};
+
+/* One history entry a build appends. */
+struct oci_build_history {
+    const char *created_by; /* NULL for none */
+    bool empty_layer;       /* the step changed only the config */
+};
+
 /* What a build changes in the base image's config. Every pointer may be NULL when its count is 0.
  */
 struct oci_build_changes {
@@ -73,6 +88,24 @@ struct oci_build_changes {
     int64_t created;
     /* The image's author; NULL: none (the base's author is not the new image's). */
     const char *author;
+    /* Absolute paths added to config.Volumes. */
+    const char *const *volumes;
+    size_t n_volumes;
+    /* config.StopSignal ("SIGTERM", "9"); NULL keeps the base's. */
+    const char *stop_signal;
+    /* config.Shell, when set_shell (a Dockerfile's SHELL; at least one argument). */
+    const char *const *shell;
+    size_t n_shell;
+    bool set_shell;
+    /* config.Healthcheck, when set (a Dockerfile's HEALTHCHECK; NONE disables the base's). */
+    const struct oci_healthcheck *healthcheck;
+    /*
+     * When n_history > 0, the history entries the build appends, in order,
+     * instead of one per new layer: those without empty_layer stand for the
+     * new layers in order, and there must be exactly as many as layers.
+     */
+    const struct oci_build_history *history;
+    size_t n_history;
 };
 
 /* One layer the build adds. */

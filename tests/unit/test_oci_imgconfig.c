@@ -267,6 +267,71 @@ TEST(scratch_config)
     free(out);
 }
 
+/*
+ * What a Dockerfile sets beyond the flags (volumes, stop signal, shell,
+ * healthcheck) and an explicit history, metadata-only steps included.
+ */
+TEST(dockerfile_fields)
+{
+    static const char *const vols[] = {"/data", "/cache"};
+    static const char *const shell[] = {"/bin/bash", "-c"};
+    static const char *const test[] = {"CMD-SHELL", "wget -q -O- localhost:8080"};
+    struct oci_healthcheck hc = {test, 2, 30000000000LL, 0, 5000000000LL, 0, 3};
+    struct oci_build_history hist[] = {
+        {"WORKDIR /app", true}, {"COPY app /app # buildkit", false}, {"ENV A=1", true}};
+    struct oci_build_changes ch;
+    char err[256], buf[256], *out = NULL;
+    size_t len = 0;
+    json_t *j, *h;
+
+    memset(&ch, 0, sizeof(ch));
+    ch.created = 1704164645;
+    ch.volumes = vols;
+    ch.n_volumes = 2;
+    ch.stop_signal = "SIGQUIT";
+    ch.shell = shell;
+    ch.n_shell = 2;
+    ch.set_shell = true;
+    ch.healthcheck = &hc;
+    ch.history = hist;
+    ch.n_history = 3;
+    CHECK_INT(build_alpine(&ch, "linux/amd64", &out, &len, err, sizeof(err)), 0);
+    j = json_loads(out, 0, NULL);
+    CHECK(j != NULL);
+    CHECK(json_is_object(at(j, "config", "Volumes", "/data", (char *)NULL)));
+    CHECK(json_is_object(at(j, "config", "Volumes", "/cache", (char *)NULL)));
+    CHECK_STR(str_at(j, "config", "StopSignal"), "SIGQUIT");
+    CHECK_STR(joined(at(j, "config", "Shell", (char *)NULL), buf, sizeof(buf)), "/bin/bash|-c");
+    CHECK_STR(joined(at(j, "config", "Healthcheck", "Test", (char *)NULL), buf, sizeof(buf)),
+              "CMD-SHELL|wget -q -O- localhost:8080");
+    CHECK_INT(json_integer_value(at(j, "config", "Healthcheck", "Interval", (char *)NULL)),
+              30000000000LL);
+    CHECK_INT(json_integer_value(at(j, "config", "Healthcheck", "StartPeriod", (char *)NULL)),
+              5000000000LL);
+    CHECK_INT(json_integer_value(at(j, "config", "Healthcheck", "Retries", (char *)NULL)), 3);
+    CHECK(at(j, "config", "Healthcheck", "Timeout", (char *)NULL) == NULL);
+    /* The base's two entries (ADD, then CMD), then the three steps, in order. */
+    h = at(j, "history", (char *)NULL);
+    CHECK_INT(json_array_size(h), 5);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(h, 2), "created_by")),
+              "WORKDIR /app");
+    CHECK(json_is_true(json_object_get(json_array_get(h, 2), "empty_layer")));
+    CHECK(json_object_get(json_array_get(h, 3), "empty_layer") == NULL);
+    CHECK(json_is_true(json_object_get(json_array_get(h, 4), "empty_layer")));
+    json_decref(j);
+    free(out);
+
+    /* The history must name exactly the new layers. */
+    hist[1].empty_layer = true;
+    CHECK_INT(build_alpine(&ch, "linux/amd64", &out, &len, err, sizeof(err)), OCISYNC_EUSAGE);
+    CHECK(contains(err, "lists 0 new layers but the build has 1"));
+    hist[1].empty_layer = false;
+    ch.n_volumes = 1;
+    ch.volumes = (const char *const[]){"data"};
+    CHECK_INT(build_alpine(&ch, "linux/amd64", &out, &len, err, sizeof(err)), OCISYNC_EUSAGE);
+    CHECK(contains(err, "volume \"data\" is not an absolute path"));
+}
+
 TEST(alpine_changes)
 {
     static const char *const env[] = {"FOO=1", "PATH=/app/bin:/usr/bin:/bin", "FOO=2",
@@ -1192,7 +1257,7 @@ TEST(pipeline)
     free(idx);
 }
 
-TEST_MAIN(T(time_rfc3339), T(scratch_config), T(alpine_changes), T(entrypoint_cmd),
-          T(platform_agreement), T(bad_base_config), T(history_lines_up), T(determinism),
-          T(validation_errors), T(layer_errors), T(manifest_oci), T(manifest_docker),
-          T(manifest_errors), T(annotation_parse), T(index), T(pipeline))
+TEST_MAIN(T(time_rfc3339), T(scratch_config), T(alpine_changes), T(dockerfile_fields),
+          T(entrypoint_cmd), T(platform_agreement), T(bad_base_config), T(history_lines_up),
+          T(determinism), T(validation_errors), T(layer_errors), T(manifest_oci),
+          T(manifest_docker), T(manifest_errors), T(annotation_parse), T(index), T(pipeline))
