@@ -13,7 +13,7 @@
  *    blobs it lacks (the base's, by now at the destination) from the base's
  *    repository. Nothing is tagged before everything it names is there.
  */
-#include "ocisync.h"
+#include "engine/build.h"
 
 #include "common/log.h"
 #include "oci/archive.h"
@@ -34,20 +34,18 @@
 #include <time.h>
 
 #define MAX_PLATFORMS 16
-#define MAX_LAYERS 64
+/* New layers: distinct ones in a build, and stacked in one image. */
+#define MAX_LAYERS 256
 #define MAX_SOURCES 64
 /* Registries the new layers stream to while they are built (the first repository named on each). */
 #define MAX_STREAMS 4
 
 struct build;
 
-/* One new layer: its sources, and what building it gave. */
+/* One new layer: what it is made of, and what building it gave. */
 struct new_layer {
     struct build *owner;
-    struct oci_tar_source src[MAX_SOURCES];
-    char *specs[MAX_SOURCES]; /* owned copies the sources point into */
-    size_t n_src;
-    char created_by[512];
+    const struct engine_build_layer *def; /* the spec's */
     struct oci_tar_plan plan;
     bool planned;
     struct oci_layer_build build;
@@ -68,14 +66,15 @@ struct plat {
     size_t base_manifest_len, base_config_len, base_layers;
     struct oci_digest base_digest;
     bool docker;
-    size_t own;              /* index of its own layer in the build's layers, or SIZE_MAX */
-    char *config, *manifest; /* owned: what the build wrote */
+    const struct engine_build_image *img; /* the spec's */
+    char *config, *manifest;              /* owned: what the build wrote */
     size_t config_len, manifest_len;
     struct oci_digest config_digest, manifest_digest;
     char manifest_mt[OCI_MEDIA_TYPE_MAX];
 };
 
 struct build {
+    const struct engine_build_spec *spec;
     const struct ocisync_build_opts *o;
     struct ocisync_build_result *res;
     bool scratch;
@@ -86,8 +85,8 @@ struct build {
     struct oci_digest base_top_digest;
     struct plat plats[MAX_PLATFORMS];
     size_t n_plats;
-    struct new_layer *layers; /* owned: the shared ones first, then one per platform with content */
-    size_t n_layers, n_shared;
+    struct new_layer *layers; /* owned: one per spec layer */
+    size_t n_layers;
     char staging[4200];
     int64_t created;
     const char *comp_mt;
@@ -276,8 +275,8 @@ static void on_pushed(struct engine_layer_push *p, int err, const char *msg)
                   p->reg->name, p->repo);
     } else if (err != UV_ECANCELED) {
         /* Not fatal: the copy that pushes the image uploads the built file in one piece. */
-        LOG_DEBUG("layer %s: streaming to %s/%s stopped (%s); it goes up once built",
-                  l->created_by + 15, p->reg->name, p->repo, msg);
+        LOG_DEBUG("layer %s: streaming to %s/%s stopped (%s); it goes up once built", l->def->label,
+                  p->reg->name, p->repo, msg);
     }
 }
 
@@ -379,7 +378,6 @@ static void build_layers(void *arg)
     struct engine_session s;
     struct stream_target targets[MAX_STREAMS];
     size_t n_targets = 0;
-    struct oci_tar_opts topts;
     enum oci_compression comp =
         b->o->compression == OCISYNC_ZSTD ? OCI_COMPRESS_ZSTD : OCI_COMPRESS_GZIP;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
@@ -393,22 +391,20 @@ static void build_layers(void *arg)
     s.data = b;
     if (!b->o->no_stream)
         n_targets = stream_targets(b, &s, targets);
-    memset(&topts, 0, sizeof(topts));
-    topts.chown = b->o->chown != 0;
-    topts.uid = b->o->uid;
-    topts.gid = b->o->gid;
-    if (sde != NULL && *sde != '\0') {
-        topts.clamp_mtime = true;
-        topts.mtime_max = b->created;
-    }
     snprintf(dir, sizeof(dir), "%s", b->staging);
     for (size_t i = 0; i < b->n_layers; i++) {
         struct new_layer *l = &b->layers[i];
+        struct oci_tar_opts topts = l->def->topts;
         if (stopped(b)) {
             l->err = OCISYNC_EINTERRUPTED;
             continue;
         }
-        l->err = oci_tar_plan_build(&l->plan, l->src, l->n_src, &topts, l->msg, sizeof(l->msg));
+        if (sde != NULL && *sde != '\0') {
+            topts.clamp_mtime = true;
+            topts.mtime_max = b->created;
+        }
+        l->err = oci_tar_plan_build(&l->plan, l->def->src, l->def->n_src, &topts, l->msg,
+                                    sizeof(l->msg));
         if (l->err != 0)
             continue;
         l->planned = true;
@@ -470,35 +466,18 @@ static int write_image(struct build *b, struct oci_layout *lay, char *msg, size_
     for (size_t i = 0; i < b->n_plats; i++) {
         struct plat *p = &b->plats[i];
         struct oci_build_layer nl[MAX_LAYERS];
-        struct oci_build_changes ch;
+        struct oci_build_changes ch = p->img->ch;
         struct oci_annotation pann[64 + 6];
         size_t n_nl = 0, n_pann = 0;
-        for (size_t k = 0; k < b->n_layers; k++) {
-            struct new_layer *l = &b->layers[k];
-            if (k >= b->n_shared && k != p->own)
-                continue;
+        for (size_t k = 0; k < p->img->n_layers; k++) {
+            struct new_layer *l = &b->layers[p->img->layers[k]];
             nl[n_nl].diff_id = l->build.result.diff_id;
             nl[n_nl].digest = l->build.result.digest;
             nl[n_nl].size = l->build.result.size;
             nl[n_nl].media_type = b->comp_mt;
-            nl[n_nl].created_by = l->created_by;
+            nl[n_nl].created_by = l->def->created_by;
             n_nl++;
         }
-        memset(&ch, 0, sizeof(ch));
-        ch.env = b->o->env;
-        ch.n_env = b->o->n_env;
-        ch.entrypoint = b->o->entrypoint;
-        ch.n_entrypoint = b->o->n_entrypoint;
-        ch.set_entrypoint = b->o->set_entrypoint != 0;
-        ch.cmd = b->o->cmd;
-        ch.n_cmd = b->o->n_cmd;
-        ch.set_cmd = b->o->set_cmd != 0;
-        ch.workdir = b->o->workdir;
-        ch.user = b->o->user;
-        ch.labels = b->o->labels;
-        ch.n_labels = b->o->n_labels;
-        ch.expose = b->o->expose;
-        ch.n_expose = b->o->n_expose;
         ch.created = b->created;
         err = oci_build_config(p->base_config, p->base_config_len, p->base_layers, &p->p, &ch, nl,
                                n_nl, &p->config, &p->config_len, msg, msglen);
@@ -556,77 +535,38 @@ static int write_image(struct build *b, struct oci_layout *lay, char *msg, size_
 
 /* ------------------------------------------------------------------------------------------ */
 
-/* Splits "SRC[:DEST]" (DEST absolute) into the layer's next source. */
-static int add_source(struct new_layer *l, const char *spec, char *msg, size_t msglen)
-{
-    char *copy, *colon;
-    if (l->n_src == MAX_SOURCES) {
-        snprintf(msg, msglen, "too many directories for one layer (at most %d)", MAX_SOURCES);
-        return OCISYNC_EUSAGE;
-    }
-    copy = strdup(spec);
-    if (copy == NULL)
-        return UV_ENOMEM;
-    l->specs[l->n_src] = copy;
-    colon = strrchr(copy, ':');
-    if (colon != NULL && colon[1] == '/') {
-        *colon = '\0';
-        l->src[l->n_src].dest = colon + 1;
-    } else {
-        l->src[l->n_src].dest = "/";
-    }
-    l->src[l->n_src].src = copy;
-    if (copy[0] == '\0') {
-        snprintf(msg, msglen, "\"%s\": no source directory", spec);
-        return OCISYNC_EUSAGE;
-    }
-    l->n_src++;
-    if (strlen(l->created_by) + strlen(spec) + 16 < sizeof(l->created_by)) {
-        if (l->created_by[0] == '\0')
-            snprintf(l->created_by, sizeof(l->created_by), "ocisync build: %s", spec);
-        else
-            strcat(strcat(l->created_by, " "), spec);
-    }
-    return 0;
-}
-
+/* The build's layers and platforms from the spec, checked. */
 static int plan_build(struct build *b)
 {
-    const struct ocisync_build_opts *o = b->o;
+    const struct engine_build_spec *spec = b->spec;
     char *msg = b->res->error;
     size_t msglen = sizeof(b->res->error);
-    size_t n = o->n_layers;
-    int err;
 
-    if (o->n_platforms == 0 || o->n_platforms > MAX_PLATFORMS) {
+    if (spec->n_images == 0 || spec->n_images > MAX_PLATFORMS) {
         snprintf(msg, msglen, "give 1 to %d platforms", MAX_PLATFORMS);
         return OCISYNC_EUSAGE;
     }
-    if (o->n_tags == 0) {
+    if (b->o->n_tags == 0) {
         snprintf(msg, msglen, "give at least one tag (destination)");
         return OCISYNC_EUSAGE;
     }
-    for (size_t i = 0; i < o->n_platforms; i++)
-        n += o->platforms[i].n_contents > 0;
-    if (n > MAX_LAYERS) {
+    if (spec->n_layers > MAX_LAYERS) {
         snprintf(msg, msglen, "too many new layers (at most %d)", MAX_LAYERS);
         return OCISYNC_EUSAGE;
     }
-    b->layers = calloc(n ? n : 1, sizeof(*b->layers));
+    b->layers = calloc(spec->n_layers ? spec->n_layers : 1, sizeof(*b->layers));
     if (b->layers == NULL)
         return UV_ENOMEM;
-    for (size_t i = 0; i < o->n_layers; i++) {
-        err = add_source(&b->layers[b->n_layers++], o->layers[i], msg, msglen);
-        if (err != 0)
-            return err;
-    }
-    b->n_shared = b->n_layers;
-    for (size_t i = 0; i < o->n_platforms; i++) {
+    for (size_t i = 0; i < spec->n_layers; i++)
+        b->layers[i].def = &spec->layers[i];
+    b->n_layers = spec->n_layers;
+    for (size_t i = 0; i < spec->n_images; i++) {
         struct plat *p = &b->plats[i];
-        if (oci_platform_parse(o->platforms[i].platform, &p->p) != 0) {
+        const struct engine_build_image *img = &spec->images[i];
+        if (oci_platform_parse(img->platform, &p->p) != 0) {
             snprintf(msg, msglen,
                      "invalid platform \"%s\": expected os/arch[/variant], like linux/arm64",
-                     o->platforms[i].platform);
+                     img->platform);
             return OCISYNC_EPLATFORM;
         }
         oci_platform_format(&p->p, p->name, sizeof(p->name));
@@ -636,15 +576,17 @@ static int plan_build(struct build *b)
                 return OCISYNC_EUSAGE;
             }
         }
-        p->own = SIZE_MAX;
-        if (o->platforms[i].n_contents > 0) {
-            p->own = b->n_layers++;
-            for (size_t k = 0; k < o->platforms[i].n_contents; k++) {
-                err = add_source(&b->layers[p->own], o->platforms[i].contents[k], msg, msglen);
-                if (err != 0)
-                    return err;
+        if (img->n_layers > MAX_LAYERS) {
+            snprintf(msg, msglen, "%s: too many new layers (at most %d)", p->name, MAX_LAYERS);
+            return OCISYNC_EUSAGE;
+        }
+        for (size_t k = 0; k < img->n_layers; k++) {
+            if (img->layers[k] >= spec->n_layers) {
+                snprintf(msg, msglen, "%s: layer %zu does not exist", p->name, img->layers[k]);
+                return OCISYNC_EUSAGE;
             }
         }
+        p->img = img;
         b->n_plats++;
     }
     return 0;
@@ -653,11 +595,8 @@ static int plan_build(struct build *b)
 static void build_free(struct build *b)
 {
     for (size_t i = 0; i < b->n_layers; i++) {
-        struct new_layer *l = &b->layers[i];
-        for (size_t k = 0; k < l->n_src; k++)
-            free(l->specs[k]);
-        if (l->planned)
-            oci_tar_plan_free(&l->plan);
+        if (b->layers[i].planned)
+            oci_tar_plan_free(&b->layers[i].plan);
     }
     free(b->layers);
     for (size_t i = 0; i < b->n_plats; i++) {
@@ -669,8 +608,9 @@ static void build_free(struct build *b)
     free(b->base_top);
 }
 
-int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_result *res)
+int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_result *res)
 {
+    const struct ocisync_build_opts *o = spec->o;
     struct build b;
     struct oci_layout lay;
     bool lay_open = false;
@@ -683,11 +623,10 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     int err;
 
-    memset(res, 0, sizeof(*res));
     memset(&b, 0, sizeof(b));
+    b.spec = spec;
     b.o = o;
     b.res = res;
-    ocisync__debug = o->copy.debug;
     if (o->copy.handle_signals)
         engine_stop_enter();
     b.created = sde != NULL && *sde != '\0' ? strtoll(sde, NULL, 10) : (int64_t)time(NULL);
@@ -695,9 +634,9 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
     err = plan_build(&b);
     if (err != 0)
         goto out;
-    b.scratch = o->base == NULL || strcmp(o->base, "scratch") == 0;
+    b.scratch = spec->base == NULL || strcmp(spec->base, "scratch") == 0;
     if (!b.scratch) {
-        err = oci_ref_parse(o->base, &b.base, res->error, sizeof(res->error));
+        err = oci_ref_parse(spec->base, &b.base, res->error, sizeof(res->error));
         if (err != 0)
             goto out;
         snprintf(b.base_repo, sizeof(b.base_repo), "%s/%s", b.base.registry, b.base.repository);
@@ -788,7 +727,7 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
         struct new_layer *l = &b.layers[i];
         if (l->err != 0 || !l->built) {
             err = l->err != 0 ? l->err : UV_EIO;
-            snprintf(res->error, sizeof(res->error), "layer %s: %s", l->created_by + 15,
+            snprintf(res->error, sizeof(res->error), "layer %s: %s", l->def->label,
                      l->msg[0] ? l->msg : ocisync_strerror(err));
             goto out;
         }
@@ -858,5 +797,171 @@ out:
         snprintf(res->error, sizeof(res->error), "%s", ocisync_strerror(err));
     if (o->copy.handle_signals)
         engine_stop_leave();
+    return err;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The flags' build: directories per platform and shared layers */
+
+/* A layer described by "SRC[:DEST]" strings, with what its spec entry borrows. */
+struct flag_layer {
+    struct oci_tar_source src[MAX_SOURCES];
+    char *specs[MAX_SOURCES]; /* owned copies the sources point into */
+    char created_by[512];
+};
+
+struct flag_spec {
+    struct flag_layer *fl;             /* owned */
+    struct engine_build_layer *layers; /* owned, one per fl */
+    struct engine_build_image images[MAX_PLATFORMS];
+    size_t idx[MAX_PLATFORMS][MAX_LAYERS + 1]; /* each image's layer indexes */
+    size_t n, cap;                             /* layers used, allocated */
+};
+
+/* Splits "SRC[:DEST]" (DEST absolute) into layer l's next source. */
+static int add_source(struct flag_spec *fs, size_t l, const char *spec, char *msg, size_t msglen)
+{
+    struct flag_layer *f = &fs->fl[l];
+    struct engine_build_layer *el = &fs->layers[l];
+    char *copy, *colon;
+
+    if (el->n_src == MAX_SOURCES) {
+        snprintf(msg, msglen, "too many directories for one layer (at most %d)", MAX_SOURCES);
+        return OCISYNC_EUSAGE;
+    }
+    copy = strdup(spec);
+    if (copy == NULL)
+        return UV_ENOMEM;
+    f->specs[el->n_src] = copy;
+    colon = strrchr(copy, ':');
+    if (colon != NULL && colon[1] == '/') {
+        *colon = '\0';
+        f->src[el->n_src].dest = colon + 1;
+    } else {
+        f->src[el->n_src].dest = "/";
+    }
+    f->src[el->n_src].src = copy;
+    if (copy[0] == '\0') {
+        snprintf(msg, msglen, "\"%s\": no source directory", spec);
+        return OCISYNC_EUSAGE;
+    }
+    el->n_src++;
+    if (strlen(f->created_by) + strlen(spec) + 16 < sizeof(f->created_by)) {
+        if (f->created_by[0] == '\0')
+            snprintf(f->created_by, sizeof(f->created_by), "ocisync build: %s", spec);
+        else
+            strcat(strcat(f->created_by, " "), spec);
+    }
+    return 0;
+}
+
+static int flag_spec_make(const struct ocisync_build_opts *o, struct flag_spec *fs,
+                          struct engine_build_spec *spec, char *msg, size_t msglen)
+{
+    struct oci_build_changes ch;
+    size_t n = o->n_layers;
+    int err;
+
+    memset(fs, 0, sizeof(*fs));
+    if (o->n_platforms == 0 || o->n_platforms > MAX_PLATFORMS) {
+        snprintf(msg, msglen, "give 1 to %d platforms", MAX_PLATFORMS);
+        return OCISYNC_EUSAGE;
+    }
+    for (size_t i = 0; i < o->n_platforms; i++)
+        n += o->platforms[i].n_contents > 0;
+    if (n > MAX_LAYERS) {
+        snprintf(msg, msglen, "too many new layers (at most %d)", MAX_LAYERS);
+        return OCISYNC_EUSAGE;
+    }
+    fs->fl = calloc(n ? n : 1, sizeof(*fs->fl));
+    fs->layers = calloc(n ? n : 1, sizeof(*fs->layers));
+    if (fs->fl == NULL || fs->layers == NULL)
+        return UV_ENOMEM;
+    fs->cap = n;
+    memset(&ch, 0, sizeof(ch));
+    ch.env = o->env;
+    ch.n_env = o->n_env;
+    ch.entrypoint = o->entrypoint;
+    ch.n_entrypoint = o->n_entrypoint;
+    ch.set_entrypoint = o->set_entrypoint != 0;
+    ch.cmd = o->cmd;
+    ch.n_cmd = o->n_cmd;
+    ch.set_cmd = o->set_cmd != 0;
+    ch.workdir = o->workdir;
+    ch.user = o->user;
+    ch.labels = o->labels;
+    ch.n_labels = o->n_labels;
+    ch.expose = o->expose;
+    ch.n_expose = o->n_expose;
+    for (size_t i = 0; i < n; i++) {
+        struct engine_build_layer *el = &fs->layers[i];
+        el->src = fs->fl[i].src;
+        el->topts.chown = o->chown != 0;
+        el->topts.uid = o->uid;
+        el->topts.gid = o->gid;
+        el->label = fs->fl[i].created_by + strlen("ocisync build: ");
+        el->created_by = fs->fl[i].created_by;
+    }
+    for (size_t i = 0; i < o->n_layers; i++) {
+        err = add_source(fs, fs->n++, o->layers[i], msg, msglen);
+        if (err != 0)
+            return err;
+    }
+    for (size_t i = 0; i < o->n_platforms; i++) {
+        struct engine_build_image *img = &fs->images[i];
+        size_t k;
+        for (k = 0; k < o->n_layers; k++)
+            fs->idx[i][k] = k;
+        if (o->platforms[i].n_contents > 0) {
+            for (size_t c = 0; c < o->platforms[i].n_contents; c++) {
+                err = add_source(fs, fs->n, o->platforms[i].contents[c], msg, msglen);
+                if (err != 0)
+                    return err;
+            }
+            fs->idx[i][k++] = fs->n++;
+        }
+        img->platform = o->platforms[i].platform;
+        img->layers = fs->idx[i];
+        img->n_layers = k;
+        img->ch = ch;
+    }
+    memset(spec, 0, sizeof(*spec));
+    spec->base = o->base;
+    spec->layers = fs->layers;
+    spec->n_layers = fs->n;
+    spec->images = fs->images;
+    spec->n_images = o->n_platforms;
+    spec->o = o;
+    return 0;
+}
+
+static void flag_spec_free(struct flag_spec *fs)
+{
+    for (size_t i = 0; fs->fl != NULL && i < fs->cap; i++) {
+        for (size_t k = 0; k < MAX_SOURCES && fs->fl[i].specs[k] != NULL; k++)
+            free(fs->fl[i].specs[k]);
+    }
+    free(fs->fl);
+    free(fs->layers);
+}
+
+int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_result *res)
+{
+    struct engine_build_spec spec;
+    struct flag_spec *fs;
+    int err;
+
+    memset(res, 0, sizeof(*res));
+    ocisync__debug = o->copy.debug;
+    fs = calloc(1, sizeof(*fs));
+    if (fs == NULL)
+        return UV_ENOMEM;
+    err = flag_spec_make(o, fs, &spec, res->error, sizeof(res->error));
+    if (err == 0)
+        err = engine_build_run(&spec, res);
+    else if (res->error[0] == '\0')
+        snprintf(res->error, sizeof(res->error), "%s", ocisync_strerror(err));
+    flag_spec_free(fs);
+    free(fs);
     return err;
 }

@@ -1,0 +1,56 @@
+/*
+ * What a build makes, however it was described: by ocisync_build's flags
+ * (directories per platform, shared layers, config changes) or by a
+ * Dockerfile (dockerfile.c). Both become one spec, which build.c runs: one
+ * base for every image, a set of distinct new layers (each built and
+ * uploaded once, however many platforms use it), and per platform the
+ * layers it stacks in order and its config changes with their history.
+ */
+#ifndef ENGINE_BUILD_H
+#define ENGINE_BUILD_H
+
+#include "ocisync.h"
+#include "oci/imgconfig.h"
+#include "oci/tar.h"
+
+#include <stddef.h>
+
+/* One distinct new layer. Everything is borrowed for the length of the run. */
+struct engine_build_layer {
+    const struct oci_tar_source *src;
+    size_t n_src;
+    /* Ownership and modes; the run adds mtime clamping from SOURCE_DATE_EPOCH. */
+    struct oci_tar_opts topts;
+    /* Names the layer in messages: "COPY dist /app (Dockerfile line 4)", "./dist:/app". */
+    const char *label;
+    /* Its history entry when the image's changes carry no explicit history. */
+    const char *created_by;
+};
+
+/* One platform's image. */
+struct engine_build_image {
+    const char *platform; /* "linux/arm64" */
+    /* Indexes into the spec's layers, bottom first, after the base's. */
+    const size_t *layers;
+    size_t n_layers;
+    /* The config changes; created is set by the run. */
+    struct oci_build_changes ch;
+};
+
+struct engine_build_spec {
+    const char *base; /* NULL or "scratch" for none */
+    const struct engine_build_layer *layers;
+    size_t n_layers;
+    const struct engine_build_image *images;
+    size_t n_images;
+    /* Compression, streaming, annotations, tags and transfers are taken from here. */
+    const struct ocisync_build_opts *o;
+};
+
+/*
+ * Builds the images of spec and pushes (or writes) their index to every
+ * tag of spec->o. Returns 0, or an error with a sentence in res->error.
+ */
+int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_result *res);
+
+#endif
