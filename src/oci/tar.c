@@ -164,6 +164,8 @@ static int add_entry(struct walk *w, char type, const char *path, size_t len, co
     e->source = w->source;
     if (st != NULL) {
         e->mode = (uint32_t)(st->st_mode & 07777);
+        if (w->opts->chmod != NULL && type != '2')
+            e->mode = oci_chmod_apply(w->opts->chmod, e->mode, type == '5');
         e->mtime = clamp_mtime(w->opts, (int64_t)st->st_mtime);
         e->size = type == '0' ? (uint64_t)st->st_size : 0;
         e->dev = (uint64_t)st->st_dev;
@@ -534,6 +536,77 @@ static void free_entry(struct oci_tar_plan_entry *e)
     memset(e, 0, sizeof(*e));
 }
 
+int oci_chmod_parse(const char *s, struct oci_chmod *m, char *err, size_t errlen)
+{
+    struct ocisync__clipped c;
+    const char *p = s;
+
+    memset(m, 0, sizeof(*m));
+    if (*s >= '0' && *s <= '7') {
+        uint32_t v = 0;
+        size_t n = 0;
+        for (; *p >= '0' && *p <= '7' && n < 5; p++, n++)
+            v = v * 8 + (uint32_t)(*p - '0');
+        if (*p != '\0' || v > 07777)
+            goto bad;
+        m->octal = true;
+        m->mode = v;
+        return 0;
+    }
+    while (*p != '\0') {
+        uint32_t who = 0;
+        if (m->n == OCI_CHMOD_MAX_CLAUSES)
+            goto bad;
+        for (; *p == 'u' || *p == 'g' || *p == 'o' || *p == 'a'; p++)
+            who |= *p == 'u' ? 04700 : *p == 'g' ? 02070 : *p == 'o' ? 01007 : 07777;
+        /* No "who" means all, as with a umask of 0 (builders have none). */
+        m->c[m->n].who = who ? who : 07777;
+        if (*p != '+' && *p != '-' && *p != '=')
+            goto bad;
+        m->c[m->n].op = *p++;
+        for (; *p == 'r' || *p == 'w' || *p == 'x' || *p == 'X' || *p == 's' || *p == 't'; p++) {
+            m->c[m->n].perm |= *p == 'r'   ? 0444
+                               : *p == 'w' ? 0222
+                               : *p == 'x' ? 0111
+                               : *p == 's' ? 06000
+                               : *p == 't' ? 01000
+                                           : 0;
+            m->c[m->n].cond_x |= *p == 'X';
+        }
+        m->n++;
+        if (*p == ',' && p[1] != '\0')
+            p++;
+        else if (*p != '\0')
+            goto bad;
+    }
+    if (m->n > 0)
+        return 0;
+bad:
+    ocisync__errf(err, errlen, "mode \"%s\" is neither octal (0755) nor symbolic (u+x,g-w,o=r)",
+                  ocisync__clip(s, ERR_QUOTE_MAX, &c));
+    return OCISYNC_EUSAGE;
+}
+
+uint32_t oci_chmod_apply(const struct oci_chmod *m, uint32_t mode, bool is_dir)
+{
+    mode &= 07777;
+    if (m->octal)
+        return m->mode;
+    for (unsigned i = 0; i < m->n; i++) {
+        uint32_t perm = m->c[i].perm;
+        if (m->c[i].cond_x && (is_dir || (mode & 0111) != 0))
+            perm |= 0111;
+        perm &= m->c[i].who;
+        if (m->c[i].op == '+')
+            mode |= perm;
+        else if (m->c[i].op == '-')
+            mode &= ~perm;
+        else
+            mode = (mode & ~(m->c[i].who & 0777)) | perm;
+    }
+    return mode;
+}
+
 /* Where an entry came from, for a message about two sources colliding. */
 static const char *origin(const struct oci_tar_plan_entry *e, const struct oci_tar_source *srcs,
                           char *buf, size_t len)
@@ -574,6 +647,14 @@ static int merge_duplicates(struct walk *w, const struct oci_tar_source *srcs)
         } else if (k->src == NULL && e[i].type == '5') {
             free_entry(k);
             *k = e[i];
+        } else if (w->opts->overlay && (k->type == '5') == (e[i].type == '5')) {
+            /* The later source wins (entries of one name are in source order). */
+            if (e[i].source > k->source) {
+                free_entry(k);
+                *k = e[i];
+            } else {
+                free_entry(&e[i]);
+            }
         } else {
             struct ocisync__clipped c;
             char a[ERR_QUOTE_MAX + 64], b[ERR_QUOTE_MAX + 64];

@@ -60,11 +60,45 @@ struct oci_tar_source {
     const char *dest;
 };
 
+/*
+ * A mode change as chmod(1) and a Dockerfile's COPY --chmod take it: octal
+ * ("0755", "644") or symbolic ("u+x,g-w,o=r", "a+X"). Parse with
+ * oci_chmod_parse.
+ */
+#define OCI_CHMOD_MAX_CLAUSES 16
+struct oci_chmod {
+    bool octal;
+    uint32_t mode; /* octal: the new mode */
+    unsigned n;    /* symbolic: clauses applied in order */
+    struct {
+        uint32_t who;  /* bits of 07777 the clause may touch */
+        char op;       /* '+', '-' or '=' */
+        uint32_t perm; /* bits named (before masking with who) */
+        bool cond_x;   /* 'X': execute only for directories or files executable by someone */
+    } c[OCI_CHMOD_MAX_CLAUSES];
+};
+
+/* Parses s into *m. OCISYNC_EUSAGE with a sentence in err for anything else. */
+int oci_chmod_parse(const char *s, struct oci_chmod *m, char *err, size_t errlen);
+/* The mode (07777 bits) an entry of mode, a directory or not, gets. */
+uint32_t oci_chmod_apply(const struct oci_chmod *m, uint32_t mode, bool is_dir);
+
 struct oci_tar_opts {
     bool chown;        /* if false, every entry gets uid 0 and gid 0 */
     uint32_t uid, gid; /* used when chown is true */
     bool clamp_mtime;  /* SOURCE_DATE_EPOCH: mtimes later than mtime_max become mtime_max */
     int64_t mtime_max;
+    /* When set, the mode of every file and directory the sources give (not links, not implied
+     * parents). */
+    const struct oci_chmod *chmod;
+    /*
+     * When set, sources are laid over each other in order, as a COPY with
+     * several sources does: two directories with one path merge (the later
+     * one's mode and mtime win), and a later file or link replaces an
+     * earlier one. A directory and a non-directory with one path are still
+     * refused. Unset, any two sources giving one path are refused.
+     */
+    bool overlay;
 };
 
 /* One archive entry of a plan. */

@@ -823,6 +823,97 @@ TEST(refusals)
     rm_tree(root);
 }
 
+/* COPY --chmod, octal and symbolic, as chmod(1) reads it. */
+TEST(chmod_modes)
+{
+    struct oci_chmod m;
+
+    CHECK_INT(oci_chmod_parse("0755", &m, err, sizeof(err)), 0);
+    CHECK_INT(oci_chmod_apply(&m, 0600, false), 0755);
+    CHECK_INT(oci_chmod_parse("4711", &m, err, sizeof(err)), 0);
+    CHECK_INT(oci_chmod_apply(&m, 0644, false), 04711);
+    CHECK_INT(oci_chmod_parse("u+x", &m, err, sizeof(err)), 0);
+    CHECK_INT(oci_chmod_apply(&m, 0644, false), 0744);
+    CHECK_INT(oci_chmod_parse("g-w,o=r", &m, err, sizeof(err)), 0);
+    CHECK_INT(oci_chmod_apply(&m, 0666, false), 0644);
+    CHECK_INT(oci_chmod_parse("a+X", &m, err, sizeof(err)), 0);
+    CHECK_INT(oci_chmod_apply(&m, 0644, false), 0644);
+    CHECK_INT(oci_chmod_apply(&m, 0644, true), 0755);
+    CHECK_INT(oci_chmod_apply(&m, 0744, false), 0755);
+    CHECK_INT(oci_chmod_parse("+x", &m, err, sizeof(err)), 0);
+    CHECK_INT(oci_chmod_apply(&m, 0600, false), 0711);
+    CHECK_INT(oci_chmod_parse("u=rwx,go=rx", &m, err, sizeof(err)), 0);
+    CHECK_INT(oci_chmod_apply(&m, 0000, false), 0755);
+    CHECK_INT(oci_chmod_parse("", &m, err, sizeof(err)), OCISYNC_EUSAGE);
+    CHECK_INT(oci_chmod_parse("0758", &m, err, sizeof(err)), OCISYNC_EUSAGE);
+    CHECK_INT(oci_chmod_parse("17777", &m, err, sizeof(err)), OCISYNC_EUSAGE);
+    CHECK_INT(oci_chmod_parse("u+q", &m, err, sizeof(err)), OCISYNC_EUSAGE);
+    CHECK(strstr(err, "\"u+q\"") != NULL);
+    CHECK_INT(oci_chmod_parse("u+x,", &m, err, sizeof(err)), OCISYNC_EUSAGE);
+}
+
+/*
+ * Sources laid over each other (COPY a b /dst/): directories merge, the later
+ * file wins, --chmod reaches files and directories but not links or implied
+ * parents; a file against a directory is still refused.
+ */
+TEST(overlay_sources)
+{
+    char root[64], a[128], b[128], c[128];
+    struct oci_tar_source s[3];
+    struct oci_tar_opts o;
+    struct oci_chmod m;
+    struct parsed p;
+    struct test_buf t;
+
+    temp_dir(root, sizeof(root));
+    snprintf(a, sizeof(a), "%s/a", root);
+    snprintf(b, sizeof(b), "%s/b", root);
+    snprintf(c, sizeof(c), "%s/c", root);
+    CHECK_INT(mkdir(a, 0700), 0);
+    CHECK_INT(mkdir(b, 0750), 0);
+    CHECK_INT(mkdir(c, 0755), 0);
+    make_file(a, "same.txt", "from a", 6, 0600);
+    make_file(a, "only-a", "a", 1, 0600);
+    make_dir(a, "d", 0700);
+    make_file(b, "same.txt", "from b!", 7, 0600);
+    make_dir(b, "d", 0700);
+    make_file(b, "d/x", "x", 1, 0600);
+    make_symlink(b, "l", "same.txt");
+    make_dir(c, "same.txt", 0755);
+    memset(&o, 0, sizeof(o));
+    o.overlay = true;
+    CHECK_INT(oci_chmod_parse("go+rX", &m, err, sizeof(err)), 0);
+    o.chmod = &m;
+    s[0] = (struct oci_tar_source){a, "/app"};
+    s[1] = (struct oci_tar_source){b, "/app"};
+    CHECK_INT(build(s, 2, &o, 65536, &t), 0);
+    CHECK_INT(parse(t.data, t.len, 0, &p), 0);
+    check_entry(&p, "app/", '5', 0755, "");
+    check_file(&p, "app/same.txt", 0644, "from b!", 7);
+    check_file(&p, "app/only-a", 0644, "a", 1);
+    check_entry(&p, "app/d/", '5', 0755, "");
+    check_file(&p, "app/d/x", 0644, "x", 1);
+    check_entry(&p, "app/l", '2', 0777, "same.txt");
+    CHECK_INT(p.n, 6);
+    parsed_free(&p);
+    free(t.data);
+
+    /* Without overlay, the same two sources collide. */
+    o.overlay = false;
+    CHECK_INT(oci_tar_plan_build(&(struct oci_tar_plan){0}, s, 2, &o, err, sizeof(err)),
+              OCISYNC_EUSAGE);
+    CHECK(strstr(err, "comes from both") != NULL);
+    /* A directory over a file is refused even when overlaying. */
+    o.overlay = true;
+    s[0] = (struct oci_tar_source){a, "/app"};
+    s[1] = (struct oci_tar_source){c, "/app"};
+    s[2] = (struct oci_tar_source){b, "/app"};
+    CHECK_INT(oci_tar_plan_build(&(struct oci_tar_plan){0}, s, 3, &o, err, sizeof(err)),
+              OCISYNC_EUSAGE);
+    rm_tree(root);
+}
+
 /*
  * Symlinks are data: every one is stored as it is, wherever it points
  * (absolute, into /etc/alternatives, up and out of the source), and what it
@@ -1282,6 +1373,6 @@ TEST(reader_callback_abort)
 
 TEST_MAIN(T(roundtrip), T(plan_counts), T(deterministic), T(dest_placement),
           T(chown_and_pax_numbers), T(gnu_tar_reads_ours), T(reads_gnu_tar), T(reads_v7),
-          T(refusals), T(links_as_they_are), T(unreadable), T(changed_while_streaming),
-          T(reader_split_anywhere), T(reader_truncated), T(reader_bad_headers), T(reader_caps),
-          T(reader_pax_records), T(reader_callback_abort))
+          T(refusals), T(links_as_they_are), T(chmod_modes), T(overlay_sources), T(unreadable),
+          T(changed_while_streaming), T(reader_split_anywhere), T(reader_truncated),
+          T(reader_bad_headers), T(reader_caps), T(reader_pax_records), T(reader_callback_abort))
