@@ -259,6 +259,32 @@ static int add_node(struct walk *w, const struct stat *st)
     return OCISYNC_EUSAGE;
 }
 
+/*
+ * add_node through the caller's filter: an excluded entry is left out, and a
+ * directory to descend into is recorded only if something below it is.
+ */
+static int filtered_node(struct walk *w, const struct stat *st)
+{
+    const struct oci_tar_opts *o = w->opts;
+    size_t before = w->plan->n_entries;
+    int what, rc;
+
+    if (o->filter == NULL)
+        return add_node(w, st);
+    what = o->filter(o->filter_arg, w->local, S_ISDIR(st->st_mode));
+    if (what == OCI_TAR_EXCLUDE)
+        return 0;
+    if (what != OCI_TAR_DESCEND || !S_ISDIR(st->st_mode))
+        return add_node(w, st);
+    rc = walk_dir(w);
+    if (rc == 0 && w->plan->n_entries > before) {
+        w->arch[w->arch_len] = '/';
+        rc = add_entry(w, '5', w->arch, w->arch_len + 1, w->local, NULL, st);
+        w->arch[w->arch_len] = '\0';
+    }
+    return rc;
+}
+
 static int cmp_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -363,7 +389,7 @@ static int walk_dir(struct walk *w)
             rc = sys_fail(w, "read", w->local, errno);
             goto out;
         }
-        rc = add_node(w, &st);
+        rc = filtered_node(w, &st);
         if (rc != 0)
             goto out;
     }

@@ -99,7 +99,19 @@ struct oci_tar_opts {
      * refused. Unset, any two sources giving one path are refused.
      */
     bool overlay;
+    /*
+     * When set, asked for every entry below a source (local path, and
+     * whether it is a directory) before it is recorded: OCI_TAR_INCLUDE,
+     * OCI_TAR_EXCLUDE (a directory with everything below it), or, for a
+     * directory, OCI_TAR_DESCEND (not itself, but what is below it that the
+     * filter includes, under the directory, which then appears as it is
+     * whenever something below it does). A .dockerignore, for one.
+     */
+    int (*filter)(void *arg, const char *local, bool is_dir);
+    void *filter_arg;
 };
+
+enum { OCI_TAR_INCLUDE = 0, OCI_TAR_EXCLUDE, OCI_TAR_DESCEND };
 
 /* One archive entry of a plan. */
 struct oci_tar_plan_entry {

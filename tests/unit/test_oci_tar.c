@@ -914,6 +914,57 @@ TEST(overlay_sources)
     rm_tree(root);
 }
 
+/* A filter that drops *.log and gone/, and descends into skip/ for keep.txt only. */
+static int test_filter(void *arg, const char *local, bool is_dir)
+{
+    const char *base = strrchr(local, '/') + 1;
+    size_t n = strlen(base);
+
+    (*(int *)arg)++;
+    if (strcmp(base, "gone") == 0)
+        return OCI_TAR_EXCLUDE;
+    if (strcmp(base, "skip") == 0 || strcmp(base, "empty") == 0)
+        return is_dir ? OCI_TAR_DESCEND : OCI_TAR_EXCLUDE;
+    if (strstr(local, "/skip/") != NULL || strstr(local, "/empty/") != NULL)
+        return strcmp(base, "keep.txt") == 0 ? OCI_TAR_INCLUDE : OCI_TAR_EXCLUDE;
+    return n > 4 && strcmp(base + n - 4, ".log") == 0 ? OCI_TAR_EXCLUDE : OCI_TAR_INCLUDE;
+}
+
+TEST(filter_entries)
+{
+    char root[64];
+    struct oci_tar_source s;
+    struct oci_tar_opts o;
+    struct parsed p;
+    struct test_buf t;
+    int calls = 0;
+
+    temp_dir(root, sizeof(root));
+    make_file(root, "a.txt", "a", 1, 0644);
+    make_file(root, "a.log", "x", 1, 0644);
+    make_dir(root, "gone", 0755);
+    make_file(root, "gone/inner.txt", "x", 1, 0644);
+    make_dir(root, "skip", 0750);
+    make_file(root, "skip/keep.txt", "k", 1, 0644);
+    make_file(root, "skip/drop.txt", "d", 1, 0644);
+    make_dir(root, "empty", 0755);
+    make_file(root, "empty/drop.txt", "d", 1, 0644);
+    memset(&o, 0, sizeof(o));
+    o.filter = test_filter;
+    o.filter_arg = &calls;
+    s = (struct oci_tar_source){root, "/"};
+    CHECK_INT(build(&s, 1, &o, 65536, &t), 0);
+    CHECK_INT(parse(t.data, t.len, 0, &p), 0);
+    check_file(&p, "a.txt", 0644, "a", 1);
+    check_entry(&p, "skip/", '5', 0750, "");
+    check_file(&p, "skip/keep.txt", 0644, "k", 1);
+    CHECK_INT(p.n, 3);   /* no a.log, gone/, skip/drop.txt, nor empty/ with nothing kept */
+    CHECK_INT(calls, 8); /* everything but what is below gone/ was asked about */
+    parsed_free(&p);
+    free(t.data);
+    rm_tree(root);
+}
+
 /*
  * Symlinks are data: every one is stored as it is, wherever it points
  * (absolute, into /etc/alternatives, up and out of the source), and what it
@@ -1373,6 +1424,6 @@ TEST(reader_callback_abort)
 
 TEST_MAIN(T(roundtrip), T(plan_counts), T(deterministic), T(dest_placement),
           T(chown_and_pax_numbers), T(gnu_tar_reads_ours), T(reads_gnu_tar), T(reads_v7),
-          T(refusals), T(links_as_they_are), T(chmod_modes), T(overlay_sources), T(unreadable),
-          T(changed_while_streaming), T(reader_split_anywhere), T(reader_truncated),
+          T(refusals), T(links_as_they_are), T(chmod_modes), T(overlay_sources), T(filter_entries),
+          T(unreadable), T(changed_while_streaming), T(reader_split_anywhere), T(reader_truncated),
           T(reader_bad_headers), T(reader_caps), T(reader_pax_records), T(reader_callback_abort))
