@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 #include <uv.h>
 #include <zlib.h>
@@ -631,20 +630,6 @@ static int write_layer(int fd, uint64_t size, const struct oci_descriptor *layer
     return rc;
 }
 
-/* The host's architecture in OCI terms. */
-static const char *host_arch(void)
-{
-    struct utsname u;
-    if (uname(&u) != 0)
-        return "amd64";
-    if (strcmp(u.machine, "x86_64") == 0)
-        return "amd64";
-    if (strcmp(u.machine, "aarch64") == 0)
-        return "arm64";
-    /* Others by their kernel name would rarely match an image's: amd64 is the usual fallback. */
-    return "amd64";
-}
-
 int oci_docker_archive_write(const char *layout_dir, const char *name, const char *repotag,
                              const char *file, char *err, size_t errlen)
 {
@@ -679,13 +664,14 @@ int oci_docker_archive_write(const char *layout_dir, const char *name, const cha
             for (size_t i = 0; i < idx.n_manifests && pick == NULL; i++)
                 if (idx.manifests[i].has_platform &&
                     strcmp(idx.manifests[i].platform.os, "linux") == 0 &&
-                    strcmp(idx.manifests[i].platform.arch, pass == 0 ? host_arch() : "amd64") == 0)
+                    strcmp(idx.manifests[i].platform.arch,
+                           pass == 0 ? oci_platform_host()->arch : "amd64") == 0)
                     pick = &idx.manifests[i];
         if (pick == NULL) {
             snprintf(err, errlen,
                      "a docker archive holds one image, and this index has none for linux/%s "
                      "or linux/amd64: copy one platform with --platform",
-                     host_arch());
+                     oci_platform_host()->arch);
             rc = OCISYNC_ENOPLATFORM;
             goto out;
         }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 /*
  * Real manifests nest four levels at most (index, manifests, descriptor,
@@ -233,6 +234,33 @@ const char *oci_platform_problem(const char *s)
     if (parts < 2)
         return "is not os/arch[/variant]: it needs at least an OS and an architecture";
     return NULL;
+}
+
+const struct oci_platform *oci_platform_host(void)
+{
+    static const struct {
+        const char *machine, *arch, *variant;
+    } names[] = {
+        {"x86_64", "amd64", ""}, {"aarch64", "arm64", ""},   {"armv7l", "arm", "v7"},
+        {"armv6l", "arm", "v6"}, {"i686", "386", ""},        {"ppc64le", "ppc64le", ""},
+        {"s390x", "s390x", ""},  {"riscv64", "riscv64", ""}, {"loongarch64", "loong64", ""}};
+    static struct oci_platform host;
+    struct utsname u;
+
+    if (host.os[0] != '\0')
+        return &host;
+    snprintf(host.os, sizeof(host.os), "linux");
+    /* Others by their kernel name would rarely match an image's: amd64 is the usual fallback. */
+    snprintf(host.arch, sizeof(host.arch), "amd64");
+    if (uname(&u) == 0) {
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            if (strcmp(u.machine, names[i].machine) == 0) {
+                snprintf(host.arch, sizeof(host.arch), "%s", names[i].arch);
+                snprintf(host.variant, sizeof(host.variant), "%s", names[i].variant);
+            }
+        }
+    }
+    return &host;
 }
 
 int oci_platform_parse(const char *s, struct oci_platform *out)

@@ -101,6 +101,8 @@ const char *oci_platform_problem(const char *s);
  * "x86_64"/"x86-64" -> "amd64", "armhf" -> arm/v7, "armel" -> arm/v6.
  */
 int oci_platform_parse(const char *s, struct oci_platform *out);
+/* The platform of the machine ocisync runs on (linux/amd64, linux/arm64, ...). */
+const struct oci_platform *oci_platform_host(void);
 /* "os/arch[/variant]" into buf; returns snprintf's result. */
 int oci_platform_format(const struct oci_platform *p, char *buf, size_t len);
 /*
