@@ -238,8 +238,10 @@ write_cmd() {
     ocisync-oci-sync)
       printf 'exec %q sync -q --src oci --dest docker %q %q\n' "$bin" "$lay" "$DST_ADDR/$prefix" ;;
     ocisync-bp-gzip | ocisync-bp-zstd)
-      printf 'exec %q build-push -q --base scratch --platform %q --compression %s --digest-file %q --tag %q\n' \
-        "$bin" "linux/amd64=$lay" "${tool#ocisync-bp-}" "$o/digest" "$DST_ADDR/$prefix/w5:${tool#ocisync-bp-}" ;;
+      # A build cache of its own each round: the first build's cost (the layer is built, and
+      # its files hashed for the cache key), never a hit from an earlier round.
+      printf 'export XDG_CACHE_HOME=%q\nexec %q build-push -q --base scratch --platform %q --compression %s --digest-file %q --tag %q\n' \
+        "$o/cache" "$bin" "linux/amd64=$lay" "${tool#ocisync-bp-}" "$o/digest" "$DST_ADDR/$prefix/w5:${tool#ocisync-bp-}" ;;
     pigz)
       printf 'set -o pipefail\ntar -C %q -cf - . | pigz -6 >%q\n' "$lay" "$o/layer.tar.gz" ;;
     zstd)

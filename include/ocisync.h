@@ -408,6 +408,26 @@ struct ocisync_build_opts {
     const char *const *annotations; /* "key=value", on the manifests and the index */
     size_t n_annotations;
     /*
+     * A Dockerfile build (`ocisync build -f`): the Dockerfile's path; NULL for
+     * a build from the fields above. With one, platforms give names only (no
+     * directories; none means the host's), and base, layers, chown,
+     * entrypoint, cmd, env, workdir, user and expose stay unset: the
+     * Dockerfile says those. Labels and annotations add to what it says.
+     */
+    const char *dockerfile;
+    const char *context; /* the build context directory; NULL: "." */
+    /* "KEY=VALUE", or "KEY" to take the value from the environment (as docker's --build-arg). */
+    const char *const *build_args;
+    size_t n_build_args;
+    const char *target; /* the stage to build; NULL: the last one */
+    /*
+     * The build cache: layers already built are found by their content and
+     * not built again. cache_dir NULL: $XDG_CACHE_HOME/ocisync (else
+     * ~/.cache/ocisync); no_cache set: neither read nor written.
+     */
+    const char *cache_dir;
+    int no_cache;
+    /*
      * Where the image goes: registry references (docker://...), oci:DIR:NAME
      * or oci-archive:FILE:NAME; all of them get the same index.
      */
@@ -420,8 +440,9 @@ struct ocisync_build_opts {
 struct ocisync_build_result {
     char digest[144]; /* the index all tags point to */
     uint64_t layers_built;
-    uint64_t bytes_built; /* compressed bytes of the new layers */
-    uint64_t tar_bytes;   /* uncompressed bytes of the new layers */
+    uint64_t layers_cached; /* of layers_built, found in the build cache */
+    uint64_t bytes_built;   /* compressed bytes of the new layers */
+    uint64_t tar_bytes;     /* uncompressed bytes of the new layers */
     uint64_t blobs_copied, blobs_mounted, blobs_skipped;
     uint64_t blobs_streamed; /* new layers uploaded while they were built (part of blobs_copied) */
     char error[1024];

@@ -26,11 +26,20 @@ static void build_usage(FILE *f, bool push)
 {
     fprintf(f,
             "Usage: %s %s [OPTIONS] %s\n"
+            "       %s %s [OPTIONS] [-f Dockerfile] CONTEXT %s\n"
             "\n"
-            "Builds an image from local directories on top of a base image (or scratch), for\n"
-            "one or more platforms, and %s.\n"
+            "Builds an image from local directories on top of a base image (or scratch), or\n"
+            "from a Dockerfile, for one or more platforms, and %s.\n"
             "\n"
-            "Options:\n"
+            "Dockerfile builds:\n"
+            "  -f, --file FILE           the Dockerfile (default CONTEXT/Dockerfile)\n"
+            "      --build-arg KEY[=VALUE]  a build argument; KEY alone takes it from the\n"
+            "                            environment (repeatable)\n"
+            "      --target STAGE        the stage to build (default the last)\n"
+            "  -p, --platform OS/ARCH[/VARIANT]  a platform to build for (repeatable; default\n"
+            "                            the host's)\n"
+            "\n"
+            "Builds from directories:\n"
             "      --base REF            the base image, or scratch (default scratch)\n"
             "  -p, --platform OS/ARCH[/VARIANT][=SRC[:DEST][,SRC[:DEST]...]]\n"
             "                            a platform, with the directories of its own layer\n"
@@ -38,6 +47,8 @@ static void build_usage(FILE *f, bool push)
             "      --layer SRC[:DEST]    a layer every platform gets, built once (repeatable)\n"
             "      --compression gzip|zstd  new layers' compression (default gzip)\n"
             "      --level N             compression level (default: gzip 6, zstd 3)\n"
+            "      --cache-dir DIR       the build cache (default $XDG_CACHE_HOME/ocisync)\n"
+            "      --no-cache            build every layer, and keep none in the cache\n"
             "      --chown UID:GID       owner of the new files (default 0:0)\n"
             "      --entrypoint CMD      a program, or a JSON array ('[\"/app\",\"-v\"]');\n"
             "                            an empty string clears the base's\n"
@@ -55,6 +66,7 @@ static void build_usage(FILE *f, bool push)
             "  -q, --quiet               print nothing but errors\n"
             "%s"
             "  -h, --help                this help\n",
+            cli_prog, push ? "build-push" : "build", push ? "--tag REF..." : "--output DEST...",
             cli_prog, push ? "build-push" : "build", push ? "--tag REF..." : "--output DEST...",
             push ? "pushes it under every tag" : "writes it to OCI layouts or archives",
             push ? "  -t, --tag REF             a destination (repeatable; or a list separated by\n"
@@ -198,9 +210,18 @@ int cli_build(int argc, char **argv, bool push)
         OPT_REVISION,
         OPT_DIGESTFILE,
         OPT_NO_STREAM,
+        OPT_BUILD_ARG,
+        OPT_TARGET,
+        OPT_CACHE_DIR,
+        OPT_NO_CACHE,
     };
     static const struct option longopts[] = {
         {"base", required_argument, NULL, OPT_BASE},
+        {"file", required_argument, NULL, 'f'},
+        {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
+        {"target", required_argument, NULL, OPT_TARGET},
+        {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {"platform", required_argument, NULL, 'p'},
         {"layer", required_argument, NULL, OPT_LAYER},
         {"compression", required_argument, NULL, OPT_COMPRESSION},
@@ -231,10 +252,12 @@ int cli_build(int argc, char **argv, bool push)
     const char *plat_contents[CLI_MAX_PLATFORMS][64];
     char *plat_specs[CLI_MAX_PLATFORMS];
     const char *layers[MAX_ITEMS], *env[MAX_ITEMS], *expose[MAX_ITEMS], *labels[MAX_ITEMS];
-    const char *ann[MAX_ITEMS + 4], *tags[MAX_ITEMS];
+    const char *ann[MAX_ITEMS + 4], *tags[MAX_ITEMS], *build_args[MAX_ITEMS];
     char *entry[MAX_ITEMS], *cmd[MAX_ITEMS], *tag_lists[MAX_ITEMS];
     size_t n_plats = 0, n_layers = 0, n_env = 0, n_expose = 0, n_labels = 0, n_ann = 0, n_tags = 0;
-    size_t n_entry = 0, n_cmd = 0, n_tag_lists = 0;
+    size_t n_entry = 0, n_cmd = 0, n_tag_lists = 0, n_build_args = 0;
+    char dockerfile[4200];
+    bool flag_only = false; /* an option a Dockerfile build does not take was given */
     const char *version = NULL, *source = NULL, *revision = NULL, *digestfile = NULL;
     char ann_buf[3][1200] = {"", "", ""}, git_rev[200], git_src[1000];
     struct ocisync_build_opts o;
@@ -247,10 +270,27 @@ int cli_build(int argc, char **argv, bool push)
     memset(&out, 0, sizeof(out));
     memset(plat_specs, 0, sizeof(plat_specs));
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:t:o:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:p:t:o:qh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_BASE:
             o.base = optarg;
+            flag_only = true;
+            break;
+        case 'f':
+            o.dockerfile = optarg;
+            break;
+        case OPT_BUILD_ARG:
+            if (add_item("--build-arg", build_args, &n_build_args, optarg) != 0)
+                goto out;
+            break;
+        case OPT_TARGET:
+            o.target = optarg;
+            break;
+        case OPT_CACHE_DIR:
+            o.cache_dir = optarg;
+            break;
+        case OPT_NO_CACHE:
+            o.no_cache = 1;
             break;
         case 'p': {
             char *eq;
@@ -282,6 +322,7 @@ int cli_build(int argc, char **argv, bool push)
             break;
         }
         case OPT_LAYER:
+            flag_only = true;
             if (add_item("--layer", layers, &n_layers, optarg) != 0)
                 goto out;
             break;
@@ -311,6 +352,7 @@ int cli_build(int argc, char **argv, bool push)
             break;
         }
         case OPT_CHOWN: {
+            flag_only = true;
             unsigned u, g;
             char tail;
             if (sscanf(optarg, "%u:%u%c", &u, &g, &tail) != 2) {
@@ -324,6 +366,7 @@ int cli_build(int argc, char **argv, bool push)
             break;
         }
         case OPT_ENTRYPOINT:
+            flag_only = true;
             for (size_t i = 0; i < n_entry; i++)
                 free(entry[i]);
             if (parse_command("--entrypoint", optarg, entry, &n_entry) != 0)
@@ -331,6 +374,7 @@ int cli_build(int argc, char **argv, bool push)
             o.set_entrypoint = 1;
             break;
         case OPT_CMD:
+            flag_only = true;
             for (size_t i = 0; i < n_cmd; i++)
                 free(cmd[i]);
             if (parse_command("--cmd", optarg, cmd, &n_cmd) != 0)
@@ -338,16 +382,20 @@ int cli_build(int argc, char **argv, bool push)
             o.set_cmd = 1;
             break;
         case OPT_ENV:
+            flag_only = true;
             if (add_item("--env", env, &n_env, optarg) != 0)
                 goto out;
             break;
         case OPT_WORKDIR:
+            flag_only = true;
             o.workdir = optarg;
             break;
         case OPT_USER:
+            flag_only = true;
             o.user = optarg;
             break;
         case OPT_EXPOSE:
+            flag_only = true;
             if (add_item("--expose", expose, &n_expose, optarg) != 0)
                 goto out;
             break;
@@ -407,11 +455,41 @@ int cli_build(int argc, char **argv, bool push)
             break;
         }
     }
+    /* A context directory: a Dockerfile build (CONTEXT/Dockerfile unless -f names one). */
+    if (optind < argc) {
+        o.context = argv[optind++];
+        if (o.dockerfile == NULL) {
+            snprintf(dockerfile, sizeof(dockerfile), "%s/Dockerfile", o.context);
+            o.dockerfile = dockerfile;
+        }
+    }
     if (optind != argc) {
         fprintf(stderr, "%s %s: unexpected argument \"%s\"\n", cli_prog, cmdname, argv[optind]);
         goto out;
     }
-    if (n_plats == 0) {
+    if (o.dockerfile != NULL) {
+        if (flag_only) {
+            fprintf(stderr,
+                    "%s %s: with a Dockerfile, the base, layers, owner, entrypoint, cmd, env, "
+                    "workdir, user and ports come from the Dockerfile (--label and "
+                    "--annotation add to it)\n",
+                    cli_prog, cmdname);
+            goto out;
+        }
+        for (size_t i = 0; i < n_plats; i++) {
+            if (plats[i].n_contents > 0) {
+                fprintf(stderr,
+                        "%s %s: with a Dockerfile, --platform takes a name only, not \"%s=...\"\n",
+                        cli_prog, cmdname, plats[i].platform);
+                goto out;
+            }
+        }
+    } else if (n_build_args > 0 || o.target != NULL) {
+        fprintf(stderr, "%s %s: --build-arg and --target are for Dockerfile builds (-f)\n",
+                cli_prog, cmdname);
+        goto out;
+    }
+    if (n_plats == 0 && o.dockerfile == NULL) {
         fprintf(stderr, "%s %s: give at least one --platform\n", cli_prog, cmdname);
         goto out;
     }
@@ -434,9 +512,10 @@ int cli_build(int argc, char **argv, bool push)
     }
     /* The org.opencontainers.image.* annotations; source and revision from git by default. */
     {
-        const char *dir = n_plats > 0 && plats[0].n_contents > 0 ? plats[0].contents[0]
-                          : n_layers > 0                         ? layers[0]
-                                                                 : ".";
+        const char *dir = o.context != NULL                        ? o.context
+                          : n_plats > 0 && plats[0].n_contents > 0 ? plats[0].contents[0]
+                          : n_layers > 0                           ? layers[0]
+                                                                   : ".";
         char gitdir[4096];
         snprintf(gitdir, sizeof(gitdir), "%.*s", (int)strcspn(dir, ":"), dir);
         if (revision == NULL) {
@@ -465,6 +544,8 @@ int cli_build(int argc, char **argv, bool push)
     }
     o.platforms = plats;
     o.n_platforms = n_plats;
+    o.build_args = build_args;
+    o.n_build_args = n_build_args;
     o.layers = layers;
     o.n_layers = n_layers;
     o.env = env;
@@ -497,12 +578,12 @@ int cli_build(int argc, char **argv, bool push)
         goto out;
     }
     if (!out.quiet) {
-        printf("Built %zu platform%s, %" PRIu64 " new layer%s (%" PRIu64 " bytes of tar, %" PRIu64
-               " compressed); blobs: %" PRIu64 " uploaded (%" PRIu64 " while building), %" PRIu64
-               " mounted, %" PRIu64 " already there\n",
-               n_plats, n_plats == 1 ? "" : "s", res.layers_built, res.layers_built == 1 ? "" : "s",
-               res.tar_bytes, res.bytes_built, res.blobs_copied, res.blobs_streamed,
-               res.blobs_mounted, res.blobs_skipped);
+        printf("Built %zu platform%s, %" PRIu64 " new layer%s (%" PRIu64 " from the cache; %" PRIu64
+               " bytes of tar, %" PRIu64 " compressed); blobs: %" PRIu64 " uploaded (%" PRIu64
+               " while building), %" PRIu64 " mounted, %" PRIu64 " already there\n",
+               n_plats ? n_plats : 1, n_plats <= 1 ? "" : "s", res.layers_built,
+               res.layers_built == 1 ? "" : "s", res.layers_cached, res.tar_bytes, res.bytes_built,
+               res.blobs_copied, res.blobs_streamed, res.blobs_mounted, res.blobs_skipped);
         for (size_t i = 0; i < n_tags; i++)
             printf("%s %s: %s\n", push ? "Pushed" : "Wrote", tags[i], res.digest);
     }

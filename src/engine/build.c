@@ -14,6 +14,7 @@
  *    repository. Nothing is tagged before everything it names is there.
  */
 #include "engine/build.h"
+#include "engine/cache.h"
 
 #include "common/log.h"
 #include "oci/archive.h"
@@ -50,6 +51,11 @@ struct new_layer {
     bool planned;
     struct oci_layer_build build;
     bool built;
+    struct oci_digest key; /* in the build cache, when keyed */
+    bool keyed, cached;
+    struct engine_cache_at *at; /* owned: where a cached layer was pushed before */
+    /* Where the streamed pushes left it: "registry" and repository of each. */
+    char streamed_to[MAX_STREAMS][2][256];
     int err;
     char msg[1024];
     /* Streamed uploads of the layer while it builds, one per destination registry. */
@@ -90,8 +96,11 @@ struct build {
     char staging[4200];
     int64_t created;
     const char *comp_mt;
+    struct engine_cache cache;
     unsigned pending; /* builder thread: layers and pushes that have not called back */
 };
+
+static void build_free(struct build *b);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Step 1: the base, fetched with a small loop of its own */
@@ -254,6 +263,42 @@ out:
     return err;
 }
 
+int engine_build_base_config(const struct ocisync_build_opts *o, const char *base,
+                             const char *platform, char **config, size_t *len, char *err,
+                             size_t errlen)
+{
+    struct ocisync_build_result res;
+    struct build b;
+    int rc;
+
+    memset(&b, 0, sizeof(b));
+    memset(&res, 0, sizeof(res));
+    b.o = o;
+    b.res = &res;
+    *config = NULL;
+    *len = 0;
+    rc = oci_ref_parse(base, &b.base, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(b.base_repo, sizeof(b.base_repo), "%s/%s", b.base.registry, b.base.repository);
+    if (oci_platform_parse(platform, &b.plats[0].p) != 0) {
+        snprintf(err, errlen, "invalid platform \"%s\"", platform);
+        return OCISYNC_EPLATFORM;
+    }
+    oci_platform_format(&b.plats[0].p, b.plats[0].name, sizeof(b.plats[0].name));
+    b.n_plats = 1;
+    rc = resolve_base(&b);
+    if (rc == 0) {
+        *config = b.plats[0].base_config;
+        *len = b.plats[0].base_config_len;
+        b.plats[0].base_config = NULL;
+    } else {
+        snprintf(err, errlen, "%s", res.error);
+    }
+    build_free(&b);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Step 2: the new layers, on a thread of their own, while the base's layers travel */
 
@@ -270,6 +315,8 @@ static void on_pushed(struct engine_layer_push *p, int err, const char *msg)
     l->pushing[i] = false;
     l->owner->pending--;
     if (err == 0) {
+        snprintf(l->streamed_to[l->streamed][0], sizeof(l->streamed_to[0][0]), "%s", p->reg->name);
+        snprintf(l->streamed_to[l->streamed][1], sizeof(l->streamed_to[0][1]), "%s", p->repo);
         l->streamed++;
         LOG_DEBUG("layer %s: streamed to %s/%s while it was built", l->build.result.digest.str,
                   p->reg->name, p->repo);
@@ -294,6 +341,8 @@ static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
     l->owner->pending--;
     l->err = err;
     l->built = err == 0;
+    if (err == 0 && l->keyed)
+        engine_cache_put(&l->owner->cache, &l->key, &lb->result);
     if (err != 0)
         snprintf(l->msg, sizeof(l->msg), "%s", msg != NULL ? msg : ocisync_strerror(err));
     for (size_t i = 0; i < MAX_STREAMS; i++) {
@@ -408,6 +457,25 @@ static void build_layers(void *arg)
         if (l->err != 0)
             continue;
         l->planned = true;
+        if (b->cache.dir[0] != '\0') {
+            char blobs[4400];
+            l->err = engine_cache_key(&b->cache, &l->plan, comp, b->o->level, &l->key, l->msg,
+                                      sizeof(l->msg));
+            if (l->err != 0)
+                continue;
+            l->keyed = true;
+            snprintf(blobs, sizeof(blobs), "%s/blobs/sha256", dir);
+            if (l->at == NULL && (l->at = malloc(sizeof(*l->at))) == NULL) {
+                l->err = UV_ENOMEM;
+                continue;
+            }
+            if (engine_cache_get(&b->cache, &l->key, blobs, &l->build.result, l->at)) {
+                LOG_DEBUG("layer %s: from the build cache (%s)", l->def->label,
+                          l->build.result.digest.str);
+                l->built = l->cached = true;
+                continue;
+            }
+        }
         l->err = oci_layer_build(&l->build, &s.uv, &l->plan, comp, b->o->level, dir, on_layer, l);
         if (l->err != 0) {
             snprintf(l->msg, sizeof(l->msg), "cannot start building the layer: %s",
@@ -535,6 +603,49 @@ static int write_image(struct build *b, struct oci_layout *lay, char *msg, size_
 
 /* ------------------------------------------------------------------------------------------ */
 
+/*
+ * Where the new layers are already: streamed this run, or pushed by an
+ * earlier build (the cache remembers). The copy mounts them from there into
+ * the other repositories of the same registry instead of uploading them.
+ */
+static int make_hints(struct build *b, struct engine_mount_hint **out, char (**strs)[2][256],
+                      size_t *n)
+{
+    size_t cap = 0;
+
+    *n = 0;
+    for (size_t i = 0; i < b->n_layers; i++)
+        cap += b->layers[i].streamed + (b->layers[i].at ? b->layers[i].at->n : 0);
+    if (cap == 0)
+        return 0;
+    *out = calloc(cap, sizeof(**out));
+    *strs = calloc(cap, sizeof(**strs));
+    if (*out == NULL || *strs == NULL)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < b->n_layers; i++) {
+        struct new_layer *l = &b->layers[i];
+        for (size_t k = 0; k < l->streamed; k++) {
+            memcpy((*strs)[*n], l->streamed_to[k], sizeof((*strs)[0]));
+            (*out)[*n] =
+                (struct engine_mount_hint){(*strs)[*n][0], (*strs)[*n][1], l->build.result.digest};
+            (*n)++;
+        }
+        for (size_t k = 0; l->at != NULL && k < l->at->n; k++) {
+            const char *slash = strchr(l->at->v[k], '/');
+            if (slash == NULL || (size_t)(slash - l->at->v[k]) >= sizeof((*strs)[0][0]) ||
+                strlen(slash + 1) >= sizeof((*strs)[0][1]))
+                continue;
+            snprintf((*strs)[*n][0], sizeof((*strs)[0][0]), "%.*s", (int)(slash - l->at->v[k]),
+                     l->at->v[k]);
+            snprintf((*strs)[*n][1], sizeof((*strs)[0][1]), "%s", slash + 1);
+            (*out)[*n] =
+                (struct engine_mount_hint){(*strs)[*n][0], (*strs)[*n][1], l->build.result.digest};
+            (*n)++;
+        }
+    }
+    return 0;
+}
+
 /* The build's layers and platforms from the spec, checked. */
 static int plan_build(struct build *b)
 {
@@ -597,6 +708,7 @@ static void build_free(struct build *b)
     for (size_t i = 0; i < b->n_layers; i++) {
         if (b->layers[i].planned)
             oci_tar_plan_free(&b->layers[i].plan);
+        free(b->layers[i].at);
     }
     free(b->layers);
     for (size_t i = 0; i < b->n_plats; i++) {
@@ -619,6 +731,9 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
     struct engine_copy_item *items = NULL;
     struct engine_transport *sides = NULL, staging;
     struct ocisync_copy_result *cres = NULL;
+    struct engine_mount_hint *hints = NULL;
+    char(*hint_strs)[2][256] = NULL;
+    size_t n_hints = 0;
     char src[4400];
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     int err;
@@ -631,6 +746,8 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
         engine_stop_enter();
     b.created = sde != NULL && *sde != '\0' ? strtoll(sde, NULL, 10) : (int64_t)time(NULL);
     b.comp_mt = o->compression == OCISYNC_ZSTD ? OCI_MT_OCI_LAYER_ZSTD : OCI_MT_OCI_LAYER_GZIP;
+    if (!o->no_cache)
+        engine_cache_open(&b.cache, o->cache_dir);
     err = plan_build(&b);
     if (err != 0)
         goto out;
@@ -732,6 +849,7 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
             goto out;
         }
         res->layers_built++;
+        res->layers_cached += l->cached;
         res->bytes_built += l->build.result.size;
         res->tar_bytes += l->build.result.tar_size;
         res->blobs_streamed += l->streamed;
@@ -752,11 +870,16 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
     snprintf(src, sizeof(src), "oci:%s:build", b.staging);
     memset(items, 0, o->n_tags * sizeof(*items));
     memset(cres, 0, o->n_tags * sizeof(*cres));
+    err = make_hints(&b, &hints, &hint_strs, &n_hints);
+    if (err != 0)
+        goto out;
     for (size_t t = 0; t < o->n_tags; t++) {
         items[t].it.src = src;
         items[t].it.dst = o->tags[t];
         items[t].it.base = b.scratch ? NULL : b.base_repo;
         items[t].src = &staging;
+        items[t].hints = hints;
+        items[t].n_hints = n_hints;
     }
     {
         struct ocisync_copy_opts copts = o->copy;
@@ -771,11 +894,24 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
         if (cres[t].error[0] != '\0' && res->error[0] == '\0')
             snprintf(res->error, sizeof(res->error), "%s: %s", o->tags[t], cres[t].error);
     }
+    /* The cache remembers where its layers now are, for mounts next time. */
+    for (size_t t = 0; t < o->n_tags; t++) {
+        struct oci_ref dst;
+        char where[ENGINE_CACHE_AT_LEN];
+        if (cres[t].error[0] != '\0' || !registry_tag(o->tags[t], &dst))
+            continue;
+        snprintf(where, sizeof(where), "%s/%s", dst.registry, dst.repository);
+        for (size_t i = 0; i < b.n_layers; i++)
+            if (b.layers[i].keyed)
+                engine_cache_note(&b.cache, &b.layers[i].key, where);
+    }
     /* The copy found the streamed layers already there; they were uploaded all the same. */
     res->blobs_copied += res->blobs_streamed;
     res->blobs_skipped -=
         res->blobs_streamed < res->blobs_skipped ? res->blobs_streamed : res->blobs_skipped;
 out:
+    free(hints);
+    free(hint_strs);
     if (builder_started)
         uv_thread_join(&builder);
     if (lay_open)
@@ -953,6 +1089,8 @@ int ocisync_build(const struct ocisync_build_opts *o, struct ocisync_build_resul
 
     memset(res, 0, sizeof(*res));
     ocisync__debug = o->copy.debug;
+    if (o->dockerfile != NULL)
+        return engine_dockerfile_build(o, res);
     fs = calloc(1, sizeof(*fs));
     if (fs == NULL)
         return UV_ENOMEM;

@@ -53,4 +53,16 @@ struct engine_build_spec {
  */
 int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_result *res);
 
+/*
+ * The config (*config, malloc'ed, *len bytes) of base's image for platform,
+ * fetched with the source-side options of o: what a Dockerfile stage
+ * starts from (its Env, WorkingDir, User).
+ */
+int engine_build_base_config(const struct ocisync_build_opts *o, const char *base,
+                             const char *platform, char **config, size_t *len, char *err,
+                             size_t errlen);
+
+/* A Dockerfile build (o->dockerfile set): dockerfile.c. */
+int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_build_result *res);
+
 #endif

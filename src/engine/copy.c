@@ -804,6 +804,20 @@ static int new_blob(struct copy_job *job, const struct oci_descriptor *d)
                 return UV_ENOMEM;
         }
     }
+    for (size_t i = 0; i < job->eitem->n_hints && !b->from_base && job->dst_reg != NULL; i++) {
+        const struct engine_mount_hint *h = &job->eitem->hints[i];
+        if (!oci_digest_equal(&h->digest, &d->digest) ||
+            strcmp(h->registry, job->dst.registry) != 0 ||
+            strcmp(h->repository, job->dst.repository) == 0)
+            continue;
+        b->mount_from = strdup(h->repository);
+        b->mount_scope = malloc(PROTO_REG_SCOPE_MAX);
+        if (b->mount_from == NULL || b->mount_scope == NULL)
+            return UV_ENOMEM;
+        snprintf(b->mount_scope, PROTO_REG_SCOPE_MAX, "%s repository:%s:pull", job->dst_reg->scope,
+                 h->repository);
+        break;
+    }
     return 0;
 }
 

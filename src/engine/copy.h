@@ -14,9 +14,21 @@
  * them, its sides as typed values (borrowed); NULL sides are parsed from the
  * item's strings when the image starts.
  */
+/*
+ * Where a blob is known to be already (a build's cache remembers where its
+ * layers went): a blob of a layout source that a hint places in another
+ * repository of the destination registry is mounted from there, not sent.
+ */
+struct engine_mount_hint {
+    const char *registry, *repository;
+    struct oci_digest digest;
+};
+
 struct engine_copy_item {
     struct ocisync_copy_item it;
     const struct engine_transport *src, *dst;
+    const struct engine_mount_hint *hints; /* borrowed, n_hints */
+    size_t n_hints;
 };
 
 /*

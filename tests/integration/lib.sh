@@ -32,6 +32,8 @@ MKIMAGE="$OCISYNC_SOURCE_DIR/tests/tools/mkimage.py"
 TEST_NAME=$(basename "${0%.sh}")
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ocisync-$TEST_NAME.XXXXXX")
 export TMP
+# Each test has a build cache of its own (ocisync build keeps layers there).
+export XDG_CACHE_HOME="$TMP/cache"
 
 _LIB_MAIN_PID=$$     # the test's shell (fail() may run in a subshell)
 _LIB_REGISTRIES=()   # names of running registries

@@ -78,6 +78,7 @@ assert_eq "$(json_eval "$TMP/config.json" 'd["created"]')" "2023-11-14T22:13:20Z
 assert_eq "$(json_eval "$TMP/config.json" 'len(d["rootfs"]["diff_ids"])')" 2 "two new layers: shared and own"
 
 # Reproducible: the same inputs give the same digest.
+mark=$(registry_log_mark reg)
 run_ocisync build-push --base scratch \
   --platform "linux/amd64=$TMP/ctx/amd64:/app" --platform "linux/arm64=$TMP/ctx/arm64:/app" \
   --layer "$TMP/ctx/common:/app" --workdir /app --entrypoint '["/app/bin/busybox","echo","hello from ocisync"]' \
@@ -85,6 +86,26 @@ run_ocisync build-push --base scratch \
   --tag "$REG_ADDR/team/again:1" --digest-file "$TMP/digest2"
 expect_success "the same build again"
 assert_eq "$(cat "$TMP/digest2")" "$digest" "two builds of the same input give the same digest"
+# The build cache: every layer found by its content, none compressed or uploaded again.
+assert_contains "$OCISYNC_STDOUT" "3 new layers (3 from the cache" "all three layers came from the build cache"
+assert_eq "$(registry_log_count reg '^PATCH /v2/team/again/blobs/' "$mark")" 0 \
+  "no layer was uploaded again"
+assert_eq "$(registry_log_count reg '^PUT /v2/team/again/blobs/' "$mark")" 2 \
+  "only the two configs went up whole"
+assert_eq "$(registry_log_count reg '^POST /v2/team/again/blobs/uploads/\?.*mount=.*from=team(/|%2F)app 201' "$mark")" 3 \
+  "the three layers were mounted from team/app, where the cache says they are"
+# A changed file: its layer alone is built again.
+cp -a "$TMP/ctx/amd64" "$TMP/ctx/amd64-changed"
+echo "amd64 build, changed" >"$TMP/ctx/amd64-changed/VERSION"
+run_ocisync build-push --base scratch \
+  --platform "linux/amd64=$TMP/ctx/amd64-changed:/app" --platform "linux/arm64=$TMP/ctx/arm64:/app" \
+  --layer "$TMP/ctx/common:/app" --tag "$REG_ADDR/team/again:2"
+expect_success "a build with one changed file"
+assert_contains "$OCISYNC_STDOUT" "3 new layers (2 from the cache" "only the changed layer was built again"
+run_ocisync build-push --no-cache --base scratch --platform "linux/arm64=$TMP/ctx/arm64:/app" \
+  --tag "$REG_ADDR/team/again:3"
+expect_success "a build with --no-cache"
+assert_contains "$OCISYNC_STDOUT" "1 new layer (0 from the cache" "--no-cache builds every layer"
 
 # --- zstd ---------------------------------------------------------------------------------------
 run_ocisync build-push --platform "linux/amd64=$TMP/ctx/amd64" --compression zstd \

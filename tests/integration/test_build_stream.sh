@@ -117,7 +117,8 @@ echo start >"$TMP/ctx3/z-growing.txt"
 (for _ in $(seq 1 3000); do echo more >>"$TMP/ctx3/z-growing.txt"; sleep 0.005; done) &
 grower=$!
 mark=$(registry_log_mark reg)
-run_ocisync build-push --debug --base scratch --platform "linux/amd64=$TMP/ctx3:/" --level 9 \
+# (--no-cache: the cache would read the file before the build, and fail there, earlier.)
+run_ocisync build-push --debug --no-cache --base scratch --platform "linux/amd64=$TMP/ctx3:/" --level 9 \
   --tag "$REG_ADDR/stream/broken:1" --dest-tls-verify=false
 kill "$grower" 2>/dev/null || true
 wait "$grower" 2>/dev/null || true

@@ -152,6 +152,8 @@ def build_image(layout, mt, plat, args, shared_cache):
         "Labels": {"org.ocisync.test.seed": str(args.seed),
                    "org.ocisync.test.platform": platform_key(plat)},
     }
+    if args.cmd:
+        config["config"]["Cmd"] = json.loads(args.cmd)
     config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
     config["history"] = history
     cfg_digest, cfg_size = layout.put_json(config)
@@ -182,6 +184,7 @@ def main(argv=None):
     ap.add_argument("--index", action="store_true",
                     help="write an index even for a single platform")
     ap.add_argument("--tag", help="org.opencontainers.image.ref.name in index.json")
+    ap.add_argument("--cmd", help="config.Cmd, as a JSON array")
     ap.add_argument("--verbose", "-v", action="store_true",
                     help="print child manifests to stderr")
     args = ap.parse_args(argv)

@@ -1,0 +1,513 @@
+/*
+ * The build cache (see cache.h).
+ */
+#include "engine/cache.h"
+
+#include "common/log.h"
+#include "common/sysio.h"
+#include "ocisync.h"
+
+#include <jansson.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* An entry is a few hundred bytes; anything larger is not ours. */
+#define ENTRY_MAX 4096
+#define READ_BUF (256 * 1024)
+
+/* mkdir -p of the directories the cache needs (and its parents); 0 or -1. */
+static int make_dirs(const char *dir)
+{
+    char p[PATH_MAX + 32];
+    const char *sub[] = {"", "/layers", "/blobs", "/blobs/sha256"};
+
+    snprintf(p, sizeof(p), "%s", dir);
+    for (char *s = strchr(p + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *s = '/';
+    }
+
+    for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+        snprintf(p, sizeof(p), "%s%s", dir, sub[i]);
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+void engine_cache_open(struct engine_cache *c, const char *dir)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+
+    c->dir[0] = '\0';
+    if (dir != NULL) {
+        snprintf(c->dir, sizeof(c->dir), "%s", dir);
+    } else if (xdg != NULL && xdg[0] == '/') {
+        snprintf(c->dir, sizeof(c->dir), "%s/ocisync", xdg);
+    } else if (home != NULL && home[0] == '/') {
+        snprintf(c->dir, sizeof(c->dir), "%s/.cache/ocisync", home);
+    }
+    if (c->dir[0] != '\0' && make_dirs(c->dir) != 0) {
+        LOG_DEBUG("build cache %s: %s; building without it", c->dir, strerror(errno));
+        c->dir[0] = '\0';
+    }
+}
+
+/* Feeds one field and a separator, so that no two entries hash alike. */
+static void field(struct oci_hasher *h, const char *name, const char *v)
+{
+    oci_hasher_update(h, name, strlen(name));
+    oci_hasher_update(h, "=", 1);
+    oci_hasher_update(h, v, strlen(v));
+    oci_hasher_update(h, "\n", 1);
+}
+
+/*
+ * The stat index: what each file's content hashed to, by path, with the
+ * stat fields that change when a file does (device, inode, size, mtime and
+ * ctime in nanoseconds; ctime catches a content change whose mtime was put
+ * back). A file whose fields all match is not read again. One text file,
+ * stat-index, a line per file: "HEX DEV INO SIZE MTIME CTIME PATH".
+ */
+#define STAT_INDEX_MAX (256u * 1024 * 1024)
+#define STAT_INDEX_ENTRIES (2u * 1024 * 1024)
+
+struct stat_entry {
+    char *path; /* owned */
+    uint64_t dev, ino, size;
+    int64_t mtime, ctime;
+    char hex[65];
+};
+
+struct stat_index {
+    struct stat_entry *v;
+    size_t n, cap;
+    size_t *slots; /* open addressing over v, SIZE_MAX when empty */
+    size_t n_slots;
+    bool dirty;
+};
+
+static uint64_t path_hash(const char *p)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h;
+}
+
+static int index_rehash(struct stat_index *x)
+{
+    size_t n = x->n_slots ? x->n_slots * 2 : 1024;
+    size_t *slots = malloc(n * sizeof(*slots));
+
+    if (slots == NULL)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        slots[i] = SIZE_MAX;
+    for (size_t i = 0; i < x->n; i++) {
+        size_t k = (size_t)(path_hash(x->v[i].path) % n);
+        while (slots[k] != SIZE_MAX)
+            k = (k + 1) % n;
+        slots[k] = i;
+    }
+    free(x->slots);
+    x->slots = slots;
+    x->n_slots = n;
+    return 0;
+}
+
+static struct stat_entry *index_find(const struct stat_index *x, const char *path)
+{
+    if (x->n_slots == 0)
+        return NULL;
+    for (size_t k = (size_t)(path_hash(path) % x->n_slots); x->slots[k] != SIZE_MAX;
+         k = (k + 1) % x->n_slots) {
+        if (strcmp(x->v[x->slots[k]].path, path) == 0)
+            return &x->v[x->slots[k]];
+    }
+    return NULL;
+}
+
+/* Adds an entry (path copied); the caller fills the rest. NULL when out of memory or room. */
+static struct stat_entry *index_add(struct stat_index *x, const char *path)
+{
+    struct stat_entry *e;
+    size_t k;
+
+    if (x->n >= STAT_INDEX_ENTRIES)
+        return NULL;
+    if (x->n == x->cap) {
+        size_t ncap = x->cap ? x->cap * 2 : 1024;
+        struct stat_entry *nv = realloc(x->v, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return NULL;
+        x->v = nv;
+        x->cap = ncap;
+    }
+    if ((x->n + 1) * 2 > x->n_slots && index_rehash(x) != 0)
+        return NULL;
+    e = &x->v[x->n];
+    memset(e, 0, sizeof(*e));
+    if ((e->path = strdup(path)) == NULL)
+        return NULL;
+    k = (size_t)(path_hash(path) % x->n_slots);
+    while (x->slots[k] != SIZE_MAX)
+        k = (k + 1) % x->n_slots;
+    x->slots[k] = x->n++;
+    return e;
+}
+
+static void index_free(struct stat_index *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        free(x->v[i].path);
+    free(x->v);
+    free(x->slots);
+    memset(x, 0, sizeof(*x));
+}
+
+/* Loads the index; a missing, oversized or malformed one leaves it (partly) empty. */
+static void index_load(const struct engine_cache *c, struct stat_index *x)
+{
+    char path[PATH_MAX + 32], *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    struct stat sb;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/stat-index", c->dir);
+    if (stat(path, &sb) != 0 || sb.st_size > STAT_INDEX_MAX || (f = fopen(path, "re")) == NULL)
+        return;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        char hex[65];
+        unsigned long long dev, ino, size;
+        long long mt, ct;
+        int off = 0;
+        struct stat_entry *ne;
+        if (line[n - 1] == '\n')
+            line[n - 1] = '\0';
+        if (sscanf(line, "%64[0-9a-f] %llu %llu %llu %lld %lld %n", hex, &dev, &ino, &size, &mt,
+                   &ct, &off) != 6 ||
+            off == 0 || strlen(hex) != 64 || line[off] != '/' || index_find(x, line + off))
+            continue;
+        if ((ne = index_add(x, line + off)) == NULL)
+            break;
+        memcpy(ne->hex, hex, sizeof(ne->hex));
+        ne->dev = dev;
+        ne->ino = ino;
+        ne->size = size;
+        ne->mtime = mt;
+        ne->ctime = ct;
+    }
+    free(line);
+    fclose(f);
+}
+
+static void index_save(const struct engine_cache *c, const struct stat_index *x)
+{
+    char path[PATH_MAX + 32], tmp[PATH_MAX + 64], hex[17];
+    FILE *f;
+    bool ok = true;
+
+    if (!x->dirty || ocisync__random_hex16(hex) != 0)
+        return;
+    snprintf(path, sizeof(path), "%s/stat-index", c->dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%s", path, hex);
+    if ((f = fopen(tmp, "wxe")) == NULL)
+        return;
+    for (size_t i = 0; i < x->n && ok; i++) {
+        const struct stat_entry *e = &x->v[i];
+        ok = fprintf(f, "%s %llu %llu %llu %lld %lld %s\n", e->hex, (unsigned long long)e->dev,
+                     (unsigned long long)e->ino, (unsigned long long)e->size, (long long)e->mtime,
+                     (long long)e->ctime, e->path) > 0;
+    }
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0)
+        unlink(tmp);
+}
+
+static int64_t ns(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/*
+ * The SHA-256 of a file's content, checked against the size the plan
+ * recorded; from the stat index when nothing about the file changed.
+ */
+static int hash_file(const struct oci_tar_plan_entry *e, const char *cwd, struct stat_index *x,
+                     unsigned char *buf, struct oci_digest *out, char *err, size_t errlen)
+{
+    struct oci_hasher h;
+    struct stat_entry *se;
+    struct stat sb;
+    uint64_t total = 0;
+    char abs[PATH_MAX * 2];
+    const char *name = e->src;
+    ssize_t n;
+    int fd, rc;
+
+    /* The index knows files by absolute path, whatever directory the build ran in. */
+    if (name[0] != '/') {
+        snprintf(abs, sizeof(abs), "%s/%s", cwd, e->src);
+        name = abs;
+    }
+
+    if (lstat(e->src, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == e->size &&
+        (se = index_find(x, name)) != NULL && se->dev == (uint64_t)sb.st_dev &&
+        se->ino == (uint64_t)sb.st_ino && se->size == e->size && se->mtime == ns(&sb.st_mtim) &&
+        se->ctime == ns(&sb.st_ctim)) {
+        char d[80];
+        snprintf(d, sizeof(d), "sha256:%s", se->hex);
+        return oci_digest_parse_str(d, out);
+    }
+    fd = open(e->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        rc = ocisync__sys_error();
+        if (fd >= 0)
+            close(fd);
+        snprintf(err, errlen, "cannot read \"%s\": %s", e->src, uv_strerror(rc));
+        return rc;
+    }
+    oci_hasher_init(&h, OCI_DIGEST_SHA256);
+    while ((n = read(fd, buf, READ_BUF)) > 0) {
+        oci_hasher_update(&h, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    close(fd);
+    if (n < 0 || total != e->size) {
+        oci_hasher_dispose(&h);
+        snprintf(err, errlen, "file \"%s\" changed while the layer was being built", e->src);
+        return n < 0 ? UV_EIO : OCISYNC_ESIZEMISMATCH;
+    }
+    rc = oci_hasher_final(&h, out);
+    /* Remembered with the stat taken before the read: a change during it shows next time. */
+    if (rc == 0 && strchr(name, '\n') == NULL && name[0] == '/') {
+        se = index_find(x, name);
+        if (se == NULL)
+            se = index_add(x, name);
+        if (se != NULL) {
+            se->dev = (uint64_t)sb.st_dev;
+            se->ino = (uint64_t)sb.st_ino;
+            se->size = total;
+            se->mtime = ns(&sb.st_mtim);
+            se->ctime = ns(&sb.st_ctim);
+            snprintf(se->hex, sizeof(se->hex), "%s", oci_digest_hex(out));
+            x->dirty = true;
+        }
+    }
+    return rc;
+}
+
+int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *plan,
+                     enum oci_compression comp, int level, struct oci_digest *key, char *err,
+                     size_t errlen)
+{
+    struct oci_hasher h;
+    struct stat_index x;
+    unsigned char *buf = malloc(READ_BUF);
+    char num[128], cwd[PATH_MAX];
+    int rc = 0;
+
+    if (buf == NULL)
+        return UV_ENOMEM;
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        cwd[0] = '\0'; /* relative paths are then not remembered */
+    memset(&x, 0, sizeof(x));
+    index_load(c, &x);
+    oci_hasher_init(&h, OCI_DIGEST_SHA256);
+    field(&h, "ocisync-layer", "1");
+    snprintf(num, sizeof(num), "%d %d %u %u", (int)comp, level, plan->uid, plan->gid);
+    field(&h, "format", num);
+    for (size_t i = 0; i < plan->n_entries && rc == 0; i++) {
+        const struct oci_tar_plan_entry *e = &plan->entries[i];
+        struct oci_digest d;
+        field(&h, "path", e->path);
+        snprintf(num, sizeof(num), "%c %o %lld %llu", e->type, e->mode, (long long)e->mtime,
+                 (unsigned long long)e->size);
+        field(&h, "meta", num);
+        if (e->linkname != NULL)
+            field(&h, "link", e->linkname);
+        if (e->type == '0' && (rc = hash_file(e, cwd, &x, buf, &d, err, errlen)) == 0)
+            field(&h, "content", d.str);
+    }
+    free(buf);
+    index_save(c, &x);
+    index_free(&x);
+    if (rc != 0) {
+        oci_hasher_dispose(&h);
+        return rc;
+    }
+    return oci_hasher_final(&h, key);
+}
+
+/* Links src to dst, or copies it when they are on different file systems. */
+static int link_or_copy(const char *src, const char *dst)
+{
+    char tmp[PATH_MAX + 64], hex[17];
+    unsigned char *buf;
+    int in, out, rc = 0;
+    ssize_t n;
+
+    if (link(src, dst) == 0 || errno == EEXIST)
+        return 0;
+    if (ocisync__random_hex16(hex) != 0)
+        return -1;
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%s", dst, hex);
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    buf = malloc(READ_BUF);
+    if (out < 0 || buf == NULL) {
+        close(in);
+        if (out >= 0)
+            close(out);
+        free(buf);
+        unlink(tmp);
+        return -1;
+    }
+    while (rc == 0 && (n = read(in, buf, READ_BUF)) != 0)
+        rc = n < 0 ? -1 : ocisync__write_full(out, buf, (size_t)n);
+    free(buf);
+    close(in);
+    if (close(out) != 0 || rc != 0 || rename(tmp, dst) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes entry j under key, whole (temp file, then rename). */
+static void write_entry(const struct engine_cache *c, const struct oci_digest *key, json_t *j)
+{
+    char path[PATH_MAX + 200], tmp[PATH_MAX + 240], hex[17];
+    char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    bool ok;
+    int fd;
+
+    if (text == NULL || ocisync__random_hex16(hex) != 0) {
+        free(text);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/layers/%s", c->dir, oci_digest_hex(key));
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%s", path, hex);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ok = fd >= 0 && ocisync__write_full(fd, text, strlen(text)) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0)
+        unlink(tmp);
+    free(text);
+}
+
+/* The entry of key, parsed, or NULL. */
+static json_t *read_entry(const struct engine_cache *c, const struct oci_digest *key)
+{
+    char path[PATH_MAX + 200];
+    struct stat sb;
+    json_error_t je;
+    json_t *j;
+
+    snprintf(path, sizeof(path), "%s/layers/%s", c->dir, oci_digest_hex(key));
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > ENTRY_MAX)
+        return NULL;
+    j = json_load_file(path, 0, &je);
+    if (j != NULL && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+void engine_cache_note(const struct engine_cache *c, const struct oci_digest *key,
+                       const char *where)
+{
+    json_t *j, *at, *v, *fresh;
+    size_t i;
+
+    if (c->dir[0] == '\0' || strlen(where) >= ENGINE_CACHE_AT_LEN ||
+        (j = read_entry(c, key)) == NULL)
+        return;
+    fresh = json_array();
+    if (fresh != NULL && json_array_append_new(fresh, json_string(where)) == 0) {
+        at = json_object_get(j, "at");
+        json_array_foreach(at, i, v)
+        {
+            if (json_array_size(fresh) < ENGINE_CACHE_MAX_AT && json_is_string(v) &&
+                strcmp(json_string_value(v), where) != 0)
+                json_array_append(fresh, v);
+        }
+        if (json_object_set(j, "at", fresh) == 0)
+            write_entry(c, key, j);
+    }
+    json_decref(fresh);
+    json_decref(j);
+}
+
+bool engine_cache_get(const struct engine_cache *c, const struct oci_digest *key,
+                      const char *blobs_dir, struct oci_layer_result *r,
+                      struct engine_cache_at *where)
+{
+    char blob[PATH_MAX + 200];
+    json_t *j, *at, *v;
+    const char *diff_id = NULL, *digest = NULL;
+    json_int_t size = -1, tar_size = -1;
+    struct stat sb;
+    bool hit = false;
+    size_t i;
+
+    if (where != NULL)
+        where->n = 0;
+    if (c->dir[0] == '\0' || (j = read_entry(c, key)) == NULL)
+        return false;
+    if (json_unpack(j, "{s:s, s:s, s:I, s:I}", "diff_id", &diff_id, "digest", &digest, "size",
+                    &size, "tar_size", &tar_size) == 0 &&
+        oci_digest_parse_str(diff_id, &r->diff_id) == 0 &&
+        oci_digest_parse_str(digest, &r->digest) == 0 && size >= 0 && tar_size >= 0) {
+        snprintf(blob, sizeof(blob), "%s/blobs/sha256/%s", c->dir, oci_digest_hex(&r->digest));
+        snprintf(r->path, sizeof(r->path), "%s/%s", blobs_dir, oci_digest_hex(&r->digest));
+        r->size = (uint64_t)size;
+        r->tar_size = (uint64_t)tar_size;
+        /* Whatever the staging layout has under that name is replaced by the cache's blob. */
+        hit = stat(blob, &sb) == 0 && (uint64_t)sb.st_size == r->size &&
+              (unlink(r->path) == 0 || errno == ENOENT) && link_or_copy(blob, r->path) == 0;
+    }
+    at = json_object_get(j, "at");
+    json_array_foreach(at, i, v)
+    {
+        if (hit && where != NULL && where->n < ENGINE_CACHE_MAX_AT && json_is_string(v) &&
+            strlen(json_string_value(v)) < ENGINE_CACHE_AT_LEN)
+            snprintf(where->v[where->n++], ENGINE_CACHE_AT_LEN, "%s", json_string_value(v));
+    }
+    json_decref(j);
+    return hit;
+}
+
+void engine_cache_put(const struct engine_cache *c, const struct oci_digest *key,
+                      const struct oci_layer_result *r)
+{
+    char blob[PATH_MAX + 200];
+    json_t *j;
+
+    if (c->dir[0] == '\0')
+        return;
+    snprintf(blob, sizeof(blob), "%s/blobs/sha256/%s", c->dir, oci_digest_hex(&r->digest));
+    if (link_or_copy(r->path, blob) != 0) {
+        LOG_DEBUG("build cache: cannot keep %s: %s", r->digest.str, strerror(errno));
+        return;
+    }
+    j = json_pack("{s:s, s:s, s:I, s:I}", "diff_id", r->diff_id.str, "digest", r->digest.str,
+                  "size", (json_int_t)r->size, "tar_size", (json_int_t)r->tar_size);
+    if (j != NULL)
+        write_entry(c, key, j);
+    json_decref(j);
+}

@@ -1,0 +1,79 @@
+/*
+ * The build cache: layers already built, found again by what they are made
+ * of, so an unchanged COPY (or --platform directory) costs a walk that
+ * hashes its files and a HEAD at the registry, not a compression and an
+ * upload.
+ *
+ * A layer's key is the SHA-256 of everything its tar stream is made from:
+ * every planned entry (path, type, mode, owner, mtime after clamping, size,
+ * link target) and the content digest of every file, plus the compression
+ * and level. The layer writer is deterministic (the same plan gives the same
+ * bytes), so equal keys mean equal blobs. A COPY layer does not depend on
+ * the steps before it (only a RUN will), so a changed file invalidates its
+ * own layer and no other.
+ *
+ * On disk, under the cache directory ($XDG_CACHE_HOME/ocisync, else
+ * ~/.cache/ocisync): layers/<key hex> holds the layer's digests and sizes
+ * as JSON, and blobs/sha256/<hex> the compressed blob, which a hit links
+ * (or copies) into the build's staging layout. Entries are written whole
+ * (temp file, then rename) and read with a size cap; one that does not
+ * parse, or whose blob is missing or of the wrong size, is a miss.
+ */
+#ifndef ENGINE_CACHE_H
+#define ENGINE_CACHE_H
+
+#include "oci/digest.h"
+#include "oci/layer.h"
+#include "oci/tar.h"
+
+#include <limits.h>
+#include <stdbool.h>
+
+struct engine_cache {
+    char dir[PATH_MAX]; /* "" when the cache is off */
+};
+
+/*
+ * Opens the cache in dir (NULL: the default), creating it (mode 0700).
+ * A cache that cannot be created is turned off with a debug line, not an
+ * error: a build does not fail for want of a cache.
+ */
+void engine_cache_open(struct engine_cache *c, const char *dir);
+
+/*
+ * The key of the layer plan would make with comp and level. Each file's
+ * content digest comes from the cache's stat index when the file's device,
+ * inode, size, mtime and ctime are what they were when it was last read;
+ * otherwise the file is read (and the index updated). 0, or the error
+ * reading a file (with a sentence in err).
+ */
+int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *plan,
+                     enum oci_compression comp, int level, struct oci_digest *key, char *err,
+                     size_t errlen);
+
+/* Where a cached layer was pushed: "registry/repository", newest first. */
+#define ENGINE_CACHE_MAX_AT 8
+#define ENGINE_CACHE_AT_LEN 512
+struct engine_cache_at {
+    char v[ENGINE_CACHE_MAX_AT][ENGINE_CACHE_AT_LEN];
+    size_t n;
+};
+
+/*
+ * Looks key up: on a hit fills r (diff_id, digest, size, tar_size, path)
+ * with the blob linked or copied into blobs_dir ("<layout>/blobs/sha256"),
+ * and at (if not NULL) with where the layer was pushed, and returns true.
+ */
+bool engine_cache_get(const struct engine_cache *c, const struct oci_digest *key,
+                      const char *blobs_dir, struct oci_layer_result *r,
+                      struct engine_cache_at *at);
+
+/* Remembers that the layer of key is now at where ("registry/repository"). Best effort. */
+void engine_cache_note(const struct engine_cache *c, const struct oci_digest *key,
+                       const char *where);
+
+/* Records a built layer under key, its blob linked or copied from r->path. Best effort. */
+void engine_cache_put(const struct engine_cache *c, const struct oci_digest *key,
+                      const struct oci_layer_result *r);
+
+#endif

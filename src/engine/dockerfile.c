@@ -1,0 +1,1780 @@
+/*
+ * The Dockerfile frontend: a Dockerfile, its context and build arguments
+ * become a build spec (engine/build.h) that build.c runs like any other
+ * build, so a Dockerfile build streams its new layers, relays or mounts its
+ * base's and pushes one index under many tags the same way.
+ *
+ * For each platform the target stage is evaluated on its own: global ARGs
+ * (with the automatic TARGET* and BUILD* ones) for FROM, then the stage's
+ * instructions in order with its ARGs and ENV. Each COPY or ADD becomes a
+ * layer (the same layer for every platform when it comes out the same, so
+ * it is built and uploaded once); every other instruction changes the
+ * config, with one history entry per instruction as docker writes them.
+ *
+ * What needs a stage's files (RUN, COPY --from, --chown by name, ADD of
+ * archives and URLs) is refused by name with its line, until the layer
+ * stack reader and the RUN executor land.
+ */
+#define _GNU_SOURCE /* asprintf */
+#include "engine/build.h"
+
+#include "common/log.h"
+#include "common/msg.h"
+#include "oci/digest.h"
+#include "oci/dockerfile.h"
+#include "oci/dockerignore.h"
+#include "oci/manifest.h"
+#include "oci/archive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <strings.h>
+#include <uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_PLATFORMS 16
+#define MAX_STAGES 256
+/* The Dockerfile and .dockerignore are read whole; beyond this they are refused. */
+#define DOCKERFILE_MAX (4 * 1024 * 1024)
+#define DOCKERIGNORE_MAX (1024 * 1024)
+/* How many symlinks resolving one COPY source may pass through, as Linux allows. */
+#define MAX_LINK_HOPS 40
+/* Sources one COPY may name after wildcards. */
+#define MAX_COPY_SOURCES 4096
+
+/* A growable list of owned strings. */
+struct strs {
+    char **v;
+    size_t n, cap;
+};
+
+static int strs_add(struct strs *s, const char *str, size_t len)
+{
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 8;
+        char **nv = realloc(s->v, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return UV_ENOMEM;
+        s->v = nv;
+        s->cap = ncap;
+    }
+    s->v[s->n] = strndup(str, len);
+    if (s->v[s->n] == NULL)
+        return UV_ENOMEM;
+    s->n++;
+    return 0;
+}
+
+static int strs_addz(struct strs *s, const char *str)
+{
+    return strs_add(s, str, strlen(str));
+}
+
+static void strs_free(struct strs *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+static int strs_copy(struct strs *dst, const struct strs *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        int rc = strs_addz(dst, src->v[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Sets "KEY=VALUE" in a list of such entries: replaced where KEY is, else appended. */
+static int kv_set(struct strs *s, const char *key, const char *value)
+{
+    size_t klen = strlen(key);
+    char *e;
+    if (asprintf(&e, "%s=%s", key, value) < 0)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < s->n; i++) {
+        if (strncmp(s->v[i], key, klen) == 0 && s->v[i][klen] == '=') {
+            free(s->v[i]);
+            s->v[i] = e;
+            return 0;
+        }
+    }
+    if (strs_addz(s, e) != 0) {
+        free(e);
+        return UV_ENOMEM;
+    }
+    free(e);
+    return 0;
+}
+
+/* The value for key in a "KEY=VALUE" list, or NULL. */
+static const char *kv_get(const struct strs *s, const char *key, size_t klen)
+{
+    for (size_t i = s->n; i-- > 0;) {
+        if (strncmp(s->v[i], key, klen) == 0 && s->v[i][klen] == '=')
+            return s->v[i] + klen + 1;
+    }
+    return NULL;
+}
+
+/* One stage's state while its instructions run, for one platform. */
+struct stage {
+    char *base;           /* the image it starts from; NULL for scratch; owned */
+    struct strs base_env; /* the base config's Env, for expansion */
+    struct strs env;      /* ENV set by the build, in order ("K=V") */
+    struct strs args;     /* ARGs in scope ("K=V"; declared without a value: not listed) */
+    struct strs labels;   /* "k=v" */
+    struct strs expose, volumes;
+    struct strs entrypoint, cmd, shell;
+    bool set_entrypoint, set_shell;
+    bool set_cmd;  /* the build decides the image's Cmd (a CMD, or an ENTRYPOINT that cleared it) */
+    bool cmd_here; /* a CMD in this very stage, which a later ENTRYPOINT keeps */
+    char *workdir, *user, *stop_signal; /* owned or NULL */
+    struct strs hc_test;
+    struct oci_healthcheck hc;
+    bool set_hc;
+    struct strs history_text;
+    bool *history_empty;
+    size_t history_cap;
+    struct strs pending_dirs; /* WORKDIR directories not yet in a layer */
+    struct strs dirs;         /* directories the build made (WORKDIR, COPY), for COPY's dest rule */
+    size_t pending_hist;      /* the history entry of the last WORKDIR that added one */
+    size_t *layers;
+    size_t n_layers, layers_cap;
+};
+
+/* One distinct layer: the spec's entry and what it borrows. */
+struct fe_layer {
+    struct oci_tar_source *src; /* owned, n_src */
+    size_t n_src;
+    struct strs strings; /* what src points into: source, destination, ... */
+    struct oci_tar_opts topts;
+    struct oci_chmod chmod; /* topts.chmod points here once the layer list is final */
+    bool has_chmod;
+    char *label, *created_by; /* owned */
+    char *key;                /* what makes two layers the same; owned */
+};
+
+struct fe {
+    const struct ocisync_build_opts *o;
+    struct ocisync_build_result *res;
+    struct oci_df df;
+    bool df_parsed;
+    struct oci_ignore *ignore;
+    char context[PATH_MAX]; /* the context directory, resolved */
+    char scratch[4200];     /* heredoc files and empty directories; removed at the end */
+    struct fe_layer *fl;    /* owned */
+    size_t n_fl, cap_fl;
+    size_t stage_start[MAX_STAGES]; /* instruction index of each FROM */
+    char *stage_name[MAX_STAGES];   /* "AS name", lower case, or NULL; owned */
+    size_t n_stages;
+    size_t target;
+    struct strs global_args; /* "K=V" of the ARGs before the first FROM, for one platform */
+    /* The platform being evaluated. */
+    struct oci_platform plat;
+    char plat_name[96];
+};
+
+static int fail(struct fe *f, int rc, const struct oci_df_instr *in, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Records the first error: "Dockerfile line N: ..." when it belongs to an instruction. */
+static int fail(struct fe *f, int rc, const struct oci_df_instr *in, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+
+    if (f->res->error[0] != '\0')
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (in != NULL)
+        snprintf(f->res->error, sizeof(f->res->error), "%s line %u: %s", f->o->dockerfile, in->line,
+                 msg);
+    else
+        snprintf(f->res->error, sizeof(f->res->error), "%s", msg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Variables */
+
+struct scope {
+    const struct fe *f;
+    const struct stage *st; /* NULL: the global scope of FROM */
+};
+
+/* ENV (the build's, then the base's) over ARG, as docker gives them. */
+static const char *lookup(void *arg, const char *name, size_t len)
+{
+    const struct scope *sc = arg;
+    const char *v;
+
+    if (sc->st == NULL)
+        return kv_get(&sc->f->global_args, name, len);
+    if ((v = kv_get(&sc->st->env, name, len)) != NULL)
+        return v;
+    if ((v = kv_get(&sc->st->base_env, name, len)) != NULL)
+        return v;
+    return kv_get(&sc->st->args, name, len);
+}
+
+static int expand(struct fe *f, const struct stage *st, const struct oci_df_instr *in,
+                  const char *raw, char **out)
+{
+    struct scope sc = {f, st};
+    char err[512] = "";
+    int rc = oci_df_expand(raw, f->df.escape, lookup, &sc, out, err, sizeof(err));
+    if (rc != 0)
+        return fail(f, rc, in, "%s", err[0] ? err : ocisync_strerror(rc));
+    return 0;
+}
+
+/* The value of build argument name from --build-arg, or NULL when not given. */
+static const char *build_arg(const struct fe *f, const char *name, bool *given)
+{
+    size_t len = strlen(name);
+
+    *given = false;
+    for (size_t i = f->o->n_build_args; i-- > 0;) {
+        const char *a = f->o->build_args[i];
+        if (strncmp(a, name, len) == 0 && a[len] == '=') {
+            *given = true;
+            return a + len + 1;
+        }
+        if (strcmp(a, name) == 0) {
+            *given = true;
+            return getenv(name); /* "KEY" alone: from the environment, unset if it is not */
+        }
+    }
+    return NULL;
+}
+
+/* The automatic platform ARGs docker defines. */
+static const char *auto_arg(const struct fe *f, const char *name, char *buf, size_t len)
+{
+    const struct oci_platform *t = &f->plat, *h = oci_platform_host();
+    bool build = strncmp(name, "BUILD", 5) == 0;
+    const struct oci_platform *p = build ? h : t;
+    const char *what = name + (build ? 5 : strncmp(name, "TARGET", 6) == 0 ? 6 : 0);
+
+    if (what == name)
+        return NULL;
+    if (strcmp(what, "PLATFORM") == 0) {
+        oci_platform_format(p, buf, len);
+        return buf;
+    }
+    if (strcmp(what, "OS") == 0)
+        return p->os;
+    if (strcmp(what, "ARCH") == 0)
+        return p->arch;
+    if (strcmp(what, "VARIANT") == 0)
+        return p->variant;
+    return NULL;
+}
+
+/*
+ * ARG NAME[=DEFAULT]: in scope from here on, valued by --build-arg, else
+ * its default, else (in a stage) the global ARG of that name, else the
+ * automatic platform value.
+ */
+static int declare_arg(struct fe *f, struct stage *st, const struct oci_df_instr *in,
+                       const struct oci_df_pair *p)
+{
+    struct strs *into = st ? &st->args : &f->global_args;
+    char buf[96], *def = NULL;
+    const char *v;
+    bool given;
+    int rc;
+
+    v = build_arg(f, p->key, &given);
+    if (!given && p->value != NULL) {
+        rc = expand(f, st, in, p->value, &def);
+        if (rc != 0)
+            return rc;
+        v = def;
+    }
+    if (!given && p->value == NULL) {
+        v = st ? kv_get(&f->global_args, p->key, strlen(p->key)) : NULL;
+        if (v == NULL)
+            v = auto_arg(f, p->key, buf, sizeof(buf));
+    }
+    rc = v != NULL ? kv_set(into, p->key, v) : 0;
+    free(def);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Stage state */
+
+static void stage_free(struct stage *st)
+{
+    free(st->base);
+    strs_free(&st->base_env);
+    strs_free(&st->env);
+    strs_free(&st->args);
+    strs_free(&st->labels);
+    strs_free(&st->expose);
+    strs_free(&st->volumes);
+    strs_free(&st->entrypoint);
+    strs_free(&st->cmd);
+    strs_free(&st->shell);
+    strs_free(&st->hc_test);
+    strs_free(&st->history_text);
+    strs_free(&st->pending_dirs);
+    strs_free(&st->dirs);
+    free(st->workdir);
+    free(st->user);
+    free(st->stop_signal);
+    free(st->history_empty);
+    free(st->layers);
+    memset(st, 0, sizeof(*st));
+}
+
+static int history(struct stage *st, const struct oci_df_instr *in, bool empty)
+{
+    if (st->history_text.n == st->history_cap) {
+        size_t ncap = st->history_cap ? st->history_cap * 2 : 16;
+        bool *n = realloc(st->history_empty, ncap * sizeof(*n));
+        if (n == NULL)
+            return UV_ENOMEM;
+        st->history_empty = n;
+        st->history_cap = ncap;
+    }
+    st->history_empty[st->history_text.n] = empty;
+    return strs_addz(&st->history_text, in->original);
+}
+
+static int add_layer_ref(struct stage *st, size_t idx)
+{
+    if (st->n_layers == st->layers_cap) {
+        size_t ncap = st->layers_cap ? st->layers_cap * 2 : 8;
+        size_t *n = realloc(st->layers, ncap * sizeof(*n));
+        if (n == NULL)
+            return UV_ENOMEM;
+        st->layers = n;
+        st->layers_cap = ncap;
+    }
+    st->layers[st->n_layers++] = idx;
+    return 0;
+}
+
+/* Copies what a stage inherits from the stage it is FROM. */
+static int stage_inherit(struct stage *dst, const struct stage *src)
+{
+    int rc = 0;
+
+    if (src->base != NULL && (dst->base = strdup(src->base)) == NULL)
+        return UV_ENOMEM;
+    if ((rc = strs_copy(&dst->base_env, &src->base_env)) != 0 ||
+        (rc = strs_copy(&dst->env, &src->env)) != 0 ||
+        (rc = strs_copy(&dst->labels, &src->labels)) != 0 ||
+        (rc = strs_copy(&dst->expose, &src->expose)) != 0 ||
+        (rc = strs_copy(&dst->volumes, &src->volumes)) != 0 ||
+        (rc = strs_copy(&dst->entrypoint, &src->entrypoint)) != 0 ||
+        (rc = strs_copy(&dst->cmd, &src->cmd)) != 0 ||
+        (rc = strs_copy(&dst->shell, &src->shell)) != 0 ||
+        (rc = strs_copy(&dst->hc_test, &src->hc_test)) != 0 ||
+        (rc = strs_copy(&dst->dirs, &src->dirs)) != 0)
+        return rc;
+    dst->set_entrypoint = src->set_entrypoint;
+    dst->set_cmd = src->set_cmd;
+    dst->set_shell = src->set_shell;
+    dst->set_hc = src->set_hc;
+    dst->hc = src->hc;
+    if ((src->workdir && !(dst->workdir = strdup(src->workdir))) ||
+        (src->user && !(dst->user = strdup(src->user))) ||
+        (src->stop_signal && !(dst->stop_signal = strdup(src->stop_signal))))
+        return UV_ENOMEM;
+    for (size_t i = 0; i < src->history_text.n; i++) {
+        struct oci_df_instr fake = {.original = src->history_text.v[i]};
+        if ((rc = history(dst, &fake, src->history_empty[i])) != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < src->n_layers; i++) {
+        if ((rc = add_layer_ref(dst, src->layers[i])) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Layers */
+
+static struct fe_layer *new_layer(struct fe *f)
+{
+    if (f->n_fl == f->cap_fl) {
+        size_t ncap = f->cap_fl ? f->cap_fl * 2 : 8;
+        struct fe_layer *n = realloc(f->fl, ncap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        f->fl = n;
+        f->cap_fl = ncap;
+    }
+    memset(&f->fl[f->n_fl], 0, sizeof(f->fl[0]));
+    return &f->fl[f->n_fl];
+}
+
+static void fe_layer_free(struct fe_layer *l)
+{
+    free(l->src);
+    strs_free(&l->strings);
+    free(l->label);
+    free(l->created_by);
+    free(l->key);
+}
+
+/*
+ * Adds the layer being made (f->fl[f->n_fl]) to the stage: the same layer
+ * already made for another platform is reused instead.
+ */
+static int commit_layer(struct fe *f, struct stage *st, struct fe_layer *l)
+{
+    for (size_t i = 0; i < f->n_fl; i++) {
+        if (strcmp(f->fl[i].key, l->key) == 0) {
+            fe_layer_free(l);
+            return add_layer_ref(st, i);
+        }
+    }
+    f->n_fl++;
+    return add_layer_ref(st, f->n_fl - 1);
+}
+
+/* The key of a layer: every source and destination, and the options. */
+static int layer_key(struct fe_layer *l, const char *opts)
+{
+    size_t len = strlen(opts) + 2;
+    char *k, *p;
+
+    for (size_t i = 0; i < l->n_src; i++)
+        len += strlen(l->src[i].src) + strlen(l->src[i].dest) + 2;
+    k = malloc(len);
+    if (k == NULL)
+        return UV_ENOMEM;
+    p = k + sprintf(k, "%s", opts);
+    for (size_t i = 0; i < l->n_src; i++)
+        p += sprintf(p, "\n%s\t%s", l->src[i].src, l->src[i].dest);
+    l->key = k;
+    return 0;
+}
+
+static int layer_source(struct fe_layer *l, const char *src, const char *dest)
+{
+    struct oci_tar_source *n = realloc(l->src, (l->n_src + 1) * sizeof(*n));
+    int rc;
+
+    if (n == NULL)
+        return UV_ENOMEM;
+    l->src = n;
+    if ((rc = strs_addz(&l->strings, src)) != 0)
+        return rc;
+    if ((rc = strs_addz(&l->strings, dest)) != 0)
+        return rc;
+    /* The strings may move as the list grows; the pointers are set once it is final. */
+    l->src[l->n_src].src = NULL;
+    l->src[l->n_src].dest = NULL;
+    l->n_src++;
+    return 0;
+}
+
+/* Points the sources at their strings, once no more are added. */
+static void layer_fix(struct fe_layer *l)
+{
+    for (size_t i = 0; i < l->n_src; i++) {
+        l->src[i].src = l->strings.v[2 * i];
+        l->src[i].dest = l->strings.v[2 * i + 1];
+    }
+}
+
+/* An empty directory in the scratch area, for WORKDIR's directories. */
+static int scratch_dir(struct fe *f, char *out, size_t len)
+{
+    snprintf(out, len, "%s/empty-dir", f->scratch);
+    if (mkdir(out, 0755) != 0 && errno != EEXIST)
+        return fail(f, uv_translate_sys_error(errno), NULL, "cannot create \"%s\": %s", out,
+                    strerror(errno));
+    chmod(out, 0755);
+    return 0;
+}
+
+/* WORKDIR directories still pending go into l (the layer of the next COPY). */
+static int flush_dirs(struct fe *f, struct stage *st, struct fe_layer *l)
+{
+    char empty[4300];
+    int rc;
+
+    if (st->pending_dirs.n == 0)
+        return 0;
+    if ((rc = scratch_dir(f, empty, sizeof(empty))) != 0)
+        return rc;
+    for (size_t i = 0; i < st->pending_dirs.n; i++) {
+        if ((rc = layer_source(l, empty, st->pending_dirs.v[i])) != 0)
+            return rc;
+    }
+    strs_free(&st->pending_dirs);
+    return 0;
+}
+
+/* Records path (absolute, clean) and its parents as directories the build made. */
+static int note_dirs(struct stage *st, const char *path, bool self)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    int rc = 0;
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    if (!self) {
+        while (n > 0 && buf[n - 1] != '/')
+            n--;
+        buf[n > 1 ? n - 1 : n] = '\0';
+    }
+    while (rc == 0 && strlen(buf) > 1) {
+        bool seen = false;
+        for (size_t i = 0; i < st->dirs.n && !seen; i++)
+            seen = strcmp(st->dirs.v[i], buf) == 0;
+        if (seen)
+            break;
+        rc = strs_addz(&st->dirs, buf);
+        n = strlen(buf);
+        while (n > 0 && buf[n - 1] != '/')
+            n--;
+        buf[n > 1 ? n - 1 : n] = '\0';
+    }
+    return rc;
+}
+
+static bool is_dir_made(const struct stage *st, const char *path)
+{
+    for (size_t i = 0; i < st->dirs.n; i++) {
+        if (strcmp(st->dirs.v[i], path) == 0)
+            return true;
+    }
+    return strcmp(path, "/") == 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The context */
+
+/* Lexically cleans a slash path into out: no ".", "..", empty components; leading "/" kept. */
+static void clean_path(const char *in, char *out, size_t len, bool *escaped)
+{
+    size_t o = 0;
+    const char *p = in;
+
+    *escaped = false;
+    if (*p == '/' && o + 1 < len)
+        out[o++] = '/';
+    while (*p != '\0') {
+        size_t n;
+        while (*p == '/')
+            p++;
+        n = strcspn(p, "/");
+        if (n == 0)
+            break;
+        if (n == 1 && p[0] == '.') {
+            /* nothing */
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            size_t root = out[0] == '/' ? 1 : 0;
+            if (o > root) {
+                while (o > root && out[o - 1] != '/')
+                    o--;
+                if (o > root)
+                    o--;
+            } else {
+                *escaped = true;
+            }
+        } else {
+            if (o > 0 && out[o - 1] != '/' && o + 1 < len)
+                out[o++] = '/';
+            if (o + n < len) {
+                memcpy(out + o, p, n);
+                o += n;
+            }
+        }
+        p += n;
+    }
+    out[o] = '\0';
+}
+
+/*
+ * Resolves rel (a clean path relative to the context) to a path inside the
+ * context, following symlinks as if the context were the root: a link's
+ * absolute target starts again at the context, and ".." stops there. The
+ * result (relative, "" for the root) is in out.
+ */
+static int resolve_in_context(struct fe *f, const char *rel, char *out, size_t len)
+{
+    char cur[PATH_MAX] = "", rest[PATH_MAX], next[PATH_MAX], full[PATH_MAX * 2], target[PATH_MAX];
+    int hops = 0;
+    bool esc;
+
+    snprintf(rest, sizeof(rest), "%s", rel);
+    while (rest[0] != '\0') {
+        size_t n = strcspn(rest, "/");
+        struct stat st;
+        char comp[PATH_MAX];
+
+        memcpy(comp, rest, n);
+        comp[n] = '\0';
+        memmove(rest, rest + n + (rest[n] == '/'), strlen(rest + n + (rest[n] == '/')) + 1);
+        snprintf(next, sizeof(next), "%s%s%s", cur, cur[0] ? "/" : "", comp);
+        snprintf(full, sizeof(full), "%s/%s", f->context, next);
+        if (lstat(full, &st) != 0)
+            return errno == ENOENT ? UV_ENOENT : uv_translate_sys_error(errno);
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t t = readlink(full, target, sizeof(target) - 1);
+            char joined[PATH_MAX * 3];
+            if (t < 0)
+                return uv_translate_sys_error(errno);
+            target[t] = '\0';
+            if (++hops > MAX_LINK_HOPS)
+                return UV_ELOOP;
+            /* The link's target, then what was left of the path; cleaned from the context root. */
+            snprintf(joined, sizeof(joined), "%s%s%s%s%s", target[0] == '/' ? "" : cur,
+                     target[0] == '/' || cur[0] == '\0' ? "" : "/", target, rest[0] ? "/" : "",
+                     rest);
+            clean_path(joined, next, sizeof(next), &esc);
+            snprintf(rest, sizeof(rest), "%s", next[0] == '/' ? next + 1 : next);
+            cur[0] = '\0';
+            continue;
+        }
+        snprintf(cur, sizeof(cur), "%s", next);
+    }
+    snprintf(out, len, "%s", cur);
+    return 0;
+}
+
+static bool has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+/* The .dockerignore as the layer walker asks about it. */
+static int ignore_filter(void *arg, const char *local, bool is_dir)
+{
+    struct fe *f = arg;
+    size_t clen = strlen(f->context);
+    const char *rel = local + clen + (local[clen] == '/');
+
+    if (f->ignore == NULL || strncmp(local, f->context, clen) != 0)
+        return OCI_TAR_INCLUDE;
+    if (!oci_ignore_excluded(f->ignore, rel))
+        return OCI_TAR_INCLUDE;
+    return is_dir && oci_ignore_must_descend(f->ignore, rel) ? OCI_TAR_DESCEND : OCI_TAR_EXCLUDE;
+}
+
+/* Expands a wildcard source (clean, relative) against the context, in sorted order. */
+static int glob_context(struct fe *f, const struct oci_df_instr *in, const char *pattern,
+                        struct strs *out)
+{
+    /* One component at a time, so "*" never crosses a "/" (as filepath.Match). */
+    struct strs cur = {0}, next = {0};
+    const char *p = pattern;
+    int rc = strs_addz(&cur, "");
+
+    while (rc == 0 && *p != '\0') {
+        size_t n = strcspn(p, "/");
+        char comp[NAME_MAX + 1];
+        snprintf(comp, sizeof(comp), "%.*s", (int)n, p);
+        p += n + (p[n] == '/');
+        for (size_t i = 0; rc == 0 && i < cur.n; i++) {
+            char dir[PATH_MAX * 2];
+            struct dirent **names = NULL;
+            int k;
+            snprintf(dir, sizeof(dir), "%s/%s", f->context, cur.v[i]);
+            if (!has_glob(comp)) {
+                char path[PATH_MAX * 2];
+                struct stat st;
+                snprintf(path, sizeof(path), "%s/%s", dir, comp);
+                if (lstat(path, &st) == 0) {
+                    snprintf(path, sizeof(path), "%s%s%s", cur.v[i], cur.v[i][0] ? "/" : "", comp);
+                    rc = strs_addz(&next, path);
+                }
+                continue;
+            }
+            k = scandir(dir, &names, NULL, alphasort);
+            for (int j = 0; j < k; j++) {
+                if (rc == 0 && strcmp(names[j]->d_name, ".") != 0 &&
+                    strcmp(names[j]->d_name, "..") != 0 &&
+                    fnmatch(comp, names[j]->d_name, FNM_PERIOD * 0) == 0) {
+                    char path[PATH_MAX * 2];
+                    snprintf(path, sizeof(path), "%s%s%s", cur.v[i], cur.v[i][0] ? "/" : "",
+                             names[j]->d_name);
+                    if (next.n >= MAX_COPY_SOURCES)
+                        rc = fail(f, OCISYNC_ETOOBIG, in, "\"%s\" matches more than %d files",
+                                  pattern, MAX_COPY_SOURCES);
+                    else
+                        rc = strs_addz(&next, path);
+                }
+                free(names[j]);
+            }
+            free(names);
+        }
+        strs_free(&cur);
+        cur = next;
+        memset(&next, 0, sizeof(next));
+    }
+    /* What .dockerignore excludes is not in the context. */
+    for (size_t i = 0; rc == 0 && i < cur.n; i++) {
+        if (f->ignore == NULL || !oci_ignore_excluded(f->ignore, cur.v[i]))
+            rc = strs_addz(out, cur.v[i]);
+    }
+    strs_free(&cur);
+    strs_free(&next);
+    return rc;
+}
+
+/* Writes a heredoc's content to a scratch file named by its digest; its path in out. */
+static int heredoc_file(struct fe *f, const char *content, char *out, size_t len)
+{
+    struct oci_digest d;
+    int fd;
+    size_t n = strlen(content);
+
+    oci_digest_buffer(OCI_DIGEST_SHA256, content, n, &d);
+    snprintf(out, len, "%s/heredoc-%s", f->scratch, oci_digest_hex(&d));
+    if (access(out, F_OK) == 0)
+        return 0;
+    fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, content, n) != (ssize_t)n) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(f, uv_translate_sys_error(e), NULL, "cannot write \"%s\": %s", out,
+                    strerror(e));
+    }
+    fchmod(fd, 0644);
+    close(fd);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Instructions */
+
+static const char *flag(const struct oci_df_instr *in, const char *name)
+{
+    for (size_t i = 0; i < in->n_flags; i++) {
+        if (strcmp(in->flags[i].name, name) == 0)
+            return in->flags[i].value ? in->flags[i].value : "";
+    }
+    return NULL;
+}
+
+/* Refuses any flag of in not in the NULL-terminated list ok. */
+static int check_flags(struct fe *f, const struct oci_df_instr *in, const char *const *ok,
+                       const char *later)
+{
+    for (size_t i = 0; i < in->n_flags; i++) {
+        bool known = false;
+        for (size_t k = 0; ok[k] != NULL; k++)
+            known |= strcmp(in->flags[i].name, ok[k]) == 0;
+        if (!known)
+            return fail(f, OCISYNC_EUSAGE, in, "%s --%s is not supported%s",
+                        oci_df_kind_name(in->kind), in->flags[i].name, later ? later : "");
+    }
+    return 0;
+}
+
+/* "--chown=uid[:gid]": numbers (or root); names need the stage's /etc/passwd. */
+static int parse_chown(struct fe *f, const struct oci_df_instr *in, const char *s,
+                       struct oci_tar_opts *o)
+{
+    char *end;
+    unsigned long uid, gid;
+    const char *colon = strchr(s, ':');
+    char user[256];
+
+    snprintf(user, sizeof(user), "%.*s", colon ? (int)(colon - s) : (int)strlen(s), s);
+    uid = strcmp(user, "root") == 0 ? 0 : strtoul(user, &end, 10);
+    if (strcmp(user, "root") != 0 && (user[0] == '\0' || *end != '\0' || uid > UINT32_MAX))
+        return fail(f, OCISYNC_EUSAGE, in,
+                    "--chown=%s: user names are not supported yet (they need the image's "
+                    "/etc/passwd); give numbers, as --chown=1000:1000",
+                    s);
+    gid = uid;
+    if (colon != NULL) {
+        gid = strcmp(colon + 1, "root") == 0 ? 0 : strtoul(colon + 1, &end, 10);
+        if (strcmp(colon + 1, "root") != 0 &&
+            (colon[1] == '\0' || *end != '\0' || gid > UINT32_MAX))
+            return fail(f, OCISYNC_EUSAGE, in,
+                        "--chown=%s: group names are not supported yet (they need the image's "
+                        "/etc/group); give numbers",
+                        s);
+    }
+    o->chown = true;
+    o->uid = (uint32_t)uid;
+    o->gid = (uint32_t)gid;
+    return 0;
+}
+
+/* Whether a local file starts like an archive ADD would unpack. */
+static bool looks_like_archive(const char *path)
+{
+    unsigned char b[512];
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+    if (fd < 0)
+        return false;
+    n = read(fd, b, sizeof(b));
+    close(fd);
+    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
+        return true; /* gzip */
+    if (n >= 3 && memcmp(b, "BZh", 3) == 0)
+        return true;
+    if (n >= 6 && memcmp(b,
+                         "\xfd"
+                         "7zXZ\0",
+                         6) == 0)
+        return true;
+    if (n >= 4 && memcmp(b, "\x28\xb5\x2f\xfd", 4) == 0)
+        return true; /* zstd */
+    return n >= 262 && memcmp(b + 257, "ustar", 5) == 0;
+}
+
+static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in)
+{
+    static const char *const copy_flags[] = {"chown", "chmod", "link", NULL};
+    static const char *const add_flags[] = {"chown", "chmod", "link", NULL};
+    bool add = in->kind == OCI_DF_ADD;
+    struct fe_layer *l;
+    struct oci_tar_opts topts;
+    char *dest_raw = NULL, dest[PATH_MAX], opts[600];
+    const char *v;
+    bool esc, dir_dest, many;
+    struct strs srcs = {0};
+    int rc;
+
+    if ((v = flag(in, "from")) != NULL)
+        return fail(f, OCISYNC_EUSAGE, in,
+                    "%s --from is not supported yet (it needs the layer stack reader)",
+                    oci_df_kind_name(in->kind));
+    if ((rc = check_flags(f, in, add ? add_flags : copy_flags, " yet")) != 0)
+        return rc;
+    if (in->n_args < 2)
+        return fail(f, OCISYNC_EUSAGE, in, "%s needs a source and a destination",
+                    oci_df_kind_name(in->kind));
+    memset(&topts, 0, sizeof(topts));
+    topts.overlay = true;
+    topts.filter = ignore_filter;
+    topts.filter_arg = f;
+    l = new_layer(f);
+    if (l == NULL)
+        return UV_ENOMEM;
+    if ((v = flag(in, "chown")) != NULL) {
+        char *e = NULL;
+        if ((rc = expand(f, st, in, v, &e)) == 0)
+            rc = parse_chown(f, in, e, &topts);
+        free(e);
+        if (rc != 0)
+            goto out;
+    }
+    if ((v = flag(in, "chmod")) != NULL) {
+        char *e = NULL, err[256];
+        if ((rc = expand(f, st, in, v, &e)) == 0 &&
+            (rc = oci_chmod_parse(e, &l->chmod, err, sizeof(err))) != 0)
+            rc = fail(f, rc, in, "--chmod: %s", err);
+        free(e);
+        if (rc != 0)
+            goto out;
+        l->has_chmod = true;
+    }
+
+    /*
+     * The destination: relative to WORKDIR; a directory when it ends in "/".
+     * Sources and destination expand in JSON form too, as BuildKit's Expand does.
+     */
+    rc = expand(f, st, in, in->args[in->n_args - 1], &dest_raw);
+    if (rc != 0)
+        goto out;
+    {
+        char joined[PATH_MAX * 2];
+        size_t dl = strlen(dest_raw);
+        dir_dest = dl > 0 && (dest_raw[dl - 1] == '/' || strcmp(dest_raw, ".") == 0 ||
+                              (dl >= 2 && strcmp(dest_raw + dl - 2, "/.") == 0));
+        snprintf(joined, sizeof(joined), "%s/%s",
+                 dest_raw[0] == '/' ? "" : (st->workdir ? st->workdir : ""), dest_raw);
+        clean_path(joined, dest, sizeof(dest), &esc);
+    }
+
+    /* The sources: heredocs, or paths in the context (wildcards expanded). */
+    many = in->n_args > 2;
+    for (size_t i = 0; i + 1 < in->n_args; i++) {
+        const char *raw = in->args[i];
+        char *word = NULL, clean[PATH_MAX];
+        const struct oci_df_heredoc *hd = NULL;
+
+        if (!in->json && in->n_heredocs > 0) {
+            struct oci_df_heredoc marker;
+            memset(&marker, 0, sizeof(marker));
+            rc = oci_df_heredoc_word(raw, &marker);
+            if (rc == 1)
+                hd = oci_df_heredoc_by_name(in, marker.name);
+            free(marker.name);
+            if (rc < 0) {
+                rc = fail(f, rc, in, "heredoc %s: the delimiter does not parse", raw);
+                goto out;
+            }
+            rc = 0;
+        }
+        if (hd != NULL) {
+            char path[4400], *content = NULL, *chomped = NULL, err[512] = "";
+            struct scope sc = {f, st};
+            if (hd->chomp)
+                rc = oci_df_chomp(hd->content, &chomped);
+            if (rc == 0 && hd->expand) {
+                rc = oci_df_expand_heredoc(chomped ? chomped : hd->content, lookup, &sc, &content,
+                                           err, sizeof(err));
+                if (rc != 0)
+                    rc = fail(f, rc, in, "%s", err[0] ? err : ocisync_strerror(rc));
+            } else if (rc == 0) {
+                content = strdup(chomped ? chomped : hd->content);
+            }
+            free(chomped);
+            if (rc == 0 && content == NULL)
+                rc = UV_ENOMEM;
+            if (rc == 0)
+                rc = heredoc_file(f, content, path, sizeof(path));
+            free(content);
+            if (rc == 0) {
+                char d[PATH_MAX * 2];
+                snprintf(d, sizeof(d), "%s%s", dest, dir_dest ? "/" : "");
+                if (dir_dest)
+                    snprintf(d, sizeof(d), "%s/%s", strcmp(dest, "/") == 0 ? "" : dest, hd->name);
+                rc = layer_source(l, path, d);
+            }
+            if (rc != 0)
+                goto out;
+            continue;
+        }
+        if ((rc = expand(f, st, in, raw, &word)) != 0)
+            goto out;
+        if (add && (strncmp(word, "http://", 7) == 0 || strncmp(word, "https://", 8) == 0 ||
+                    strncmp(word, "git@", 4) == 0)) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "ADD of a URL (%s) is not supported yet", word);
+            free(word);
+            goto out;
+        }
+        clean_path(word, clean, sizeof(clean), &esc);
+        free(word);
+        if (esc) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "source \"%s\" is outside the build context", raw);
+            goto out;
+        }
+        {
+            const char *rel = clean[0] == '/' ? clean + 1 : clean;
+            strs_free(&srcs);
+            if (has_glob(rel)) {
+                many = true;
+                rc = glob_context(f, in, rel, &srcs);
+                if (rc == 0 && srcs.n == 0)
+                    rc = fail(f, OCISYNC_EUSAGE, in, "no file in the build context matches \"%s\"",
+                              raw);
+            } else {
+                rc = strs_addz(&srcs, rel);
+            }
+            if (rc != 0)
+                goto out;
+        }
+        for (size_t k = 0; k < srcs.n; k++) {
+            char resolved[PATH_MAX], local[PATH_MAX * 2], d[PATH_MAX * 2];
+            const char *base = strrchr(srcs.v[k], '/');
+            struct stat sb;
+
+            base = base ? base + 1 : srcs.v[k];
+            rc = resolve_in_context(f, srcs.v[k], resolved, sizeof(resolved));
+            if (rc == 0 && f->ignore != NULL && srcs.v[k][0] != '\0' &&
+                (oci_ignore_excluded(f->ignore, srcs.v[k]) ||
+                 (resolved[0] != '\0' && oci_ignore_excluded(f->ignore, resolved))) &&
+                !oci_ignore_must_descend(f->ignore, srcs.v[k]))
+                rc = UV_ENOENT;
+            if (rc != 0) {
+                rc =
+                    fail(f, OCISYNC_EUSAGE, in, "\"%s\" is not in the build context%s%s", srcs.v[k],
+                         rc == UV_ENOENT ? "" : ": ", rc == UV_ENOENT ? "" : uv_strerror(rc));
+                goto out;
+            }
+            snprintf(local, sizeof(local), "%s%s%s", f->context, resolved[0] ? "/" : "", resolved);
+            if (stat(local, &sb) != 0) {
+                rc = fail(f, uv_translate_sys_error(errno), in, "cannot read \"%s\": %s", srcs.v[k],
+                          strerror(errno));
+                goto out;
+            }
+            if (add && S_ISREG(sb.st_mode) && looks_like_archive(local)) {
+                rc = fail(f, OCISYNC_EUSAGE, in,
+                          "ADD of an archive (%s) is not supported yet (it would be unpacked); "
+                          "use COPY to copy it as a file",
+                          srcs.v[k]);
+                goto out;
+            }
+            if (S_ISDIR(sb.st_mode)) {
+                snprintf(d, sizeof(d), "%s", dest);
+            } else if (dir_dest || many || is_dir_made(st, dest)) {
+                snprintf(d, sizeof(d), "%s/%s", strcmp(dest, "/") == 0 ? "" : dest, base);
+            } else {
+                const char *dbase = strrchr(dest, '/') + 1;
+                /*
+                 * Docker copies into a directory that exists there in the base.
+                 * Until the base's files can be read, a destination named unlike
+                 * the file might be such a directory: say which was meant.
+                 */
+                if (st->base != NULL && strcmp(dbase, base) != 0) {
+                    rc = fail(f, OCISYNC_EUSAGE, in,
+                              "is %s a file or a directory of the base image? End it with / to "
+                              "copy into a directory, or name the file as the source is named "
+                              "(%s/%s); this needs the base's files, not read yet",
+                              dest, strcmp(dest, "/") == 0 ? "" : dest, base);
+                    goto out;
+                }
+                snprintf(d, sizeof(d), "%s", dest);
+            }
+            if ((rc = note_dirs(st, d, S_ISDIR(sb.st_mode))) != 0)
+                goto out;
+            if (many && !dir_dest) {
+                rc = fail(f, OCISYNC_EUSAGE, in,
+                          "with more than one source the destination must be a directory and "
+                          "end with a /");
+                goto out;
+            }
+            if ((rc = layer_source(l, local, d)) != 0)
+                goto out;
+        }
+    }
+    if ((rc = flush_dirs(f, st, l)) != 0)
+        goto out;
+    layer_fix(l);
+    l->topts = topts;
+    snprintf(opts, sizeof(opts), "chown=%d:%u:%u chmod=%s", topts.chown, topts.uid, topts.gid,
+             l->has_chmod ? flag(in, "chmod") : "-");
+    if ((rc = layer_key(l, opts)) != 0)
+        goto out;
+    if (asprintf(&l->label, "%s (line %u)", in->original, in->line) < 0) {
+        l->label = NULL;
+        rc = UV_ENOMEM;
+        goto out;
+    }
+    if ((l->created_by = strdup(in->original)) == NULL) {
+        rc = UV_ENOMEM;
+        goto out;
+    }
+    rc = history(st, in, false);
+    if (rc == 0)
+        rc = commit_layer(f, st, l);
+    l = NULL;
+out:
+    if (l != NULL)
+        fe_layer_free(l);
+    strs_free(&srcs);
+    free(dest_raw);
+    return rc;
+}
+
+/* A Go duration as HEALTHCHECK takes it ("30s", "1m30s", "500ms"), in nanoseconds. */
+static int parse_duration(const char *s, int64_t *ns)
+{
+    static const struct {
+        const char *unit;
+        int64_t ns;
+    } units[] = {{"ns", 1},           {"us", 1000},         {"ms", 1000000},
+                 {"s", 1000000000LL}, {"m", 60000000000LL}, {"h", 3600000000000LL}};
+    int64_t total = 0;
+
+    if (strcmp(s, "0") == 0) {
+        *ns = 0;
+        return 0;
+    }
+    while (*s != '\0') {
+        char *end;
+        double v = strtod(s, &end);
+        size_t best = 0, best_len = 0;
+        if (end == s || v < 0)
+            return OCISYNC_EUSAGE;
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+            size_t ul = strlen(units[i].unit);
+            if (strncmp(end, units[i].unit, ul) == 0 && ul > best_len) {
+                best = i;
+                best_len = ul;
+            }
+        }
+        if (best_len == 0 || v * (double)units[best].ns > 9.2e18)
+            return OCISYNC_EUSAGE;
+        total += (int64_t)(v * (double)units[best].ns);
+        s = end + best_len;
+    }
+    *ns = total;
+    return 0;
+}
+
+/* The exec form's words, or the shell form wrapped in the stage's shell. */
+static int command(const struct stage *st, const struct oci_df_instr *in, struct strs *out)
+{
+    int rc = 0;
+
+    strs_free(out);
+    if (in->json) {
+        for (size_t i = 0; rc == 0 && i < in->n_args; i++)
+            rc = strs_addz(out, in->args[i]);
+        return rc;
+    }
+    if (st->set_shell) {
+        for (size_t i = 0; rc == 0 && i < st->shell.n; i++)
+            rc = strs_addz(out, st->shell.v[i]);
+    } else {
+        if ((rc = strs_addz(out, "/bin/sh")) == 0)
+            rc = strs_addz(out, "-c");
+    }
+    return rc != 0 ? rc : strs_addz(out, in->n_args > 0 ? in->args[0] : "");
+}
+
+/* Expands each raw word of in into out (VOLUME, in either form). */
+static int words(struct fe *f, const struct stage *st, const struct oci_df_instr *in,
+                 struct strs *out)
+{
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < in->n_args; i++) {
+        char *w = NULL;
+        if ((rc = expand(f, st, in, in->args[i], &w)) == 0 && w[0] != '\0')
+            rc = strs_addz(out, w);
+        free(w);
+    }
+    return rc;
+}
+
+static int do_healthcheck(struct fe *f, struct stage *st, const struct oci_df_instr *in)
+{
+    static const char *const ok[] = {"interval",       "timeout", "start-period",
+                                     "start-interval", "retries", NULL};
+    int64_t *durs[] = {&st->hc.interval_ns, &st->hc.timeout_ns, &st->hc.start_period_ns,
+                       &st->hc.start_interval_ns};
+    int rc;
+
+    if ((rc = check_flags(f, in, ok, "")) != 0)
+        return rc;
+    memset(&st->hc, 0, sizeof(st->hc));
+    strs_free(&st->hc_test);
+    st->set_hc = true;
+    if (in->n_args == 0 || strcasecmp(in->args[0], "NONE") == 0)
+        return strs_addz(&st->hc_test, "NONE");
+    for (size_t i = 0; i < 4; i++) {
+        const char *v = flag(in, ok[i]);
+        if (v != NULL && parse_duration(v, durs[i]) != 0)
+            return fail(f, OCISYNC_EUSAGE, in, "--%s=%s is not a duration (like 30s or 1m30s)",
+                        ok[i], v);
+    }
+    if (flag(in, "retries") != NULL) {
+        char *end;
+        long r = strtol(flag(in, "retries"), &end, 10);
+        if (*end != '\0' || r < 0 || r > INT32_MAX)
+            return fail(f, OCISYNC_EUSAGE, in, "--retries takes a number");
+        st->hc.retries = (int)r;
+    }
+    if (in->json) {
+        if ((rc = strs_addz(&st->hc_test, "CMD")) != 0)
+            return rc;
+        for (size_t i = 1; rc == 0 && i < in->n_args; i++)
+            rc = strs_addz(&st->hc_test, in->args[i]);
+        return rc;
+    }
+    if ((rc = strs_addz(&st->hc_test, "CMD-SHELL")) != 0)
+        return rc;
+    return strs_addz(&st->hc_test, in->n_args > 1 ? in->args[1] : "");
+}
+
+/* Runs one instruction of a stage (FROM excepted). */
+static int run_instr(struct fe *f, struct stage *st, const struct oci_df_instr *in)
+{
+    char *v = NULL, *k = NULL;
+    int rc = 0;
+
+    switch (in->kind) {
+    case OCI_DF_ARG:
+        for (size_t i = 0; rc == 0 && i < in->n_pairs; i++)
+            rc = declare_arg(f, st, in, &in->pairs[i]);
+        return rc != 0 ? rc : history(st, in, true);
+    case OCI_DF_ENV:
+    case OCI_DF_LABEL:
+        for (size_t i = 0; rc == 0 && i < in->n_pairs; i++) {
+            if ((rc = expand(f, st, in, in->pairs[i].key, &k)) == 0 &&
+                (rc = expand(f, st, in, in->pairs[i].value ? in->pairs[i].value : "", &v)) == 0) {
+                if (k[0] == '\0')
+                    rc = fail(f, OCISYNC_EUSAGE, in, "%s with an empty name",
+                              oci_df_kind_name(in->kind));
+                else
+                    rc = kv_set(in->kind == OCI_DF_ENV ? &st->env : &st->labels, k, v);
+            }
+            free(k);
+            free(v);
+            k = v = NULL;
+        }
+        return rc != 0 ? rc : history(st, in, true);
+    case OCI_DF_MAINTAINER:
+        if ((rc = kv_set(&st->labels, "maintainer", in->n_args > 0 ? in->args[0] : "")) != 0)
+            return rc;
+        return history(st, in, true);
+    case OCI_DF_WORKDIR: {
+        char joined[PATH_MAX * 2], clean[PATH_MAX];
+        bool esc;
+        if (in->n_args != 1)
+            return fail(f, OCISYNC_EUSAGE, in, "WORKDIR takes one path");
+        if ((rc = expand(f, st, in, in->args[0], &v)) != 0)
+            return rc;
+        snprintf(joined, sizeof(joined), "%s/%s",
+                 v[0] == '/' ? "" : (st->workdir ? st->workdir : ""), v);
+        free(v);
+        clean_path(joined, clean, sizeof(clean), &esc);
+        free(st->workdir);
+        if ((st->workdir = strdup(clean)) == NULL)
+            return UV_ENOMEM;
+        /* The directory is created, with the next COPY's layer or one of its own. */
+        if (strcmp(clean, "/") != 0 && !is_dir_made(st, clean) &&
+            ((rc = strs_addz(&st->pending_dirs, clean)) != 0 ||
+             (rc = note_dirs(st, clean, true)) != 0))
+            return rc;
+        st->pending_hist = st->history_text.n;
+        return history(st, in, true);
+    }
+    case OCI_DF_USER:
+    case OCI_DF_STOPSIGNAL: {
+        char **slot = in->kind == OCI_DF_USER ? &st->user : &st->stop_signal;
+        if (in->n_args != 1)
+            return fail(f, OCISYNC_EUSAGE, in, "%s takes one value", oci_df_kind_name(in->kind));
+        if ((rc = expand(f, st, in, in->args[0], &v)) != 0)
+            return rc;
+        free(*slot);
+        *slot = v;
+        return history(st, in, true);
+    }
+    case OCI_DF_EXPOSE:
+        for (size_t i = 0; rc == 0 && i < in->n_args; i++) {
+            struct scope sc = {f, st};
+            char **w = NULL, err[512] = "";
+            size_t n = 0;
+            rc = oci_df_expand_words(in->args[i], f->df.escape, lookup, &sc, &w, &n, err,
+                                     sizeof(err));
+            if (rc != 0)
+                return fail(f, rc, in, "%s", err[0] ? err : ocisync_strerror(rc));
+            for (size_t j = 0; rc == 0 && j < n; j++)
+                rc = strs_addz(&st->expose, w[j]);
+            oci_df_words_free(w, n);
+        }
+        return rc != 0 ? rc : history(st, in, true);
+    case OCI_DF_VOLUME:
+        if ((rc = words(f, st, in, &st->volumes)) != 0)
+            return rc;
+        return history(st, in, true);
+    case OCI_DF_ENTRYPOINT:
+        if ((rc = command(st, in, &st->entrypoint)) != 0)
+            return rc;
+        st->set_entrypoint = true;
+        /* As docker: an ENTRYPOINT drops a Cmd this stage did not set (the base's, a parent's). */
+        if (!st->cmd_here) {
+            strs_free(&st->cmd);
+            st->set_cmd = true;
+        }
+        return history(st, in, true);
+    case OCI_DF_CMD:
+        if ((rc = command(st, in, &st->cmd)) != 0)
+            return rc;
+        st->set_cmd = st->cmd_here = true;
+        return history(st, in, true);
+    case OCI_DF_SHELL:
+        if (!in->json || in->n_args == 0)
+            return fail(f, OCISYNC_EUSAGE, in,
+                        "SHELL takes a JSON array, like [\"/bin/bash\", \"-c\"]");
+        strs_free(&st->shell);
+        for (size_t i = 0; rc == 0 && i < in->n_args; i++)
+            rc = strs_addz(&st->shell, in->args[i]);
+        st->set_shell = true;
+        return rc != 0 ? rc : history(st, in, true);
+    case OCI_DF_HEALTHCHECK:
+        if ((rc = do_healthcheck(f, st, in)) != 0)
+            return rc;
+        return history(st, in, true);
+    case OCI_DF_COPY:
+    case OCI_DF_ADD:
+        return do_copy(f, st, in);
+    case OCI_DF_RUN:
+        return fail(f, OCISYNC_EUSAGE, in,
+                    "RUN is not supported yet (it needs the RUN executor); a stage the target "
+                    "needs cannot have one");
+    case OCI_DF_ONBUILD:
+        return fail(f, OCISYNC_EUSAGE, in, "ONBUILD is not supported");
+    default:
+        return fail(f, OCISYNC_EUSAGE, in, "%s is not supported here", oci_df_kind_name(in->kind));
+    }
+}
+
+/* Lower-cases a stage name, as docker compares them. */
+static void lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+/* The stage named name before stage `before`, or SIZE_MAX. */
+static size_t find_stage(const struct fe *f, const char *name, size_t before)
+{
+    char low[256];
+
+    snprintf(low, sizeof(low), "%s", name);
+    lower(low);
+    for (size_t i = 0; i < before; i++) {
+        if (f->stage_name[i] != NULL && strcmp(f->stage_name[i], low) == 0)
+            return i;
+    }
+    /* A stage may also be named by its index. */
+    if (low[0] >= '0' && low[0] <= '9') {
+        char *end;
+        unsigned long n = strtoul(low, &end, 10);
+        if (*end == '\0' && n < before)
+            return n;
+    }
+    return SIZE_MAX;
+}
+
+/* Pulls the base config's Env into the stage, for expansion. */
+static int load_base_env(struct fe *f, struct stage *st, const struct oci_df_instr *in)
+{
+    char *cfg = NULL, err[1024];
+    size_t len;
+    json_t *root, *env, *v, *onbuild;
+    size_t i;
+    int rc = engine_build_base_config(f->o, st->base, f->plat_name, &cfg, &len, err, sizeof(err));
+
+    if (rc != 0)
+        return fail(f, rc, in, "%s", err);
+    root = json_loadb(cfg, len, 0, NULL);
+    free(cfg);
+    if (root == NULL)
+        return fail(f, OCISYNC_EMANIFEST, in, "base image %s: its config is not JSON", st->base);
+    onbuild = json_object_get(json_object_get(root, "config"), "OnBuild");
+    if (json_array_size(onbuild) > 0) {
+        json_decref(root);
+        return fail(f, OCISYNC_EUSAGE, in,
+                    "base image %s has ONBUILD triggers, which are not supported", st->base);
+    }
+    env = json_object_get(json_object_get(root, "config"), "Env");
+    json_array_foreach(env, i, v)
+    {
+        if (json_is_string(v) && strchr(json_string_value(v), '=') != NULL &&
+            (rc = strs_addz(&st->base_env, json_string_value(v))) != 0)
+            break;
+    }
+    v = json_object_get(json_object_get(root, "config"), "WorkingDir");
+    if (rc == 0 && json_is_string(v) && json_string_value(v)[0] == '/' &&
+        (st->workdir = strdup(json_string_value(v))) == NULL)
+        rc = UV_ENOMEM;
+    json_decref(root);
+    return rc;
+}
+
+/* Evaluates stage idx for the current platform into st. */
+static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth)
+{
+    const struct oci_df_instr *from = &f->df.instrs[f->stage_start[idx]];
+    size_t end = idx + 1 < f->n_stages ? f->stage_start[idx + 1] : f->df.n_instrs;
+    char *image = NULL, *pf = NULL;
+    size_t parent;
+    int rc;
+
+    memset(st, 0, sizeof(*st));
+    if (depth > MAX_STAGES)
+        return fail(f, OCISYNC_EUSAGE, from, "stages refer to each other in a circle");
+    if (from->n_args < 1)
+        return fail(f, OCISYNC_EUSAGE, from, "FROM needs an image");
+    if ((rc = expand(f, NULL, from, from->args[0], &image)) != 0)
+        return rc;
+    if (flag(from, "platform") != NULL) {
+        char want[96];
+        struct oci_platform p;
+        if ((rc = expand(f, NULL, from, flag(from, "platform"), &pf)) != 0)
+            goto out;
+        oci_platform_format(&f->plat, want, sizeof(want));
+        if (oci_platform_parse(pf, &p) != 0 || !oci_platform_match(&p, &f->plat)) {
+            rc = fail(f, OCISYNC_EUSAGE, from,
+                      "FROM --platform=%s for a %s image is not supported yet (only stages "
+                      "copied from may run elsewhere, and COPY --from is not supported yet)",
+                      pf, want);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < from->n_flags; i++) {
+        if (strcmp(from->flags[i].name, "platform") != 0) {
+            rc = fail(f, OCISYNC_EUSAGE, from, "FROM --%s is not supported", from->flags[i].name);
+            goto out;
+        }
+    }
+    parent = find_stage(f, image, idx);
+    if (parent != SIZE_MAX) {
+        struct stage ps;
+        rc = eval_stage(f, parent, &ps, depth + 1);
+        if (rc == 0)
+            rc = stage_inherit(st, &ps);
+        /* Its pending WORKDIR directories go with it. */
+        if (rc == 0)
+            rc = strs_copy(&st->pending_dirs, &ps.pending_dirs);
+        st->pending_hist = ps.pending_hist;
+        stage_free(&ps);
+        if (rc != 0)
+            goto out;
+    } else if (strcmp(image, "scratch") != 0) {
+        st->base = image;
+        image = NULL;
+        if ((rc = load_base_env(f, st, from)) != 0)
+            goto out;
+    }
+    for (size_t i = f->stage_start[idx] + 1; i < end; i++) {
+        if ((rc = run_instr(f, st, &f->df.instrs[i])) != 0)
+            goto out;
+    }
+out:
+    free(image);
+    free(pf);
+    return rc;
+}
+
+/* The last WORKDIR directories with no COPY after them: a layer of their own. */
+static int finish_stage(struct fe *f, struct stage *st)
+{
+    struct fe_layer *l;
+    int rc;
+
+    if (st->pending_dirs.n == 0)
+        return 0;
+    l = new_layer(f);
+    if (l == NULL)
+        return UV_ENOMEM;
+    if ((rc = flush_dirs(f, st, l)) == 0) {
+        layer_fix(l);
+        l->topts.overlay = true;
+        rc = layer_key(l, "workdir");
+    }
+    if (rc == 0 && ((l->label = strdup(st->history_text.v[st->pending_hist])) == NULL ||
+                    (l->created_by = strdup(l->label)) == NULL))
+        rc = UV_ENOMEM;
+    if (rc != 0) {
+        fe_layer_free(l);
+        return rc;
+    }
+    st->history_empty[st->pending_hist] = false;
+    /* The layer stands where the history says: after every earlier layer. */
+    return commit_layer(f, st, l);
+}
+
+/* Reads a whole small file into *out (NUL-terminated); UV_ENOENT when missing. */
+static int read_small(const char *path, size_t max, char **out, size_t *len)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    *out = NULL;
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return UV_EINVAL;
+    }
+    if ((uint64_t)sb.st_size > max) {
+        close(fd);
+        return OCISYNC_ETOOBIG;
+    }
+    *out = malloc((size_t)sb.st_size + 1);
+    if (*out == NULL) {
+        close(fd);
+        return UV_ENOMEM;
+    }
+    n = read(fd, *out, (size_t)sb.st_size);
+    close(fd);
+    if (n != sb.st_size) {
+        free(*out);
+        *out = NULL;
+        return UV_EIO;
+    }
+    (*out)[n] = '\0';
+    *len = (size_t)n;
+    return 0;
+}
+
+/* Parses the Dockerfile and .dockerignore, and finds the stages. */
+static int load(struct fe *f)
+{
+    char *text = NULL, path[PATH_MAX + 32], err[1024] = "";
+    size_t len = 0;
+    int rc;
+
+    rc = read_small(f->o->dockerfile, DOCKERFILE_MAX, &text, &len);
+    if (rc != 0)
+        return fail(f, rc == UV_ENOENT ? OCISYNC_EUSAGE : rc, NULL, "cannot read %s: %s",
+                    f->o->dockerfile,
+                    rc == OCISYNC_ETOOBIG ? "larger than 4 MiB" : uv_strerror(rc));
+    rc = oci_df_parse(&f->df, text, len, err, sizeof(err));
+    free(text);
+    if (rc != 0)
+        return fail(f, rc, NULL, "%s: %s", f->o->dockerfile, err);
+    f->df_parsed = true;
+    if (f->df.syntax != NULL)
+        LOG_DEBUG("%s: \"# syntax=%s\" is ignored: ocisync reads Dockerfiles itself",
+                  f->o->dockerfile, f->df.syntax);
+
+    /* <Dockerfile>.dockerignore beside it wins over the context's, as BuildKit reads them. */
+    snprintf(path, sizeof(path), "%s.dockerignore", f->o->dockerfile);
+    rc = read_small(path, DOCKERIGNORE_MAX, &text, &len);
+    if (rc == UV_ENOENT) {
+        snprintf(path, sizeof(path), "%s/.dockerignore", f->context);
+        rc = read_small(path, DOCKERIGNORE_MAX, &text, &len);
+    }
+    if (rc == 0) {
+        rc = oci_ignore_parse(&f->ignore, text, len, err, sizeof(err));
+        free(text);
+        if (rc != 0)
+            return fail(f, rc, NULL, "%s: %s", path, err);
+    } else if (rc != UV_ENOENT) {
+        return fail(f, rc, NULL, "cannot read %s: %s", path, uv_strerror(rc));
+    }
+
+    for (size_t i = 0; i < f->df.n_instrs; i++) {
+        const struct oci_df_instr *in = &f->df.instrs[i];
+        if (in->kind != OCI_DF_FROM) {
+            if (f->n_stages == 0 && in->kind != OCI_DF_ARG)
+                return fail(f, OCISYNC_EUSAGE, in, "%s before the first FROM (only ARG may be)",
+                            oci_df_kind_name(in->kind));
+            continue;
+        }
+        if (f->n_stages == MAX_STAGES)
+            return fail(f, OCISYNC_ETOOBIG, in, "more than %d stages", MAX_STAGES);
+        f->stage_start[f->n_stages] = i;
+        if (in->stage != NULL && (f->stage_name[f->n_stages] = strdup(in->stage)) == NULL)
+            return UV_ENOMEM;
+        f->n_stages++;
+    }
+    if (f->n_stages == 0)
+        return fail(f, OCISYNC_EUSAGE, NULL, "%s has no FROM", f->o->dockerfile);
+    f->target = f->n_stages - 1;
+    if (f->o->target != NULL) {
+        f->target = find_stage(f, f->o->target, f->n_stages);
+        if (f->target == SIZE_MAX)
+            return fail(f, OCISYNC_EUSAGE, NULL, "%s has no stage named \"%s\"", f->o->dockerfile,
+                        f->o->target);
+    }
+    return 0;
+}
+
+/* The global ARGs for the current platform. */
+static int global_args(struct fe *f)
+{
+    int rc = 0;
+
+    strs_free(&f->global_args);
+    for (size_t i = 0; rc == 0 && i < f->stage_start[0]; i++) {
+        const struct oci_df_instr *in = &f->df.instrs[i];
+        for (size_t k = 0; rc == 0 && k < in->n_pairs; k++)
+            rc = declare_arg(f, NULL, in, &in->pairs[k]);
+    }
+    /* The automatic ones are in the global scope too. */
+    {
+        static const char *const names[] = {"TARGETPLATFORM", "TARGETOS",      "TARGETARCH",
+                                            "TARGETVARIANT",  "BUILDPLATFORM", "BUILDOS",
+                                            "BUILDARCH",      "BUILDVARIANT"};
+        for (size_t i = 0; rc == 0 && i < sizeof(names) / sizeof(names[0]); i++) {
+            char buf[96];
+            bool given;
+            const char *v = build_arg(f, names[i], &given);
+            if (!given)
+                v = auto_arg(f, names[i], buf, sizeof(buf));
+            if (kv_get(&f->global_args, names[i], strlen(names[i])) == NULL && v != NULL)
+                rc = kv_set(&f->global_args, names[i], v);
+        }
+    }
+    return rc;
+}
+
+int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_build_result *res)
+{
+    struct fe *f = calloc(1, sizeof(*f));
+    struct stage st[MAX_PLATFORMS];
+    struct engine_build_image images[MAX_PLATFORMS];
+    struct engine_build_layer *layers = NULL;
+    const char *base = NULL;
+    size_t n_plats = o->n_platforms ? o->n_platforms : 1;
+    char host[96];
+    int rc;
+
+    if (f == NULL)
+        return UV_ENOMEM;
+    memset(st, 0, sizeof(st));
+    memset(images, 0, sizeof(images));
+    f->o = o;
+    f->res = res;
+    if (n_plats > MAX_PLATFORMS) {
+        rc = fail(f, OCISYNC_EUSAGE, NULL, "give 1 to %d platforms", MAX_PLATFORMS);
+        goto out;
+    }
+    if (o->base != NULL || o->n_layers > 0 || o->chown || o->set_entrypoint || o->set_cmd ||
+        o->n_env > 0 || o->workdir != NULL || o->user != NULL || o->n_expose > 0) {
+        rc = fail(f, OCISYNC_EUSAGE, NULL,
+                  "a Dockerfile build takes its base, layers and config from the Dockerfile");
+        goto out;
+    }
+    if (realpath(o->context ? o->context : ".", f->context) == NULL) {
+        rc = fail(f, OCISYNC_EUSAGE, NULL, "build context %s: %s", o->context ? o->context : ".",
+                  strerror(errno));
+        goto out;
+    }
+    if ((rc = load(f)) != 0)
+        goto out;
+    rc = oci_archive_tempdir(f->scratch, sizeof(f->scratch), res->error, sizeof(res->error));
+    if (rc != 0)
+        goto out;
+
+    oci_platform_format(oci_platform_host(), host, sizeof(host));
+    for (size_t i = 0; i < n_plats; i++) {
+        const char *pname = o->n_platforms ? o->platforms[i].platform : host;
+        if (oci_platform_parse(pname, &f->plat) != 0) {
+            rc = fail(f, OCISYNC_EPLATFORM, NULL,
+                      "invalid platform \"%s\": expected os/arch[/variant], like linux/arm64",
+                      pname);
+            goto out;
+        }
+        oci_platform_format(&f->plat, f->plat_name, sizeof(f->plat_name));
+        if ((rc = global_args(f)) != 0 || (rc = eval_stage(f, f->target, &st[i], 0)) != 0 ||
+            (rc = finish_stage(f, &st[i])) != 0)
+            goto out;
+        /* One base for every platform: each platform's image of it. */
+        if (i == 0) {
+            base = st[0].base;
+        } else if ((base == NULL) != (st[i].base == NULL) ||
+                   (base != NULL && strcmp(base, st[i].base) != 0)) {
+            rc = fail(f, OCISYNC_EUSAGE, NULL,
+                      "the image's base differs between platforms (%s for %s, %s for %s); one "
+                      "base (resolved per platform) is supported",
+                      base ? base : "scratch", o->n_platforms ? o->platforms[0].platform : host,
+                      st[i].base ? st[i].base : "scratch", pname);
+            goto out;
+        }
+    }
+
+    /* The spec: each distinct layer once; per platform its layers and its config. */
+    layers = calloc(f->n_fl ? f->n_fl : 1, sizeof(*layers));
+    if (layers == NULL) {
+        rc = UV_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < f->n_fl; i++) {
+        struct fe_layer *l = &f->fl[i];
+        if (l->has_chmod)
+            l->topts.chmod = &l->chmod;
+        layers[i].src = l->src;
+        layers[i].n_src = l->n_src;
+        layers[i].topts = l->topts;
+        layers[i].label = l->label;
+        layers[i].created_by = l->created_by;
+    }
+    {
+        struct oci_build_history *hist[MAX_PLATFORMS] = {0};
+        struct engine_build_spec spec;
+        struct strs labels[MAX_PLATFORMS];
+        memset(labels, 0, sizeof(labels));
+        for (size_t i = 0; rc == 0 && i < n_plats; i++) {
+            struct stage *s = &st[i];
+            struct oci_build_changes *ch = &images[i].ch;
+            hist[i] = calloc(s->history_text.n ? s->history_text.n : 1, sizeof(*hist[i]));
+            if (hist[i] == NULL) {
+                rc = UV_ENOMEM;
+                break;
+            }
+            for (size_t k = 0; k < s->history_text.n; k++) {
+                hist[i][k].created_by = s->history_text.v[k];
+                hist[i][k].empty_layer = s->history_empty[k];
+            }
+            /* --label adds to the Dockerfile's labels. */
+            if ((rc = strs_copy(&labels[i], &s->labels)) != 0)
+                break;
+            for (size_t k = 0; rc == 0 && k < o->n_labels; k++) {
+                const char *eq = strchr(o->labels[k], '=');
+                char key[256];
+                snprintf(key, sizeof(key), "%.*s", eq ? (int)(eq - o->labels[k]) : 0, o->labels[k]);
+                rc = eq ? kv_set(&labels[i], key, eq + 1) : strs_addz(&labels[i], o->labels[k]);
+            }
+            images[i].platform = o->n_platforms ? o->platforms[i].platform : host;
+            images[i].layers = s->layers;
+            images[i].n_layers = s->n_layers;
+            ch->env = (const char *const *)s->env.v;
+            ch->n_env = s->env.n;
+            ch->entrypoint = (const char *const *)s->entrypoint.v;
+            ch->n_entrypoint = s->entrypoint.n;
+            ch->set_entrypoint = s->set_entrypoint;
+            ch->cmd = (const char *const *)s->cmd.v;
+            ch->n_cmd = s->cmd.n;
+            ch->set_cmd = s->set_cmd;
+            ch->workdir = s->workdir;
+            ch->user = s->user;
+            ch->labels = (const char *const *)labels[i].v;
+            ch->n_labels = labels[i].n;
+            ch->expose = (const char *const *)s->expose.v;
+            ch->n_expose = s->expose.n;
+            ch->volumes = (const char *const *)s->volumes.v;
+            ch->n_volumes = s->volumes.n;
+            ch->stop_signal = s->stop_signal;
+            ch->shell = (const char *const *)s->shell.v;
+            ch->n_shell = s->shell.n;
+            ch->set_shell = s->set_shell;
+            if (s->set_hc) {
+                s->hc.test = (const char *const *)s->hc_test.v;
+                s->hc.n_test = s->hc_test.n;
+                ch->healthcheck = &s->hc;
+            }
+            ch->history = hist[i];
+            ch->n_history = s->history_text.n;
+        }
+        if (rc == 0) {
+            memset(&spec, 0, sizeof(spec));
+            spec.base = base;
+            spec.layers = layers;
+            spec.n_layers = f->n_fl;
+            spec.images = images;
+            spec.n_images = n_plats;
+            spec.o = o;
+            rc = engine_build_run(&spec, res);
+        }
+        for (size_t i = 0; i < n_plats; i++) {
+            free(hist[i]);
+            strs_free(&labels[i]);
+        }
+    }
+out:
+    for (size_t i = 0; i < MAX_PLATFORMS; i++)
+        stage_free(&st[i]);
+    free(layers);
+    if (f->scratch[0] != '\0')
+        oci_archive_remove_dir(f->scratch);
+    for (size_t i = 0; i < f->n_fl; i++)
+        fe_layer_free(&f->fl[i]);
+    free(f->fl);
+    for (size_t i = 0; i < f->n_stages; i++)
+        free(f->stage_name[i]);
+    strs_free(&f->global_args);
+    if (f->ignore != NULL)
+        oci_ignore_free(f->ignore);
+    if (f->df_parsed)
+        oci_df_free(&f->df);
+    if (rc != 0 && res->error[0] == '\0')
+        snprintf(res->error, sizeof(res->error), "%s", ocisync_strerror(rc));
+    free(f);
+    return rc;
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# ocisync build-push -f Dockerfile for two platforms against the real
+# registry: build args (global and per stage), the automatic TARGET* args,
+# ENV/LABEL/WORKDIR/USER/EXPOSE/VOLUME/STOPSIGNAL/HEALTHCHECK/ENTRYPOINT/CMD
+# in the config as docker writes them (one history entry per instruction,
+# empty_layer for metadata), COPY with --chmod, wildcards, a heredoc and a
+# .dockerignore, FROM an earlier stage, --target; podman pulls each platform,
+# `podman image mount` shows the files and the busybox entrypoint runs under
+# chroot. Then what is refused, by name and line, with nothing pushed.
+. "$(dirname "$0")/lib.sh"
+
+registry_start reg
+export SOURCE_DATE_EPOCH=1700000000
+
+# --- the context ---------------------------------------------------------------------------------
+ctx="$TMP/ctx"
+mkdir -p "$ctx/bin" "$ctx/dist/amd64/lib" "$ctx/dist/arm64/lib" "$ctx/conf" "$ctx/links"
+cp /bin/busybox "$ctx/bin/busybox"
+chmod 0600 "$ctx/bin/busybox"
+for a in amd64 arm64; do
+  echo "server for $a" >"$ctx/dist/$a/server"
+  echo "lib for $a" >"$ctx/dist/$a/lib/libx.so"
+  echo "log" >"$ctx/dist/$a/debug.log"
+  echo "secret" >"$ctx/dist/$a/secret.key"
+done
+echo "a: 1" >"$ctx/conf/a.yaml"
+echo "b: 2" >"$ctx/conf/b.yaml"
+echo "not yaml" >"$ctx/conf/c.txt"
+echo "top log" >"$ctx/top.log"
+mkdir -p "$ctx/src"
+echo "nested log" >"$ctx/src/x.log"
+ln -s /bin/busybox "$ctx/links/sh"
+ln -s ../../outside "$ctx/links/up"
+cat >"$ctx/.dockerignore" <<'EOF'
+# anchored at the context root: top.log goes, src/x.log stays
+*.log
+dist/*/*.log
+dist/*/secret*
+EOF
+cat >"$ctx/Dockerfile" <<'EOF'
+# syntax=docker/dockerfile:1
+ARG VERSION=0.0.0
+ARG BASE=scratch
+
+FROM ${BASE} AS common
+ARG VERSION
+ENV APP_HOME=/app \
+    GREETING="hello from ocisync"
+COPY --chmod=0755 bin/busybox /bin/busybox
+COPY links/ /links/
+
+FROM common AS release
+ARG VERSION
+ARG TARGETARCH
+LABEL org.opencontainers.image.version=$VERSION arch=${TARGETARCH} \
+      quoted="two words"
+WORKDIR $APP_HOME
+COPY dist/${TARGETARCH}/ ./
+COPY conf/*.yaml src/x.log /etc/app/
+COPY <<EOT /etc/motd
+version ${VERSION} for ${TARGETARCH}
+EOT
+USER 65534:65534
+EXPOSE 8080/tcp 9090
+VOLUME ["/data"]
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=30s --retries=3 CMD ["/bin/busybox", "true"]
+ENTRYPOINT ["/bin/busybox"]
+CMD ["echo", "${GREETING} stays literal"]
+
+FROM release AS debug
+RUN echo this stage is not built
+EOF
+
+# --- two platforms, pushed under two tags ---------------------------------------------------------
+run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -p linux/amd64 -p linux/arm64 \
+  --build-arg VERSION=1.4.0 --target release \
+  -t "$REG_ADDR/team/df:1.4.0" -t "$REG_ADDR/team/df:latest" --digest-file "$TMP/digest"
+expect_success "build-push from a Dockerfile"
+digest=$(cat "$TMP/digest")
+assert_eq "$(skopeo_digest "$REG_ADDR/team/df:latest")" "$digest" "both tags name the index"
+skopeo_raw "$REG_ADDR/team/df:1.4.0" "$TMP/index.json"
+assert_eq "$(index_children "$TMP/index.json" | cut -d' ' -f2 | sort | tr '\n' ' ')" \
+  "linux/amd64 linux/arm64 " "the index lists both platforms"
+
+for plat in amd64 arm64; do
+  skopeo inspect --config --raw --tls-verify=false --override-arch "$plat" \
+    "docker://$REG_ADDR/team/df:1.4.0" >"$TMP/config-$plat.json" 2>"$TMP/skopeo.err" ||
+    fail "skopeo cannot read the $plat config: $(cat "$TMP/skopeo.err")"
+  c="$TMP/config-$plat.json"
+  assert_eq "$(json_eval "$c" 'd["architecture"]')" "$plat" "$plat: architecture"
+  assert_eq "$(json_eval "$c" 'd["config"]["Labels"]["org.opencontainers.image.version"]')" 1.4.0 \
+    "$plat: a global ARG's --build-arg value reaches LABEL"
+  assert_eq "$(json_eval "$c" 'd["config"]["Labels"]["arch"]')" "$plat" "$plat: TARGETARCH in LABEL"
+  assert_eq "$(json_eval "$c" 'd["config"]["Labels"]["quoted"]')" "two words" "$plat: quoted LABEL value"
+  assert_eq "$(json_eval "$c" '"|".join(d["config"]["Env"])')" \
+    "APP_HOME=/app|GREETING=hello from ocisync" "$plat: ENV, continued over two lines"
+  assert_eq "$(json_eval "$c" 'd["config"]["WorkingDir"]')" /app "$plat: WORKDIR from \$APP_HOME"
+  assert_eq "$(json_eval "$c" 'd["config"]["User"]')" 65534:65534 "$plat: USER"
+  assert_eq "$(json_eval "$c" '" ".join(sorted(d["config"]["ExposedPorts"]))')" "8080/tcp 9090/tcp" "$plat: EXPOSE"
+  assert_eq "$(json_eval "$c" '" ".join(d["config"]["Volumes"])')" /data "$plat: VOLUME"
+  assert_eq "$(json_eval "$c" 'd["config"]["StopSignal"]')" SIGINT "$plat: STOPSIGNAL"
+  assert_eq "$(json_eval "$c" '"|".join(d["config"]["Healthcheck"]["Test"])')" "CMD|/bin/busybox|true" \
+    "$plat: HEALTHCHECK test"
+  assert_eq "$(json_eval "$c" 'd["config"]["Healthcheck"]["Interval"]')" 30000000000 "$plat: HEALTHCHECK interval"
+  assert_eq "$(json_eval "$c" '"|".join(d["config"]["Entrypoint"])')" /bin/busybox "$plat: ENTRYPOINT"
+  assert_eq "$(json_eval "$c" '"|".join(d["config"]["Cmd"])')" 'echo|${GREETING} stays literal' \
+    "$plat: CMD (exec form, not expanded)"
+  # One history entry per instruction of both stages (FROM and the global ARGs have none).
+  assert_eq "$(json_eval "$c" 'len(d["history"])')" 18 "$plat: one history entry per instruction"
+  assert_eq "$(json_eval "$c" '" ".join("L" if not h.get("empty_layer") else "e" for h in d["history"])')" \
+    "e e L L e e e e L L L e e e e e e e" "$plat: layers where files changed, empty_layer elsewhere"
+  assert_eq "$(json_eval "$c" 'd["history"][8]["created_by"]')" 'COPY dist/${TARGETARCH}/ ./' \
+    "$plat: the history says the instruction as written"
+  assert_eq "$(json_eval "$c" 'len(d["rootfs"]["diff_ids"])')" \
+    "$(json_eval "$c" 'len([h for h in d["history"] if not h.get("empty_layer")])')" \
+    "$plat: history lines up with the layers"
+done
+
+for plat in amd64 arm64; do
+  ref="$REG_ADDR/team/df:1.4.0"
+  podman_pull "$ref" --platform "linux/$plat"
+  mnt=$(podman_cmd image mount "$ref") || fail "podman image mount failed"
+  assert_eq "$(cat "$mnt/app/server")" "server for $plat" "linux/$plat: dist/\${TARGETARCH}/ copied into WORKDIR"
+  assert_eq "$(cat "$mnt/app/lib/libx.so")" "lib for $plat" "linux/$plat: a directory's contents"
+  [ ! -e "$mnt/app/debug.log" ] || fail "linux/$plat: .dockerignore'd debug.log was copied"
+  [ ! -e "$mnt/app/secret.key" ] || fail "linux/$plat: .dockerignore'd secret.key was copied"
+  pass "linux/$plat: .dockerignore kept debug.log and secret.key out"
+  assert_eq "$(cd "$mnt/etc/app" && ls | tr '\n' ' ')" "a.yaml b.yaml x.log " \
+    "linux/$plat: a wildcard source, and src/x.log that the anchored *.log does not exclude"
+  assert_eq "$(cat "$mnt/etc/motd")" "version 1.4.0 for $plat" "linux/$plat: a heredoc, expanded"
+  assert_eq "$(stat -c %a "$mnt/bin/busybox")" 755 "linux/$plat: --chmod=0755"
+  assert_eq "$(readlink "$mnt/links/sh")" /bin/busybox "linux/$plat: a symlink kept as it is"
+  assert_eq "$(readlink "$mnt/links/up")" ../../outside "linux/$plat: a climbing symlink kept as it is"
+  if [ "$plat" = amd64 ]; then
+    out=$(chroot "$mnt" /bin/busybox echo "hello from the dockerfile" 2>&1) || fail "chroot run failed: $out"
+    assert_eq "$out" "hello from the dockerfile" "the image's busybox runs under chroot"
+  fi
+  podman_cmd image unmount "$ref" >/dev/null 2>&1 || true
+  podman_cmd rmi -f "$ref" >/dev/null 2>&1 || true
+done
+
+# Reproducible: the same Dockerfile and context give the same index.
+run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -p linux/amd64 -p linux/arm64 \
+  --build-arg VERSION=1.4.0 --target release -t "$REG_ADDR/team/df-again:1" --digest-file "$TMP/digest2"
+expect_success "the same build again"
+assert_eq "$(cat "$TMP/digest2")" "$digest" "two builds of one Dockerfile give one digest"
+
+# --- on a base image, into an archive ------------------------------------------------------------
+base=$(mkimage --out "$TMP/base" --platforms linux/amd64,linux/arm64 --layers 2 --layer-size 50000 --seed dfbase --tag 1 --cmd '["/bin/sh"]')
+push_image "$TMP/base" "$REG_ADDR/lib/base:1"
+cat >"$TMP/Dockerfile.base" <<EOF
+FROM $REG_ADDR/lib/base:1
+COPY conf/a.yaml /etc/app/a.yaml
+ENV PATH=/app/bin:\$PATH
+ENTRYPOINT ["/bin/true"]
+EOF
+run_ocisync build -f "$TMP/Dockerfile.base" "$ctx" -p linux/arm64 --output "oci-archive:$TMP/df.tar:1"
+expect_success "build on a base image into an OCI archive"
+skopeo inspect --raw "oci-archive:$TMP/df.tar:1" >/dev/null 2>&1 || fail "skopeo cannot read the archive"
+skopeo inspect --config --raw --override-arch arm64 "oci-archive:$TMP/df.tar:1" >"$TMP/base-config.json" 2>/dev/null ||
+  fail "skopeo cannot read the config"
+assert_eq "$(json_eval "$TMP/base-config.json" 'len(d["rootfs"]["diff_ids"])')" 3 "the base's two layers and the COPY's"
+assert_eq "$(json_eval "$TMP/base-config.json" 'd["config"]["Labels"]["org.ocisync.test.platform"]')" linux/arm64 \
+  "the base's config is the starting point"
+assert_eq "$(json_eval "$TMP/base-config.json" '"Cmd" in d["config"]')" false "ENTRYPOINT drops the base's Cmd"
+assert_eq "$(json_eval "$TMP/base-config.json" '"|".join(d["config"]["Env"])')" \
+  "PATH=/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "\$PATH expands to the base's"
+
+# --- refused, by name and line, with nothing pushed -----------------------------------------------
+mark=$(registry_log_mark reg)
+printf 'FROM scratch\nCOPY bin/busybox /bin/\nRUN echo hi\n' >"$TMP/Dockerfile.run"
+run_ocisync build-push -f "$TMP/Dockerfile.run" "$ctx" -t "$REG_ADDR/team/bad:1"
+expect_failure "a RUN in the target stage"
+assert_contains "$OCISYNC_STDERR" "line 3" "the error names the line"
+assert_contains "$OCISYNC_STDERR" "RUN" "the error names RUN"
+printf 'FROM scratch\nFROBNICATE x\n' >"$TMP/Dockerfile.bad"
+run_ocisync build-push -f "$TMP/Dockerfile.bad" "$ctx" -t "$REG_ADDR/team/bad:1"
+expect_failure "an unknown instruction"
+assert_contains "$OCISYNC_STDERR" "line 2" "the error names the line"
+printf 'FROM scratch\nCOPY nosuch /x\n' >"$TMP/Dockerfile.missing"
+run_ocisync build-push -f "$TMP/Dockerfile.missing" "$ctx" -t "$REG_ADDR/team/bad:1"
+expect_failure "a source not in the context"
+assert_contains "$OCISYNC_STDERR" "nosuch" "the error names the source"
+printf 'FROM scratch\nCOPY top.log /x\n' >"$TMP/Dockerfile.ignored"
+run_ocisync build-push -f "$TMP/Dockerfile.ignored" "$ctx" -t "$REG_ADDR/team/bad:1"
+expect_failure "a source .dockerignore excludes"
+printf 'FROM scratch\nCOPY ../x /x\n' >"$TMP/Dockerfile.escape"
+run_ocisync build-push -f "$TMP/Dockerfile.escape" "$ctx" -t "$REG_ADDR/team/bad:1"
+expect_failure "a source outside the context"
+assert_contains "$OCISYNC_STDERR" "outside the build context" "the error says why"
+run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" --target nosuch -t "$REG_ADDR/team/bad:1"
+expect_failure "--target naming no stage"
+assert_contains "$OCISYNC_STDERR" "nosuch" "the error names the target"
+printf 'FROM scratch\nCOPY --from=other /a /b\n' >"$TMP/Dockerfile.from"
+run_ocisync build-push -f "$TMP/Dockerfile.from" "$ctx" -t "$REG_ADDR/team/bad:1"
+expect_failure "COPY --from (not yet)"
+assert_contains "$OCISYNC_STDERR" "--from" "the error names the flag"
+assert_eq "$(registry_log_count reg '^(PUT|POST|PATCH) ' "$mark")" 0 "nothing was pushed for the refused builds"
+
+done_ok
