@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang clang-format
   libuv1-dev node-llhttp zlib1g-dev libssl-dev libzstd-dev
   libjansson-dev libyaml-dev
-  docker-registry skopeo podman umoci
+  docker-registry skopeo podman umoci buildah
   openssl apache2-utils time python3 curl ca-certificates iproute2 iptables
   busybox-static zstd pigz git
 )
