@@ -331,8 +331,8 @@ int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *pl
         const struct oci_tar_plan_entry *e = &plan->entries[i];
         struct oci_digest d;
         field(&h, "path", e->path);
-        snprintf(num, sizeof(num), "%c %o %lld %llu", e->type, e->mode, (long long)e->mtime,
-                 (unsigned long long)e->size);
+        snprintf(num, sizeof(num), "%c %o %lld %llu %u %u", e->type, e->mode, (long long)e->mtime,
+                 (unsigned long long)e->size, e->uid, e->gid);
         field(&h, "meta", num);
         if (e->linkname != NULL)
             field(&h, "link", e->linkname);

@@ -141,7 +141,7 @@ struct stage {
     bool set_entrypoint, set_shell;
     bool set_cmd;  /* the build decides the image's Cmd (a CMD, or an ENTRYPOINT that cleared it) */
     bool cmd_here; /* a CMD in this very stage, which a later ENTRYPOINT keeps */
-    char *workdir, *user, *stop_signal; /* owned or NULL */
+    char *workdir, *user, *stop_signal, *author; /* owned or NULL */
     struct strs hc_test;
     struct oci_healthcheck hc;
     bool set_hc;
@@ -149,8 +149,13 @@ struct stage {
     bool *history_empty;
     size_t history_cap;
     struct strs pending_dirs; /* WORKDIR directories not yet in a layer */
-    struct strs dirs;         /* directories the build made (WORKDIR, COPY), for COPY's dest rule */
-    size_t pending_hist;      /* the history entry of the last WORKDIR that added one */
+    /*
+     * Directories the build made (WORKDIR, COPY), as "MODE UID GID PATH"
+     * (MODE "-" when what they are is not known: they may be the base's):
+     * for COPY's destination rule and what a later layer writes for them.
+     */
+    struct strs dirs;
+    size_t pending_hist; /* the history entry of the last WORKDIR that added one */
     size_t *layers;
     size_t n_layers, layers_cap;
 };
@@ -165,6 +170,8 @@ struct fe_layer {
     bool has_chmod;
     char *label, *created_by; /* owned */
     char *key;                /* what makes two layers the same; owned */
+    /* What its implied directories are ("MODE UID GID PATH", as stage.dirs). */
+    struct strs answers;
 };
 
 struct fe {
@@ -339,6 +346,7 @@ static void stage_free(struct stage *st)
     free(st->workdir);
     free(st->user);
     free(st->stop_signal);
+    free(st->author);
     free(st->history_empty);
     free(st->layers);
     memset(st, 0, sizeof(*st));
@@ -397,7 +405,8 @@ static int stage_inherit(struct stage *dst, const struct stage *src)
     dst->hc = src->hc;
     if ((src->workdir && !(dst->workdir = strdup(src->workdir))) ||
         (src->user && !(dst->user = strdup(src->user))) ||
-        (src->stop_signal && !(dst->stop_signal = strdup(src->stop_signal))))
+        (src->stop_signal && !(dst->stop_signal = strdup(src->stop_signal))) ||
+        (src->author && !(dst->author = strdup(src->author))))
         return UV_ENOMEM;
     for (size_t i = 0; i < src->history_text.n; i++) {
         struct oci_df_instr fake = {.original = src->history_text.v[i]};
@@ -435,6 +444,7 @@ static void fe_layer_free(struct fe_layer *l)
     free(l->label);
     free(l->created_by);
     free(l->key);
+    strs_free(&l->answers);
 }
 
 /*
@@ -486,6 +496,7 @@ static int layer_source(struct fe_layer *l, const char *src, const char *dest)
     /* The strings may move as the list grows; the pointers are set once it is final. */
     l->src[l->n_src].src = NULL;
     l->src[l->n_src].dest = NULL;
+    l->src[l->n_src].contents = false;
     l->n_src++;
     return 0;
 }
@@ -510,6 +521,68 @@ static int scratch_dir(struct fe *f, char *out, size_t len)
     return 0;
 }
 
+/* The entry of stage.dirs (or a layer's answers) for path, or NULL. */
+static const char *dir_find(const struct strs *dirs, const char *path)
+{
+    for (size_t i = dirs->n; i-- > 0;) {
+        const char *p = dirs->v[i];
+        for (int k = 0; k < 3 && p != NULL; k++) {
+            p = strchr(p, ' ');
+            p = p ? p + 1 : NULL;
+        }
+        if (p != NULL && strcmp(p, path) == 0)
+            return dirs->v[i];
+    }
+    return NULL;
+}
+
+static bool is_dir_made(const struct stage *st, const char *path)
+{
+    return strcmp(path, "/") == 0 || dir_find(&st->dirs, path) != NULL;
+}
+
+/*
+ * Records path (absolute, clean; with self) and its parents as directories
+ * the build made, and tells layer l (if not NULL) what they are: those it
+ * makes now get mode and owner when they are known to be new (the stage
+ * starts from scratch), else are unknown ("-": maybe the base's, left as
+ * the layer writer's default); those made before keep what they were.
+ */
+static int note_dirs(struct stage *st, struct fe_layer *l, const char *path, bool self,
+                     uint32_t mode, uint32_t uid, uint32_t gid)
+{
+    char buf[PATH_MAX], entry[PATH_MAX + 64];
+    size_t n = strlen(path);
+    int rc = 0;
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    if (!self) {
+        while (n > 0 && buf[n - 1] != '/')
+            n--;
+        buf[n > 1 ? n - 1 : n] = '\0';
+    }
+    while (rc == 0 && strlen(buf) > 1) {
+        const char *known = dir_find(&st->dirs, buf);
+        if (known == NULL) {
+            if (st->base == NULL)
+                snprintf(entry, sizeof(entry), "%04o %u %u %s", mode, uid, gid, buf);
+            else
+                snprintf(entry, sizeof(entry), "- 0 0 %s", buf);
+            rc = strs_addz(&st->dirs, entry);
+            known = entry;
+        }
+        if (rc == 0 && l != NULL && dir_find(&l->answers, buf) == NULL)
+            rc = strs_addz(&l->answers, known);
+        /* Parents are made plain: 0755, with the owner. */
+        mode = 0755;
+        n = strlen(buf);
+        while (n > 0 && buf[n - 1] != '/')
+            n--;
+        buf[n > 1 ? n - 1 : n] = '\0';
+    }
+    return rc;
+}
+
 /* WORKDIR directories still pending go into l (the layer of the next COPY). */
 static int flush_dirs(struct fe *f, struct stage *st, struct fe_layer *l)
 {
@@ -521,48 +594,42 @@ static int flush_dirs(struct fe *f, struct stage *st, struct fe_layer *l)
     if ((rc = scratch_dir(f, empty, sizeof(empty))) != 0)
         return rc;
     for (size_t i = 0; i < st->pending_dirs.n; i++) {
-        if ((rc = layer_source(l, empty, st->pending_dirs.v[i])) != 0)
+        const char *path = st->pending_dirs.v[i];
+        if ((rc = layer_source(l, empty, path)) != 0)
+            return rc;
+        l->src[l->n_src - 1].contents = true; /* the directory alone, made as WORKDIR said */
+        for (size_t k = 0; k < st->dirs.n && rc == 0; k++) {
+            const char *e = st->dirs.v[k], *q = e;
+            for (int j = 0; j < 3 && q != NULL; j++)
+                q = (q = strchr(q, ' ')) ? q + 1 : NULL;
+            /* The directory and its parents, as WORKDIR recorded them. */
+            if (q != NULL && strncmp(path, q, strlen(q)) == 0 &&
+                (path[strlen(q)] == '\0' || path[strlen(q)] == '/') &&
+                dir_find(&l->answers, q) == NULL)
+                rc = strs_addz(&l->answers, e);
+        }
+        if (rc != 0)
             return rc;
     }
     strs_free(&st->pending_dirs);
     return 0;
 }
 
-/* Records path (absolute, clean) and its parents as directories the build made. */
-static int note_dirs(struct stage *st, const char *path, bool self)
+/* The layer writer asks what an implied directory is: what note_dirs said, else the default. */
+static void layer_parent(void *arg, const char *path, struct oci_tar_parent *p)
 {
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    int rc = 0;
+    const struct fe_layer *l = arg;
+    char abs[PATH_MAX + 2];
+    const char *e;
+    unsigned mode, uid, gid;
 
-    snprintf(buf, sizeof(buf), "%s", path);
-    if (!self) {
-        while (n > 0 && buf[n - 1] != '/')
-            n--;
-        buf[n > 1 ? n - 1 : n] = '\0';
+    snprintf(abs, sizeof(abs), "/%s", path);
+    e = dir_find(&l->answers, abs);
+    if (e != NULL && sscanf(e, "%o %u %u", &mode, &uid, &gid) == 3) {
+        p->mode = mode & 07777;
+        p->uid = uid;
+        p->gid = gid;
     }
-    while (rc == 0 && strlen(buf) > 1) {
-        bool seen = false;
-        for (size_t i = 0; i < st->dirs.n && !seen; i++)
-            seen = strcmp(st->dirs.v[i], buf) == 0;
-        if (seen)
-            break;
-        rc = strs_addz(&st->dirs, buf);
-        n = strlen(buf);
-        while (n > 0 && buf[n - 1] != '/')
-            n--;
-        buf[n > 1 ? n - 1 : n] = '\0';
-    }
-    return rc;
-}
-
-static bool is_dir_made(const struct stage *st, const char *path)
-{
-    for (size_t i = 0; i < st->dirs.n; i++) {
-        if (strcmp(st->dirs.v[i], path) == 0)
-            return true;
-    }
-    return strcmp(path, "/") == 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -951,10 +1018,13 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
             free(content);
             if (rc == 0) {
                 char d[PATH_MAX * 2];
-                snprintf(d, sizeof(d), "%s%s", dest, dir_dest ? "/" : "");
+                snprintf(d, sizeof(d), "%s", dest);
                 if (dir_dest)
                     snprintf(d, sizeof(d), "%s/%s", strcmp(dest, "/") == 0 ? "" : dest, hd->name);
-                rc = layer_source(l, path, d);
+                rc = note_dirs(st, l, d, false, 0755, topts.chown ? topts.uid : 0,
+                               topts.chown ? topts.gid : 0);
+                if (rc == 0)
+                    rc = layer_source(l, path, d);
             }
             if (rc != 0)
                 goto out;
@@ -1041,7 +1111,13 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
                 }
                 snprintf(d, sizeof(d), "%s", dest);
             }
-            if ((rc = note_dirs(st, d, S_ISDIR(sb.st_mode))) != 0)
+            /*
+             * A directory's contents go into d, which is made (when new) 0755, or
+             * as --chmod says, owned as --chown says; new parents 0755 likewise.
+             */
+            if ((rc = note_dirs(st, l, d, S_ISDIR(sb.st_mode),
+                                l->has_chmod ? oci_chmod_apply(&l->chmod, 0755, true) : 0755,
+                                topts.chown ? topts.uid : 0, topts.chown ? topts.gid : 0)) != 0)
                 goto out;
             if (many && !dir_dest) {
                 rc = fail(f, OCISYNC_EUSAGE, in,
@@ -1051,6 +1127,7 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
             }
             if ((rc = layer_source(l, local, d)) != 0)
                 goto out;
+            l->src[l->n_src - 1].contents = S_ISDIR(sb.st_mode);
         }
     }
     if ((rc = flush_dirs(f, st, l)) != 0)
@@ -1206,24 +1283,32 @@ static int run_instr(struct fe *f, struct stage *st, const struct oci_df_instr *
             rc = declare_arg(f, st, in, &in->pairs[i]);
         return rc != 0 ? rc : history(st, in, true);
     case OCI_DF_ENV:
-    case OCI_DF_LABEL:
+    case OCI_DF_LABEL: {
+        /* Every pair expands with the variables as they were before the instruction. */
+        struct strs kv = {0};
         for (size_t i = 0; rc == 0 && i < in->n_pairs; i++) {
             if ((rc = expand(f, st, in, in->pairs[i].key, &k)) == 0 &&
                 (rc = expand(f, st, in, in->pairs[i].value ? in->pairs[i].value : "", &v)) == 0) {
                 if (k[0] == '\0')
                     rc = fail(f, OCISYNC_EUSAGE, in, "%s with an empty name",
                               oci_df_kind_name(in->kind));
-                else
-                    rc = kv_set(in->kind == OCI_DF_ENV ? &st->env : &st->labels, k, v);
+                else if ((rc = strs_addz(&kv, k)) == 0)
+                    rc = strs_addz(&kv, v);
             }
             free(k);
             free(v);
             k = v = NULL;
         }
+        for (size_t i = 0; rc == 0 && i + 1 < kv.n; i += 2)
+            rc = kv_set(in->kind == OCI_DF_ENV ? &st->env : &st->labels, kv.v[i], kv.v[i + 1]);
+        strs_free(&kv);
         return rc != 0 ? rc : history(st, in, true);
+    }
     case OCI_DF_MAINTAINER:
-        if ((rc = kv_set(&st->labels, "maintainer", in->n_args > 0 ? in->args[0] : "")) != 0)
-            return rc;
+        /* As docker: the image's author. */
+        free(st->author);
+        if ((st->author = strdup(in->n_args > 0 ? in->args[0] : "")) == NULL)
+            return UV_ENOMEM;
         return history(st, in, true);
     case OCI_DF_WORKDIR: {
         char joined[PATH_MAX * 2], clean[PATH_MAX];
@@ -1240,10 +1325,20 @@ static int run_instr(struct fe *f, struct stage *st, const struct oci_df_instr *
         if ((st->workdir = strdup(clean)) == NULL)
             return UV_ENOMEM;
         /* The directory is created, with the next COPY's layer or one of its own. */
-        if (strcmp(clean, "/") != 0 && !is_dir_made(st, clean) &&
-            ((rc = strs_addz(&st->pending_dirs, clean)) != 0 ||
-             (rc = note_dirs(st, clean, true)) != 0))
-            return rc;
+        if (strcmp(clean, "/") != 0 && !is_dir_made(st, clean)) {
+            /* Owned by USER when it is numeric, as BuildKit makes it. */
+            unsigned long uid = 0, gid = 0;
+            char *end = NULL;
+            if (st->user != NULL && st->user[0] >= '0' && st->user[0] <= '9') {
+                uid = strtoul(st->user, &end, 10);
+                gid = *end == ':' ? strtoul(end + 1, &end, 10) : 0;
+                if (*end != '\0' || uid > UINT32_MAX || gid > UINT32_MAX)
+                    uid = gid = 0;
+            }
+            if ((rc = strs_addz(&st->pending_dirs, clean)) != 0 ||
+                (rc = note_dirs(st, NULL, clean, true, 0755, (uint32_t)uid, (uint32_t)gid)) != 0)
+                return rc;
+        }
         st->pending_hist = st->history_text.n;
         return history(st, in, true);
     }
@@ -1432,7 +1527,13 @@ static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth)
         stage_free(&ps);
         if (rc != 0)
             goto out;
-    } else if (strcmp(image, "scratch") != 0) {
+    } else if (strcmp(image, "scratch") == 0) {
+        /* As BuildKit's empty image: a PATH, so that a later ENTRYPOINT finds its program. */
+        rc = kv_set(&st->env, "PATH",
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        if (rc != 0)
+            goto out;
+    } else {
         st->base = image;
         image = NULL;
         if ((rc = load_base_env(f, st, from)) != 0)
@@ -1679,6 +1780,8 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
         struct fe_layer *l = &f->fl[i];
         if (l->has_chmod)
             l->topts.chmod = &l->chmod;
+        l->topts.parent = layer_parent;
+        l->topts.parent_arg = l;
         layers[i].src = l->src;
         layers[i].n_src = l->n_src;
         layers[i].topts = l->topts;
@@ -1731,6 +1834,7 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
             ch->volumes = (const char *const *)s->volumes.v;
             ch->n_volumes = s->volumes.n;
             ch->stop_signal = s->stop_signal;
+            ch->author = s->author;
             ch->shell = (const char *const *)s->shell.v;
             ch->n_shell = s->shell.n;
             ch->set_shell = s->set_shell;

@@ -183,7 +183,8 @@ static int check_kv(const char *kv, const char *what, char *err, size_t errlen)
     key[klen] = '\0';
     for (const char *p = kv; p < eq; p++) {
         unsigned char ch = (unsigned char)*p;
-        if (is_ctl(ch) || ch == ' ') {
+        /* A label key may hold spaces (docker takes LABEL "a b"=c); an env name may not. */
+        if (is_ctl(ch) || (ch == ' ' && strcmp(what, "label") != 0)) {
             ocisync__errf(err, errlen, "%s key \"%s\" contains %s", what,
                           ocisync__clip(key, ERR_QUOTE_MAX, &c),
                           ch == ' ' || ch == '\t' ? "whitespace" : "a control character");
@@ -1045,8 +1046,12 @@ int oci_build_config(const char *base, size_t base_len, size_t base_layers,
         r = OCISYNC_EUSAGE;
         goto out;
     }
-    /* Engines cannot run an image without a filesystem; this is an empty build, not a choice. */
-    if (base == NULL && n_layers == 0) {
+    /*
+     * Engines cannot run an image without a filesystem; from flags this is an
+     * empty build, not a choice. A Dockerfile (an explicit history) may say
+     * so: FROM scratch with only LABELs is an image docker builds too.
+     */
+    if (base == NULL && n_layers == 0 && ch->n_history == 0) {
         ocisync__errf(err, errlen, "an image built on scratch needs at least one layer");
         r = OCISYNC_EUSAGE;
         goto out;

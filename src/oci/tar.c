@@ -162,6 +162,12 @@ static int add_entry(struct walk *w, char type, const char *path, size_t len, co
     }
     e->type = type;
     e->source = w->source;
+    /* Implied parents are 0:0 (opts->parent may say otherwise), not the new files' owner. */
+    e->uid = src != NULL && w->opts->chown ? w->opts->uid : 0;
+    e->gid = src != NULL && w->opts->chown ? w->opts->gid : 0;
+    if (src != NULL && st != NULL && !w->opts->chown && w->opts->owner != NULL &&
+        !w->opts->owner(w->opts->owner_arg, src, &e->uid, &e->gid))
+        e->uid = e->gid = 0;
     if (st != NULL) {
         e->mode = (uint32_t)(st->st_mode & 07777);
         if (w->opts->chmod != NULL && type != '2')
@@ -483,6 +489,15 @@ static int add_source(struct walk *w, const struct oci_tar_source *s)
             rc = walk_dir(w);
             goto out;
         }
+        if (s->contents) {
+            /* dest itself is one of the implied parents: "app/" adds "app/". */
+            w->arch[w->arch_len] = '/';
+            rc = add_parents(w, w->arch, w->arch_len + 1);
+            w->arch[w->arch_len] = '\0';
+            if (rc == 0)
+                rc = walk_dir(w);
+            goto out;
+        }
         rc = add_parents(w, w->arch, w->arch_len);
         if (rc != 0)
             goto out;
@@ -798,6 +813,20 @@ int oci_tar_plan_build(struct oci_tar_plan *plan, const struct oci_tar_source *s
     rc = merge_duplicates(w, srcs);
     if (rc != 0)
         goto fail;
+    for (size_t i = 0; opts->parent != NULL && i < plan->n_entries; i++) {
+        struct oci_tar_plan_entry *e = &plan->entries[i];
+        struct oci_tar_parent p = {e->mode, e->uid, e->gid, e->mtime};
+        size_t len = strlen(e->path);
+        if (e->src != NULL || e->type != '5')
+            continue;
+        e->path[len - 1] = '\0'; /* without its "/" for the question */
+        opts->parent(opts->parent_arg, e->path, &p);
+        e->path[len - 1] = '/';
+        e->mode = p.mode & 07777;
+        e->uid = p.uid;
+        e->gid = p.gid;
+        e->mtime = p.mtime;
+    }
     if (plan->n_entries > 0)
         qsort(plan->entries, plan->n_entries, sizeof(*plan->entries), cmp_path);
     rc = link_hardlinks(plan);
@@ -941,7 +970,6 @@ static void put_common(unsigned char *h, char type, uint32_t mode, uint64_t uid,
 static int build_headers(struct oci_tar_stream *s, const struct oci_tar_plan_entry *e, char *err,
                          size_t errlen)
 {
-    const struct oci_tar_plan *plan = s->plan;
     unsigned char *pax = s->hdr + BLOCK, *h;
     size_t plen = strlen(e->path), llen = e->linkname ? strlen(e->linkname) : 0;
     size_t pax_len = 0, split = 0;
@@ -949,8 +977,8 @@ static int build_headers(struct oci_tar_stream *s, const struct oci_tar_plan_ent
     char num[32];
 
     path_fits = !has_non_ascii(e->path, plen) && split_path(e->path, plen, &split);
-    uid_fits = plan->uid < OCTAL_LIMIT(8);
-    gid_fits = plan->gid < OCTAL_LIMIT(8);
+    uid_fits = e->uid < OCTAL_LIMIT(8);
+    gid_fits = e->gid < OCTAL_LIMIT(8);
     size_fits = e->size < OCTAL_LIMIT(12);
     mtime_fits = e->mtime >= 0 && (uint64_t)e->mtime < OCTAL_LIMIT(12);
 
@@ -963,11 +991,11 @@ static int build_headers(struct oci_tar_stream *s, const struct oci_tar_plan_ent
         ok = ok && pax_add(pax, &pax_len, "size", num, strlen(num));
     }
     if (!uid_fits) {
-        snprintf(num, sizeof(num), "%lu", (unsigned long)plan->uid);
+        snprintf(num, sizeof(num), "%lu", (unsigned long)e->uid);
         ok = ok && pax_add(pax, &pax_len, "uid", num, strlen(num));
     }
     if (!gid_fits) {
-        snprintf(num, sizeof(num), "%lu", (unsigned long)plan->gid);
+        snprintf(num, sizeof(num), "%lu", (unsigned long)e->gid);
         ok = ok && pax_add(pax, &pax_len, "gid", num, strlen(num));
     }
     if (!mtime_fits) {
@@ -1005,7 +1033,7 @@ static int build_headers(struct oci_tar_stream *s, const struct oci_tar_plan_ent
             unsigned char ch = (unsigned char)base[i];
             h[H_NAME + 11 + i] = ch < 0x20 || ch >= 0x7f ? '_' : ch;
         }
-        put_common(h, 'x', 0644, uid_fits ? plan->uid : 0, gid_fits ? plan->gid : 0, pax_len,
+        put_common(h, 'x', 0644, uid_fits ? e->uid : 0, gid_fits ? e->gid : 0, pax_len,
                    mtime_fits ? (uint64_t)e->mtime : 0);
         put_checksum(h);
         memset(pax + pax_len, 0, pad_of(pax_len));
@@ -1026,7 +1054,7 @@ static int build_headers(struct oci_tar_stream *s, const struct oci_tar_plan_ent
     }
     if (llen > 0)
         memcpy(h + H_LINK, e->linkname, llen < LINK_LEN ? llen : LINK_LEN);
-    put_common(h, e->type, e->mode & 07777, uid_fits ? plan->uid : 0, gid_fits ? plan->gid : 0,
+    put_common(h, e->type, e->mode & 07777, uid_fits ? e->uid : 0, gid_fits ? e->gid : 0,
                size_fits ? e->size : 0, mtime_fits ? (uint64_t)e->mtime : 0);
     put_checksum(h);
     s->hdr_len = (size_t)(h + BLOCK - s->hdr);

@@ -58,6 +58,19 @@
 struct oci_tar_source {
     const char *src;
     const char *dest;
+    /*
+     * For a directory: only what is in it goes to dest, and dest itself is
+     * made like an implied parent (as a Dockerfile's COPY makes it), not
+     * with the directory's own mode and mtime.
+     */
+    bool contents;
+};
+
+/* What an implied parent directory gets (see oci_tar_opts.parent). */
+struct oci_tar_parent {
+    uint32_t mode; /* 0755 unless the callback says */
+    uint32_t uid, gid;
+    int64_t mtime;
 };
 
 /*
@@ -109,19 +122,37 @@ struct oci_tar_opts {
      */
     int (*filter)(void *arg, const char *local, bool is_dir);
     void *filter_arg;
+    /*
+     * When set (and chown is not), asked for the owner of every entry the
+     * sources give (not implied parents): return true and fill uid and gid
+     * to give the entry that owner, false for the default (0:0). Files
+     * copied out of an image keep the owners the image gave them.
+     */
+    bool (*owner)(void *arg, const char *local, uint32_t *uid, uint32_t *gid);
+    void *owner_arg;
+    /*
+     * When set, asked about every implied parent directory (path: its
+     * archive path, without the trailing "/"), with p holding the default
+     * (0755, 0:0, the clamped mtime, or 0); whatever it leaves in p is
+     * written. A builder that knows the image below answers with what is
+     * there already, so the layer does not change it.
+     */
+    void (*parent)(void *arg, const char *path, struct oci_tar_parent *p);
+    void *parent_arg;
 };
 
 enum { OCI_TAR_INCLUDE = 0, OCI_TAR_EXCLUDE, OCI_TAR_DESCEND };
 
 /* One archive entry of a plan. */
 struct oci_tar_plan_entry {
-    char *path;     /* archive path, relative, directories end with "/"; owned */
-    char *src;      /* local path of what it came from, NULL for an implied parent; owned */
-    char *linkname; /* symlink target, or the archive path a hardlink refers to; owned or NULL */
-    char type;      /* '0' file, '1' hardlink, '2' symlink, '5' directory */
-    uint32_t mode;  /* st_mode & 07777 */
-    int64_t mtime;  /* already clamped */
-    uint64_t size;  /* bytes of content: 0 except for type '0' */
+    char *path;        /* archive path, relative, directories end with "/"; owned */
+    char *src;         /* local path of what it came from, NULL for an implied parent; owned */
+    char *linkname;    /* symlink target, or the archive path a hardlink refers to; owned or NULL */
+    char type;         /* '0' file, '1' hardlink, '2' symlink, '5' directory */
+    uint32_t mode;     /* st_mode & 07777 */
+    int64_t mtime;     /* already clamped */
+    uint64_t size;     /* bytes of content: 0 except for type '0' */
+    uint32_t uid, gid; /* the plan's, or what opts->owner said */
     /* Identity of a type '0' file, checked again when the stream opens it. */
     uint64_t dev, ino, nlink;
     size_t source; /* index of the oci_tar_source it came from, for messages */

@@ -94,7 +94,8 @@ for plat in amd64 arm64; do
   assert_eq "$(json_eval "$c" 'd["config"]["Labels"]["arch"]')" "$plat" "$plat: TARGETARCH in LABEL"
   assert_eq "$(json_eval "$c" 'd["config"]["Labels"]["quoted"]')" "two words" "$plat: quoted LABEL value"
   assert_eq "$(json_eval "$c" '"|".join(d["config"]["Env"])')" \
-    "APP_HOME=/app|GREETING=hello from ocisync" "$plat: ENV, continued over two lines"
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|APP_HOME=/app|GREETING=hello from ocisync" \
+    "$plat: scratch's default PATH, then ENV continued over two lines"
   assert_eq "$(json_eval "$c" 'd["config"]["WorkingDir"]')" /app "$plat: WORKDIR from \$APP_HOME"
   assert_eq "$(json_eval "$c" 'd["config"]["User"]')" 65534:65534 "$plat: USER"
   assert_eq "$(json_eval "$c" '" ".join(sorted(d["config"]["ExposedPorts"]))')" "8080/tcp 9090/tcp" "$plat: EXPOSE"

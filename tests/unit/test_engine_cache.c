@@ -63,7 +63,7 @@ static int key_of(const struct engine_cache *c, const struct oci_tar_opts *opts,
     int rc;
 
     snprintf(src, sizeof(src), "%s/src", root);
-    s = (struct oci_tar_source){src, "/app"};
+    s = (struct oci_tar_source){.src = src, .dest = "/app"};
     rc = oci_tar_plan_build(&plan, &s, 1, opts, err, sizeof(err));
     CHECK_INT(rc, 0);
     if (rc != 0)

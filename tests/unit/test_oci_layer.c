@@ -123,7 +123,7 @@ static void make_tree(const char *root, char *src, size_t srclen, char *layout, 
 
 static int plan_dir(const char *src, struct oci_tar_plan *plan)
 {
-    struct oci_tar_source s = {src, "/"};
+    struct oci_tar_source s = {.src = src, .dest = "/"};
 
     return oci_tar_plan_build(plan, &s, 1, NULL, err, sizeof(err));
 }

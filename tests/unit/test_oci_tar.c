@@ -368,7 +368,7 @@ TEST(roundtrip)
 
     temp_dir(root, sizeof(root));
     build_tree(root, src, sizeof(src));
-    s = (struct oci_tar_source){src, "/"};
+    s = (struct oci_tar_source){.src = src, .dest = "/"};
     CHECK_INT(build(&s, 1, NULL, 65536, &a), 0);
     CHECK(a.len % 512 == 0);
     CHECK(a.len >= 1024);
@@ -401,7 +401,7 @@ TEST(plan_counts)
 
     temp_dir(root, sizeof(root));
     build_tree(root, src, sizeof(src));
-    s = (struct oci_tar_source){src, NULL};
+    s = (struct oci_tar_source){.src = src, .dest = NULL};
     CHECK_INT(oci_tar_plan_build(&plan, &s, 1, NULL, err, sizeof(err)), 0);
     CHECK_INT(plan.n_entries, 17);
     /* The hardlink's content is counted once. */
@@ -424,7 +424,7 @@ TEST(deterministic)
     build_tree(root, src, sizeof(src));
     snprintf(p2, sizeof(p2), "%s/secret", src);
     CHECK_INT(utimensat(AT_FDCWD, p2, ts, AT_SYMLINK_NOFOLLOW), 0);
-    s = (struct oci_tar_source){src, "/app/static"};
+    s = (struct oci_tar_source){.src = src, .dest = "/app/static"};
     /* Different read sizes, same bytes. */
     CHECK_INT(build(&s, 1, NULL, 65536, &a), 0);
     CHECK_INT(build(&s, 1, NULL, 7, &b), 0);
@@ -470,21 +470,21 @@ TEST(dest_placement)
     temp_dir(root, sizeof(root));
     build_tree(root, src, sizeof(src));
     snprintf(file, sizeof(file), "%s/a.txt", src);
-    s[0] = (struct oci_tar_source){src, "/app//./static/"};
-    s[1] = (struct oci_tar_source){file, "etc/conf/"};
-    s[2] = (struct oci_tar_source){file, "/app/renamed.txt"};
+    s[0] = (struct oci_tar_source){.src = src, .dest = "/app//./static/"};
+    s[1] = (struct oci_tar_source){.src = file, .dest = "etc/conf/"};
+    s[2] = (struct oci_tar_source){.src = file, .dest = "/app/renamed.txt"};
     CHECK_INT(build(s, 3, NULL, 65536, &a), 0);
     free(a.data);
     /* A file given through a symlink keeps the name it was given by. */
     snprintf(link, sizeof(link), "%s/alias.txt", root);
     CHECK_INT(symlink(file, link), 0);
-    s[1] = (struct oci_tar_source){link, "etc/conf/"};
+    s[1] = (struct oci_tar_source){.src = link, .dest = "etc/conf/"};
     CHECK_INT(build(s, 3, NULL, 65536, &a), 0);
     CHECK_INT(parse(a.data, a.len, 0, &p), 0);
     check_file(&p, "etc/conf/alias.txt", 0644, "hello\n", 6);
     parsed_free(&p);
     free(a.data);
-    s[1] = (struct oci_tar_source){file, "etc/conf/"};
+    s[1] = (struct oci_tar_source){.src = file, .dest = "etc/conf/"};
     CHECK_INT(build(s, 3, NULL, 65536, &a), 0);
     CHECK_INT(parse(a.data, a.len, 0, &p), 0);
     CHECK(sorted(&p));
@@ -524,7 +524,7 @@ TEST(chown_and_pax_numbers)
     snprintf(path, sizeof(path), "%s/old", src);
     ts[0].tv_sec = -100;
     CHECK_INT(utimensat(AT_FDCWD, path, ts, 0), 0);
-    s = (struct oci_tar_source){src, ""};
+    s = (struct oci_tar_source){.src = src, .dest = ""};
     CHECK_INT(build(&s, 1, &opts, 65536, &a), 0);
     CHECK_INT(parse(a.data, a.len, 0, &p), 0);
     r = find(&p, "old");
@@ -666,7 +666,7 @@ TEST(gnu_tar_reads_ours)
 
     temp_dir(root, sizeof(root));
     build_tree(root, src, sizeof(src));
-    s = (struct oci_tar_source){src, NULL};
+    s = (struct oci_tar_source){.src = src, .dest = NULL};
     CHECK_INT(build(&s, 1, NULL, 65536, &ar), 0);
     snprintf(tarfile, sizeof(tarfile), "%s/layer.tar", root);
     write_out(tarfile, &ar);
@@ -796,21 +796,21 @@ TEST(refusals)
     temp_dir(root, sizeof(root));
     build_tree(root, src, sizeof(src));
 
-    s[0] = (struct oci_tar_source){src, "/app/../etc"};
+    s[0] = (struct oci_tar_source){.src = src, .dest = "/app/../etc"};
     expect_refused(s, 1, OCISYNC_EUSAGE, "/app/../etc");
-    s[0] = (struct oci_tar_source){src, ".."};
+    s[0] = (struct oci_tar_source){.src = src, .dest = ".."};
     expect_refused(s, 1, OCISYNC_EUSAGE, "\"..\"");
 
-    s[0] = (struct oci_tar_source){"/nonexistent/ocisync-tar", "/"};
+    s[0] = (struct oci_tar_source){.src = "/nonexistent/ocisync-tar", .dest = "/"};
     expect_refused(s, 1, UV_ENOENT, "/nonexistent/ocisync-tar");
 
     /* Two sources, one path; a file where a directory is needed. */
-    s[0] = (struct oci_tar_source){src, "/"};
-    s[1] = (struct oci_tar_source){src, ""};
+    s[0] = (struct oci_tar_source){.src = src, .dest = "/"};
+    s[1] = (struct oci_tar_source){.src = src, .dest = ""};
     expect_refused(s, 2, OCISYNC_EUSAGE, "comes from both");
     snprintf(file, sizeof(file), "%s/a.txt", src);
-    s[0] = (struct oci_tar_source){file, "/app"};
-    s[1] = (struct oci_tar_source){src, "/app/static"};
+    s[0] = (struct oci_tar_source){.src = file, .dest = "/app"};
+    s[1] = (struct oci_tar_source){.src = src, .dest = "/app/static"};
     expect_refused(s, 2, OCISYNC_EUSAGE, "\"app");
 
     /* A fifo. */
@@ -818,7 +818,7 @@ TEST(refusals)
     CHECK_INT(mkdir(other, 0755), 0);
     snprintf(file, sizeof(file), "%s/pipe", other);
     CHECK_INT(mkfifo(file, 0644), 0);
-    s[0] = (struct oci_tar_source){other, "/"};
+    s[0] = (struct oci_tar_source){.src = other, .dest = "/"};
     expect_refused(s, 1, OCISYNC_EUSAGE, "bad3/pipe\" is a fifo");
     rm_tree(root);
 }
@@ -885,8 +885,8 @@ TEST(overlay_sources)
     o.overlay = true;
     CHECK_INT(oci_chmod_parse("go+rX", &m, err, sizeof(err)), 0);
     o.chmod = &m;
-    s[0] = (struct oci_tar_source){a, "/app"};
-    s[1] = (struct oci_tar_source){b, "/app"};
+    s[0] = (struct oci_tar_source){.src = a, .dest = "/app"};
+    s[1] = (struct oci_tar_source){.src = b, .dest = "/app"};
     CHECK_INT(build(s, 2, &o, 65536, &t), 0);
     CHECK_INT(parse(t.data, t.len, 0, &p), 0);
     check_entry(&p, "app/", '5', 0755, "");
@@ -906,9 +906,9 @@ TEST(overlay_sources)
     CHECK(strstr(err, "comes from both") != NULL);
     /* A directory over a file is refused even when overlaying. */
     o.overlay = true;
-    s[0] = (struct oci_tar_source){a, "/app"};
-    s[1] = (struct oci_tar_source){c, "/app"};
-    s[2] = (struct oci_tar_source){b, "/app"};
+    s[0] = (struct oci_tar_source){.src = a, .dest = "/app"};
+    s[1] = (struct oci_tar_source){.src = c, .dest = "/app"};
+    s[2] = (struct oci_tar_source){.src = b, .dest = "/app"};
     CHECK_INT(oci_tar_plan_build(&(struct oci_tar_plan){0}, s, 3, &o, err, sizeof(err)),
               OCISYNC_EUSAGE);
     rm_tree(root);
@@ -952,7 +952,7 @@ TEST(filter_entries)
     memset(&o, 0, sizeof(o));
     o.filter = test_filter;
     o.filter_arg = &calls;
-    s = (struct oci_tar_source){root, "/"};
+    s = (struct oci_tar_source){.src = root, .dest = "/"};
     CHECK_INT(build(&s, 1, &o, 65536, &t), 0);
     CHECK_INT(parse(t.data, t.len, 0, &p), 0);
     check_file(&p, "a.txt", 0644, "a", 1);
@@ -1009,7 +1009,7 @@ TEST(links_as_they_are)
     /* The source named through a link to it: followed once. */
     snprintf(via, sizeof(via), "%s/via", root);
     CHECK_INT(symlink(src, via), 0);
-    s = (struct oci_tar_source){via, "/"};
+    s = (struct oci_tar_source){.src = via, .dest = "/"};
     CHECK_INT(build(&s, 1, NULL, 65536, &a), 0);
     CHECK_INT(parse(a.data, a.len, 0, &p), 0);
     check_entry(&p, "bin/sh", '2', 0777, "/bin/busybox");
@@ -1051,7 +1051,7 @@ TEST(unreadable)
     make_file(src, "ok", "ok", 2, 0644);
     make_file(src, "locked", "no", 2, 0000);
     snprintf(file, sizeof(file), "%s/locked", src);
-    s = (struct oci_tar_source){src, "/"};
+    s = (struct oci_tar_source){.src = src, .dest = "/"};
     if (geteuid() != 0) {
         expect_refused(&s, 1, UV_EACCES, file);
         rm_tree(root);
@@ -1094,7 +1094,7 @@ TEST(changed_while_streaming)
     CHECK_INT(mkdir(src, 0755), 0);
     make_file(src, "f", big_content(), 4096, 0644);
     snprintf(file, sizeof(file), "%s/f", src);
-    s = (struct oci_tar_source){file, "/f"};
+    s = (struct oci_tar_source){.src = file, .dest = "/f"};
 
     /* Truncated between plan and stream. */
     CHECK_INT(oci_tar_plan_build(&plan, &s, 1, NULL, err, sizeof(err)), 0);
@@ -1188,7 +1188,7 @@ static void small_archive(struct test_buf *out)
 
     temp_dir(root, sizeof(root));
     build_tree(root, src, sizeof(src));
-    s = (struct oci_tar_source){src, NULL};
+    s = (struct oci_tar_source){.src = src, .dest = NULL};
     CHECK_INT(build(&s, 1, NULL, 65536, out), 0);
     rm_tree(root);
 }
