@@ -20,11 +20,11 @@
 #include "oci/imgconfig.h"
 #include "oci/layout.h"
 #include "oci/oci.h"
+#include "oci/unpack.h"
 #include "ocisync.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +32,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #define MANIFEST_JSON_MAX (4 * 1024 * 1024)
 #define BUF (256 * 1024)
@@ -139,183 +137,25 @@ out:
 /* ------------------------------------------------------------------------------------------ */
 /* Decompressing layers */
 
-enum comp { COMP_TAR, COMP_GZIP, COMP_ZSTD };
-
-/*
- * A layer decompressed as its bytes are fed in: what comes out is hashed for
- * the diff_id, held to the cap (OCI_LAYER_UNPACK_*) and written to out
- * unless out is -1. Memory is BUF bytes plus the decompressor's, whatever the
- * layer's size.
- */
-struct unpack {
-    enum comp comp;
-    z_stream z;
-    bool z_open;
-    int zr;           /* the last inflate result */
-    ZSTD_DStream *zd; /* owned */
-    size_t zlast;     /* the last ZSTD_decompressStream result: 0 at the end of a frame */
-    struct oci_hasher h;
-    unsigned char *o; /* output, BUF bytes; owned */
-    int out;
-    uint64_t csize, limit, produced;
-    char what[WHAT_MAX]; /* the layer, for messages */
+/* Where write_layer's decompressed layer goes: a file. */
+struct fd_sink {
+    int fd;
+    const char *what; /* the layer, for messages */
 };
 
-/* The compression a layer's first bytes announce; docker archives do not say otherwise. */
-static enum comp comp_of_head(const unsigned char head[4])
+static int write_out(void *arg, const void *p, size_t n, char *err, size_t errlen)
 {
-    if (head[0] == 0x1f && head[1] == 0x8b)
-        return COMP_GZIP;
-    if (head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd)
-        return COMP_ZSTD;
-    return COMP_TAR;
-}
+    const struct fd_sink *o = arg;
+    int rc = ocisync__write_full(o->fd, p, n);
 
-/* Sets u up for a layer of csize compressed bytes; unpack_dispose after any return. */
-static int unpack_init(struct unpack *u, enum comp comp, uint64_t csize, int out, const char *what)
-{
-    int rc;
-
-    memset(u, 0, sizeof(*u));
-    u->comp = comp;
-    u->out = out;
-    u->csize = csize;
-    u->limit =
-        csize > UINT64_MAX / OCI_LAYER_UNPACK_RATIO ? UINT64_MAX : csize * OCI_LAYER_UNPACK_RATIO;
-    if (u->limit < OCI_LAYER_UNPACK_MIN)
-        u->limit = OCI_LAYER_UNPACK_MIN;
-    u->zr = Z_OK;
-    u->zlast = 1;
-    snprintf(u->what, sizeof(u->what), "%s", what);
-    u->o = malloc(BUF);
-    if (u->o == NULL)
-        return UV_ENOMEM;
-    rc = oci_hasher_init(&u->h, OCI_DIGEST_SHA256);
     if (rc != 0)
-        return rc;
-    if (comp == COMP_GZIP) {
-        if (inflateInit2(&u->z, 15 + 32) != Z_OK)
-            return UV_ENOMEM;
-        u->z_open = true;
-    } else if (comp == COMP_ZSTD) {
-        u->zd = ZSTD_createDStream();
-        if (u->zd == NULL)
-            return UV_ENOMEM;
-    }
-    return 0;
-}
-
-/* Hashes, caps and writes n bytes of the decompressed layer. */
-static int emit(struct unpack *u, const unsigned char *p, size_t n, char *err, size_t errlen)
-{
-    int rc;
-
-    if (n > u->limit - u->produced) {
-        ocisync__errf(err, errlen,
-                      "%s (%" PRIu64 " bytes compressed) decompresses to more than %" PRIu64
-                      " bytes (stopped at %" PRIu64 "): over both %" PRIu64
-                      " MiB and %d times its compressed size, refused as a decompression bomb",
-                      u->what, u->csize, u->limit, u->produced + n, OCI_LAYER_UNPACK_MIN >> 20,
-                      OCI_LAYER_UNPACK_RATIO);
-        return OCISYNC_ETOOBIG;
-    }
-    u->produced += n;
-    oci_hasher_update(&u->h, p, n);
-    if (u->out < 0)
-        return 0;
-    rc = ocisync__write_full(u->out, p, n);
-    if (rc != 0)
-        ocisync__errf(err, errlen, "cannot write the decompressed %s: %s", u->what,
+        ocisync__errf(err, errlen, "cannot write the decompressed %s: %s", o->what,
                       uv_strerror(rc));
     return rc;
 }
 
-/* Decompresses the next n bytes of the layer. */
-static int unpack_feed(struct unpack *u, const unsigned char *p, size_t n, char *err, size_t errlen)
-{
-    int rc = 0;
-
-    if (u->comp == COMP_TAR)
-        return emit(u, p, n, err, errlen);
-    if (u->comp == COMP_GZIP) {
-        u->z.next_in = (Bytef *)p;
-        u->z.avail_in = (uInt)n;
-        do {
-            if (u->zr == Z_STREAM_END) {
-                if (u->z.avail_in == 0)
-                    break;
-                inflateReset(&u->z); /* the next member of a multi-member gzip */
-            }
-            u->z.next_out = u->o;
-            u->z.avail_out = BUF;
-            u->zr = inflate(&u->z, Z_NO_FLUSH);
-            if (u->zr != Z_OK && u->zr != Z_STREAM_END && u->zr != Z_BUF_ERROR) {
-                ocisync__errf(err, errlen, "%s does not decompress (gzip: %s)", u->what,
-                              u->z.msg ? u->z.msg : "error");
-                return OCISYNC_EDIGESTMISMATCH;
-            }
-            rc = emit(u, u->o, BUF - u->z.avail_out, err, errlen);
-        } while (rc == 0 && (u->z.avail_in > 0 || u->z.avail_out == 0));
-        return rc;
-    }
-    {
-        ZSTD_inBuffer ib = {p, n, 0};
-        ZSTD_outBuffer ob;
-        do {
-            ob = (ZSTD_outBuffer){u->o, BUF, 0};
-            u->zlast = ZSTD_decompressStream(u->zd, &ob, &ib);
-            if (ZSTD_isError(u->zlast)) {
-                ocisync__errf(err, errlen, "%s does not decompress (zstd: %s)", u->what,
-                              ZSTD_getErrorName(u->zlast));
-                return OCISYNC_EDIGESTMISMATCH;
-            }
-            /* A full output buffer may leave more to flush, even with the input used up. */
-            rc = emit(u, u->o, ob.pos, err, errlen);
-        } while (rc == 0 && (ib.pos < ib.size || ob.pos == ob.size));
-    }
-    return rc;
-}
-
-/* At the end of the layer: it must be complete and hash to diff_id. */
-static int unpack_finish(struct unpack *u, const struct oci_digest *diff_id, char *err,
-                         size_t errlen)
-{
-    struct oci_digest got;
-    int rc;
-
-    if ((u->comp == COMP_GZIP && u->zr != Z_STREAM_END) ||
-        (u->comp == COMP_ZSTD && u->zlast != 0)) {
-        ocisync__errf(err, errlen, "%s ends early (%s)", u->what,
-                      u->comp == COMP_GZIP ? "gzip" : "zstd");
-        return OCISYNC_EDIGESTMISMATCH;
-    }
-    rc = oci_hasher_final(&u->h, &got);
-    if (rc != 0) {
-        ocisync__errf(err, errlen, "cannot hash %s: %s", u->what, uv_strerror(rc));
-        return rc;
-    }
-    if (!oci_digest_equal(&got, diff_id)) {
-        ocisync__errf(err, errlen, "%s decompresses to %s, but the config's diff_id is %s", u->what,
-                      got.str, diff_id->str);
-        return OCISYNC_EDIGESTMISMATCH;
-    }
-    return 0;
-}
-
-static void unpack_dispose(struct unpack *u)
-{
-    if (u->z_open)
-        inflateEnd(&u->z);
-    u->z_open = false;
-    ZSTD_freeDStream(u->zd);
-    u->zd = NULL;
-    oci_hasher_dispose(&u->h);
-    free(u->o);
-    u->o = NULL;
-}
-
 /* Reads fd to its end, feeding it to u and hashing it into h (unless NULL) as well. */
-static int drain(int fd, struct oci_hasher *h, struct unpack *u, char *err, size_t errlen)
+static int drain(int fd, struct oci_hasher *h, struct oci_unpack *u, char *err, size_t errlen)
 {
     unsigned char *buf = malloc(BUF);
     ssize_t n = 0;
@@ -326,7 +166,7 @@ static int drain(int fd, struct oci_hasher *h, struct unpack *u, char *err, size
     while (rc == 0 && (n = get(fd, buf)) > 0) {
         if (h != NULL)
             oci_hasher_update(h, buf, (size_t)n);
-        rc = unpack_feed(u, buf, (size_t)n, err, errlen);
+        rc = oci_unpack_feed(u, buf, (size_t)n, err, errlen);
     }
     if (rc == 0 && n < 0) {
         rc = ocisync__sys_error();
@@ -433,14 +273,14 @@ static int read_layer(const char *path, const char *what, const struct oci_diges
                       size_t errlen)
 {
     static const char *const types[] = {
-        [COMP_TAR] = OCI_MT_OCI_LAYER,
-        [COMP_GZIP] = OCI_MT_OCI_LAYER_GZIP,
-        [COMP_ZSTD] = OCI_MT_OCI_LAYER_ZSTD,
+        [OCI_COMP_TAR] = OCI_MT_OCI_LAYER,
+        [OCI_COMP_GZIP] = OCI_MT_OCI_LAYER_GZIP,
+        [OCI_COMP_ZSTD] = OCI_MT_OCI_LAYER_ZSTD,
     };
     unsigned char head[4] = {0};
     struct oci_hasher h;
-    struct unpack u;
-    enum comp comp;
+    struct oci_unpack u;
+    enum oci_comp comp;
     struct stat st;
     int fd, rc;
 
@@ -451,9 +291,9 @@ static int read_layer(const char *path, const char *what, const struct oci_diges
         rc = ocisync__sys_error();
         goto out;
     }
-    comp = comp_of_head(head);
+    comp = oci_comp_of_head(head);
     *mt = types[comp];
-    rc = unpack_init(&u, comp, (uint64_t)st.st_size, -1, what);
+    rc = oci_unpack_init(&u, comp, (uint64_t)st.st_size, NULL, NULL, what);
     if (rc == 0)
         rc = oci_hasher_init(&h, OCI_DIGEST_SHA256);
     if (rc == 0)
@@ -463,10 +303,10 @@ static int read_layer(const char *path, const char *what, const struct oci_diges
         rc = oci_hasher_final(&h, d);
     }
     if (rc == 0)
-        rc = unpack_finish(&u, diff_id, err, errlen);
+        rc = oci_unpack_finish(&u, diff_id, err, errlen);
 out:
     oci_hasher_dispose(&h);
-    unpack_dispose(&u);
+    oci_unpack_dispose(&u);
     if (fd >= 0)
         close(fd);
     return rc;
@@ -613,20 +453,21 @@ out:
 static int write_layer(int fd, uint64_t size, const struct oci_descriptor *layer, int out,
                        const struct oci_digest *diff_id, char *err, size_t errlen)
 {
-    enum comp comp = strstr(layer->media_type, "gzip") != NULL   ? COMP_GZIP
-                     : strstr(layer->media_type, "zstd") != NULL ? COMP_ZSTD
-                                                                 : COMP_TAR;
+    enum oci_comp comp = strstr(layer->media_type, "gzip") != NULL   ? OCI_COMP_GZIP
+                         : strstr(layer->media_type, "zstd") != NULL ? OCI_COMP_ZSTD
+                                                                     : OCI_COMP_TAR;
     char what[WHAT_MAX];
-    struct unpack u;
+    struct fd_sink o = {out, what};
+    struct oci_unpack u;
     int rc;
 
     snprintf(what, sizeof(what), "layer %s", layer->digest.str);
-    rc = unpack_init(&u, comp, size, out, what);
+    rc = oci_unpack_init(&u, comp, size, write_out, &o, what);
     if (rc == 0)
         rc = drain(fd, NULL, &u, err, errlen);
     if (rc == 0)
-        rc = unpack_finish(&u, diff_id, err, errlen);
-    unpack_dispose(&u);
+        rc = oci_unpack_finish(&u, diff_id, err, errlen);
+    oci_unpack_dispose(&u);
     return rc;
 }
 
