@@ -29,6 +29,7 @@
 #include "engine/stop.h"
 #include "oci/tar.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +297,120 @@ int engine_build_base_config(const struct ocisync_build_opts *o, const char *bas
         snprintf(err, errlen, "%s", res.error);
     }
     build_free(&b);
+    return rc;
+}
+
+void engine_base_layers_free(struct engine_base_layers *bl)
+{
+    free(bl->path);
+    free(bl->diff_id);
+    memset(bl, 0, sizeof(*bl));
+}
+
+int engine_build_base_layers(const struct ocisync_build_opts *o, const char *base,
+                             const char *platform, const char *cache_dir,
+                             struct engine_base_layers *out, char *err, size_t errlen)
+{
+    struct ocisync_build_result res;
+    struct build b;
+    struct oci_manifest m;
+    bool parsed = false;
+    json_t *cfg = NULL, *ids;
+    struct engine_copy_item item;
+    struct engine_transport from, to;
+    struct ocisync_copy_result cres;
+    char src[1200], dst[PATH_MAX + 16], msg[1024];
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    memset(&b, 0, sizeof(b));
+    memset(&res, 0, sizeof(res));
+    b.o = o;
+    b.res = &res;
+    rc = oci_ref_parse(base, &b.base, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(b.base_repo, sizeof(b.base_repo), "%s/%s", b.base.registry, b.base.repository);
+    if (oci_platform_parse(platform, &b.plats[0].p) != 0) {
+        snprintf(err, errlen, "invalid platform \"%s\"", platform);
+        return OCISYNC_EPLATFORM;
+    }
+    oci_platform_format(&b.plats[0].p, b.plats[0].name, sizeof(b.plats[0].name));
+    b.n_plats = 1;
+    rc = resolve_base(&b);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", res.error);
+        goto out;
+    }
+    rc = oci_manifest_parse(NULL, b.plats[0].base_manifest, b.plats[0].base_manifest_len, &m, msg,
+                            sizeof(msg));
+    if (rc != 0) {
+        snprintf(err, errlen, "base image %s: %s", base, msg);
+        goto out;
+    }
+    parsed = true;
+    cfg = json_loadb(b.plats[0].base_config, b.plats[0].base_config_len, 0, NULL);
+    ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    if (json_array_size(ids) != m.n_layers) {
+        snprintf(err, errlen, "base image %s: its config lists %zu diff_ids for %zu layers", base,
+                 json_array_size(ids), m.n_layers);
+        rc = OCISYNC_EMANIFEST;
+        goto out;
+    }
+    out->path = calloc(m.n_layers ? m.n_layers : 1, sizeof(*out->path));
+    out->diff_id = calloc(m.n_layers ? m.n_layers : 1, sizeof(*out->diff_id));
+    if (out->path == NULL || out->diff_id == NULL) {
+        rc = UV_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < m.n_layers; i++) {
+        json_t *v = json_array_get(ids, i);
+        if (!json_is_string(v) || oci_digest_parse_str(json_string_value(v), &out->diff_id[i])) {
+            snprintf(err, errlen, "base image %s: diff_id %zu is not a digest", base, i);
+            rc = OCISYNC_EMANIFEST;
+            goto out;
+        }
+        snprintf(out->path[i], sizeof(out->path[i]), "%s/blobs/sha256/%s", cache_dir,
+                 oci_digest_hex(&m.layers[i].digest));
+    }
+    out->n = m.n_layers;
+    out->manifest = b.plats[0].base_digest;
+
+    /* The blobs into the cache, an OCI layout: the copy engine fetches, verifies and retries. */
+    memset(&from, 0, sizeof(from));
+    from.kind = ENGINE_TRANSPORT_REGISTRY;
+    from.ref = b.base;
+    from.ref.tag[0] = '\0';
+    from.ref.has_digest = true;
+    from.ref.digest = b.plats[0].base_digest;
+    engine_transport_layout(&to, cache_dir, "");
+    oci_ref_format(&from.ref, src, sizeof(src));
+    snprintf(dst, sizeof(dst), "oci:%s", cache_dir);
+    memset(&item, 0, sizeof(item));
+    memset(&cres, 0, sizeof(cres));
+    item.it.src = src;
+    item.it.dst = dst;
+    item.it.blobs_only = 1;
+    item.src = &from;
+    item.dst = &to;
+    {
+        struct ocisync_copy_opts copts = o->copy;
+        copts.platforms = NULL;
+        copts.n_platforms = 0;
+        copts.referrers = 0;
+        copts.on_event = NULL;
+        rc = engine_copy_many(&item, 1, &copts, &cres);
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "base image %s for %s: %s", base, platform,
+                 cres.error[0] ? cres.error : ocisync_strerror(rc));
+out:
+    if (parsed)
+        oci_manifest_free(&m);
+    json_decref(cfg);
+    build_free(&b);
+    if (rc != 0)
+        engine_base_layers_free(out);
     return rc;
 }
 

@@ -62,6 +62,25 @@ int engine_build_base_config(const struct ocisync_build_opts *o, const char *bas
                              const char *platform, char **config, size_t *len, char *err,
                              size_t errlen);
 
+/* A base image's layers for one platform, as files (see engine_build_base_layers). */
+struct engine_base_layers {
+    size_t n;
+    char (*path)[4200];         /* owned: each layer's blob file, bottom first */
+    struct oci_digest *diff_id; /* owned: what each decompresses to */
+    struct oci_digest manifest; /* the platform's manifest digest */
+};
+
+/*
+ * Fetches the layers of base's image for platform into the build cache
+ * (cache_dir, an OCI layout's blobs; those already there are not fetched
+ * again), with the source-side options of o, for a build step that needs
+ * the base's files. The blobs are verified as they arrive.
+ */
+int engine_build_base_layers(const struct ocisync_build_opts *o, const char *base,
+                             const char *platform, const char *cache_dir,
+                             struct engine_base_layers *out, char *err, size_t errlen);
+void engine_base_layers_free(struct engine_base_layers *bl);
+
 /* A Dockerfile build (o->dockerfile set): dockerfile.c. */
 int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_build_result *res);
 

@@ -41,6 +41,20 @@ static int make_dirs(const char *dir)
         if (mkdir(p, 0700) != 0 && errno != EEXIST)
             return -1;
     }
+    /* An OCI layout too, so that the copy engine can fetch base layers into it. */
+    snprintf(p, sizeof(p), "%s/oci-layout", dir);
+    if (access(p, F_OK) != 0) {
+        static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            int rc = ocisync__write_full(fd, layout, sizeof(layout) - 1);
+            close(fd);
+            if (rc != 0)
+                unlink(p);
+        } else if (errno != EEXIST) {
+            return -1;
+        }
+    }
     return 0;
 }
 

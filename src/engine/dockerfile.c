@@ -17,13 +17,16 @@
  */
 #define _GNU_SOURCE /* asprintf */
 #include "engine/build.h"
+#include "engine/cache.h"
 
 #include "common/log.h"
 #include "common/msg.h"
 #include "oci/digest.h"
 #include "oci/dockerfile.h"
 #include "oci/dockerignore.h"
+#include "oci/stack.h"
 #include "oci/manifest.h"
+#include "oci/ref.h"
 #include "oci/archive.h"
 
 #include <errno.h>
@@ -158,7 +161,15 @@ struct stage {
     size_t pending_hist; /* the history entry of the last WORKDIR that added one */
     size_t *layers;
     size_t n_layers, layers_cap;
+    /* The stage's files, once a step needed them: the base's layers, then its own. */
+    struct oci_stack *fs; /* owned */
+    size_t fs_layers;     /* how many of layers[] are in fs */
+    struct engine_base_layers bl;
+    struct strs passwd, group; /* "name uid gid" / "name gid", read from fs when needed */
+    bool ids_loaded;
 };
+
+struct from_owner;
 
 /* One distinct layer: the spec's entry and what it borrows. */
 struct fe_layer {
@@ -172,6 +183,9 @@ struct fe_layer {
     char *key;                /* what makes two layers the same; owned */
     /* What its implied directories are ("MODE UID GID PATH", as stage.dirs). */
     struct strs answers;
+    /* COPY --from: where its sources came from, for their owners. */
+    struct from_owner *owners; /* owned */
+    size_t n_owners;
 };
 
 struct fe {
@@ -192,6 +206,16 @@ struct fe {
     /* The platform being evaluated. */
     struct oci_platform plat;
     char plat_name[96];
+    char blobs[PATH_MAX]; /* where base layers are kept: the build cache (an OCI layout) */
+    /* Tar plans of the build's own layers in stage filesystems (each borrowed by a stack). */
+    struct oci_tar_plan **plans;
+    size_t n_plans;
+    /* Stages copied from (COPY --from): their files are read when the layers are built. */
+    struct stage **from;
+    struct strs from_keys; /* "PLATFORM STAGE-OR-IMAGE" of each */
+    size_t n_from;
+    unsigned n_extracts; /* names the scratch directories of COPY --from */
+    size_t cur_stage;    /* the stage being evaluated: COPY --from names earlier ones */
 };
 
 static int fail(struct fe *f, int rc, const struct oci_df_instr *in, const char *fmt, ...)
@@ -349,6 +373,11 @@ static void stage_free(struct stage *st)
     free(st->author);
     free(st->history_empty);
     free(st->layers);
+    if (st->fs != NULL)
+        oci_stack_free(st->fs);
+    engine_base_layers_free(&st->bl);
+    strs_free(&st->passwd);
+    strs_free(&st->group);
     memset(st, 0, sizeof(*st));
 }
 
@@ -423,18 +452,14 @@ static int stage_inherit(struct stage *dst, const struct stage *src)
 /* ------------------------------------------------------------------------------------------ */
 /* Layers */
 
+/*
+ * A layer being made: on the heap, since making it may make others (a COPY
+ * --from evaluates the stage it copies from), until commit_layer files it.
+ */
 static struct fe_layer *new_layer(struct fe *f)
 {
-    if (f->n_fl == f->cap_fl) {
-        size_t ncap = f->cap_fl ? f->cap_fl * 2 : 8;
-        struct fe_layer *n = realloc(f->fl, ncap * sizeof(*n));
-        if (n == NULL)
-            return NULL;
-        f->fl = n;
-        f->cap_fl = ncap;
-    }
-    memset(&f->fl[f->n_fl], 0, sizeof(f->fl[0]));
-    return &f->fl[f->n_fl];
+    (void)f;
+    return calloc(1, sizeof(struct fe_layer));
 }
 
 static void fe_layer_free(struct fe_layer *l)
@@ -445,6 +470,7 @@ static void fe_layer_free(struct fe_layer *l)
     free(l->created_by);
     free(l->key);
     strs_free(&l->answers);
+    free(l->owners);
 }
 
 /*
@@ -456,10 +482,23 @@ static int commit_layer(struct fe *f, struct stage *st, struct fe_layer *l)
     for (size_t i = 0; i < f->n_fl; i++) {
         if (strcmp(f->fl[i].key, l->key) == 0) {
             fe_layer_free(l);
+            free(l);
             return add_layer_ref(st, i);
         }
     }
-    f->n_fl++;
+    if (f->n_fl == f->cap_fl) {
+        size_t ncap = f->cap_fl ? f->cap_fl * 2 : 8;
+        struct fe_layer *n = realloc(f->fl, ncap * sizeof(*n));
+        if (n == NULL) {
+            fe_layer_free(l);
+            free(l);
+            return UV_ENOMEM;
+        }
+        f->fl = n;
+        f->cap_fl = ncap;
+    }
+    f->fl[f->n_fl++] = *l; /* what it owns moves with it */
+    free(l);
     return add_layer_ref(st, f->n_fl - 1);
 }
 
@@ -543,13 +582,13 @@ static bool is_dir_made(const struct stage *st, const char *path)
 
 /*
  * Records path (absolute, clean; with self) and its parents as directories
- * the build made, and tells layer l (if not NULL) what they are: those it
- * makes now get mode and owner when they are known to be new (the stage
- * starts from scratch), else are unknown ("-": maybe the base's, left as
- * the layer writer's default); those made before keep what they were.
+ * the build made, and tells layer l (if not NULL) what they are: those the
+ * stage's files (fs) already have, as they are; those it makes now, mode
+ * and owner; those made before, what they were. Without fs and on a base,
+ * what a directory is stays unknown ("-": the layer writer's default).
  */
-static int note_dirs(struct stage *st, struct fe_layer *l, const char *path, bool self,
-                     uint32_t mode, uint32_t uid, uint32_t gid)
+static int note_dirs(struct stage *st, struct oci_stack *fs, struct fe_layer *l, const char *path,
+                     bool self, uint32_t mode, uint32_t uid, uint32_t gid)
 {
     char buf[PATH_MAX], entry[PATH_MAX + 64];
     size_t n = strlen(path);
@@ -560,11 +599,16 @@ static int note_dirs(struct stage *st, struct fe_layer *l, const char *path, boo
         while (n > 0 && buf[n - 1] != '/')
             n--;
         buf[n > 1 ? n - 1 : n] = '\0';
+        mode = 0755; /* mode is for path itself; its parents are made plain */
     }
     while (rc == 0 && strlen(buf) > 1) {
         const char *known = dir_find(&st->dirs, buf);
         if (known == NULL) {
-            if (st->base == NULL)
+            const struct oci_stack_node *there = fs != NULL ? oci_stack_lookup(fs, buf) : NULL;
+            if (there != NULL) /* there already: written as it is */
+                snprintf(entry, sizeof(entry), "%04o %u %u %s", there->mode, there->uid, there->gid,
+                         buf);
+            else if (fs != NULL || st->base == NULL)
                 snprintf(entry, sizeof(entry), "%04o %u %u %s", mode, uid, gid, buf);
             else
                 snprintf(entry, sizeof(entry), "- 0 0 %s", buf);
@@ -630,6 +674,179 @@ static void layer_parent(void *arg, const char *path, struct oci_tar_parent *p)
         p->uid = uid;
         p->gid = gid;
     }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* A stage's files */
+
+static void layer_parent(void *arg, const char *path, struct oci_tar_parent *p);
+static bool from_owner(void *arg, const char *local, uint32_t *uid, uint32_t *gid);
+
+/*
+ * The stage's filesystem, for the steps that need to know what is there:
+ * the base's layers (fetched once into the build cache), then the layers
+ * the stage added so far, as tar plans. Built when first asked for, and
+ * brought up to date on every later call.
+ */
+static int stage_fs(struct fe *f, struct stage *st, const struct oci_df_instr *in,
+                    struct oci_stack **out)
+{
+    char err[1200];
+    int rc;
+
+    if (st->fs == NULL) {
+        if ((rc = oci_stack_new(&st->fs)) != 0)
+            return rc;
+        st->fs_layers = 0;
+        if (st->base != NULL) {
+            rc = engine_build_base_layers(f->o, st->base, f->plat_name, f->blobs, &st->bl, err,
+                                          sizeof(err));
+            if (rc != 0)
+                return fail(f, rc, in, "%s", err);
+            for (size_t i = 0; i < st->bl.n; i++) {
+                rc = oci_stack_add_blob(st->fs, st->bl.path[i], &st->bl.diff_id[i], err,
+                                        sizeof(err));
+                if (rc != 0)
+                    return fail(f, rc, in, "base image %s: %s", st->base, err);
+            }
+        }
+    }
+    for (; st->fs_layers < st->n_layers; st->fs_layers++) {
+        struct fe_layer *l = &f->fl[st->layers[st->fs_layers]];
+        struct oci_tar_opts topts = l->topts;
+        struct oci_tar_plan **np = realloc(f->plans, (f->n_plans + 1) * sizeof(*np));
+        if (np == NULL)
+            return UV_ENOMEM;
+        f->plans = np;
+        if ((f->plans[f->n_plans] = calloc(1, sizeof(**np))) == NULL)
+            return UV_ENOMEM;
+        if (l->has_chmod)
+            topts.chmod = &l->chmod;
+        topts.parent = layer_parent;
+        topts.parent_arg = l;
+        if (l->n_owners > 0) {
+            topts.owner = from_owner;
+            topts.owner_arg = l;
+        }
+        rc = oci_tar_plan_build(f->plans[f->n_plans], l->src, l->n_src, &topts, err, sizeof(err));
+        f->n_plans++;
+        if (rc == 0)
+            rc = oci_stack_add_plan(st->fs, f->plans[f->n_plans - 1], err, sizeof(err));
+        if (rc != 0)
+            return fail(f, rc, in, "%s: %s", l->label, err);
+    }
+    *out = st->fs;
+    return 0;
+}
+
+/* Reads /etc/passwd and /etc/group of the stage, once, for names in --chown and USER. */
+static int load_ids(struct fe *f, struct stage *st, const struct oci_df_instr *in)
+{
+    static const char *const files[] = {"/etc/passwd", "/etc/group"};
+    struct oci_stack *fs;
+    char dir[4400], path[4500], err[1024], line[2048];
+    int rc;
+
+    if (st->ids_loaded)
+        return 0;
+    if ((rc = stage_fs(f, st, in, &fs)) != 0)
+        return rc;
+    for (int i = 0; i < 2; i++) {
+        FILE *fp;
+        snprintf(dir, sizeof(dir), "%s/ids-%u", f->scratch, f->n_extracts++);
+        if (mkdir(dir, 0700) != 0)
+            return fail(f, uv_translate_sys_error(errno), in, "cannot create %s", dir);
+        rc = oci_stack_extract(fs, files[i], dir, err, sizeof(err));
+        if (rc == UV_ENOENT)
+            continue; /* no such file: no names */
+        if (rc != 0)
+            return fail(f, rc, in, "reading %s of the stage: %s", files[i], err);
+        snprintf(path, sizeof(path), "%s/%s", dir, i == 0 ? "passwd" : "group");
+        if ((fp = fopen(path, "re")) == NULL)
+            continue;
+        while (fgets(line, sizeof(line), fp) != NULL) {
+            char name[256], entry[300];
+            unsigned long a = 0, b = 0;
+            /* name:x:uid:gid:... and name:x:gid:... */
+            if (i == 0 && sscanf(line, "%255[^:]:%*[^:]:%lu:%lu", name, &a, &b) == 3)
+                snprintf(entry, sizeof(entry), "%s %lu %lu", name, a, b);
+            else if (i == 1 && sscanf(line, "%255[^:]:%*[^:]:%lu", name, &a) == 2)
+                snprintf(entry, sizeof(entry), "%s %lu", name, a);
+            else
+                continue;
+            if ((rc = strs_addz(i == 0 ? &st->passwd : &st->group, entry)) != 0)
+                break;
+        }
+        fclose(fp);
+        if (rc != 0)
+            return rc;
+    }
+    st->ids_loaded = true;
+    return 0;
+}
+
+/* The id of a user (passwd) or group name in the stage; false when there is none. */
+static bool id_of(const struct strs *list, const char *name, unsigned long *id, unsigned long *gid)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < list->n; i++) {
+        if (strncmp(list->v[i], name, n) == 0 && list->v[i][n] == ' ') {
+            unsigned long a = 0, b = 0;
+            int k = sscanf(list->v[i] + n + 1, "%lu %lu", &a, &b);
+            *id = a;
+            if (gid != NULL)
+                *gid = k == 2 ? b : 0;
+            return k >= 1;
+        }
+    }
+    return false;
+}
+
+/*
+ * "user[:group]" (names or numbers) as uid and gid, as --chown and USER
+ * take them: a user name from the stage's /etc/passwd (with its primary
+ * group when no group is given), a group name from /etc/group; a number
+ * alone is its own group too, as docker documents.
+ */
+static int resolve_owner(struct fe *f, struct stage *st, const struct oci_df_instr *in,
+                         const char *spec, uint32_t *uid, uint32_t *gid)
+{
+    char user[256], group[256] = "";
+    const char *colon = strchr(spec, ':');
+    unsigned long u = 0, g = 0, pg = 0;
+    char *end;
+    bool have_group = colon != NULL;
+    int rc;
+
+    snprintf(user, sizeof(user), "%.*s", colon ? (int)(colon - spec) : (int)strlen(spec), spec);
+    if (colon != NULL)
+        snprintf(group, sizeof(group), "%s", colon + 1);
+    u = strtoul(user, &end, 10);
+    if (user[0] == '\0' || *end != '\0') {
+        if ((rc = load_ids(f, st, in)) != 0)
+            return rc;
+        if (!id_of(&st->passwd, user, &u, &pg))
+            return fail(f, OCISYNC_EUSAGE, in, "user \"%s\" is not in the stage's /etc/passwd",
+                        user);
+        g = pg;
+    } else {
+        g = u;
+    }
+    if (have_group) {
+        g = strtoul(group, &end, 10);
+        if (group[0] == '\0' || *end != '\0') {
+            if ((rc = load_ids(f, st, in)) != 0)
+                return rc;
+            if (!id_of(&st->group, group, &g, NULL))
+                return fail(f, OCISYNC_EUSAGE, in, "group \"%s\" is not in the stage's /etc/group",
+                            group);
+        }
+    }
+    if (u > UINT32_MAX || g > UINT32_MAX)
+        return fail(f, OCISYNC_EUSAGE, in, "owner \"%s\" is out of range", spec);
+    *uid = (uint32_t)u;
+    *gid = (uint32_t)g;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -855,38 +1072,6 @@ static int check_flags(struct fe *f, const struct oci_df_instr *in, const char *
     return 0;
 }
 
-/* "--chown=uid[:gid]": numbers (or root); names need the stage's /etc/passwd. */
-static int parse_chown(struct fe *f, const struct oci_df_instr *in, const char *s,
-                       struct oci_tar_opts *o)
-{
-    char *end;
-    unsigned long uid, gid;
-    const char *colon = strchr(s, ':');
-    char user[256];
-
-    snprintf(user, sizeof(user), "%.*s", colon ? (int)(colon - s) : (int)strlen(s), s);
-    uid = strcmp(user, "root") == 0 ? 0 : strtoul(user, &end, 10);
-    if (strcmp(user, "root") != 0 && (user[0] == '\0' || *end != '\0' || uid > UINT32_MAX))
-        return fail(f, OCISYNC_EUSAGE, in,
-                    "--chown=%s: user names are not supported yet (they need the image's "
-                    "/etc/passwd); give numbers, as --chown=1000:1000",
-                    s);
-    gid = uid;
-    if (colon != NULL) {
-        gid = strcmp(colon + 1, "root") == 0 ? 0 : strtoul(colon + 1, &end, 10);
-        if (strcmp(colon + 1, "root") != 0 &&
-            (colon[1] == '\0' || *end != '\0' || gid > UINT32_MAX))
-            return fail(f, OCISYNC_EUSAGE, in,
-                        "--chown=%s: group names are not supported yet (they need the image's "
-                        "/etc/group); give numbers",
-                        s);
-    }
-    o->chown = true;
-    o->uid = (uint32_t)uid;
-    o->gid = (uint32_t)gid;
-    return 0;
-}
-
 /* Whether a local file starts like an archive ADD would unpack. */
 static bool looks_like_archive(const char *path)
 {
@@ -912,39 +1097,294 @@ static bool looks_like_archive(const char *path)
     return n >= 262 && memcmp(b + 257, "ustar", 5) == 0;
 }
 
-static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in)
-{
-    static const char *const copy_flags[] = {"chown", "chmod", "link", NULL};
-    static const char *const add_flags[] = {"chown", "chmod", "link", NULL};
-    bool add = in->kind == OCI_DF_ADD;
+/* What one COPY is putting together. */
+struct copy {
+    struct fe *f;
+    struct stage *st;
+    const struct oci_df_instr *in;
     struct fe_layer *l;
     struct oci_tar_opts topts;
-    char *dest_raw = NULL, dest[PATH_MAX], opts[600];
-    const char *v;
-    bool esc, dir_dest, many;
-    struct strs srcs = {0};
+    struct oci_stack *fs; /* the stage's files (NULL when nothing is below: scratch) */
+    char dest[PATH_MAX];  /* absolute, clean; resolved through the stage's links */
+    bool dir_dest, many;  /* the destination names a directory */
+    bool dest_is_dir;     /* ... or is one in the stage already */
+};
+
+/*
+ * Adds one source (local: a file or a directory on this machine; name: the
+ * file's name in the image) to the layer, where docker's rules put it: a
+ * directory's contents into the destination; a file into it when it is a
+ * directory (named with "/", several sources, or one there already), else
+ * as the destination itself.
+ */
+static int place(struct copy *c, const char *local, const char *name, bool is_dir)
+{
+    char d[PATH_MAX * 2];
     int rc;
 
-    if ((v = flag(in, "from")) != NULL)
-        return fail(f, OCISYNC_EUSAGE, in,
-                    "%s --from is not supported yet (it needs the layer stack reader)",
-                    oci_df_kind_name(in->kind));
-    if ((rc = check_flags(f, in, add ? add_flags : copy_flags, " yet")) != 0)
+    if (is_dir)
+        snprintf(d, sizeof(d), "%s", c->dest);
+    else if (c->dir_dest || c->many || c->dest_is_dir)
+        snprintf(d, sizeof(d), "%s/%s", strcmp(c->dest, "/") == 0 ? "" : c->dest, name);
+    else
+        snprintf(d, sizeof(d), "%s", c->dest);
+    if (c->many && !c->dir_dest)
+        return fail(c->f, OCISYNC_EUSAGE, c->in,
+                    "with more than one source the destination must be a directory and end "
+                    "with a /");
+    /*
+     * A directory's contents go into d, which is made (when new) 0755, or as
+     * --chmod says, owned as --chown says; new parents 0755 likewise.
+     */
+    rc = note_dirs(c->st, c->fs, c->l, d, is_dir,
+                   c->l->has_chmod ? oci_chmod_apply(&c->l->chmod, 0755, true) : 0755,
+                   c->topts.chown ? c->topts.uid : 0, c->topts.chown ? c->topts.gid : 0);
+    if (rc == 0)
+        rc = layer_source(c->l, local, d);
+    if (rc == 0)
+        c->l->src[c->l->n_src - 1].contents = is_dir;
+    return rc;
+}
+
+/* A heredoc source: its text (expanded unless the delimiter was quoted) as a file. */
+static int copy_heredoc(struct copy *c, const struct oci_df_heredoc *hd)
+{
+    char path[4400], *content = NULL, *chomped = NULL, err[512] = "";
+    struct scope sc = {c->f, c->st};
+    int rc = 0;
+
+    if (hd->chomp)
+        rc = oci_df_chomp(hd->content, &chomped);
+    if (rc == 0 && hd->expand) {
+        rc = oci_df_expand_heredoc(chomped ? chomped : hd->content, lookup, &sc, &content, err,
+                                   sizeof(err));
+        if (rc != 0)
+            rc = fail(c->f, rc, c->in, "%s", err[0] ? err : ocisync_strerror(rc));
+    } else if (rc == 0 && (content = strdup(chomped ? chomped : hd->content)) == NULL) {
+        rc = UV_ENOMEM;
+    }
+    free(chomped);
+    if (rc == 0)
+        rc = heredoc_file(c->f, content, path, sizeof(path));
+    free(content);
+    return rc != 0 ? rc : place(c, path, hd->name, false);
+}
+
+/* A source in the build context (after expansion), wildcards expanded. */
+static int copy_context(struct copy *c, const char *raw, const char *word)
+{
+    struct fe *f = c->f;
+    bool add = c->in->kind == OCI_DF_ADD, esc;
+    struct strs srcs = {0};
+    char clean[PATH_MAX];
+    const char *rel;
+    int rc = 0;
+
+    if (add && (strncmp(word, "http://", 7) == 0 || strncmp(word, "https://", 8) == 0 ||
+                strncmp(word, "git@", 4) == 0))
+        return fail(f, OCISYNC_EUSAGE, c->in, "ADD of a URL (%s) is not supported yet", word);
+    clean_path(word, clean, sizeof(clean), &esc);
+    if (esc)
+        return fail(f, OCISYNC_EUSAGE, c->in, "source \"%s\" is outside the build context", raw);
+    rel = clean[0] == '/' ? clean + 1 : clean;
+    if (has_glob(rel)) {
+        c->many = true;
+        rc = glob_context(f, c->in, rel, &srcs);
+        if (rc == 0 && srcs.n == 0)
+            rc = fail(f, OCISYNC_EUSAGE, c->in, "no file in the build context matches \"%s\"", raw);
+    } else {
+        rc = strs_addz(&srcs, rel);
+    }
+    for (size_t k = 0; rc == 0 && k < srcs.n; k++) {
+        char resolved[PATH_MAX], local[PATH_MAX * 2];
+        const char *name = strrchr(srcs.v[k], '/');
+        struct stat sb;
+
+        name = name ? name + 1 : srcs.v[k];
+        rc = resolve_in_context(f, srcs.v[k], resolved, sizeof(resolved));
+        if (rc == 0 && f->ignore != NULL && srcs.v[k][0] != '\0' &&
+            (oci_ignore_excluded(f->ignore, srcs.v[k]) ||
+             (resolved[0] != '\0' && oci_ignore_excluded(f->ignore, resolved))) &&
+            !oci_ignore_must_descend(f->ignore, srcs.v[k]))
+            rc = UV_ENOENT;
+        if (rc != 0) {
+            rc = fail(f, OCISYNC_EUSAGE, c->in, "\"%s\" is not in the build context%s%s", srcs.v[k],
+                      rc == UV_ENOENT ? "" : ": ", rc == UV_ENOENT ? "" : uv_strerror(rc));
+            break;
+        }
+        snprintf(local, sizeof(local), "%s%s%s", f->context, resolved[0] ? "/" : "", resolved);
+        if (stat(local, &sb) != 0) {
+            rc = fail(f, uv_translate_sys_error(errno), c->in, "cannot read \"%s\": %s", srcs.v[k],
+                      strerror(errno));
+            break;
+        }
+        if (add && S_ISREG(sb.st_mode) && looks_like_archive(local)) {
+            rc = fail(f, OCISYNC_EUSAGE, c->in,
+                      "ADD of an archive (%s) is not supported yet (it would be unpacked); use "
+                      "COPY to copy it as a file",
+                      srcs.v[k]);
+            break;
+        }
+        rc = place(c, local, name, S_ISDIR(sb.st_mode));
+    }
+    strs_free(&srcs);
+    return rc;
+}
+
+/* Who owns what a COPY --from brings: the owner it has in the stage it comes from. */
+struct from_owner {
+    char local[PATH_MAX]; /* the extraction directory */
+    char image[PATH_MAX]; /* what it holds: the source path in the stage, resolved */
+    bool is_dir;          /* a directory's contents (else one file, dir/NAME) */
+    struct oci_stack *fs; /* the stage's files (owned by a stage in fe.from) */
+};
+
+static bool from_owner(void *arg, const char *local, uint32_t *uid, uint32_t *gid)
+{
+    const struct fe_layer *l = arg;
+    char path[PATH_MAX * 2];
+    const struct oci_stack_node *n;
+
+    for (size_t i = 0; i < l->n_owners; i++) {
+        const struct from_owner *o = &l->owners[i];
+        size_t len = strlen(o->local);
+        if (strncmp(local, o->local, len) != 0 || (local[len] != '/' && local[len] != '\0'))
+            continue;
+        if (o->is_dir)
+            snprintf(path, sizeof(path), "%s%s", o->image, local + len);
+        else /* dir/NAME is the file itself */
+            snprintf(path, sizeof(path), "%s", o->image);
+        n = oci_stack_lookup(o->fs, path);
+        if (n == NULL)
+            return false;
+        *uid = n->uid;
+        *gid = n->gid;
+        return true;
+    }
+    return false;
+}
+
+static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth);
+static size_t find_stage(const struct fe *f, const char *name, size_t before);
+
+/*
+ * COPY --from=STAGE|IMAGE: the stage (or the image, as a stage of its own)
+ * is evaluated for this platform, its files stacked, and each source
+ * extracted from them into a scratch directory that becomes the layer's
+ * source. Owners stay as the stage has them unless --chown says.
+ */
+static int copy_from(struct copy *c, const char *from, const char *word)
+{
+    struct fe *f = c->f;
+    struct stage *src = NULL, **nf;
+    struct oci_stack *fs;
+    const struct oci_stack_node *n;
+    struct from_owner *no;
+    char clean[PATH_MAX], resolved[PATH_MAX], dir[4400], local[4600], err[1024], key[1200];
+    const char *name;
+    bool esc;
+    size_t idx;
+    int rc;
+
+    if (has_glob(word))
+        return fail(f, OCISYNC_EUSAGE, c->in,
+                    "wildcards in COPY --from sources are not supported yet (\"%s\")", word);
+    /* Each stage (or image) once per platform: what it gave is kept for the whole build. */
+    idx = find_stage(f, from, f->cur_stage);
+    snprintf(key, sizeof(key), "%s %s%s", f->plat_name, idx != SIZE_MAX ? "stage:" : "", from);
+    for (size_t i = 0; i < f->n_from && src == NULL; i++)
+        if (strcmp(f->from_keys.v[i], key) == 0)
+            src = f->from[i];
+    if (src != NULL)
+        goto have;
+    if ((src = calloc(1, sizeof(*src))) == NULL)
+        return UV_ENOMEM;
+    if (idx != SIZE_MAX) {
+        rc = eval_stage(f, idx, src, 1);
+    } else {
+        struct oci_ref ref;
+        if (oci_ref_parse(from, &ref, err, sizeof(err)) != 0) {
+            free(src);
+            return fail(f, OCISYNC_EUSAGE, c->in, "--from=%s names no earlier stage and no image",
+                        from);
+        }
+        rc = (src->base = strdup(from)) ? 0 : UV_ENOMEM;
+    }
+    nf = rc == 0 ? realloc(f->from, (f->n_from + 1) * sizeof(*nf)) : NULL;
+    if (nf == NULL || strs_addz(&f->from_keys, key) != 0) {
+        stage_free(src);
+        free(src);
+        return rc != 0 ? rc : UV_ENOMEM;
+    }
+    f->from = nf;
+    f->from[f->n_from++] = src;
+have:
+    if ((rc = stage_fs(f, src, c->in, &fs)) != 0)
+        return rc;
+
+    clean_path(word, clean, sizeof(clean), &esc);
+    if ((rc = oci_stack_resolve(fs, clean, true, resolved, sizeof(resolved))) != 0)
+        return fail(f, rc, c->in, "--from=%s: %s: %s", from, word, uv_strerror(rc));
+    n = oci_stack_lookup(fs, resolved);
+    if (n == NULL)
+        return fail(f, OCISYNC_EUSAGE, c->in, "--from=%s has no \"%s\"", from, word);
+    snprintf(dir, sizeof(dir), "%s/from-%u", f->scratch, f->n_extracts++);
+    if (mkdir(dir, 0755) != 0)
+        return fail(f, uv_translate_sys_error(errno), c->in, "cannot create %s", dir);
+    rc = oci_stack_extract(fs, resolved, dir, err, sizeof(err));
+    if (rc != 0)
+        return fail(f, rc, c->in, "--from=%s: %s", from, err);
+    name = strrchr(clean, '/');
+    name = name ? name + 1 : clean;
+    if (n->type == '5') {
+        snprintf(local, sizeof(local), "%s", dir);
+    } else {
+        const char *rname = strrchr(resolved, '/');
+        snprintf(local, sizeof(local), "%s/%s", dir, rname ? rname + 1 : resolved);
+    }
+    no = realloc(c->l->owners, (c->l->n_owners + 1) * sizeof(*no));
+    if (no == NULL)
+        return UV_ENOMEM;
+    c->l->owners = no;
+    no = &c->l->owners[c->l->n_owners++];
+    snprintf(no->local, sizeof(no->local), "%s", local);
+    snprintf(no->image, sizeof(no->image), "/%s", resolved);
+    no->is_dir = n->type == '5';
+    no->fs = fs;
+    return place(c, local, name, n->type == '5');
+}
+
+static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in)
+{
+    static const char *const copy_flags[] = {"chown", "chmod", "link", "from", NULL};
+    static const char *const add_flags[] = {"chown", "chmod", "link", NULL};
+    struct copy c;
+    char *dest_raw = NULL, *from = NULL, opts[600];
+    const char *v;
+    bool esc;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    c.f = f;
+    c.st = st;
+    c.in = in;
+    if ((rc = check_flags(f, in, in->kind == OCI_DF_ADD ? add_flags : copy_flags, " yet")) != 0)
         return rc;
     if (in->n_args < 2)
         return fail(f, OCISYNC_EUSAGE, in, "%s needs a source and a destination",
                     oci_df_kind_name(in->kind));
-    memset(&topts, 0, sizeof(topts));
-    topts.overlay = true;
-    topts.filter = ignore_filter;
-    topts.filter_arg = f;
-    l = new_layer(f);
-    if (l == NULL)
+    c.topts.overlay = true;
+    c.topts.filter = ignore_filter;
+    c.topts.filter_arg = f;
+    if ((c.l = new_layer(f)) == NULL)
         return UV_ENOMEM;
+    if ((v = flag(in, "from")) != NULL && (rc = expand(f, st, in, v, &from)) != 0)
+        goto out;
     if ((v = flag(in, "chown")) != NULL) {
         char *e = NULL;
-        if ((rc = expand(f, st, in, v, &e)) == 0)
-            rc = parse_chown(f, in, e, &topts);
+        if ((rc = expand(f, st, in, v, &e)) == 0 &&
+            (rc = resolve_owner(f, st, in, e, &c.topts.uid, &c.topts.gid)) == 0)
+            c.topts.chown = true;
         free(e);
         if (rc != 0)
             goto out;
@@ -952,209 +1392,107 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
     if ((v = flag(in, "chmod")) != NULL) {
         char *e = NULL, err[256];
         if ((rc = expand(f, st, in, v, &e)) == 0 &&
-            (rc = oci_chmod_parse(e, &l->chmod, err, sizeof(err))) != 0)
+            (rc = oci_chmod_parse(e, &c.l->chmod, err, sizeof(err))) != 0)
             rc = fail(f, rc, in, "--chmod: %s", err);
         free(e);
         if (rc != 0)
             goto out;
-        l->has_chmod = true;
+        c.l->has_chmod = true;
     }
 
     /*
      * The destination: relative to WORKDIR; a directory when it ends in "/".
-     * Sources and destination expand in JSON form too, as BuildKit's Expand does.
+     * Sources and destination expand in JSON form too, as BuildKit's Expand
+     * does. Links in it are the stage's, followed as docker follows them
+     * (merged-/usr bases have /bin -> usr/bin).
      */
-    rc = expand(f, st, in, in->args[in->n_args - 1], &dest_raw);
-    if (rc != 0)
+    if ((rc = expand(f, st, in, in->args[in->n_args - 1], &dest_raw)) != 0)
         goto out;
     {
-        char joined[PATH_MAX * 2];
+        char joined[PATH_MAX * 2], clean[PATH_MAX];
         size_t dl = strlen(dest_raw);
-        dir_dest = dl > 0 && (dest_raw[dl - 1] == '/' || strcmp(dest_raw, ".") == 0 ||
-                              (dl >= 2 && strcmp(dest_raw + dl - 2, "/.") == 0));
+        const struct oci_stack_node *n;
+        c.dir_dest = dl > 0 && (dest_raw[dl - 1] == '/' || strcmp(dest_raw, ".") == 0 ||
+                                (dl >= 2 && strcmp(dest_raw + dl - 2, "/.") == 0));
         snprintf(joined, sizeof(joined), "%s/%s",
                  dest_raw[0] == '/' ? "" : (st->workdir ? st->workdir : ""), dest_raw);
-        clean_path(joined, dest, sizeof(dest), &esc);
+        clean_path(joined, clean, sizeof(clean), &esc);
+        if ((rc = stage_fs(f, st, in, &c.fs)) != 0)
+            goto out;
+        rc = oci_stack_resolve(c.fs, clean, true, c.dest + 1, sizeof(c.dest) - 1);
+        if (rc != 0) {
+            rc = fail(f, rc, in, "destination %s: %s", clean, uv_strerror(rc));
+            goto out;
+        }
+        c.dest[0] = '/';
+        n = oci_stack_lookup(c.fs, c.dest);
+        c.dest_is_dir = (n != NULL && n->type == '5') || is_dir_made(st, c.dest);
+        if (!c.dest_is_dir && !c.dir_dest) {
+            /* Not a directory: the file itself, under its resolved parent. */
+            rc = oci_stack_resolve(c.fs, clean, false, c.dest + 1, sizeof(c.dest) - 1);
+            if (rc != 0)
+                goto out;
+        }
     }
 
-    /* The sources: heredocs, or paths in the context (wildcards expanded). */
-    many = in->n_args > 2;
-    for (size_t i = 0; i + 1 < in->n_args; i++) {
-        const char *raw = in->args[i];
-        char *word = NULL, clean[PATH_MAX];
+    /* The sources: heredocs, the build context, or another stage or image. */
+    c.many = in->n_args > 2;
+    for (size_t i = 0; rc == 0 && i + 1 < in->n_args; i++) {
         const struct oci_df_heredoc *hd = NULL;
+        char *word = NULL;
 
         if (!in->json && in->n_heredocs > 0) {
             struct oci_df_heredoc marker;
             memset(&marker, 0, sizeof(marker));
-            rc = oci_df_heredoc_word(raw, &marker);
+            rc = oci_df_heredoc_word(in->args[i], &marker);
             if (rc == 1)
                 hd = oci_df_heredoc_by_name(in, marker.name);
             free(marker.name);
             if (rc < 0) {
-                rc = fail(f, rc, in, "heredoc %s: the delimiter does not parse", raw);
-                goto out;
+                rc = fail(f, rc, in, "heredoc %s: the delimiter does not parse", in->args[i]);
+                break;
             }
             rc = 0;
         }
         if (hd != NULL) {
-            char path[4400], *content = NULL, *chomped = NULL, err[512] = "";
-            struct scope sc = {f, st};
-            if (hd->chomp)
-                rc = oci_df_chomp(hd->content, &chomped);
-            if (rc == 0 && hd->expand) {
-                rc = oci_df_expand_heredoc(chomped ? chomped : hd->content, lookup, &sc, &content,
-                                           err, sizeof(err));
-                if (rc != 0)
-                    rc = fail(f, rc, in, "%s", err[0] ? err : ocisync_strerror(rc));
-            } else if (rc == 0) {
-                content = strdup(chomped ? chomped : hd->content);
-            }
-            free(chomped);
-            if (rc == 0 && content == NULL)
-                rc = UV_ENOMEM;
-            if (rc == 0)
-                rc = heredoc_file(f, content, path, sizeof(path));
-            free(content);
-            if (rc == 0) {
-                char d[PATH_MAX * 2];
-                snprintf(d, sizeof(d), "%s", dest);
-                if (dir_dest)
-                    snprintf(d, sizeof(d), "%s/%s", strcmp(dest, "/") == 0 ? "" : dest, hd->name);
-                rc = note_dirs(st, l, d, false, 0755, topts.chown ? topts.uid : 0,
-                               topts.chown ? topts.gid : 0);
-                if (rc == 0)
-                    rc = layer_source(l, path, d);
-            }
-            if (rc != 0)
-                goto out;
+            rc = copy_heredoc(&c, hd);
             continue;
         }
-        if ((rc = expand(f, st, in, raw, &word)) != 0)
-            goto out;
-        if (add && (strncmp(word, "http://", 7) == 0 || strncmp(word, "https://", 8) == 0 ||
-                    strncmp(word, "git@", 4) == 0)) {
-            rc = fail(f, OCISYNC_EUSAGE, in, "ADD of a URL (%s) is not supported yet", word);
-            free(word);
-            goto out;
-        }
-        clean_path(word, clean, sizeof(clean), &esc);
+        if ((rc = expand(f, st, in, in->args[i], &word)) != 0)
+            break;
+        rc = from != NULL ? copy_from(&c, from, word) : copy_context(&c, in->args[i], word);
         free(word);
-        if (esc) {
-            rc = fail(f, OCISYNC_EUSAGE, in, "source \"%s\" is outside the build context", raw);
-            goto out;
-        }
-        {
-            const char *rel = clean[0] == '/' ? clean + 1 : clean;
-            strs_free(&srcs);
-            if (has_glob(rel)) {
-                many = true;
-                rc = glob_context(f, in, rel, &srcs);
-                if (rc == 0 && srcs.n == 0)
-                    rc = fail(f, OCISYNC_EUSAGE, in, "no file in the build context matches \"%s\"",
-                              raw);
-            } else {
-                rc = strs_addz(&srcs, rel);
-            }
-            if (rc != 0)
-                goto out;
-        }
-        for (size_t k = 0; k < srcs.n; k++) {
-            char resolved[PATH_MAX], local[PATH_MAX * 2], d[PATH_MAX * 2];
-            const char *base = strrchr(srcs.v[k], '/');
-            struct stat sb;
-
-            base = base ? base + 1 : srcs.v[k];
-            rc = resolve_in_context(f, srcs.v[k], resolved, sizeof(resolved));
-            if (rc == 0 && f->ignore != NULL && srcs.v[k][0] != '\0' &&
-                (oci_ignore_excluded(f->ignore, srcs.v[k]) ||
-                 (resolved[0] != '\0' && oci_ignore_excluded(f->ignore, resolved))) &&
-                !oci_ignore_must_descend(f->ignore, srcs.v[k]))
-                rc = UV_ENOENT;
-            if (rc != 0) {
-                rc =
-                    fail(f, OCISYNC_EUSAGE, in, "\"%s\" is not in the build context%s%s", srcs.v[k],
-                         rc == UV_ENOENT ? "" : ": ", rc == UV_ENOENT ? "" : uv_strerror(rc));
-                goto out;
-            }
-            snprintf(local, sizeof(local), "%s%s%s", f->context, resolved[0] ? "/" : "", resolved);
-            if (stat(local, &sb) != 0) {
-                rc = fail(f, uv_translate_sys_error(errno), in, "cannot read \"%s\": %s", srcs.v[k],
-                          strerror(errno));
-                goto out;
-            }
-            if (add && S_ISREG(sb.st_mode) && looks_like_archive(local)) {
-                rc = fail(f, OCISYNC_EUSAGE, in,
-                          "ADD of an archive (%s) is not supported yet (it would be unpacked); "
-                          "use COPY to copy it as a file",
-                          srcs.v[k]);
-                goto out;
-            }
-            if (S_ISDIR(sb.st_mode)) {
-                snprintf(d, sizeof(d), "%s", dest);
-            } else if (dir_dest || many || is_dir_made(st, dest)) {
-                snprintf(d, sizeof(d), "%s/%s", strcmp(dest, "/") == 0 ? "" : dest, base);
-            } else {
-                const char *dbase = strrchr(dest, '/') + 1;
-                /*
-                 * Docker copies into a directory that exists there in the base.
-                 * Until the base's files can be read, a destination named unlike
-                 * the file might be such a directory: say which was meant.
-                 */
-                if (st->base != NULL && strcmp(dbase, base) != 0) {
-                    rc = fail(f, OCISYNC_EUSAGE, in,
-                              "is %s a file or a directory of the base image? End it with / to "
-                              "copy into a directory, or name the file as the source is named "
-                              "(%s/%s); this needs the base's files, not read yet",
-                              dest, strcmp(dest, "/") == 0 ? "" : dest, base);
-                    goto out;
-                }
-                snprintf(d, sizeof(d), "%s", dest);
-            }
-            /*
-             * A directory's contents go into d, which is made (when new) 0755, or
-             * as --chmod says, owned as --chown says; new parents 0755 likewise.
-             */
-            if ((rc = note_dirs(st, l, d, S_ISDIR(sb.st_mode),
-                                l->has_chmod ? oci_chmod_apply(&l->chmod, 0755, true) : 0755,
-                                topts.chown ? topts.uid : 0, topts.chown ? topts.gid : 0)) != 0)
-                goto out;
-            if (many && !dir_dest) {
-                rc = fail(f, OCISYNC_EUSAGE, in,
-                          "with more than one source the destination must be a directory and "
-                          "end with a /");
-                goto out;
-            }
-            if ((rc = layer_source(l, local, d)) != 0)
-                goto out;
-            l->src[l->n_src - 1].contents = S_ISDIR(sb.st_mode);
-        }
     }
-    if ((rc = flush_dirs(f, st, l)) != 0)
+    if (rc != 0)
         goto out;
-    layer_fix(l);
-    l->topts = topts;
-    snprintf(opts, sizeof(opts), "chown=%d:%u:%u chmod=%s", topts.chown, topts.uid, topts.gid,
-             l->has_chmod ? flag(in, "chmod") : "-");
-    if ((rc = layer_key(l, opts)) != 0)
+    if ((rc = flush_dirs(f, st, c.l)) != 0)
         goto out;
-    if (asprintf(&l->label, "%s (line %u)", in->original, in->line) < 0) {
-        l->label = NULL;
+    layer_fix(c.l);
+    c.l->topts = c.topts;
+    snprintf(opts, sizeof(opts), "chown=%d:%u:%u chmod=%s from=%s", c.topts.chown, c.topts.uid,
+             c.topts.gid, c.l->has_chmod ? flag(in, "chmod") : "-", from ? from : "-");
+    if ((rc = layer_key(c.l, opts)) != 0)
+        goto out;
+    if (asprintf(&c.l->label, "%s (line %u)", in->original, in->line) < 0) {
+        c.l->label = NULL;
         rc = UV_ENOMEM;
         goto out;
     }
-    if ((l->created_by = strdup(in->original)) == NULL) {
+    if ((c.l->created_by = strdup(in->original)) == NULL) {
         rc = UV_ENOMEM;
         goto out;
     }
     rc = history(st, in, false);
-    if (rc == 0)
-        rc = commit_layer(f, st, l);
-    l = NULL;
+    if (rc == 0) {
+        rc = commit_layer(f, st, c.l); /* takes it, whatever happens */
+        c.l = NULL;
+    }
 out:
-    if (l != NULL)
-        fe_layer_free(l);
-    strs_free(&srcs);
+    if (c.l != NULL) {
+        fe_layer_free(c.l);
+        free(c.l);
+    }
+    free(from);
     free(dest_raw);
     return rc;
 }
@@ -1324,22 +1662,29 @@ static int run_instr(struct fe *f, struct stage *st, const struct oci_df_instr *
         free(st->workdir);
         if ((st->workdir = strdup(clean)) == NULL)
             return UV_ENOMEM;
-        /* The directory is created, with the next COPY's layer or one of its own. */
-        if (strcmp(clean, "/") != 0 && !is_dir_made(st, clean)) {
-            /* Owned by USER when it is numeric, as BuildKit makes it. */
-            unsigned long uid = 0, gid = 0;
-            char *end = NULL;
-            if (st->user != NULL && st->user[0] >= '0' && st->user[0] <= '9') {
-                uid = strtoul(st->user, &end, 10);
-                gid = *end == ':' ? strtoul(end + 1, &end, 10) : 0;
-                if (*end != '\0' || uid > UINT32_MAX || gid > UINT32_MAX)
-                    uid = gid = 0;
-            }
-            if ((rc = strs_addz(&st->pending_dirs, clean)) != 0 ||
-                (rc = note_dirs(st, NULL, clean, true, 0755, (uint32_t)uid, (uint32_t)gid)) != 0)
+        /* The directory is made (with the next COPY's layer, or one of its own) unless there. */
+        if (strcmp(clean, "/") != 0) {
+            struct oci_stack *fs;
+            const struct oci_stack_node *n;
+            char real[PATH_MAX];
+            uint32_t uid = 0, gid = 0;
+            if ((rc = stage_fs(f, st, in, &fs)) != 0)
                 return rc;
+            real[0] = '/';
+            if ((rc = oci_stack_resolve(fs, clean, true, real + 1, sizeof(real) - 1)) != 0)
+                return fail(f, rc, in, "WORKDIR %s: %s", clean, uv_strerror(rc));
+            n = oci_stack_lookup(fs, real);
+            if ((n == NULL || n->type != '5') && !is_dir_made(st, real)) {
+                /* Owned by USER, as BuildKit makes it. */
+                if (st->user != NULL && st->user[0] != '\0' &&
+                    (rc = resolve_owner(f, st, in, st->user, &uid, &gid)) != 0)
+                    return rc;
+                if ((rc = strs_addz(&st->pending_dirs, real)) != 0 ||
+                    (rc = note_dirs(st, fs, NULL, real, true, 0755, uid, gid)) != 0)
+                    return rc;
+                st->pending_hist = st->history_text.n;
+            }
         }
-        st->pending_hist = st->history_text.n;
         return history(st, in, true);
     }
     case OCI_DF_USER:
@@ -1481,6 +1826,7 @@ static int load_base_env(struct fe *f, struct stage *st, const struct oci_df_ins
 /* Evaluates stage idx for the current platform into st. */
 static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth)
 {
+    size_t saved_stage;
     const struct oci_df_instr *from = &f->df.instrs[f->stage_start[idx]];
     size_t end = idx + 1 < f->n_stages ? f->stage_start[idx + 1] : f->df.n_instrs;
     char *image = NULL, *pf = NULL;
@@ -1488,12 +1834,18 @@ static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth)
     int rc;
 
     memset(st, 0, sizeof(*st));
-    if (depth > MAX_STAGES)
-        return fail(f, OCISYNC_EUSAGE, from, "stages refer to each other in a circle");
-    if (from->n_args < 1)
-        return fail(f, OCISYNC_EUSAGE, from, "FROM needs an image");
+    saved_stage = f->cur_stage;
+    f->cur_stage = idx;
+    if (depth > MAX_STAGES) {
+        rc = fail(f, OCISYNC_EUSAGE, from, "stages refer to each other in a circle");
+        goto out;
+    }
+    if (from->n_args < 1) {
+        rc = fail(f, OCISYNC_EUSAGE, from, "FROM needs an image");
+        goto out;
+    }
     if ((rc = expand(f, NULL, from, from->args[0], &image)) != 0)
-        return rc;
+        goto out;
     if (flag(from, "platform") != NULL) {
         char want[96];
         struct oci_platform p;
@@ -1544,6 +1896,7 @@ static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth)
             goto out;
     }
 out:
+    f->cur_stage = saved_stage;
     free(image);
     free(pf);
     return rc;
@@ -1570,6 +1923,7 @@ static int finish_stage(struct fe *f, struct stage *st)
         rc = UV_ENOMEM;
     if (rc != 0) {
         fe_layer_free(l);
+        free(l);
         return rc;
     }
     st->history_empty[st->pending_hist] = false;
@@ -1711,6 +2065,7 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
     struct stage st[MAX_PLATFORMS];
     struct engine_build_image images[MAX_PLATFORMS];
     struct engine_build_layer *layers = NULL;
+    size_t *map = NULL, n_used = 0;
     const char *base = NULL;
     size_t n_plats = o->n_platforms ? o->n_platforms : 1;
     char host[96];
@@ -1742,6 +2097,17 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
     rc = oci_archive_tempdir(f->scratch, sizeof(f->scratch), res->error, sizeof(res->error));
     if (rc != 0)
         goto out;
+    {
+        /* Base layers a step reads are kept in the build cache (also with --no-cache). */
+        struct engine_cache c;
+        char tmp[PATH_MAX];
+        engine_cache_open(&c, o->cache_dir);
+        if (c.dir[0] == '\0') {
+            snprintf(tmp, sizeof(tmp), "%s/blobs", f->scratch);
+            engine_cache_open(&c, tmp);
+        }
+        snprintf(f->blobs, sizeof(f->blobs), "%s", c.dir);
+    }
 
     oci_platform_format(oci_platform_host(), host, sizeof(host));
     for (size_t i = 0; i < n_plats; i++) {
@@ -1771,22 +2137,41 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
     }
 
     /* The spec: each distinct layer once; per platform its layers and its config. */
+    /*
+     * The spec: each distinct layer the images use, once (a stage that was
+     * only copied from made layers no image stacks).
+     */
     layers = calloc(f->n_fl ? f->n_fl : 1, sizeof(*layers));
-    if (layers == NULL) {
+    map = calloc(f->n_fl ? f->n_fl : 1, sizeof(*map));
+    if (layers == NULL || map == NULL) {
         rc = UV_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < f->n_fl; i++) {
-        struct fe_layer *l = &f->fl[i];
-        if (l->has_chmod)
-            l->topts.chmod = &l->chmod;
-        l->topts.parent = layer_parent;
-        l->topts.parent_arg = l;
-        layers[i].src = l->src;
-        layers[i].n_src = l->n_src;
-        layers[i].topts = l->topts;
-        layers[i].label = l->label;
-        layers[i].created_by = l->created_by;
+    for (size_t i = 0; i < f->n_fl; i++)
+        map[i] = SIZE_MAX;
+    for (size_t i = 0; i < n_plats; i++) {
+        for (size_t k = 0; k < st[i].n_layers; k++) {
+            size_t old = st[i].layers[k];
+            if (map[old] == SIZE_MAX) {
+                struct fe_layer *l = &f->fl[old];
+                struct engine_build_layer *el = &layers[n_used];
+                if (l->has_chmod)
+                    l->topts.chmod = &l->chmod;
+                l->topts.parent = layer_parent;
+                l->topts.parent_arg = l;
+                if (l->n_owners > 0) {
+                    l->topts.owner = from_owner;
+                    l->topts.owner_arg = l;
+                }
+                el->src = l->src;
+                el->n_src = l->n_src;
+                el->topts = l->topts;
+                el->label = l->label;
+                el->created_by = l->created_by;
+                map[old] = n_used++;
+            }
+            st[i].layers[k] = map[old];
+        }
     }
     {
         struct oci_build_history *hist[MAX_PLATFORMS] = {0};
@@ -1850,7 +2235,7 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
             memset(&spec, 0, sizeof(spec));
             spec.base = base;
             spec.layers = layers;
-            spec.n_layers = f->n_fl;
+            spec.n_layers = n_used;
             spec.images = images;
             spec.n_images = n_plats;
             spec.o = o;
@@ -1865,8 +2250,20 @@ out:
     for (size_t i = 0; i < MAX_PLATFORMS; i++)
         stage_free(&st[i]);
     free(layers);
+    free(map);
     if (f->scratch[0] != '\0')
         oci_archive_remove_dir(f->scratch);
+    for (size_t i = 0; i < f->n_from; i++) {
+        stage_free(f->from[i]);
+        free(f->from[i]);
+    }
+    free(f->from);
+    strs_free(&f->from_keys);
+    for (size_t i = 0; i < f->n_plans; i++) {
+        oci_tar_plan_free(f->plans[i]);
+        free(f->plans[i]);
+    }
+    free(f->plans);
     for (size_t i = 0; i < f->n_fl; i++)
         fe_layer_free(&f->fl[i]);
     free(f->fl);

@@ -168,6 +168,50 @@ assert_eq "$(json_eval "$TMP/base-config.json" '"Cmd" in d["config"]')" false "E
 assert_eq "$(json_eval "$TMP/base-config.json" '"|".join(d["config"]["Env"])')" \
   "PATH=/app/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "\$PATH expands to the base's"
 
+# --- the stage's files: a merged-/usr base, names, COPY --from --------------------------------------
+# A base whose /bin is a link to usr/bin, /tmp 1777, /home/app 0750 root, and an /etc/passwd.
+mkdir -p "$TMP/mbase/usr/bin" "$TMP/mbase/etc" "$TMP/mbase/tmp" "$TMP/mbase/home/app" "$TMP/mbase/opt/tool"
+ln -s usr/bin "$TMP/mbase/bin"
+chmod 1777 "$TMP/mbase/tmp"
+chmod 0750 "$TMP/mbase/home/app"
+cp /bin/busybox "$TMP/mbase/usr/bin/busybox"
+printf 'root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\n' >"$TMP/mbase/etc/passwd"
+printf 'root:x:0:\napp:x:2345:\nstaff:x:50:\n' >"$TMP/mbase/etc/group"
+echo "tool v1" >"$TMP/mbase/opt/tool/VERSION"
+run_ocisync build-push --platform "linux/amd64=$TMP/mbase:/" --tag "$REG_ADDR/lib/merged:1"
+expect_success "a merged-/usr base"
+cat >"$TMP/Dockerfile.stage" <<EOF
+FROM $REG_ADDR/lib/merged:1 AS tools
+COPY --chown=app bin/busybox /opt/tool/busybox
+
+FROM $REG_ADDR/lib/merged:1
+COPY --chmod=0755 bin/busybox /bin/
+COPY conf/a.yaml /tmp/sub/a.yaml
+COPY --chown=app:staff conf/ /home/app/conf/
+COPY --from=tools /opt/tool /opt/copied
+COPY --from=$REG_ADDR/lib/merged:1 /etc/passwd /etc/passwd.orig
+USER app
+WORKDIR /home/app/work
+EOF
+run_ocisync build -f "$TMP/Dockerfile.stage" "$ctx" -p linux/amd64 --output "oci:$TMP/stage-oci:1"
+expect_success "a build that reads its stages' files"
+python3 "$OCISYNC_SOURCE_DIR/tests/tools/treecmp.py" --dump "oci:$TMP/stage-oci:1" >"$TMP/stage.list" 2>"$TMP/treecmp.err" ||
+  fail "cannot list the image: $(cat "$TMP/treecmp.err")"
+# entry PATH: "TYPE MODE UID:GID" of PATH in the built image (its layers over the base's).
+entry() { awk -v p="$1" '$5 == p { print $1, $2, $3 }' "$TMP/stage.list"; }
+assert_eq "$(entry /bin | cut -d' ' -f1)" symlink "/bin is still a link"
+assert_eq "$(entry /bin/busybox)" "" "nothing was written under the /bin link"
+assert_eq "$(entry /usr/bin/busybox)" "file 0755 0:0" "COPY to /bin/ landed in /usr/bin through the link"
+assert_eq "$(entry /tmp)" "dir 1777 0:0" "/tmp keeps its mode (a parent of the COPY)"
+assert_eq "$(entry /home/app)" "dir 0750 0:0" "an existing parent keeps its mode and owner"
+assert_eq "$(entry /home/app/conf)" "dir 0755 1234:50" "a new destination directory: 0755, --chown by names"
+assert_eq "$(entry /home/app/conf/a.yaml)" "file 0644 1234:50" "files: --chown by names"
+assert_eq "$(entry /opt/copied/busybox)" "file 0600 1234:2345" \
+  "COPY --from a stage keeps the owner the stage gave it (app, and its primary group)"
+assert_eq "$(entry /opt/copied/VERSION)" "file 0644 0:0" "COPY --from a stage brings its base's files too"
+assert_eq "$(entry /etc/passwd.orig)" "file 0644 0:0" "COPY --from an image"
+assert_eq "$(entry /home/app/work)" "dir 0755 1234:2345" "WORKDIR after USER app: owned by app"
+
 # --- refused, by name and line, with nothing pushed -----------------------------------------------
 mark=$(registry_log_mark reg)
 printf 'FROM scratch\nCOPY bin/busybox /bin/\nRUN echo hi\n' >"$TMP/Dockerfile.run"
@@ -193,10 +237,14 @@ assert_contains "$OCISYNC_STDERR" "outside the build context" "the error says wh
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" --target nosuch -t "$REG_ADDR/team/bad:1"
 expect_failure "--target naming no stage"
 assert_contains "$OCISYNC_STDERR" "nosuch" "the error names the target"
-printf 'FROM scratch\nCOPY --from=other /a /b\n' >"$TMP/Dockerfile.from"
+printf 'FROM scratch\nCOPY --from=nosuchstage /a /b\n' >"$TMP/Dockerfile.from"
 run_ocisync build-push -f "$TMP/Dockerfile.from" "$ctx" -t "$REG_ADDR/team/bad:1"
-expect_failure "COPY --from (not yet)"
-assert_contains "$OCISYNC_STDERR" "--from" "the error names the flag"
+expect_failure "COPY --from naming neither a stage nor an image that exists"
+assert_contains "$OCISYNC_STDERR" "line 2" "the error names the line"
+printf 'FROM scratch\nCOPY --chown=nobody bin/busybox /b\n' >"$TMP/Dockerfile.chown"
+run_ocisync build-push -f "$TMP/Dockerfile.chown" "$ctx" -t "$REG_ADDR/team/bad:1"
+expect_failure "--chown naming a user the stage's /etc/passwd lacks"
+assert_contains "$OCISYNC_STDERR" "nobody" "the error names the user"
 assert_eq "$(registry_log_count reg '^(PUT|POST|PATCH) ' "$mark")" 0 "nothing was pushed for the refused builds"
 
 done_ok

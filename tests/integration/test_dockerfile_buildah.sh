@@ -282,10 +282,6 @@ config Env(order) value 'A=A_VERSION A_FLAVOR A_FLAVOR_ALT A_NOTSET A_NOTSET_ALT
 # buildah --timestamp sets every mtime; SOURCE_DATE_EPOCH clamps (only newer
 # times are lowered, as BuildKit's rewrite-timestamp), so an old file keeps its time.
 tree */old.txt mtime A=1700000000 B=978307200   # --timestamp sets, SOURCE_DATE_EPOCH clamps
-# ocisync cannot read the base's files yet: a directory a COPY writes into
-# that the base already has goes into the layer as 0755 0:0 (README, "Known
-# differences from docker today"); here the base's /tmp (1777).
-tree /tmp mode A=1777 B=0755   # parents of a COPY are written without reading the base
 # COPY --chmod=0640 dir /new/: BuildKit since 2025 (fsutil 183e7fb, "copy:
 # fix custom chmod for parent directories") creates /new with the --chmod
 # mode, as ocisync does; buildah 1.28 (and BuildKit before) with 0755.

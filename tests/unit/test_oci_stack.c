@@ -177,7 +177,7 @@ static const char *out_dir(const char *root, const char *name)
 
 static void plan_of(const char *tree, struct oci_tar_plan *plan)
 {
-    struct oci_tar_source src = {tree, "/"};
+    struct oci_tar_source src = {.src = tree, .dest = "/"};
 
     CHECK_INT(oci_tar_plan_build(plan, &src, 1, NULL, err, sizeof(err)), 0);
 }
