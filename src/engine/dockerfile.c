@@ -1072,8 +1072,11 @@ static int check_flags(struct fe *f, const struct oci_df_instr *in, const char *
     return 0;
 }
 
-/* Whether a local file starts like an archive ADD would unpack. */
-static bool looks_like_archive(const char *path)
+/*
+ * Whether a local file starts like an archive ADD would unpack: 1 for one
+ * ocisync unpacks (tar, gzip, zstd), 2 for bzip2 and xz, 0 for none.
+ */
+static int looks_like_archive(const char *path)
 {
     unsigned char b[512];
     ssize_t n;
@@ -1084,16 +1087,16 @@ static bool looks_like_archive(const char *path)
     n = read(fd, b, sizeof(b));
     close(fd);
     if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
-        return true; /* gzip */
+        return 1; /* gzip */
     if (n >= 3 && memcmp(b, "BZh", 3) == 0)
-        return true;
+        return 2;
     if (n >= 6 && memcmp(b,
                          "\xfd"
                          "7zXZ\0",
                          6) == 0)
-        return true;
+        return 2;
     if (n >= 4 && memcmp(b, "\x28\xb5\x2f\xfd", 4) == 0)
-        return true; /* zstd */
+        return 1; /* zstd */
     return n >= 262 && memcmp(b + 257, "ustar", 5) == 0;
 }
 
@@ -1170,6 +1173,8 @@ static int copy_heredoc(struct copy *c, const struct oci_df_heredoc *hd)
     return rc != 0 ? rc : place(c, path, hd->name, false);
 }
 
+static int add_archive(struct copy *c, const char *local, const char *shown);
+
 /* A source in the build context (after expansion), wildcards expanded. */
 static int copy_context(struct copy *c, const char *raw, const char *word)
 {
@@ -1178,7 +1183,7 @@ static int copy_context(struct copy *c, const char *raw, const char *word)
     struct strs srcs = {0};
     char clean[PATH_MAX];
     const char *rel;
-    int rc = 0;
+    int rc = 0, kind;
 
     if (add && (strncmp(word, "http://", 7) == 0 || strncmp(word, "https://", 8) == 0 ||
                 strncmp(word, "git@", 4) == 0))
@@ -1218,12 +1223,15 @@ static int copy_context(struct copy *c, const char *raw, const char *word)
                       strerror(errno));
             break;
         }
-        if (add && S_ISREG(sb.st_mode) && looks_like_archive(local)) {
-            rc = fail(f, OCISYNC_EUSAGE, c->in,
-                      "ADD of an archive (%s) is not supported yet (it would be unpacked); use "
-                      "COPY to copy it as a file",
-                      srcs.v[k]);
-            break;
+        if (add && S_ISREG(sb.st_mode) && (kind = looks_like_archive(local)) != 0) {
+            if (kind == 2)
+                rc = fail(f, OCISYNC_EUSAGE, c->in,
+                          "ADD of a bzip2 or xz archive (%s) is not supported yet (tar, gzip and "
+                          "zstd are); use COPY to copy it as a file",
+                          srcs.v[k]);
+            else
+                rc = add_archive(c, local, srcs.v[k]);
+            continue;
         }
         rc = place(c, local, name, S_ISDIR(sb.st_mode));
     }
@@ -1348,10 +1356,54 @@ have:
     c->l->owners = no;
     no = &c->l->owners[c->l->n_owners++];
     snprintf(no->local, sizeof(no->local), "%s", local);
-    snprintf(no->image, sizeof(no->image), "/%s", resolved);
+    snprintf(no->image, sizeof(no->image), "%s%s", resolved[0] ? "/" : "", resolved);
     no->is_dir = n->type == '5';
     no->fs = fs;
     return place(c, local, name, n->type == '5');
+}
+
+/*
+ * ADD of a local archive (tar, gzip or zstd): unpacked into the destination,
+ * as docker does, with the owners, modes and links the archive gives; read
+ * as a layer is (the same caps), so nothing in it lands outside.
+ */
+static int add_archive(struct copy *c, const char *local, const char *shown)
+{
+    struct fe *f = c->f;
+    struct stage *src = calloc(1, sizeof(*src)), **nf;
+    struct from_owner *no;
+    char dir[4400], err[1024], key[PATH_MAX + 16];
+    int rc;
+
+    if (src == NULL)
+        return UV_ENOMEM;
+    snprintf(key, sizeof(key), "archive:%s", local);
+    nf = realloc(f->from, (f->n_from + 1) * sizeof(*nf));
+    if (nf == NULL || strs_addz(&f->from_keys, key) != 0) {
+        free(src);
+        return UV_ENOMEM;
+    }
+    f->from = nf;
+    f->from[f->n_from++] = src;
+    if ((rc = oci_stack_new(&src->fs)) != 0)
+        return rc;
+    if ((rc = oci_stack_add_blob(src->fs, local, NULL, err, sizeof(err))) != 0)
+        return fail(f, rc, c->in, "ADD %s: %s", shown, err);
+    snprintf(dir, sizeof(dir), "%s/from-%u", f->scratch, f->n_extracts++);
+    if (mkdir(dir, 0755) != 0)
+        return fail(f, uv_translate_sys_error(errno), c->in, "cannot create %s", dir);
+    if ((rc = oci_stack_extract(src->fs, "", dir, err, sizeof(err))) != 0)
+        return fail(f, rc, c->in, "ADD %s: %s", shown, err);
+    no = realloc(c->l->owners, (c->l->n_owners + 1) * sizeof(*no));
+    if (no == NULL)
+        return UV_ENOMEM;
+    c->l->owners = no;
+    no = &c->l->owners[c->l->n_owners++];
+    snprintf(no->local, sizeof(no->local), "%s", dir);
+    no->image[0] = '\0';
+    no->is_dir = true;
+    no->fs = src->fs;
+    return place(c, dir, "", true);
 }
 
 static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in)

@@ -142,10 +142,25 @@ for plat in amd64 arm64; do
 done
 
 # Reproducible: the same Dockerfile and context give the same index.
+mark=$(registry_log_mark reg)
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -p linux/amd64 -p linux/arm64 \
   --build-arg VERSION=1.4.0 --target release -t "$REG_ADDR/team/df-again:1" --digest-file "$TMP/digest2"
 expect_success "the same build again"
 assert_eq "$(cat "$TMP/digest2")" "$digest" "two builds of one Dockerfile give one digest"
+# The build cache: every layer a hit, none compressed or uploaded again.
+grep -qE ' ([0-9]+) new layers \(\1 from the cache' "$OCISYNC_STDOUT" ||
+  fail "not every layer came from the cache: $(cat "$OCISYNC_STDOUT")"
+pass "every layer of the second build came from the cache"
+assert_eq "$(registry_log_count reg '^PATCH /v2/team/df-again/blobs/' "$mark")" 0 "no layer was uploaded again"
+# One changed file: its layer alone is built again.
+echo "server for amd64, changed" >"$ctx/dist/amd64/server"
+run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -p linux/amd64 -p linux/arm64 \
+  --build-arg VERSION=1.4.0 --target release -t "$REG_ADDR/team/df-again:2"
+expect_success "a build with one changed file"
+grep -qE ' ([0-9]+) new layers \(([0-9]+) from the cache' "$OCISYNC_STDOUT" || fail "no summary line"
+n=$(sed -nE 's/.* ([0-9]+) new layers \(([0-9]+) from the cache.*/\1 \2/p' "$OCISYNC_STDOUT")
+assert_eq "$(( ${n% *} - ${n#* } ))" 1 "exactly the changed layer was built again ($n)"
+echo "server for amd64" >"$ctx/dist/amd64/server"
 
 # --- on a base image, into an archive ------------------------------------------------------------
 base=$(mkimage --out "$TMP/base" --platforms linux/amd64,linux/arm64 --layers 2 --layer-size 50000 --seed dfbase --tag 1 --cmd '["/bin/sh"]')
@@ -180,6 +195,17 @@ printf 'root:x:0:\napp:x:2345:\nstaff:x:50:\n' >"$TMP/mbase/etc/group"
 echo "tool v1" >"$TMP/mbase/opt/tool/VERSION"
 run_ocisync build-push --platform "linux/amd64=$TMP/mbase:/" --tag "$REG_ADDR/lib/merged:1"
 expect_success "a merged-/usr base"
+# An archive ADD unpacks: owners and modes as the archive says.
+python3 - "$ctx/pkg.tar.gz" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz") as t:
+    d = tarfile.TarInfo("pkg"); d.type = tarfile.DIRTYPE; d.mode = 0o750; d.uid = d.gid = 7
+    t.addfile(d)
+    f = tarfile.TarInfo("pkg/run.sh"); f.mode = 0o755; f.uid = 7; f.gid = 8; body = b"#!/bin/sh\necho run\n"
+    f.size = len(body); t.addfile(f, io.BytesIO(body))
+    l = tarfile.TarInfo("pkg/link"); l.type = tarfile.SYMTYPE; l.linkname = "/etc/passwd"
+    t.addfile(l)
+PY
 cat >"$TMP/Dockerfile.stage" <<EOF
 FROM $REG_ADDR/lib/merged:1 AS tools
 COPY --chown=app bin/busybox /opt/tool/busybox
@@ -190,6 +216,7 @@ COPY conf/a.yaml /tmp/sub/a.yaml
 COPY --chown=app:staff conf/ /home/app/conf/
 COPY --from=tools /opt/tool /opt/copied
 COPY --from=$REG_ADDR/lib/merged:1 /etc/passwd /etc/passwd.orig
+ADD pkg.tar.gz /opt/
 USER app
 WORKDIR /home/app/work
 EOF
@@ -211,6 +238,9 @@ assert_eq "$(entry /opt/copied/busybox)" "file 0600 1234:2345" \
 assert_eq "$(entry /opt/copied/VERSION)" "file 0644 0:0" "COPY --from a stage brings its base's files too"
 assert_eq "$(entry /etc/passwd.orig)" "file 0644 0:0" "COPY --from an image"
 assert_eq "$(entry /home/app/work)" "dir 0755 1234:2345" "WORKDIR after USER app: owned by app"
+assert_eq "$(entry /opt/pkg)" "dir 0750 7:7" "ADD unpacks an archive: a directory as the archive has it"
+assert_eq "$(entry /opt/pkg/run.sh)" "file 0755 7:8" "ADD unpacks an archive: a file with its owner"
+assert_eq "$(entry /opt/pkg/link | cut -d' ' -f1)" symlink "ADD unpacks an archive: a link stays a link"
 
 # --- refused, by name and line, with nothing pushed -----------------------------------------------
 mark=$(registry_log_mark reg)
