@@ -264,6 +264,36 @@ out:
     return err;
 }
 
+/*
+ * Resolves base for one platform into b (zeroed here; build_free it after,
+ * whatever the result): its manifest, config and digest.
+ */
+static int resolve_one(struct build *b, struct ocisync_build_result *res,
+                       const struct ocisync_build_opts *o, const char *base, const char *platform,
+                       char *err, size_t errlen)
+{
+    int rc;
+
+    memset(b, 0, sizeof(*b));
+    memset(res, 0, sizeof(*res));
+    b->o = o;
+    b->res = res;
+    rc = oci_ref_parse(base, &b->base, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(b->base_repo, sizeof(b->base_repo), "%s/%s", b->base.registry, b->base.repository);
+    if (oci_platform_parse(platform, &b->plats[0].p) != 0) {
+        snprintf(err, errlen, "invalid platform \"%s\"", platform);
+        return OCISYNC_EPLATFORM;
+    }
+    oci_platform_format(&b->plats[0].p, b->plats[0].name, sizeof(b->plats[0].name));
+    b->n_plats = 1;
+    rc = resolve_base(b);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", res->error);
+    return rc;
+}
+
 int engine_build_base_config(const struct ocisync_build_opts *o, const char *base,
                              const char *platform, char **config, size_t *len, char *err,
                              size_t errlen)
@@ -272,29 +302,13 @@ int engine_build_base_config(const struct ocisync_build_opts *o, const char *bas
     struct build b;
     int rc;
 
-    memset(&b, 0, sizeof(b));
-    memset(&res, 0, sizeof(res));
-    b.o = o;
-    b.res = &res;
     *config = NULL;
     *len = 0;
-    rc = oci_ref_parse(base, &b.base, err, errlen);
-    if (rc != 0)
-        return rc;
-    snprintf(b.base_repo, sizeof(b.base_repo), "%s/%s", b.base.registry, b.base.repository);
-    if (oci_platform_parse(platform, &b.plats[0].p) != 0) {
-        snprintf(err, errlen, "invalid platform \"%s\"", platform);
-        return OCISYNC_EPLATFORM;
-    }
-    oci_platform_format(&b.plats[0].p, b.plats[0].name, sizeof(b.plats[0].name));
-    b.n_plats = 1;
-    rc = resolve_base(&b);
+    rc = resolve_one(&b, &res, o, base, platform, err, errlen);
     if (rc == 0) {
         *config = b.plats[0].base_config;
         *len = b.plats[0].base_config_len;
         b.plats[0].base_config = NULL;
-    } else {
-        snprintf(err, errlen, "%s", res.error);
     }
     build_free(&b);
     return rc;
@@ -323,25 +337,9 @@ int engine_build_base_layers(const struct ocisync_build_opts *o, const char *bas
     int rc;
 
     memset(out, 0, sizeof(*out));
-    memset(&b, 0, sizeof(b));
-    memset(&res, 0, sizeof(res));
-    b.o = o;
-    b.res = &res;
-    rc = oci_ref_parse(base, &b.base, err, errlen);
+    rc = resolve_one(&b, &res, o, base, platform, err, errlen);
     if (rc != 0)
-        return rc;
-    snprintf(b.base_repo, sizeof(b.base_repo), "%s/%s", b.base.registry, b.base.repository);
-    if (oci_platform_parse(platform, &b.plats[0].p) != 0) {
-        snprintf(err, errlen, "invalid platform \"%s\"", platform);
-        return OCISYNC_EPLATFORM;
-    }
-    oci_platform_format(&b.plats[0].p, b.plats[0].name, sizeof(b.plats[0].name));
-    b.n_plats = 1;
-    rc = resolve_base(&b);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", res.error);
         goto out;
-    }
     rc = oci_manifest_parse(NULL, b.plats[0].base_manifest, b.plats[0].base_manifest_len, &m, msg,
                             sizeof(msg));
     if (rc != 0) {

@@ -1272,6 +1272,49 @@ static bool from_owner(void *arg, const char *local, uint32_t *uid, uint32_t *gi
     return false;
 }
 
+/* Keeps src (a stage or an archive's files) for the whole build, under key. Takes src. */
+static int keep_from(struct fe *f, const char *key, struct stage *src)
+{
+    struct stage **nf = realloc(f->from, (f->n_from + 1) * sizeof(*nf));
+
+    if (nf == NULL || strs_addz(&f->from_keys, key) != 0) {
+        if (nf != NULL)
+            f->from = nf;
+        stage_free(src);
+        free(src);
+        return UV_ENOMEM;
+    }
+    f->from = nf;
+    f->from[f->n_from++] = src;
+    return 0;
+}
+
+/* Remembers that what the layer takes from local came from image (in fs), for its owners. */
+static int add_owner(struct fe_layer *l, const char *local, const char *image, bool is_dir,
+                     struct oci_stack *fs)
+{
+    struct from_owner *no = realloc(l->owners, (l->n_owners + 1) * sizeof(*no));
+
+    if (no == NULL)
+        return UV_ENOMEM;
+    l->owners = no;
+    no = &l->owners[l->n_owners++];
+    snprintf(no->local, sizeof(no->local), "%s", local);
+    snprintf(no->image, sizeof(no->image), "%s", image);
+    no->is_dir = is_dir;
+    no->fs = fs;
+    return 0;
+}
+
+/* A fresh scratch directory for what a step extracts, in dir. */
+static int extract_dir(struct fe *f, const struct oci_df_instr *in, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s/from-%u", f->scratch, f->n_extracts++);
+    if (mkdir(dir, 0755) != 0)
+        return fail(f, uv_translate_sys_error(errno), in, "cannot create %s", dir);
+    return 0;
+}
+
 static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth);
 static size_t find_stage(const struct fe *f, const char *name, size_t before);
 
@@ -1284,11 +1327,11 @@ static size_t find_stage(const struct fe *f, const char *name, size_t before);
 static int copy_from(struct copy *c, const char *from, const char *word)
 {
     struct fe *f = c->f;
-    struct stage *src = NULL, **nf;
+    struct stage *src = NULL;
     struct oci_stack *fs;
     const struct oci_stack_node *n;
-    struct from_owner *no;
     char clean[PATH_MAX], resolved[PATH_MAX], dir[4400], local[4600], err[1024], key[1200];
+    char image[PATH_MAX + 2];
     const char *name;
     bool esc;
     size_t idx;
@@ -1318,14 +1361,13 @@ static int copy_from(struct copy *c, const char *from, const char *word)
         }
         rc = (src->base = strdup(from)) ? 0 : UV_ENOMEM;
     }
-    nf = rc == 0 ? realloc(f->from, (f->n_from + 1) * sizeof(*nf)) : NULL;
-    if (nf == NULL || strs_addz(&f->from_keys, key) != 0) {
+    if (rc != 0) {
         stage_free(src);
         free(src);
-        return rc != 0 ? rc : UV_ENOMEM;
+        return rc;
     }
-    f->from = nf;
-    f->from[f->n_from++] = src;
+    if ((rc = keep_from(f, key, src)) != 0)
+        return rc;
 have:
     if ((rc = stage_fs(f, src, c->in, &fs)) != 0)
         return rc;
@@ -1336,9 +1378,8 @@ have:
     n = oci_stack_lookup(fs, resolved);
     if (n == NULL)
         return fail(f, OCISYNC_EUSAGE, c->in, "--from=%s has no \"%s\"", from, word);
-    snprintf(dir, sizeof(dir), "%s/from-%u", f->scratch, f->n_extracts++);
-    if (mkdir(dir, 0755) != 0)
-        return fail(f, uv_translate_sys_error(errno), c->in, "cannot create %s", dir);
+    if ((rc = extract_dir(f, c->in, dir, sizeof(dir))) != 0)
+        return rc;
     rc = oci_stack_extract(fs, resolved, dir, err, sizeof(err));
     if (rc != 0)
         return fail(f, rc, c->in, "--from=%s: %s", from, err);
@@ -1350,15 +1391,9 @@ have:
         const char *rname = strrchr(resolved, '/');
         snprintf(local, sizeof(local), "%s/%s", dir, rname ? rname + 1 : resolved);
     }
-    no = realloc(c->l->owners, (c->l->n_owners + 1) * sizeof(*no));
-    if (no == NULL)
-        return UV_ENOMEM;
-    c->l->owners = no;
-    no = &c->l->owners[c->l->n_owners++];
-    snprintf(no->local, sizeof(no->local), "%s", local);
-    snprintf(no->image, sizeof(no->image), "%s%s", resolved[0] ? "/" : "", resolved);
-    no->is_dir = n->type == '5';
-    no->fs = fs;
+    snprintf(image, sizeof(image), "%s%s", resolved[0] ? "/" : "", resolved);
+    if ((rc = add_owner(c->l, local, image, n->type == '5', fs)) != 0)
+        return rc;
     return place(c, local, name, n->type == '5');
 }
 
@@ -1370,39 +1405,25 @@ have:
 static int add_archive(struct copy *c, const char *local, const char *shown)
 {
     struct fe *f = c->f;
-    struct stage *src = calloc(1, sizeof(*src)), **nf;
-    struct from_owner *no;
+    struct stage *src = calloc(1, sizeof(*src));
     char dir[4400], err[1024], key[PATH_MAX + 16];
     int rc;
 
     if (src == NULL)
         return UV_ENOMEM;
     snprintf(key, sizeof(key), "archive:%s", local);
-    nf = realloc(f->from, (f->n_from + 1) * sizeof(*nf));
-    if (nf == NULL || strs_addz(&f->from_keys, key) != 0) {
-        free(src);
-        return UV_ENOMEM;
-    }
-    f->from = nf;
-    f->from[f->n_from++] = src;
+    if ((rc = keep_from(f, key, src)) != 0)
+        return rc;
     if ((rc = oci_stack_new(&src->fs)) != 0)
         return rc;
     if ((rc = oci_stack_add_blob(src->fs, local, NULL, err, sizeof(err))) != 0)
         return fail(f, rc, c->in, "ADD %s: %s", shown, err);
-    snprintf(dir, sizeof(dir), "%s/from-%u", f->scratch, f->n_extracts++);
-    if (mkdir(dir, 0755) != 0)
-        return fail(f, uv_translate_sys_error(errno), c->in, "cannot create %s", dir);
+    if ((rc = extract_dir(f, c->in, dir, sizeof(dir))) != 0)
+        return rc;
     if ((rc = oci_stack_extract(src->fs, "", dir, err, sizeof(err))) != 0)
         return fail(f, rc, c->in, "ADD %s: %s", shown, err);
-    no = realloc(c->l->owners, (c->l->n_owners + 1) * sizeof(*no));
-    if (no == NULL)
-        return UV_ENOMEM;
-    c->l->owners = no;
-    no = &c->l->owners[c->l->n_owners++];
-    snprintf(no->local, sizeof(no->local), "%s", dir);
-    no->image[0] = '\0';
-    no->is_dir = true;
-    no->fs = src->fs;
+    if ((rc = add_owner(c->l, dir, "", true, src->fs)) != 0)
+        return rc;
     return place(c, dir, "", true);
 }
 
