@@ -25,10 +25,14 @@ declare -A srcs=(
   [tar]="src/oci/tar.c"
   [tagfilter]="src/oci/tagfilter.c"
   [sync_yaml]="src/cli/config.c src/oci/ref.c src/oci/digest.c src/oci/manifest.c"
+  [dockerfile]="src/oci/dockerfile.c"
+  [dockerignore]="src/oci/dockerignore.c"
+  [stack]="src/oci/stack.c src/oci/unpack.c src/oci/tar.c src/oci/digest.c"
 )
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  for t in ref digest manifest h1 www_authenticate docker_config tar sync_yaml tagfilter; do
+  for t in ref digest manifest h1 www_authenticate docker_config tar sync_yaml tagfilter \
+    dockerfile dockerignore stack; do
     [ -f "fuzz/fuzz_$t.c" ] && targets+=("$t")
   done
 fi
