@@ -1324,22 +1324,112 @@ static size_t find_stage(const struct fe *f, const char *name, size_t before);
  * extracted from them into a scratch directory that becomes the layer's
  * source. Owners stay as the stage has them unless --chown says.
  */
+/* One path of a stage's files (clean, as given) into the layer: extracted, then placed. */
+static int copy_one_from(struct copy *c, const char *from, struct oci_stack *fs, const char *clean)
+{
+    struct fe *f = c->f;
+    const struct oci_stack_node *n;
+    char resolved[PATH_MAX], dir[4400], local[4600], err[1024], image[PATH_MAX + 2];
+    const char *name = strrchr(clean, '/'), *rname;
+    int rc;
+
+    if ((rc = oci_stack_resolve(fs, clean, true, resolved, sizeof(resolved))) != 0)
+        return fail(f, rc, c->in, "--from=%s: %s: %s", from, clean, uv_strerror(rc));
+    n = oci_stack_lookup(fs, resolved);
+    if (n == NULL)
+        return fail(f, OCISYNC_EUSAGE, c->in, "--from=%s has no \"%s\"", from, clean);
+    if ((rc = extract_dir(f, c->in, dir, sizeof(dir))) != 0)
+        return rc;
+    if ((rc = oci_stack_extract(fs, resolved, dir, err, sizeof(err))) != 0)
+        return fail(f, rc, c->in, "--from=%s: %s", from, err);
+    name = name ? name + 1 : clean;
+    rname = strrchr(resolved, '/');
+    if (n->type == '5')
+        snprintf(local, sizeof(local), "%s", dir);
+    else
+        snprintf(local, sizeof(local), "%s/%s", dir, rname ? rname + 1 : resolved);
+    snprintf(image, sizeof(image), "%s%s", resolved[0] ? "/" : "", resolved);
+    if ((rc = add_owner(c->l, local, image, n->type == '5', fs)) != 0)
+        return rc;
+    return place(c, local, name, n->type == '5');
+}
+
+/* Collects the names of a stage directory that match one wildcard component. */
+struct glob_stack {
+    const char *pattern, *dir;
+    struct strs *out;
+};
+
+static int glob_stack_entry(void *arg, const char *name, const struct oci_stack_node *n)
+{
+    struct glob_stack *g = arg;
+    char path[PATH_MAX * 2];
+
+    (void)n;
+    if (fnmatch(g->pattern, name, 0) != 0)
+        return 0;
+    if (g->out->n >= MAX_COPY_SOURCES)
+        return OCISYNC_ETOOBIG;
+    snprintf(path, sizeof(path), "%s%s%s", g->dir, g->dir[0] ? "/" : "", name);
+    return strs_addz(g->out, path);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Expands a wildcard source (clean) against a stage's files, component by component, sorted. */
+static int glob_stack(struct copy *c, struct oci_stack *fs, const char *pattern, struct strs *out)
+{
+    struct strs cur = {0}, next = {0};
+    const char *p = pattern + (pattern[0] == '/');
+    int rc = strs_addz(&cur, "");
+
+    while (rc == 0 && *p != '\0') {
+        size_t n = strcspn(p, "/");
+        char comp[NAME_MAX + 1];
+        snprintf(comp, sizeof(comp), "%.*s", (int)n, p);
+        p += n + (p[n] == '/');
+        for (size_t i = 0; rc == 0 && i < cur.n; i++) {
+            if (!has_glob(comp)) {
+                char path[PATH_MAX * 2];
+                snprintf(path, sizeof(path), "%s%s%s", cur.v[i], cur.v[i][0] ? "/" : "", comp);
+                if (oci_stack_lookup(fs, path) != NULL)
+                    rc = strs_addz(&next, path);
+            } else {
+                struct glob_stack g = {comp, cur.v[i], &next};
+                rc = oci_stack_list(fs, cur.v[i], glob_stack_entry, &g);
+                rc = rc == UV_ENOENT ? 0 : rc;
+                if (rc == OCISYNC_ETOOBIG)
+                    rc = fail(c->f, rc, c->in, "\"%s\" matches more than %d files", pattern,
+                              MAX_COPY_SOURCES);
+            }
+        }
+        strs_free(&cur);
+        cur = next;
+        memset(&next, 0, sizeof(next));
+    }
+    if (rc == 0 && cur.n > 1)
+        qsort(cur.v, cur.n, sizeof(cur.v[0]), cmp_str);
+    for (size_t i = 0; rc == 0 && i < cur.n; i++)
+        rc = strs_addz(out, cur.v[i]);
+    strs_free(&cur);
+    strs_free(&next);
+    return rc;
+}
+
 static int copy_from(struct copy *c, const char *from, const char *word)
 {
     struct fe *f = c->f;
     struct stage *src = NULL;
     struct oci_stack *fs;
-    const struct oci_stack_node *n;
-    char clean[PATH_MAX], resolved[PATH_MAX], dir[4400], local[4600], err[1024], key[1200];
-    char image[PATH_MAX + 2];
-    const char *name;
+    char clean[PATH_MAX], err[1024], key[1200];
+    struct strs matches = {0};
     bool esc;
     size_t idx;
     int rc;
 
-    if (has_glob(word))
-        return fail(f, OCISYNC_EUSAGE, c->in,
-                    "wildcards in COPY --from sources are not supported yet (\"%s\")", word);
     /* Each stage (or image) once per platform: what it gave is kept for the whole build. */
     idx = find_stage(f, from, f->cur_stage);
     snprintf(key, sizeof(key), "%s %s%s", f->plat_name, idx != SIZE_MAX ? "stage:" : "", from);
@@ -1371,30 +1461,18 @@ static int copy_from(struct copy *c, const char *from, const char *word)
 have:
     if ((rc = stage_fs(f, src, c->in, &fs)) != 0)
         return rc;
-
     clean_path(word, clean, sizeof(clean), &esc);
-    if ((rc = oci_stack_resolve(fs, clean, true, resolved, sizeof(resolved))) != 0)
-        return fail(f, rc, c->in, "--from=%s: %s: %s", from, word, uv_strerror(rc));
-    n = oci_stack_lookup(fs, resolved);
-    if (n == NULL)
-        return fail(f, OCISYNC_EUSAGE, c->in, "--from=%s has no \"%s\"", from, word);
-    if ((rc = extract_dir(f, c->in, dir, sizeof(dir))) != 0)
-        return rc;
-    rc = oci_stack_extract(fs, resolved, dir, err, sizeof(err));
-    if (rc != 0)
-        return fail(f, rc, c->in, "--from=%s: %s", from, err);
-    name = strrchr(clean, '/');
-    name = name ? name + 1 : clean;
-    if (n->type == '5') {
-        snprintf(local, sizeof(local), "%s", dir);
-    } else {
-        const char *rname = strrchr(resolved, '/');
-        snprintf(local, sizeof(local), "%s/%s", dir, rname ? rname + 1 : resolved);
-    }
-    snprintf(image, sizeof(image), "%s%s", resolved[0] ? "/" : "", resolved);
-    if ((rc = add_owner(c->l, local, image, n->type == '5', fs)) != 0)
-        return rc;
-    return place(c, local, name, n->type == '5');
+    if (!has_glob(clean))
+        return copy_one_from(c, from, fs, clean);
+    c->many = true;
+    rc = glob_stack(c, fs, clean, &matches);
+    if (rc == 0 && matches.n == 0)
+        rc =
+            fail(f, OCISYNC_EUSAGE, c->in, "--from=%s has nothing that matches \"%s\"", from, word);
+    for (size_t i = 0; rc == 0 && i < matches.n; i++)
+        rc = copy_one_from(c, from, fs, matches.v[i]);
+    strs_free(&matches);
+    return rc;
 }
 
 /*

@@ -1075,6 +1075,25 @@ const struct oci_stack_node *oci_stack_lookup(const struct oci_stack *s, const c
     return n != NULL ? &n->pub : NULL;
 }
 
+int oci_stack_list(const struct oci_stack *s, const char *dir,
+                   int (*cb)(void *arg, const char *name, const struct oci_stack_node *n),
+                   void *arg)
+{
+    char norm[OCI_TAR_PATH_MAX + 1];
+    size_t len;
+    const struct node *d, *c;
+    int rc;
+
+    if (normalise(dir, norm, &len) != 0 || (d = find(s, norm, len)) == NULL || d->pub.type != '5')
+        return UV_ENOENT;
+    for (c = d->child; c != NULL; c = c->next) {
+        const char *name = strrchr(c->path, '/');
+        if ((rc = cb(arg, name != NULL ? name + 1 : c->path, &c->pub)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int oci_stack_resolve(const struct oci_stack *s, const char *path, bool follow_last, char *out,
                       size_t outlen)
 {

@@ -98,6 +98,15 @@ int oci_stack_add_plan(struct oci_stack *s, const struct oci_tar_plan *plan, cha
 const struct oci_stack_node *oci_stack_lookup(const struct oci_stack *s, const char *path);
 
 /*
+ * Calls cb for each entry of the directory dir (not followed if a link), in
+ * no particular order, with its name and node; a non-zero return stops the
+ * walk and is returned. UV_ENOENT when dir is not a directory of the stack.
+ */
+int oci_stack_list(const struct oci_stack *s, const char *dir,
+                   int (*cb)(void *arg, const char *name, const struct oci_stack_node *n),
+                   void *arg);
+
+/*
  * Resolves path inside the image, as if the image were the root: each
  * symlink met in the path (and at its end if follow_last) is replaced by its
  * target, an absolute target starting again at the root, ".." stopping at
