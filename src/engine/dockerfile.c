@@ -180,7 +180,9 @@ struct fe_layer {
     struct oci_chmod chmod; /* topts.chmod points here once the layer list is final */
     bool has_chmod;
     char *label, *created_by; /* owned */
-    char *key;                /* what makes two layers the same; owned */
+    struct fe *f;
+    struct oci_ignore *exclude; /* COPY --exclude's patterns; owned */
+    char *key;                  /* what makes two layers the same; owned */
     /* What its implied directories are ("MODE UID GID PATH", as stage.dirs). */
     struct strs answers;
     /* COPY --from: where its sources came from, for their owners. */
@@ -458,8 +460,11 @@ static int stage_inherit(struct stage *dst, const struct stage *src)
  */
 static struct fe_layer *new_layer(struct fe *f)
 {
-    (void)f;
-    return calloc(1, sizeof(struct fe_layer));
+    struct fe_layer *l = calloc(1, sizeof(*l));
+
+    if (l != NULL)
+        l->f = f;
+    return l;
 }
 
 static void fe_layer_free(struct fe_layer *l)
@@ -471,6 +476,8 @@ static void fe_layer_free(struct fe_layer *l)
     free(l->key);
     strs_free(&l->answers);
     free(l->owners);
+    if (l->exclude != NULL)
+        oci_ignore_free(l->exclude);
 }
 
 /*
@@ -724,6 +731,7 @@ static int stage_fs(struct fe *f, struct stage *st, const struct oci_df_instr *i
             topts.chmod = &l->chmod;
         topts.parent = layer_parent;
         topts.parent_arg = l;
+        topts.filter_arg = l;
         if (l->n_owners > 0) {
             topts.owner = from_owner;
             topts.owner_arg = l;
@@ -946,18 +954,39 @@ static bool has_glob(const char *s)
     return strpbrk(s, "*?[") != NULL;
 }
 
-/* The .dockerignore as the layer walker asks about it. */
-static int ignore_filter(void *arg, const char *local, bool is_dir)
+/* What ig says of rel: included, excluded, or excluded with exceptions below to look for. */
+static int ignore_verdict(const struct oci_ignore *ig, const char *rel, bool is_dir)
 {
-    struct fe *f = arg;
-    size_t clen = strlen(f->context);
-    const char *rel = local + clen + (local[clen] == '/');
+    if (ig == NULL || !oci_ignore_excluded(ig, rel))
+        return OCI_TAR_INCLUDE;
+    return is_dir && oci_ignore_must_descend(ig, rel) ? OCI_TAR_DESCEND : OCI_TAR_EXCLUDE;
+}
 
-    if (f->ignore == NULL || strncmp(local, f->context, clen) != 0)
-        return OCI_TAR_INCLUDE;
-    if (!oci_ignore_excluded(f->ignore, rel))
-        return OCI_TAR_INCLUDE;
-    return is_dir && oci_ignore_must_descend(f->ignore, rel) ? OCI_TAR_DESCEND : OCI_TAR_EXCLUDE;
+/*
+ * The layer walker asks about every entry below a source: the
+ * .dockerignore (for what is in the build context), then the COPY's
+ * --exclude patterns, relative to the source directory the entry is in.
+ */
+static int layer_filter(void *arg, const char *local, bool is_dir)
+{
+    const struct fe_layer *l = arg;
+    const struct fe *f = l->f;
+    size_t clen = strlen(f->context);
+    int v = OCI_TAR_INCLUDE, w;
+
+    if (strncmp(local, f->context, clen) == 0 && local[clen] == '/')
+        v = ignore_verdict(f->ignore, local + clen + 1, is_dir);
+    if (v == OCI_TAR_EXCLUDE || l->exclude == NULL)
+        return v;
+    for (size_t i = 0; i < l->n_src; i++) {
+        const char *root = l->strings.v[2 * i];
+        size_t rlen = strlen(root);
+        if (strncmp(local, root, rlen) != 0 || local[rlen] != '/')
+            continue;
+        w = ignore_verdict(l->exclude, local + rlen + 1, is_dir);
+        return w != OCI_TAR_INCLUDE ? w : v;
+    }
+    return v;
 }
 
 /* Expands a wildcard source (clean, relative) against the context, in sorted order. */
@@ -1505,10 +1534,46 @@ static int add_archive(struct copy *c, const char *local, const char *shown)
     return place(c, dir, "", true);
 }
 
+/* COPY --exclude=PATTERN (repeatable), in .dockerignore's syntax, into the layer. */
+static int exclude_patterns(struct copy *c)
+{
+    struct strs lines = {0};
+    char *text = NULL, err[512];
+    size_t len = 0;
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < c->in->n_flags; i++) {
+        char *e = NULL;
+        if (strcmp(c->in->flags[i].name, "exclude") != 0)
+            continue;
+        if ((rc = expand(c->f, c->st, c->in, c->in->flags[i].value ? c->in->flags[i].value : "",
+                         &e)) == 0) {
+            rc = strs_addz(&lines, e);
+            len += strlen(e) + 1;
+        }
+        free(e);
+    }
+    if (rc == 0 && lines.n > 0) {
+        if ((text = malloc(len + 1)) == NULL) {
+            rc = UV_ENOMEM;
+        } else {
+            text[0] = '\0';
+            for (size_t i = 0; i < lines.n; i++)
+                strcat(strcat(text, lines.v[i]), "\n");
+            rc = oci_ignore_parse(&c->l->exclude, text, len, err, sizeof(err));
+            if (rc != 0)
+                rc = fail(c->f, rc, c->in, "--exclude: %s", err);
+        }
+    }
+    free(text);
+    strs_free(&lines);
+    return rc;
+}
+
 static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in)
 {
-    static const char *const copy_flags[] = {"chown", "chmod", "link", "from", NULL};
-    static const char *const add_flags[] = {"chown", "chmod", "link", NULL};
+    static const char *const copy_flags[] = {"chown", "chmod", "link", "from", "exclude", NULL};
+    static const char *const add_flags[] = {"chown", "chmod", "link", "exclude", NULL};
     struct copy c;
     char *dest_raw = NULL, *from = NULL, opts[600];
     const char *v;
@@ -1525,10 +1590,11 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
         return fail(f, OCISYNC_EUSAGE, in, "%s needs a source and a destination",
                     oci_df_kind_name(in->kind));
     c.topts.overlay = true;
-    c.topts.filter = ignore_filter;
-    c.topts.filter_arg = f;
+    c.topts.filter = layer_filter;
     if ((c.l = new_layer(f)) == NULL)
         return UV_ENOMEM;
+    if ((rc = exclude_patterns(&c)) != 0)
+        goto out;
     if ((v = flag(in, "from")) != NULL && (rc = expand(f, st, in, v, &from)) != 0)
         goto out;
     if ((v = flag(in, "chown")) != NULL) {
@@ -1620,8 +1686,9 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
         goto out;
     layer_fix(c.l);
     c.l->topts = c.topts;
-    snprintf(opts, sizeof(opts), "chown=%d:%u:%u chmod=%s from=%s", c.topts.chown, c.topts.uid,
-             c.topts.gid, c.l->has_chmod ? flag(in, "chmod") : "-", from ? from : "-");
+    snprintf(opts, sizeof(opts), "chown=%d:%u:%u chmod=%s from=%s exclude=%s", c.topts.chown,
+             c.topts.uid, c.topts.gid, c.l->has_chmod ? flag(in, "chmod") : "-", from ? from : "-",
+             c.l->exclude != NULL ? in->original : "-");
     if ((rc = layer_key(c.l, opts)) != 0)
         goto out;
     if (asprintf(&c.l->label, "%s (line %u)", in->original, in->line) < 0) {
@@ -2310,6 +2377,7 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
                     l->topts.chmod = &l->chmod;
                 l->topts.parent = layer_parent;
                 l->topts.parent_arg = l;
+                l->topts.filter_arg = l;
                 if (l->n_owners > 0) {
                     l->topts.owner = from_owner;
                     l->topts.owner_arg = l;

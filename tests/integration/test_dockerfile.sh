@@ -214,6 +214,7 @@ FROM $REG_ADDR/lib/merged:1
 COPY --chmod=0755 bin/busybox /bin/
 COPY conf/a.yaml /tmp/sub/a.yaml
 COPY --chown=app:staff conf/ /home/app/conf/
+COPY --exclude=*.txt --exclude=b.* conf/ /opt/conf-excl/
 COPY --from=tools /opt/tool /opt/copied
 COPY --from=tools /opt/tool/* /opt/glob/
 COPY --from=$REG_ADDR/lib/merged:1 /etc/passwd /etc/passwd.orig
@@ -238,6 +239,8 @@ assert_eq "$(entry /opt/copied/busybox)" "file 0600 1234:2345" \
   "COPY --from a stage keeps the owner the stage gave it (app, and its primary group)"
 assert_eq "$(entry /opt/copied/VERSION)" "file 0644 0:0" "COPY --from a stage brings its base's files too"
 assert_eq "$(entry /etc/passwd.orig)" "file 0644 0:0" "COPY --from an image"
+assert_eq "$(awk '$5 ~ /^\/opt\/conf-excl\// { print $5 }' "$TMP/stage.list" | tr '\n' ' ')" \
+  "/opt/conf-excl/a.yaml " "COPY --exclude leaves out what its patterns match"
 assert_eq "$(awk '$5 ~ /^\/opt\/glob\// { print $5 }' "$TMP/stage.list" | tr '\n' ' ')" \
   "/opt/glob/VERSION /opt/glob/busybox " "COPY --from with a wildcard"
 assert_eq "$(entry /home/app/work)" "dir 0755 1234:2345" "WORKDIR after USER app: owned by app"
