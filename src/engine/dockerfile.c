@@ -135,6 +135,7 @@ static const char *kv_get(const struct strs *s, const char *key, size_t klen)
 /* One stage's state while its instructions run, for one platform. */
 struct stage {
     char *base;           /* the image it starts from; NULL for scratch; owned */
+    char plat[96];        /* the platform of its files (FROM --platform, else the target's) */
     struct strs base_env; /* the base config's Env, for expansion */
     struct strs env;      /* ENV set by the build, in order ("K=V") */
     struct strs args;     /* ARGs in scope ("K=V"; declared without a value: not listed) */
@@ -218,6 +219,7 @@ struct fe {
     size_t n_from;
     unsigned n_extracts; /* names the scratch directories of COPY --from */
     size_t cur_stage;    /* the stage being evaluated: COPY --from names earlier ones */
+    int copy_depth;      /* > 0 while a stage is evaluated for COPY --from */
 };
 
 static int fail(struct fe *f, int rc, const struct oci_df_instr *in, const char *fmt, ...)
@@ -418,6 +420,7 @@ static int stage_inherit(struct stage *dst, const struct stage *src)
 
     if (src->base != NULL && (dst->base = strdup(src->base)) == NULL)
         return UV_ENOMEM;
+    memcpy(dst->plat, src->plat, sizeof(dst->plat));
     if ((rc = strs_copy(&dst->base_env, &src->base_env)) != 0 ||
         (rc = strs_copy(&dst->env, &src->env)) != 0 ||
         (rc = strs_copy(&dst->labels, &src->labels)) != 0 ||
@@ -706,7 +709,7 @@ static int stage_fs(struct fe *f, struct stage *st, const struct oci_df_instr *i
             return rc;
         st->fs_layers = 0;
         if (st->base != NULL) {
-            rc = engine_build_base_layers(f->o, st->base, f->plat_name, f->blobs, &st->bl, err,
+            rc = engine_build_base_layers(f->o, st->base, st->plat, f->blobs, &st->bl, err,
                                           sizeof(err));
             if (rc != 0)
                 return fail(f, rc, in, "%s", err);
@@ -1470,7 +1473,9 @@ static int copy_from(struct copy *c, const char *from, const char *word)
     if ((src = calloc(1, sizeof(*src))) == NULL)
         return UV_ENOMEM;
     if (idx != SIZE_MAX) {
+        f->copy_depth++;
         rc = eval_stage(f, idx, src, 1);
+        f->copy_depth--;
     } else {
         struct oci_ref ref;
         if (oci_ref_parse(from, &ref, err, sizeof(err)) != 0) {
@@ -1479,6 +1484,7 @@ static int copy_from(struct copy *c, const char *from, const char *word)
                         from);
         }
         rc = (src->base = strdup(from)) ? 0 : UV_ENOMEM;
+        snprintf(src->plat, sizeof(src->plat), "%s", f->plat_name);
     }
     if (rc != 0) {
         stage_free(src);
@@ -2012,7 +2018,7 @@ static int load_base_env(struct fe *f, struct stage *st, const struct oci_df_ins
     size_t len;
     json_t *root, *env, *v, *onbuild;
     size_t i;
-    int rc = engine_build_base_config(f->o, st->base, f->plat_name, &cfg, &len, err, sizeof(err));
+    int rc = engine_build_base_config(f->o, st->base, st->plat, &cfg, &len, err, sizeof(err));
 
     if (rc != 0)
         return fail(f, rc, in, "%s", err);
@@ -2052,6 +2058,7 @@ static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth)
     int rc;
 
     memset(st, 0, sizeof(*st));
+    snprintf(st->plat, sizeof(st->plat), "%s", f->plat_name);
     saved_stage = f->cur_stage;
     f->cur_stage = idx;
     if (depth > MAX_STAGES) {
@@ -2070,13 +2077,20 @@ static int eval_stage(struct fe *f, size_t idx, struct stage *st, int depth)
         if ((rc = expand(f, NULL, from, flag(from, "platform"), &pf)) != 0)
             goto out;
         oci_platform_format(&f->plat, want, sizeof(want));
-        if (oci_platform_parse(pf, &p) != 0 || !oci_platform_match(&p, &f->plat)) {
+        if (oci_platform_parse(pf, &p) != 0) {
+            rc =
+                fail(f, OCISYNC_EPLATFORM, from, "FROM --platform=%s is not os/arch[/variant]", pf);
+            goto out;
+        }
+        /* A stage copied from may be another platform's (FROM --platform=$BUILDPLATFORM). */
+        if (!oci_platform_match(&p, &f->plat) && f->copy_depth == 0) {
             rc = fail(f, OCISYNC_EUSAGE, from,
-                      "FROM --platform=%s for a %s image is not supported yet (only stages "
-                      "copied from may run elsewhere, and COPY --from is not supported yet)",
+                      "FROM --platform=%s for the %s image itself: its files would be another "
+                      "platform's (a stage that COPY --from reads may be)",
                       pf, want);
             goto out;
         }
+        oci_platform_format(&p, st->plat, sizeof(st->plat));
     }
     for (size_t i = 0; i < from->n_flags; i++) {
         if (strcmp(from->flags[i].name, "platform") != 0) {

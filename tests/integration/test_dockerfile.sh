@@ -49,6 +49,9 @@ ENV APP_HOME=/app \
 COPY --chmod=0755 bin/busybox /bin/busybox
 COPY links/ /links/
 
+FROM --platform=$BUILDPLATFORM scratch AS fetch
+COPY conf/a.yaml /fetched.yaml
+
 FROM common AS release
 ARG VERSION
 ARG TARGETARCH
@@ -60,6 +63,7 @@ COPY conf/*.yaml src/x.log /etc/app/
 COPY <<EOT /etc/motd
 version ${VERSION} for ${TARGETARCH}
 EOT
+COPY --from=fetch /fetched.yaml /etc/fetched.yaml
 USER 65534:65534
 EXPOSE 8080/tcp 9090
 VOLUME ["/data"]
@@ -108,9 +112,9 @@ for plat in amd64 arm64; do
   assert_eq "$(json_eval "$c" '"|".join(d["config"]["Cmd"])')" 'echo|${GREETING} stays literal' \
     "$plat: CMD (exec form, not expanded)"
   # One history entry per instruction of both stages (FROM and the global ARGs have none).
-  assert_eq "$(json_eval "$c" 'len(d["history"])')" 18 "$plat: one history entry per instruction"
+  assert_eq "$(json_eval "$c" 'len(d["history"])')" 19 "$plat: one history entry per instruction"
   assert_eq "$(json_eval "$c" '" ".join("L" if not h.get("empty_layer") else "e" for h in d["history"])')" \
-    "e e L L e e e e L L L e e e e e e e" "$plat: layers where files changed, empty_layer elsewhere"
+    "e e L L e e e e L L L L e e e e e e e" "$plat: layers where files changed, empty_layer elsewhere"
   assert_eq "$(json_eval "$c" 'd["history"][8]["created_by"]')" 'COPY dist/${TARGETARCH}/ ./' \
     "$plat: the history says the instruction as written"
   assert_eq "$(json_eval "$c" 'len(d["rootfs"]["diff_ids"])')" \
@@ -130,6 +134,7 @@ for plat in amd64 arm64; do
   assert_eq "$(cd "$mnt/etc/app" && ls | tr '\n' ' ')" "a.yaml b.yaml x.log " \
     "linux/$plat: a wildcard source, and src/x.log that the anchored *.log does not exclude"
   assert_eq "$(cat "$mnt/etc/motd")" "version 1.4.0 for $plat" "linux/$plat: a heredoc, expanded"
+  assert_eq "$(cat "$mnt/etc/fetched.yaml")" "a: 1" "linux/$plat: COPY --from a stage FROM --platform=\$BUILDPLATFORM"
   assert_eq "$(stat -c %a "$mnt/bin/busybox")" 755 "linux/$plat: --chmod=0755"
   assert_eq "$(readlink "$mnt/links/sh")" /bin/busybox "linux/$plat: a symlink kept as it is"
   assert_eq "$(readlink "$mnt/links/up")" ../../outside "linux/$plat: a climbing symlink kept as it is"
