@@ -13,7 +13,7 @@ that wraps a layer compressed outside ocisync (the skopeo route).
 gets an equal share, in sorted walk order, and the last one fills what the
 others could not. Libraries and data files compress as real layers do,
 unlike gen.py's random payloads. Symbolic links, devices and unreadable
-files are skipped (a build refuses links that leave their directory), and
+files are skipped (what is measured is file contents), and
 modes are kept without set-id bits. Then it measures the directory as GNU
 tar streams it (`tar -C DIR -cf - .`, which also brings it into the page
 cache) and writes DIR/../NAME.json (files, bytes, tar bytes). A DIR with a

@@ -7,7 +7,7 @@
 # listed below in an allow-list, each with its reason and pinned to the
 # exact values; anything else fails the test.
 #
-# Four Dockerfiles:
+# Five Dockerfiles:
 #   meta     two stages (FROM stage, --target past an unbuilt RUN stage):
 #            global and stage ARGs with defaults and a --build-arg override,
 #            ${V:-x} / ${V:+y}, ENV in key=value (several pairs, quoted,
@@ -23,6 +23,9 @@
 #   scratch  FROM scratch: heredoc COPY (expanded and quoted), the config
 #            a scratch stage starts with
 #   labelkey a label key with a space in it
+#   stages   COPY --from a stage (owners kept), --chown by name, ADD of a
+#            gzip archive, a COPY into the base's /bin and /tmp, WORKDIR
+#            after USER and on an existing directory
 # buildah 1.28 has no heredocs and no symbolic --chmod: its copy of a
 # Dockerfile has those lines replaced by their equivalent (a context file
 # with the heredoc's expected contents; the octal mode the symbolic one
@@ -194,6 +197,36 @@ FROM scratch
 LABEL "com.example.spaced key"="spaced value"
 EOF
 
+# --- stages: what needs the stage's files: COPY --from, names, ADD of an archive, links ---------------
+python3 - "$ctx/pkg.tar.gz" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w:gz") as t:
+    d = tarfile.TarInfo("pkg"); d.type = tarfile.DIRTYPE; d.mode = 0o750; d.uid = d.gid = 7
+    d.mtime = 1600000000; t.addfile(d)
+    f = tarfile.TarInfo("pkg/run.sh"); f.mode = 0o755; f.uid = 7; f.gid = 8; f.mtime = 1600000000
+    body = b"#!/bin/sh\necho run\n"; f.size = len(body); t.addfile(f, io.BytesIO(body))
+    l = tarfile.TarInfo("pkg/link"); l.type = tarfile.SYMTYPE; l.linkname = "/etc/passwd"
+    l.mtime = 1600000000; t.addfile(l)
+PY
+cat >"$df/stages.Dockerfile" <<'EOF'
+ARG BASE
+FROM ${BASE} AS tools
+COPY --chown=app:app app/bin /opt/tools/
+COPY --chmod=0600 top.txt /opt/tools/top.txt
+
+FROM ${BASE}
+COPY --from=tools /opt/tools /opt/copied
+COPY --from=tools /opt/tools/tool /usr/local/bin/
+COPY --from=tools /etc/passwd /etc/passwd.copy
+COPY --chown=app app/conf /srv/conf/
+COPY files/a.txt /bin/a.txt
+COPY files/b.txt /tmp/sub/
+ADD pkg.tar.gz /opt/
+USER app
+WORKDIR /home/app/work
+WORKDIR /tmp
+EOF
+
 # --- copy: COPY and ADD of local files on the base image -------------------------------------------
 cat >"$df/copy.Dockerfile" <<'EOF'
 ARG BASE
@@ -282,6 +315,9 @@ config Env(order) value 'A=A_VERSION A_FLAVOR A_FLAVOR_ALT A_NOTSET A_NOTSET_ALT
 # buildah --timestamp sets every mtime; SOURCE_DATE_EPOCH clamps (only newer
 # times are lowered, as BuildKit's rewrite-timestamp), so an old file keeps its time.
 tree */old.txt mtime A=1700000000 B=978307200   # --timestamp sets, SOURCE_DATE_EPOCH clamps
+# The same for what ADD unpacks from an archive whose entries are older (2020).
+tree /opt/pkg mtime A=1700000000 B=1600000000   # --timestamp sets, SOURCE_DATE_EPOCH clamps
+tree /opt/pkg/* mtime A=1700000000 B=1600000000   # --timestamp sets, SOURCE_DATE_EPOCH clamps
 # COPY --chmod=0640 dir /new/: BuildKit since 2025 (fsutil 183e7fb, "copy:
 # fix custom chmod for parent directories") creates /new with the --chmod
 # mode, as ocisync does; buildah 1.28 (and BuildKit before) with 0755.
@@ -328,6 +364,7 @@ compare() {
 differ=()
 compare meta --build-arg "BASE=$BASE" --build-arg VERSION=2.0.0 --target final
 compare copy --build-arg "BASE=$BASE"
+compare stages --build-arg "BASE=$BASE"
 compare scratch --build-arg VERSION=2.0.0
 compare labelkey
 
