@@ -234,6 +234,36 @@ out:
     return rc;
 }
 
+int engine_endpoint_tls(const char *name, const struct ocisync_registry_opts *o,
+                        struct loop_tls_config **out, char *err, size_t errlen)
+{
+    struct certs certs;
+    struct loop_tls_opts t;
+    int rc;
+
+    *out = NULL;
+    memset(&certs, 0, sizeof(certs));
+    rc = find_certs(name, o->cert_dir, &certs, err, errlen);
+    if (rc != 0)
+        goto out;
+    memset(&t, 0, sizeof(t));
+    t.insecure_skip_verify = o->tls_verify == OCISYNC_TLS_VERIFY_OFF;
+    t.ca_files = (const char *const *)certs.ca;
+    t.n_ca_files = certs.n_ca;
+    t.client_cert = certs.client_cert;
+    t.client_key = certs.client_key;
+    *out = loop_tls_config_new(&t, err, errlen);
+    if (*out == NULL)
+        rc = OCISYNC_ETLSCONFIG;
+    else
+        LOG_DEBUG("tls %s: %zu extra CA file(s), client certificate %s, verify %s", name,
+                  certs.n_ca, certs.client_cert ? "yes" : "no",
+                  t.insecure_skip_verify ? "off" : "on");
+out:
+    certs_free(&certs);
+    return rc;
+}
+
 static bool same_str(const char *a, const char *b)
 {
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);

@@ -20,6 +20,16 @@ int engine_endpoint_open(struct proto_registry *reg, struct proto_client *cl, co
                          const char *env_side, char *err, size_t errlen);
 
 /*
+ * A TLS configuration with o's verification and certificates, for a server
+ * that is not a registry (a Dockerfile's ADD URL): the system CAs, then
+ * o->cert_dir and the entry for name ("host" or "host:port", as certs.d
+ * names registries) in each certs.d directory. *out is the caller's
+ * reference (loop_tls_config_unref). On error err names the file and reason.
+ */
+int engine_endpoint_tls(const char *name, const struct ocisync_registry_opts *o,
+                        struct loop_tls_config **out, char *err, size_t errlen);
+
+/*
  * The endpoints of a run, configured once each (certificates, TLS context,
  * credentials) and cloned for every image or listing that talks to them, so
  * TLS contexts, pooled connections and learnt challenges are shared.
