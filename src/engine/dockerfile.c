@@ -18,6 +18,7 @@
 #define _GNU_SOURCE /* asprintf */
 #include "engine/build.h"
 #include "engine/cache.h"
+#include "engine/fetch.h"
 
 #include "common/log.h"
 #include "common/msg.h"
@@ -51,6 +52,8 @@
 #define DOCKERIGNORE_MAX (1024 * 1024)
 /* How many symlinks resolving one COPY source may pass through, as Linux allows. */
 #define MAX_LINK_HOPS 40
+/* The largest file an ADD of a URL downloads. */
+#define ADD_URL_MAX ((uint64_t)8 * 1024 * 1024 * 1024)
 /* Sources one COPY may name after wildcards. */
 #define MAX_COPY_SOURCES 4096
 
@@ -220,6 +223,7 @@ struct fe {
     unsigned n_extracts; /* names the scratch directories of COPY --from */
     size_t cur_stage;    /* the stage being evaluated: COPY --from names earlier ones */
     int copy_depth;      /* > 0 while a stage is evaluated for COPY --from */
+    struct strs urls;    /* "URL\tPATH" of each ADD URL downloaded, once per build */
 };
 
 static int fail(struct fe *f, int rc, const struct oci_df_instr *in, const char *fmt, ...)
@@ -1139,10 +1143,12 @@ struct copy {
     const struct oci_df_instr *in;
     struct fe_layer *l;
     struct oci_tar_opts topts;
-    struct oci_stack *fs; /* the stage's files (NULL when nothing is below: scratch) */
-    char dest[PATH_MAX];  /* absolute, clean; resolved through the stage's links */
-    bool dir_dest, many;  /* the destination names a directory */
-    bool dest_is_dir;     /* ... or is one in the stage already */
+    struct oci_stack *fs;       /* the stage's files (NULL when nothing is below: scratch) */
+    char dest[PATH_MAX];        /* absolute, clean; resolved through the stage's links */
+    bool dir_dest, many;        /* the destination names a directory */
+    bool dest_is_dir;           /* ... or is one in the stage already */
+    struct oci_digest checksum; /* ADD --checksum */
+    bool has_checksum;
 };
 
 /*
@@ -1206,6 +1212,7 @@ static int copy_heredoc(struct copy *c, const struct oci_df_heredoc *hd)
 }
 
 static int add_archive(struct copy *c, const char *local, const char *shown);
+static int add_url(struct copy *c, const char *url);
 
 /* A source in the build context (after expansion), wildcards expanded. */
 static int copy_context(struct copy *c, const char *raw, const char *word)
@@ -1217,9 +1224,13 @@ static int copy_context(struct copy *c, const char *raw, const char *word)
     const char *rel;
     int rc = 0, kind;
 
-    if (add && (strncmp(word, "http://", 7) == 0 || strncmp(word, "https://", 8) == 0 ||
-                strncmp(word, "git@", 4) == 0))
-        return fail(f, OCISYNC_EUSAGE, c->in, "ADD of a URL (%s) is not supported yet", word);
+    if (add && (strncmp(word, "http://", 7) == 0 || strncmp(word, "https://", 8) == 0))
+        return add_url(c, word);
+    if (add && strncmp(word, "git@", 4) == 0)
+        return fail(f, OCISYNC_EUSAGE, c->in, "ADD of a git repository (%s) is not supported",
+                    word);
+    if (c->has_checksum)
+        return fail(f, OCISYNC_EUSAGE, c->in, "--checksum is for a URL, not \"%s\"", word);
     clean_path(word, clean, sizeof(clean), &esc);
     if (esc)
         return fail(f, OCISYNC_EUSAGE, c->in, "source \"%s\" is outside the build context", raw);
@@ -1576,10 +1587,62 @@ static int exclude_patterns(struct copy *c)
     return rc;
 }
 
+/*
+ * ADD of a URL: downloaded by the engine's HTTP client (no credentials ever
+ * sent, redirects followed as Go's client does, at most ADD_URL_MAX bytes,
+ * --checksum verified) once per build, then placed as a file named after
+ * the URL's path, mode 0600 (--chmod changes it) and the Last-Modified
+ * mtime (the epoch when there is none), as BuildKit does. Never unpacked.
+ */
+static int add_url(struct copy *c, const char *url)
+{
+    struct fe *f = c->f;
+    struct engine_fetch_result r;
+    char dir[4400], path[4700], name[ENGINE_FETCH_NAME_MAX], err[1024];
+    char key[ENGINE_FETCH_URL_MAX + 4800];
+    const char *known;
+    int rc;
+
+    if ((rc = engine_fetch_filename(url, name)) != 0)
+        return fail(f, rc, c->in, "ADD %s: the file name in the URL is too long", url);
+    /* Downloaded already in this build: "URL\tDIGEST\tPATH"; --checksum still holds it to account.
+     */
+    snprintf(key, sizeof(key), "%s\t", url);
+    for (size_t i = 0; i < f->urls.n; i++) {
+        const char *d, *tab;
+        if (strncmp(f->urls.v[i], key, strlen(key)) != 0)
+            continue;
+        d = f->urls.v[i] + strlen(key);
+        tab = strchr(d, '\t');
+        known = tab + 1;
+        if (c->has_checksum && (strncmp(d, c->checksum.str, (size_t)(tab - d)) != 0 ||
+                                c->checksum.str[tab - d] != '\0'))
+            return fail(f, OCISYNC_EDIGESTMISMATCH, c->in,
+                        "ADD %s: the content's digest is %.*s, not %s as --checksum says", url,
+                        (int)(tab - d), d, c->checksum.str);
+        return place(c, known, name, false);
+    }
+    if ((rc = extract_dir(f, c->in, dir, sizeof(dir))) != 0)
+        return rc;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    rc = engine_fetch_url(url, &f->o->copy, path, ADD_URL_MAX,
+                          c->has_checksum ? &c->checksum : NULL, &r, err, sizeof(err));
+    if (rc != 0)
+        return fail(f, rc, c->in, "ADD %s: %s", url, err);
+    if (r.mtime < 0) {
+        struct timespec ts[2] = {{0, 0}, {0, 0}};
+        utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+    }
+    snprintf(key, sizeof(key), "%s\t%s\t%s", url, r.digest.str, path);
+    if ((rc = strs_addz(&f->urls, key)) != 0)
+        return rc;
+    return place(c, path, name, false);
+}
+
 static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in)
 {
     static const char *const copy_flags[] = {"chown", "chmod", "link", "from", "exclude", NULL};
-    static const char *const add_flags[] = {"chown", "chmod", "link", "exclude", NULL};
+    static const char *const add_flags[] = {"chown", "chmod", "link", "exclude", "checksum", NULL};
     struct copy c;
     char *dest_raw = NULL, *from = NULL, opts[600];
     const char *v;
@@ -1601,6 +1664,15 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
         return UV_ENOMEM;
     if ((rc = exclude_patterns(&c)) != 0)
         goto out;
+    if ((v = flag(in, "checksum")) != NULL) {
+        char *e = NULL;
+        if ((rc = expand(f, st, in, v, &e)) == 0 && oci_digest_parse_str(e, &c.checksum) != 0)
+            rc = fail(f, OCISYNC_EUSAGE, in, "--checksum=%s is not a digest (sha256:...)", e);
+        free(e);
+        if (rc != 0)
+            goto out;
+        c.has_checksum = true;
+    }
     if ((v = flag(in, "from")) != NULL && (rc = expand(f, st, in, v, &from)) != 0)
         goto out;
     if ((v = flag(in, "chown")) != NULL) {
@@ -2492,6 +2564,7 @@ out:
     }
     free(f->from);
     strs_free(&f->from_keys);
+    strs_free(&f->urls);
     for (size_t i = 0; i < f->n_plans; i++) {
         oci_tar_plan_free(f->plans[i]);
         free(f->plans[i]);

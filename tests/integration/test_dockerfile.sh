@@ -253,6 +253,43 @@ assert_eq "$(entry /opt/pkg)" "dir 0750 7:7" "ADD unpacks an archive: a director
 assert_eq "$(entry /opt/pkg/run.sh)" "file 0755 7:8" "ADD unpacks an archive: a file with its owner"
 assert_eq "$(entry /opt/pkg/link | cut -d' ' -f1)" symlink "ADD unpacks an archive: a link stays a link"
 
+# --- ADD of a URL: downloaded (no credentials), 0600 unless --chmod, --checksum verified ------------
+mkdir -p "$TMP/www"
+echo "a remote file" >"$TMP/www/tool.txt"
+touch -d @1600000000 "$TMP/www/tool.txt"
+www_port=$(free_port)
+python3 -m http.server --bind 127.0.0.1 "$www_port" --directory "$TMP/www" >"$TMP/www.log" 2>&1 &
+www_pid=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$www_port/tool.txt" >/dev/null && break; sleep 0.1; done
+sum=$(sha256sum "$TMP/www/tool.txt" | cut -d' ' -f1)
+cat >"$TMP/Dockerfile.url" <<EOF
+FROM scratch
+ADD http://127.0.0.1:$www_port/tool.txt /opt/
+ADD --checksum=sha256:$sum http://127.0.0.1:$www_port/tool.txt /opt/checked.txt
+ADD --chmod=0644 http://127.0.0.1:$www_port/tool.txt /opt/named
+EOF
+run_ocisync build -f "$TMP/Dockerfile.url" "$ctx" -p linux/amd64 --output "oci:$TMP/url-oci:1"
+expect_success "ADD of a URL"
+python3 "$OCISYNC_SOURCE_DIR/tests/tools/treecmp.py" --dump "oci:$TMP/url-oci:1" >"$TMP/url.list" ||
+  fail "cannot list the image"
+uentry() { awk -v p="$1" '$5 == p { print $1, $2, $3, $4 }' "$TMP/url.list"; }
+assert_eq "$(uentry /opt/tool.txt)" "file 0600 0:0 1600000000" "ADD URL into a directory: named after the URL, 0600, Last-Modified"
+assert_eq "$(uentry /opt/checked.txt)" "file 0600 0:0 1600000000" "ADD --checksum that matches"
+assert_eq "$(uentry /opt/named | cut -d' ' -f1-3)" "file 0644 0:0" "ADD URL --chmod"
+assert_eq "$(grep -c 'GET /tool.txt' "$TMP/www.log")" 2 "each URL is downloaded once a build (the curl probe, then one GET)"
+printf 'FROM scratch\nADD --checksum=sha256:%064d http://127.0.0.1:%s/tool.txt /x\n' 0 "$www_port" >"$TMP/Dockerfile.badsum"
+run_ocisync build -f "$TMP/Dockerfile.badsum" "$ctx" -p linux/amd64 --output "oci:$TMP/badsum-oci:1"
+expect_failure "ADD --checksum that does not match"
+assert_contains "$OCISYNC_STDERR" "line 2" "the error names the line"
+# The same URL twice: the second ADD's --checksum is held to the first download.
+printf 'FROM scratch\nADD http://127.0.0.1:%s/tool.txt /a\nADD --checksum=sha256:%064d http://127.0.0.1:%s/tool.txt /b\n' \
+  "$www_port" 0 "$www_port" >"$TMP/Dockerfile.badsum2"
+run_ocisync build -f "$TMP/Dockerfile.badsum2" "$ctx" -p linux/amd64 --output "oci:$TMP/badsum2-oci:1"
+expect_failure "ADD --checksum against a URL this build downloaded already"
+assert_contains "$OCISYNC_STDERR" "line 3" "the error names the line"
+[ ! -e "$TMP/badsum-oci" ] || [ -z "$(ls "$TMP/badsum-oci")" ] || fail "a layout was written for a failed build"
+stop_pid "$www_pid"
+
 # --- refused, by name and line, with nothing pushed -----------------------------------------------
 mark=$(registry_log_mark reg)
 printf 'FROM scratch\nCOPY bin/busybox /bin/\nRUN echo hi\n' >"$TMP/Dockerfile.run"
