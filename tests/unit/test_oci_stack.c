@@ -478,6 +478,37 @@ TEST(index_after_layers)
     rm_tree(tmp);
 }
 
+/* oci_stack_list: each name of a directory once, whiteouts gone; not a directory is ENOENT. */
+static int collect(void *arg, const char *name, const struct oci_stack_node *n)
+{
+    char *buf = arg;
+
+    (void)n;
+    if (strlen(buf) + strlen(name) + 2 < 512)
+        strcat(strcat(buf, name), " ");
+    return strcmp(buf, "new ") == 0 ? 7 : 0; /* a callback's error stops the walk and comes back */
+}
+
+TEST(list_directories)
+{
+    char tmp[64], buf[512] = "";
+    struct oci_stack *s;
+
+    temp_dir(tmp, sizeof(tmp));
+    s = three_layers(tmp);
+    CHECK_INT(oci_stack_list(s, "var", collect, buf), 7);
+    CHECK_STR(buf, "new "); /* the opaque directory kept only what its own layer added */
+    buf[0] = '\0';
+    CHECK_INT(oci_stack_list(s, "/etc", collect, buf), 0);
+    CHECK(strstr(buf, "passwd ") != NULL && strstr(buf, "shadow ") != NULL);
+    CHECK(strstr(buf, "motd") == NULL && strstr(buf, ".wh.") == NULL);
+    CHECK_INT(oci_stack_list(s, "etc/passwd", collect, buf), UV_ENOENT);
+    CHECK_INT(oci_stack_list(s, "lib", collect, buf), UV_ENOENT); /* a link is not followed */
+    CHECK_INT(oci_stack_list(s, "nothing", collect, buf), UV_ENOENT);
+    oci_stack_free(s);
+    rm_tree(tmp);
+}
+
 /*
  * A whiteout applies to the layers below only, wherever it stands in its own
  * layer: the example of the image spec's layer.md, with the opaque marker
@@ -1259,7 +1290,7 @@ TEST(layer_cap)
     rm_tree(tmp);
 }
 
-TEST_MAIN(T(index_after_layers), T(same_layer_whiteouts), T(resolve_links), T(extract_subtrees),
-          T(extract_hardlinks), T(extract_never_escapes), T(hostile_entries), T(add_is_atomic),
-          T(many_entries), T(formats_and_diff_ids), T(decompression_bomb), T(plans),
-          T(extract_refusals), T(layer_cap))
+TEST_MAIN(T(index_after_layers), T(list_directories), T(same_layer_whiteouts), T(resolve_links),
+          T(extract_subtrees), T(extract_hardlinks), T(extract_never_escapes), T(hostile_entries),
+          T(add_is_atomic), T(many_entries), T(formats_and_diff_ids), T(decompression_bomb),
+          T(plans), T(extract_refusals), T(layer_cap))
