@@ -1149,6 +1149,8 @@ struct copy {
     bool dest_is_dir;           /* ... or is one in the stage already */
     struct oci_digest checksum; /* ADD --checksum */
     bool has_checksum;
+    bool parents;               /* COPY --parents */
+    char parents_dir[PATH_MAX]; /* with it: the directory the current source sits in, kept */
 };
 
 /*
@@ -1160,15 +1162,22 @@ struct copy {
  */
 static int place(struct copy *c, const char *local, const char *name, bool is_dir)
 {
-    char d[PATH_MAX * 2];
+    char d[PATH_MAX * 2], base[PATH_MAX * 2];
+    const char *dest = c->dest;
     int rc;
 
+    /* COPY --parents: under the destination, the source's own parent directories first. */
+    if (c->parents_dir[0] != '\0') {
+        snprintf(base, sizeof(base), "%s/%s", strcmp(c->dest, "/") == 0 ? "" : c->dest,
+                 c->parents_dir);
+        dest = base;
+    }
     if (is_dir)
-        snprintf(d, sizeof(d), "%s", c->dest);
-    else if (c->dir_dest || c->many || c->dest_is_dir)
-        snprintf(d, sizeof(d), "%s/%s", strcmp(c->dest, "/") == 0 ? "" : c->dest, name);
+        snprintf(d, sizeof(d), "%s", dest);
+    else if (c->dir_dest || c->many || c->dest_is_dir || c->parents)
+        snprintf(d, sizeof(d), "%s/%s", strcmp(dest, "/") == 0 ? "" : dest, name);
     else
-        snprintf(d, sizeof(d), "%s", c->dest);
+        snprintf(d, sizeof(d), "%s", dest);
     if (c->many && !c->dir_dest)
         return fail(c->f, OCISYNC_EUSAGE, c->in,
                     "with more than one source the destination must be a directory and end "
@@ -1222,6 +1231,7 @@ static int copy_context(struct copy *c, const char *raw, const char *word)
     struct strs srcs = {0};
     char clean[PATH_MAX];
     const char *rel;
+    size_t strip = 0;
     int rc = 0, kind;
 
     if (add && (strncmp(word, "http://", 7) == 0 || strncmp(word, "https://", 8) == 0))
@@ -1231,6 +1241,20 @@ static int copy_context(struct copy *c, const char *raw, const char *word)
                     word);
     if (c->has_checksum)
         return fail(f, OCISYNC_EUSAGE, c->in, "--checksum is for a URL, not \"%s\"", word);
+    if (c->parents) {
+        /* "a/./b/c" keeps b/c: what is before a "/./" pivot is not kept (BuildKit's rule). */
+        const char *pivot = strstr(word, "/./");
+        char pre[PATH_MAX];
+        bool e2;
+        strip = 0;
+        if (pivot != NULL) {
+            snprintf(pre, sizeof(pre), "%.*s", (int)(pivot - word), word);
+            clean_path(pre, clean, sizeof(clean), &e2);
+            for (const char *q = clean; *q != '\0'; q++)
+                strip += *q == '/' && q != clean;
+            strip += clean[0] != '\0' && strcmp(clean, "/") != 0;
+        }
+    }
     clean_path(word, clean, sizeof(clean), &esc);
     if (esc)
         return fail(f, OCISYNC_EUSAGE, c->in, "source \"%s\" is outside the build context", raw);
@@ -1276,7 +1300,22 @@ static int copy_context(struct copy *c, const char *raw, const char *word)
                 rc = add_archive(c, local, srcs.v[k]);
             continue;
         }
+        if (c->parents) {
+            /* The path as matched, without the pivot's part; a directory keeps itself too. */
+            const char *keep = srcs.v[k];
+            for (size_t n = 0; n < strip && keep != NULL; n++)
+                keep = (keep = strchr(keep, '/')) ? keep + 1 : NULL;
+            snprintf(c->parents_dir, sizeof(c->parents_dir), "%s", keep ? keep : "");
+            if (!S_ISDIR(sb.st_mode)) {
+                char *slash = strrchr(c->parents_dir, '/');
+                if (slash != NULL)
+                    *slash = '\0';
+                else
+                    c->parents_dir[0] = '\0';
+            }
+        }
         rc = place(c, local, name, S_ISDIR(sb.st_mode));
+        c->parents_dir[0] = '\0';
     }
     strs_free(&srcs);
     return rc;
@@ -1641,7 +1680,8 @@ static int add_url(struct copy *c, const char *url)
 
 static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in)
 {
-    static const char *const copy_flags[] = {"chown", "chmod", "link", "from", "exclude", NULL};
+    static const char *const copy_flags[] = {"chown",   "chmod",   "link", "from",
+                                             "exclude", "parents", NULL};
     static const char *const add_flags[] = {"chown", "chmod", "link", "exclude", "checksum", NULL};
     struct copy c;
     char *dest_raw = NULL, *from = NULL, opts[600];
@@ -1664,6 +1704,17 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
         return UV_ENOMEM;
     if ((rc = exclude_patterns(&c)) != 0)
         goto out;
+    if ((v = flag(in, "parents")) != NULL) {
+        if (strcmp(v, "") != 0 && strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "--parents takes no value (or true/false), not %s", v);
+            goto out;
+        }
+        c.parents = strcmp(v, "false") != 0;
+        if (c.parents && flag(in, "from") != NULL) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "--parents with --from is not supported yet");
+            goto out;
+        }
+    }
     if ((v = flag(in, "checksum")) != NULL) {
         char *e = NULL;
         if ((rc = expand(f, st, in, v, &e)) == 0 && oci_digest_parse_str(e, &c.checksum) != 0)

@@ -220,6 +220,8 @@ COPY --chmod=0755 bin/busybox /bin/
 COPY conf/a.yaml /tmp/sub/a.yaml
 COPY --chown=app:staff conf/ /home/app/conf/
 COPY --exclude=*.txt --exclude=b.* conf/ /opt/conf-excl/
+COPY --parents conf/a.yaml dist/amd64/lib /opt/parents/
+COPY --parents ./dist/./amd64/server /opt/pivot/
 COPY --from=tools /opt/tool /opt/copied
 COPY --from=tools /opt/tool/* /opt/glob/
 COPY --from=$REG_ADDR/lib/merged:1 /etc/passwd /etc/passwd.orig
@@ -246,6 +248,9 @@ assert_eq "$(entry /opt/copied/VERSION)" "file 0644 0:0" "COPY --from a stage br
 assert_eq "$(entry /etc/passwd.orig)" "file 0644 0:0" "COPY --from an image"
 assert_eq "$(awk '$5 ~ /^\/opt\/conf-excl\// { print $5 }' "$TMP/stage.list" | tr '\n' ' ')" \
   "/opt/conf-excl/a.yaml " "COPY --exclude leaves out what its patterns match"
+assert_eq "$(awk '$1 == "file" && $5 ~ /^\/opt\/(parents|pivot)\// { print $5 }' "$TMP/stage.list" | sort | tr '\n' ' ')" \
+  "/opt/parents/conf/a.yaml /opt/parents/dist/amd64/lib/libx.so /opt/pivot/amd64/server " \
+  "COPY --parents keeps the sources' directories (after a /./ pivot, what follows it)"
 assert_eq "$(awk '$5 ~ /^\/opt\/glob\// { print $5 }' "$TMP/stage.list" | tr '\n' ' ')" \
   "/opt/glob/VERSION /opt/glob/busybox " "COPY --from with a wildcard"
 assert_eq "$(entry /home/app/work)" "dir 0755 1234:2345" "WORKDIR after USER app: owned by app"
