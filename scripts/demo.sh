@@ -2,8 +2,8 @@
 # ocisync's main job, end to end: build ocisync, start two throwaway
 # registries on loopback, push a small two-platform image to the first
 # with skopeo, copy it to the second with `ocisync copy`, and compare the
-# digests on both sides; then build-push a two-platform image on top of it
-# and sync both repositories back with a config file (twice: the second
+# digests on both sides; then build-push a two-platform image on top of it,
+# from directories and from a Dockerfile, and sync the repositories back with a config file (twice: the second
 # run finds everything there). The registries are stopped on exit.
 #
 #   OCISYNC_BIN=/path/to/ocisync  use that binary instead of building one
@@ -84,6 +84,27 @@ rc=$?
 set -e
 [ "$rc" -eq 0 ] || { echo "demo: build-push failed with exit $rc" >&2; exit 1; }
 echo "built index       $(cat "$TMP/built") (tags 1.0 and latest; the base's layers were mounted)"
+
+echo
+echo "==> ocisync build-push -f: the same from a Dockerfile, COPY --from the image just built"
+cat >"$TMP/ctx/Dockerfile" <<EOF
+ARG BASE
+FROM \$BASE
+ARG TARGETARCH
+COPY --from=$TWO_ADDR/demo/app:1.0 /app/VERSION /app/BUILT_FROM
+COPY common/ /app/doc/
+LABEL org.example.arch=\$TARGETARCH
+WORKDIR /app
+ENTRYPOINT ["/bin/sh"]
+EOF
+set +e
+SOURCE_DATE_EPOCH=1700000000 "$OCISYNC_BIN" build-push -f "$TMP/ctx/Dockerfile" "$TMP/ctx" \
+  --build-arg "BASE=$dst" -p linux/amd64 -p linux/arm64 \
+  --tag "$TWO_ADDR/demo/dockerfile:1.0" --digest-file "$TMP/built-df"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || { echo "demo: build-push -f failed with exit $rc" >&2; exit 1; }
+echo "built index       $(cat "$TMP/built-df") (from the Dockerfile; run it again: every layer a cache hit)"
 
 echo
 echo "==> ocisync sync: both repositories of the second registry into the first, from a config"
