@@ -3,9 +3,11 @@
 #include "ocisync.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -61,5 +63,50 @@ int ocisync__random_hex16(char out[17])
         out[2 * i + 1] = hexdigits[r[i] & 0x0f];
     }
     out[16] = '\0';
+    return 0;
+}
+
+int ocisync__read_small(const char *path, size_t max, bool nofollow, char **out, size_t *len)
+{
+    struct stat st;
+    char *buf;
+    size_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0)), err = 0;
+
+    if (fd < 0)
+        return uv_translate_sys_error(errno);
+    if (fstat(fd, &st) != 0)
+        err = ocisync__sys_error();
+    else if (!S_ISREG(st.st_mode))
+        err = UV_EINVAL;
+    else if ((uint64_t)st.st_size > max)
+        err = OCISYNC_ETOOBIG;
+    if (err != 0) {
+        close(fd);
+        return err;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return UV_ENOMEM;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = n == 0 ? UV_EIO : uv_translate_sys_error(errno);
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    if (err != 0) {
+        free(buf);
+        return err;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
     return 0;
 }

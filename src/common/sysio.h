@@ -5,6 +5,7 @@
 #ifndef COMMON_SYSIO_H
 #define COMMON_SYSIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* errno as a libuv error; UV_EIO when errno is 0, so that a failure never reads as success. */
@@ -20,6 +21,14 @@ int ocisync__write_full(int fd, const void *data, size_t len);
  */
 int ocisync__tmp_template(char *out, size_t len, const char *name, const char **dir, char *err,
                           size_t errlen);
+
+/*
+ * Reads the regular file at path whole into *out (malloc'ed, NUL-terminated,
+ * *len bytes), through short reads and EINTR; with nofollow a symlink at
+ * path is refused (UV_ELOOP). 0; UV_EINVAL when it is not a regular file;
+ * OCISYNC_ETOOBIG when it is over max bytes; UV_EIO when it shrank; UV_E*.
+ */
+int ocisync__read_small(const char *path, size_t max, bool nofollow, char **out, size_t *len);
 
 /* 16 random hex digits and a NUL (getrandom), so that concurrent temp files never share a name. */
 int ocisync__random_hex16(char out[17]);

@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/msg.h"
+#include "common/sysio.h"
 #include "oci/digest.h"
 #include "oci/dockerfile.h"
 #include "oci/dockerignore.h"
@@ -2286,41 +2287,6 @@ static int finish_stage(struct fe *f, struct stage *st)
     return commit_layer(f, st, l);
 }
 
-/* Reads a whole small file into *out (NUL-terminated); UV_ENOENT when missing. */
-static int read_small(const char *path, size_t max, char **out, size_t *len)
-{
-    struct stat sb;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
-
-    *out = NULL;
-    if (fd < 0)
-        return uv_translate_sys_error(errno);
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return UV_EINVAL;
-    }
-    if ((uint64_t)sb.st_size > max) {
-        close(fd);
-        return OCISYNC_ETOOBIG;
-    }
-    *out = malloc((size_t)sb.st_size + 1);
-    if (*out == NULL) {
-        close(fd);
-        return UV_ENOMEM;
-    }
-    n = read(fd, *out, (size_t)sb.st_size);
-    close(fd);
-    if (n != sb.st_size) {
-        free(*out);
-        *out = NULL;
-        return UV_EIO;
-    }
-    (*out)[n] = '\0';
-    *len = (size_t)n;
-    return 0;
-}
-
 /* Parses the Dockerfile and .dockerignore, and finds the stages. */
 static int load(struct fe *f)
 {
@@ -2328,7 +2294,7 @@ static int load(struct fe *f)
     size_t len = 0;
     int rc;
 
-    rc = read_small(f->o->dockerfile, DOCKERFILE_MAX, &text, &len);
+    rc = ocisync__read_small(f->o->dockerfile, DOCKERFILE_MAX, false, &text, &len);
     if (rc != 0)
         return fail(f, rc == UV_ENOENT ? OCISYNC_EUSAGE : rc, NULL, "cannot read %s: %s",
                     f->o->dockerfile,
@@ -2344,10 +2310,10 @@ static int load(struct fe *f)
 
     /* <Dockerfile>.dockerignore beside it wins over the context's, as BuildKit reads them. */
     snprintf(path, sizeof(path), "%s.dockerignore", f->o->dockerfile);
-    rc = read_small(path, DOCKERIGNORE_MAX, &text, &len);
+    rc = ocisync__read_small(path, DOCKERIGNORE_MAX, false, &text, &len);
     if (rc == UV_ENOENT) {
         snprintf(path, sizeof(path), "%s/.dockerignore", f->context);
-        rc = read_small(path, DOCKERIGNORE_MAX, &text, &len);
+        rc = ocisync__read_small(path, DOCKERIGNORE_MAX, false, &text, &len);
     }
     if (rc == 0) {
         rc = oci_ignore_parse(&f->ignore, text, len, err, sizeof(err));

@@ -42,45 +42,6 @@
 /* A layer as messages name it: "FILE: layer PATH" or "layer sha256:...". */
 #define WHAT_MAX (2 * QUOTE_MAX + 64)
 
-/* Reads a small file whole (at most max bytes). */
-static int read_small(const char *path, size_t max, char **out, size_t *len)
-{
-    struct stat st;
-    char *buf;
-    size_t got = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), err = 0;
-    if (fd < 0)
-        return uv_translate_sys_error(errno);
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-        close(fd);
-        return OCISYNC_ETOOBIG;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (buf == NULL) {
-        close(fd);
-        return UV_ENOMEM;
-    }
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            err = n == 0 ? UV_EIO : uv_translate_sys_error(errno);
-            break;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    if (err != 0) {
-        free(buf);
-        return err;
-    }
-    buf[got] = '\0';
-    *out = buf;
-    *len = got;
-    return 0;
-}
-
 /* Reads up to BUF bytes; 0 at the end. */
 static ssize_t get(int fd, unsigned char *buf)
 {
@@ -326,7 +287,7 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
     int rc;
 
     snprintf(path, sizeof(path), "%s/manifest.json", dir);
-    rc = read_small(path, MANIFEST_JSON_MAX, &mj, &mj_len);
+    rc = ocisync__read_small(path, MANIFEST_JSON_MAX, true, &mj, &mj_len);
     if (rc != 0) {
         snprintf(err, errlen, "%s is not a docker archive: manifest.json: %s", file,
                  ocisync_strerror(rc));
@@ -352,7 +313,7 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
     }
     /* The config says what each layer decompresses to: one diff_id per layer. */
     snprintf(path, sizeof(path), "%s/%s", dir, json_string_value(json_object_get(entry, "Config")));
-    rc = read_small(path, OCI_CONFIG_MAX_SIZE, &config, &config_len);
+    rc = ocisync__read_small(path, OCI_CONFIG_MAX_SIZE, true, &config, &config_len);
     if (rc != 0) {
         snprintf(err, errlen, "%s: config: %s", file, ocisync_strerror(rc));
         goto out;
