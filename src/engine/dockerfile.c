@@ -997,13 +997,31 @@ static int layer_filter(void *arg, const char *local, bool is_dir)
     return v;
 }
 
-/* Expands a wildcard source (clean, relative) against the context, in sorted order. */
-static int glob_context(struct fe *f, const struct oci_df_instr *in, const char *pattern,
-                        struct strs *out)
+static int cmp_str(const void *a, const void *b)
 {
-    /* One component at a time, so "*" never crosses a "/" (as filepath.Match). */
-    struct strs cur = {0}, next = {0};
-    const char *p = pattern;
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Where a wildcard source is matched: the build context, or a stage's files. */
+struct glob_where {
+    /* Adds the names in directory dir ("" for the root) to names; UV_ENOENT when it is none. */
+    int (*list)(void *arg, const char *dir, struct strs *names);
+    /* Whether path is there. */
+    bool (*exists)(void *arg, const char *path);
+    void *arg;
+};
+
+/*
+ * Expands a wildcard source (clean, relative) one component at a time, so
+ * that "*" never crosses a "/" (as Go's filepath.Match), each directory's
+ * matches in name order (as filepath.Glob gives them); at most
+ * MAX_COPY_SOURCES.
+ */
+static int glob_paths(struct fe *f, const struct oci_df_instr *in, const struct glob_where *w,
+                      const char *pattern, struct strs *out)
+{
+    struct strs cur = {0}, next = {0}, names = {0};
+    const char *p = pattern + (pattern[0] == '/');
     int rc = strs_addz(&cur, "");
 
     while (rc == 0 && *p != '\0') {
@@ -1012,49 +1030,87 @@ static int glob_context(struct fe *f, const struct oci_df_instr *in, const char 
         snprintf(comp, sizeof(comp), "%.*s", (int)n, p);
         p += n + (p[n] == '/');
         for (size_t i = 0; rc == 0 && i < cur.n; i++) {
-            char dir[PATH_MAX * 2];
-            struct dirent **names = NULL;
-            int k;
-            snprintf(dir, sizeof(dir), "%s/%s", f->context, cur.v[i]);
+            char path[PATH_MAX * 2];
             if (!has_glob(comp)) {
-                char path[PATH_MAX * 2];
-                struct stat st;
-                snprintf(path, sizeof(path), "%s/%s", dir, comp);
-                if (lstat(path, &st) == 0) {
-                    snprintf(path, sizeof(path), "%s%s%s", cur.v[i], cur.v[i][0] ? "/" : "", comp);
+                snprintf(path, sizeof(path), "%s%s%s", cur.v[i], cur.v[i][0] ? "/" : "", comp);
+                if (w->exists(w->arg, path))
                     rc = strs_addz(&next, path);
-                }
                 continue;
             }
-            k = scandir(dir, &names, NULL, alphasort);
-            for (int j = 0; j < k; j++) {
-                if (rc == 0 && strcmp(names[j]->d_name, ".") != 0 &&
-                    strcmp(names[j]->d_name, "..") != 0 &&
-                    fnmatch(comp, names[j]->d_name, FNM_PERIOD * 0) == 0) {
-                    char path[PATH_MAX * 2];
-                    snprintf(path, sizeof(path), "%s%s%s", cur.v[i], cur.v[i][0] ? "/" : "",
-                             names[j]->d_name);
-                    if (next.n >= MAX_COPY_SOURCES)
-                        rc = fail(f, OCISYNC_ETOOBIG, in, "\"%s\" matches more than %d files",
-                                  pattern, MAX_COPY_SOURCES);
-                    else
-                        rc = strs_addz(&next, path);
-                }
-                free(names[j]);
+            strs_free(&names);
+            rc = w->list(w->arg, cur.v[i], &names);
+            if (rc == UV_ENOENT) {
+                rc = 0;
+                continue;
             }
-            free(names);
+            if (rc == 0 && names.n > 1)
+                qsort(names.v, names.n, sizeof(names.v[0]), cmp_str);
+            for (size_t k = 0; rc == 0 && k < names.n; k++) {
+                if (fnmatch(comp, names.v[k], 0) != 0)
+                    continue;
+                snprintf(path, sizeof(path), "%s%s%s", cur.v[i], cur.v[i][0] ? "/" : "",
+                         names.v[k]);
+                if (next.n >= MAX_COPY_SOURCES)
+                    rc = fail(f, OCISYNC_ETOOBIG, in, "\"%s\" matches more than %d files", pattern,
+                              MAX_COPY_SOURCES);
+                else
+                    rc = strs_addz(&next, path);
+            }
         }
         strs_free(&cur);
         cur = next;
         memset(&next, 0, sizeof(next));
     }
-    /* What .dockerignore excludes is not in the context. */
-    for (size_t i = 0; rc == 0 && i < cur.n; i++) {
-        if (f->ignore == NULL || !oci_ignore_excluded(f->ignore, cur.v[i]))
-            rc = strs_addz(out, cur.v[i]);
-    }
+    for (size_t i = 0; rc == 0 && i < cur.n; i++)
+        rc = strs_addz(out, cur.v[i]);
     strs_free(&cur);
     strs_free(&next);
+    strs_free(&names);
+    return rc;
+}
+
+static int context_list(void *arg, const char *dir, struct strs *names)
+{
+    const struct fe *f = arg;
+    char path[PATH_MAX * 2];
+    struct dirent *de;
+    DIR *d;
+    int rc = 0;
+
+    snprintf(path, sizeof(path), "%s/%s", f->context, dir);
+    if ((d = opendir(path)) == NULL)
+        return UV_ENOENT;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            rc = strs_addz(names, de->d_name);
+    }
+    closedir(d);
+    return rc;
+}
+
+static bool context_exists(void *arg, const char *path)
+{
+    const struct fe *f = arg;
+    char full[PATH_MAX * 2];
+    struct stat st;
+
+    snprintf(full, sizeof(full), "%s/%s", f->context, path);
+    return lstat(full, &st) == 0;
+}
+
+/* Expands a wildcard source against the context; what .dockerignore excludes is not there. */
+static int glob_context(struct fe *f, const struct oci_df_instr *in, const char *pattern,
+                        struct strs *out)
+{
+    const struct glob_where w = {context_list, context_exists, f};
+    struct strs all = {0};
+    int rc = glob_paths(f, in, &w, pattern, &all);
+
+    for (size_t i = 0; rc == 0 && i < all.n; i++) {
+        if (f->ignore == NULL || !oci_ignore_excluded(f->ignore, all.v[i]))
+            rc = strs_addz(out, all.v[i]);
+    }
+    strs_free(&all);
     return rc;
 }
 
@@ -1437,69 +1493,20 @@ static int copy_one_from(struct copy *c, const char *from, struct oci_stack *fs,
     return place(c, local, name, n->type == '5');
 }
 
-/* Collects the names of a stage directory that match one wildcard component. */
-struct glob_stack {
-    const char *pattern, *dir;
-    struct strs *out;
-};
-
-static int glob_stack_entry(void *arg, const char *name, const struct oci_stack_node *n)
+static int stack_list_entry(void *arg, const char *name, const struct oci_stack_node *n)
 {
-    struct glob_stack *g = arg;
-    char path[PATH_MAX * 2];
-
     (void)n;
-    if (fnmatch(g->pattern, name, 0) != 0)
-        return 0;
-    if (g->out->n >= MAX_COPY_SOURCES)
-        return OCISYNC_ETOOBIG;
-    snprintf(path, sizeof(path), "%s%s%s", g->dir, g->dir[0] ? "/" : "", name);
-    return strs_addz(g->out, path);
+    return strs_addz(arg, name);
 }
 
-static int cmp_str(const void *a, const void *b)
+static int stack_list(void *arg, const char *dir, struct strs *names)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return oci_stack_list(arg, dir, stack_list_entry, names);
 }
 
-/* Expands a wildcard source (clean) against a stage's files, component by component, sorted. */
-static int glob_stack(struct copy *c, struct oci_stack *fs, const char *pattern, struct strs *out)
+static bool stack_exists(void *arg, const char *path)
 {
-    struct strs cur = {0}, next = {0};
-    const char *p = pattern + (pattern[0] == '/');
-    int rc = strs_addz(&cur, "");
-
-    while (rc == 0 && *p != '\0') {
-        size_t n = strcspn(p, "/");
-        char comp[NAME_MAX + 1];
-        snprintf(comp, sizeof(comp), "%.*s", (int)n, p);
-        p += n + (p[n] == '/');
-        for (size_t i = 0; rc == 0 && i < cur.n; i++) {
-            if (!has_glob(comp)) {
-                char path[PATH_MAX * 2];
-                snprintf(path, sizeof(path), "%s%s%s", cur.v[i], cur.v[i][0] ? "/" : "", comp);
-                if (oci_stack_lookup(fs, path) != NULL)
-                    rc = strs_addz(&next, path);
-            } else {
-                struct glob_stack g = {comp, cur.v[i], &next};
-                rc = oci_stack_list(fs, cur.v[i], glob_stack_entry, &g);
-                rc = rc == UV_ENOENT ? 0 : rc;
-                if (rc == OCISYNC_ETOOBIG)
-                    rc = fail(c->f, rc, c->in, "\"%s\" matches more than %d files", pattern,
-                              MAX_COPY_SOURCES);
-            }
-        }
-        strs_free(&cur);
-        cur = next;
-        memset(&next, 0, sizeof(next));
-    }
-    if (rc == 0 && cur.n > 1)
-        qsort(cur.v, cur.n, sizeof(cur.v[0]), cmp_str);
-    for (size_t i = 0; rc == 0 && i < cur.n; i++)
-        rc = strs_addz(out, cur.v[i]);
-    strs_free(&cur);
-    strs_free(&next);
-    return rc;
+    return oci_stack_lookup(arg, path) != NULL;
 }
 
 static int copy_from(struct copy *c, const char *from, const char *word)
@@ -1551,7 +1558,8 @@ have:
     if (!has_glob(clean))
         return copy_one_from(c, from, fs, clean);
     c->many = true;
-    rc = glob_stack(c, fs, clean, &matches);
+    rc = glob_paths(f, c->in, &(const struct glob_where){stack_list, stack_exists, fs}, clean,
+                    &matches);
     if (rc == 0 && matches.n == 0)
         rc =
             fail(f, OCISYNC_EUSAGE, c->in, "--from=%s has nothing that matches \"%s\"", from, word);
