@@ -27,6 +27,7 @@
 #include "oci/dockerfile.h"
 #include "oci/dockerignore.h"
 #include "oci/stack.h"
+#include "oci/unpack.h"
 #include "oci/manifest.h"
 #include "oci/ref.h"
 #include "oci/archive.h"
@@ -1176,20 +1177,17 @@ static int looks_like_archive(const char *path)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
     if (fd < 0)
-        return false;
+        return 0;
     n = read(fd, b, sizeof(b));
     close(fd);
-    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b)
-        return 1; /* gzip */
-    if (n >= 3 && memcmp(b, "BZh", 3) == 0)
+    /* gzip and zstd as the layer reader tells them; bzip2 and xz by their own magic. */
+    if (n >= 4 && oci_comp_of_head(b) != OCI_COMP_TAR)
+        return 1;
+    if ((n >= 3 && memcmp(b, "BZh", 3) == 0) || (n >= 6 && memcmp(b,
+                                                                  "\xfd"
+                                                                  "7zXZ\0",
+                                                                  6) == 0))
         return 2;
-    if (n >= 6 && memcmp(b,
-                         "\xfd"
-                         "7zXZ\0",
-                         6) == 0)
-        return 2;
-    if (n >= 4 && memcmp(b, "\x28\xb5\x2f\xfd", 4) == 0)
-        return 1; /* zstd */
     return n >= 262 && memcmp(b + 257, "ustar", 5) == 0;
 }
 
