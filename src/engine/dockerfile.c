@@ -52,8 +52,6 @@
 /* The Dockerfile and .dockerignore are read whole; beyond this they are refused. */
 #define DOCKERFILE_MAX (4 * 1024 * 1024)
 #define DOCKERIGNORE_MAX (1024 * 1024)
-/* How many symlinks resolving one COPY source may pass through, as Linux allows. */
-#define MAX_LINK_HOPS 40
 /* The largest file an ADD of a URL downloads. */
 #define ADD_URL_MAX ((uint64_t)8 * 1024 * 1024 * 1024)
 /* Sources one COPY may name after wildcards. */
@@ -910,51 +908,40 @@ static void clean_path(const char *in, char *out, size_t len, bool *escaped)
     out[o] = '\0';
 }
 
+/* A link of the build context, for oci_resolve_in_root: its target, or NULL. */
+static const char *context_link_of(void *arg, const char *path, size_t len, char *buf,
+                                   size_t buflen)
+{
+    const struct fe *f = arg;
+    char full[PATH_MAX * 2];
+    struct stat st;
+    ssize_t t;
+
+    snprintf(full, sizeof(full), "%s/%.*s", f->context, (int)len, path);
+    if (lstat(full, &st) != 0 || !S_ISLNK(st.st_mode) || (t = readlink(full, buf, buflen - 1)) < 0)
+        return NULL;
+    buf[t] = '\0';
+    return buf;
+}
+
 /*
  * Resolves rel (a clean path relative to the context) to a path inside the
- * context, following symlinks as if the context were the root: a link's
- * absolute target starts again at the context, and ".." stops there. The
- * result (relative, "" for the root) is in out.
+ * context, following symlinks as if the context were the root (the layer
+ * stack's walk: a link's absolute target starts again at the context, ".."
+ * stops there, at most 40 links). The result (relative, "" for the root) is
+ * in out; UV_ENOENT when nothing is there.
  */
 static int resolve_in_context(struct fe *f, const char *rel, char *out, size_t len)
 {
-    char cur[PATH_MAX] = "", rest[PATH_MAX], next[PATH_MAX], full[PATH_MAX * 2], target[PATH_MAX];
-    int hops = 0;
-    bool esc;
+    char full[PATH_MAX * 2];
+    struct stat st;
+    int rc = oci_resolve_in_root(rel, true, context_link_of, f, out, len);
 
-    snprintf(rest, sizeof(rest), "%s", rel);
-    while (rest[0] != '\0') {
-        size_t n = strcspn(rest, "/");
-        struct stat st;
-        char comp[PATH_MAX];
-
-        memcpy(comp, rest, n);
-        comp[n] = '\0';
-        memmove(rest, rest + n + (rest[n] == '/'), strlen(rest + n + (rest[n] == '/')) + 1);
-        snprintf(next, sizeof(next), "%s%s%s", cur, cur[0] ? "/" : "", comp);
-        snprintf(full, sizeof(full), "%s/%s", f->context, next);
-        if (lstat(full, &st) != 0)
-            return errno == ENOENT ? UV_ENOENT : uv_translate_sys_error(errno);
-        if (S_ISLNK(st.st_mode)) {
-            ssize_t t = readlink(full, target, sizeof(target) - 1);
-            char joined[PATH_MAX * 3];
-            if (t < 0)
-                return uv_translate_sys_error(errno);
-            target[t] = '\0';
-            if (++hops > MAX_LINK_HOPS)
-                return UV_ELOOP;
-            /* The link's target, then what was left of the path; cleaned from the context root. */
-            snprintf(joined, sizeof(joined), "%s%s%s%s%s", target[0] == '/' ? "" : cur,
-                     target[0] == '/' || cur[0] == '\0' ? "" : "/", target, rest[0] ? "/" : "",
-                     rest);
-            clean_path(joined, next, sizeof(next), &esc);
-            snprintf(rest, sizeof(rest), "%s", next[0] == '/' ? next + 1 : next);
-            cur[0] = '\0';
-            continue;
-        }
-        snprintf(cur, sizeof(cur), "%s", next);
-    }
-    snprintf(out, len, "%s", cur);
+    if (rc != 0)
+        return rc;
+    snprintf(full, sizeof(full), "%s%s%s", f->context, out[0] ? "/" : "", out);
+    if (lstat(full, &st) != 0)
+        return errno == ENOENT ? UV_ENOENT : uv_translate_sys_error(errno);
     return 0;
 }
 

@@ -1094,8 +1094,8 @@ int oci_stack_list(const struct oci_stack *s, const char *dir,
     return 0;
 }
 
-int oci_stack_resolve(const struct oci_stack *s, const char *path, bool follow_last, char *out,
-                      size_t outlen)
+int oci_resolve_in_root(const char *path, bool follow_last, oci_link_of link_of, void *arg,
+                        char *out, size_t outlen)
 {
     size_t in = strlen(path), cap = in + MAX_LINKS * (OCI_TAR_PATH_MAX + 2) + 1;
     char *rest, *tmp, cur[OCI_TAR_PATH_MAX + 1];
@@ -1114,7 +1114,8 @@ int oci_stack_resolve(const struct oci_stack *s, const char *path, bool follow_l
     for (;;) {
         const char *comp;
         size_t n, next, nlen;
-        const struct node *nd;
+        const char *target;
+        char tbuf[OCI_TAR_PATH_MAX + 1];
         bool last;
 
         while (rest[pos] == '/')
@@ -1146,9 +1147,9 @@ int oci_stack_resolve(const struct oci_stack *s, const char *path, bool follow_l
         memcpy(cur + nlen - n, comp, n);
         /* A trailing "/" asks for a directory: the link is followed then too, as POSIX says. */
         last = rest[next] == '\0';
-        nd = find(s, cur, nlen);
-        if (nd != NULL && nd->pub.type == '2' && (!last || follow_last)) {
-            size_t tl = strlen(nd->pub.linkname), rl = strlen(rest + next);
+        target = !last || follow_last ? link_of(arg, cur, nlen, tbuf, sizeof(tbuf)) : NULL;
+        if (target != NULL) {
+            size_t tl = strlen(target), rl = strlen(rest + next);
 
             if (++links > MAX_LINKS) {
                 rc = UV_ELOOP;
@@ -1158,7 +1159,7 @@ int oci_stack_resolve(const struct oci_stack *s, const char *path, bool follow_l
                 rc = OCISYNC_ETOOBIG;
                 goto out;
             }
-            memcpy(tmp, nd->pub.linkname, tl);
+            memcpy(tmp, target, tl);
             memcpy(tmp + tl, rest + next, rl + 1);
             {
                 char *sw = rest;
@@ -1166,7 +1167,7 @@ int oci_stack_resolve(const struct oci_stack *s, const char *path, bool follow_l
                 tmp = sw;
             }
             pos = 0;
-            if (nd->pub.linkname[0] == '/')
+            if (target[0] == '/')
                 clen = 0;
             continue;
         }
@@ -1183,6 +1184,22 @@ out:
     free(rest);
     free(tmp);
     return rc;
+}
+
+/* The target of the link at the stack's path (len bytes), or NULL when it is not a link. */
+static const char *stack_link_of(void *arg, const char *path, size_t len, char *buf, size_t buflen)
+{
+    const struct node *nd = find(arg, path, len);
+
+    (void)buf;
+    (void)buflen;
+    return nd != NULL && nd->pub.type == '2' ? nd->pub.linkname : NULL;
+}
+
+int oci_stack_resolve(const struct oci_stack *s, const char *path, bool follow_last, char *out,
+                      size_t outlen)
+{
+    return oci_resolve_in_root(path, follow_last, stack_link_of, (void *)s, out, outlen);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -118,6 +118,22 @@ int oci_stack_resolve(const struct oci_stack *s, const char *path, bool follow_l
                       size_t outlen);
 
 /*
+ * The target of the symlink at path (len bytes, relative to the root, not
+ * NUL-terminated), or NULL when path is not a symlink (or is missing); buf
+ * (buflen bytes) is room the callback may put the target in.
+ */
+typedef const char *(*oci_link_of)(void *arg, const char *path, size_t len, char *buf,
+                                   size_t buflen);
+
+/*
+ * oci_stack_resolve's walk over any tree: the links are what link_of says
+ * (oci_stack_resolve asks the stack; a builder may ask a directory on disk,
+ * its build context, as if it were the root). Same rules and results.
+ */
+int oci_resolve_in_root(const char *path, bool follow_last, oci_link_of link_of, void *arg,
+                        char *out, size_t outlen);
+
+/*
  * Writes what the stacked layers hold at src (resolved first, following its
  * last link as COPY does) into dir, which must exist and be empty
  * (UV_ENOTEMPTY otherwise): a file becomes dir/NAME (NAME the last
