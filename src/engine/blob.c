@@ -80,7 +80,7 @@ static void set_sink(struct copy_blob *b, enum blob_sink s)
 /* Whether b is read from the source layout (else from a registry). */
 static bool from_file(const struct copy_blob *b)
 {
-    return b->job->src_lay != NULL && !b->from_base;
+    return b->job->src_lay != NULL && b->origin == NULL;
 }
 
 static bool to_layout(const struct copy_blob *b)
@@ -351,7 +351,7 @@ static void source_end(struct copy_blob *b, struct proto_reg_op *op, int err, co
     if (op != NULL && err != UV_ERANGE && !b->relay.failed && b->relay.in > 0 &&
         b->relay.in < b->relay.size && transient) {
         const struct proto_retry *policy =
-            b->from_base ? &job->base_reg->retry : &job->src_reg->retry;
+            b->origin ? &b->origin->reg->retry : &job->src_reg->retry;
         if (b->get_resumes < policy->max_retries) {
             uint64_t ms = proto_reg_backoff_ms(policy, b->get_resumes, NULL);
             b->get_resumes++;
@@ -513,8 +513,8 @@ static int start_source(struct copy_blob *b)
     if (from_file(b))
         return start_file(b);
     err =
-        proto_reg_blob_fetch(&b->io->get, b->from_base ? job->base_reg : job->src_reg,
-                             b->from_base ? job->base.repository : job->src.repository,
+        proto_reg_blob_fetch(&b->io->get, b->origin ? b->origin->reg : job->src_reg,
+                             b->origin ? b->origin->ref.repository : job->src.repository,
                              b->desc.digest.str, b->relay.in, (uint64_t)b->desc.size, get_on_body);
     b->io->get.data = b;
     if (err == 0)

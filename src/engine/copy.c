@@ -788,35 +788,54 @@ static int cmp_use(const void *a, const void *b)
     return x->c < y->c ? -1 : x->c > y->c;
 }
 
-/* A new blob of job for d (from the base image when the layout lacks it). */
+/* A hint that places d in repository repo of registry: NULL if none. */
+static const struct engine_mount_hint *hint_for(const struct copy_job *job,
+                                                const struct oci_descriptor *d,
+                                                const char *registry, const char *repo)
+{
+    for (size_t i = 0; i < job->eitem->n_hints; i++) {
+        const struct engine_mount_hint *h = &job->eitem->hints[i];
+        if (oci_digest_equal(&h->digest, &d->digest) && strcmp(h->registry, registry) == 0 &&
+            (repo == NULL ? strcmp(h->repository, job->dst.repository) != 0
+                          : strcmp(h->repository, repo) == 0))
+            return h;
+    }
+    return NULL;
+}
+
+/*
+ * A new blob of job for d. One the source layout lacks comes from an origin:
+ * the holder when a hint places it there, else the base image.
+ */
 static int new_blob(struct copy_job *job, const struct oci_descriptor *d)
 {
     struct copy_blob *b = &job->blobs[job->n_blobs++];
+    const struct engine_mount_hint *h;
     b->job = job;
     b->fd = -1;
     b->desc = *d;
-    if (job->has_base && !oci_layout_blob_exists(&job->src_lay->lay, &d->digest, d->size)) {
-        b->from_base = true;
-        if (job->base_same_dst) {
-            b->mount_from = strdup(job->base.repository);
+    if (job->n_origins > 0 && !oci_layout_blob_exists(&job->src_lay->lay, &d->digest, d->size)) {
+        for (size_t i = job->n_origins; i-- > 0 && b->origin == NULL;) {
+            struct copy_origin *o = &job->origins[i];
+            if (o != job->holder || hint_for(job, d, o->ref.registry, o->ref.repository) != NULL)
+                b->origin = o;
+        }
+        if (b->origin != NULL && b->origin->same_dst) {
+            b->mount_from = strdup(b->origin->ref.repository);
             b->mount_scope = strdup(job->dst_reg->scope);
             if (b->mount_from == NULL || b->mount_scope == NULL)
                 return UV_ENOMEM;
         }
     }
-    for (size_t i = 0; i < job->eitem->n_hints && !b->from_base && job->dst_reg != NULL; i++) {
-        const struct engine_mount_hint *h = &job->eitem->hints[i];
-        if (!oci_digest_equal(&h->digest, &d->digest) ||
-            strcmp(h->registry, job->dst.registry) != 0 ||
-            strcmp(h->repository, job->dst.repository) == 0)
-            continue;
+    /* Where a hint places it in another repository of the destination registry: a mount. */
+    if (b->origin == NULL && job->dst_reg != NULL &&
+        (h = hint_for(job, d, job->dst.registry, NULL)) != NULL) {
         b->mount_from = strdup(h->repository);
         b->mount_scope = malloc(PROTO_REG_SCOPE_MAX);
         if (b->mount_from == NULL || b->mount_scope == NULL)
             return UV_ENOMEM;
         snprintf(b->mount_scope, PROTO_REG_SCOPE_MAX, "%s repository:%s:pull", job->dst_reg->scope,
                  h->repository);
-        break;
     }
     return 0;
 }
@@ -1246,10 +1265,10 @@ static void job_release(struct copy_job *job)
     if (job->top_parsed)
         oci_manifest_free(&job->top);
     job->top_parsed = false;
-    for (int side = 0; side < 3; side++) {
+    for (size_t side = 0; side < 2 + job->n_origins; side++) {
         struct proto_registry *reg = side == 0   ? job->src_reg
                                      : side == 1 ? job->dst_reg
-                                                 : job->base_reg;
+                                                 : job->origins[side - 2].reg;
         if (reg == NULL)
             continue;
         /* What one image learnt about a registry's authentication spares the next a 401. */
@@ -1258,7 +1277,9 @@ static void job_release(struct copy_job *job)
         proto_registry_dispose(reg);
         free(reg);
     }
-    job->src_reg = job->dst_reg = job->base_reg = NULL;
+    job->src_reg = job->dst_reg = NULL;
+    job->n_origins = 0;
+    job->holder = NULL;
 }
 
 /*
@@ -1463,30 +1484,36 @@ static int parse_side(struct copy_job *job, bool dst, char *msg, size_t msglen)
     return err != 0 ? err : take_side(job, &t, dst, msg, msglen);
 }
 
-/* The base image's registry endpoint, for blobs a layout source does not hold. */
-static int setup_base(struct copy_job *job, char *msg, size_t msglen)
+/* An origin's registry endpoint, for blobs a layout source does not hold (what names it). */
+static int add_origin(struct copy_job *job, const char *what, const char *ref,
+                      const struct oci_ref *typed, char *msg, size_t msglen)
 {
     const struct ocisync_registry_opts *ro =
         job->item->src_opts ? job->item->src_opts : &job->opts->src;
+    struct copy_origin *o = &job->origins[job->n_origins];
     struct engine_transport t;
-    int err = engine_transport_parse(job->item->base, &t, msg, msglen);
-    if (err == 0 && t.kind != ENGINE_TRANSPORT_REGISTRY) {
-        snprintf(msg, msglen, "base \"%s\": not a registry repository", job->item->base);
-        err = OCISYNC_EUSAGE;
+    int err = 0;
+
+    if (typed != NULL) {
+        o->ref = *typed;
+    } else {
+        err = engine_transport_parse(ref, &t, msg, msglen);
+        if (err == 0 && t.kind != ENGINE_TRANSPORT_REGISTRY) {
+            snprintf(msg, msglen, "%s \"%s\": not a registry repository", what, ref);
+            err = OCISYNC_EUSAGE;
+        }
+        if (err != 0)
+            return err;
+        o->ref = t.ref;
     }
+    err = engine_endpoint_get(&job->ctx->s.endpoints, o->ref.registry, ro, false, &o->reg, msg,
+                              msglen);
     if (err != 0)
         return err;
-    job->base = t.ref;
-    err = engine_endpoint_get(&job->ctx->s.endpoints, job->base.registry, ro, false, &job->base_reg,
-                              msg, msglen);
-    if (err != 0)
-        return err;
-    snprintf(job->base_reg->scope, sizeof(job->base_reg->scope), "repository:%s:pull",
-             job->base.repository);
-    job->has_base = true;
-    job->base_same_dst = job->dst_reg != NULL &&
-                         strcmp(job->base_reg->base, job->dst_reg->base) == 0 &&
-                         strcmp(job->base.repository, job->dst.repository) != 0;
+    job->n_origins++;
+    snprintf(o->reg->scope, sizeof(o->reg->scope), "repository:%s:pull", o->ref.repository);
+    o->same_dst = job->dst_reg != NULL && strcmp(o->reg->base, job->dst_reg->base) == 0 &&
+                  strcmp(o->ref.repository, job->dst.repository) != 0;
     return 0;
 }
 
@@ -1531,15 +1558,25 @@ static int job_setup(struct copy_job *job)
     if (err == 0 && job->dst_lay == NULL)
         err = job_endpoint(job, true, &job->dst_reg);
     if (err == 0 && it->base != NULL && job->src_lay != NULL)
-        err = setup_base(job, msg, msglen);
+        err = add_origin(job, "base", it->base, NULL, msg, msglen);
+    if (err == 0 && job->eitem->holder != NULL && job->src_lay != NULL) {
+        err = add_origin(job, "cache", NULL, job->eitem->holder, msg, msglen);
+        if (err == 0)
+            job->holder = &job->origins[job->n_origins - 1];
+    }
     if (err != 0)
         return err;
     if (job->src_lay != NULL || job->dst_lay != NULL) {
-        if (job->dst_reg != NULL)
-            snprintf(
-                job->dst_reg->scope, sizeof(job->dst_reg->scope), "repository:%s:pull,push%s%s%s",
-                job->dst.repository, job->base_same_dst ? " repository:" : "",
-                job->base_same_dst ? job->base.repository : "", job->base_same_dst ? ":pull" : "");
+        if (job->dst_reg != NULL) {
+            size_t len = (size_t)snprintf(job->dst_reg->scope, sizeof(job->dst_reg->scope),
+                                          "repository:%s:pull,push", job->dst.repository);
+            /* Mounts from an origin on the destination registry need pull there too. */
+            for (size_t i = 0; i < job->n_origins && len < sizeof(job->dst_reg->scope); i++)
+                if (job->origins[i].same_dst)
+                    len += (size_t)snprintf(job->dst_reg->scope + len,
+                                            sizeof(job->dst_reg->scope) - len,
+                                            " repository:%s:pull", job->origins[i].ref.repository);
+        }
         if (job->src_reg != NULL)
             snprintf(job->src_reg->scope, sizeof(job->src_reg->scope), "repository:%s:pull",
                      job->src.repository);

@@ -29,6 +29,12 @@ struct engine_copy_item {
     const struct engine_transport *src, *dst;
     const struct engine_mount_hint *hints; /* borrowed, n_hints */
     size_t n_hints;
+    /*
+     * A registry repository (borrowed) holding blobs a layout source lacks,
+     * such as a registry build cache: a blob the layout lacks comes from
+     * there when a hint places it there, else from the item's base.
+     */
+    const struct oci_ref *holder;
 };
 
 /*

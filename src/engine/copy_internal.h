@@ -158,8 +158,8 @@ struct copy_blob {
     /* A source GET cut mid-body resumes with Range from where the relay stands. */
     unsigned get_resumes;
     struct loop_delay get_backoff;
-    /* From the base image's registry rather than the source layout (see copy_job.base). */
-    bool from_base;
+    /* From one of the job's origins rather than the source layout (NULL: the job's source). */
+    struct copy_origin *origin;
     /* The upload in flight tries a mount first; whether the registry opened an upload. */
     bool mounting, opened;
     /*
@@ -210,6 +210,13 @@ struct copy_shared {
     struct queue waiters;
 };
 
+/* A registry repository that holds blobs a layout source lacks (see copy_job.origins). */
+struct copy_origin {
+    struct oci_ref ref;
+    struct proto_registry *reg; /* owned */
+    bool same_dst;              /* another repository of the destination registry: mount */
+};
+
 /*
  * The life of an image (copy.c; set_job_state logs every change):
  *   WAITING -> LOOKING (HEADs of both tags: the same digest ends it here)
@@ -246,13 +253,14 @@ struct copy_job {
     struct copy_layout *src_lay, *dst_lay;
     char src_lref[256], dst_lref[256]; /* the image's name in the layout, or "" */
     /*
-     * A layout source built on a base image (ocisync_copy_item.base): blobs
-     * the layout lacks come from the base's repository, mounted when it is on
-     * the destination registry.
+     * Where the blobs a layout source lacks come from, mounted when on the
+     * destination registry: the base image's repository
+     * (ocisync_copy_item.base), and the holder (engine_copy_item.holder) for
+     * the blobs a hint places there.
      */
-    bool has_base, base_same_dst;
-    struct oci_ref base;
-    struct proto_registry *base_reg; /* owned */
+    struct copy_origin origins[2];
+    size_t n_origins;
+    struct copy_origin *holder; /* in origins, or NULL */
     struct oci_platform platforms[16];
     size_t n_platforms;
     unsigned throttles_seen;
