@@ -428,6 +428,15 @@ struct ocisync_build_opts {
     const char *cache_dir;
     int no_cache;
     /*
+     * The build cache in a registry repository, as buildx's type=registry
+     * cache: "REF" or "type=registry,ref=REF". cache_from is read (layers
+     * found there are mounted or relayed from it, not built); cache_to gets
+     * this build's layers once the tags are pushed. Both may name the same
+     * image. no_cache skips reading cache_from but still writes cache_to,
+     * as buildx does.
+     */
+    const char *cache_from, *cache_to;
+    /*
      * Where the image goes: registry references (docker://...), oci:DIR:NAME
      * or oci-archive:FILE:NAME; all of them get the same index.
      */
@@ -445,6 +454,8 @@ struct ocisync_build_result {
     uint64_t tar_bytes;     /* uncompressed bytes of the new layers */
     uint64_t blobs_copied, blobs_mounted, blobs_skipped;
     uint64_t blobs_streamed; /* new layers uploaded while they were built (part of blobs_copied) */
+    /* Why cache_from could not be used (the build went on without it), or "". */
+    char cache_warning[512];
     char error[1024];
 };
 

@@ -58,6 +58,9 @@ static void build_usage(FILE *f, bool push)
             "      --level N             compression level (default: gzip 6, zstd 3)\n"
             "      --cache-dir DIR       the build cache (default $XDG_CACHE_HOME/ocisync)\n"
             "      --no-cache            build every layer, and keep none in the cache\n"
+            "      --cache-from REF      also find layers in this registry cache image\n"
+            "                            (or type=registry,ref=REF, as buildx takes it)\n"
+            "      --cache-to REF        write this build's layers to a registry cache image\n"
             "      --label KEY=VALUE     (repeatable)\n"
             "      --annotation KEY=VALUE  on the manifests and the index (repeatable)\n"
             "      --version V, --source URL, --revision REV\n"
@@ -216,6 +219,8 @@ int cli_build(int argc, char **argv, bool push)
         OPT_TARGET,
         OPT_CACHE_DIR,
         OPT_NO_CACHE,
+        OPT_CACHE_FROM,
+        OPT_CACHE_TO,
     };
     static const struct option longopts[] = {
         {"base", required_argument, NULL, OPT_BASE},
@@ -224,6 +229,8 @@ int cli_build(int argc, char **argv, bool push)
         {"target", required_argument, NULL, OPT_TARGET},
         {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+        {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
+        {"cache-to", required_argument, NULL, OPT_CACHE_TO},
         {"platform", required_argument, NULL, 'p'},
         {"layer", required_argument, NULL, OPT_LAYER},
         {"compression", required_argument, NULL, OPT_COMPRESSION},
@@ -293,6 +300,12 @@ int cli_build(int argc, char **argv, bool push)
             break;
         case OPT_NO_CACHE:
             o.no_cache = 1;
+            break;
+        case OPT_CACHE_FROM:
+            o.cache_from = optarg;
+            break;
+        case OPT_CACHE_TO:
+            o.cache_to = optarg;
             break;
         case 'p': {
             char *eq;
@@ -574,6 +587,8 @@ int cli_build(int argc, char **argv, bool push)
     err = ocisync_build(&o, &res);
     if (out.bars)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
+    if (res.cache_warning[0] != '\0')
+        fprintf(stderr, "%s %s: warning: %s\n", cli_prog, cmdname, res.cache_warning);
     if (err != 0) {
         cli_print_error(cmdname, res.error, err);
         rc = cli_exit_code(err);

@@ -54,6 +54,7 @@ struct new_layer {
     bool built;
     struct oci_digest key; /* in the build cache, when keyed */
     bool keyed, cached;
+    bool remote;                /* cached in the registry cache: its blob is there, not here */
     struct engine_cache_at *at; /* owned: where a cached layer was pushed before */
     /* Where the streamed pushes left it: "registry" and repository of each. */
     char streamed_to[MAX_STREAMS][2][256];
@@ -98,6 +99,12 @@ struct build {
     int64_t created;
     const char *comp_mt;
     struct engine_cache cache;
+    /* The registry cache: read (rfrom.n entries; none when off), and written when to_on. */
+    struct engine_rcache rfrom;
+    struct oci_ref rto;
+    bool to_on;
+    struct oci_ref *pushed; /* owned: the registry tags the image went to, n_pushed */
+    size_t n_pushed;
     unsigned pending; /* builder thread: layers and pushes that have not called back */
 };
 
@@ -109,45 +116,12 @@ static void build_free(struct build *b);
 struct fetcher {
     struct engine_session s;
     struct proto_registry *reg;
-    bool done;
-    int err;
 };
 
-static void on_fetched(struct proto_reg_op *op, int err)
-{
-    struct fetcher *f = op->data;
-    f->done = true;
-    f->err = err;
-}
-
-/* GETs a manifest (blob false) or a small blob; *out is malloc'ed. */
 static int fetch(struct fetcher *f, const char *repo, const char *ref, bool blob, char **out,
                  size_t *len, char *ct, size_t ctlen, char *msg, size_t msglen)
 {
-    struct proto_reg_op op;
-    int err = blob ? proto_reg_blob_get(&op, f->reg, repo, ref)
-                   : proto_reg_manifest_get(&op, f->reg, repo, ref, false);
-    if (err == 0 && blob)
-        proto_reg_set_body_max(&op, OCI_MANIFEST_MAX_SIZE);
-    op.data = f;
-    f->done = false;
-    if (err == 0)
-        err = proto_reg_op_start(&op, on_fetched);
-    if (err == 0) {
-        while (!f->done)
-            uv_run(&f->s.uv, UV_RUN_ONCE);
-        err = f->err;
-    }
-    if (err != 0) {
-        snprintf(msg, msglen, "%s", op.errmsg[0] ? op.errmsg : ocisync_strerror(err));
-    } else {
-        const char *c = proto_reg_header(&op, "Content-Type");
-        *out = proto_reg_take_body(&op, len);
-        if (ct != NULL)
-            snprintf(ct, ctlen, "%.*s", c != NULL ? (int)strcspn(c, "; ") : 0, c ? c : "");
-    }
-    proto_reg_op_dispose(&op);
-    return err;
+    return engine_session_get(&f->s, f->reg, repo, ref, blob, out, len, ct, ctlen, msg, msglen);
 }
 
 static bool digest_ok(const char *data, size_t len, const struct oci_digest *want)
@@ -570,8 +544,9 @@ static void build_layers(void *arg)
         if (l->err != 0)
             continue;
         l->planned = true;
-        if (b->cache.dir[0] != '\0') {
+        if (b->cache.dir[0] != '\0' || b->rfrom.n > 0 || b->to_on) {
             char blobs[4400];
+            const struct engine_rcache_entry *e;
             l->err = engine_cache_key(&b->cache, &l->plan, comp, b->o->level, &l->key, l->msg,
                                       sizeof(l->msg));
             if (l->err != 0)
@@ -586,6 +561,13 @@ static void build_layers(void *arg)
                 LOG_DEBUG("layer %s: from the build cache (%s)", l->def->label,
                           l->build.result.digest.str);
                 l->built = l->cached = true;
+                continue;
+            }
+            if ((e = engine_rcache_find(&b->rfrom, &l->key)) != NULL) {
+                LOG_DEBUG("layer %s: from the registry cache (%s)", l->def->label, e->r.digest.str);
+                l->build.result = e->r;
+                l->build.result.path[0] = '\0';
+                l->built = l->cached = l->remote = true;
                 continue;
             }
         }
@@ -717,9 +699,10 @@ static int write_image(struct build *b, struct oci_layout *lay, char *msg, size_
 /* ------------------------------------------------------------------------------------------ */
 
 /*
- * Where the new layers are already: streamed this run, or pushed by an
- * earlier build (the cache remembers). The copy mounts them from there into
- * the other repositories of the same registry instead of uploading them.
+ * Where the new layers are already: streamed this run, pushed by an earlier
+ * build (the cache remembers), or in the registry cache. The copy mounts
+ * them from there into the other repositories of the same registry instead
+ * of uploading them (and fetches those of the registry cache from it).
  */
 static int make_hints(struct build *b, struct engine_mount_hint **out, char (**strs)[2][256],
                       size_t *n)
@@ -728,7 +711,8 @@ static int make_hints(struct build *b, struct engine_mount_hint **out, char (**s
 
     *n = 0;
     for (size_t i = 0; i < b->n_layers; i++)
-        cap += b->layers[i].streamed + (b->layers[i].at ? b->layers[i].at->n : 0);
+        cap += b->layers[i].streamed + (b->layers[i].at ? b->layers[i].at->n : 0) +
+               b->layers[i].remote;
     if (cap == 0)
         return 0;
     *out = calloc(cap, sizeof(**out));
@@ -737,6 +721,9 @@ static int make_hints(struct build *b, struct engine_mount_hint **out, char (**s
         return UV_ENOMEM;
     for (size_t i = 0; i < b->n_layers; i++) {
         struct new_layer *l = &b->layers[i];
+        if (l->remote)
+            (*out)[(*n)++] = (struct engine_mount_hint){
+                b->rfrom.ref.registry, b->rfrom.ref.repository, l->build.result.digest};
         for (size_t k = 0; k < l->streamed; k++) {
             memcpy((*strs)[*n], l->streamed_to[k], sizeof((*strs)[0]));
             (*out)[*n] =
@@ -757,6 +744,108 @@ static int make_hints(struct build *b, struct engine_mount_hint **out, char (**s
         }
     }
     return 0;
+}
+
+/*
+ * The registry cache of o: cache_to's image checked, cache_from's read
+ * (unless no_cache). A cache_from that cannot be read is a warning: the
+ * build goes on without it, as it does without a local cache.
+ */
+static int open_registry_cache(struct build *b)
+{
+    const struct ocisync_build_opts *o = b->o;
+    char msg[1024];
+    int err;
+
+    if (o->cache_to != NULL) {
+        err = engine_rcache_ref(o->cache_to, "--cache-to", &b->rto, b->res->error,
+                                sizeof(b->res->error));
+        if (err != 0)
+            return err;
+        b->to_on = true;
+    }
+    if (o->cache_from == NULL)
+        return 0;
+    err = engine_rcache_ref(o->cache_from, "--cache-from", &b->rfrom.ref, b->res->error,
+                            sizeof(b->res->error));
+    if (err != 0 || o->no_cache)
+        return err;
+    if (engine_rcache_load(&b->rfrom, &o->copy, msg, sizeof(msg)) != 0)
+        snprintf(b->res->cache_warning, sizeof(b->res->cache_warning), "%s; building without it",
+                 msg);
+    return 0;
+}
+
+/*
+ * Writes the registry cache: an image of this build's layers, into the
+ * staging layout and from there to cache_to, once the tags are pushed (so
+ * its layers mount from them; those from cache_from come from there).
+ */
+static int push_registry_cache(struct build *b, struct oci_layout *lay,
+                               const struct engine_mount_hint *hints, size_t n_hints)
+{
+    struct ocisync_build_result *res = b->res;
+    struct engine_rcache_entry *e = calloc(b->n_layers + 1, sizeof(*e));
+    struct engine_mount_hint *more = calloc(n_hints + b->n_pushed * b->n_layers + 1, sizeof(*more));
+    struct engine_copy_item item;
+    struct engine_transport from, to;
+    struct ocisync_copy_result cres;
+    struct ocisync_copy_opts copts = b->o->copy;
+    char src[4400], dst[1200];
+    size_t n = 0;
+    int err;
+
+    if (e == NULL || more == NULL) {
+        free(e);
+        free(more);
+        return UV_ENOMEM;
+    }
+    /* The layers are now in the repositories of the tags too: mounts from there. */
+    memcpy(more, hints, n_hints * sizeof(*hints));
+    for (size_t t = 0; t < b->n_pushed; t++)
+        for (size_t i = 0; i < b->n_layers; i++)
+            more[n_hints++] = (struct engine_mount_hint){
+                b->pushed[t].registry, b->pushed[t].repository, b->layers[i].build.result.digest};
+    for (size_t i = 0; i < b->n_layers; i++) {
+        if (!b->layers[i].keyed)
+            continue;
+        e[n].key = b->layers[i].key;
+        e[n].r = b->layers[i].build.result;
+        snprintf(e[n].media_type, sizeof(e[n].media_type), "%s", b->comp_mt);
+        n++;
+    }
+    err = engine_rcache_write(lay, "cache", e, n, res->error, sizeof(res->error));
+    if (err == 0)
+        err = oci_layout_commit(lay, res->error, sizeof(res->error));
+    free(e);
+    if (err != 0)
+        goto out;
+    memset(&item, 0, sizeof(item));
+    memset(&to, 0, sizeof(to));
+    memset(&cres, 0, sizeof(cres));
+    to.kind = ENGINE_TRANSPORT_REGISTRY;
+    to.ref = b->rto;
+    oci_ref_format(&b->rto, dst, sizeof(dst));
+    snprintf(src, sizeof(src), "oci:%s:cache", b->staging);
+    item.it.src = src;
+    item.it.dst = dst;
+    engine_transport_layout(&from, b->staging, "cache");
+    item.src = &from;
+    item.dst = &to;
+    item.hints = more;
+    item.n_hints = n_hints;
+    item.holder = b->rfrom.n > 0 ? &b->rfrom.ref : NULL;
+    copts.platforms = NULL;
+    copts.n_platforms = 0;
+    copts.referrers = 0;
+    copts.on_event = NULL;
+    err = engine_copy_many(&item, 1, &copts, &cres);
+    if (err != 0)
+        snprintf(res->error, sizeof(res->error), "--cache-to %s: %s (the image itself was pushed)",
+                 dst, cres.error[0] ? cres.error : ocisync_strerror(err));
+out:
+    free(more);
+    return err;
 }
 
 /* The build's layers and platforms from the spec, checked. */
@@ -818,6 +907,8 @@ static int plan_build(struct build *b)
 
 static void build_free(struct build *b)
 {
+    engine_rcache_free(&b->rfrom);
+    free(b->pushed);
     for (size_t i = 0; i < b->n_layers; i++) {
         if (b->layers[i].planned)
             oci_tar_plan_free(&b->layers[i].plan);
@@ -862,6 +953,8 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
     if (!o->no_cache)
         engine_cache_open(&b.cache, o->cache_dir);
     err = plan_build(&b);
+    if (err == 0)
+        err = open_registry_cache(&b);
     if (err != 0)
         goto out;
     b.scratch = spec->base == NULL || strcmp(spec->base, "scratch") == 0;
@@ -993,6 +1086,7 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
         items[t].src = &staging;
         items[t].hints = hints;
         items[t].n_hints = n_hints;
+        items[t].holder = b.rfrom.n > 0 ? &b.rfrom.ref : NULL;
     }
     {
         struct ocisync_copy_opts copts = o->copy;
@@ -1014,10 +1108,17 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
         if (cres[t].error[0] != '\0' || !registry_tag(o->tags[t], &dst))
             continue;
         snprintf(where, sizeof(where), "%s/%s", dst.registry, dst.repository);
+        if (b.pushed == NULL && (b.pushed = calloc(o->n_tags, sizeof(*b.pushed))) == NULL) {
+            err = UV_ENOMEM;
+            goto out;
+        }
+        b.pushed[b.n_pushed++] = dst;
         for (size_t i = 0; i < b.n_layers; i++)
             if (b.layers[i].keyed)
                 engine_cache_note(&b.cache, &b.layers[i].key, where);
     }
+    if (err == 0 && b.to_on)
+        err = push_registry_cache(&b, &lay, hints, n_hints);
     /* The copy found the streamed layers already there; they were uploaded all the same. */
     res->blobs_copied += res->blobs_streamed;
     res->blobs_skipped -=

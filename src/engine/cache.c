@@ -336,7 +336,8 @@ int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *pl
     if (getcwd(cwd, sizeof(cwd)) == NULL)
         cwd[0] = '\0'; /* relative paths are then not remembered */
     memset(&x, 0, sizeof(x));
-    index_load(c, &x);
+    if (c->dir[0] != '\0')
+        index_load(c, &x);
     oci_hasher_init(&h, OCI_DIGEST_SHA256);
     field(&h, "ocisync-layer", "1");
     snprintf(num, sizeof(num), "%d %d %u %u", (int)comp, level, plan->uid, plan->gid);
@@ -354,7 +355,8 @@ int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *pl
             field(&h, "content", d.str);
     }
     free(buf);
-    index_save(c, &x);
+    if (c->dir[0] != '\0')
+        index_save(c, &x);
     index_free(&x);
     if (rc != 0) {
         oci_hasher_dispose(&h);

@@ -22,8 +22,11 @@
 #ifndef ENGINE_CACHE_H
 #define ENGINE_CACHE_H
 
+#include "ocisync.h"
 #include "oci/digest.h"
 #include "oci/layer.h"
+#include "oci/layout.h"
+#include "oci/ref.h"
 #include "oci/tar.h"
 
 #include <limits.h>
@@ -75,5 +78,50 @@ void engine_cache_note(const struct engine_cache *c, const struct oci_digest *ke
 /* Records a built layer under key, its blob linked or copied from r->path. Best effort. */
 void engine_cache_put(const struct engine_cache *c, const struct oci_digest *key,
                       const struct oci_layer_result *r);
+
+/* ------------------------------------------------------------------------------------------
+ * The cache in a registry repository (cache_registry.c): --cache-from / --cache-to.
+ */
+
+/* A layer of the registry cache: its key and what the key gave (r.path unset). */
+struct engine_rcache_entry {
+    struct oci_digest key;
+    struct oci_layer_result r;
+    char media_type[128];
+};
+
+struct engine_rcache {
+    struct oci_ref ref;            /* the cache image, by tag */
+    struct engine_rcache_entry *e; /* owned, n, sorted by key */
+    size_t n;
+};
+
+/*
+ * The cache image named by spec as --cache-from/--cache-to take it (flag
+ * names the option in messages): "REF", or buildx's
+ * "type=registry,ref=REF[,mode=...]". A registry reference with a tag.
+ */
+int engine_rcache_ref(const char *spec, const char *flag, struct oci_ref *out, char *err,
+                      size_t errlen);
+
+/*
+ * Reads the cache image c->ref with the source-side options of co. None
+ * there yet is an empty cache; anything else that goes wrong is an error
+ * with a sentence in msg (the caller builds without it).
+ */
+int engine_rcache_load(struct engine_rcache *c, const struct ocisync_copy_opts *co, char *msg,
+                       size_t msglen);
+
+/* The entry for key, or NULL. */
+const struct engine_rcache_entry *engine_rcache_find(const struct engine_rcache *c,
+                                                     const struct oci_digest *key);
+void engine_rcache_free(struct engine_rcache *c);
+
+/*
+ * Writes the cache image of the n entries e (sorted here) into lay under
+ * name: its config and manifest; the layers' blobs are the caller's.
+ */
+int engine_rcache_write(struct oci_layout *lay, const char *name, struct engine_rcache_entry *e,
+                        size_t n, char *msg, size_t msglen);
 
 #endif

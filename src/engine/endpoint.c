@@ -1,6 +1,7 @@
 #include "engine/endpoint.h"
 
 #include "common/log.h"
+#include "oci/manifest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -398,4 +399,47 @@ void engine_session_close(struct engine_session *s)
     proto_client_dispose(&s->client);
     uv_run(&s->uv, UV_RUN_DEFAULT);
     uv_loop_close(&s->uv);
+}
+
+struct session_get {
+    bool done;
+    int err;
+};
+
+static void on_got(struct proto_reg_op *op, int err)
+{
+    struct session_get *g = op->data;
+    g->done = true;
+    g->err = err;
+}
+
+int engine_session_get(struct engine_session *s, struct proto_registry *reg, const char *repo,
+                       const char *ref, bool blob, char **out, size_t *len, char *ct, size_t ctlen,
+                       char *msg, size_t msglen)
+{
+    struct proto_reg_op op;
+    struct session_get g = {false, 0};
+    int err = blob ? proto_reg_blob_get(&op, reg, repo, ref)
+                   : proto_reg_manifest_get(&op, reg, repo, ref, false);
+
+    if (err == 0 && blob)
+        proto_reg_set_body_max(&op, OCI_MANIFEST_MAX_SIZE);
+    op.data = &g;
+    if (err == 0)
+        err = proto_reg_op_start(&op, on_got);
+    if (err == 0) {
+        while (!g.done)
+            uv_run(&s->uv, UV_RUN_ONCE);
+        err = g.err;
+    }
+    if (err != 0) {
+        snprintf(msg, msglen, "%s", op.errmsg[0] ? op.errmsg : ocisync_strerror(err));
+    } else {
+        const char *c = proto_reg_header(&op, "Content-Type");
+        *out = proto_reg_take_body(&op, len);
+        if (ct != NULL)
+            snprintf(ct, ctlen, "%.*s", c != NULL ? (int)strcspn(c, "; ") : 0, c ? c : "");
+    }
+    proto_reg_op_dispose(&op);
+    return err;
 }

@@ -92,6 +92,17 @@ void engine_session_configure(struct loop_ctx *loop, struct proto_client *cl,
 /* Stops the pool, releases the endpoints and the client, and closes the loop. */
 void engine_session_close(struct engine_session *s);
 
+/*
+ * One GET from repo of reg, run on s's loop to its end: the manifest ref
+ * (blob false) or a small blob (blob true, at most OCI_MANIFEST_MAX_SIZE
+ * bytes). *out is malloc'ed (*len bytes); ct, if not NULL, gets the media
+ * type the registry gave. On error msg says why (the registry's words).
+ * The caller checks the digest.
+ */
+int engine_session_get(struct engine_session *s, struct proto_registry *reg, const char *repo,
+                       const char *ref, bool blob, char **out, size_t *len, char *ct, size_t ctlen,
+                       char *msg, size_t msglen);
+
 /* The host to connect to for a registry name: "registry-1.docker.io" for docker.io. */
 const char *engine_endpoint_api_host(const char *registry);
 
