@@ -428,6 +428,11 @@ struct ocisync_build_opts {
     const char *cache_dir;
     int no_cache;
     /*
+     * The most bytes of layers the cache in cache_dir keeps (0: 10 GiB);
+     * after a build the least recently used go first.
+     */
+    uint64_t cache_max;
+    /*
      * The build cache in a registry repository, as buildx's type=registry
      * cache: "REF" or "type=registry,ref=REF". cache_from is read (layers
      * found there are mounted or relayed from it, not built); cache_to gets

@@ -58,6 +58,8 @@ static void build_usage(FILE *f, bool push)
             "      --level N             compression level (default: gzip 6, zstd 3)\n"
             "      --cache-dir DIR       the build cache (default $XDG_CACHE_HOME/ocisync)\n"
             "      --no-cache            build every layer, and keep none in the cache\n"
+            "      --cache-max SIZE      the most the cache keeps (default 10G); the least\n"
+            "                            recently used layers go first\n"
             "      --cache-from REF      also find layers in this registry cache image\n"
             "                            (or type=registry,ref=REF, as buildx takes it)\n"
             "      --cache-to REF        write this build's layers to a registry cache image\n"
@@ -221,6 +223,7 @@ int cli_build(int argc, char **argv, bool push)
         OPT_NO_CACHE,
         OPT_CACHE_FROM,
         OPT_CACHE_TO,
+        OPT_CACHE_MAX,
     };
     static const struct option longopts[] = {
         {"base", required_argument, NULL, OPT_BASE},
@@ -231,6 +234,7 @@ int cli_build(int argc, char **argv, bool push)
         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
         {"cache-to", required_argument, NULL, OPT_CACHE_TO},
+        {"cache-max", required_argument, NULL, OPT_CACHE_MAX},
         {"platform", required_argument, NULL, 'p'},
         {"layer", required_argument, NULL, OPT_LAYER},
         {"compression", required_argument, NULL, OPT_COMPRESSION},
@@ -306,6 +310,13 @@ int cli_build(int argc, char **argv, bool push)
             break;
         case OPT_CACHE_TO:
             o.cache_to = optarg;
+            break;
+        case OPT_CACHE_MAX:
+            if (cli_parse_size(optarg, &o.cache_max) != 0 || o.cache_max == 0) {
+                fprintf(stderr, "%s %s: --cache-max takes a size like 20G, not \"%s\"\n", cli_prog,
+                        cmdname, optarg);
+                goto out;
+            }
             break;
         case 'p': {
             char *eq;

@@ -376,6 +376,8 @@ int engine_build_base_layers(const struct ocisync_build_opts *o, const char *bas
     if (rc != 0)
         snprintf(err, errlen, "base image %s for %s: %s", base, platform,
                  cres.error[0] ? cres.error : ocisync_strerror(rc));
+    for (size_t i = 0; rc == 0 && i < out->n; i++)
+        engine_cache_touch(out->path[i]);
 out:
     if (parsed)
         oci_manifest_free(&m);
@@ -1132,6 +1134,7 @@ out:
         oci_layout_close(&lay);
     if (b.staging[0] != '\0')
         oci_archive_remove_dir(b.staging);
+    engine_cache_trim(&b.cache, o->cache_max);
     free(items);
     free(sides);
     free(cres);

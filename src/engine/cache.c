@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -496,6 +497,8 @@ bool engine_cache_get(const struct engine_cache *c, const struct oci_digest *key
         /* Whatever the staging layout has under that name is replaced by the cache's blob. */
         hit = stat(blob, &sb) == 0 && (uint64_t)sb.st_size == r->size &&
               (unlink(r->path) == 0 || errno == ENOENT) && link_or_copy(blob, r->path) == 0;
+        if (hit)
+            engine_cache_touch(blob);
     }
     at = json_object_get(j, "at");
     json_array_foreach(at, i, v)
@@ -526,4 +529,126 @@ void engine_cache_put(const struct engine_cache *c, const struct oci_digest *key
     if (j != NULL)
         write_entry(c, key, j);
     json_decref(j);
+}
+
+void engine_cache_touch(const char *blob)
+{
+    /* Its mtime says when it was last used (atime is often not kept). */
+    if (utimensat(AT_FDCWD, blob, NULL, AT_SYMLINK_NOFOLLOW) != 0)
+        LOG_DEBUG("build cache: cannot touch %s: %s", blob, strerror(errno));
+}
+
+struct cached_blob {
+    char hex[65];
+    uint64_t size;
+    int64_t used; /* mtime, ns */
+};
+
+static int cmp_used(const void *a, const void *b)
+{
+    const struct cached_blob *x = a, *y = b;
+    return x->used < y->used ? -1 : x->used > y->used;
+}
+
+/* The cache's blobs (*out malloc'ed, *n) and their total size; -1 if it cannot be read. */
+static int list_blobs(const char *dir, struct cached_blob **out, size_t *n, uint64_t *total)
+{
+    char path[PATH_MAX + 200];
+    struct cached_blob *v = NULL;
+    size_t cap = 0;
+    struct dirent *de;
+    DIR *d;
+
+    *out = NULL;
+    *n = 0;
+    *total = 0;
+    snprintf(path, sizeof(path), "%s/blobs/sha256", dir);
+    if ((d = opendir(path)) == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        struct stat sb;
+        /* Only finished blobs: 64 hex digits (temp files of a writer are left alone). */
+        if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64 ||
+            fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (*n == cap) {
+            struct cached_blob *nv;
+            cap = cap ? 2 * cap : 256;
+            if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+                free(v);
+                closedir(d);
+                return -1;
+            }
+            v = nv;
+        }
+        memcpy(v[*n].hex, de->d_name, sizeof(v[*n].hex));
+        v[*n].size = (uint64_t)sb.st_size;
+        v[*n].used = ns(&sb.st_mtim);
+        *total += v[*n].size;
+        (*n)++;
+    }
+    closedir(d);
+    *out = v;
+    return 0;
+}
+
+/* Removes the layer entries whose blob is gone. */
+static void drop_orphans(const struct engine_cache *c)
+{
+    char path[PATH_MAX + 200];
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/layers", c->dir);
+    if ((d = opendir(path)) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        struct oci_digest key;
+        const char *digest = NULL;
+        char name[80], blob[PATH_MAX + 200];
+        json_t *j;
+        snprintf(name, sizeof(name), "sha256:%.70s", de->d_name);
+        if (strlen(de->d_name) != 64 || oci_digest_parse_str(name, &key) != 0 ||
+            (j = read_entry(c, &key)) == NULL)
+            continue;
+        if (json_unpack(j, "{s:s}", "digest", &digest) == 0 && strncmp(digest, "sha256:", 7) == 0 &&
+            strlen(digest) == 71) {
+            snprintf(blob, sizeof(blob), "%s/blobs/sha256/%s", c->dir, digest + 7);
+            if (access(blob, F_OK) != 0 && errno == ENOENT)
+                unlinkat(dirfd(d), de->d_name, 0);
+        }
+        json_decref(j);
+    }
+    closedir(d);
+}
+
+void engine_cache_trim(const struct engine_cache *c, uint64_t max)
+{
+    struct cached_blob *v;
+    size_t n;
+    uint64_t total, goal, freed = 0;
+    char path[PATH_MAX + 200];
+
+    if (c->dir[0] == '\0')
+        return;
+    if (max == 0)
+        max = ENGINE_CACHE_DEFAULT_MAX;
+    if (list_blobs(c->dir, &v, &n, &total) != 0 || total <= max) {
+        free(v);
+        return;
+    }
+    /* Down to 90% of the cap, so that the next builds do not trim again at once. */
+    goal = max - max / 10;
+    qsort(v, n, sizeof(*v), cmp_used);
+    for (size_t i = 0; i < n && total > goal; i++) {
+        snprintf(path, sizeof(path), "%s/blobs/sha256/%s", c->dir, v[i].hex);
+        if (unlink(path) == 0) {
+            total -= v[i].size;
+            freed += v[i].size;
+        }
+    }
+    LOG_DEBUG("build cache %s: evicted %llu bytes of the least recently used blobs", c->dir,
+              (unsigned long long)freed);
+    free(v);
+    drop_orphans(c);
 }

@@ -75,6 +75,20 @@ bool engine_cache_get(const struct engine_cache *c, const struct oci_digest *key
 void engine_cache_note(const struct engine_cache *c, const struct oci_digest *key,
                        const char *where);
 
+/* What the cache's blobs may take when no cap is given: 10 GiB. */
+#define ENGINE_CACHE_DEFAULT_MAX (10ull << 30)
+
+/* Marks a blob file of the cache as just used (its mtime), so that trimming keeps it longest. */
+void engine_cache_touch(const char *blob);
+
+/*
+ * Keeps the cache's blobs within max bytes (0: ENGINE_CACHE_DEFAULT_MAX):
+ * when over, removes the least recently used down to 90% of it, and the
+ * layer entries whose blob went. Best effort; a blob another build has
+ * linked into its staging layout stays there.
+ */
+void engine_cache_trim(const struct engine_cache *c, uint64_t max);
+
 /* Records a built layer under key, its blob linked or copied from r->path. Best effort. */
 void engine_cache_put(const struct engine_cache *c, const struct oci_digest *key,
                       const struct oci_layer_result *r);

@@ -124,6 +124,28 @@ run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -p linux/amd64 -t "$REG_ADDR/
 expect_success "--no-cache with --cache-from"
 assert_eq "$(summary_counts)" "3 0" "--no-cache builds every layer"
 
+# --- the local cache keeps within --cache-max: least recently used first ----------------------------
+export XDG_CACHE_HOME="$TMP/machine9"
+run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -p linux/amd64 -t "$REG_ADDR/team/app:10" --cache-max 200K
+expect_success "a build with a cache cap below its layers' size"
+blobs="$TMP/machine9/ocisync/blobs/sha256"
+total=$(find "$blobs" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+[ "$total" -le 204800 ] || fail "the cache holds $total bytes, over --cache-max 200K"
+pass "the cache was trimmed to $total bytes (cap 200K)"
+kept=$(ls "$blobs" | wc -l)
+[ "$kept" -lt 3 ] || fail "nothing was evicted ($kept blobs)"
+for e in "$TMP/machine9/ocisync/layers/"*; do
+  [ -e "$e" ] || continue
+  d=$(json_eval "$e" 'd["digest"]')
+  [ -f "$blobs/${d#sha256:}" ] || fail "layer entry $(basename "$e") outlived its blob"
+done
+pass "no layer entry outlived its blob"
+run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -p linux/amd64 -t "$REG_ADDR/team/app:11"
+expect_success "the next build after a trim"
+n=$(summary_counts)
+[ "${n#* }" -lt 3 ] || fail "evicted layers still came from the cache ($n)"
+pass "evicted layers are built again ($n)"
+
 # --- what is refused, and what only warns ---------------------------------------------------------
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -p linux/amd64 -t "$REG_ADDR/team/app:7" \
   --cache-from "type=local,src=$TMP/x"
