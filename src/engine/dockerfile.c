@@ -1265,6 +1265,48 @@ static int copy_heredoc(struct copy *c, const struct oci_df_heredoc *hd)
 static int add_archive(struct copy *c, const char *local, const char *shown);
 static int add_url(struct copy *c, const char *url);
 
+/*
+ * COPY --parents: how many leading components of a source are not kept.
+ * "a/./b/c" keeps b/c: what is before a "/./" pivot goes (BuildKit's rule);
+ * without one, every parent is kept.
+ */
+static size_t parents_pivot(const char *word)
+{
+    const char *pivot = strstr(word, "/./");
+    char pre[PATH_MAX], clean[PATH_MAX];
+    size_t strip = 0;
+    bool esc;
+
+    if (pivot == NULL)
+        return 0;
+    snprintf(pre, sizeof(pre), "%.*s", (int)(pivot - word), word);
+    clean_path(pre, clean, sizeof(clean), &esc);
+    for (const char *q = clean; *q != '\0'; q++)
+        strip += *q == '/' && q != clean;
+    return strip + (clean[0] != '\0' && strcmp(clean, "/") != 0);
+}
+
+/*
+ * COPY --parents: the directories of path (as matched, relative to the
+ * context or the stage's root) that go under the destination, without the
+ * pivot's strip components; a directory keeps itself too.
+ */
+static void parents_keep(struct copy *c, const char *path, size_t strip, bool is_dir)
+{
+    const char *keep = path + strspn(path, "/");
+
+    for (size_t n = 0; n < strip && keep != NULL; n++)
+        keep = (keep = strchr(keep, '/')) ? keep + 1 : NULL;
+    snprintf(c->parents_dir, sizeof(c->parents_dir), "%s", keep ? keep : "");
+    if (!is_dir) {
+        char *slash = strrchr(c->parents_dir, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        else
+            c->parents_dir[0] = '\0';
+    }
+}
+
 /* A source in the build context (after expansion), wildcards expanded. */
 static int copy_context(struct copy *c, const char *raw, const char *word)
 {
@@ -1283,20 +1325,8 @@ static int copy_context(struct copy *c, const char *raw, const char *word)
                     word);
     if (c->has_checksum)
         return fail(f, OCISYNC_EUSAGE, c->in, "--checksum is for a URL, not \"%s\"", word);
-    if (c->parents) {
-        /* "a/./b/c" keeps b/c: what is before a "/./" pivot is not kept (BuildKit's rule). */
-        const char *pivot = strstr(word, "/./");
-        char pre[PATH_MAX];
-        bool e2;
-        strip = 0;
-        if (pivot != NULL) {
-            snprintf(pre, sizeof(pre), "%.*s", (int)(pivot - word), word);
-            clean_path(pre, clean, sizeof(clean), &e2);
-            for (const char *q = clean; *q != '\0'; q++)
-                strip += *q == '/' && q != clean;
-            strip += clean[0] != '\0' && strcmp(clean, "/") != 0;
-        }
-    }
+    if (c->parents)
+        strip = parents_pivot(word);
     clean_path(word, clean, sizeof(clean), &esc);
     if (esc)
         return fail(f, OCISYNC_EUSAGE, c->in, "source \"%s\" is outside the build context", raw);
@@ -1342,20 +1372,8 @@ static int copy_context(struct copy *c, const char *raw, const char *word)
                 rc = add_archive(c, local, srcs.v[k]);
             continue;
         }
-        if (c->parents) {
-            /* The path as matched, without the pivot's part; a directory keeps itself too. */
-            const char *keep = srcs.v[k];
-            for (size_t n = 0; n < strip && keep != NULL; n++)
-                keep = (keep = strchr(keep, '/')) ? keep + 1 : NULL;
-            snprintf(c->parents_dir, sizeof(c->parents_dir), "%s", keep ? keep : "");
-            if (!S_ISDIR(sb.st_mode)) {
-                char *slash = strrchr(c->parents_dir, '/');
-                if (slash != NULL)
-                    *slash = '\0';
-                else
-                    c->parents_dir[0] = '\0';
-            }
-        }
+        if (c->parents)
+            parents_keep(c, srcs.v[k], strip, S_ISDIR(sb.st_mode));
         rc = place(c, local, name, S_ISDIR(sb.st_mode));
         c->parents_dir[0] = '\0';
     }
@@ -1449,7 +1467,8 @@ static size_t find_stage(const struct fe *f, const char *name, size_t before);
  * source. Owners stay as the stage has them unless --chown says.
  */
 /* One path of a stage's files (clean, as given) into the layer: extracted, then placed. */
-static int copy_one_from(struct copy *c, const char *from, struct oci_stack *fs, const char *clean)
+static int copy_one_from(struct copy *c, const char *from, struct oci_stack *fs, const char *clean,
+                         size_t strip)
 {
     struct fe *f = c->f;
     const struct oci_stack_node *n;
@@ -1475,7 +1494,11 @@ static int copy_one_from(struct copy *c, const char *from, struct oci_stack *fs,
     snprintf(image, sizeof(image), "%s%s", resolved[0] ? "/" : "", resolved);
     if ((rc = add_owner(c->l, local, image, n->type == '5', fs)) != 0)
         return rc;
-    return place(c, local, name, n->type == '5');
+    if (c->parents)
+        parents_keep(c, clean, strip, n->type == '5');
+    rc = place(c, local, name, n->type == '5');
+    c->parents_dir[0] = '\0';
+    return rc;
 }
 
 static int stack_list_entry(void *arg, const char *name, const struct oci_stack_node *n)
@@ -1502,7 +1525,7 @@ static int copy_from(struct copy *c, const char *from, const char *word)
     char clean[PATH_MAX], err[1024], key[1200];
     struct strs matches = {0};
     bool esc;
-    size_t idx;
+    size_t idx, strip;
     int rc;
 
     /* Each stage (or image) once per platform: what it gave is kept for the whole build. */
@@ -1539,9 +1562,10 @@ static int copy_from(struct copy *c, const char *from, const char *word)
 have:
     if ((rc = stage_fs(f, src, c->in, &fs)) != 0)
         return rc;
+    strip = c->parents ? parents_pivot(word) : 0;
     clean_path(word, clean, sizeof(clean), &esc);
     if (!has_glob(clean))
-        return copy_one_from(c, from, fs, clean);
+        return copy_one_from(c, from, fs, clean, strip);
     c->many = true;
     rc = glob_paths(f, c->in, &(const struct glob_where){stack_list, stack_exists, fs}, clean,
                     &matches);
@@ -1549,7 +1573,7 @@ have:
         rc =
             fail(f, OCISYNC_EUSAGE, c->in, "--from=%s has nothing that matches \"%s\"", from, word);
     for (size_t i = 0; rc == 0 && i < matches.n; i++)
-        rc = copy_one_from(c, from, fs, matches.v[i]);
+        rc = copy_one_from(c, from, fs, matches.v[i], strip);
     strs_free(&matches);
     return rc;
 }
@@ -1704,10 +1728,6 @@ static int do_copy(struct fe *f, struct stage *st, const struct oci_df_instr *in
             goto out;
         }
         c.parents = strcmp(v, "false") != 0;
-        if (c.parents && flag(in, "from") != NULL) {
-            rc = fail(f, OCISYNC_EUSAGE, in, "--parents with --from is not supported yet");
-            goto out;
-        }
     }
     if ((v = flag(in, "checksum")) != NULL) {
         char *e = NULL;

@@ -222,6 +222,7 @@ COPY --chown=app:staff conf/ /home/app/conf/
 COPY --exclude=*.txt --exclude=b.* conf/ /opt/conf-excl/
 COPY --parents conf/a.yaml dist/amd64/lib /opt/parents/
 COPY --parents ./dist/./amd64/server /opt/pivot/
+COPY --parents --from=tools /opt/tool/busybox /opt/./tool/VERSI* /opt/pfrom/
 COPY --from=tools /opt/tool /opt/copied
 COPY --from=tools /opt/tool/* /opt/glob/
 COPY --from=$REG_ADDR/lib/merged:1 /etc/passwd /etc/passwd.orig
@@ -251,6 +252,9 @@ assert_eq "$(awk '$5 ~ /^\/opt\/conf-excl\// { print $5 }' "$TMP/stage.list" | t
 assert_eq "$(awk '$1 == "file" && $5 ~ /^\/opt\/(parents|pivot)\// { print $5 }' "$TMP/stage.list" | sort | tr '\n' ' ')" \
   "/opt/parents/conf/a.yaml /opt/parents/dist/amd64/lib/libx.so /opt/pivot/amd64/server " \
   "COPY --parents keeps the sources' directories (after a /./ pivot, what follows it)"
+assert_eq "$(awk '$1 == "file" && $5 ~ /^\/opt\/pfrom\// { print $5 }' "$TMP/stage.list" | sort | tr '\n' ' ')" \
+  "/opt/pfrom/opt/tool/busybox /opt/pfrom/tool/VERSION " \
+  "COPY --parents --from keeps the stage's directories (after a /./ pivot, what follows it)"
 assert_eq "$(awk '$5 ~ /^\/opt\/glob\// { print $5 }' "$TMP/stage.list" | tr '\n' ' ')" \
   "/opt/glob/VERSION /opt/glob/busybox " "COPY --from with a wildcard"
 assert_eq "$(entry /home/app/work)" "dir 0755 1234:2345" "WORKDIR after USER app: owned by app"
