@@ -49,7 +49,8 @@ struct new_layer {
     struct build *owner;
     const struct engine_build_layer *def; /* the spec's */
     struct oci_tar_plan plan;
-    bool planned;
+    bool planned;                 /* plan was built here from the spec's sources */
+    const struct oci_tar_plan *p; /* what the layer is made of: &plan, or the spec's */
     struct oci_layer_build build;
     bool built;
     struct oci_digest key; /* in the build cache, when keyed */
@@ -500,7 +501,7 @@ static void builder_stop(struct engine_session *s)
 {
     struct build *b = s->data;
     for (size_t i = 0; i < b->n_layers; i++)
-        if (b->layers[i].planned && b->layers[i].owner != NULL)
+        if (b->layers[i].owner != NULL)
             oci_layer_cancel(&b->layers[i].build);
 }
 
@@ -541,16 +542,24 @@ static void build_layers(void *arg)
             topts.clamp_mtime = true;
             topts.mtime_max = b->created;
         }
-        l->err = oci_tar_plan_build(&l->plan, l->def->src, l->def->n_src, &topts, l->msg,
-                                    sizeof(l->msg));
-        if (l->err != 0)
-            continue;
-        l->planned = true;
-        if (b->cache.dir[0] != '\0' || b->rfrom.n > 0 || b->to_on) {
+        if (l->def->plan != NULL) {
+            l->p = l->def->plan;
+        } else if (l->def->n_src > 0 || l->def->key == NULL) {
+            l->err = oci_tar_plan_build(&l->plan, l->def->src, l->def->n_src, &topts, l->msg,
+                                        sizeof(l->msg));
+            if (l->err != 0)
+                continue;
+            l->planned = true;
+            l->p = &l->plan;
+        }
+        if (b->cache.dir[0] != '\0' || b->rfrom.n > 0 || b->to_on || l->def->key != NULL) {
             char blobs[4400];
             const struct engine_rcache_entry *e;
-            l->err = engine_cache_key(&b->cache, &l->plan, comp, b->o->level, &l->key, l->msg,
-                                      sizeof(l->msg));
+            if (l->def->key != NULL)
+                l->key = *l->def->key;
+            else
+                l->err = engine_cache_key(&b->cache, l->p, comp, b->o->level, &l->key, l->msg,
+                                          sizeof(l->msg));
             if (l->err != 0)
                 continue;
             l->keyed = true;
@@ -573,7 +582,14 @@ static void build_layers(void *arg)
                 continue;
             }
         }
-        l->err = oci_layer_build(&l->build, &s.uv, &l->plan, comp, b->o->level, dir, on_layer, l);
+        if (l->p == NULL) {
+            /* Planned from its key alone: a RUN step found in the cache, which lost it since. */
+            l->err = UV_ENOENT;
+            snprintf(l->msg, sizeof(l->msg), "its build cache entry %s is gone; build again",
+                     l->key.str);
+            continue;
+        }
+        l->err = oci_layer_build(&l->build, &s.uv, l->p, comp, b->o->level, dir, on_layer, l);
         if (l->err != 0) {
             snprintf(l->msg, sizeof(l->msg), "cannot start building the layer: %s",
                      ocisync_strerror(l->err));

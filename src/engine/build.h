@@ -10,6 +10,7 @@
 #define ENGINE_BUILD_H
 
 #include "ocisync.h"
+#include "oci/digest.h"
 #include "oci/imgconfig.h"
 #include "oci/tar.h"
 
@@ -25,6 +26,14 @@ struct engine_build_layer {
     const char *label;
     /* Its history entry when the image's changes carry no explicit history. */
     const char *created_by;
+    /*
+     * A layer made another way (what a RUN changed): its plan, used instead
+     * of src. And the key it is cached under when that is not its content's
+     * (a RUN's key says what ran on what): with a key and neither plan nor
+     * src, the layer must be in the build cache already.
+     */
+    const struct oci_tar_plan *plan;
+    const struct oci_digest *key;
 };
 
 /* One platform's image. */
