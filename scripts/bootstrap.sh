@@ -11,6 +11,8 @@ PACKAGES=(
   docker-registry skopeo podman umoci buildah
   openssl apache2-utils time python3 curl ca-certificates iproute2 iptables
   busybox-static zstd pigz git
+  # The RUN sandbox's tests: rootless id maps, and an arm64 program under emulation.
+  uidmap qemu-user-static
 )
 
 missing=()
