@@ -92,7 +92,11 @@ struct engine_sandbox_spec {
     const char *qemu;
     const char *qemu_arch;
 
-    int out_fd;          /* the command's stdout and stderr; -1: /dev/null */
+    /*
+     * The command's stdout and stderr; -1: /dev/null. A pipe must be drained
+     * by another thread while this runs, or a chatty command blocks on it.
+     */
+    int out_fd;
     uint64_t timeout_ms; /* 0: none; on expiry the whole PID namespace is killed */
 };
 
