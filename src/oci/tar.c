@@ -56,10 +56,17 @@
 
 /*
  * PAX data of one entry: a path and a link target of at most
- * OCI_TAR_PATH_MAX each, plus a few short numeric records. 12 KiB holds
- * all of it with room to spare, and is a whole number of blocks.
+ * OCI_TAR_PATH_MAX each, plus a few short numeric records (12 KiB holds
+ * all of that with room to spare), plus its xattrs: their names and values,
+ * and for each record at most 24 bytes of length, key prefix and separators.
  */
-#define PAX_DATA_MAX (24 * BLOCK)
+#define XATTR_RECORD_OVERHEAD 24
+#define PAX_DATA_MAX                                                                               \
+    (24 * BLOCK + (OCI_TAR_XATTR_BYTES + OCI_TAR_MAX_XATTRS * XATTR_RECORD_OVERHEAD + BLOCK - 1) / \
+                      BLOCK * BLOCK)
+/* The PAX key prefix of an extended attribute, as GNU tar, Go and BSD tar write it. */
+#define XATTR_KEY "SCHILY.xattr."
+#define XATTR_KEY_LEN (sizeof(XATTR_KEY) - 1)
 /* The stream's header buffer: a PAX header block, its data, the ustar header. */
 #define HDR_BUF_MAX (BLOCK + PAX_DATA_MAX + BLOCK)
 
@@ -569,11 +576,21 @@ static int cmp_path(const void *a, const void *b)
     return strcmp(x->path, y->path);
 }
 
+static void free_xattrs(struct oci_tar_xattr *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(x[i].name);
+        free(x[i].value);
+    }
+    free(x);
+}
+
 static void free_entry(struct oci_tar_plan_entry *e)
 {
     free(e->path);
     free(e->src);
     free(e->linkname);
+    free_xattrs(e->xattrs, e->n_xattrs);
     memset(e, 0, sizeof(*e));
 }
 
@@ -730,6 +747,12 @@ static int cmp_inode(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+/* Entries that may be one inode under several names: files, devices and fifos. */
+static bool linkable(const struct oci_tar_plan_entry *e)
+{
+    return (e->type == '0' || e->type == '3' || e->type == '4' || e->type == '6') && e->nlink > 1;
+}
+
 /*
  * Turns every file that shares its inode with an earlier one (in path order)
  * into a hardlink to that one. Runs after the path sort, so the choice of
@@ -741,7 +764,7 @@ static int link_hardlinks(struct oci_tar_plan *plan)
     size_t n = 0;
 
     for (size_t i = 0; i < plan->n_entries; i++) {
-        if (plan->entries[i].type == '0' && plan->entries[i].nlink > 1)
+        if (linkable(&plan->entries[i]))
             n++;
     }
     if (n < 2)
@@ -753,7 +776,7 @@ static int link_hardlinks(struct oci_tar_plan *plan)
     for (size_t i = 0; i < plan->n_entries; i++) {
         const struct oci_tar_plan_entry *e = &plan->entries[i];
 
-        if (e->type == '0' && e->nlink > 1)
+        if (linkable(e))
             refs[n++] = (struct inode_ref){e->dev, e->ino, i};
     }
     qsort(refs, n, sizeof(*refs), cmp_inode);
@@ -763,13 +786,19 @@ static int link_hardlinks(struct oci_tar_plan *plan)
         while (i < n && refs[i].dev == refs[first].dev && refs[i].ino == refs[first].ino) {
             struct oci_tar_plan_entry *e = &plan->entries[refs[i].idx];
 
+            free(e->linkname);
             e->linkname = strdup(plan->entries[refs[first].idx].path);
             if (e->linkname == NULL) {
                 free(refs);
                 return UV_ENOMEM;
             }
+            /* The link carries nothing of its own: content and xattrs are the first name's. */
+            free_xattrs(e->xattrs, e->n_xattrs);
+            e->xattrs = NULL;
+            e->n_xattrs = 0;
             e->type = '1';
             e->size = 0;
+            e->devmajor = e->devminor = 0;
             i++;
         }
     }
@@ -856,6 +885,193 @@ void oci_tar_plan_free(struct oci_tar_plan *plan)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Plans of explicit entries
+ */
+
+static int bad_entry(char *err, size_t errlen, int rc, const char *path, const char *why)
+{
+    struct ocisync__clipped c;
+
+    ocisync__errf(err, errlen, "layer entry \"%s\" %s", ocisync__clip(path, ERR_QUOTE_MAX, &c),
+                  why);
+    return rc;
+}
+
+/* A relative archive path without empty, "." or ".." components (a directory's "/" aside). */
+static bool clean_path(const char *p, size_t len)
+{
+    size_t i = 0;
+
+    if (len == 0 || p[0] == '/')
+        return false;
+    if (p[len - 1] == '/')
+        len--;
+    while (i <= len) {
+        size_t c = 0;
+
+        while (i + c < len && p[i + c] != '/')
+            c++;
+        if (c == 0 || (c == 1 && p[i] == '.') || (c == 2 && p[i] == '.' && p[i + 1] == '.'))
+            return false;
+        i += c + 1;
+    }
+    return true;
+}
+
+static int cmp_xattr(const void *a, const void *b)
+{
+    return strcmp(((const struct oci_tar_xattr *)a)->name, ((const struct oci_tar_xattr *)b)->name);
+}
+
+static int copy_xattrs(struct oci_tar_plan_entry *dst, const struct oci_tar_plan_entry *e,
+                       char *err, size_t errlen)
+{
+    size_t bytes = 0;
+
+    if (e->n_xattrs == 0)
+        return 0;
+    if (e->n_xattrs > OCI_TAR_MAX_XATTRS)
+        return bad_entry(err, errlen, OCISYNC_ETOOBIG, e->path, "has too many xattrs");
+    for (size_t i = 0; i < e->n_xattrs; i++) {
+        const struct oci_tar_xattr *x = &e->xattrs[i];
+        size_t nlen = x->name ? strlen(x->name) : 0;
+
+        if (nlen == 0 || strchr(x->name, '=') != NULL || (x->len > 0 && x->value == NULL))
+            return bad_entry(err, errlen, OCISYNC_EUSAGE, e->path,
+                             "has an xattr whose name is empty or holds '='");
+        bytes += nlen + x->len;
+        if (bytes > OCI_TAR_XATTR_BYTES)
+            return bad_entry(err, errlen, OCISYNC_ETOOBIG, e->path,
+                             "has more than 64 KiB of xattrs");
+    }
+    dst->xattrs = calloc(e->n_xattrs, sizeof(*dst->xattrs));
+    if (dst->xattrs == NULL)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < e->n_xattrs; i++) {
+        struct oci_tar_xattr *x = &dst->xattrs[i];
+
+        dst->n_xattrs++;
+        x->name = strdup(e->xattrs[i].name);
+        x->value = malloc(e->xattrs[i].len ? e->xattrs[i].len : 1);
+        if (x->name == NULL || x->value == NULL)
+            return UV_ENOMEM;
+        if (e->xattrs[i].len > 0)
+            memcpy(x->value, e->xattrs[i].value, e->xattrs[i].len);
+        x->len = e->xattrs[i].len;
+    }
+    qsort(dst->xattrs, dst->n_xattrs, sizeof(*dst->xattrs), cmp_xattr);
+    for (size_t i = 1; i < dst->n_xattrs; i++) {
+        if (strcmp(dst->xattrs[i - 1].name, dst->xattrs[i].name) == 0)
+            return bad_entry(err, errlen, OCISYNC_EUSAGE, e->path, "has one xattr twice");
+    }
+    return 0;
+}
+
+int oci_tar_plan_add(struct oci_tar_plan *plan, const struct oci_tar_plan_entry *e, char *err,
+                     size_t errlen)
+{
+    struct oci_tar_plan_entry n;
+    size_t plen = e->path ? strlen(e->path) : 0;
+    bool dir_path = plen > 0 && e->path[plen - 1] == '/';
+    int rc;
+
+    memset(&n, 0, sizeof(n));
+    if (e->path == NULL || !clean_path(e->path, plen))
+        return bad_entry(err, errlen, OCISYNC_EUSAGE, e->path ? e->path : "",
+                         "is not a relative path inside the layer");
+    if (plen > OCI_TAR_PATH_MAX + 1 || (plen > OCI_TAR_PATH_MAX && !dir_path))
+        return bad_entry(err, errlen, OCISYNC_ETOOBIG, e->path, "has a path that is too long");
+    if (strchr("0123456", e->type) == NULL || e->type == '\0')
+        return bad_entry(err, errlen, OCISYNC_EUSAGE, e->path, "has an unknown type");
+    if ((e->type == '5') != dir_path)
+        return bad_entry(err, errlen, OCISYNC_EUSAGE, e->path,
+                         "must end with \"/\" if and only if it is a directory");
+    if (e->size > 0 && (e->type != '0' || e->src == NULL))
+        return bad_entry(err, errlen, OCISYNC_EUSAGE, e->path,
+                         "has content but no local file to read it from");
+    if ((e->type == '1' || e->type == '2') && (e->linkname == NULL || e->linkname[0] == '\0'))
+        return bad_entry(err, errlen, OCISYNC_EUSAGE, e->path, "is a link without a target");
+    if (e->linkname != NULL && strlen(e->linkname) > OCI_TAR_PATH_MAX)
+        return bad_entry(err, errlen, OCISYNC_ETOOBIG, e->path,
+                         "has a link target that is too long");
+    if (e->devmajor > OCI_TAR_DEV_MAX || e->devminor > OCI_TAR_DEV_MAX)
+        return bad_entry(err, errlen, OCISYNC_ETOOBIG, e->path,
+                         "has device numbers a tar header cannot hold");
+    if (plan->n_entries == plan->cap) {
+        size_t ncap = plan->cap ? plan->cap * 2 : 64;
+        struct oci_tar_plan_entry *v;
+
+        if (plan->cap >= OCI_TAR_MAX_ENTRIES) {
+            ocisync__errf(err, errlen, "the layer would have more than %u entries",
+                          OCI_TAR_MAX_ENTRIES);
+            return OCISYNC_ETOOBIG;
+        }
+        if (ncap > OCI_TAR_MAX_ENTRIES)
+            ncap = OCI_TAR_MAX_ENTRIES;
+        v = realloc(plan->entries, ncap * sizeof(*v));
+        if (v == NULL)
+            return UV_ENOMEM;
+        plan->entries = v;
+        plan->cap = ncap;
+    }
+    n = *e;
+    n.xattrs = NULL;
+    n.n_xattrs = 0;
+    n.path = strdup(e->path);
+    n.src = e->src ? strdup(e->src) : NULL;
+    n.linkname = e->linkname ? strdup(e->linkname) : NULL;
+    if (n.path == NULL || (e->src && n.src == NULL) || (e->linkname && n.linkname == NULL)) {
+        rc = UV_ENOMEM;
+        goto fail;
+    }
+    n.mode &= 07777;
+    if (n.type != '3' && n.type != '4')
+        n.devmajor = n.devminor = 0;
+    rc = copy_xattrs(&n, e, err, errlen);
+    if (rc != 0)
+        goto fail;
+    plan->entries[plan->n_entries++] = n;
+    return 0;
+
+fail:
+    if (rc == UV_ENOMEM)
+        ocisync__errf(err, errlen, "out of memory while listing the layer's files");
+    free_entry(&n);
+    return rc;
+}
+
+int oci_tar_plan_seal(struct oci_tar_plan *plan, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    if (plan->n_entries == 0)
+        return 0;
+    /* By name first, so that "a" and "a/" meet. */
+    qsort(plan->entries, plan->n_entries, sizeof(*plan->entries), cmp_key);
+    for (size_t i = 1; i < plan->n_entries; i++) {
+        if (cmp_key(&plan->entries[i - 1], &plan->entries[i]) == 0) {
+            rc = bad_entry(err, errlen, OCISYNC_EUSAGE, plan->entries[i].path,
+                           "is in the layer twice");
+            goto fail;
+        }
+    }
+    qsort(plan->entries, plan->n_entries, sizeof(*plan->entries), cmp_path);
+    rc = link_hardlinks(plan);
+    if (rc != 0) {
+        ocisync__errf(err, errlen, "out of memory while listing the layer's files");
+        goto fail;
+    }
+    plan->content_bytes = 0;
+    for (size_t i = 0; i < plan->n_entries; i++)
+        plan->content_bytes += plan->entries[i].size;
+    return 0;
+
+fail:
+    oci_tar_plan_free(plan);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Stream
  */
 
@@ -907,10 +1123,16 @@ static bool split_path(const char *path, size_t len, size_t *split)
     return false;
 }
 
-/* Appends the PAX record "len key=value\n"; its length counts its own digits. */
-static bool pax_add(unsigned char *buf, size_t *len, const char *key, const char *val, size_t vlen)
+/*
+ * Appends the PAX record "len prefixkey=value\n" (the value as raw bytes);
+ * its length counts its own digits.
+ */
+static bool pax_add_kv(unsigned char *buf, size_t *len, const char *prefix, const char *key,
+                       const void *val, size_t vlen)
 {
-    size_t base = strlen(key) + vlen + 3, total = 0;
+    size_t plen = strlen(prefix), klen = strlen(key);
+    size_t base = plen + klen + vlen + 3, total = 0;
+    unsigned char *p;
     char num[24];
     int d;
 
@@ -919,16 +1141,27 @@ static bool pax_add(unsigned char *buf, size_t *len, const char *key, const char
         if ((size_t)snprintf(num, sizeof(num), "%zu", total) == (size_t)d)
             break;
     }
-    if (*len + total > PAX_DATA_MAX)
+    if (total > PAX_DATA_MAX || *len > PAX_DATA_MAX - total)
         return false;
-    memcpy(buf + *len, num, (size_t)d);
-    buf[*len + (size_t)d] = ' ';
-    memcpy(buf + *len + (size_t)d + 1, key, strlen(key));
-    buf[*len + (size_t)d + 1 + strlen(key)] = '=';
-    memcpy(buf + *len + base + (size_t)d - vlen - 1, val, vlen);
-    buf[*len + total - 1] = '\n';
+    p = buf + *len;
+    memcpy(p, num, (size_t)d);
+    p += d;
+    *p++ = ' ';
+    memcpy(p, prefix, plen);
+    p += plen;
+    memcpy(p, key, klen);
+    p += klen;
+    *p++ = '=';
+    if (vlen > 0)
+        memcpy(p, val, vlen);
+    p[vlen] = '\n';
     *len += total;
     return true;
+}
+
+static bool pax_add(unsigned char *buf, size_t *len, const char *key, const char *val, size_t vlen)
+{
+    return pax_add_kv(buf, len, "", key, val, vlen);
 }
 
 static void put_checksum(unsigned char *h)
@@ -948,7 +1181,7 @@ static void put_checksum(unsigned char *h)
 
 /* The parts of a ustar header every block shares. */
 static void put_common(unsigned char *h, char type, uint32_t mode, uint64_t uid, uint64_t gid,
-                       uint64_t size, uint64_t mtime)
+                       uint64_t size, uint64_t mtime, uint32_t devmajor, uint32_t devminor)
 {
     put_octal(h + H_MODE, 8, mode);
     put_octal(h + H_UID, 8, uid);
@@ -958,8 +1191,8 @@ static void put_common(unsigned char *h, char type, uint32_t mode, uint64_t uid,
     h[H_TYPE] = (unsigned char)type;
     memcpy(h + H_MAGIC, "ustar", 6);
     memcpy(h + H_VERSION, "00", 2);
-    put_octal(h + H_DEVMAJOR, 8, 0);
-    put_octal(h + H_DEVMINOR, 8, 0);
+    put_octal(h + H_DEVMAJOR, 8, devmajor);
+    put_octal(h + H_DEVMINOR, 8, devminor);
 }
 
 /*
@@ -1002,6 +1235,9 @@ static int build_headers(struct oci_tar_stream *s, const struct oci_tar_plan_ent
         snprintf(num, sizeof(num), "%lld", (long long)e->mtime);
         ok = ok && pax_add(pax, &pax_len, "mtime", num, strlen(num));
     }
+    for (size_t i = 0; i < e->n_xattrs; i++)
+        ok = ok && pax_add_kv(pax, &pax_len, XATTR_KEY, e->xattrs[i].name, e->xattrs[i].value,
+                              e->xattrs[i].len);
     if (!ok) {
         struct ocisync__clipped c;
 
@@ -1034,7 +1270,7 @@ static int build_headers(struct oci_tar_stream *s, const struct oci_tar_plan_ent
             h[H_NAME + 11 + i] = ch < 0x20 || ch >= 0x7f ? '_' : ch;
         }
         put_common(h, 'x', 0644, uid_fits ? e->uid : 0, gid_fits ? e->gid : 0, pax_len,
-                   mtime_fits ? (uint64_t)e->mtime : 0);
+                   mtime_fits ? (uint64_t)e->mtime : 0, 0, 0);
         put_checksum(h);
         memset(pax + pax_len, 0, pad_of(pax_len));
         h = pax + pax_len + pad_of(pax_len);
@@ -1055,7 +1291,8 @@ static int build_headers(struct oci_tar_stream *s, const struct oci_tar_plan_ent
     if (llen > 0)
         memcpy(h + H_LINK, e->linkname, llen < LINK_LEN ? llen : LINK_LEN);
     put_common(h, e->type, e->mode & 07777, uid_fits ? e->uid : 0, gid_fits ? e->gid : 0,
-               size_fits ? e->size : 0, mtime_fits ? (uint64_t)e->mtime : 0);
+               size_fits ? e->size : 0, mtime_fits ? (uint64_t)e->mtime : 0,
+               e->devmajor & OCI_TAR_DEV_MAX, e->devminor & OCI_TAR_DEV_MAX);
     put_checksum(h);
     s->hdr_len = (size_t)(h + BLOCK - s->hdr);
     s->hdr_off = 0;
@@ -1217,7 +1454,8 @@ int oci_tar_stream_read(struct oci_tar_stream *s, void *buf, size_t cap, size_t 
             s->hdr_off += take;
             if (s->hdr_off < s->hdr_len)
                 break;
-            if (s->cur->type != '0') {
+            /* Only a file with a local source has content (a whiteout has none). */
+            if (s->cur->type != '0' || s->cur->src == NULL) {
                 s->phase = S_NEXT;
                 break;
             }
@@ -1444,16 +1682,59 @@ static int set_name(struct oci_tar_reader *r, char *dst, bool *has, const char *
     return 0;
 }
 
+static void drop_xattrs(struct oci_tar_reader *r)
+{
+    free(r->xattr_data);
+    r->xattr_data = NULL;
+    r->n_xattrs = 0;
+}
+
+/*
+ * Records the xattr of a "SCHILY.xattr.NAME=VALUE" record of r->ext: name
+ * and value stay where they are (the '=' and the '\n' become NULs), and
+ * end_meta keeps r->ext alive for them. The first xattr of a record drops
+ * those of an earlier one; a name given twice keeps the last value.
+ */
+static int add_xattr(struct oci_tar_reader *r, char *key, size_t klen, char *val, size_t vlen,
+                     bool *first, char *err, size_t errlen)
+{
+    char *name = key + XATTR_KEY_LEN;
+    size_t i;
+
+    if (*first) {
+        drop_xattrs(r);
+        *first = false;
+    }
+    if (klen == XATTR_KEY_LEN || memchr(name, '\0', klen - XATTR_KEY_LEN) != NULL)
+        return bad(r, err, errlen, "an xattr record without a name");
+    name[klen - XATTR_KEY_LEN] = '\0';
+    val[vlen] = '\0';
+    for (i = 0; i < r->n_xattrs; i++) {
+        if (strcmp(r->xattrs[i].name, name) == 0)
+            break;
+    }
+    if (i == OCI_TAR_MAX_XATTRS) {
+        ocisync__errf(err, errlen, "tar entry at offset %llu has more than %d xattrs",
+                      (unsigned long long)header_offset(r), OCI_TAR_MAX_XATTRS);
+        return OCISYNC_ETOOBIG;
+    }
+    r->xattrs[i] = (struct oci_tar_xattr){name, (unsigned char *)val, vlen};
+    if (i == r->n_xattrs)
+        r->n_xattrs++;
+    return 0;
+}
+
 /* Parses the records "len key=value\n" of a PAX 'x' header in r->ext. */
 static int parse_pax(struct oci_tar_reader *r, char *err, size_t errlen)
 {
-    const char *d = r->ext;
+    char *d = r->ext;
     size_t len = r->ext_len, pos = 0;
+    bool first_xattr = true;
     int rc;
 
     while (pos < len) {
         size_t i = pos, rec = 0, end;
-        const char *key, *eq, *val;
+        char *key, *eq, *val;
         size_t klen, vlen;
         uint64_t x = 0;
 
@@ -1498,6 +1779,8 @@ static int parse_pax(struct oci_tar_reader *r, char *err, size_t errlen)
             r->has_mtime = vlen > 0;
             if (vlen > 0 && !pax_time(val, vlen, &r->pax_mtime))
                 return bad(r, err, errlen, "an invalid PAX mtime");
+        } else if (klen >= XATTR_KEY_LEN && memcmp(key, XATTR_KEY, XATTR_KEY_LEN) == 0) {
+            rc = add_xattr(r, key, klen, val, vlen, &first_xattr, err, errlen);
         }
         if (rc != 0)
             return rc;
@@ -1514,6 +1797,13 @@ static int end_meta(struct oci_tar_reader *r, char *err, size_t errlen)
 
     if (r->meta == 'x') {
         rc = parse_pax(r, err, errlen);
+        if (rc == 0 && r->n_xattrs > 0 && r->xattr_data == NULL) {
+            /* The xattrs point into this record: it lives until its entry is reported. */
+            r->xattr_data = r->ext;
+            r->ext = NULL;
+        } else if (rc != 0 && r->xattr_data == NULL) {
+            r->n_xattrs = 0; /* they pointed into the record freed below */
+        }
     } else {
         /* GNU long names are NUL-terminated inside their data. */
         len = strnlen(r->ext, r->ext_len);
@@ -1690,9 +1980,22 @@ static int on_block(struct oci_tar_reader *r, char *err, size_t errlen)
     e.uid = r->has_uid ? r->pax_uid : (uint32_t)uid;
     e.gid = r->has_gid ? r->pax_gid : (uint32_t)gid;
     e.mtime = r->has_mtime ? r->pax_mtime : mtime;
+    e.devmajor = e.devminor = 0;
+    if (type == '3' || type == '4') {
+        int64_t maj, min;
+
+        if (!parse_num(h + H_DEVMAJOR, 8, &maj) || !parse_num(h + H_DEVMINOR, 8, &min) || maj < 0 ||
+            min < 0 || maj > (int64_t)UINT32_MAX || min > (int64_t)UINT32_MAX)
+            return bad(r, err, errlen, "invalid device numbers");
+        e.devmajor = (uint32_t)maj;
+        e.devminor = (uint32_t)min;
+    }
+    e.xattrs = r->xattrs;
+    e.n_xattrs = r->n_xattrs;
     clear_meta(r);
 
     rc = r->on_entry(r->arg, &e);
+    drop_xattrs(r);
     if (rc != 0) {
         ocisync__errf(err, errlen, "tar entry \"%s\": %s",
                       ocisync__clip(r->path, ERR_QUOTE_MAX, &c), ocisync_strerror(rc));
@@ -1845,6 +2148,7 @@ int oci_tar_reader_finish(struct oci_tar_reader *r, char *err, size_t errlen)
 
 void oci_tar_reader_dispose(struct oci_tar_reader *r)
 {
+    drop_xattrs(r);
     free(r->ext);
     r->ext = NULL;
     r->ext_len = r->ext_cap = 0;

@@ -8,11 +8,16 @@
  * an oci_tar_stream then produces the archive in caller-sized pieces, opening
  * one file at a time. Headers are POSIX ustar with PAX extended headers only
  * where ustar cannot say it (long or non-ASCII names, sizes of 8 GiB or more,
- * big uid/gid, mtimes before 1970).
+ * big uid/gid, mtimes before 1970) or for extended attributes
+ * ("SCHILY.xattr.NAME" records, sorted by name). A plan built from local
+ * sources holds files, directories, symlinks and hardlinks; one made of
+ * explicit entries (oci_tar_plan_add, for what a RUN changed) may also hold
+ * fifos, devices and whiteouts.
  *
  * Reader: oci_tar_reader is a push parser. It accepts ustar, old v7 and GNU
- * headers, PAX 'x' records and GNU 'L'/'K' long names, and hands each entry
- * and then its data to callbacks. Every buffer it keeps is capped.
+ * headers, PAX 'x' records (with "SCHILY.xattr." xattrs) and GNU 'L'/'K'
+ * long names, and hands each entry (with its device numbers and xattrs) and
+ * then its data to callbacks. Every buffer it keeps is capped.
  *
  * Error codes. Writer: OCISYNC_EUSAGE for a source or destination that cannot
  * go into a layer (a ".." component, a socket/fifo/device, two sources giving
@@ -38,6 +43,27 @@
 #define OCI_TAR_EXT_MAX (1024 * 1024)
 /* The most entries one plan may hold. */
 #define OCI_TAR_MAX_ENTRIES (4u * 1024 * 1024)
+/*
+ * Extended attributes of one entry: at most this many, with names (without
+ * "SCHILY.xattr.") and values together at most OCI_TAR_XATTR_BYTES, which is
+ * what one Linux file can carry (a value may be 64 KiB).
+ */
+#define OCI_TAR_MAX_XATTRS 128
+#define OCI_TAR_XATTR_BYTES (64 * 1024)
+/* The largest device numbers a ustar header holds (7 octal digits). */
+#define OCI_TAR_DEV_MAX 07777777u
+
+/*
+ * One extended attribute, written as the PAX record "SCHILY.xattr.NAME=VALUE"
+ * (the value as raw bytes, which may be binary, as security.capability is).
+ * In a plan both strings are owned by the entry; in a reader entry they point
+ * into the reader and live until the callback returns.
+ */
+struct oci_tar_xattr {
+    char *name; /* "security.capability", NUL-terminated, without '=' */
+    unsigned char *value;
+    size_t len;
+};
 
 /* ---------------------------------------------------------------------------------------------
  * Writer
@@ -145,17 +171,30 @@ enum { OCI_TAR_INCLUDE = 0, OCI_TAR_EXCLUDE, OCI_TAR_DESCEND };
 
 /* One archive entry of a plan. */
 struct oci_tar_plan_entry {
-    char *path;        /* archive path, relative, directories end with "/"; owned */
-    char *src;         /* local path of what it came from, NULL for an implied parent; owned */
-    char *linkname;    /* symlink target, or the archive path a hardlink refers to; owned or NULL */
-    char type;         /* '0' file, '1' hardlink, '2' symlink, '5' directory */
+    char *path; /* archive path, relative, directories end with "/"; owned */
+    /*
+     * Local path of what it came from; owned. NULL for an implied parent, and
+     * for entries that have no local file (a whiteout, a device): a type '0'
+     * entry without src has no content.
+     */
+    char *src;
+    char *linkname; /* symlink target, or the archive path a hardlink refers to; owned or NULL */
+    /*
+     * '0' file, '1' hardlink, '2' symlink, '5' directory; from
+     * oci_tar_plan_add also '3' character device, '4' block device, '6' fifo.
+     * A whiteout is a '0' entry named ".wh.NAME" (or ".wh..wh..opq") without src.
+     */
+    char type;
     uint32_t mode;     /* st_mode & 07777 */
     int64_t mtime;     /* already clamped */
     uint64_t size;     /* bytes of content: 0 except for type '0' */
     uint32_t uid, gid; /* the plan's, or what opts->owner said */
     /* Identity of a type '0' file, checked again when the stream opens it. */
     uint64_t dev, ino, nlink;
-    size_t source; /* index of the oci_tar_source it came from, for messages */
+    size_t source;                /* index of the oci_tar_source it came from, for messages */
+    uint32_t devmajor, devminor;  /* types '3' and '4' */
+    struct oci_tar_xattr *xattrs; /* sorted by name; owned (names and values too) */
+    size_t n_xattrs;
 };
 
 struct oci_tar_plan {
@@ -163,6 +202,7 @@ struct oci_tar_plan {
     size_t n_entries;
     uint64_t content_bytes; /* sum of the sizes of the type '0' entries */
     uint32_t uid, gid;      /* written into every header */
+    size_t cap;             /* entries allocated by oci_tar_plan_add */
 };
 
 /*
@@ -186,6 +226,36 @@ int oci_tar_plan_build(struct oci_tar_plan *plan, const struct oci_tar_source *s
                        const struct oci_tar_opts *opts, char *err, size_t errlen);
 /* Releases everything a plan owns (safe on a zeroed or freed plan). */
 void oci_tar_plan_free(struct oci_tar_plan *plan);
+
+/*
+ * A plan made of explicit entries, for layers that are not a copy of local
+ * sources (what a RUN changed): start from a zeroed plan, add each entry,
+ * then seal it. Unlike oci_tar_plan_build, these may hold fifos ('6') and
+ * devices ('3', '4', with devmajor and devminor), xattrs on any entry, and
+ * whiteouts (a '0' entry of size 0 without src named ".wh.NAME" or
+ * ".wh..wh..opq").
+ *
+ * oci_tar_plan_add copies e (path, src, linkname and xattrs; dev, ino and
+ * nlink as given: a type '0' entry with src is checked against them when
+ * streamed). Refused with OCISYNC_EUSAGE and a sentence naming the path: a
+ * path that is empty, absolute or has a "." or ".." component, a directory
+ * path without its trailing "/" (or another with one), an unknown type,
+ * content on anything but a '0' entry with src, a hardlink or symlink
+ * without a target, an xattr name that is empty or holds '='; with
+ * OCISYNC_ETOOBIG: paths or targets over OCI_TAR_PATH_MAX, more than
+ * OCI_TAR_MAX_ENTRIES entries, xattrs over OCI_TAR_MAX_XATTRS or
+ * OCI_TAR_XATTR_BYTES, device numbers over OCI_TAR_DEV_MAX.
+ */
+int oci_tar_plan_add(struct oci_tar_plan *plan, const struct oci_tar_plan_entry *e, char *err,
+                     size_t errlen);
+/*
+ * Sorts the entries by path as oci_tar_plan_build does (and each entry's
+ * xattrs by name), refuses two entries of one path (OCISYNC_EUSAGE), turns
+ * entries of types '0', '3', '4' and '6' with nlink > 1 that share dev and
+ * ino into one entry (the first by path) and hardlinks to it, and sums
+ * content_bytes. On error the plan is freed.
+ */
+int oci_tar_plan_seal(struct oci_tar_plan *plan, char *err, size_t errlen);
 
 /*
  * Produces the archive of a plan. It holds at most one file open, and a
@@ -241,6 +311,11 @@ struct oci_tar_entry {
     uint64_t size;
     uint32_t mode, uid, gid;
     int64_t mtime;
+    uint32_t devmajor, devminor; /* from the header for types '3' and '4', else 0 */
+    /* The PAX "SCHILY.xattr.NAME" records of the entry, in archive order; the last of a name wins.
+     */
+    const struct oci_tar_xattr *xattrs;
+    size_t n_xattrs;
 };
 
 /* A non-zero return aborts parsing; feed returns that value. */
@@ -263,6 +338,10 @@ struct oci_tar_reader {
     char meta;          /* 'x', 'g', 'L' or 'K' while collecting or skipping one */
     char *ext;          /* that record's data, at most OCI_TAR_EXT_MAX; owned */
     size_t ext_len, ext_cap;
+    /* The last PAX record's data while its xattrs point into it; owned. */
+    char *xattr_data;
+    struct oci_tar_xattr xattrs[OCI_TAR_MAX_XATTRS];
+    size_t n_xattrs;
     /* Overrides collected from PAX and GNU records for the next entry. */
     bool meta_seen; /* a record was read and no entry has used it yet */
     bool has_pax_path, has_pax_link, has_gnu_path, has_gnu_link;

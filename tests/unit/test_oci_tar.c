@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -185,6 +186,10 @@ struct rec {
     uint32_t mode, uid, gid;
     int64_t mtime;
     struct test_buf data;
+    uint32_t devmajor, devminor;
+    size_t n_xattrs;
+    char *xname[8];
+    struct test_buf xval[8];
 };
 
 struct parsed {
@@ -212,6 +217,15 @@ static int on_entry(void *arg, const struct oci_tar_entry *e)
     r->uid = e->uid;
     r->gid = e->gid;
     r->mtime = e->mtime;
+    r->devmajor = e->devmajor;
+    r->devminor = e->devminor;
+    for (size_t i = 0; i < e->n_xattrs && i < 8; i++) {
+        r->xname[i] = strdup(e->xattrs[i].name);
+        test_buf_add(&r->xval[i], e->xattrs[i].value, e->xattrs[i].len);
+        if (e->xattrs[i].len == 0)
+            test_buf_add(&r->xval[i], "", 1), r->xval[i].len = 0;
+        r->n_xattrs++;
+    }
     return 0;
 }
 
@@ -231,6 +245,10 @@ static void parsed_free(struct parsed *p)
         free(p->v[i].path);
         free(p->v[i].link);
         free(p->v[i].data.data);
+        for (size_t j = 0; j < p->v[i].n_xattrs; j++) {
+            free(p->v[i].xname[j]);
+            free(p->v[i].xval[j].data);
+        }
     }
     p->n = 0;
 }
@@ -1422,8 +1440,301 @@ TEST(reader_callback_abort)
     free(a.data);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Plans of explicit entries: what a RUN layer holds
+ */
+
+/* A setcap-like security.capability value (VFS_CAP_REVISION_2, cap_net_raw): binary, with NULs. */
+static const unsigned char CAP_VALUE[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00,
+                                            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                            0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+/* A value with every awkward byte a PAX record can hold: '\n', '=', NUL, high bytes. */
+static const unsigned char ODD_VALUE[7] = {'a', '\n', '=', 0, 0xff, ' ', '\n'};
+
+static void add_ok(struct oci_tar_plan *plan, const struct oci_tar_plan_entry *e)
+{
+    int rc = oci_tar_plan_add(plan, e, err, sizeof(err));
+
+    if (rc != 0)
+        fprintf(stderr, "oci_tar_plan_add %s: %s\n", e->path, err);
+    CHECK_INT(rc, 0);
+}
+
+static bool xattr_is(const struct rec *r, const char *name, const void *v, size_t len)
+{
+    for (size_t i = 0; r != NULL && i < r->n_xattrs; i++) {
+        if (strcmp(r->xname[i], name) == 0)
+            return r->xval[i].len == len && (len == 0 || memcmp(r->xval[i].data, v, len) == 0);
+    }
+    return false;
+}
+
+/* A fifo, two devices, a whiteout, an opaque directory and a setuid file with xattrs, twice. */
+static void add_special(struct oci_tar_plan *plan, const char *file, const struct stat *st,
+                        struct oci_tar_xattr *xa, bool reverse)
+{
+    const struct oci_tar_plan_entry v[] = {
+        {.path = "usr/", .type = '5', .mode = 0755},
+        {.path = "usr/fifo", .type = '6', .mode = 0640, .mtime = 1700000000},
+        {.path = "usr/null", .type = '3', .mode = 0666, .devmajor = 1, .devminor = 3},
+        {.path = "usr/sda",
+         .type = '4',
+         .mode = 0660,
+         .gid = 6,
+         .devmajor = 8,
+         .devminor = 1048575},
+        {.path = "usr/.wh.gone", .type = '0'},
+        {.path = "opq/.wh..wh..opq", .type = '0'},
+        {.path = "opq/", .type = '5', .mode = 01777},
+        {.path = "usr/ping",
+         .src = (char *)file,
+         .type = '0',
+         .mode = 04755,
+         .size = 4,
+         .dev = st->st_dev,
+         .ino = st->st_ino,
+         .nlink = 2,
+         .xattrs = xa,
+         .n_xattrs = 3},
+        /* The same inode again: it becomes a hardlink to usr/ping, the first by path. */
+        {.path = "usr/sbin-ping",
+         .src = (char *)file,
+         .type = '0',
+         .mode = 04755,
+         .size = 4,
+         .dev = st->st_dev,
+         .ino = st->st_ino,
+         .nlink = 2},
+    };
+    size_t n = sizeof(v) / sizeof(v[0]);
+
+    memset(plan, 0, sizeof(*plan));
+    for (size_t i = 0; i < n; i++)
+        add_ok(plan, &v[reverse ? n - 1 - i : i]);
+}
+
+TEST(plan_special_entries)
+{
+    char root[64], file[128], cmd[512];
+    struct oci_tar_plan plan;
+    struct test_buf out;
+    struct parsed p;
+    struct stat st;
+    struct oci_tar_xattr xa[3] = {
+        {"user.odd", (unsigned char *)ODD_VALUE, sizeof(ODD_VALUE)},
+        {"security.capability", (unsigned char *)CAP_VALUE, sizeof(CAP_VALUE)},
+        {"user.empty", NULL, 0},
+    };
+    const struct rec *r;
+
+    temp_dir(root, sizeof(root));
+    make_file(root, "bin",
+              "\x7f"
+              "ELF",
+              4, 04755);
+    snprintf(file, sizeof(file), "%s/bin", root);
+    CHECK_INT(stat(file, &st), 0);
+    add_special(&plan, file, &st, xa, false);
+    CHECK_INT(oci_tar_plan_seal(&plan, err, sizeof(err)), 0);
+    CHECK_INT(plan.n_entries, 9);
+    CHECK_STR(plan.entries[0].path, "opq/");
+    CHECK_STR(plan.entries[1].path, "opq/.wh..wh..opq");
+    CHECK_INT(plan.content_bytes, 4);
+    CHECK_INT(stream_all(&plan, 700, &out), 0);
+
+    CHECK_INT(parse(out.data, out.len, 0, &p), 0);
+    CHECK_INT(p.n, 9);
+    r = find(&p, "usr/fifo");
+    CHECK(r != NULL && r->type == '6' && r->mode == 0640 && r->mtime == 1700000000);
+    r = find(&p, "usr/null");
+    CHECK(r != NULL && r->type == '3' && r->devmajor == 1 && r->devminor == 3);
+    r = find(&p, "usr/sda");
+    CHECK(r != NULL && r->type == '4' && r->devmajor == 8 && r->devminor == 1048575 && r->gid == 6);
+    r = find(&p, "usr/.wh.gone");
+    CHECK(r != NULL && r->type == '0' && r->size == 0);
+    r = find(&p, "opq/.wh..wh..opq");
+    CHECK(r != NULL && r->type == '0' && r->size == 0);
+    r = find(&p, "opq/");
+    CHECK(r != NULL && r->mode == 01777);
+    r = find(&p, "usr/ping");
+    CHECK(r != NULL && r->type == '0' && r->mode == 04755 && r->data.len == 4);
+    CHECK_INT(r ? r->n_xattrs : 0, 3);
+    CHECK(xattr_is(r, "security.capability", CAP_VALUE, sizeof(CAP_VALUE)));
+    CHECK(xattr_is(r, "user.odd", ODD_VALUE, sizeof(ODD_VALUE)));
+    CHECK(xattr_is(r, "user.empty", "", 0));
+    r = find(&p, "usr/sbin-ping");
+    CHECK(r != NULL && r->type == '1' && strcmp(r->link, "usr/ping") == 0 && r->n_xattrs == 0);
+    /* Split anywhere, the reader sees the same. */
+    {
+        struct parsed q;
+
+        CHECK_INT(parse(out.data, out.len, 1, &q), 0);
+        CHECK(same_parse(&p, &q));
+        CHECK(xattr_is(find(&q, "usr/ping"), "user.odd", ODD_VALUE, sizeof(ODD_VALUE)));
+        parsed_free(&q);
+    }
+
+    /* GNU tar reads the devices, the fifo and the xattrs the same way. */
+    snprintf(file, sizeof(file), "%s/special.tar", root);
+    write_out(file, &out);
+    snprintf(
+        cmd, sizeof(cmd),
+        "tar -tvf '%s' | grep -q '^crw-rw-rw- .* 1,3 .*usr/null$' && "
+        "tar -tvf '%s' | grep -q '^brw-rw---- .* 8,1048575 .*usr/sda$' && "
+        "tar -tvf '%s' | grep -q '^prw-r----- .*usr/fifo$' && "
+        "tar --xattrs --xattrs-include='*' -tvvf '%s' 2>&1 | grep -q 'x: 20 security.capability'",
+        file, file, file, file);
+    CHECK_INT(system(cmd), 0);
+
+    /* The same entries added in another order give the same bytes. */
+    {
+        struct oci_tar_plan again;
+        struct test_buf out2;
+
+        snprintf(file, sizeof(file), "%s/bin", root);
+        add_special(&again, file, &st, xa, true);
+        CHECK_INT(oci_tar_plan_seal(&again, err, sizeof(err)), 0);
+        CHECK_INT(stream_all(&again, 4096, &out2), 0);
+        CHECK(out2.len == out.len && memcmp(out2.data, out.data, out.len) == 0);
+        test_buf_free(&out2);
+        oci_tar_plan_free(&again);
+    }
+    parsed_free(&p);
+    test_buf_free(&out);
+    oci_tar_plan_free(&plan);
+    rm_tree(root);
+}
+
+static void add_refused(const struct oci_tar_plan_entry *e, int code, const char *needle)
+{
+    struct oci_tar_plan plan;
+
+    memset(&plan, 0, sizeof(plan));
+    memset(err, 0, sizeof(err));
+    CHECK_INT(oci_tar_plan_add(&plan, e, err, sizeof(err)), code);
+    CHECK_INT(plan.n_entries, 0);
+    if (strstr(err, needle) == NULL)
+        fprintf(stderr, "err \"%s\" does not mention \"%s\"\n", err, needle);
+    CHECK(strstr(err, needle) != NULL);
+    oci_tar_plan_free(&plan);
+}
+
+TEST(plan_add_refusals)
+{
+    struct oci_tar_xattr bad_name = {"user.a=b", (unsigned char *)"v", 1};
+    static struct oci_tar_xattr many[OCI_TAR_MAX_XATTRS + 1];
+    static unsigned char big[OCI_TAR_XATTR_BYTES];
+    struct oci_tar_xattr huge = {"user.big", big, sizeof(big)};
+    struct oci_tar_plan plan;
+
+    add_refused(&(struct oci_tar_plan_entry){.path = "../etc/passwd", .type = '0'}, OCISYNC_EUSAGE,
+                "\"../etc/passwd\" is not a relative path");
+    add_refused(&(struct oci_tar_plan_entry){.path = "/etc/passwd", .type = '0'}, OCISYNC_EUSAGE,
+                "\"/etc/passwd\"");
+    add_refused(&(struct oci_tar_plan_entry){.path = "a/./b", .type = '0'}, OCISYNC_EUSAGE,
+                "\"a/./b\"");
+    add_refused(&(struct oci_tar_plan_entry){.path = "a//b", .type = '0'}, OCISYNC_EUSAGE,
+                "\"a//b\"");
+    add_refused(&(struct oci_tar_plan_entry){.path = "dir", .type = '5'}, OCISYNC_EUSAGE,
+                "if and only if it is a directory");
+    add_refused(&(struct oci_tar_plan_entry){.path = "file/", .type = '0'}, OCISYNC_EUSAGE,
+                "if and only if it is a directory");
+    add_refused(&(struct oci_tar_plan_entry){.path = "sock", .type = '8'}, OCISYNC_EUSAGE,
+                "unknown type");
+    add_refused(&(struct oci_tar_plan_entry){.path = "dev", .type = '3', .size = 5}, OCISYNC_EUSAGE,
+                "has content");
+    add_refused(&(struct oci_tar_plan_entry){.path = ".wh.x", .type = '0', .size = 1},
+                OCISYNC_EUSAGE, "has content");
+    add_refused(&(struct oci_tar_plan_entry){.path = "l", .type = '2'}, OCISYNC_EUSAGE,
+                "without a target");
+    add_refused(&(struct oci_tar_plan_entry){.path = "d", .type = '3', .devmajor = 1u << 21},
+                OCISYNC_ETOOBIG, "device numbers");
+    add_refused(
+        &(struct oci_tar_plan_entry){.path = "x", .type = '0', .xattrs = &bad_name, .n_xattrs = 1},
+        OCISYNC_EUSAGE, "holds '='");
+    for (size_t i = 0; i < OCI_TAR_MAX_XATTRS + 1; i++)
+        many[i] = (struct oci_tar_xattr){"user.x", (unsigned char *)"v", 1};
+    add_refused(
+        &(struct oci_tar_plan_entry){
+            .path = "x", .type = '0', .xattrs = many, .n_xattrs = OCI_TAR_MAX_XATTRS + 1},
+        OCISYNC_ETOOBIG, "too many xattrs");
+    add_refused(
+        &(struct oci_tar_plan_entry){.path = "x", .type = '0', .xattrs = many, .n_xattrs = 2},
+        OCISYNC_EUSAGE, "one xattr twice");
+    add_refused(
+        &(struct oci_tar_plan_entry){.path = "x", .type = '0', .xattrs = &huge, .n_xattrs = 1},
+        OCISYNC_ETOOBIG, "64 KiB");
+
+    /* "a" and "a/" are one name. */
+    memset(&plan, 0, sizeof(plan));
+    add_ok(&plan, &(struct oci_tar_plan_entry){.path = "a", .type = '6'});
+    add_ok(&plan, &(struct oci_tar_plan_entry){.path = "a-b", .type = '6'});
+    add_ok(&plan, &(struct oci_tar_plan_entry){.path = "a/", .type = '5'});
+    CHECK_INT(oci_tar_plan_seal(&plan, err, sizeof(err)), OCISYNC_EUSAGE);
+    CHECK(strstr(err, "is in the layer twice") != NULL);
+    CHECK(plan.entries == NULL && plan.n_entries == 0);
+
+    /* The biggest xattr set an entry may have still fits in its PAX header. */
+    {
+        struct oci_tar_xattr fit = {"user.big", big, sizeof(big) - 8};
+        struct test_buf out;
+        struct parsed p;
+
+        memset(big, '\n', sizeof(big));
+        memset(&plan, 0, sizeof(plan));
+        add_ok(&plan, &(struct oci_tar_plan_entry){
+                          .path = "x", .type = '6', .xattrs = &fit, .n_xattrs = 1});
+        CHECK_INT(oci_tar_plan_seal(&plan, err, sizeof(err)), 0);
+        CHECK_INT(stream_all(&plan, 512, &out), 0);
+        CHECK_INT(parse(out.data, out.len, 0, &p), 0);
+        CHECK(xattr_is(find(&p, "x"), "user.big", big, sizeof(big) - 8));
+        parsed_free(&p);
+        test_buf_free(&out);
+        oci_tar_plan_free(&plan);
+    }
+}
+
+/* GNU tar's own xattr records (from a real file with setxattr'ed attributes) read back. */
+TEST(reads_gnu_tar_xattrs)
+{
+    char root[64], file[128], cmd[512];
+    struct test_buf b;
+    struct parsed p;
+    FILE *f;
+
+    temp_dir(root, sizeof(root));
+    make_file(root, "f", "x", 1, 0644);
+    snprintf(file, sizeof(file), "%s/f", root);
+    if (setxattr(file, "user.odd", ODD_VALUE, sizeof(ODD_VALUE), 0) != 0) {
+        rm_tree(root);
+        SKIP("no user xattrs on /tmp");
+    }
+    snprintf(cmd, sizeof(cmd),
+             "tar --xattrs --xattrs-include='user.*' --format=pax -cf '%s/x.tar' -C '%s' f", root,
+             root);
+    CHECK_INT(system(cmd), 0);
+    snprintf(file, sizeof(file), "%s/x.tar", root);
+    memset(&b, 0, sizeof(b));
+    f = fopen(file, "rb");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        unsigned char tmp[4096];
+        size_t n;
+
+        while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+            test_buf_add(&b, tmp, n);
+        fclose(f);
+    }
+    CHECK_INT(parse(b.data, b.len, 3, &p), 0);
+    CHECK(xattr_is(find(&p, "f"), "user.odd", ODD_VALUE, sizeof(ODD_VALUE)));
+    parsed_free(&p);
+    test_buf_free(&b);
+    rm_tree(root);
+}
+
 TEST_MAIN(T(roundtrip), T(plan_counts), T(deterministic), T(dest_placement),
           T(chown_and_pax_numbers), T(gnu_tar_reads_ours), T(reads_gnu_tar), T(reads_v7),
           T(refusals), T(links_as_they_are), T(chmod_modes), T(overlay_sources), T(filter_entries),
           T(unreadable), T(changed_while_streaming), T(reader_split_anywhere), T(reader_truncated),
-          T(reader_bad_headers), T(reader_caps), T(reader_pax_records), T(reader_callback_abort))
+          T(reader_bad_headers), T(reader_caps), T(reader_pax_records), T(reader_callback_abort),
+          T(plan_special_entries), T(plan_add_refusals), T(reads_gnu_tar_xattrs))
