@@ -352,7 +352,23 @@ int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *pl
         field(&h, "meta", num);
         if (e->linkname != NULL)
             field(&h, "link", e->linkname);
-        if (e->type == '0' && (rc = hash_file(e, cwd, &x, buf, &d, err, errlen)) == 0)
+        if (e->type == '3' || e->type == '4') {
+            snprintf(num, sizeof(num), "%u %u", e->devmajor, e->devminor);
+            field(&h, "device", num);
+        }
+        for (size_t k = 0; k < e->n_xattrs; k++) {
+            struct oci_digest v;
+            if (oci_digest_buffer(OCI_DIGEST_SHA256, e->xattrs[k].value, e->xattrs[k].len, &v) !=
+                0) {
+                rc = UV_ENOMEM;
+                break;
+            }
+            field(&h, "xattr", e->xattrs[k].name);
+            field(&h, "value", v.str);
+        }
+        /* A whiteout has no file behind it: no content to hash. */
+        if (rc == 0 && e->type == '0' && e->src != NULL &&
+            (rc = hash_file(e, cwd, &x, buf, &d, err, errlen)) == 0)
             field(&h, "content", d.str);
     }
     free(buf);

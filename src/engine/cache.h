@@ -6,11 +6,10 @@
  *
  * A layer's key is the SHA-256 of everything its tar stream is made from:
  * every planned entry (path, type, mode, owner, mtime after clamping, size,
- * link target) and the content digest of every file, plus the compression
- * and level. The layer writer is deterministic (the same plan gives the same
- * bytes), so equal keys mean equal blobs. A COPY layer does not depend on
- * the steps before it (only a RUN will), so a changed file invalidates its
- * own layer and no other.
+ * link target, device numbers, xattrs) and the content digest of every
+ * file, plus the compression and level. The layer writer is deterministic (the same plan gives the
+ * same bytes), so equal keys mean equal blobs. A COPY layer does not depend on the steps before it
+ * (only a RUN will), so a changed file invalidates its own layer and no other.
  *
  * On disk, under the cache directory ($XDG_CACHE_HOME/ocisync, else
  * ~/.cache/ocisync): layers/<key hex> holds the layer's digests and sizes
