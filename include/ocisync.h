@@ -48,7 +48,8 @@ extern "C" {
     XX(ETLS, -20021, "TLS handshake failed")                                                       \
     XX(ETLSCONFIG, -20022, "invalid TLS configuration")                                            \
     XX(EINTERRUPTED, -20023, "interrupted")                                                        \
-    XX(EPARTIAL, -20024, "some images failed")
+    XX(EPARTIAL, -20024, "some images failed")                                                     \
+    XX(ESTEP, -20025, "a build step failed")
 
 typedef enum {
 #define OCISYNC_ERR_ENUM(name, value, msg) OCISYNC_##name = (value),
@@ -420,6 +421,13 @@ struct ocisync_build_opts {
     const char *const *build_args;
     size_t n_build_args;
     const char *target; /* the stage to build; NULL: the last one */
+    /*
+     * Secrets a RUN --mount=type=secret may read, as buildx's --secret:
+     * "id=ID,src=FILE" or "id=ID,env=VAR". Never in a layer, the cache key
+     * or the history.
+     */
+    const char *const *secrets;
+    size_t n_secrets;
     /*
      * The build cache: layers already built are found by their content and
      * not built again. cache_dir NULL: $XDG_CACHE_HOME/ocisync (else

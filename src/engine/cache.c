@@ -1,7 +1,10 @@
 /*
  * The build cache (see cache.h).
  */
+#define _GNU_SOURCE /* nftw */
 #include "engine/cache.h"
+
+#include "oci/archive.h"
 
 #include "common/log.h"
 #include "common/sysio.h"
@@ -11,6 +14,7 @@
 #include <uv.h>
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -486,6 +490,33 @@ void engine_cache_note(const struct engine_cache *c, const struct oci_digest *ke
     json_decref(j);
 }
 
+bool engine_cache_peek(const struct engine_cache *c, const struct oci_digest *key,
+                       struct oci_layer_result *r)
+{
+    const char *diff_id = NULL, *digest = NULL;
+    json_int_t size = -1, tar_size = -1;
+    struct stat sb;
+    bool hit = false;
+    json_t *j;
+
+    if (c->dir[0] == '\0' || (j = read_entry(c, key)) == NULL)
+        return false;
+    if (json_unpack(j, "{s:s, s:s, s:I, s:I}", "diff_id", &diff_id, "digest", &digest, "size",
+                    &size, "tar_size", &tar_size) == 0 &&
+        oci_digest_parse_str(diff_id, &r->diff_id) == 0 &&
+        oci_digest_parse_str(digest, &r->digest) == 0 && size >= 0 && tar_size >= 0) {
+        snprintf(r->path, sizeof(r->path), "%s/blobs/sha256/%s", c->dir,
+                 oci_digest_hex(&r->digest));
+        r->size = (uint64_t)size;
+        r->tar_size = (uint64_t)tar_size;
+        hit = stat(r->path, &sb) == 0 && (uint64_t)sb.st_size == r->size;
+        if (hit)
+            engine_cache_touch(r->path);
+    }
+    json_decref(j);
+    return hit;
+}
+
 bool engine_cache_get(const struct engine_cache *c, const struct oci_digest *key,
                       const char *blobs_dir, struct oci_layer_result *r,
                       struct engine_cache_at *where)
@@ -554,58 +585,150 @@ void engine_cache_touch(const char *blob)
         LOG_DEBUG("build cache: cannot touch %s: %s", blob, strerror(errno));
 }
 
-struct cached_blob {
-    char hex[65];
+/* Something the cache keeps: a blob, or a directory of rootfs/ or runs/. */
+struct cached_item {
+    char path[PATH_MAX + 200];
+    bool dir;
     uint64_t size;
-    int64_t used; /* mtime, ns */
+    int64_t used; /* mtime (of a directory: of its NAME.size file), ns */
+};
+
+struct item_list {
+    struct cached_item *v;
+    size_t n, cap;
+    uint64_t total;
 };
 
 static int cmp_used(const void *a, const void *b)
 {
-    const struct cached_blob *x = a, *y = b;
+    const struct cached_item *x = a, *y = b;
     return x->used < y->used ? -1 : x->used > y->used;
 }
 
-/* The cache's blobs (*out malloc'ed, *n) and their total size; -1 if it cannot be read. */
-static int list_blobs(const char *dir, struct cached_blob **out, size_t *n, uint64_t *total)
+static struct cached_item *item_add(struct item_list *l)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? 2 * l->cap : 256;
+        struct cached_item *nv = realloc(l->v, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return NULL;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    memset(&l->v[l->n], 0, sizeof(l->v[0]));
+    return &l->v[l->n++];
+}
+
+/* The cache's blobs: 64 hex digits (temp files of a writer are left alone). */
+static int list_blobs(const char *dir, struct item_list *l)
 {
     char path[PATH_MAX + 200];
-    struct cached_blob *v = NULL;
-    size_t cap = 0;
     struct dirent *de;
     DIR *d;
 
-    *out = NULL;
-    *n = 0;
-    *total = 0;
     snprintf(path, sizeof(path), "%s/blobs/sha256", dir);
     if ((d = opendir(path)) == NULL)
         return -1;
     while ((de = readdir(d)) != NULL) {
+        struct cached_item *it;
         struct stat sb;
-        /* Only finished blobs: 64 hex digits (temp files of a writer are left alone). */
         if (strlen(de->d_name) != 64 || strspn(de->d_name, "0123456789abcdef") != 64 ||
             fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
             continue;
-        if (*n == cap) {
-            struct cached_blob *nv;
-            cap = cap ? 2 * cap : 256;
-            if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
-                free(v);
-                closedir(d);
-                return -1;
-            }
-            v = nv;
+        if ((it = item_add(l)) == NULL) {
+            closedir(d);
+            return -1;
         }
-        memcpy(v[*n].hex, de->d_name, sizeof(v[*n].hex));
-        v[*n].size = (uint64_t)sb.st_size;
-        v[*n].used = ns(&sb.st_mtim);
-        *total += v[*n].size;
-        (*n)++;
+        snprintf(it->path, sizeof(it->path), "%s/%s", path, de->d_name);
+        it->size = (uint64_t)sb.st_size;
+        it->used = ns(&sb.st_mtim);
+        l->total += it->size;
     }
     closedir(d);
-    *out = v;
     return 0;
+}
+
+static uint64_t walk_total;
+
+static int add_size(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)path;
+    (void)flag;
+    (void)ftw;
+    walk_total += (uint64_t)sb->st_blocks * 512;
+    return 0;
+}
+
+/* What dir takes on disk, from its NAME.size file, else walked (and written there). */
+static uint64_t dir_size(const char *dir, const char *size_file)
+{
+    char *text = NULL, buf[32];
+    size_t len = 0;
+    uint64_t v;
+    int fd;
+
+    if (ocisync__read_small(size_file, 64, true, &text, &len) == 0) {
+        bool known = len > 0 && text[0] >= '0' && text[0] <= '9';
+        v = strtoull(text, NULL, 10);
+        free(text);
+        if (known)
+            return v;
+    }
+    walk_total = 0;
+    nftw(dir, add_size, 16, FTW_PHYS);
+    v = walk_total;
+    snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)v);
+    fd = open(size_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        struct stat sb;
+        /* Writing it is no use: keep the time it was last used. */
+        bool had = fstat(fd, &sb) == 0;
+        if (ocisync__write_full(fd, buf, strlen(buf)) != 0)
+            LOG_DEBUG("build cache: cannot write %s", size_file);
+        if (had)
+            futimens(fd, (struct timespec[2]){sb.st_atim, sb.st_mtim});
+        close(fd);
+    }
+    return v;
+}
+
+/* The directories of sub ("rootfs", "runs"): extracted layers and kept RUN results. */
+static void list_dirs(const char *dir, const char *sub, struct item_list *l)
+{
+    char path[PATH_MAX + 200], size_file[PATH_MAX + 300];
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    if ((d = opendir(path)) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        struct cached_item *it;
+        struct stat sb;
+        if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISDIR(sb.st_mode) || (it = item_add(l)) == NULL)
+            continue;
+        snprintf(it->path, sizeof(it->path), "%s/%s", path, de->d_name);
+        snprintf(size_file, sizeof(size_file), "%s.size", it->path);
+        it->dir = true;
+        it->size = dir_size(it->path, size_file);
+        it->used = stat(size_file, &sb) == 0 ? ns(&sb.st_mtim) : 0;
+        l->total += it->size;
+    }
+    closedir(d);
+}
+
+void engine_cache_dir_used(const char *dir)
+{
+    char size_file[PATH_MAX + 300];
+    int fd;
+
+    snprintf(size_file, sizeof(size_file), "%s.size", dir);
+    /* Empty until the cache is next trimmed, which writes the size into it. */
+    fd = open(size_file, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0)
+        close(fd);
+    engine_cache_touch(size_file);
 }
 
 /* Removes the layer entries whose blob is gone. */
@@ -640,31 +763,37 @@ static void drop_orphans(const struct engine_cache *c)
 
 void engine_cache_trim(const struct engine_cache *c, uint64_t max)
 {
-    struct cached_blob *v;
-    size_t n;
-    uint64_t total, goal, freed = 0;
-    char path[PATH_MAX + 200];
+    struct item_list l = {0};
+    uint64_t goal, freed = 0;
+    char size_file[PATH_MAX + 300];
 
     if (c->dir[0] == '\0')
         return;
     if (max == 0)
         max = ENGINE_CACHE_DEFAULT_MAX;
-    if (list_blobs(c->dir, &v, &n, &total) != 0 || total <= max) {
-        free(v);
-        return;
-    }
+    if (list_blobs(c->dir, &l) != 0)
+        goto out;
+    list_dirs(c->dir, "rootfs", &l);
+    list_dirs(c->dir, "runs", &l);
+    if (l.total <= max)
+        goto out;
     /* Down to 90% of the cap, so that the next builds do not trim again at once. */
     goal = max - max / 10;
-    qsort(v, n, sizeof(*v), cmp_used);
-    for (size_t i = 0; i < n && total > goal; i++) {
-        snprintf(path, sizeof(path), "%s/blobs/sha256/%s", c->dir, v[i].hex);
-        if (unlink(path) == 0) {
-            total -= v[i].size;
-            freed += v[i].size;
+    qsort(l.v, l.n, sizeof(*l.v), cmp_used);
+    for (size_t i = 0; i < l.n && l.total > goal; i++) {
+        if (l.v[i].dir) {
+            oci_archive_remove_dir(l.v[i].path);
+            snprintf(size_file, sizeof(size_file), "%s.size", l.v[i].path);
+            unlink(size_file);
+        } else if (unlink(l.v[i].path) != 0) {
+            continue;
         }
+        l.total -= l.v[i].size;
+        freed += l.v[i].size;
     }
-    LOG_DEBUG("build cache %s: evicted %llu bytes of the least recently used blobs", c->dir,
+    LOG_DEBUG("build cache %s: evicted %llu bytes of what was least recently used", c->dir,
               (unsigned long long)freed);
-    free(v);
     drop_orphans(c);
+out:
+    free(l.v);
 }

@@ -70,6 +70,13 @@ bool engine_cache_get(const struct engine_cache *c, const struct oci_digest *key
                       const char *blobs_dir, struct oci_layer_result *r,
                       struct engine_cache_at *at);
 
+/*
+ * Looks key up without taking the blob: on a hit fills r with r->path the
+ * cache's own blob file (read it, never write it) and returns true.
+ */
+bool engine_cache_peek(const struct engine_cache *c, const struct oci_digest *key,
+                       struct oci_layer_result *r);
+
 /* Remembers that the layer of key is now at where ("registry/repository"). Best effort. */
 void engine_cache_note(const struct engine_cache *c, const struct oci_digest *key,
                        const char *where);
@@ -81,10 +88,17 @@ void engine_cache_note(const struct engine_cache *c, const struct oci_digest *ke
 void engine_cache_touch(const char *blob);
 
 /*
- * Keeps the cache's blobs within max bytes (0: ENGINE_CACHE_DEFAULT_MAX):
- * when over, removes the least recently used down to 90% of it, and the
- * layer entries whose blob went. Best effort; a blob another build has
- * linked into its staging layout stays there.
+ * Marks a directory the cache keeps (an extracted layer in rootfs/, a RUN's
+ * result in runs/) as just used: the mtime of its NAME.size file.
+ */
+void engine_cache_dir_used(const char *dir);
+
+/*
+ * Keeps what the cache holds within max bytes (0: ENGINE_CACHE_DEFAULT_MAX):
+ * its blobs and the directories of rootfs/ and runs/ (sizes on disk, kept
+ * in NAME.size files). When over, removes the least recently used down to
+ * 90% of it, and the layer entries whose blob went. Best effort; a blob
+ * another build has linked into its staging layout stays there.
  */
 void engine_cache_trim(const struct engine_cache *c, uint64_t max);
 
