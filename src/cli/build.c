@@ -36,6 +36,8 @@ static void build_usage(FILE *f, bool push)
             "      --build-arg KEY[=VALUE]  a build argument; KEY alone takes it from the\n"
             "                            environment (repeatable)\n"
             "      --target STAGE        the stage to build (default the last)\n"
+            "      --secret id=ID,src=FILE|env=VAR  a secret RUN --mount=type=secret reads\n"
+            "                            (never in a layer or the cache; repeatable)\n"
             "  -p, --platform OS/ARCH[/VARIANT]  a platform to build for (repeatable; default\n"
             "                            the host's)\n"
             "\n"
@@ -218,6 +220,7 @@ int cli_build(int argc, char **argv, bool push)
         OPT_DIGESTFILE,
         OPT_NO_STREAM,
         OPT_BUILD_ARG,
+        OPT_SECRET,
         OPT_TARGET,
         OPT_CACHE_DIR,
         OPT_NO_CACHE,
@@ -229,6 +232,7 @@ int cli_build(int argc, char **argv, bool push)
         {"base", required_argument, NULL, OPT_BASE},
         {"file", required_argument, NULL, 'f'},
         {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
+        {"secret", required_argument, NULL, OPT_SECRET},
         {"target", required_argument, NULL, OPT_TARGET},
         {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
@@ -266,9 +270,10 @@ int cli_build(int argc, char **argv, bool push)
     char *plat_specs[CLI_MAX_PLATFORMS];
     const char *layers[MAX_ITEMS], *env[MAX_ITEMS], *expose[MAX_ITEMS], *labels[MAX_ITEMS];
     const char *ann[MAX_ITEMS + 4], *tags[MAX_ITEMS], *build_args[MAX_ITEMS];
+    const char *secrets[MAX_ITEMS];
     char *entry[MAX_ITEMS], *cmd[MAX_ITEMS], *tag_lists[MAX_ITEMS];
     size_t n_plats = 0, n_layers = 0, n_env = 0, n_expose = 0, n_labels = 0, n_ann = 0, n_tags = 0;
-    size_t n_entry = 0, n_cmd = 0, n_tag_lists = 0, n_build_args = 0;
+    size_t n_entry = 0, n_cmd = 0, n_tag_lists = 0, n_build_args = 0, n_secrets = 0;
     char dockerfile[4200];
     bool flag_only = false; /* an option a Dockerfile build does not take was given */
     const char *version = NULL, *source = NULL, *revision = NULL, *digestfile = NULL;
@@ -291,6 +296,18 @@ int cli_build(int argc, char **argv, bool push)
             break;
         case 'f':
             o.dockerfile = optarg;
+            break;
+        case OPT_SECRET:
+            if (strncmp(optarg, "id=", 3) != 0 ||
+                (strstr(optarg, ",src=") == NULL && strstr(optarg, ",source=") == NULL &&
+                 strstr(optarg, ",env=") == NULL)) {
+                fprintf(stderr,
+                        "%s %s: --secret takes id=ID,src=FILE or id=ID,env=VAR, not \"%s\"\n",
+                        cli_prog, cmdname, optarg);
+                goto out;
+            }
+            if (add_item("--secret", secrets, &n_secrets, optarg) != 0)
+                goto out;
             break;
         case OPT_BUILD_ARG:
             if (add_item("--build-arg", build_args, &n_build_args, optarg) != 0)
@@ -510,8 +527,9 @@ int cli_build(int argc, char **argv, bool push)
                 goto out;
             }
         }
-    } else if (n_build_args > 0 || o.target != NULL) {
-        fprintf(stderr, "%s %s: --build-arg and --target are for Dockerfile builds (-f)\n",
+    } else if (n_build_args > 0 || o.target != NULL || n_secrets > 0) {
+        fprintf(stderr,
+                "%s %s: --build-arg, --target and --secret are for Dockerfile builds (-f)\n",
                 cli_prog, cmdname);
         goto out;
     }
@@ -572,6 +590,8 @@ int cli_build(int argc, char **argv, bool push)
     o.n_platforms = n_plats;
     o.build_args = build_args;
     o.n_build_args = n_build_args;
+    o.secrets = secrets;
+    o.n_secrets = n_secrets;
     o.layers = layers;
     o.n_layers = n_layers;
     o.env = env;

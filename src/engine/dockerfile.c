@@ -11,14 +11,17 @@
  * it is built and uploaded once); every other instruction changes the
  * config, with one history entry per instruction as docker writes them.
  *
- * What needs a stage's files (RUN, COPY --from, --chown by name, ADD of
- * archives and URLs) is refused by name with its line, until the layer
- * stack reader and the RUN executor land.
+ * What needs a stage's files (COPY destinations, --chown by name, COPY
+ * --from) reads the stage's layer stack (oci/stack.h). A RUN runs while the
+ * stage is evaluated (engine/run.h), on the stage's layers, once per build
+ * and key: its key is what ran on what (the layers below, the command, its
+ * environment and mounts), and a key found in the build cache does not run.
  */
 #define _GNU_SOURCE /* asprintf */
 #include "engine/build.h"
 #include "engine/cache.h"
 #include "engine/fetch.h"
+#include "engine/run.h"
 
 #include "common/log.h"
 #include "common/msg.h"
@@ -192,6 +195,19 @@ struct fe_layer {
     /* COPY --from: where its sources came from, for their owners. */
     struct from_owner *owners; /* owned */
     size_t n_owners;
+    /* The plan stage_fs made of it (borrowed from fe.plans), and its content key once asked. */
+    struct oci_tar_plan *plan;
+    struct oci_digest ckey;
+    bool has_ckey;
+    /*
+     * A RUN's layer: its key (what ran on what), and what running it left
+     * (ran), or else the build cache's blob of that key (hit).
+     */
+    bool is_run, ran;
+    struct oci_digest run_key;
+    /* On the heap: stacks borrow its plan, and fe.fl moves as it grows. Owned. */
+    struct engine_run_result *run;
+    struct oci_layer_result hit;
 };
 
 struct fe {
@@ -224,6 +240,11 @@ struct fe {
     size_t cur_stage;    /* the stage being evaluated: COPY --from names earlier ones */
     int copy_depth;      /* > 0 while a stage is evaluated for COPY --from */
     struct strs urls;    /* "URL\tPATH" of each ADD URL downloaded, once per build */
+    /* RUN: the build cache (dir "" with --no-cache), the executor's state, --secret values. */
+    struct engine_cache cache;
+    struct engine_run_ctx run;
+    bool run_ready;
+    unsigned n_secret_files;
 };
 
 static int fail(struct fe *f, int rc, const struct oci_df_instr *in, const char *fmt, ...)
@@ -485,6 +506,9 @@ static void fe_layer_free(struct fe_layer *l)
     free(l->owners);
     if (l->exclude != NULL)
         oci_ignore_free(l->exclude);
+    if (l->run != NULL)
+        engine_run_result_free(l->run);
+    free(l->run);
 }
 
 /*
@@ -728,7 +752,23 @@ static int stage_fs(struct fe *f, struct stage *st, const struct oci_df_instr *i
     for (; st->fs_layers < st->n_layers; st->fs_layers++) {
         struct fe_layer *l = &f->fl[st->layers[st->fs_layers]];
         struct oci_tar_opts topts = l->topts;
-        struct oci_tar_plan **np = realloc(f->plans, (f->n_plans + 1) * sizeof(*np));
+        struct oci_tar_plan **np;
+        if (l->is_run) {
+            /* What the RUN changed, or its blob from the cache. */
+            rc = l->ran
+                     ? oci_stack_add_plan(st->fs, &l->run->plan, err, sizeof(err))
+                     : oci_stack_add_blob(st->fs, l->hit.path, &l->hit.diff_id, err, sizeof(err));
+            if (rc != 0)
+                return fail(f, rc, in, "%s: %s", l->label, err);
+            continue;
+        }
+        if (l->plan != NULL) {
+            /* Planned for another stage already: the same layer. */
+            if ((rc = oci_stack_add_plan(st->fs, l->plan, err, sizeof(err))) != 0)
+                return fail(f, rc, in, "%s: %s", l->label, err);
+            continue;
+        }
+        np = realloc(f->plans, (f->n_plans + 1) * sizeof(*np));
         if (np == NULL)
             return UV_ENOMEM;
         f->plans = np;
@@ -745,8 +785,10 @@ static int stage_fs(struct fe *f, struct stage *st, const struct oci_df_instr *i
         }
         rc = oci_tar_plan_build(f->plans[f->n_plans], l->src, l->n_src, &topts, err, sizeof(err));
         f->n_plans++;
-        if (rc == 0)
-            rc = oci_stack_add_plan(st->fs, f->plans[f->n_plans - 1], err, sizeof(err));
+        if (rc == 0) {
+            l->plan = f->plans[f->n_plans - 1];
+            rc = oci_stack_add_plan(st->fs, l->plan, err, sizeof(err));
+        }
         if (rc != 0)
             return fail(f, rc, in, "%s: %s", l->label, err);
     }
@@ -780,11 +822,17 @@ static int load_ids(struct fe *f, struct stage *st, const struct oci_df_instr *i
         if ((fp = fopen(path, "re")) == NULL)
             continue;
         while (fgets(line, sizeof(line), fp) != NULL) {
-            char name[256], entry[300];
+            char name[256], entry[600], fields[2048], *fld[7] = {0}, *p = fields;
             unsigned long a = 0, b = 0;
-            /* name:x:uid:gid:... and name:x:gid:... */
+            size_t nf = 0;
+            /* name:x:uid:gid:gecos:home:shell (empty fields kept) and name:x:gid:... */
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(fields, sizeof(fields), "%s", line);
+            while (nf < 7 && (fld[nf] = strsep(&p, ":")) != NULL)
+                nf++;
             if (i == 0 && sscanf(line, "%255[^:]:%*[^:]:%lu:%lu", name, &a, &b) == 3)
-                snprintf(entry, sizeof(entry), "%s %lu %lu", name, a, b);
+                snprintf(entry, sizeof(entry), "%s %lu %lu %.250s", name, a, b,
+                         nf > 5 && fld[5][0] == '/' && !strchr(fld[5], ' ') ? fld[5] : "/");
             else if (i == 1 && sscanf(line, "%255[^:]:%*[^:]:%lu", name, &a) == 2)
                 snprintf(entry, sizeof(entry), "%s %lu", name, a);
             else
@@ -1971,6 +2019,544 @@ static int do_healthcheck(struct fe *f, struct stage *st, const struct oci_df_in
 }
 
 /* Runs one instruction of a stage (FROM excepted). */
+/* ------------------------------------------------------------------------------------------ */
+/* RUN */
+
+static int finish_stage(struct fe *f, struct stage *st);
+
+/* Feeds one named field of a RUN's key, so that no two fields hash alike. */
+static void key_field(struct oci_hasher *h, const char *name, const char *v)
+{
+    oci_hasher_update(h, name, strlen(name) + 1);
+    oci_hasher_update(h, v, strlen(v) + 1);
+}
+
+/* The pieces of one --mount=... ("k=v,k=v"): value of key, or NULL. */
+static const char *mount_opt(const struct strs *kv, const char *key)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < kv->n; i++) {
+        if (strncmp(kv->v[i], key, klen) == 0 && kv->v[i][klen] == '=')
+            return kv->v[i] + klen + 1;
+        if (strcmp(kv->v[i], key) == 0)
+            return "";
+    }
+    return NULL;
+}
+
+static bool opt_true(const char *v)
+{
+    return v != NULL && (v[0] == '\0' || strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+/*
+ * The file a --secret id=ID gives (src=PATH, or env=VAR written to a
+ * private file of the build): 0 with path set, 1 when not given.
+ */
+static int secret_file(struct fe *f, const struct oci_df_instr *in, const char *id, char *path,
+                       size_t len)
+{
+    for (size_t i = f->o->n_secrets; i-- > 0;) {
+        struct strs kv = {0};
+        const char *sid, *src, *env;
+        char *copy = strdup(f->o->secrets[i]), *save = NULL;
+        int rc = copy ? 0 : UV_ENOMEM;
+        for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; rc == 0 && t != NULL;
+             t = strtok_r(NULL, ",", &save))
+            rc = strs_addz(&kv, t);
+        free(copy);
+        sid = mount_opt(&kv, "id");
+        src = mount_opt(&kv, "src") ? mount_opt(&kv, "src") : mount_opt(&kv, "source");
+        env = mount_opt(&kv, "env");
+        if (rc != 0 || sid == NULL || strcmp(sid, id) != 0) {
+            strs_free(&kv);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        if (src != NULL) {
+            snprintf(path, len, "%s", src);
+        } else if (env != NULL && getenv(env) != NULL) {
+            int fd;
+            snprintf(path, len, "%s/secret-%u", f->scratch, f->n_secret_files++);
+            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+            rc = fd < 0 ? ocisync__sys_error()
+                        : ocisync__write_full(fd, getenv(env), strlen(getenv(env)));
+            if (fd >= 0)
+                close(fd);
+            if (rc != 0) {
+                strs_free(&kv);
+                return fail(f, rc, in, "secret %s: cannot write it for the RUN: %s", id,
+                            uv_strerror(rc));
+            }
+        } else {
+            rc = fail(f, OCISYNC_EUSAGE, in,
+                      "--secret id=%s: give src=FILE, or env=VAR of a set "
+                      "variable",
+                      id);
+            strs_free(&kv);
+            return rc;
+        }
+        strs_free(&kv);
+        if (access(path, R_OK) != 0)
+            return fail(f, OCISYNC_EUSAGE, in, "secret %s: cannot read %s: %s", id, path,
+                        strerror(errno));
+        return 0;
+    }
+    return 1;
+}
+
+/* What a RUN's --mount flags give: the sandbox's mounts, and what the key says of them. */
+struct run_mounts {
+    struct engine_sandbox_mount m[ENGINE_SANDBOX_MAX_MOUNTS];
+    size_t n;
+    struct strs strings; /* what m points into */
+};
+
+/* One --mount=SPEC of in into rm, its part of the key into h. */
+static int run_mount(struct fe *f, struct stage *st, const struct oci_df_instr *in,
+                     const char *spec, struct run_mounts *rm, struct oci_hasher *h)
+{
+    struct strs kv = {0};
+    char *copy = strdup(spec), *save = NULL, target[PATH_MAX], host[PATH_MAX * 2];
+    const char *type, *v;
+    bool esc;
+    int rc = copy ? 0 : UV_ENOMEM;
+
+    for (char *p = copy ? strtok_r(copy, ",", &save) : NULL; rc == 0 && p != NULL;
+         p = strtok_r(NULL, ",", &save))
+        rc = strs_addz(&kv, p);
+    free(copy);
+    if (rc != 0)
+        goto out;
+    type = mount_opt(&kv, "type") ? mount_opt(&kv, "type") : "bind";
+    v = mount_opt(&kv, "target") ? mount_opt(&kv, "target")
+        : mount_opt(&kv, "dst")  ? mount_opt(&kv, "dst")
+                                 : mount_opt(&kv, "destination");
+    if (rm->n == ENGINE_SANDBOX_MAX_MOUNTS) {
+        rc = fail(f, OCISYNC_ETOOBIG, in, "more than %d mounts", ENGINE_SANDBOX_MAX_MOUNTS);
+        goto out;
+    }
+    if (strcmp(type, "secret") == 0) {
+        const char *id = mount_opt(&kv, "id");
+        char idbuf[256];
+        if (id == NULL && v != NULL) {
+            const char *slash = strrchr(v, '/');
+            snprintf(idbuf, sizeof(idbuf), "%s", slash ? slash + 1 : v);
+            id = idbuf;
+        }
+        if (id == NULL || id[0] == '\0') {
+            rc = fail(f, OCISYNC_EUSAGE, in, "--mount=type=secret needs an id (or a target)");
+            goto out;
+        }
+        if (v == NULL) {
+            snprintf(target, sizeof(target), "/run/secrets/%s", id);
+        } else {
+            clean_path(v, target, sizeof(target), &esc);
+        }
+        rc = secret_file(f, in, id, host, sizeof(host));
+        if (rc == 1) {
+            /* Not given: BuildKit leaves it out, unless the mount says it is required. */
+            rc = opt_true(mount_opt(&kv, "required"))
+                     ? fail(f, OCISYNC_EUSAGE, in,
+                            "the RUN needs secret %s: give it with --secret id=%s,src=FILE", id, id)
+                     : 0;
+            goto out;
+        }
+        if (rc != 0)
+            goto out;
+        /* The key names the secret, never its content: a changed secret is no new step. */
+        key_field(h, "secret", id);
+        key_field(h, "at", target);
+        rm->m[rm->n].kind = ENGINE_SANDBOX_SECRET;
+    } else if (strcmp(type, "cache") == 0) {
+        const char *id;
+        struct oci_digest d;
+        if (v == NULL) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "--mount=type=cache needs a target");
+            goto out;
+        }
+        clean_path(v, target, sizeof(target), &esc);
+        id = mount_opt(&kv, "id") ? mount_opt(&kv, "id") : target;
+        if (mount_opt(&kv, "from") != NULL) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "--mount=type=cache,from= is not supported yet");
+            goto out;
+        }
+        /* One directory per id, kept with the build cache (not part of any layer or key). */
+        oci_digest_buffer(OCI_DIGEST_SHA256, id, strlen(id), &d);
+        snprintf(host, sizeof(host), "%s/mounts", f->run.cache[0] ? f->run.cache : f->scratch);
+        if (mkdir(host, 0700) != 0 && errno != EEXIST) {
+            rc = fail(f, ocisync__sys_error(), in, "cannot create %s: %s", host, strerror(errno));
+            goto out;
+        }
+        snprintf(host + strlen(host), sizeof(host) - strlen(host), "/%.16s", oci_digest_hex(&d));
+        if (mkdir(host, 0755) == 0) {
+            unsigned long uid = strtoul(mount_opt(&kv, "uid") ? mount_opt(&kv, "uid") : "0", NULL,
+                                        10),
+                          gid = strtoul(mount_opt(&kv, "gid") ? mount_opt(&kv, "gid") : "0", NULL,
+                                        10),
+                          mode = strtoul(mount_opt(&kv, "mode") ? mount_opt(&kv, "mode") : "0755",
+                                         NULL, 8);
+            if (lchown(host, (uid_t)uid, (gid_t)gid) != 0 || chmod(host, (mode_t)mode & 07777) != 0)
+                LOG_DEBUG("cache mount %s: %s", host, strerror(errno));
+        } else if (errno != EEXIST) {
+            rc = fail(f, ocisync__sys_error(), in, "cannot create %s: %s", host, strerror(errno));
+            goto out;
+        }
+        key_field(h, "cache", id);
+        key_field(h, "at", target);
+        rm->m[rm->n].kind = opt_true(mount_opt(&kv, "ro")) || opt_true(mount_opt(&kv, "readonly"))
+                                ? ENGINE_SANDBOX_BIND_RO
+                                : ENGINE_SANDBOX_BIND_RW;
+    } else if (strcmp(type, "bind") == 0) {
+        const char *src = mount_opt(&kv, "source") ? mount_opt(&kv, "source")
+                          : mount_opt(&kv, "src")  ? mount_opt(&kv, "src")
+                                                   : ".";
+        const char *from = mount_opt(&kv, "from");
+        char clean[PATH_MAX], resolved[PATH_MAX], kerr[512];
+        struct oci_tar_source ts;
+        struct oci_tar_opts topts;
+        struct oci_tar_plan plan;
+        struct oci_digest d;
+        if (v == NULL) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "--mount=type=bind needs a target");
+            goto out;
+        }
+        if (opt_true(mount_opt(&kv, "rw")) || opt_true(mount_opt(&kv, "readwrite"))) {
+            rc = fail(f, OCISYNC_EUSAGE, in,
+                      "--mount=type=bind,rw is not supported yet (read-only binds are)");
+            goto out;
+        }
+        clean_path(v, target, sizeof(target), &esc);
+        if (from != NULL) {
+            rc = fail(f, OCISYNC_EUSAGE, in,
+                      "--mount=type=bind,from= is not supported yet: COPY --from the files "
+                      "instead");
+            goto out;
+        }
+        clean_path(src, clean, sizeof(clean), &esc);
+        if (esc) {
+            rc =
+                fail(f, OCISYNC_EUSAGE, in, "bind source \"%s\" is outside the build context", src);
+            goto out;
+        }
+        if ((rc = resolve_in_context(f, clean[0] == '/' ? clean + 1 : clean, resolved,
+                                     sizeof(resolved))) != 0) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "bind source \"%s\" is not in the build context", src);
+            goto out;
+        }
+        snprintf(host, sizeof(host), "%s%s%s", f->context, resolved[0] ? "/" : "", resolved);
+        /* What is bound is part of what ran: its content goes into the key. */
+        memset(&ts, 0, sizeof(ts));
+        memset(&topts, 0, sizeof(topts));
+        memset(&plan, 0, sizeof(plan));
+        ts.src = host;
+        ts.dest = "/";
+        rc = oci_tar_plan_build(&plan, &ts, 1, &topts, kerr, sizeof(kerr));
+        if (rc == 0)
+            rc = engine_cache_key(&f->cache, &plan, OCI_COMPRESS_GZIP, 0, &d, kerr, sizeof(kerr));
+        oci_tar_plan_free(&plan);
+        if (rc != 0) {
+            rc = fail(f, rc, in, "bind source %s: %s", src, kerr);
+            goto out;
+        }
+        key_field(h, "bind", d.str);
+        key_field(h, "at", target);
+        rm->m[rm->n].kind = ENGINE_SANDBOX_BIND_RO;
+    } else {
+        rc = fail(f, OCISYNC_EUSAGE, in, "--mount=type=%s is not supported%s", type,
+                  strcmp(type, "tmpfs") == 0 || strcmp(type, "ssh") == 0 ? " yet" : "");
+        goto out;
+    }
+    /* Targets are in the image: relative ones under WORKDIR. */
+    if (target[0] != '/') {
+        char joined[PATH_MAX * 2];
+        snprintf(joined, sizeof(joined), "%s/%s", st->workdir ? st->workdir : "", target);
+        clean_path(joined, target, sizeof(target), &esc);
+    }
+    if ((rc = strs_addz(&rm->strings, host)) == 0)
+        rc = strs_addz(&rm->strings, target);
+    if (rc == 0) {
+        /* Pointers are set once every string is in (the list may move). */
+        rm->n++;
+    }
+out:
+    strs_free(&kv);
+    return rc;
+}
+
+/* The home directory of uid in the stage's /etc/passwd (loaded), or "/" as runc has it. */
+static const char *home_of(const struct stage *st, uint32_t uid)
+{
+    for (size_t i = 0; i < st->passwd.n; i++) {
+        const char *sp = strchr(st->passwd.v[i], ' '), *home;
+        unsigned long u;
+        char *end;
+        if (sp == NULL)
+            continue;
+        u = strtoul(sp + 1, &end, 10);
+        home = strrchr(st->passwd.v[i], ' ');
+        if (u == uid && home != NULL && home[1] == '/')
+            return home + 1;
+    }
+    return "/";
+}
+
+/*
+ * The environment a RUN sees: the image's, then the build's ENV, then ARGs
+ * ENV does not set; HOME from the user's /etc/passwd entry unless set.
+ */
+static int run_env(const struct stage *st, uint32_t uid, struct strs *env)
+{
+    int rc = strs_copy(env, &st->base_env);
+
+    for (size_t i = 0; rc == 0 && i < st->env.n; i++) {
+        const char *eq = strchr(st->env.v[i], '=');
+        char key[1024];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - st->env.v[i]), st->env.v[i]);
+        rc = kv_set(env, key, eq + 1);
+    }
+    for (size_t i = 0; rc == 0 && i < st->args.n; i++) {
+        const char *eq = strchr(st->args.v[i], '=');
+        if (eq != NULL && kv_get(env, st->args.v[i], (size_t)(eq - st->args.v[i])) == NULL)
+            rc = strs_addz(env, st->args.v[i]);
+    }
+    if (rc == 0 && kv_get(env, "PATH", 4) == NULL)
+        rc = strs_addz(env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    if (rc == 0 && kv_get(env, "HOME", 4) == NULL)
+        rc = kv_set(env, "HOME", home_of(st, uid));
+    return rc;
+}
+
+/* The command: exec form, the shell form in the stage's shell, or a heredoc as the script. */
+static int run_argv(struct fe *f, const struct stage *st, const struct oci_df_instr *in,
+                    struct strs *argv)
+{
+    struct oci_df_heredoc marker;
+    const struct oci_df_heredoc *hd = NULL;
+    int rc;
+
+    if ((rc = command(st, in, argv)) != 0 || in->json || in->n_heredocs == 0)
+        return rc;
+    memset(&marker, 0, sizeof(marker));
+    if (in->n_args == 1 && oci_df_heredoc_word(in->args[0], &marker) == 1)
+        hd = oci_df_heredoc_by_name(in, marker.name);
+    free(marker.name);
+    if (hd == NULL || in->n_heredocs > 1)
+        return fail(f, OCISYNC_EUSAGE, in,
+                    "RUN with a heredoc is supported as the whole command (RUN <<EOF ... EOF) "
+                    "only");
+    /* The script goes to the shell as its command, unexpanded: the shell expands it. */
+    free(argv->v[argv->n - 1]);
+    if ((argv->v[argv->n - 1] = strdup(hd->content)) == NULL)
+        return UV_ENOMEM;
+    return 0;
+}
+
+static int do_run(struct fe *f, struct stage *st, const struct oci_df_instr *in)
+{
+    static const char *const ok[] = {"mount", "network", NULL};
+    struct strs argv = {0}, env = {0};
+    struct run_mounts rm;
+    struct engine_run_layer *layers = NULL;
+    struct engine_run_spec spec;
+    struct fe_layer *l = NULL;
+    struct oci_stack *fs;
+    struct oci_hasher h;
+    struct oci_digest key;
+    char keystr[80], prefix[256], err[2048] = "", cwd[PATH_MAX];
+    const char *net = flag(in, "network"), *sde = getenv("SOURCE_DATE_EPOCH");
+    struct oci_platform plat;
+    uint32_t uid = 0, gid = 0;
+    size_t n = 0;
+    bool hashing = false;
+    int rc;
+
+    memset(&rm, 0, sizeof(rm));
+    if ((rc = check_flags(f, in, ok, " yet")) != 0)
+        return rc;
+    if (net != NULL && strcmp(net, "default") != 0 && strcmp(net, "none") != 0 &&
+        strcmp(net, "host") != 0)
+        return fail(f, OCISYNC_EUSAGE, in, "RUN --network=%s: expected default, none or host", net);
+    /* Directories WORKDIR made are there before the command runs. */
+    if ((rc = finish_stage(f, st)) != 0)
+        return rc;
+    strs_free(&st->pending_dirs);
+    if ((rc = stage_fs(f, st, in, &fs)) != 0)
+        return rc;
+    if ((rc = run_argv(f, st, in, &argv)) != 0)
+        goto out;
+    if (st->user != NULL && st->user[0] != '\0' &&
+        (rc = resolve_owner(f, st, in, st->user, &uid, &gid)) != 0)
+        goto out;
+    if ((rc = load_ids(f, st, in)) != 0 || (rc = run_env(st, uid, &env)) != 0)
+        goto out;
+    snprintf(cwd, sizeof(cwd), "%s", st->workdir ? st->workdir : "/");
+
+    /* The key: what ran, on what, how. */
+    oci_hasher_init(&h, OCI_DIGEST_SHA256);
+    hashing = true;
+    key_field(&h, "ocisync-run", "1");
+    key_field(&h, "platform", st->plat);
+    snprintf(prefix, sizeof(prefix), "%d %d", (int)f->o->compression, f->o->level);
+    key_field(&h, "format", prefix);
+    /* What it wrote is clamped to SOURCE_DATE_EPOCH when set: another layer. */
+    key_field(&h, "clamp", sde != NULL ? sde : "");
+    for (size_t i = 0; i < st->bl.n; i++)
+        key_field(&h, "base", st->bl.diff_id[i].str);
+    for (size_t i = 0; i < st->n_layers; i++) {
+        struct fe_layer *below = &f->fl[st->layers[i]];
+        if (below->is_run) {
+            key_field(&h, "run", below->run_key.str);
+            continue;
+        }
+        if (!below->has_ckey) {
+            rc = engine_cache_key(&f->cache, below->plan, OCI_COMPRESS_GZIP, 0, &below->ckey, err,
+                                  sizeof(err));
+            if (rc != 0) {
+                rc = fail(f, rc, in, "%s: %s", below->label, err);
+                goto out;
+            }
+            below->has_ckey = true;
+        }
+        key_field(&h, "layer", below->ckey.str);
+    }
+    for (size_t i = 0; i < argv.n; i++)
+        key_field(&h, "arg", argv.v[i]);
+    for (size_t i = 0; i < env.n; i++)
+        key_field(&h, "env", env.v[i]);
+    snprintf(prefix, sizeof(prefix), "%u:%u", uid, gid);
+    key_field(&h, "user", prefix);
+    key_field(&h, "cwd", cwd);
+    key_field(&h, "network", net && strcmp(net, "none") == 0 ? "none" : "default");
+    for (size_t i = 0; i < in->n_flags; i++)
+        if (strcmp(in->flags[i].name, "mount") == 0 &&
+            (rc = run_mount(f, st, in, in->flags[i].value ? in->flags[i].value : "", &rm, &h)) != 0)
+            goto out;
+    for (size_t i = 0; i < rm.n; i++) {
+        rm.m[i].host = rm.strings.v[2 * i];
+        rm.m[i].target = rm.strings.v[2 * i + 1];
+    }
+    hashing = false;
+    if ((rc = oci_hasher_final(&h, &key)) != 0)
+        goto out;
+    snprintf(keystr, sizeof(keystr), "run %s", oci_digest_hex(&key));
+
+    /* Run once per build: a stage evaluated again (FROM it, COPY --from it) finds it made. */
+    for (size_t i = 0; i < f->n_fl; i++) {
+        if (f->fl[i].is_run && strcmp(f->fl[i].key, keystr) == 0) {
+            if ((rc = add_layer_ref(st, i)) == 0)
+                rc = history(st, in, false);
+            goto out;
+        }
+    }
+    if ((l = new_layer(f)) == NULL) {
+        rc = UV_ENOMEM;
+        goto out;
+    }
+    l->is_run = true;
+    l->run_key = key;
+    if ((l->key = strdup(keystr)) == NULL ||
+        asprintf(&l->label, "%s (line %u)", in->original, in->line) < 0 ||
+        (l->created_by = strdup(in->original)) == NULL) {
+        rc = UV_ENOMEM;
+        goto out;
+    }
+    /* The root: the base's layers, then the stage's, bottom first. */
+    layers = calloc(st->bl.n + st->n_layers + 1, sizeof(*layers));
+    if (layers == NULL || (l->run = calloc(1, sizeof(*l->run))) == NULL) {
+        rc = UV_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < st->bl.n; i++) {
+        layers[n].blob = st->bl.path[i];
+        layers[n++].diff_id = &st->bl.diff_id[i];
+    }
+    for (size_t i = 0; i < st->n_layers; i++) {
+        struct fe_layer *below = &f->fl[st->layers[i]];
+        if (below->is_run && below->ran) {
+            layers[n++].dir = below->run->upper;
+        } else if (below->is_run) {
+            layers[n].blob = below->hit.path;
+            layers[n++].diff_id = &below->hit.diff_id;
+        } else {
+            layers[n++].plan = below->plan;
+        }
+    }
+    memset(&spec, 0, sizeof(spec));
+    spec.layers = layers;
+    spec.n_layers = n;
+    /* NULL-terminated for the sandbox. */
+    if ((rc = strs_addz(&argv, "")) != 0 || (rc = strs_addz(&env, "")) != 0)
+        goto out;
+    free(argv.v[argv.n - 1]);
+    argv.v[--argv.n] = NULL;
+    free(env.v[env.n - 1]);
+    env.v[--env.n] = NULL;
+    spec.argv = (const char *const *)argv.v;
+    spec.envp = (const char *const *)env.v;
+    spec.cwd = cwd;
+    spec.uid = uid;
+    spec.gid = gid;
+    spec.network_none = net != NULL && strcmp(net, "none") == 0;
+    spec.mounts = rm.m;
+    spec.n_mounts = rm.n;
+    if (oci_platform_parse(st->plat, &plat) != 0)
+        plat = f->plat;
+    spec.arch = plat.arch;
+    snprintf(prefix, sizeof(prefix), "[%s line %u] ", st->plat, in->line);
+    spec.prefix = prefix;
+    if (sde != NULL && *sde != '\0') {
+        spec.clamp_mtime = true;
+        spec.mtime_max = strtoll(sde, NULL, 10);
+    }
+    spec.keep = oci_digest_hex(&key);
+
+    /* What an earlier build left: its directory (kept), else its layer (cached); else run it. */
+    rc = f->o->no_cache ? 0 : engine_run_find(&f->run, &spec, l->run, err, sizeof(err));
+    if (rc < 0) {
+        rc = fail(f, rc, in, "RUN: the build cache's result: %s", err);
+        goto out;
+    }
+    if (rc == 1) {
+        l->ran = true;
+        fprintf(stderr, "[%s] %s: cached\n", st->plat, l->label);
+    } else if (!f->o->no_cache && engine_cache_peek(&f->cache, &key, &l->hit)) {
+        LOG_DEBUG("%s: from the build cache (%s)", l->label, l->hit.digest.str);
+        fprintf(stderr, "[%s] %s: cached\n", st->plat, l->label);
+        free(l->run);
+        l->run = NULL;
+    } else {
+        fprintf(stderr, "[%s] %s\n", st->plat, l->label);
+        if ((rc = engine_run(&f->run, &spec, l->run, err, sizeof(err))) != 0) {
+            rc = fail(f, rc, in, "RUN: %s", err);
+            goto out;
+        }
+        l->ran = true;
+    }
+    rc = 0;
+    /* The stage's names may have changed (useradd): read again when next asked. */
+    st->ids_loaded = false;
+    strs_free(&st->passwd);
+    strs_free(&st->group);
+    if ((rc = history(st, in, false)) == 0) {
+        rc = commit_layer(f, st, l); /* takes it */
+        l = NULL;
+    }
+out:
+    if (hashing)
+        oci_hasher_dispose(&h);
+    if (l != NULL) {
+        fe_layer_free(l);
+        free(l);
+    }
+    free(layers);
+    strs_free(&argv);
+    strs_free(&env);
+    strs_free(&rm.strings);
+    return rc;
+}
+
 static int run_instr(struct fe *f, struct stage *st, const struct oci_df_instr *in)
 {
     char *v = NULL, *k = NULL;
@@ -2109,9 +2695,7 @@ static int run_instr(struct fe *f, struct stage *st, const struct oci_df_instr *
     case OCI_DF_ADD:
         return do_copy(f, st, in);
     case OCI_DF_RUN:
-        return fail(f, OCISYNC_EUSAGE, in,
-                    "RUN is not supported yet (it needs the RUN executor); a stage the target "
-                    "needs cannot have one");
+        return do_run(f, st, in);
     case OCI_DF_ONBUILD:
         return fail(f, OCISYNC_EUSAGE, in, "ONBUILD is not supported");
     default:
@@ -2441,6 +3025,11 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
             engine_cache_open(&c, tmp);
         }
         snprintf(f->blobs, sizeof(f->blobs), "%s", c.dir);
+        /* RUN: layers extracted and cache mounts kept there; steps found there unless --no-cache.
+         */
+        engine_run_ctx_init(&f->run, f->scratch, c.dir);
+        f->run_ready = true;
+        f->cache = c;
     }
 
     oci_platform_format(oci_platform_host(), host, sizeof(host));
@@ -2501,6 +3090,10 @@ int engine_dockerfile_build(const struct ocisync_build_opts *o, struct ocisync_b
                 el->src = l->src;
                 el->n_src = l->n_src;
                 el->topts = l->topts;
+                if (l->is_run) {
+                    el->plan = l->ran ? &l->run->plan : NULL;
+                    el->key = &l->run_key;
+                }
                 el->label = l->label;
                 el->created_by = l->created_by;
                 map[old] = n_used++;
@@ -2586,6 +3179,8 @@ out:
         stage_free(&st[i]);
     free(layers);
     free(map);
+    if (f->run_ready)
+        engine_run_ctx_dispose(&f->run);
     if (f->scratch[0] != '\0')
         oci_archive_remove_dir(f->scratch);
     for (size_t i = 0; i < f->n_from; i++) {
