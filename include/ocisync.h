@@ -484,6 +484,21 @@ struct ocisync_build_result {
  */
 int ocisync_build(const struct ocisync_build_opts *opts, struct ocisync_build_result *result);
 
+/*
+ * For a program that builds Dockerfiles with RUN as a user other than root
+ * (rootless, as podman does it): moves the calling process into a new user
+ * namespace where it is root, its own ids mapped to 0 and its ranges in
+ * /etc/subuid and /etc/subgid to 1..N, written by newuidmap and newgidmap
+ * (Debian's uidmap). Call it first thing: the process must have only one
+ * thread. Returns 0 when done, or when not needed (root already); else an
+ * error with a sentence in err (no newuidmap, no range for the user). If
+ * getuid() changed all the same, the process is in a namespace without
+ * maps and should report the error and exit. Files the build then writes
+ * belong to the caller on the host; those of RUN's directories in the
+ * build cache to ids of its ranges (remove them with `podman unshare rm`).
+ */
+int ocisync_enter_user_namespace(char *err, size_t errlen);
+
 /* ---------------------------------------------------------------------------------------------
  * Credentials
  */

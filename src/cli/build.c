@@ -510,6 +510,16 @@ int cli_build(int argc, char **argv, bool push)
         fprintf(stderr, "%s %s: unexpected argument \"%s\"\n", cli_prog, cmdname, argv[optind]);
         goto out;
     }
+    if (o.dockerfile != NULL && geteuid() != 0) {
+        /* RUN as a user other than root: in a user namespace of our own, before any thread. */
+        char uerr[512];
+        uid_t before = getuid();
+        if (ocisync_enter_user_namespace(uerr, sizeof(uerr)) != 0 && getuid() != before) {
+            fprintf(stderr, "%s %s: %s\n", cli_prog, cmdname, uerr);
+            rc = EXIT_FAIL;
+            goto out;
+        }
+    }
     if (o.dockerfile != NULL) {
         if (flag_only) {
             fprintf(stderr,

@@ -32,8 +32,12 @@ void engine_run_ctx_init(struct engine_run_ctx *ctx, const char *scratch, const 
     memset(ctx, 0, sizeof(*ctx));
     snprintf(ctx->scratch, sizeof(ctx->scratch), "%s", scratch);
     snprintf(ctx->cache, sizeof(ctx->cache), "%s", cache ? cache : "");
+    /*
+     * Root: overlays with trusted.* xattrs. Root of a user namespace (a
+     * rootless build, engine_sandbox_enter_userns): with user.* xattrs.
+     */
     ctx->rootless = geteuid() != 0;
-    ctx->mode = ctx->rootless ? OCI_OVERLAY_USERXATTR : OCI_OVERLAY_ROOT;
+    ctx->mode = engine_sandbox_in_userns() ? OCI_OVERLAY_USERXATTR : OCI_OVERLAY_ROOT;
 }
 
 void engine_run_ctx_dispose(struct engine_run_ctx *ctx)
@@ -198,8 +202,7 @@ static void *tee_main(void *arg)
             ;
         return NULL;
     }
-    while ((n = read(t->fd, line + have, LINE_MAX_OUT - have)) > 0 ||
-           (n < 0 && errno == EINTR)) {
+    while ((n = read(t->fd, line + have, LINE_MAX_OUT - have)) > 0 || (n < 0 && errno == EINTR)) {
         char *nl;
         size_t start = 0;
         if (n < 0)
@@ -279,13 +282,15 @@ int engine_run_find(struct engine_run_ctx *ctx, const struct engine_run_spec *sp
     memset(res, 0, sizeof(*res));
     if (spec->keep == NULL || ctx->cache[0] == '\0')
         return 0;
-    snprintf(res->upper, sizeof(res->upper), "%s/runs/%s/upper", ctx->cache, spec->keep);
+    snprintf(res->upper, sizeof(res->upper), "%s/runs/%s-%c/upper", ctx->cache, spec->keep,
+             ctx->mode == OCI_OVERLAY_ROOT ? 'r' : 'u');
     if (lstat(res->upper, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         res->upper[0] = '\0';
         return 0;
     }
     /* Used: trimming keeps it longest. */
-    snprintf(dir, sizeof(dir), "%s/runs/%s", ctx->cache, spec->keep);
+    snprintf(dir, sizeof(dir), "%s/runs/%s-%c", ctx->cache, spec->keep,
+             ctx->mode == OCI_OVERLAY_ROOT ? 'r' : 'u');
     engine_cache_dir_used(dir);
     rc = capture(ctx, spec, res, err, errlen);
     return rc != 0 ? rc : 1;
@@ -306,7 +311,9 @@ static void keep_run(struct engine_run_ctx *ctx, const struct engine_run_spec *s
     snprintf(runs, sizeof(runs), "%s/runs", ctx->cache);
     if (mkdir(runs, 0700) != 0 && errno != EEXIST)
         return;
-    snprintf(dest, sizeof(dest), "%s/%s", runs, spec->keep);
+    /* Named for the overlay form too: trusted.* or user.* xattrs. */
+    snprintf(dest, sizeof(dest), "%s/%s-%c", runs, spec->keep,
+             ctx->mode == OCI_OVERLAY_ROOT ? 'r' : 'u');
     oci_archive_remove_dir(dest);
     snprintf(size_file, sizeof(size_file), "%s.size", dest);
     unlink(size_file); /* the size of the one replaced */
@@ -352,9 +359,11 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
     memset(&s, 0, sizeof(s));
     memset(&tee, 0, sizeof(tee));
     if (ctx->rootless) {
+        const char *why = engine_sandbox_userns_error();
         snprintf(err, errlen,
-                 "RUN needs root for now: the rootless executor (a user namespace with "
-                 "newuidmap) is not finished");
+                 "RUN needs root, or a user namespace where this process is root (ocisync "
+                 "enters one by itself when newuidmap and a range in /etc/subuid are there)%s%s",
+                 why[0] ? ": " : "", why);
         return OCISYNC_EUSAGE;
     }
     if (spec->n_layers > ENGINE_SANDBOX_MAX_LOWER) {
@@ -496,4 +505,9 @@ out:
         res->upper[0] = '\0';
     }
     return rc;
+}
+
+int ocisync_enter_user_namespace(char *err, size_t errlen)
+{
+    return engine_sandbox_enter_userns(err, errlen);
 }

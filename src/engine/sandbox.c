@@ -42,6 +42,7 @@
 #include "common/sysio.h"
 #include "ocisync.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -190,6 +191,7 @@ struct child {
     const struct engine_sandbox_spec *s;
     int sock;                 /* the child's end of the socket pair */
     bool userns;              /* in a user namespace from the clone (rootless) */
+    bool nested;              /* the caller is in one already (engine_sandbox_enter_userns) */
     char root_opts[OPTS_MAX]; /* overlay options, or the rootfs source: made by the child */
     char binfmt[512];         /* the register line, or "" */
     char qemu_arch[16];
@@ -419,7 +421,7 @@ static int enter_root(struct child *c)
             add_dir(c, i == 0 ? "lowerdir=" : ":", s->lower[i], "lower dir ");
         add_dir(c, ",upperdir=", s->upper, "upper dir ");
         add_dir(c, ",workdir=", s->work, "work dir ");
-        if (c->userns)
+        if (c->userns || c->nested)
             cat(c->root_opts, sizeof(c->root_opts), ",userxattr");
         cat(what, sizeof(what), utoa(s->n_lower, num));
         cat(what, sizeof(what), s->n_lower == 1 ? " lower dir)" : " lower dirs)");
@@ -796,14 +798,42 @@ static int run_idmap(const char *tool, pid_t pid, uint32_t id, unsigned long sta
                 a[1], a[2], a[3], WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out);
 }
 
-/* Writes "0 0 4294967295" (every id to itself) to /proc/PID/FILE: as root, for qemu. */
+/*
+ * How many ids from 0 up the caller's user namespace maps (its FILE,
+ * "uid_map" or "gid_map"): 4294967295 in the initial one.
+ */
+static unsigned long id_extent(const char *file)
+{
+    char path[64], line[256];
+    unsigned long inside, outside, count, end = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/self/%s", file);
+    /* procfs gives no size: read it line by line. */
+    if ((f = fopen(path, "re")) == NULL)
+        return 4294967295UL;
+    /* Ranges from 0 on, one after the other, as engine_sandbox_enter_userns makes them; an
+     * empty map (never written) is 0. */
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "%lu %lu %lu", &inside, &outside, &count) == 3 && inside == end)
+            end += count;
+    fclose(f);
+    return end;
+}
+
+bool engine_sandbox_in_userns(void)
+{
+    return id_extent("uid_map") != 4294967295UL;
+}
+
+/* Writes "0 0 N" (every id the caller has, to itself) to /proc/PID/FILE: as root, for qemu. */
 static int write_identity_map(pid_t pid, const char *file, char *err, size_t errlen)
 {
-    char path[64];
-    static const char map[] = "0 0 4294967295\n";
+    char path[64], map[64];
+    snprintf(map, sizeof(map), "0 0 %lu\n", id_extent(file));
     snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
-    int rc = fd < 0 ? ocisync__sys_error() : ocisync__write_full(fd, map, sizeof(map) - 1);
+    int rc = fd < 0 ? ocisync__sys_error() : ocisync__write_full(fd, map, strlen(map));
     if (fd >= 0)
         close(fd);
     if (rc != 0)
@@ -1019,6 +1049,7 @@ int engine_sandbox_run(const struct engine_sandbox_spec *s, struct engine_sandbo
     }
     c->s = s;
     c->userns = s->rootless;
+    c->nested = !s->rootless && engine_sandbox_in_userns();
     c->resolv_fd = c->hosts_fd = c->sys_fd = -1;
     if (s->qemu != NULL && (rc = prepare_qemu(s, c, &qemu_fd, err, errlen)) != 0)
         goto out;
@@ -1077,4 +1108,112 @@ void engine_sandbox_result_free(struct engine_sandbox_result *res)
     free(res->created);
     res->created = NULL;
     res->n_created = 0;
+}
+
+/* Why the last engine_sandbox_enter_userns failed, for RUN's error; "" when it did not. */
+static char userns_why[512];
+
+const char *engine_sandbox_userns_error(void)
+{
+    return userns_why;
+}
+
+static int enter_userns(char *err, size_t errlen);
+
+int engine_sandbox_enter_userns(char *err, size_t errlen)
+{
+    int rc = enter_userns(err, errlen);
+    snprintf(userns_why, sizeof(userns_why), "%s", rc != 0 ? err : "");
+    return rc;
+}
+
+static int enter_userns(char *err, size_t errlen)
+{
+    struct run r;
+    int go[2] = {-1, -1}, back[2] = {-1, -1}, rc = 0, st;
+    char msg[512] = "", b = 1;
+    pid_t helper = -1, self = getpid();
+    DIR *tasks;
+    size_t n_tasks = 0;
+    ssize_t got;
+
+    if (geteuid() == 0 || engine_sandbox_in_userns())
+        return 0;
+    /* unshare(CLONE_NEWUSER) is refused to a process with more than one thread. */
+    if ((tasks = opendir("/proc/self/task")) != NULL) {
+        for (struct dirent *de; (de = readdir(tasks)) != NULL;)
+            n_tasks += de->d_name[0] != '.';
+        closedir(tasks);
+    }
+    if (n_tasks > 1)
+        return fail(err, errlen, OCISYNC_EUSAGE,
+                    "a user namespace must be entered before any thread starts");
+    memset(&r, 0, sizeof(r));
+    if ((rc = rootless_ids(&r, err, errlen)) != 0)
+        return rc;
+    if (pipe2(go, O_CLOEXEC) != 0 || pipe2(back, O_CLOEXEC) != 0) {
+        rc = fail(err, errlen, ocisync__sys_error(), "pipe: %s", strerror(errno));
+        goto out;
+    }
+    /* A helper outside the namespace writes its maps with newuidmap and newgidmap. */
+    helper = fork();
+    if (helper < 0) {
+        rc = fail(err, errlen, ocisync__sys_error(), "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (helper == 0) {
+        char e[512] = "";
+        int hrc = -1;
+        close(go[1]);
+        close(back[0]);
+        if (read(go[0], &b, 1) == 1) {
+            hrc = run_idmap("newuidmap", self, r.uid, r.ustart, r.ucount, e, sizeof(e));
+            if (hrc == 0)
+                hrc = run_idmap("newgidmap", self, r.gid, r.gstart, r.gcount, e, sizeof(e));
+        }
+        if (hrc != 0 && write(back[1], e, strlen(e)) < 0)
+            _exit(2);
+        _exit(hrc == 0 ? 0 : 1);
+    }
+    close(go[0]);
+    close(back[1]);
+    go[0] = back[1] = -1;
+    if (unshare(CLONE_NEWUSER) != 0) {
+        rc = fail(err, errlen, ocisync__sys_error(),
+                  "make a user namespace: %s (are unprivileged user namespaces allowed?)",
+                  strerror(errno));
+        goto out;
+    }
+    if (write(go[1], &b, 1) != 1) {
+        rc =
+            fail(err, errlen, ocisync__sys_error(), "start the id map helper: %s", strerror(errno));
+        goto out;
+    }
+    got = read(back[0], msg, sizeof(msg) - 1);
+    msg[got > 0 ? got : 0] = '\0';
+    while (waitpid(helper, &st, 0) < 0 && errno == EINTR)
+        ;
+    helper = -1;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        rc = fail(err, errlen, UV_EPERM, "%s", msg[0] ? msg : "newuidmap failed");
+        goto out;
+    }
+    /* Root of the namespace now; no supplementary groups (they map to nobody). */
+    if (syscall(SYS_setresgid, 0, 0, 0) != 0 || syscall(SYS_setresuid, 0, 0, 0) != 0 ||
+        syscall(SYS_setgroups, 0, NULL) != 0)
+        rc = fail(err, errlen, ocisync__sys_error(), "become root of the user namespace: %s",
+                  strerror(errno));
+out:
+    if (helper > 0) {
+        kill(helper, SIGKILL);
+        while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (go[i] >= 0)
+            close(go[i]);
+        if (back[i] >= 0)
+            close(back[i]);
+    }
+    return rc;
 }

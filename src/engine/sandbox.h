@@ -130,4 +130,22 @@ int engine_sandbox_run(const struct engine_sandbox_spec *s, struct engine_sandbo
 
 void engine_sandbox_result_free(struct engine_sandbox_result *res);
 
+/*
+ * For a caller that is not root: moves the calling process into a new user
+ * namespace where it is root, mapping 0 to its own ids and 1..N to its
+ * ranges in /etc/subuid and /etc/subgid (newuidmap and newgidmap, from a
+ * helper outside), as `podman unshare` does. Then RUN works as it does for
+ * root, the overlays with userxattr. The process must have one thread
+ * (OCISYNC_EUSAGE otherwise). 0 when done or not needed (root, or in a user
+ * namespace already); otherwise an error naming what is missing. After
+ * some failures the process is in a user namespace without maps: it should
+ * only report the error and exit.
+ */
+int engine_sandbox_enter_userns(char *err, size_t errlen);
+
+/* Whether the caller is in a user namespace other than the initial one. */
+bool engine_sandbox_in_userns(void);
+/* Why engine_sandbox_enter_userns last failed, or "". */
+const char *engine_sandbox_userns_error(void);
+
 #endif

@@ -203,6 +203,49 @@ run_ocisync build-push -f "$TMP/Dockerfile.ssh" "$ctx" -t "$REG_ADDR/team/fail:2
 expect_failure "an ssh mount"
 assert_contains "$OCISYNC_STDERR" "line 2: --mount=type=ssh is not supported" "refused by name, with the line"
 
+# --- rootless: a build as nobody, in a user namespace of its own ------------------------------------
+rl="$TMP/rootless"
+if ! command -v newuidmap >/dev/null || ! command -v setpriv >/dev/null || ! command -v unshare >/dev/null; then
+  log "SKIP rootless: newuidmap, setpriv or unshare is missing (Debian's uidmap and util-linux)"
+elif ! setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$OCISYNC_BIN"; then
+  log "SKIP rootless: nobody cannot run $OCISYNC_BIN"
+else
+  mkdir -p "$rl/cache" "$rl/tmp" "$rl/ctx"
+  chmod 755 "$TMP"
+  cp "$ctx/conf.txt" "$rl/ctx/"
+  {
+    echo "FROM $REG_ADDR/lib/bb:1"
+    echo "COPY conf.txt /etc/conf.txt"
+    echo "RUN echo 'app:x:1234:1234::/home/app:/bin/sh' >> /etc/passwd && mkdir -p /home/app \\"
+    echo ' && chown 1234:1234 /home/app && rm /etc/os-release && echo "ns uid $(id -u)"'
+    echo "USER app"
+    echo "RUN id -u > /home/app/uid && touch /home/app/mine"
+  } >"$rl/ctx/Dockerfile"
+  # nobody's subordinate ids, seen only in this test's mount namespace (the host's files stay).
+  echo "nobody:300000:65536" >"$rl/subids"
+  {
+    echo '#!/bin/sh'
+    echo "exec unshare -m sh -c 'mount --bind \"$rl/subids\" /etc/subuid && mount --bind \"$rl/subids\" /etc/subgid &&"
+    echo "  exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=\"$rl\" XDG_CACHE_HOME=\"$rl/cache\" \\"
+    echo "  TMPDIR=\"$rl/tmp\" \"$OCISYNC_BIN\" \"\$@\"' ocisync \"\$@\""
+  } >"$rl/ocisync"
+  chmod 755 "$rl/ocisync"
+  chown -R 65534:65534 "$rl"
+  saved_bin=$OCISYNC_BIN
+  OCISYNC_BIN="$rl/ocisync"
+  run_ocisync build-push -f "$rl/ctx/Dockerfile" "$rl/ctx" -t "$REG_ADDR/team/rootless:1"
+  OCISYNC_BIN=$saved_bin
+  expect_success "a build with RUN as nobody"
+  assert_contains "$OCISYNC_STDERR" "ns uid 0" "the RUN ran as root of nobody's user namespace"
+  podman_pull "$REG_ADDR/team/rootless:1"
+  mnt=$(podman_cmd image mount "$REG_ADDR/team/rootless:1") || fail "podman image mount failed"
+  assert_eq "$(cat "$mnt/home/app/uid")" 1234 "USER app in a rootless build"
+  assert_eq "$(stat -c %u:%g "$mnt/home/app/mine")" 1234:1234 "owners in the layer are the image's, not the host's"
+  [ ! -e "$mnt/etc/os-release" ] || fail "a rootless RUN's delete is not in the image"
+  pass "a rootless RUN's delete is a whiteout"
+  podman_cmd image unmount "$REG_ADDR/team/rootless:1" >/dev/null 2>&1 || true
+fi
+
 # --- another architecture, under qemu ---------------------------------------------------------------
 arm_bb=""
 if [ ! -x /usr/bin/qemu-aarch64-static ]; then
