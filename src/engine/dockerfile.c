@@ -1565,15 +1565,14 @@ static bool stack_exists(void *arg, const char *path)
     return oci_stack_lookup(arg, path) != NULL;
 }
 
-static int copy_from(struct copy *c, const char *from, const char *word)
+/* The files of the stage or image from names (COPY --from, RUN --mount=...,from=), this platform's.
+ */
+static int from_fs(struct fe *f, const struct oci_df_instr *in, const char *from,
+                   struct oci_stack **fs)
 {
-    struct fe *f = c->f;
     struct stage *src = NULL;
-    struct oci_stack *fs;
-    char clean[PATH_MAX], err[1024], key[1200];
-    struct strs matches = {0};
-    bool esc;
-    size_t idx, strip;
+    char err[1024], key[1200];
+    size_t idx;
     int rc;
 
     /* Each stage (or image) once per platform: what it gave is kept for the whole build. */
@@ -1594,7 +1593,7 @@ static int copy_from(struct copy *c, const char *from, const char *word)
         struct oci_ref ref;
         if (oci_ref_parse(from, &ref, err, sizeof(err)) != 0) {
             free(src);
-            return fail(f, OCISYNC_EUSAGE, c->in, "--from=%s names no earlier stage and no image",
+            return fail(f, OCISYNC_EUSAGE, in, "--from=%s names no earlier stage and no image",
                         from);
         }
         rc = (src->base = strdup(from)) ? 0 : UV_ENOMEM;
@@ -1608,7 +1607,20 @@ static int copy_from(struct copy *c, const char *from, const char *word)
     if ((rc = keep_from(f, key, src)) != 0)
         return rc;
 have:
-    if ((rc = stage_fs(f, src, c->in, &fs)) != 0)
+    return stage_fs(f, src, in, fs);
+}
+
+static int copy_from(struct copy *c, const char *from, const char *word)
+{
+    struct fe *f = c->f;
+    struct oci_stack *fs;
+    char clean[PATH_MAX];
+    struct strs matches = {0};
+    bool esc;
+    size_t strip;
+    int rc;
+
+    if ((rc = from_fs(f, c->in, from, &fs)) != 0)
         return rc;
     strip = c->parents ? parents_pivot(word) : 0;
     clean_path(word, clean, sizeof(clean), &esc);
@@ -2228,24 +2240,45 @@ static int run_mount(struct fe *f, struct stage *st, const struct oci_df_instr *
             goto out;
         }
         clean_path(v, target, sizeof(target), &esc);
-        if (from != NULL) {
-            rc = fail(f, OCISYNC_EUSAGE, in,
-                      "--mount=type=bind,from= is not supported yet: COPY --from the files "
-                      "instead");
-            goto out;
-        }
         clean_path(src, clean, sizeof(clean), &esc);
-        if (esc) {
-            rc =
-                fail(f, OCISYNC_EUSAGE, in, "bind source \"%s\" is outside the build context", src);
-            goto out;
+        if (from != NULL) {
+            /* A stage's or image's files: what src is there, extracted once for this RUN. */
+            struct oci_stack *ffs;
+            const struct oci_stack_node *node;
+            char dir[4400];
+            if ((rc = from_fs(f, in, from, &ffs)) != 0)
+                goto out;
+            if ((rc = oci_stack_resolve(ffs, clean, true, resolved, sizeof(resolved))) != 0 ||
+                (node = oci_stack_lookup(ffs, resolved)) == NULL) {
+                rc = fail(f, OCISYNC_EUSAGE, in, "bind source %s is not in %s", src, from);
+                goto out;
+            }
+            if ((rc = extract_dir(f, in, dir, sizeof(dir))) != 0)
+                goto out;
+            if ((rc = oci_stack_extract(ffs, resolved, dir, kerr, sizeof(kerr))) != 0) {
+                rc = fail(f, rc, in, "bind source %s of %s: %s", src, from, kerr);
+                goto out;
+            }
+            if (node->type == '5') {
+                snprintf(host, sizeof(host), "%s", dir);
+            } else {
+                const char *name = strrchr(clean, '/');
+                snprintf(host, sizeof(host), "%s/%s", dir, name ? name + 1 : clean);
+            }
+        } else {
+            if (esc) {
+                rc = fail(f, OCISYNC_EUSAGE, in, "bind source \"%s\" is outside the build context",
+                          src);
+                goto out;
+            }
+            if ((rc = resolve_in_context(f, clean[0] == '/' ? clean + 1 : clean, resolved,
+                                         sizeof(resolved))) != 0) {
+                rc = fail(f, OCISYNC_EUSAGE, in, "bind source \"%s\" is not in the build context",
+                          src);
+                goto out;
+            }
+            snprintf(host, sizeof(host), "%s%s%s", f->context, resolved[0] ? "/" : "", resolved);
         }
-        if ((rc = resolve_in_context(f, clean[0] == '/' ? clean + 1 : clean, resolved,
-                                     sizeof(resolved))) != 0) {
-            rc = fail(f, OCISYNC_EUSAGE, in, "bind source \"%s\" is not in the build context", src);
-            goto out;
-        }
-        snprintf(host, sizeof(host), "%s%s%s", f->context, resolved[0] ? "/" : "", resolved);
         /* What is bound is part of what ran: its content goes into the key. */
         memset(&ts, 0, sizeof(ts));
         memset(&topts, 0, sizeof(topts));
@@ -2263,9 +2296,18 @@ static int run_mount(struct fe *f, struct stage *st, const struct oci_df_instr *
         key_field(h, "bind", d.str);
         key_field(h, "at", target);
         rm->m[rm->n].kind = ENGINE_SANDBOX_BIND_RO;
+    } else if (strcmp(type, "tmpfs") == 0) {
+        if (v == NULL) {
+            rc = fail(f, OCISYNC_EUSAGE, in, "--mount=type=tmpfs needs a target");
+            goto out;
+        }
+        clean_path(v, target, sizeof(target), &esc);
+        snprintf(host, sizeof(host), "tmpfs");
+        key_field(h, "tmpfs", target);
+        rm->m[rm->n].kind = ENGINE_SANDBOX_TMPFS;
     } else {
         rc = fail(f, OCISYNC_EUSAGE, in, "--mount=type=%s is not supported%s", type,
-                  strcmp(type, "tmpfs") == 0 || strcmp(type, "ssh") == 0 ? " yet" : "");
+                  strcmp(type, "ssh") == 0 ? " yet" : "");
         goto out;
     }
     /* Targets are in the image: relative ones under WORKDIR. */

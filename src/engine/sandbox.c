@@ -357,6 +357,10 @@ static void open_sources(struct child *c)
     const struct engine_sandbox_spec *s = c->s;
     for (size_t i = 0; i < s->n_mounts; i++) {
         const struct engine_sandbox_mount *m = &s->mounts[i];
+        if (m->kind == ENGINE_SANDBOX_TMPFS) {
+            c->mount_fd[i] = -1; /* made in place, after pivot_root */
+            continue;
+        }
         uint64_t attrs = m->kind == ENGINE_SANDBOX_SECRET ? MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
                                                                 MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
                          : m->kind == ENGINE_SANDBOX_BIND_RO ? MOUNT_ATTR_RDONLY
@@ -665,8 +669,15 @@ __attribute__((noreturn)) static void child_main(struct child *c)
         place(c, c->resolv_fd, "/etc/resolv.conf", s->resolv_conf, true);
     if (s->hosts != NULL)
         place(c, c->hosts_fd, "/etc/hosts", s->hosts, true);
-    for (size_t i = 0; i < s->n_mounts; i++)
-        place(c, c->mount_fd[i], s->mounts[i].target, s->mounts[i].host, true);
+    for (size_t i = 0; i < s->n_mounts; i++) {
+        if (s->mounts[i].kind != ENGINE_SANDBOX_TMPFS) {
+            place(c, c->mount_fd[i], s->mounts[i].target, s->mounts[i].host, true);
+            continue;
+        }
+        mount_point(c, s->mounts[i].target, true, true);
+        if (mount("tmpfs", s->mounts[i].target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
+            die(c, "mount a tmpfs on ", s->mounts[i].target, NULL);
+    }
     if (c->binfmt[0] != '\0')
         qemu(c);
 

@@ -50,6 +50,7 @@ enum engine_sandbox_mount_kind {
     ENGINE_SANDBOX_SECRET,  /* a file, read-only, nosuid, nodev, noexec */
     ENGINE_SANDBOX_BIND_RO, /* a file or directory, read-only */
     ENGINE_SANDBOX_BIND_RW, /* a file or directory, writable (a cache mount) */
+    ENGINE_SANDBOX_TMPFS,   /* an empty tmpfs (host unused), 1777, nosuid, nodev */
 };
 
 struct engine_sandbox_mount {

@@ -71,6 +71,8 @@ RUN --mount=type=secret,id=tok,required=true grep -c MARKER /run/secrets/tok > /
 RUN --mount=type=cache,target=/cache n=\$(cat /cache/n 2>/dev/null || echo 0); echo \$((n+1)) > /cache/n; cp /cache/n /cache-count
 RUN --network=none grep -c : /proc/net/dev > /net-ifaces
 RUN --mount=type=bind,source=ctxdir,target=/mnt/ctx cat /mnt/ctx/file > /from-bind
+RUN --mount=type=bind,from=build,source=/out,target=/mnt/out cat /mnt/out/app > /from-stage-bind
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && cat /scratch/t > /from-tmpfs
 RUN <<EOT
 echo heredoc one > /heredoc
 echo heredoc two >> /heredoc
@@ -117,6 +119,10 @@ assert_eq "$(cat "$mnt/cache-count")" 1 "a cache mount, first use"
 pass "the cache mount's content is not in the image"
 assert_eq "$(cat "$mnt/net-ifaces")" 1 "--network=none: only lo"
 assert_eq "$(cat "$mnt/from-bind")" "bound from the context" "a bind mount of the context"
+assert_eq "$(cat "$mnt/from-stage-bind")" "built on x86_64" "a bind mount of another stage's files"
+[ ! -e "$mnt/mnt/out" ] || fail "a bind mount's target is in the image"
+assert_eq "$(cat "$mnt/from-tmpfs")" t "a tmpfs mount"
+[ ! -e "$mnt/scratch" ] || fail "what was written to a tmpfs mount is in the image"
 assert_eq "$(cat "$mnt/heredoc" | tr '\n' '|')" "heredoc one|heredoc two|" "a heredoc RUN"
 [ "$(cat "$mnt/pids")" -le 3 ] || fail "the RUN saw $(cat "$mnt/pids") processes: not its own PID namespace"
 assert_eq "$(cat "$mnt/pid")" 1 "the RUN's shell is PID 1 of its own PID namespace"
