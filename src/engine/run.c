@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -38,6 +41,7 @@ void engine_run_ctx_init(struct engine_run_ctx *ctx, const char *scratch, const 
      */
     ctx->rootless = geteuid() != 0;
     ctx->mode = engine_sandbox_in_userns() ? OCI_OVERLAY_USERXATTR : OCI_OVERLAY_ROOT;
+    ctx->overlay = -1; /* probed at the first RUN */
 }
 
 void engine_run_ctx_dispose(struct engine_run_ctx *ctx)
@@ -339,6 +343,81 @@ static int write_hosts(const char *path)
     return rc;
 }
 
+/*
+ * Whether overlayfs can be mounted here with an upper directory in the
+ * scratch directory (not so on an overlayfs root, nor in some pods): a
+ * child tries in a mount namespace of its own. OCISYNC_RUN_OVERLAY=0 says
+ * no without trying.
+ */
+static bool overlay_works(const struct engine_run_ctx *ctx)
+{
+    const char *env = getenv("OCISYNC_RUN_OVERLAY");
+    char dir[4300], l[4400], u[4400], w[4400], m[4400], opts[18000];
+    pid_t pid;
+    int st = 0;
+
+    if (env != NULL && strcmp(env, "0") == 0)
+        return false;
+    snprintf(dir, sizeof(dir), "%s/overlay-probe", ctx->scratch);
+    snprintf(l, sizeof(l), "%s/l", dir);
+    snprintf(u, sizeof(u), "%s/u", dir);
+    snprintf(w, sizeof(w), "%s/w", dir);
+    snprintf(m, sizeof(m), "%s/m", dir);
+    if (mkdir(dir, 0700) != 0 || mkdir(l, 0700) != 0 || mkdir(u, 0700) != 0 ||
+        mkdir(w, 0700) != 0 || mkdir(m, 0700) != 0) {
+        oci_archive_remove_dir(dir);
+        return false;
+    }
+    snprintf(opts, sizeof(opts), "lowerdir=%s,upperdir=%s,workdir=%s%s", l, u, w,
+             ctx->mode == OCI_OVERLAY_USERXATTR ? ",userxattr" : "");
+    pid = fork();
+    if (pid == 0) {
+        /* Only system calls here: the caller may have threads. */
+        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount("overlay", m, "overlay", 0, opts) != 0)
+            _exit(1);
+        _exit(0);
+    }
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    oci_archive_remove_dir(dir);
+    return pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* A plan's entries into a new directory dest in overlay form. */
+static int plan_into(struct engine_run_ctx *ctx, const struct oci_tar_plan *plan, const char *dest,
+                     char *err, size_t errlen)
+{
+    struct oci_overlay_extractor *x = NULL;
+    struct oci_overlay_opts opts;
+    struct oci_tar_stream ts;
+    char *buf = malloc(256 * 1024);
+    size_t n;
+    int rc;
+
+    memset(&opts, 0, sizeof(opts));
+    opts.mode = ctx->mode;
+    if (buf == NULL)
+        return UV_ENOMEM;
+    if ((rc = oci_tar_stream_init(&ts, plan)) != 0) {
+        free(buf);
+        return rc;
+    }
+    if ((rc = oci_overlay_extract_begin(&x, dest, &opts, err, errlen)) == 0) {
+        while ((rc = oci_tar_stream_read(&ts, buf, 256 * 1024, &n, err, errlen)) == 0 && n > 0)
+            if ((rc = oci_overlay_extract_feed(x, buf, n, err, errlen)) != 0)
+                break;
+        if (rc == 0) {
+            rc = oci_overlay_extract_end(x, NULL, NULL, err, errlen);
+            x = NULL;
+        }
+    }
+    oci_overlay_extract_abort(x);
+    oci_tar_stream_dispose(&ts);
+    free(buf);
+    return rc;
+}
+
 int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
                struct engine_run_result *res, char *err, size_t errlen)
 {
@@ -347,6 +426,10 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
     char base[4300] = "", work[4400], hosts[4400], qemu[256];
     struct engine_sandbox_spec s;
     struct engine_sandbox_result sr;
+    struct oci_overlay_snapshot *snap = NULL;
+    struct oci_overlay_opts dopts;
+    struct oci_tar_plan diff;
+    char tree[4400] = "";
     struct tee tee;
     pthread_t reader;
     bool reading = false, ran = false;
@@ -356,6 +439,8 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
 
     memset(res, 0, sizeof(*res));
     memset(&sr, 0, sizeof(sr));
+    memset(&diff, 0, sizeof(diff));
+    memset(&dopts, 0, sizeof(dopts));
     memset(&s, 0, sizeof(s));
     memset(&tee, 0, sizeof(tee));
     if (ctx->rootless) {
@@ -422,7 +507,31 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
         snprintf(err, errlen, "cannot create %s: %s", base, uv_strerror(rc));
         goto out;
     }
-    if (spec->n_layers == 0) {
+    if (ctx->overlay < 0) {
+        ctx->overlay = overlay_works(ctx);
+        if (!ctx->overlay)
+            LOG_DEBUG("run: overlayfs cannot be mounted here: RUN works on a copy of the stage's "
+                      "files, compared before and after");
+    }
+    if (!ctx->overlay) {
+        /* Without overlayfs: the layers stacked into one tree, compared before and after. */
+        snprintf(tree, sizeof(tree), "%s/root", base);
+        if (mkdir(tree, 0755) != 0) {
+            rc = ocisync__sys_error();
+            snprintf(err, errlen, "cannot create %s: %s", tree, uv_strerror(rc));
+            goto out;
+        }
+        for (size_t i = 0; i < spec->n_layers; i++)
+            lower[i] = dirs[i]; /* bottom first here */
+        rc = oci_overlay_flatten(lower, spec->n_layers, tree, ctx->mode, err, errlen);
+        dopts.mode = ctx->mode;
+        dopts.clamp_mtime = spec->clamp_mtime;
+        dopts.mtime_max = spec->mtime_max;
+        if (rc == 0)
+            rc = oci_overlay_snapshot(tree, &dopts, &snap, err, errlen);
+        if (rc != 0)
+            goto out;
+    } else if (spec->n_layers == 0) {
         /* FROM scratch: overlayfs wants a lower directory; an empty one. */
         snprintf(dirs[0], sizeof(dirs[0]), "%s/empty", base);
         if (mkdir(dirs[0], 0755) != 0) {
@@ -447,10 +556,14 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
     }
     reading = true;
 
-    s.lower = lower;
-    s.n_lower = spec->n_layers ? spec->n_layers : 1;
-    s.upper = res->upper;
-    s.work = work;
+    if (ctx->overlay) {
+        s.lower = lower;
+        s.n_lower = spec->n_layers ? spec->n_layers : 1;
+        s.upper = res->upper;
+        s.work = work;
+    } else {
+        s.rootfs = tree;
+    }
     s.argv = spec->argv;
     s.envp = spec->envp;
     s.cwd = spec->cwd;
@@ -478,6 +591,19 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
     if (rc != 0)
         goto out;
 
+    if (!ctx->overlay) {
+        /* What changed in the tree, made into an upper directory as overlayfs would have. */
+        drop_mount_points(tree, &sr);
+        rc = oci_overlay_diff(snap, tree, &dopts, &diff, err, errlen);
+        if (rc == 0) {
+            rmdir(res->upper);
+            rc = plan_into(ctx, &diff, res->upper, err, errlen);
+        }
+        oci_tar_plan_free(&diff);
+        oci_archive_remove_dir(tree);
+        if (rc != 0)
+            goto out;
+    }
     /* What it changed, without the mount points the sandbox made; kept for later builds. */
     drop_mount_points(res->upper, &sr);
     oci_archive_remove_dir(work);
@@ -496,6 +622,8 @@ out:
     if (pipefd[1] >= 0)
         close(pipefd[1]);
     engine_sandbox_result_free(&sr);
+    if (snap != NULL)
+        oci_overlay_snapshot_free(snap);
     free(lower);
     free(dirs);
     if (rc != 0 && res->upper[0] != '\0') {

@@ -38,6 +38,7 @@ struct engine_run_ctx {
     char cache[4200];   /* the build cache's directory, "" for none (then extracted per build) */
     enum oci_overlay_mode mode;
     bool rootless;
+    int overlay; /* overlayfs can be mounted: 1, 0, or -1 until the first RUN asks */
     /* Plans of this build made into directories: the plan and its directory. */
     const struct oci_tar_plan **plans;
     char **plan_dirs;

@@ -177,4 +177,17 @@ int oci_overlay_diff(const struct oci_overlay_snapshot *before, const char *dir,
                      const struct oci_overlay_opts *opts, struct oci_tar_plan *plan, char *err,
                      size_t errlen);
 
+/*
+ * Without overlayfs, for RUN: the layer directories (overlay form, as
+ * oci_overlay_extract and a RUN's upper directory have them; bottom first)
+ * stacked into dest, an existing empty directory, as a plain tree: a
+ * whiteout removes what is below it, an opaque directory hides what is
+ * below it, anything else replaces what is below (directories merge), with
+ * owners, modes, mtimes and xattrs (not those in the overlay's namespace);
+ * a layer's hardlinks stay links. Nothing is written through a link. 0, or
+ * UV_E* with err naming the path.
+ */
+int oci_overlay_flatten(const char *const *layers, size_t n, const char *dest,
+                        enum oci_overlay_mode mode, char *err, size_t errlen);
+
 #endif
