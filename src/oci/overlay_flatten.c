@@ -123,13 +123,13 @@ static int copy_xattrs(struct flat *fl, const char *src, const char *dst, const 
     char *list = NULL, *val = NULL;
     const char *p = prefix(fl->mode);
     size_t plen = strlen(p);
-    ssize_t n = llistxattr(src, NULL, 0);
+    ssize_t n = listxattr(src, NULL, 0);
     int rc = 0;
 
     if (n <= 0)
         return 0;
     if (n > XATTR_LIST_MAX_OURS || (list = malloc((size_t)n)) == NULL ||
-        (val = malloc(XATTR_LIST_MAX_OURS)) == NULL || (n = llistxattr(src, list, (size_t)n)) < 0) {
+        (val = malloc(XATTR_LIST_MAX_OURS)) == NULL || (n = listxattr(src, list, (size_t)n)) < 0) {
         free(list);
         free(val);
         return n < 0 ? fail(fl, rel, "list the xattrs of") : UV_ENOMEM;
@@ -140,8 +140,8 @@ static int copy_xattrs(struct flat *fl, const char *src, const char *dst, const 
         /* The overlay's own, and a layer's own in that namespace (escaped): left out. */
         if (strncmp(name, p, plen) == 0)
             continue;
-        if ((vl = lgetxattr(src, name, val, XATTR_LIST_MAX_OURS)) < 0 ||
-            lsetxattr(dst, out, val, (size_t)vl, 0) != 0)
+        if ((vl = getxattr(src, name, val, XATTR_LIST_MAX_OURS)) < 0 ||
+            setxattr(dst, out, val, (size_t)vl, 0) != 0)
             rc = fail(fl, rel, "copy the xattrs of");
     }
     free(list);
