@@ -68,6 +68,7 @@ WORKDIR /home/app/work
 RUN id -u > uid.txt && echo "\$HOME" > home.txt
 USER root
 RUN --mount=type=secret,id=tok,required=true grep -c MARKER /run/secrets/tok > /secret-lines
+RUN --mount=type=secret,id=envtok,target=/tmp/envtok,required=true grep -c ENVMARK /tmp/envtok > /env-secret-lines
 RUN --mount=type=cache,target=/cache n=\$(cat /cache/n 2>/dev/null || echo 0); echo \$((n+1)) > /cache/n; cp /cache/n /cache-count
 RUN --network=none grep -c : /proc/net/dev > /net-ifaces
 RUN --mount=type=bind,source=ctxdir,target=/mnt/ctx cat /mnt/ctx/file > /from-bind
@@ -85,8 +86,9 @@ EOF
 
 # --- the build -------------------------------------------------------------------------------------
 export XDG_CACHE_HOME="$TMP/cache"
+export RUN_TEST_SECRET="env-s3cr3t-$$-ENVMARK"
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:1" \
-  --secret "id=tok,src=$TMP/secret.txt" --digest-file "$TMP/d1"
+  --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET" --digest-file "$TMP/d1"
 expect_success "a Dockerfile with RUN"
 assert_contains "$OCISYNC_STDERR" "[linux/amd64 line 2] " "RUN output streams with the platform and line"
 [ ! -e "/outside-$$" ] || { rm -f "/outside-$$"; fail "a RUN wrote outside its root"; }
@@ -112,6 +114,8 @@ assert_eq "$(cat "$mnt/home/app/work/uid.txt")" 1234 "USER app: the RUN ran as t
 assert_eq "$(cat "$mnt/home/app/work/home.txt")" /home/app "HOME from the user's /etc/passwd entry"
 assert_eq "$(stat -c %u "$mnt/home/app/work/uid.txt")" 1234 "what the user wrote is the user's"
 assert_eq "$(cat "$mnt/secret-lines")" 1 "the secret was readable in its RUN"
+assert_eq "$(cat "$mnt/env-secret-lines")" 1 "a secret from an environment variable, at its own target"
+[ ! -e "$mnt/tmp/envtok" ] || fail "the env secret's mount point is in the image"
 [ ! -e "$mnt/run/secrets/tok" ] || fail "the secret's mount point is in the image"
 pass "the secret's mount point is not in the image"
 assert_eq "$(cat "$mnt/cache-count")" 1 "a cache mount, first use"
@@ -136,12 +140,12 @@ podman_cmd image unmount "$ref" >/dev/null 2>&1 || true
 rm -rf "$TMP/img"
 skopeo copy -q --src-tls-verify=false "docker://$ref" "oci:$TMP/img:x" || fail "skopeo copy failed"
 for b in "$TMP/img/blobs/sha256/"*; do
-  if (gzip -dc "$b" 2>/dev/null || cat "$b") | grep -aqF "s3cr3t-$$-MARKER"; then
+  if (gzip -dc "$b" 2>/dev/null || cat "$b") | grep -aqF -e "s3cr3t-$$-MARKER" -e "$RUN_TEST_SECRET"; then
     fail "the secret is in blob $(basename "$b")"
   fi
 done
 pass "the secret is in no layer, manifest or config"
-if grep -raqF "s3cr3t-$$-MARKER" "$XDG_CACHE_HOME"; then fail "the secret is in the build cache"; fi
+if grep -raqF -e "s3cr3t-$$-MARKER" -e "$RUN_TEST_SECRET" "$XDG_CACHE_HOME"; then fail "a secret is in the build cache"; fi
 pass "the secret is in no build cache entry"
 # What the RUN layers hold: whiteouts and an opaque directory, as docker writes them.
 tar_all=$(for b in "$TMP/img/blobs/sha256/"*; do gzip -dc "$b" 2>/dev/null | tar -t 2>/dev/null; done)
@@ -157,7 +161,7 @@ pass "whiteouts and an opaque marker in the layers; no mount point of the sandbo
 # after: the same image tree, every path and field as treecmp.py compares them.
 if [ "${OCISYNC_RUN_OVERLAY:-}" != 0 ]; then
   OCISYNC_RUN_OVERLAY=0 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:nooverlay" \
-    --secret "id=tok,src=$TMP/secret.txt" --no-cache
+    --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET" --no-cache
   expect_success "the build without overlayfs"
   rm -rf "$TMP/img-no"
   skopeo copy -q --src-tls-verify=false "docker://$REG_ADDR/team/run:nooverlay" "oci:$TMP/img-no:x" ||
@@ -172,7 +176,7 @@ fi
 
 # --- the cache: nothing runs again; a changed file runs its step and the later ones -----------------
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:2" \
-  --secret "id=tok,src=$TMP/secret.txt" --digest-file "$TMP/d2"
+  --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET" --digest-file "$TMP/d2"
 expect_success "the same build again"
 assert_eq "$(cat "$TMP/d2")" "$(cat "$TMP/d1")" "the same image (SOURCE_DATE_EPOCH)"
 grep -qE ' ([0-9]+) new layers \(\1 from the cache' "$OCISYNC_STDOUT" ||
@@ -181,14 +185,14 @@ grep -qE ' ([0-9]+) new layers \(\1 from the cache' "$OCISYNC_STDOUT" ||
 pass "no RUN ran again"
 echo "conf v2" >"$ctx/conf.txt"
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:3" \
-  --secret "id=tok,src=$TMP/secret.txt"
+  --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET"
 expect_success "a build with conf.txt changed"
 assert_eq "$(grep -c ': cached$' "$OCISYNC_STDERR")" 1 \
   "only the build stage's RUN (before the COPY of conf.txt) came from the cache"
 echo "conf v1" >"$ctx/conf.txt"
 # --no-cache runs everything again; the cache mount keeps what the last run left.
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:4" \
-  --secret "id=tok,src=$TMP/secret.txt" --no-cache
+  --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET" --no-cache
 expect_success "--no-cache"
 podman_pull "$REG_ADDR/team/run:4"
 mnt=$(podman_cmd image mount "$REG_ADDR/team/run:4") || fail "podman image mount failed"
@@ -202,12 +206,12 @@ podman_cmd image unmount "$REG_ADDR/team/run:4" >/dev/null 2>&1 || true
 [ -n "$(ls "$XDG_CACHE_HOME/ocisync/rootfs")" ] && [ -n "$(ls "$XDG_CACHE_HOME/ocisync/runs")" ] ||
   fail "no extracted layer or RUN result was kept in the cache"
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:4b" \
-  --secret "id=tok,src=$TMP/secret.txt" --cache-max 1K
+  --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET" --cache-max 1K
 expect_success "a build with a tiny --cache-max"
 assert_eq "$(find "$XDG_CACHE_HOME/ocisync/rootfs" "$XDG_CACHE_HOME/ocisync/runs" -mindepth 1 -maxdepth 1 -type d | wc -l)" 0 \
   "extracted layers and RUN results were evicted with the blobs"
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:4c" \
-  --secret "id=tok,src=$TMP/secret.txt"
+  --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET"
 expect_success "the build after the trim"
 assert_eq "$(grep -c ': cached$' "$OCISYNC_STDERR")" 0 "every RUN ran again"
 
