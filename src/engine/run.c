@@ -11,6 +11,7 @@
 #include "oci/archive.h"
 #include "oci/manifest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -242,14 +244,64 @@ static void tail_into(const struct tee *t, char *err, size_t errlen)
 }
 
 /*
+ * Whether the directory rel in upper holds nothing the command did, now that
+ * the mount points are gone: the overlay copied it up only because the
+ * sandbox made a mount point in it. It has no entry, is not opaque (deleted
+ * and made again), has no xattr but the overlay's own, and has the mode and
+ * owner of the lower directory it came from (the topmost of lower). Its
+ * mtime is not looked at: making and removing the mount point changed it.
+ */
+static bool only_copied_up(const char *upper, const char *const *lower, size_t n_lower,
+                           const char *rel)
+{
+    char path[4300 + ENGINE_SANDBOX_PATH_MAX], names[4096];
+    struct stat up, lo;
+    ssize_t n;
+    DIR *d;
+    struct dirent *e;
+    bool empty = true;
+
+    snprintf(path, sizeof(path), "%s/%s", upper, rel);
+    if (lstat(path, &up) != 0 || !S_ISDIR(up.st_mode))
+        return false;
+    if ((n = llistxattr(path, names, sizeof(names))) < 0)
+        return false;
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
+        const char *x = names + i;
+        if ((strncmp(x, "trusted.overlay.", 16) != 0 && strncmp(x, "user.overlay.", 13) != 0) ||
+            strstr(x, ".overlay.opaque") != NULL)
+            return false;
+    }
+    if ((d = opendir(path)) == NULL)
+        return false;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    if (!empty)
+        return false;
+    for (size_t i = 0; i < n_lower; i++) {
+        snprintf(path, sizeof(path), "%s/%s", lower[i], rel);
+        if (lstat(path, &lo) != 0)
+            continue;
+        return S_ISDIR(lo.st_mode) && (lo.st_mode & 07777) == (up.st_mode & 07777) &&
+               lo.st_uid == up.st_uid && lo.st_gid == up.st_gid;
+    }
+    return false;
+}
+
+/*
  * Removes the mount points the sandbox made in the upper directory (deepest
  * first): empty directories and empty files it created, so that the
  * directory holds only what the command did. One the command wrote into
- * (a file in the parent of a secret's directory) stays.
+ * (a file in the parent of a secret's directory) stays. Then the lower
+ * directories they were made in (/etc for /etc/hosts, /run for
+ * /run/secrets), when the command left them as they were: else every RUN's
+ * layer would carry /etc with a new mtime.
  */
-static void drop_mount_points(const char *upper, const struct engine_sandbox_result *sr)
+static void drop_mount_points(const char *upper, const char *const *lower, size_t n_lower,
+                              const struct engine_sandbox_result *sr)
 {
-    char path[4300 + ENGINE_SANDBOX_PATH_MAX];
+    char path[4300 + ENGINE_SANDBOX_PATH_MAX], parent[ENGINE_SANDBOX_PATH_MAX];
     struct stat sb;
 
     for (size_t i = sr->n_created; i-- > 0;) {
@@ -260,6 +312,18 @@ static void drop_mount_points(const char *upper, const struct engine_sandbox_res
             rmdir(path);
         else if (S_ISREG(sb.st_mode) && sb.st_size == 0)
             unlink(path);
+    }
+    for (size_t i = sr->n_created; i-- > 0;) {
+        const char *rel = sr->created[i] + (sr->created[i][0] == '/');
+        const char *slash = strrchr(rel, '/');
+        if (slash == NULL || slash == rel || (size_t)(slash - rel) >= sizeof(parent))
+            continue; /* the root is not a layer entry */
+        memcpy(parent, rel, (size_t)(slash - rel));
+        parent[slash - rel] = '\0';
+        if (only_copied_up(upper, lower, n_lower, parent)) {
+            snprintf(path, sizeof(path), "%s/%s", upper, parent);
+            rmdir(path);
+        }
     }
 }
 
@@ -605,7 +669,7 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
             goto out;
     }
     /* What it changed, without the mount points the sandbox made; kept for later builds. */
-    drop_mount_points(res->upper, &sr);
+    drop_mount_points(res->upper, lower, s.n_lower, &sr);
     oci_archive_remove_dir(work);
     unlink(hosts);
     keep_run(ctx, spec, base, res);

@@ -175,6 +175,25 @@ if [ "${OCISYNC_RUN_OVERLAY:-}" != 0 ]; then
   pass "without overlayfs, RUN gives the same image tree"
 fi
 
+# A RUN's layer holds what the command did and nothing of the sandbox: not
+# the mount points (/etc/hosts, /etc/resolv.conf, a bind mount's target),
+# nor the base's directories they were made in (/etc, /srv) with a new mtime.
+printf 'FROM %s\nRUN --mount=type=bind,source=ctxdir,target=/srv/ctx echo x > /x\n' "$REG_ADDR/lib/bb:1" \
+  >"$TMP/Dockerfile.stubs"
+run_ocisync build -f "$TMP/Dockerfile.stubs" "$ctx" --output "oci:$TMP/stubs:1"
+expect_success "a RUN with a bind mount"
+top=$(python3 - "$TMP/stubs" <<'PY'
+import json, os, sys
+blob = lambda d: json.load(open(os.path.join(sys.argv[1], "blobs", *d.split(":", 1))))
+m = json.load(open(os.path.join(sys.argv[1], "index.json")))
+while "manifests" in m:  # index.json, then the build's index
+    m = blob(m["manifests"][0]["digest"])
+print(m["layers"][-1]["digest"])
+PY
+)
+assert_eq "$(gzip -dc "$TMP/stubs/blobs/${top/://}" | tar -t | tr '\n' ' ')" "x " \
+  "the RUN's layer holds only the file it made"
+
 # --- the cache: nothing runs again; a changed file runs its step and the later ones -----------------
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:2" \
   --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET" --digest-file "$TMP/d2"
