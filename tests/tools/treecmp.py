@@ -1,12 +1,20 @@
 #!/usr/bin/env python3
 """Compare two images file by file and field by field (stdlib only).
 
-    treecmp.py [--allow FILE]... [--names LEFT,RIGHT] IMAGE_A IMAGE_B
+    treecmp.py [--allow FILE]... [--names LEFT,RIGHT] [--each-layer] [--strict] IMAGE_A IMAGE_B
     treecmp.py --dump IMAGE
 
 IMAGE is oci:DIR[:NAME] (an OCI layout; an index is followed to its
-linux/amd64 manifest, or its only one) or dir:DIR (what skopeo, buildah and
-podman write with the dir: transport, Docker or OCI media types).
+linux/amd64 manifest, or its only one), dir:DIR (what skopeo, buildah and
+podman write with the dir: transport, Docker or OCI media types) or
+rootfs:DIR (an unpacked root filesystem, such as umoci's, read with lstat;
+it has no config, so no config field is compared).
+
+With --each-layer the two images must have as many layers, and their trees
+are compared after every layer, not only at the end; each difference is
+shown once, with the layers after which it shows ("[layers 2-7]"). With
+--strict a rule of the allow-list that allows no difference is an error too,
+so that a list cannot keep rules for differences that went away.
 
 Each image's layers are read from their tar headers, never unpacked, and
 laid over each other as a runtime would (whiteouts and opaque directories
@@ -14,7 +22,8 @@ applied), so owners, modes and device numbers are what the layers say and
 not what the user running this may create. For every path of the resulting
 tree it compares the type, permission bits (set-id and sticky included),
 uid, gid, symlink target, size, sha256 of the contents, the other paths that
-are the same file (hardlinks), mtime, xattrs and device numbers. From the
+are the same file (hardlinks), mtime, xattrs (name=value, a binary value
+in hex: "security.capability=0x0100000200...") and device numbers. From the
 config it compares os, architecture, variant, created, author and the fields of
 config a Dockerfile sets: Env, Entrypoint, Cmd, WorkingDir, User, Labels,
 ExposedPorts, Volumes, StopSignal, Healthcheck, Shell, OnBuild. A field that
@@ -37,7 +46,8 @@ else) on the path (tree) or on the config field with its key
 name or *; A= and B= pin the values shown (as printed, "<absent>" for none),
 so that a rule allows exactly the difference it explains. A difference no
 rule allows is an error. Exit status: 0 the images match but for allowed
-differences, 1 they differ, 2 usage or input error.
+differences (and, with --strict, every rule allowed one), 1 they differ,
+2 usage or input error.
 """
 
 import fnmatch
@@ -230,10 +240,11 @@ class Tree:
                 ent["target"] = m.linkname
             elif typ in ("char", "block"):
                 ent["dev"] = "%d,%d" % (m.devmajor, m.devminor)
-            xattrs = {k[len("SCHILY.xattr."):]: v for k, v in m.pax_headers.items()
-                      if k.startswith("SCHILY.xattr.")}
+            # tarfile decodes a binary value with surrogateescape: undo it.
+            xattrs = {k[len("SCHILY.xattr."):]: v.encode("utf-8", "surrogateescape")
+                      for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
             if xattrs:
-                ent["xattrs"] = json.dumps(xattrs, sort_keys=True)
+                ent["xattrs"] = show_xattrs(xattrs)
             self.entries[path] = ent
 
     def finish(self):
@@ -242,19 +253,83 @@ class Tree:
         for p, e in self.entries.items():
             if "_inode" in e:
                 groups.setdefault(e["_inode"], []).append(p)
+        # Copies: the tree may take more layers and be finished again.
+        out = {p: {k: v for k, v in e.items() if not k.startswith("_")}
+               for p, e in self.entries.items()}
         for p, e in self.entries.items():
             if "_inode" in e:
                 others = sorted(q for q in groups[e["_inode"]] if q != p)
                 if others:
-                    e["hardlinks"] = " ".join(others)
-        return {p: {k: v for k, v in e.items() if not k.startswith("_")}
-                for p, e in self.entries.items()}
+                    out[p]["hardlinks"] = " ".join(others)
+        return out
+
+
+def show_xattrs(xattrs):
+    """name=value pairs, sorted; a value that is not printable text in hex."""
+    out = []
+    for k in sorted(xattrs):
+        v = xattrs[k]
+        try:
+            text = v.decode("ascii")
+            shown = text if text.isprintable() and text[:2] != "0x" else None
+        except UnicodeDecodeError:
+            shown = None
+        out.append(f"{k}={shown if shown is not None else '0x' + v.hex()}")
+    return " ".join(out)
 
 
 def image_tree(layers):
     t = Tree()
     for layer in layers:
         t.apply(layer)
+    return t.finish()
+
+
+def image_trees(layers):
+    """The tree after each layer, the first layer's first."""
+    t, trees = Tree(), []
+    for layer in layers:
+        t.apply(layer)
+        trees.append(t.finish())
+    return trees
+
+
+def rootfs_tree(root):
+    """The tree of an unpacked root filesystem (umoci's rootfs), read with lstat."""
+    if not os.path.isdir(root):
+        raise InputError(f"rootfs:{root}: not a directory")
+    types = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink",
+             stat.S_IFCHR: "char", stat.S_IFBLK: "block", stat.S_IFIFO: "fifo"}
+    entries, inodes = {}, {}
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            full = os.path.join(d, name)
+            path = "/" + os.path.relpath(full, root)
+            st = os.lstat(full)
+            typ = types.get(stat.S_IFMT(st.st_mode))
+            if typ is None:
+                raise InputError(f"{full}: a socket or unknown file type")
+            ent = {"type": typ, "mode": "%04o" % stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                   "gid": st.st_gid, "mtime": int(st.st_mtime)}
+            if typ == "file":
+                h = hashlib.sha256()
+                with open(full, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                ent["size"], ent["sha256"] = st.st_size, h.hexdigest()
+                ent["_inode"] = inodes.setdefault((st.st_dev, st.st_ino), len(inodes) + 1)
+            elif typ == "symlink":
+                ent["target"] = os.readlink(full)
+            elif typ in ("char", "block"):
+                ent["dev"] = "%d,%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
+            xattrs = {k: os.getxattr(full, k, follow_symlinks=False)
+                      for k in os.listxattr(full, follow_symlinks=False)}
+            if xattrs:
+                ent["xattrs"] = show_xattrs(xattrs)
+            entries[path] = ent
+    t = Tree()
+    t.entries = entries
     return t.finish()
 
 
@@ -313,6 +388,8 @@ def diff(a, b):
             va, vb = ea.get(f), eb.get(f)
             if va != vb:
                 yield ("tree", path, f, show(va), show(vb))
+    if a["config"] is None or b["config"] is None:
+        return  # an unpacked rootfs has no config
     for key in sorted(set(a["config"]) | set(b["config"])):
         va, vb = a["config"].get(key), b["config"].get(key)
         if va != vb:
@@ -363,9 +440,49 @@ def load_rules(paths):
     return rules
 
 
-def describe(spec):
+def describe(spec, each_layer=False):
+    if spec.startswith("rootfs:"):
+        return {"tree": rootfs_tree(spec[len("rootfs:"):]), "config": None, "layers": 0}
     config, layers = load_image(spec)
-    return {"tree": image_tree(layers), "config": config_fields(config), "layers": len(layers)}
+    img = {"config": config_fields(config), "layers": len(layers)}
+    if each_layer:
+        img["trees"] = image_trees(layers)
+        img["tree"] = img["trees"][-1] if layers else {}
+    else:
+        img["tree"] = image_tree(layers)
+    return img
+
+
+def diffs(a, b, each_layer):
+    """(kind, key, field, value_a, value_b, layers): with each_layer, the
+    trees are compared after every layer and each difference is given once
+    with the layers (1 is the first) after which it shows."""
+    if not each_layer:
+        for d in diff(a, b):
+            yield d + ("",)
+        return
+    if a["layers"] != b["layers"]:
+        raise InputError(f"--each-layer: {a['layers']} layers and {b['layers']} layers")
+    seen = {}
+    for i, (ta, tb) in enumerate(zip(a["trees"], b["trees"]), 1):
+        for d in diff({"tree": ta, "config": {}}, {"tree": tb, "config": {}}):
+            seen.setdefault(d, []).append(i)
+    for d in diff({"tree": {}, "config": a["config"]}, {"tree": {}, "config": b["config"]}):
+        seen.setdefault(d, [])
+    for d, layers in sorted(seen.items(), key=lambda kv: (kv[0][0] != "tree", kv[0][1], kv[0][2])):
+        yield d + (_ranges(layers),)
+
+
+def _ranges(ns):
+    """[1, 2, 3, 5] -> "layers 1-3,5"."""
+    if not ns:
+        return ""
+    parts, start = [], ns[0]
+    for prev, n in zip(ns, ns[1:] + [None]):
+        if n != prev + 1:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = n
+    return ("layer " if len(ns) == 1 else "layers ") + ",".join(parts)
 
 
 def dump(spec):
@@ -378,7 +495,7 @@ def dump(spec):
 
 
 def main(argv):
-    args, allow, names = [], [], ("A", "B")
+    args, allow, names, each_layer, strict = [], [], ("A", "B"), False, False
     i = 0
     try:
         while i < len(argv):
@@ -388,6 +505,12 @@ def main(argv):
             elif argv[i] == "--names":
                 names = tuple(argv[i + 1].split(",", 1))
                 i += 2
+            elif argv[i] == "--each-layer":
+                each_layer = True
+                i += 1
+            elif argv[i] == "--strict":
+                strict = True
+                i += 1
             elif argv[i] == "--dump":
                 dump(argv[i + 1])
                 return 0
@@ -398,15 +521,16 @@ def main(argv):
             print(__doc__.split("\n\n")[1], file=sys.stderr)
             return 2
         rules = load_rules(allow)
-        a, b = describe(args[0]), describe(args[1])
+        a, b = describe(args[0], each_layer), describe(args[1], each_layer)
+        found = list(diffs(a, b, each_layer))
     except (InputError, IndexError) as e:
         print(f"treecmp: {e}", file=sys.stderr)
         return 2
     na, nb = names
     bad = allowed = 0
-    for kind, key, field, va, vb in diff(a, b):
+    for kind, key, field, va, vb, layers in found:
         rule = next((r for r in rules if r.allows(kind, key, field, va, vb)), None)
-        line = f"{kind} {key}  {field}: {na} {va} | {nb} {vb}"
+        line = f"{kind} {key}  {field}: {na} {va} | {nb} {vb}" + (f"  [{layers}]" if layers else "")
         if rule:
             rule.used += 1
             allowed += 1
@@ -414,10 +538,16 @@ def main(argv):
         else:
             bad += 1
             print(f"  DIFF:    {line}")
+    unused = [r for r in rules if not r.used]
+    for r in unused:
+        print(f"  {'UNUSED' if strict else 'unused'}:  {r.where}: a rule no difference needs: "
+              f"{r.kind} {r.glob} {r.field}")
     print(f"treecmp: {len(a['tree'])} paths ({na}) and {len(b['tree'])} paths ({nb}), "
-          f"{len(set(a['config']) | set(b['config']))} config fields: "
+          f"{0 if a['config'] is None or b['config'] is None else len(set(a['config']) | set(b['config']))}"
+          f" config fields"
+          f"{', after each of %d layers' % a['layers'] if each_layer else ''}: "
           f"{bad} unexpected difference(s), {allowed} allowed")
-    return 1 if bad else 0
+    return 1 if bad or (strict and unused) else 0
 
 
 if __name__ == "__main__":
