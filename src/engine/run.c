@@ -585,9 +585,15 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
             snprintf(err, errlen, "cannot create %s: %s", tree, uv_strerror(rc));
             goto out;
         }
+        const char **flat = calloc(spec->n_layers + 1, sizeof(*flat));
+        if (flat == NULL) {
+            rc = UV_ENOMEM;
+            goto out;
+        }
         for (size_t i = 0; i < spec->n_layers; i++)
-            lower[i] = dirs[i]; /* bottom first here */
-        rc = oci_overlay_flatten(lower, spec->n_layers, tree, ctx->mode, err, errlen);
+            flat[i] = dirs[i]; /* bottom first here */
+        rc = oci_overlay_flatten(flat, spec->n_layers, tree, ctx->mode, err, errlen);
+        free(flat);
         dopts.mode = ctx->mode;
         dopts.clamp_mtime = spec->clamp_mtime;
         dopts.mtime_max = spec->mtime_max;
@@ -657,7 +663,7 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
 
     if (!ctx->overlay) {
         /* What changed in the tree, made into an upper directory as overlayfs would have. */
-        drop_mount_points(tree, &sr);
+        drop_mount_points(tree, NULL, 0, &sr);
         rc = oci_overlay_diff(snap, tree, &dopts, &diff, err, errlen);
         if (rc == 0) {
             rmdir(res->upper);
@@ -669,7 +675,7 @@ int engine_run(struct engine_run_ctx *ctx, const struct engine_run_spec *spec,
             goto out;
     }
     /* What it changed, without the mount points the sandbox made; kept for later builds. */
-    drop_mount_points(res->upper, lower, s.n_lower, &sr);
+    drop_mount_points(res->upper, lower, spec->n_layers, &sr);
     oci_archive_remove_dir(work);
     unlink(hosts);
     keep_run(ctx, spec, base, res);
