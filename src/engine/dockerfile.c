@@ -2546,7 +2546,13 @@ static int do_run(struct fe *f, struct stage *st, const struct oci_df_instr *in)
     if (oci_platform_parse(st->plat, &plat) != 0)
         plat = f->plat;
     spec.arch = plat.arch;
-    snprintf(prefix, sizeof(prefix), "[%s line %u] ", st->plat, in->line);
+    /* "[linux/arm64 build, line 7] ": the platform, the stage (its name or number), the step. */
+    if (f->stage_name[f->cur_stage] != NULL)
+        snprintf(prefix, sizeof(prefix), "[%s %.64s, line %u] ", st->plat,
+                 f->stage_name[f->cur_stage], in->line);
+    else
+        snprintf(prefix, sizeof(prefix), "[%s stage %zu, line %u] ", st->plat, f->cur_stage + 1,
+                 in->line);
     spec.prefix = prefix;
     if (sde != NULL && *sde != '\0') {
         spec.clamp_mtime = true;

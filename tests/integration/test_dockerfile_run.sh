@@ -90,7 +90,8 @@ export RUN_TEST_SECRET="env-s3cr3t-$$-ENVMARK"
 run_ocisync build-push -f "$ctx/Dockerfile" "$ctx" -t "$REG_ADDR/team/run:1" \
   --secret "id=tok,src=$TMP/secret.txt" --secret "id=envtok,env=RUN_TEST_SECRET" --digest-file "$TMP/d1"
 expect_success "a Dockerfile with RUN"
-assert_contains "$OCISYNC_STDERR" "[linux/amd64 line 2] " "RUN output streams with the platform and line"
+assert_contains "$OCISYNC_STDERR" "[linux/amd64 build, line 2] building" \
+  "RUN output streams with the platform, stage and line"
 [ ! -e "/outside-$$" ] || { rm -f "/outside-$$"; fail "a RUN wrote outside its root"; }
 pass "a RUN cannot write outside its root"
 
