@@ -120,6 +120,9 @@ _lib_cleanup() {
     kill "$_LIB_WATCHDOG" 2>/dev/null
     wait "$_LIB_WATCHDOG" 2>/dev/null
   fi
+  if [ -s "$TMP/podman/runroot" ]; then
+    rm -rf "$(cat "$TMP/podman/runroot")"
+  fi
   if [ "${OCISYNC_KEEP_TMP:-0}" = 1 ]; then
     printf '[%s] kept %s\n' "$TEST_NAME" "$TMP" >&2
   else
@@ -149,6 +152,7 @@ _lib_start_watchdog() {
     if [ -f "$pids" ]; then
       while read -r p; do kill "$p" 2>/dev/null; done <"$pids"
     fi
+    [ ! -s "$TMP/podman/runroot" ] || rm -rf "$(cat "$TMP/podman/runroot")"
     if [ "${OCISYNC_KEEP_TMP:-0}" != 1 ]; then
       sleep 1
       rm -rf "$TMP" 2>/dev/null || { chmod -R u+w "$TMP"; rm -rf "$TMP"; }
@@ -505,14 +509,21 @@ expect_failure() {
 # driver: no overlay or fuse needed), its temp files there too, and no
 # system registries.conf. As root in this container a pull needs only
 # --root/--runroot/--storage-driver; cgroupfs and a file events backend
-# keep it off systemd/journald as well.
+# keep it off systemd/journald as well. podman refuses a runroot longer
+# than 50 characters, which $TMP/podman/run is for a test with a long name:
+# then the runroot is a directory of its own in /tmp, removed with $TMP.
 podman_cmd() {
+  local run="$TMP/podman/run"
   mkdir -p "$TMP/podman/tmp"
   if [ ! -f "$TMP/podman/registries.conf" ]; then
     printf 'unqualified-search-registries = []\n' >"$TMP/podman/registries.conf"
   fi
+  if [ "${#run}" -gt 50 ]; then
+    [ -s "$TMP/podman/runroot" ] || mktemp -d /tmp/ocisync-podman.XXXXXX >"$TMP/podman/runroot"
+    run=$(cat "$TMP/podman/runroot")
+  fi
   TMPDIR="$TMP/podman/tmp" CONTAINERS_REGISTRIES_CONF="$TMP/podman/registries.conf" \
-    podman --root "$TMP/podman/root" --runroot "$TMP/podman/run" \
+    podman --root "$TMP/podman/root" --runroot "$run" \
     --tmpdir "$TMP/podman/tmp" --storage-driver vfs \
     --cgroup-manager cgroupfs --events-backend file "$@"
 }
