@@ -89,6 +89,14 @@ assert_contains() {
   pass "$3"
 }
 
+# skip_test WHY: ends the test as skipped (exit 77, which ctest reports as
+# "Skipped", not "Passed"), saying why; for checks that need something the
+# machine lacks (a mirror, a tool). Checks that passed before it stay printed.
+skip_test() {
+  log "SKIP: $* (after $_LIB_CHECKS checks that passed)"
+  exit 77
+}
+
 # done_ok: prints the closing line; call it last.
 done_ok() {
   log "PASS: $_LIB_CHECKS checks"
@@ -98,7 +106,7 @@ _lib_cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM USR1
-  if [ "$rc" -ne 0 ]; then
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
     printf '[%s] test failed (exit %s); context follows\n' "$TEST_NAME" "$rc" >&2
     if [ -n "$OCISYNC_STDERR" ] && [ -s "$OCISYNC_STDERR" ]; then
       printf '[%s] --- stderr of the last ocisync run (last 40 lines):\n' "$TEST_NAME" >&2
