@@ -13,6 +13,8 @@ PACKAGES=(
   busybox-static zstd pigz git
   # The RUN sandbox's tests: rootless id maps, and an arm64 program under emulation.
   uidmap qemu-user-static
+  # test_dockerfile_debian.sh: a Debian minbase (tests/tools/debian-minbase.sh).
+  mmdebstrap
 )
 
 missing=()
