@@ -15,7 +15,7 @@
 # busybox).
 . "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" = 0 ] || fail "RUN needs root for now (the rootless executor is not finished)"
+[ "$(id -u)" = 0 ] || fail "this test runs as root (podman image mount, chroot; the rootless case becomes nobody itself)"
 registry_start reg
 REG_ADDR=$(registry_addr reg)
 export SOURCE_DATE_EPOCH=1700000000

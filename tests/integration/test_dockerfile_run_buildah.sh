@@ -44,7 +44,7 @@ TREECMP="$OCISYNC_SOURCE_DIR/tests/tools/treecmp.py"
 export SOURCE_DATE_EPOCH=1700000000
 export TMPDIR="$TMP/tmpdir"
 mkdir -p "$TMPDIR"
-[ "$(id -u)" = 0 ] || fail "RUN needs root for now (the rootless executor is not finished)"
+[ "$(id -u)" = 0 ] || fail "this test runs as root (buildah, umoci unpack, setcap)"
 command -v buildah >/dev/null || fail "buildah is not installed (scripts/bootstrap.sh installs it)"
 command -v umoci >/dev/null || fail "umoci is not installed (scripts/bootstrap.sh installs it)"
 command -v cc >/dev/null || fail "no C compiler for tests/tools/xsetcap.c"
