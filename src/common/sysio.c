@@ -2,10 +2,12 @@
 
 #include "ocisync.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -108,5 +110,66 @@ int ocisync__read_small(const char *path, size_t max, bool nofollow, char **out,
     buf[got] = '\0';
     *out = buf;
     *len = got;
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void ocisync__dir_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int ocisync__dir_names(const char *path, size_t max, char ***out, size_t *out_n)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    DIR *d = opendir(path);
+
+    *out = NULL;
+    *out_n = 0;
+    if (d == NULL)
+        return ocisync__sys_error();
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (n == max) {
+            rc = OCISYNC_ETOOBIG;
+            break;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            char **v = realloc(names, ncap * sizeof(*v));
+            if (v == NULL) {
+                rc = UV_ENOMEM;
+                break;
+            }
+            names = v;
+            cap = ncap;
+        }
+        if ((names[n] = strdup(de->d_name)) == NULL) {
+            rc = UV_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    if (rc == 0 && errno != 0)
+        rc = ocisync__sys_error();
+    closedir(d);
+    if (rc != 0) {
+        ocisync__dir_names_free(names, n);
+        return rc;
+    }
+    if (n > 1)
+        qsort(names, n, sizeof(*names), cmp_names);
+    *out = names;
+    *out_n = n;
     return 0;
 }

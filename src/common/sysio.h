@@ -30,6 +30,15 @@ int ocisync__tmp_template(char *out, size_t len, const char *name, const char **
  */
 int ocisync__read_small(const char *path, size_t max, bool nofollow, char **out, size_t *len);
 
+/*
+ * The names in the directory at path (not "." and ".."), sorted bytewise,
+ * into *names (each and the array malloc'ed; free with
+ * ocisync__dir_names_free). At most max of them: OCISYNC_ETOOBIG beyond.
+ * 0; UV_E* opening or reading it (nothing is returned then).
+ */
+int ocisync__dir_names(const char *path, size_t max, char ***names, size_t *n);
+void ocisync__dir_names_free(char **names, size_t n);
+
 /* 16 random hex digits and a NUL (getrandom), so that concurrent temp files never share a name. */
 int ocisync__random_hex16(char out[17]);
 

@@ -1105,46 +1105,18 @@ static int cmp_str(const void *a, const void *b)
 static int walk_below(struct walker *w, size_t len)
 {
     char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    int rc = 0;
-    DIR *d = opendir(w->local);
+    size_t n = 0;
+    int rc = ocisync__dir_names(
+        w->local, OCI_TAR_MAX_ENTRIES - (w->n < OCI_TAR_MAX_ENTRIES ? w->n : OCI_TAR_MAX_ENTRIES),
+        &names, &n);
 
-    if (d == NULL)
-        return walk_fail(w, "read the directory", ocisync__sys_error());
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            char **v;
-
-            if (w->n + n >= OCI_TAR_MAX_ENTRIES) {
-                ocisync__errf(w->err, w->errlen, "the layer would have more than %u entries",
-                              OCI_TAR_MAX_ENTRIES);
-                rc = OCISYNC_ETOOBIG;
-                break;
-            }
-            v = realloc(names, ncap * sizeof(*v));
-            if (v == NULL) {
-                rc = UV_ENOMEM;
-                break;
-            }
-            names = v;
-            cap = ncap;
-        }
-        names[n] = strdup(de->d_name);
-        if (names[n] == NULL) {
-            rc = UV_ENOMEM;
-            break;
-        }
-        n++;
+    if (rc == OCISYNC_ETOOBIG) {
+        ocisync__errf(w->err, w->errlen, "the layer would have more than %u entries",
+                      OCI_TAR_MAX_ENTRIES);
+        return rc;
     }
-    if (rc == 0 && errno != 0)
-        rc = walk_fail(w, "read the directory", ocisync__sys_error());
-    closedir(d);
-    if (rc == 0 && n > 1)
-        qsort(names, n, sizeof(*names), cmp_str);
+    if (rc != 0)
+        return walk_fail(w, "read the directory", rc);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         size_t nlen = strlen(names[i]);
         const char *rel;

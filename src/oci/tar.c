@@ -12,6 +12,7 @@
 #include "oci/tar.h"
 
 #include "common/msg.h"
+#include "common/sysio.h"
 #include "ocisync.h"
 
 #include <uv.h>
@@ -298,19 +299,6 @@ static int filtered_node(struct walk *w, const struct stat *st)
     return rc;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Frees a list of names read from a directory. */
-static void free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
 /*
  * Walks the directory w->local (archive path w->arch, without its "/"). The
  * names are read and the directory closed before descending, so the walk
@@ -320,56 +308,19 @@ static int walk_dir(struct walk *w)
 {
     size_t local_len = w->local_len, arch_len = w->arch_len;
     char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
+    size_t n = 0;
     struct stat st;
-    DIR *d;
     int rc = 0;
 
-    d = opendir(w->local);
-    if (d == NULL)
-        return sys_fail(w, "read the directory", w->local, errno);
-    for (;;) {
-        errno = 0;
-        de = readdir(d);
-        if (de == NULL) {
-            if (errno != 0)
-                rc = sys_fail(w, "read the directory", w->local, errno);
-            break;
-        }
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **nn;
-
-            if (w->plan->n_entries + n >= OCI_TAR_MAX_ENTRIES) {
-                ocisync__errf(w->err, w->errlen, "the layer would have more than %u entries",
-                              OCI_TAR_MAX_ENTRIES);
-                rc = OCISYNC_ETOOBIG;
-                break;
-            }
-            nn = realloc(names, ncap * sizeof(*nn));
-            if (nn == NULL) {
-                rc = UV_ENOMEM;
-                break;
-            }
-            names = nn;
-            cap = ncap;
-        }
-        names[n] = strdup(de->d_name);
-        if (names[n] == NULL) {
-            rc = UV_ENOMEM;
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    if (rc != 0)
-        goto out;
     /* Sorted so that which of two bad entries gets reported does not depend on the disk. */
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_name);
+    rc = ocisync__dir_names(w->local, OCI_TAR_MAX_ENTRIES - w->plan->n_entries, &names, &n);
+    if (rc == OCISYNC_ETOOBIG) {
+        ocisync__errf(w->err, w->errlen, "the layer would have more than %u entries",
+                      OCI_TAR_MAX_ENTRIES);
+        return rc;
+    }
+    if (rc != 0)
+        return sys_fail(w, "read the directory", w->local, -rc);
 
     for (size_t i = 0; i < n; i++) {
         size_t nlen = strlen(names[i]);
@@ -411,7 +362,7 @@ out:
     w->local[local_len] = '\0';
     w->arch_len = arch_len;
     w->arch[arch_len] = '\0';
-    free_names(names, n);
+    ocisync__dir_names_free(names, n);
     return rc;
 }
 
