@@ -500,6 +500,52 @@ int ocisync_build(const struct ocisync_build_opts *opts, struct ocisync_build_re
 int ocisync_enter_user_namespace(char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------------------------
+ * The registry toolbox: writes (tag, delete)
+ *
+ * Each runs one event loop with copy's transports, credentials, TLS, retries
+ * and timeouts (an ocisync_copy_opts: dst for the registry written to, src
+ * for the sources an index reads) and fills a result whose error says what
+ * failed, naming the reference and the registry's own words.
+ */
+
+/* The most new tags one ocisync_tag takes. */
+#define OCISYNC_TAG_MAX 64
+
+struct ocisync_tag_result {
+    char digest[144]; /* the image's (manifest or index) digest */
+    /* Per tag given: 1 when it was written, 0 when it already pointed at digest. */
+    int changed[OCISYNC_TAG_MAX];
+    size_t n_changed;
+    char error[1024];
+};
+
+/*
+ * Points more tags at the image ref ("registry/repo:tag" or "@digest")
+ * without moving a blob: the manifest is read once and PUT, byte for byte,
+ * under each tag that does not already name it (a HEAD says). A tag is a
+ * bare tag ("v1.2") or a reference in the same registry and repository.
+ * Nothing is written unless ref and every tag are valid and ref exists.
+ * Uses opts->dst for the registry (and opts' retries, timeouts, auth file).
+ */
+int ocisync_tag(const char *ref, const char *const *tags, size_t n_tags,
+                const struct ocisync_copy_opts *opts, struct ocisync_tag_result *result);
+
+struct ocisync_delete_result {
+    char digest[144]; /* the manifest deleted */
+    char error[1024];
+};
+
+/*
+ * Deletes the manifest ref names: by its digest, a tag being resolved first
+ * (HEAD). The registry then forgets the manifest under every tag that named
+ * it. A registry that refuses deletes (distribution without
+ * storage.delete.enabled answers 405 UNSUPPORTED) gives OCISYNC_EREGISTRY
+ * and an error saying so. Uses opts->dst.
+ */
+int ocisync_delete(const char *ref, const struct ocisync_copy_opts *opts,
+                   struct ocisync_delete_result *result);
+
+/* ---------------------------------------------------------------------------------------------
  * Credentials
  */
 

@@ -7,6 +7,7 @@
  */
 #include "cli/cli.h"
 #include "cli/progress.h"
+#include "cli/toolbox.h"
 #include "ocisync.h"
 
 #include <errno.h>
@@ -36,6 +37,9 @@ static void usage(FILE *f)
             "  build-push       build a multi-platform image from directories and push it\n"
             "  build            the same into an OCI layout or archive\n"
             "  push SRC DST     push a built layout or archive (copy by another name)\n"
+            "  tag REF NEWTAG...  point more tags at an image (no blob moves)\n"
+            "  delete REF       delete a manifest (by digest; a tag is resolved first)\n"
+
             "  login REGISTRY   check credentials against a registry and store them\n"
             "  logout REGISTRY  remove a registry's stored credentials\n"
             "  version          print the version\n"
@@ -406,6 +410,10 @@ int main(int argc, char **argv)
      */
     if (strcmp(argv[1], "push") == 0)
         return cmd_copy(argc - 1, argv + 1);
+    if (strcmp(argv[1], "tag") == 0)
+        return cli_tag(argc - 1, argv + 1);
+    if (strcmp(argv[1], "delete") == 0)
+        return cli_delete(argc - 1, argv + 1);
     if (strcmp(argv[1], "login") == 0)
         return cmd_login(argc - 1, argv + 1);
     if (strcmp(argv[1], "logout") == 0)

@@ -443,3 +443,19 @@ int engine_session_get(struct engine_session *s, struct proto_registry *reg, con
     proto_reg_op_dispose(&op);
     return err;
 }
+
+int engine_session_run(struct engine_session *s, struct proto_reg_op *op, char *msg, size_t msglen)
+{
+    struct session_get g = {false, 0};
+    int err;
+    op->data = &g;
+    err = proto_reg_op_start(op, on_got);
+    if (err == 0) {
+        while (!g.done)
+            uv_run(&s->uv, UV_RUN_ONCE);
+        err = g.err;
+    }
+    if (err != 0)
+        snprintf(msg, msglen, "%s", op->errmsg[0] ? op->errmsg : ocisync_strerror(err));
+    return err;
+}

@@ -103,6 +103,13 @@ int engine_session_get(struct engine_session *s, struct proto_registry *reg, con
                        const char *ref, bool blob, char **out, size_t *len, char *ct, size_t ctlen,
                        char *msg, size_t msglen);
 
+/*
+ * Starts op (prepared by one of proto_reg_*'s constructors) and runs s's
+ * loop until it is answered. On error msg says why (the registry's words).
+ * The caller reads the answer and disposes op.
+ */
+int engine_session_run(struct engine_session *s, struct proto_reg_op *op, char *msg, size_t msglen);
+
 /* The host to connect to for a registry name: "registry-1.docker.io" for docker.io. */
 const char *engine_endpoint_api_host(const char *registry);
 

@@ -285,6 +285,25 @@ int proto_reg_manifest_put(struct proto_reg_op *op, struct proto_registry *reg, 
     return proto_http_add_header(&op->http, "Content-Type", media_type);
 }
 
+int proto_reg_manifest_delete(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                              const char *digest)
+{
+    char path[1024], what[300];
+    int err;
+    snprintf(path, sizeof(path), "/v2/%s/manifests/%s", repo, digest);
+    snprintf(what, sizeof(what), "DELETE manifest %s@%s", repo, digest);
+    err = op_init(op, reg, "DELETE", path, what);
+    if (err != 0)
+        return err;
+    op->expect[0] = 202;
+    op->expect[1] = 200;
+    op->expect[2] = 204;
+    /* A delete goes to the registry the user named, as a manifest PUT does. */
+    op->http.follow_redirects = false;
+    op->http.collect_max = 64 * 1024;
+    return 0;
+}
+
 int proto_reg_blob_head(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
                         const char *digest)
 {

@@ -164,6 +164,13 @@ int proto_reg_manifest_get(struct proto_reg_op *op, struct proto_registry *reg, 
 /* PUT /v2/<repo>/manifests/<ref>; data is borrowed until cb. */
 int proto_reg_manifest_put(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
                            const char *ref, const char *media_type, const void *data, size_t len);
+/*
+ * DELETE /v2/<repo>/manifests/<digest>: 202 (or 200) when deleted. A
+ * registry that does not allow deletes answers 405 (distribution:
+ * "UNSUPPORTED"), which op->errmsg quotes.
+ */
+int proto_reg_manifest_delete(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
+                              const char *digest);
 int proto_reg_blob_head(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
                         const char *digest);
 /* GET /v2/<repo>/blobs/<digest>; the caller sets op->http.on_body to stream it. */

@@ -199,13 +199,19 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# registry_start NAME: starts a registry on 127.0.0.1 at a free port, with
-# its storage in $TMP/NAME and its logs in $TMP/NAME.log, and waits until
-# GET /v2/ answers. Sets and exports NAME_PORT and NAME_ADDR
-# ("127.0.0.1:PORT") with NAME upper-cased: `registry_start src` gives
-# $SRC_PORT and $SRC_ADDR. `registry_addr NAME` prints the address too.
+# registry_start NAME [--no-delete]: starts a registry on 127.0.0.1 at a
+# free port, with its storage in $TMP/NAME and its logs in $TMP/NAME.log,
+# and waits until GET /v2/ answers. Sets and exports NAME_PORT and
+# NAME_ADDR ("127.0.0.1:PORT") with NAME upper-cased: `registry_start src`
+# gives $SRC_PORT and $SRC_ADDR. `registry_addr NAME` prints the address
+# too. Deletes are enabled (storage.delete.enabled) unless --no-delete,
+# where the registry answers DELETE with 405 UNSUPPORTED.
 registry_start() {
-  _lib_registry_start "$1" http "" ""
+  case ${2:-} in
+    "") _lib_registry_start "$1" http "" "" ;;
+    --no-delete) _LIB_DELETE=false _lib_registry_start "$1" http "" "" ;;
+    *) fail "registry_start: unknown option $2" ;;
+  esac
 }
 
 # _lib_registry_start NAME SCHEME EXTRA_YAML CURLRC: the body of
@@ -242,7 +248,7 @@ storage:
   filesystem:
     rootdirectory: $TMP/$name/data
   delete:
-    enabled: true
+    enabled: ${_LIB_DELETE:-true}
   maintenance:
     uploadpurging:
       enabled: false
