@@ -500,7 +500,7 @@ int ocisync_build(const struct ocisync_build_opts *opts, struct ocisync_build_re
 int ocisync_enter_user_namespace(char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------------------------
- * The registry toolbox: writes (tag, delete)
+ * The registry toolbox: writes (tag, delete, index)
  *
  * Each runs one event loop with copy's transports, credentials, TLS, retries
  * and timeouts (an ocisync_copy_opts: dst for the registry written to, src
@@ -544,6 +544,57 @@ struct ocisync_delete_result {
  */
 int ocisync_delete(const char *ref, const struct ocisync_copy_opts *opts,
                    struct ocisync_delete_result *result);
+
+struct ocisync_index_opts {
+    /*
+     * Images to join: registry references, each a single-platform image
+     * (its platform is read from its config: os, architecture, variant,
+     * os.version, os.features) or an index (its children join, with their
+     * platforms; "unknown/unknown" entries, such as attestations, are left
+     * out). Any registry: the children are copied (blobs mounted or relayed,
+     * as copy does) into each tag's repository first.
+     */
+    const char *const *sources;
+    size_t n_sources;
+    /* Where the index goes (registry references with a tag); at least one. */
+    const char *const *tags;
+    size_t n_tags;
+    /* "key=value" annotations on the index. */
+    const char *const *annotations;
+    size_t n_annotations;
+    /* Start from the index (or image) at tags[0], keeping its children and annotations. */
+    int append;
+    /* Two children with the same platform: the later wins (else OCISYNC_EUSAGE). */
+    int replace;
+    /* src: the sources' registries; dst: the tags'; transfers, retries, events. */
+    struct ocisync_copy_opts copy;
+};
+
+struct ocisync_index_entry {
+    char digest[144];
+    char media_type[128];
+    int64_t size;
+    char platform[192]; /* "os/arch[/variant]", then " os.version" when there is one */
+    char source[600];   /* where it came from: "registry/repository@digest" */
+};
+
+struct ocisync_index_result {
+    char digest[144];                    /* the index every tag now names */
+    struct ocisync_index_entry *entries; /* owned: the index's children, in order */
+    size_t n_entries;
+    uint64_t blobs_copied, blobs_mounted, blobs_skipped;
+    size_t tags_changed; /* tags written (the others already named the index) */
+    char error[1024];
+};
+
+/*
+ * Makes one OCI image index of the sources' images and pushes it under
+ * every tag: children first (by digest, into each tag's repository), the
+ * index last, so no tag names an index whose children are missing. Free the
+ * result with ocisync_index_result_free.
+ */
+int ocisync_index(const struct ocisync_index_opts *opts, struct ocisync_index_result *result);
+void ocisync_index_result_free(struct ocisync_index_result *result);
 
 /* ---------------------------------------------------------------------------------------------
  * Credentials

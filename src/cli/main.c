@@ -39,7 +39,8 @@ static void usage(FILE *f)
             "  push SRC DST     push a built layout or archive (copy by another name)\n"
             "  tag REF NEWTAG...  point more tags at an image (no blob moves)\n"
             "  delete REF       delete a manifest (by digest; a tag is resolved first)\n"
-
+            "  index create|append --tag REF SRC...\n"
+            "                   join images into one multi-platform index\n"
             "  login REGISTRY   check credentials against a registry and store them\n"
             "  logout REGISTRY  remove a registry's stored credentials\n"
             "  version          print the version\n"
@@ -414,6 +415,8 @@ int main(int argc, char **argv)
         return cli_tag(argc - 1, argv + 1);
     if (strcmp(argv[1], "delete") == 0)
         return cli_delete(argc - 1, argv + 1);
+    if (strcmp(argv[1], "index") == 0)
+        return cli_index(argc - 1, argv + 1);
     if (strcmp(argv[1], "login") == 0)
         return cmd_login(argc - 1, argv + 1);
     if (strcmp(argv[1], "logout") == 0)

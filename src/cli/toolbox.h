@@ -1,5 +1,5 @@
 /*
- * The registry toolbox's write commands (tag, delete) and the
+ * The registry toolbox's write commands (tag, delete, index) and the
  * options of a command that talks to one registry.
  */
 #ifndef CLI_TOOLBOX_H
@@ -43,8 +43,9 @@ extern const char cli_registry_help[];
  */
 int cli_registry_opt(const char *cmd, int c, const char *arg, struct ocisync_copy_opts *opts);
 
-/* `ocisync tag`, `ocisync delete`. */
+/* `ocisync tag`, `ocisync delete`, `ocisync index create|append`. */
 int cli_tag(int argc, char **argv);
 int cli_delete(int argc, char **argv);
+int cli_index(int argc, char **argv);
 
 #endif

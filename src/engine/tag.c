@@ -41,8 +41,7 @@ static int one_open(struct one_repo *r, const char *ref, const struct ocisync_co
         snprintf(err, errlen, "%s: %s", ref, msg);
         return rc;
     }
-    snprintf(r->reg->scope, sizeof(r->reg->scope), "repository:%s:%s", r->ref.repository,
-             actions);
+    snprintf(r->reg->scope, sizeof(r->reg->scope), "repository:%s:%s", r->ref.repository, actions);
     return 0;
 }
 
@@ -95,8 +94,8 @@ static int put_manifest(struct one_repo *r, const char *tag, const char *mt, con
 }
 
 /* A new tag as given: a bare tag, or a reference to the same repository with a tag. */
-static int parse_new_tag(const struct oci_ref *img, const char *s, char *tag, size_t len,
-                         char *err, size_t errlen)
+static int parse_new_tag(const struct oci_ref *img, const char *s, char *tag, size_t len, char *err,
+                         size_t errlen)
 {
     struct oci_ref t;
     char q[400];
@@ -195,7 +194,8 @@ int ocisync_tag(const char *ref, const char *const *tags, size_t n_tags,
                      r.ref.repository, names[i], msg);
             goto out;
         }
-        err = put_manifest(&r, names[i], m.media_type[0] ? m.media_type : ct, raw, raw_len, msg, sizeof(msg));
+        err = put_manifest(&r, names[i], m.media_type[0] ? m.media_type : ct, raw, raw_len, msg,
+                           sizeof(msg));
         if (err != 0) {
             snprintf(res->error, sizeof(res->error), "%s/%s:%s: %s", r.ref.registry,
                      r.ref.repository, names[i], msg);
