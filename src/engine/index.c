@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "engine/copy.h"
 #include "engine/endpoint.h"
+#include "engine/stop.h"
 #include "engine/transport.h"
 #include "oci/imgconfig.h"
 #include "oci/oci.h"
@@ -621,7 +622,9 @@ int ocisync_index(const struct ocisync_index_opts *o, struct ocisync_index_resul
         ocisync_set_debug(1);
     err = check_opts(&x);
     if (err != 0)
-        goto out;
+        return err;
+    if (o->copy.handle_signals)
+        engine_stop_enter();
     x.kids = calloc(OCI_INDEX_MAX_MANIFESTS, sizeof(*x.kids));
     x.ann = json_object();
     if (x.kids == NULL || x.ann == NULL) {
@@ -683,6 +686,15 @@ out:
         json_decref(x.kids[i].desc);
     free(x.kids);
     json_decref(x.ann);
+    if (o->copy.handle_signals) {
+        if (err != 0 && engine_stop_requested() != 0) {
+            err = OCISYNC_EINTERRUPTED;
+            snprintf(res->error, sizeof(res->error),
+                     "interrupted by %s; the tags not yet written were left as they were",
+                     engine_stop_name());
+        }
+        engine_stop_leave();
+    }
     if (err != 0 && res->error[0] == '\0')
         snprintf(res->error, sizeof(res->error), "%s", ocisync_strerror(err));
     return err;

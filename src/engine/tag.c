@@ -6,6 +6,7 @@
  */
 #include "common/log.h"
 #include "engine/endpoint.h"
+#include "engine/stop.h"
 #include "oci/oci.h"
 #include "ocisync.h"
 #include "proto/registry.h"
@@ -93,6 +94,22 @@ static int put_manifest(struct one_repo *r, const char *tag, const char *mt, con
     return err;
 }
 
+/*
+ * The end of a call that handled signals: an error that a signal caused is
+ * OCISYNC_EINTERRUPTED. The session must be closed by now.
+ */
+static int stop_leave(const struct ocisync_copy_opts *o, int err, char *msg, size_t msglen)
+{
+    if (!o->handle_signals)
+        return err;
+    if (err != 0 && engine_stop_requested() != 0) {
+        snprintf(msg, msglen, "interrupted by %s; nothing more was written", engine_stop_name());
+        err = OCISYNC_EINTERRUPTED;
+    }
+    engine_stop_leave();
+    return err;
+}
+
 /* A new tag as given: a bare tag, or a reference to the same repository with a tag. */
 static int parse_new_tag(const struct oci_ref *img, const char *s, char *tag, size_t len, char *err,
                          size_t errlen)
@@ -154,6 +171,8 @@ int ocisync_tag(const char *ref, const char *const *tags, size_t n_tags,
                  OCISYNC_TAG_MAX, n_tags);
         return OCISYNC_EUSAGE;
     }
+    if (opts->handle_signals)
+        engine_stop_enter();
     err = one_open(&r, ref, opts, "pull,push", res->error, sizeof(res->error));
     if (err != 0)
         goto out;
@@ -210,6 +229,7 @@ out:
     free(raw);
     free(names);
     one_close(&r);
+    err = stop_leave(opts, err, res->error, sizeof(res->error));
     if (err != 0 && res->error[0] == '\0')
         snprintf(res->error, sizeof(res->error), "%s: %s", ref, ocisync_strerror(err));
     return err;
@@ -234,6 +254,8 @@ int ocisync_delete(const char *ref, const struct ocisync_copy_opts *opts,
     }
     if (opts->debug)
         ocisync_set_debug(1);
+    if (opts->handle_signals)
+        engine_stop_enter();
     err = one_open(&r, ref, opts, "pull,delete", res->error, sizeof(res->error));
     if (err != 0)
         goto out;
@@ -277,6 +299,7 @@ out:
     if (op_ready)
         proto_reg_op_dispose(&op);
     one_close(&r);
+    err = stop_leave(opts, err, res->error, sizeof(res->error));
     if (err != 0 && res->error[0] == '\0')
         snprintf(res->error, sizeof(res->error), "%s: %s", ref, ocisync_strerror(err));
     return err;
