@@ -11,6 +11,8 @@
 #     written, unless --replace (the later wins);
 #   - append keeps the index's children and annotations and adds the new
 #     ones, --replace replaces a platform in place;
+#   - a child that cannot be copied (its source lost a layer): no index is
+#     pushed, no tag changes;
 #   - bad input (an unknown source, append to a missing tag) fails with a
 #     clear error and no manifest PUT.
 . "$(dirname "$0")/lib.sh"
@@ -137,6 +139,22 @@ run_ocisync index append --replace --tag "$REG_ADDR/lib/app:v1" "$REG_ADDR/team/
 expect_success "append --replace"
 want=$(printf '%s linux/amd64\n%s linux/arm64/v8\n%s linux/arm/v7' "$amd2" "$arm" "$armv7")
 assert_eq "$(children "$REG_ADDR/lib/app:v1")" "$want" "linux/amd64 replaced in place"
+
+# --- a child that cannot be copied: no index tag ------------------------------------
+broken=$(mkimage --out "$TMP/broken" --platforms linux/mips64le --layers 2 --layer-size 20000 --seed ix-broken --tag v1)
+push_image "$TMP/broken" "$OTHER_ADDR/lib/broken:v1"
+layer=$(json_eval "$TMP/broken/blobs/sha256/${broken#sha256:}" 'd["layers"][1]["digest"]')
+hex=${layer#sha256:}
+rm -f "$TMP/other/data/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data"
+mark=$(registry_log_mark reg)
+run_ocisync index create --retry-times 1 --retry-delay 0.1 --tag "$REG_ADDR/lib/half:v1" \
+  "$REG_ADDR/team/amd:v1" "$OTHER_ADDR/lib/broken:v1"
+expect_failure "a child whose layer the source lost"
+assert_eq "$OCISYNC_RC" 1 "a failed child copy exits 1"
+assert_contains "$OCISYNC_STDERR" "lib/broken@$broken" "the error names the child"
+assert_eq "$(tag_status "$REG_ADDR" lib/half v1)" 404 "no index was tagged"
+assert_eq "$(registry_log_count reg '^PUT /v2/lib/half/manifests/v1 ' "$mark")" 0 "the index was never PUT"
+assert_eq "$(tag_status "$REG_ADDR" lib/half "$broken")" 404 "the broken child is not in lib/half"
 
 # --- bad input ------------------------------------------------------------------------
 mark=$(registry_log_mark reg)
