@@ -597,6 +597,134 @@ int ocisync_index(const struct ocisync_index_opts *opts, struct ocisync_index_re
 void ocisync_index_result_free(struct ocisync_index_result *result);
 
 /* ---------------------------------------------------------------------------------------------
+ * Reading: inspect, tags, catalogs, digests, manifests, configs and blobs
+ */
+
+struct ocisync_read_opts {
+    /*
+     * How to reach the registry: copy.src (TLS, credentials, plain HTTP),
+     * copy.authfile, the timeouts, retries, handle_signals and debug, as a
+     * copy's source uses them; the other fields are ignored.
+     */
+    struct ocisync_copy_opts copy;
+    /*
+     * "os/arch[/variant]": for an index, the image to use. NULL: for
+     * inspect and config the host's platform; for manifest and digest the
+     * index itself.
+     */
+    const char *platform;
+    /* inspect: leave RepoTags empty (no tag listing), as skopeo's --no-tags. */
+    int no_tags;
+};
+
+struct ocisync_read_result {
+    /* The digest of what was read: the manifest (or index), the config, the blob. */
+    char digest[144];
+    /* Its media type, when known ("" otherwise). */
+    char media_type[256];
+    /* What was read (owned, NUL-terminated after len bytes; NULL for digest and blob). */
+    char *data;
+    size_t len;
+    /* blob: bytes passed to the writer. */
+    uint64_t bytes;
+    /* On failure: a message naming the reference, the registry and what went wrong. */
+    char error[1024];
+};
+
+/* Releases r->data (safe to call twice). */
+void ocisync_read_result_free(struct ocisync_read_result *r);
+
+/*
+ * Each of these reads from ref: "docker://REF" or a bare REF, or where it
+ * makes sense a local image (oci:DIR[:NAME], oci-archive:FILE[:NAME],
+ * docker-archive:FILE[:REPO:TAG]). Every digest is verified: a manifest
+ * fetched by digest must hash to it, a config and a blob to theirs. Return
+ * 0 or an error, with a sentence in result->error.
+ */
+
+/*
+ * The digest ref resolves to: a HEAD request (the registry's
+ * Docker-Content-Digest; a GET, hashed, when it sends none). With
+ * opts->platform, the digest of that platform's manifest in the index
+ * (OCISYNC_ENOPLATFORM if it has none; the index is fetched then).
+ */
+int ocisync_digest(const char *ref, const struct ocisync_read_opts *opts,
+                   struct ocisync_read_result *result);
+/* The manifest (or index) bytes exactly as served; with opts->platform, that child's. */
+int ocisync_manifest(const char *ref, const struct ocisync_read_opts *opts,
+                     struct ocisync_read_result *result);
+/* The image's config blob, raw; for an index, the image for opts->platform (or the host's). */
+int ocisync_config(const char *ref, const struct ocisync_read_opts *opts,
+                   struct ocisync_read_result *result);
+/*
+ * What `skopeo inspect` prints, as JSON text in result->data (indented 4
+ * spaces, a newline at the end), with the same field names and shapes:
+ * Name, Digest (of what ref names, an index's own), RepoTags, Created,
+ * DockerVersion, Labels, Architecture, Os, Layers, Env; plus Variant (when
+ * the config has one) and LayersData, as later skopeo versions print them,
+ * and for an index Platforms: [{Os, Architecture, Variant, Digest,
+ * MediaType, Size}] in the index's order. The image described is
+ * opts->platform's (or the host's).
+ */
+int ocisync_inspect(const char *ref, const struct ocisync_read_opts *opts,
+                    struct ocisync_read_result *result);
+/* The image's config as `skopeo inspect --config` prints it (OCI field set and order). */
+int ocisync_inspect_config(const char *ref, const struct ocisync_read_opts *opts,
+                           struct ocisync_read_result *result);
+
+/*
+ * Receives a blob's bytes in order; return 0, or a negative error to stop.
+ * It runs on the read's event loop: it may block (that slows the download
+ * down, nothing else).
+ */
+typedef int (*ocisync_write_cb)(const void *data, size_t len, void *arg);
+
+/*
+ * Streams the blob "REPO@DIGEST" (docker:// optional) to write, hashing it
+ * as it passes: at most 64 KiB are buffered. A download cut on the way
+ * continues with Range. The bytes are passed on before the digest can be
+ * checked, so when the content does not match, OCISYNC_EDIGESTMISMATCH (or
+ * OCISYNC_ESIZEMISMATCH) comes after them: trust what was written only when
+ * this returns 0.
+ */
+int ocisync_blob(const char *ref, const struct ocisync_read_opts *opts, ocisync_write_cb write,
+                 void *arg, struct ocisync_read_result *result);
+
+struct ocisync_list_result {
+    char **names; /* owned: tags or repositories, n of them */
+    size_t n;
+    /* The repository listed, "registry/repository" (tags). */
+    char repository[512];
+    char error[1024];
+};
+void ocisync_list_result_free(struct ocisync_list_result *r);
+
+/* Tag selection for ocisync_list_tags, as sync's (see ocisync_sync_source). */
+struct ocisync_tag_filter {
+    const char *const *include_regex;
+    size_t n_include;
+    const char *const *exclude_regex;
+    size_t n_exclude;
+    const char *semver;
+    unsigned latest;
+};
+
+/*
+ * Every tag of repo ("registry/repository", docker:// optional), page after
+ * page (Link headers), in the registry's order; with a filter (may be NULL)
+ * the selected tags, ordered as sync orders them. Names that are not valid
+ * tags are skipped. Caps: 1,000,000 names, 10,000 pages.
+ */
+int ocisync_list_tags(const char *repo, const struct ocisync_read_opts *opts,
+                      const struct ocisync_tag_filter *filter, struct ocisync_list_result *result);
+/*
+ * The repositories of registry (/v2/_catalog, paginated), only those under
+ * prefix ("team" takes "team" and "team/...") when it is not NULL or "".
+ */
+int ocisync_catalog(const char *registry, const char *prefix, const struct ocisync_read_opts *opts,
+                    struct ocisync_list_result *result);
+
+/* ---------------------------------------------------------------------------------------------
  * Credentials
  */
 

@@ -103,6 +103,11 @@ int cli_exit_code(int err);
 
 /* `ocisync sync`. */
 int cli_sync(int argc, char **argv);
+/*
+ * The read commands (inspect, ls / list-tags, catalog, digest, manifest,
+ * config, blob), argv[0] naming one; *handled false when it names none.
+ */
+int cli_read(int argc, char **argv, bool *handled);
 /* `ocisync build-push` (push) and `ocisync build`. */
 int cli_build(int argc, char **argv, bool push);
 

@@ -37,6 +37,14 @@ static void usage(FILE *f)
             "  build-push       build a multi-platform image from directories and push it\n"
             "  build            the same into an OCI layout or archive\n"
             "  push SRC DST     push a built layout or archive (copy by another name)\n"
+            "  inspect REF      describe an image as skopeo inspect does (JSON)\n"
+            "  ls REPO          list a repository's tags (alias list-tags)\n"
+            "  catalog REGISTRY [PREFIX]\n"
+            "                   list a registry's repositories\n"
+            "  digest REF       print the digest a reference resolves to\n"
+            "  manifest REF     write a manifest's bytes to standard output\n"
+            "  config REF       write an image's config to standard output\n"
+            "  blob REPO@DIGEST stream a blob to standard output, verified\n"
             "  tag REF NEWTAG...  point more tags at an image (no blob moves)\n"
             "  delete REF       delete a manifest (by digest; a tag is resolved first)\n"
             "  index create|append --tag REF SRC...\n"
@@ -421,6 +429,12 @@ int main(int argc, char **argv)
         return cmd_login(argc - 1, argv + 1);
     if (strcmp(argv[1], "logout") == 0)
         return cmd_logout(argc - 1, argv + 1);
+    {
+        bool handled;
+        int rc = cli_read(argc - 1, argv + 1, &handled);
+        if (handled)
+            return rc;
+    }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("ocisync %s\n", OCISYNC_VERSION_STRING);
         return 0;
