@@ -18,7 +18,8 @@
 #define prog cli_prog
 #define MAX_REGEX 64
 
-/* The registry options of a read, named as skopeo inspect names them; values are copy's src ones. */
+/* The registry options of a read, named as skopeo inspect names them; values are copy's src ones.
+ */
 /* clang-format off */
 #define READ_LONGOPTS                                                                              \
     {"tls-verify", optional_argument, NULL, CLI_OPT_SRC_TLS_VERIFY},                               \

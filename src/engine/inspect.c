@@ -19,8 +19,7 @@
 #include <string.h>
 
 /* A config or manifest parsed with its caps checked first; NULL with err set. */
-static json_t *load_capped(const char *what, const char *data, size_t len, char *err,
-                           size_t errlen)
+static json_t *load_capped(const char *what, const char *data, size_t len, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *doc;
@@ -32,8 +31,8 @@ static json_t *load_capped(const char *what, const char *data, size_t len, char 
     if (ocisync__json_values(data, len, ENGINE_READ_CONFIG_MAX_VALUES) >
             ENGINE_READ_CONFIG_MAX_VALUES ||
         ocisync__json_too_deep(data, len, 32)) {
-        snprintf(err, errlen, "the %s holds more than %d JSON values or nests deeper than 32",
-                 what, ENGINE_READ_CONFIG_MAX_VALUES);
+        snprintf(err, errlen, "the %s holds more than %d JSON values or nests deeper than 32", what,
+                 ENGINE_READ_CONFIG_MAX_VALUES);
         return NULL;
     }
     doc = json_loadb(data, len, 0, &jerr);
@@ -186,8 +185,8 @@ int engine_inspect_json(const char *name, const char *digest, const char *const 
         json_array_append(layers, json_object_get(l, "digest"));
         json_object_set_new(d, "MIMEType", json_string(str_of(json_object_get(l, "mediaType"))));
         json_object_set(d, "Digest", json_object_get(l, "digest"));
-        json_object_set_new(d, "Size", json_is_integer(size) ? json_deep_copy(size)
-                                                             : json_integer(0));
+        json_object_set_new(d, "Size",
+                            json_is_integer(size) ? json_deep_copy(size) : json_integer(0));
         json_object_set_new(d, "Annotations", string_map(json_object_get(l, "annotations")));
         json_array_append_new(data, d);
     }

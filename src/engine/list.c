@@ -208,8 +208,9 @@ static int list_open(struct engine_read_src *r, const char *spec, bool tags,
     if (rc == 0 && strcmp(r->t.ref.registry, spec) != 0) {
         char q[400];
         oci_ref_quote(spec, q, sizeof(q));
-        snprintf(err, errlen, "\"%s\": expected a registry (\"host[:port]\", with a dot, a port "
-                              "or localhost)",
+        snprintf(err, errlen,
+                 "\"%s\": expected a registry (\"host[:port]\", with a dot, a port "
+                 "or localhost)",
                  q);
         rc = OCISYNC_EUSAGE;
     }
@@ -221,9 +222,9 @@ int ocisync_list_tags(const char *repo, const struct ocisync_read_opts *opts,
 {
     struct engine_read_src r;
     struct oci_tagfilter f;
-    bool filtering = filter != NULL && (filter->n_include > 0 || filter->n_exclude > 0 ||
-                                        (filter->semver != NULL && *filter->semver != '\0') ||
-                                        filter->latest > 0);
+    bool filtering = filter != NULL &&
+                     (filter->n_include > 0 || filter->n_exclude > 0 ||
+                      (filter->semver != NULL && *filter->semver != '\0') || filter->latest > 0);
     size_t *sel = NULL, n_sel = 0;
     int rc;
     memset(res, 0, sizeof(*res));
@@ -255,9 +256,9 @@ int ocisync_list_tags(const char *repo, const struct ocisync_read_opts *opts,
     if (rc == 0 && filtering) {
         char **kept;
         sel = malloc((res->n ? res->n : 1) * sizeof(*sel));
-        rc = sel == NULL ? UV_ENOMEM
-                         : oci_tagfilter_apply(&f, (const char *const *)res->names, res->n, sel,
-                                               &n_sel);
+        rc = sel == NULL
+                 ? UV_ENOMEM
+                 : oci_tagfilter_apply(&f, (const char *const *)res->names, res->n, sel, &n_sel);
         kept = rc == 0 ? calloc(n_sel ? n_sel : 1, sizeof(*kept)) : NULL;
         if (rc == 0 && kept == NULL)
             rc = UV_ENOMEM;
@@ -290,8 +291,7 @@ int ocisync_catalog(const char *registry, const char *prefix, const struct ocisy
         plen--;
     rc = list_open(&r, registry, false, opts, res->error, sizeof(res->error));
     if (rc == 0)
-        rc = engine__list(&r.s, r.reg, NULL, &res->names, &res->n, res->error,
-                          sizeof(res->error));
+        rc = engine__list(&r.s, r.reg, NULL, &res->names, &res->n, res->error, sizeof(res->error));
     if (rc == 0 && plen > 0) {
         for (size_t i = 0; i < res->n; i++) {
             const char *name = res->names[i];

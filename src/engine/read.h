@@ -58,8 +58,7 @@ int engine_read_open(struct engine_read_src *r, const char *s, const struct ocis
                      bool local, char *err, size_t errlen);
 void engine_read_close(struct engine_read_src *r);
 /* The document r names (its tag, digest or layout name). */
-int engine_read_top(struct engine_read_src *r, struct engine_read_doc *d, char *err,
-                    size_t errlen);
+int engine_read_top(struct engine_read_src *r, struct engine_read_doc *d, char *err, size_t errlen);
 /* The child manifest desc of an index, by digest, verified. */
 int engine_read_child(struct engine_read_src *r, const struct oci_descriptor *desc,
                       struct engine_read_doc *d, char *err, size_t errlen);
