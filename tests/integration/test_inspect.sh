@@ -213,7 +213,7 @@ EOF
 pass "ls --json equals skopeo list-tags (12 tags)"
 # distribution 2.8 sends a tag list whole whatever n says (its catalog pages: below), so
 # here one page is the right count; the pages of a tag list are covered by the unit tests
-# (test_proto_http's tag_list_pages, test_engine_read's engine__list over recorded pages).
+# (test_proto_http's tag_list_pages: Link parsing; test_engine_read: the pages' contents).
 assert_eq "$(registry_log_count reg '^GET /v2/lib/many/tags/list\?n=4 ' "$m0")" 1 "ls asked for pages of 4 (OCISYNC_LIST_PAGE_SIZE)"
 run_ocisync list-tags "$R/lib/many"
 assert_eq "$(wc -l <"$OCISYNC_STDOUT" | tr -d ' ')" 12 "list-tags (the alias): one tag a line"
