@@ -54,8 +54,8 @@ TEST(bad_pages)
     CHECK_INT(engine_list_take_page("[1,2]", 5, true, &names, &n, &cap, &invalid, NULL, 0, err,
                                     sizeof(err)),
               OCISYNC_EREGISTRY);
-    CHECK_INT(engine_list_take_page("{\"tags\":\"v1\"}", 13, true, &names, &n, &cap, &invalid,
-                                    NULL, 0, err, sizeof(err)),
+    CHECK_INT(engine_list_take_page("{\"tags\":\"v1\"}", 13, true, &names, &n, &cap, &invalid, NULL,
+                                    0, err, sizeof(err)),
               OCISYNC_EREGISTRY);
     CHECK(strstr(err, "not a list") != NULL);
     CHECK_INT(engine_list_take_page("{\"tags\":[", 9, true, &names, &n, &cap, &invalid, NULL, 0,
@@ -117,8 +117,8 @@ TEST(inspect_doc)
     CHECK_STR(json_string_value(json_object_get(d, "DockerVersion")), "24.0");
     CHECK(json_is_null(json_object_get(d, "Env")));
     CHECK_INT((int)json_array_size(json_object_get(d, "RepoTags")), 2);
-    CHECK_INT((int)json_integer_value(json_object_get(
-                  json_array_get(json_object_get(d, "LayersData"), 0), "Size")),
+    CHECK_INT((int)json_integer_value(
+                  json_object_get(json_array_get(json_object_get(d, "LayersData"), 0), "Size")),
               42);
     CHECK(json_object_get(d, "Platforms") == NULL);
     json_decref(d);
@@ -166,8 +166,8 @@ TEST(config_doc)
     CHECK(json_object_get(c, "Cmd") == NULL);
     CHECK_INT((int)json_array_size(json_object_get(c, "Env")), 1);
     CHECK(strstr(out, "\"443/tcp\"") < strstr(out, "\"80/tcp\""));
-    CHECK(json_is_true(json_object_get(json_array_get(json_object_get(d, "history"), 0),
-                                       "empty_layer")));
+    CHECK(json_is_true(
+        json_object_get(json_array_get(json_object_get(d, "history"), 0), "empty_layer")));
     json_decref(d);
     free(out);
 }
