@@ -157,6 +157,12 @@ int engine__list(struct engine_session *s, struct proto_registry *reg, const cha
         }
         engine_endpoint_learn(&s->endpoints, reg);
         proto_reg_op_dispose(&op);
+        /* A page that names itself as the next one would be asked for again and again. */
+        if (rc == 0 && following != NULL && next != NULL && strcmp(following, next) == 0) {
+            snprintf(err, errlen, "registry %s: its next page is the page it just sent (%.200s)",
+                     reg->name, next);
+            rc = OCISYNC_EREGISTRY;
+        }
         free(next);
         next = following;
         if (rc != 0 || next == NULL)
