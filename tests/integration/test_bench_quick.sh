@@ -12,7 +12,7 @@ log "+ bench/run.sh --quick --out $report"
 start=$(date +%s)
 # The harness sources lib.sh too: its registries, temp dir and cleanup are
 # its own. Images are generated into our $TMP (small in quick mode).
-if ! OCISYNC_BENCH_CACHE="$TMP/cache" timeout -k 5 110 \
+if ! OCISYNC_BENCH_CACHE="$TMP/cache" timeout -k 5 400 \
   bash "$OCISYNC_SOURCE_DIR/bench/run.sh" --quick --out "$report" >"$TMP/bench.out" 2>&1; then
   tail -n 40 "$TMP/bench.out" >&2
   fail "bench/run.sh --quick failed"
