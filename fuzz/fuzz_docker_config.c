@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 static const char *const registries[] = {
@@ -88,16 +89,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[512], err2[512];
     const char *registry;
     const char *json;
+    bool legacy;
     int r, r2;
 
     if (size == 0)
         return 0;
     registry = registries[data[0] % N_REGISTRIES];
+    /* The high bit picks ~/.dockercfg's legacy format. */
+    legacy = (data[0] & 0x80) != 0;
     json = (const char *)data + 1;
     size--;
 
     memset(err, 'x', sizeof(err));
-    r = proto__cred_parse_authfile(json, size, "fuzz.json", registry, &m, err, sizeof(err));
+    r = proto__cred_parse_authfile(json, size, "fuzz.json", registry, legacy, &m, err, sizeof(err));
     if (r != 0) {
         if (r >= 0 || err[0] == '\0' || m.use != PROTO__AUTHFILE_NOTHING ||
             m.cred.username != NULL || m.cred.secret != NULL)
@@ -111,7 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* The same input gives the same answer. */
-    r2 = proto__cred_parse_authfile(json, size, "fuzz.json", registry, &again, err2, sizeof(err2));
+    r2 = proto__cred_parse_authfile(json, size, "fuzz.json", registry, legacy, &again, err2,
+                                    sizeof(err2));
     if (r2 != r || again.use != m.use || strcmp(again.key, m.key) != 0 ||
         strcmp(again.helper, m.helper) != 0 || again.cred.kind != m.cred.kind ||
         (m.cred.secret != NULL && strcmp(again.cred.secret, m.cred.secret) != 0))

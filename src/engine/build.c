@@ -144,8 +144,8 @@ static int resolve_base(struct build *b)
     err = engine_session_init(&f.s, &b->o->copy);
     if (err != 0)
         return err;
-    err = engine_endpoint_get(&f.s.endpoints, b->base.registry, &b->o->copy.src, false, &f.reg, msg,
-                              sizeof(msg));
+    err = engine_endpoint_get(&f.s.endpoints, b->base.registry, b->base.repository, &b->o->copy.src,
+                              false, &f.reg, msg, sizeof(msg));
     if (err != 0) {
         snprintf(b->res->error, sizeof(b->res->error), "base %s: %s", b->base_repo, msg);
         goto out;
@@ -483,8 +483,8 @@ static size_t stream_targets(struct build *b, struct engine_session *s, struct s
             seen |= strcmp(t[k].reg->name, dst.registry) == 0;
         if (seen)
             continue;
-        if (engine_endpoint_get(&s->endpoints, dst.registry, &o->copy.dst, true, &t[n].reg, msg,
-                                sizeof(msg)) != 0) {
+        if (engine_endpoint_get(&s->endpoints, dst.registry, dst.repository, &o->copy.dst, true,
+                                &t[n].reg, msg, sizeof(msg)) != 0) {
             LOG_DEBUG("%s: no streaming of layers: %s", dst.registry, msg);
             continue;
         }

@@ -159,8 +159,8 @@ int engine_rcache_load(struct engine_rcache *c, const struct ocisync_copy_opts *
     err = engine_session_init(&s, co);
     if (err != 0)
         return err;
-    err =
-        engine_endpoint_get(&s.endpoints, c->ref.registry, &co->src, false, &reg, why, sizeof(why));
+    err = engine_endpoint_get(&s.endpoints, c->ref.registry, c->ref.repository, &co->src, false,
+                              &reg, why, sizeof(why));
     if (err != 0)
         goto out;
     snprintf(reg->scope, sizeof(reg->scope), "repository:%s:pull", c->ref.repository);

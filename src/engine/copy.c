@@ -1294,8 +1294,8 @@ static int job_endpoint(struct copy_job *job, bool push, struct proto_registry *
     const struct ocisync_registry_opts *ro =
         push ? (job->item->dst_opts ? job->item->dst_opts : &opts->dst)
              : (job->item->src_opts ? job->item->src_opts : &opts->src);
-    return engine_endpoint_get(&job->ctx->s.endpoints, ref->registry, ro, push, out,
-                               job->res->error, sizeof(job->res->error));
+    return engine_endpoint_get(&job->ctx->s.endpoints, ref->registry, ref->repository, ro, push,
+                               out, job->res->error, sizeof(job->res->error));
 }
 
 /* GETs the source's top-level document (by the digest its HEAD gave, if any). */
@@ -1506,8 +1506,8 @@ static int add_origin(struct copy_job *job, const char *what, const char *ref,
             return err;
         o->ref = t.ref;
     }
-    err = engine_endpoint_get(&job->ctx->s.endpoints, o->ref.registry, ro, false, &o->reg, msg,
-                              msglen);
+    err = engine_endpoint_get(&job->ctx->s.endpoints, o->ref.registry, o->ref.repository, ro, false,
+                              &o->reg, msg, msglen);
     if (err != 0)
         return err;
     job->n_origins++;

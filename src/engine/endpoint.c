@@ -138,8 +138,8 @@ static void host_only(const char *registry, char *buf, size_t len)
 }
 
 int engine_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const char *registry,
-                         const struct ocisync_registry_opts *o, const char *authfile,
-                         const char *env_side, char *err, size_t errlen)
+                         const char *repo, const struct ocisync_registry_opts *o,
+                         const char *authfile, const char *env_side, char *err, size_t errlen)
 {
     struct certs certs;
     struct proto_cred cred;
@@ -204,6 +204,7 @@ int engine_endpoint_open(struct proto_registry *reg, struct proto_client *cl, co
     }
     memset(&q, 0, sizeof(q));
     q.registry = registry;
+    q.repository = repo;
     q.creds = o->creds;
     q.registry_token = o->registry_token;
     q.authfile = authfile;
@@ -283,22 +284,45 @@ static bool same_opts(const struct ocisync_registry_opts *a, const struct ocisyn
             same_str(a->creds, b->creds) && same_str(a->registry_token, b->registry_token));
 }
 
-int engine_endpoint_get(struct engine_endpoint_cache *c, const char *registry,
+int engine_endpoint_get(struct engine_endpoint_cache *c, const char *registry, const char *repo,
                         const struct ocisync_registry_opts *o, bool push,
                         struct proto_registry **out, char *err, size_t errlen)
 {
+    const char *side = push ? "OCISYNC_PUSH" : "OCISYNC_PULL";
+    struct proto_cred_query q;
     struct engine_endpoint *ep;
+    char scope[sizeof(ep->cred_scope)], why[512];
     int rc;
     *out = NULL;
+    /*
+     * Credentials scoped to a repository ("podman login host/team/app") must
+     * not serve another: the scope, found without running a helper, is part
+     * of the endpoint's identity.
+     */
+    memset(&q, 0, sizeof(q));
+    q.registry = registry;
+    q.repository = repo;
+    q.creds = o->creds;
+    q.registry_token = o->registry_token;
+    q.authfile = c->authfile;
+    q.env_side = side;
+    rc = proto_cred_scope(&q, scope, sizeof(scope), why, sizeof(why));
+    if (rc != 0) {
+        snprintf(err, errlen, "registry %s: %s", registry, why);
+        return rc;
+    }
     for (ep = c->head; ep != NULL; ep = ep->next)
-        if (ep->push == push && same_opts(ep->opts, o) && strcmp(ep->reg.name, registry) == 0)
+        if (ep->push == push && same_opts(ep->opts, o) && strcmp(ep->reg.name, registry) == 0 &&
+            strcmp(ep->cred_scope, scope) == 0)
             break;
     if (ep == NULL) {
         ep = calloc(1, sizeof(*ep));
         if (ep == NULL)
             return UV_ENOMEM;
-        rc = engine_endpoint_open(&ep->reg, c->client, registry, o, c->authfile,
-                                  push ? "OCISYNC_PUSH" : "OCISYNC_PULL", err, errlen);
+        if (scope[0] != '\0')
+            LOG_DEBUG("registry %s: credentials scoped to %s", registry, scope);
+        rc = engine_endpoint_open(&ep->reg, c->client, registry, repo, o, c->authfile, side, err,
+                                  errlen);
         if (rc != 0) {
             proto_registry_dispose(&ep->reg);
             free(ep);
@@ -310,6 +334,7 @@ int engine_endpoint_get(struct engine_endpoint_cache *c, const char *registry,
             ep->reg.retry.base_ms = c->retry_delay_ms;
         ep->opts = o;
         ep->push = push;
+        snprintf(ep->cred_scope, sizeof(ep->cred_scope), "%s", scope);
         ep->next = c->head;
         c->head = ep;
     }

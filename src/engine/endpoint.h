@@ -11,13 +11,15 @@
 #include "proto/registry.h"
 
 /*
- * Sets up reg for the registry named registry ("docker.io", "host:port").
- * env_side is "OCISYNC_PULL" or "OCISYNC_PUSH" (credential variables), or
- * NULL. On error err names the registry and the reason.
+ * Sets up reg for the registry named registry ("docker.io", "host:port"),
+ * with the credentials for repo ("team/app", which picks repository-scoped
+ * auth-file keys; NULL for the registry as a whole). env_side is
+ * "OCISYNC_PULL" or "OCISYNC_PUSH" (credential variables), or NULL. On
+ * error err names the registry and the reason.
  */
 int engine_endpoint_open(struct proto_registry *reg, struct proto_client *cl, const char *registry,
-                         const struct ocisync_registry_opts *o, const char *authfile,
-                         const char *env_side, char *err, size_t errlen);
+                         const char *repo, const struct ocisync_registry_opts *o,
+                         const char *authfile, const char *env_side, char *err, size_t errlen);
 
 /*
  * A TLS configuration with o's verification and certificates, for a server
@@ -38,6 +40,8 @@ struct engine_endpoint {
     struct engine_endpoint *next;
     const struct ocisync_registry_opts *opts; /* borrowed: identity of the settings */
     bool push;
+    /* The auth-file key its credentials are scoped to ("host/team/app"), "" for the registry. */
+    char cred_scope[256];
     struct proto_registry reg;
 };
 
@@ -52,8 +56,10 @@ struct engine_endpoint_cache {
 /*
  * A new registry (malloc'ed, set up; release with proto_registry_dispose and
  * free) for registry with options o: a source (push false) or a destination.
+ * repo ("team/app", or NULL for the catalog) picks the credentials: one
+ * endpoint serves every repository whose credentials have the same scope.
  */
-int engine_endpoint_get(struct engine_endpoint_cache *c, const char *registry,
+int engine_endpoint_get(struct engine_endpoint_cache *c, const char *registry, const char *repo,
                         const struct ocisync_registry_opts *o, bool push,
                         struct proto_registry **out, char *err, size_t errlen);
 /* Keeps the challenge reg learnt for the next clones of its endpoint. */

@@ -72,8 +72,8 @@ static int open_repo(struct ix *x, const struct oci_ref *ref,
                      const struct ocisync_registry_opts *ro, const char *actions,
                      struct proto_registry **reg, char *msg, size_t msglen)
 {
-    int err = engine_endpoint_get(&x->s.endpoints, ref->registry, ro, ro == &x->o->copy.dst, reg,
-                                  msg, msglen);
+    int err = engine_endpoint_get(&x->s.endpoints, ref->registry, ref->repository, ro,
+                                  ro == &x->o->copy.dst, reg, msg, msglen);
     if (err == 0)
         snprintf((*reg)->scope, sizeof((*reg)->scope), "repository:%s:%s", ref->repository,
                  actions);

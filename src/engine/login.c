@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "engine/endpoint.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,19 +19,50 @@ struct login_ctx {
 };
 
 /*
- * "https://ghcr.io/v2/" or "index.docker.io" -> "ghcr.io" / "docker.io": the
- * name image references use, which is what auth files are keyed by.
+ * The auth-file key for what the user named, as podman login writes it:
+ * "https://ghcr.io/v2/" or "index.docker.io" -> "ghcr.io" / "docker.io" (a
+ * URL names a registry: its path is an API path), while
+ * "registry.example/team/app" stays a repository-scoped key. *hostlen is
+ * the length of the registry part, the server to check the login against.
  */
-static void normalise_registry(const char *in, char *out, size_t len)
+static void normalise_key(const char *in, char *out, size_t len, size_t *hostlen)
 {
-    const char *p = in;
-    if (strncasecmp(p, "https://", 8) == 0)
+    const char *p = in, *path;
+    bool url = false;
+    size_t n;
+
+    if (strncasecmp(p, "https://", 8) == 0) {
         p += 8;
-    else if (strncasecmp(p, "http://", 7) == 0)
+        url = true;
+    } else if (strncasecmp(p, "http://", 7) == 0) {
         p += 7;
-    snprintf(out, len, "%.*s", (int)strcspn(p, "/"), p);
-    if (strcmp(out, "index.docker.io") == 0 || strcmp(out, "registry-1.docker.io") == 0)
-        snprintf(out, len, "docker.io");
+        url = true;
+    }
+    n = strcspn(p, "/");
+    path = url || p[n] == '\0' ? "" : p + n;
+    /* A trailing slash names no namespace. */
+    if (strcmp(path, "/") == 0)
+        path = "";
+    if ((n == 15 && strncmp(p, "index.docker.io", 15) == 0) ||
+        (n == 20 && strncmp(p, "registry-1.docker.io", 20) == 0)) {
+        p = "docker.io";
+        n = 9;
+    }
+    snprintf(out, len, "%.*s%s", (int)n, p, path);
+    *hostlen = n < len ? n : 0;
+}
+
+/* Why there is no auth file to write, into err. */
+static void no_file(int rc, const char *what, const char *name, char *err, size_t errlen)
+{
+    if (rc == UV_ENOENT)
+        snprintf(err, errlen,
+                 "%s %s: $XDG_RUNTIME_DIR (%s) does not exist: create it, unset it or give "
+                 "--authfile",
+                 what, name, getenv("XDG_RUNTIME_DIR"));
+    else
+        snprintf(err, errlen, "%s %s: cannot tell where the auth file goes (give --authfile)", what,
+                 name);
 }
 
 static void on_ping(struct proto_reg_op *op, int err)
@@ -51,11 +83,13 @@ int ocisync_login(const char *registry, const char *user, const char *password,
     static const struct ocisync_copy_opts session_defaults;
     struct ocisync_registry_opts o = reg_opts != NULL ? *reg_opts : defaults;
     struct login_ctx *lc;
-    char name[LOOP_HOST_MAX], path[4096];
+    char name[LOOP_HOST_MAX], key[1024], path[4096];
     char *creds = NULL;
+    size_t hostlen;
     int rc;
 
-    normalise_registry(registry, name, sizeof(name));
+    normalise_key(registry, key, sizeof(key), &hostlen);
+    snprintf(name, sizeof(name), "%.*s", (int)hostlen, key);
     if (name[0] == '\0' || user == NULL || user[0] == '\0' || strchr(user, ':') != NULL ||
         password == NULL || password[0] == '\0') {
         snprintf(err, errlen, "login to %s: a username (without ':') and a password are needed",
@@ -78,7 +112,7 @@ int ocisync_login(const char *registry, const char *user, const char *password,
     rc = engine_session_init(&lc->s, &session_defaults);
     if (rc != 0)
         goto out_free;
-    rc = engine_endpoint_open(&lc->reg, &lc->s.client, name, &o, NULL, NULL, err, errlen);
+    rc = engine_endpoint_open(&lc->reg, &lc->s.client, name, NULL, &o, NULL, NULL, err, errlen);
     if (rc == 0)
         rc = proto_reg_ping(&lc->op, &lc->reg);
     if (rc == 0) {
@@ -98,13 +132,10 @@ int ocisync_login(const char *registry, const char *user, const char *password,
         goto out_free;
     rc = proto_cred_default_authfile(authfile, path, sizeof(path));
     if (rc != 0) {
-        snprintf(err, errlen,
-                 "login to %s: cannot tell where the auth file goes (set HOME or "
-                 "--authfile)",
-                 name);
+        no_file(rc, "login to", name, err, errlen);
         goto out_free;
     }
-    rc = proto_cred_store(path, name, user, password, err, errlen);
+    rc = proto_cred_store(path, key, user, password, err, errlen);
 out_free:
     /* The password is wiped before the memory goes back. */
     memset(creds, 0, strlen(creds));
@@ -115,13 +146,27 @@ out_free:
 
 int ocisync_logout(const char *registry, const char *authfile, char *err, size_t errlen)
 {
-    char name[LOOP_HOST_MAX], path[4096];
+    char key[1024], path[4096], other[4096], why[512];
+    size_t hostlen;
     int rc;
-    normalise_registry(registry, name, sizeof(name));
+
+    normalise_key(registry, key, sizeof(key), &hostlen);
     rc = proto_cred_default_authfile(authfile, path, sizeof(path));
     if (rc != 0) {
-        snprintf(err, errlen, "logout from %s: cannot tell where the auth file is", name);
+        no_file(rc, "logout from", key, err, errlen);
         return rc;
     }
-    return proto_cred_erase(path, name, err, errlen);
+    rc = proto_cred_erase(path, key, err, errlen);
+    /*
+     * As podman: the entry may be in a file login does not write (docker's
+     * config.json, ~/.config/containers/auth.json); say where, and leave it.
+     */
+    if (rc == OCISYNC_ENOTFOUND &&
+        proto_cred_find_file(authfile, key, other, sizeof(other), why, sizeof(why)) == 0 &&
+        strcmp(other, path) != 0)
+        snprintf(err, errlen,
+                 "not logged in to %s in %s; the credentials used for it are in %s (remove "
+                 "them with --authfile %s, or with the tool that wrote them)",
+                 key, path, other, other);
+    return rc;
 }

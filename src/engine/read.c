@@ -112,8 +112,8 @@ int engine_read_open(struct engine_read_src *r, const char *s, const struct ocis
     r->session = true;
     if (o->copy.debug)
         ocisync_set_debug(1);
-    rc = engine_endpoint_get(&r->s.endpoints, r->t.ref.registry, &o->copy.src, false, &r->reg, err,
-                             errlen);
+    rc = engine_endpoint_get(&r->s.endpoints, r->t.ref.registry, r->t.ref.repository, &o->copy.src,
+                             false, &r->reg, err, errlen);
     if (rc != 0)
         return rc;
     snprintf(r->reg->scope, sizeof(r->reg->scope), "repository:%s:pull", r->t.ref.repository);

@@ -248,14 +248,14 @@ static void subj_start(struct subject *s)
     int err;
     run->active++;
     snprintf(reg, sizeof(reg), "%.*s", (int)strcspn(s->src, "/"), s->src);
-    err = engine_endpoint_get(&run->s.endpoints, reg, &run->opts->src, false, &s->sreg, s->msg,
-                              sizeof(s->msg));
+    err = engine_endpoint_get(&run->s.endpoints, reg, strchr(s->src, '/') + 1, &run->opts->src,
+                              false, &s->sreg, s->msg, sizeof(s->msg));
     if (err == 0) {
         snprintf(s->sreg->scope, sizeof(s->sreg->scope), "repository:%s:pull",
                  strchr(s->src, '/') + 1);
         snprintf(reg, sizeof(reg), "%.*s", (int)strcspn(s->dst, "/"), s->dst);
-        err = engine_endpoint_get(&run->s.endpoints, reg, &run->opts->dst, true, &s->dreg, s->msg,
-                                  sizeof(s->msg));
+        err = engine_endpoint_get(&run->s.endpoints, reg, strchr(s->dst, '/') + 1, &run->opts->dst,
+                                  true, &s->dreg, s->msg, sizeof(s->msg));
     }
     if (err != 0) {
         s->err = err;

@@ -409,7 +409,8 @@ static void list_start(struct sync_list *l)
     const char *rest;
     int err;
     split_registry(l->repo != NULL ? l->repo : s->src, reg, sizeof(reg), &rest);
-    err = engine_endpoint_get(&run->s.endpoints, reg, ro, false, &l->reg, msg, sizeof(msg));
+    err = engine_endpoint_get(&run->s.endpoints, reg, l->repo != NULL ? rest : NULL, ro, false,
+                              &l->reg, msg, sizeof(msg));
     if (err == 0) {
         if (l->repo != NULL)
             snprintf(l->reg->scope, sizeof(l->reg->scope), "repository:%s:pull", rest);

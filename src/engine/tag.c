@@ -36,8 +36,8 @@ static int one_open(struct one_repo *r, const char *ref, const struct ocisync_co
     if (rc != 0)
         return rc;
     r->s_open = true;
-    rc = engine_endpoint_get(&r->s.endpoints, r->ref.registry, &o->dst, true, &r->reg, msg,
-                             sizeof(msg));
+    rc = engine_endpoint_get(&r->s.endpoints, r->ref.registry, r->ref.repository, &o->dst, true,
+                             &r->reg, msg, sizeof(msg));
     if (rc != 0) {
         snprintf(err, errlen, "%s: %s", ref, msg);
         return rc;

@@ -93,13 +93,21 @@ struct proto_cred {
     /* Where it came from, for messages and --debug: "--src-creds", "$OCISYNC_USERNAME",
      * "/root/.docker/config.json", "docker-credential-pass". Never the secret. */
     char source[256];
+    /*
+     * The auth-file key when it names a namespace or repository
+     * ("registry.example/team/app"): these credentials hold for that part of
+     * the registry only. "" for credentials that hold for the whole registry.
+     */
+    char scope[256];
 };
 
 void proto_cred_dispose(struct proto_cred *c);
 
 /* What the caller knows before looking at files (command line and environment). */
 struct proto_cred_query {
-    const char *registry;       /* "docker.io", "ghcr.io", "127.0.0.1:5000" */
+    const char *registry; /* "docker.io", "ghcr.io", "127.0.0.1:5000" */
+    /* "library/alpine", "team/app": picks repository-scoped auth-file keys; NULL for none. */
+    const char *repository;
     const char *creds;          /* "user:password" from --src-creds / --dest-creds, or NULL */
     const char *registry_token; /* --src-registry-token / --dest-registry-token, or NULL */
     const char *authfile;       /* --authfile, or NULL */
@@ -116,14 +124,20 @@ struct proto_cred_query {
  *   2. environment: <env_side>_USERNAME/_PASSWORD/_TOKEN, then OCISYNC_USERNAME /
  *      OCISYNC_PASSWORD / OCISYNC_TOKEN (an empty variable counts as unset; a
  *      username without a password is an error naming the variable);
- *   3. the auth file: q->authfile (which must exist), else $REGISTRY_AUTH_FILE, else
- *      ${XDG_RUNTIME_DIR}/containers/auth.json, else ~/.docker/config.json
- *      (the first that exists). In it: "credHelpers"[registry] runs
- *      docker-credential-<name> get; else "auths"[registry] with base64 "auth"
- *      (user:password) and/or "identitytoken", matched by registry host with or
- *      without scheme and path (https://index.docker.io/v1/ for docker.io, as
- *      docker writes it); else "credsStore" runs docker-credential-<name> get.
- *      A Kubernetes .dockerconfigjson file has the same format.
+ *   3. the auth files, in containers/image's order, falling through to the
+ *      next file while one has nothing for the registry: q->authfile (which
+ *      must exist) or $REGISTRY_AUTH_FILE, and then no other file; else
+ *      $XDG_RUNTIME_DIR/containers/auth.json (/run/containers/$UID/auth.json
+ *      when XDG_RUNTIME_DIR is unset), $XDG_CONFIG_HOME/containers/auth.json
+ *      (~/.config/...), $DOCKER_CONFIG/config.json (~/.docker/config.json)
+ *      and the legacy ~/.dockercfg. In a file: "credHelpers"[host] runs
+ *      docker-credential-<name> get; else the "auths" key for
+ *      registry/repository, the longest matching namespace, down to the
+ *      registry itself, then the registry in any spelling docker wrote
+ *      ("https://index.docker.io/v1/" for docker.io, "https://host/v2/");
+ *      else "credsStore" (docker's; containers/image ignores it). A helper
+ *      with nothing for the registry falls through as well. A Kubernetes
+ *      .dockerconfigjson file has the same format.
  * Returns 0 with out->kind PROTO_CRED_NONE when nothing matches (anonymous),
  * 0 with credentials, or an error (OCISYNC_EUSAGE for bad flags/variables,
  * OCISYNC_EJSON for an unreadable auth file, OCISYNC_EUNAUTHORIZED when a
@@ -131,6 +145,14 @@ struct proto_cred_query {
  */
 int proto_cred_lookup(const struct proto_cred_query *q, struct proto_cred *out, char *err,
                       size_t errlen);
+
+/*
+ * The scope (struct proto_cred's) that proto_cred_lookup would give for q,
+ * from the same sources, without running a credential helper: endpoints
+ * with different scopes cannot share credentials. Into scope.
+ */
+int proto_cred_scope(const struct proto_cred_query *q, char *scope, size_t len, char *err,
+                     size_t errlen);
 
 /*
  * Runs "docker-credential-<helper> get" with the registry on stdin and
@@ -141,11 +163,21 @@ int proto_cred_helper_get(const char *helper, const char *registry, int timeout_
                           struct proto_cred *out, char *err, size_t errlen);
 
 /*
- * The auth file `ocisync login` writes: authfile if given, else
- * $REGISTRY_AUTH_FILE, else ${XDG_RUNTIME_DIR}/containers/auth.json when
- * XDG_RUNTIME_DIR is set, else ~/.docker/config.json. Into buf.
+ * The auth file `ocisync login` writes, where podman login writes: authfile
+ * if given, else $REGISTRY_AUTH_FILE, else
+ * ${XDG_RUNTIME_DIR}/containers/auth.json when XDG_RUNTIME_DIR is set, else
+ * /run/containers/$UID/auth.json. Into buf. UV_ENOENT when XDG_RUNTIME_DIR
+ * names a directory that does not exist.
  */
 int proto_cred_default_authfile(const char *authfile, char *buf, size_t len);
+
+/*
+ * The first auth file, in proto_cred_lookup's order, with an entry (or a
+ * credential helper) for registry (perhaps with a repository path), into
+ * path; OCISYNC_ENOTFOUND when none has one. For logout's messages.
+ */
+int proto_cred_find_file(const char *authfile, const char *registry, char *path, size_t len,
+                         char *err, size_t errlen);
 
 /*
  * Adds or replaces auths[registry].auth = base64(user:password) in path,

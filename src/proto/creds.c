@@ -315,13 +315,34 @@ static bool key_host(const char *key, const char **host, size_t *hostlen)
 }
 
 /*
- * Finds obj's entry for registry (host[:port], perhaps with a namespace path):
- * the exact key first; then, for a registry with a path, each shorter
- * namespace down to the bare host, the most specific first (containers/image's
- * order); then, in file order, the first key naming the same registry in
- * another spelling. *key_out receives the key that matched.
+ * The registry a key in a legacy ~/.dockercfg names: there every key is a
+ * registry, written as an API URL ("https://host/v1/") or a bare host, so
+ * the scheme and any path are dropped, as containers/image does.
  */
-static json_t *find_entry(json_t *obj, const char *registry, const char **key_out)
+static bool legacy_key_host(const char *key, const char **host, size_t *hostlen)
+{
+    const char *p = key;
+
+    if (strncasecmp(p, "https://", 8) == 0)
+        p += 8;
+    else if (strncasecmp(p, "http://", 7) == 0)
+        p += 7;
+    *host = p;
+    *hostlen = strcspn(p, "/");
+    return *hostlen > 0;
+}
+
+/*
+ * Finds obj's entry for registry (host[:port], perhaps followed by a
+ * repository path), as containers/image does: the exact key first; then,
+ * for a registry with a path, each shorter namespace down to the bare host,
+ * so the longest key that is a whole-component prefix wins ("host/team"
+ * matches "host/team/app/sub", never "host/teamwork"); then, in file order,
+ * the first key naming the same registry in another spelling. A legacy
+ * file (~/.dockercfg) has registry keys only. *key_out receives the key
+ * that matched.
+ */
+static json_t *find_entry(json_t *obj, const char *registry, bool legacy, const char **key_out)
 {
     char buf[REGISTRY_MAX + 1];
     size_t hostlen = strcspn(registry, "/");
@@ -330,7 +351,7 @@ static json_t *find_entry(json_t *obj, const char *registry, const char **key_ou
     json_t *v;
     void *it;
 
-    snprintf(buf, sizeof(buf), "%s", registry);
+    snprintf(buf, sizeof(buf), "%.*s", legacy ? (int)hostlen : (int)strlen(registry), registry);
     for (;;) {
         it = json_object_iter_at(obj, buf);
         if (it != NULL) {
@@ -344,7 +365,8 @@ static json_t *find_entry(json_t *obj, const char *registry, const char **key_ou
     }
     json_object_foreach(obj, key, v)
     {
-        if (key_host(key, &h, &hn) && same_registry(h, hn, registry, hostlen)) {
+        bool named = legacy ? legacy_key_host(key, &h, &hn) : key_host(key, &h, &hn);
+        if (named && same_registry(h, hn, registry, hostlen)) {
             *key_out = key;
             return v;
         }
@@ -624,7 +646,8 @@ static int use_helper(json_t *v, const char *what, const char *key, const char *
 }
 
 int proto__cred_parse_authfile(const char *json, size_t len, const char *path, const char *registry,
-                               struct proto__authfile_match *out, char *err, size_t errlen)
+                               bool legacy, struct proto__authfile_match *out, char *err,
+                               size_t errlen)
 {
     json_t *root = NULL, *helpers, *auths, *store, *v;
     char host[REGISTRY_MAX + 1];
@@ -637,6 +660,17 @@ int proto__cred_parse_authfile(const char *json, size_t len, const char *path, c
         return r;
     if ((r = load_json(json, len, path, &root, err, errlen)) != 0)
         return r;
+    if (legacy) {
+        /* ~/.dockercfg is the "auths" object itself, without helpers. */
+        if ((v = find_entry(root, registry, true, &key)) != NULL) {
+            r = entry_cred(v, path, key, &out->cred, err, errlen);
+            if (r == 0 && out->cred.kind != PROTO_CRED_NONE) {
+                out->use = PROTO__AUTHFILE_CRED;
+                snprintf(out->key, sizeof(out->key), "%s", key);
+            }
+        }
+        goto out;
+    }
 
     /*
      * credHelpers are per registry host, never per namespace (neither Docker
@@ -645,7 +679,7 @@ int proto__cred_parse_authfile(const char *json, size_t len, const char *path, c
     snprintf(host, sizeof(host), "%.*s", (int)strcspn(registry, "/"), registry);
     if ((r = get_object(root, "credHelpers", path, &helpers, err, errlen)) != 0)
         goto out;
-    if (helpers != NULL && (v = find_entry(helpers, host, &key)) != NULL) {
+    if (helpers != NULL && (v = find_entry(helpers, host, false, &key)) != NULL) {
         /*
          * docker/cli reads an empty helper name as "this registry uses the
          * file itself", which also keeps credsStore out of it.
@@ -659,7 +693,7 @@ int proto__cred_parse_authfile(const char *json, size_t len, const char *path, c
 
     if ((r = get_object(root, "auths", path, &auths, err, errlen)) != 0)
         goto out;
-    if (auths != NULL && (v = find_entry(auths, registry, &key)) != NULL) {
+    if (auths != NULL && (v = find_entry(auths, registry, false, &key)) != NULL) {
         r = entry_cred(v, path, key, &out->cred, err, errlen);
         if (r != 0)
             goto out;
@@ -1329,33 +1363,146 @@ static int ask_helper(const char *helper, const char *host, struct proto_cred *o
     return proto_cred_helper_get(helper, "docker.io", HELPER_TIMEOUT_MS, out, err, errlen);
 }
 
-static int from_files(const struct proto_cred_query *q, struct proto_cred *out, char *err,
-                      size_t errlen)
+const char *proto__run_containers = "/run/containers";
+
+/* One file in the order auth files are read. */
+struct auth_path {
+    char path[PATH_MAX];
+    bool legacy; /* ~/.dockercfg: top-level keys are registries */
+    bool must;   /* named with --authfile: it must exist */
+};
+
+#define AUTH_PATHS_MAX 4
+
+static bool add_path(struct auth_path *paths, size_t *n, bool legacy, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool add_path(struct auth_path *paths, size_t *n, bool legacy, const char *fmt, ...)
 {
-    char xdg[PATH_MAX], docker[PATH_MAX], home[PATH_MAX], host[REGISTRY_MAX + 1];
-    const char *candidates[4];
-    size_t n = 0, len = 0;
-    struct proto__authfile_match m;
-    char *buf = NULL;
+    va_list ap;
+    int len;
+
+    va_start(ap, fmt);
+    len = vsnprintf(paths[*n].path, sizeof(paths[*n].path), fmt, ap);
+    va_end(ap);
+    if (len < 0 || (size_t)len >= sizeof(paths[*n].path))
+        return false;
+    paths[*n].legacy = legacy;
+    paths[*n].must = false;
+    (*n)++;
+    return true;
+}
+
+/*
+ * The primary auth file, as containers/image picks it: --authfile, else
+ * $REGISTRY_AUTH_FILE (skopeo's and podman's default for --authfile), both
+ * "given by the user"; else $XDG_RUNTIME_DIR/containers/auth.json, else
+ * /run/containers/$UID/auth.json (root's podman without a session). Returns
+ * UV_ENOENT when XDG_RUNTIME_DIR names a directory that does not exist, as
+ * containers/image refuses it.
+ */
+static int primary_path(const char *authfile, char *buf, size_t len, bool *given)
+{
+    struct stat st;
     const char *v;
+    size_t n;
+
+    *given = true;
+    if (authfile != NULL && authfile[0] != '\0')
+        n = (size_t)snprintf(buf, len, "%s", authfile);
+    else if ((v = env_get("REGISTRY_AUTH_FILE")) != NULL)
+        n = (size_t)snprintf(buf, len, "%s", v);
+    else if ((v = env_get("XDG_RUNTIME_DIR")) != NULL) {
+        *given = false;
+        n = (size_t)snprintf(buf, len, "%s/containers/auth.json", v);
+        if (n < len && stat(v, &st) != 0 && errno == ENOENT)
+            return UV_ENOENT;
+    } else {
+        *given = false;
+        n = (size_t)snprintf(buf, len, "%s/%u/auth.json", proto__run_containers,
+                             (unsigned)getuid());
+    }
+    return n < len ? 0 : OCISYNC_ETOOBIG;
+}
+
+/*
+ * The auth files to read, in containers/image's order (getAuthFilePaths):
+ * the primary file; then, unless the user named that one, the read-only
+ * $XDG_CONFIG_HOME/containers/auth.json (~/.config/...),
+ * $DOCKER_CONFIG/config.json (~/.docker/config.json) and ~/.dockercfg.
+ */
+static void auth_paths(const char *authfile, struct auth_path *paths, size_t *n)
+{
+    char home[PATH_MAX];
+    const char *v;
+    bool given = false, have_home;
+    int r;
+
+    *n = 0;
+    r = primary_path(authfile, paths[0].path, sizeof(paths[0].path), &given);
+    if (r == 0) {
+        paths[0].legacy = false;
+        paths[0].must = authfile != NULL && authfile[0] != '\0';
+        (*n)++;
+    } else if (r == UV_ENOENT) {
+        LOG_DEBUG("credentials: $XDG_RUNTIME_DIR (%s) does not exist; its auth.json is skipped",
+                  env_get("XDG_RUNTIME_DIR"));
+    }
+    if (given)
+        return;
+    have_home = home_dir(home, sizeof(home)) == 0;
+    if ((v = env_get("XDG_CONFIG_HOME")) != NULL)
+        add_path(paths, n, false, "%s/containers/auth.json", v);
+    else if (have_home)
+        add_path(paths, n, false, "%s/.config/containers/auth.json", home);
+    if ((v = env_get("DOCKER_CONFIG")) != NULL)
+        add_path(paths, n, false, "%s/config.json", v);
+    else if (have_home)
+        add_path(paths, n, false, "%s/.docker/config.json", home);
+    if (have_home)
+        add_path(paths, n, true, "%s/.dockercfg", home);
+}
+
+/* Whether an "auths" key that matched names a namespace rather than the whole registry. */
+static bool namespace_key(const char *key, bool legacy)
+{
+    const char *h;
+    size_t hn;
+
+    return !legacy && key[0] != '\0' && !key_host(key, &h, &hn);
+}
+
+/*
+ * Reads the auth files in order, falling through to the next one when a
+ * file has nothing for the registry, as containers/image does; a
+ * credential helper that knows nothing of it also falls through. With
+ * scope_only, no helper runs: out->scope alone is filled, with the
+ * namespace key a lookup would use (a helper's credentials hold for the
+ * whole registry, but one that knows nothing would let a later file's
+ * namespace key win, so the walk goes on past it).
+ */
+static int from_files(const struct proto_cred_query *q, bool scope_only, struct proto_cred *out,
+                      char *err, size_t errlen)
+{
+    struct auth_path paths[AUTH_PATHS_MAX];
+    char key[REGISTRY_MAX + 1], host[REGISTRY_MAX + 1];
+    struct proto__authfile_match m;
+    size_t n, len = 0;
+    char *buf = NULL;
     int r = 0;
 
-    if (q->authfile != NULL && q->authfile[0] != '\0')
-        candidates[n++] = q->authfile;
-    if ((v = env_get("REGISTRY_AUTH_FILE")) != NULL)
-        candidates[n++] = v;
-    if ((v = env_get("XDG_RUNTIME_DIR")) != NULL &&
-        (size_t)snprintf(xdg, sizeof(xdg), "%s/containers/auth.json", v) < sizeof(xdg))
-        candidates[n++] = xdg;
-    if (home_dir(home, sizeof(home)) == 0 &&
-        (size_t)snprintf(docker, sizeof(docker), "%s/.docker/config.json", home) < sizeof(docker))
-        candidates[n++] = docker;
-
+    if (q->repository != NULL && q->repository[0] != '\0')
+        snprintf(key, sizeof(key), "%s/%s", q->registry, q->repository);
+    else
+        snprintf(key, sizeof(key), "%s", q->registry);
+    snprintf(host, sizeof(host), "%.*s", (int)strcspn(q->registry, "/"), q->registry);
+    auth_paths(q->authfile, paths, &n);
     for (size_t i = 0; i < n; i++) {
-        r = read_file(candidates[i], AUTHFILE_MAX, &buf, &len, err, errlen);
-        if (r == UV_ENOENT && i == 0 && q->authfile != NULL && q->authfile[0] != '\0') {
-            /* A file the user named must exist: a typo must not fall back to another file. */
-            snprintf(err, errlen, "auth file %s (--authfile) does not exist", q->authfile);
+        const char *path = paths[i].path;
+        r = read_file(path, AUTHFILE_MAX, &buf, &len, err, errlen);
+        if (r == UV_ENOENT && paths[i].must) {
+            /* A file the user named must exist: a typo must not go anonymous. */
+            snprintf(err, errlen, "auth file %s (--authfile) does not exist", path);
             return OCISYNC_EUSAGE;
         }
         if (r == UV_ENOENT) {
@@ -1364,27 +1511,36 @@ static int from_files(const struct proto_cred_query *q, struct proto_cred *out, 
         }
         if (r != 0)
             return r;
-        /* Only the first file that exists is consulted, found or not. */
-        r = proto__cred_parse_authfile(buf, len, candidates[i], q->registry, &m, err, errlen);
+        r = proto__cred_parse_authfile(buf, len, path, key, paths[i].legacy, &m, err, errlen);
         wipe_free(buf, len + 1);
+        buf = NULL;
         if (r != 0)
             return r;
         switch (m.use) {
         case PROTO__AUTHFILE_CRED:
-            LOG_DEBUG("credentials for %s: \"auths\" entry \"%s\" in %s", q->registry, m.key,
-                      candidates[i]);
-            *out = m.cred;
+            LOG_DEBUG("credentials for %s: \"auths\" entry \"%s\" in %s", key, m.key, path);
+            if (scope_only) {
+                proto_cred_dispose(&m.cred);
+            } else {
+                *out = m.cred;
+                snprintf(out->source, sizeof(out->source), "%s", path);
+            }
+            if (namespace_key(m.key, paths[i].legacy))
+                snprintf(out->scope, sizeof(out->scope), "%s", m.key);
             return 0;
         case PROTO__AUTHFILE_HELPER:
-            LOG_DEBUG("credentials for %s: docker-credential-%s, named in %s", q->registry,
-                      m.helper, candidates[i]);
-            snprintf(host, sizeof(host), "%.*s", (int)strcspn(q->registry, "/"), q->registry);
-            return ask_helper(m.helper, host, out, err, errlen);
+            if (scope_only)
+                continue;
+            LOG_DEBUG("credentials for %s: docker-credential-%s, named in %s", key, m.helper, path);
+            r = ask_helper(m.helper, host, out, err, errlen);
+            if (r != 0 || out->kind != PROTO_CRED_NONE)
+                return r;
+            LOG_DEBUG("credentials for %s: docker-credential-%s has none", key, m.helper);
+            continue;
         case PROTO__AUTHFILE_NOTHING:
-            LOG_DEBUG("credentials for %s: none in %s", q->registry, candidates[i]);
-            return 0;
+            LOG_DEBUG("credentials for %s: none in %s", key, path);
+            continue;
         }
-        return 0;
     }
     return 0;
 }
@@ -1407,12 +1563,41 @@ int proto_cred_lookup(const struct proto_cred_query *q, struct proto_cred *out, 
         goto out;
     if ((r = from_env(q, out, err, errlen)) != 0 || out->kind != PROTO_CRED_NONE)
         goto out;
-    r = from_files(q, out, err, errlen);
+    r = from_files(q, false, out, err, errlen);
 out:
     if (r != 0)
         proto_cred_dispose(out);
     else if (out->kind != PROTO_CRED_NONE)
         LOG_DEBUG("credentials for %s from %s", q->registry, out->source);
+    return r;
+}
+
+int proto_cred_scope(const struct proto_cred_query *q, char *scope, size_t len, char *err,
+                     size_t errlen)
+{
+    struct proto_cred c;
+    int r;
+
+    memset(&c, 0, sizeof(c));
+    if (len > 0)
+        scope[0] = '\0';
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (q == NULL) {
+        ocisync__errf(err, errlen, "no credential query");
+        return OCISYNC_EUSAGE;
+    }
+    if ((r = check_registry(q->registry, err, errlen)) != 0)
+        return r;
+    if ((r = from_flags(q, &c, err, errlen)) != 0 || c.kind != PROTO_CRED_NONE)
+        goto out;
+    if ((r = from_env(q, &c, err, errlen)) != 0 || c.kind != PROTO_CRED_NONE)
+        goto out;
+    r = from_files(q, true, &c, err, errlen);
+    if (r == 0 && (size_t)snprintf(scope, len, "%s", c.scope) >= len)
+        r = OCISYNC_ETOOBIG;
+out:
+    proto_cred_dispose(&c);
     return r;
 }
 
@@ -1422,22 +1607,44 @@ out:
 
 int proto_cred_default_authfile(const char *authfile, char *buf, size_t len)
 {
-    char home[PATH_MAX];
-    const char *v;
-    size_t n;
+    bool given;
+
+    return primary_path(authfile, buf, len, &given);
+}
+
+int proto_cred_find_file(const char *authfile, const char *registry, char *path, size_t len,
+                         char *err, size_t errlen)
+{
+    struct auth_path paths[AUTH_PATHS_MAX];
+    struct proto__authfile_match m;
+    size_t n, flen = 0;
+    char *buf = NULL;
     int r;
 
-    if (authfile != NULL && authfile[0] != '\0')
-        n = (size_t)snprintf(buf, len, "%s", authfile);
-    else if ((v = env_get("REGISTRY_AUTH_FILE")) != NULL)
-        n = (size_t)snprintf(buf, len, "%s", v);
-    else if ((v = env_get("XDG_RUNTIME_DIR")) != NULL)
-        n = (size_t)snprintf(buf, len, "%s/containers/auth.json", v);
-    else if ((r = home_dir(home, sizeof(home))) == 0)
-        n = (size_t)snprintf(buf, len, "%s/.docker/config.json", home);
-    else
+    if (len > 0)
+        path[0] = '\0';
+    if ((r = check_registry(registry, err, errlen)) != 0)
         return r;
-    return n < len ? 0 : OCISYNC_ETOOBIG;
+    auth_paths(authfile, paths, &n);
+    for (size_t i = 0; i < n; i++) {
+        r = read_file(paths[i].path, AUTHFILE_MAX, &buf, &flen, err, errlen);
+        if (r == UV_ENOENT)
+            continue;
+        if (r != 0)
+            return r;
+        r = proto__cred_parse_authfile(buf, flen, paths[i].path, registry, paths[i].legacy, &m, err,
+                                       errlen);
+        wipe_free(buf, flen + 1);
+        buf = NULL;
+        if (r != 0)
+            return r;
+        proto_cred_dispose(&m.cred);
+        if (m.use != PROTO__AUTHFILE_NOTHING) {
+            snprintf(path, len, "%s", paths[i].path);
+            return 0;
+        }
+    }
+    return OCISYNC_ENOTFOUND;
 }
 
 /* The existing file's top-level object, or a new {} when there is no file. */

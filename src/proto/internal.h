@@ -7,6 +7,7 @@
 
 #include "proto/auth.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The longest <name> in docker-credential-<name> that we run. */
@@ -35,10 +36,18 @@ struct proto__authfile_match {
  * Returns 0 (out->use says what was found), OCISYNC_EJSON for malformed
  * content or a malformed matching entry, OCISYNC_ETOOBIG for oversized
  * content, OCISYNC_EUSAGE for an unusable registry name. On failure out
- * holds nothing.
+ * holds nothing. legacy reads ~/.dockercfg's format: the top-level object
+ * is "auths", keyed by registry only, without helpers.
  */
 int proto__cred_parse_authfile(const char *json, size_t len, const char *path, const char *registry,
-                               struct proto__authfile_match *out, char *err, size_t errlen);
+                               bool legacy, struct proto__authfile_match *out, char *err,
+                               size_t errlen);
+
+/*
+ * Where per-UID auth files live when XDG_RUNTIME_DIR is unset
+ * ("/run/containers", then <uid>/auth.json); unit tests point it elsewhere.
+ */
+extern const char *proto__run_containers;
 
 /*
  * The OpenSSL name of digest's algorithm ("SHA256" for "sha256:<64 hex>",

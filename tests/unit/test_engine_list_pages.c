@@ -3,8 +3,8 @@
  * headers, RFC 5988, as the distribution spec pages tag lists and
  * catalogs), against recorded answers served on loopback by test_http_srv.h
  * (docker-registry 2.8 ignores ?n= on tag lists, so the integration tests
- * cannot make it page them; ocisync asks for n=1000 a page): three pages in order, a relative and an
- * absolute Link, a Link to another host refused, and a loop of pages cut.
+ * cannot make it page them; ocisync asks for n=1000 a page): three pages in order, a relative and
+ * an absolute Link, a Link to another host refused, and a loop of pages cut.
  */
 #include "test_http_srv.h"
 
@@ -40,9 +40,10 @@ static void page(struct srv_conn *c, const char *link, const char *json)
                   "Content-Length: %zu\r\n\r\n%s",
                   link, strlen(json), json);
     else
-        srv_sendf(c, false,
-                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                  strlen(json), json);
+        srv_sendf(
+            c, false,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+            strlen(json), json);
 }
 
 static void handler(struct srv *s, struct srv_conn *c, struct srv_req *q)
@@ -56,8 +57,8 @@ static void handler(struct srv *s, struct srv_conn *c, struct srv_req *q)
              "{\"name\":\"team/app\",\"tags\":[\"a\",\"b\"]}");
     } else if (strcmp(q->url, "/v2/team/app/tags/list?last=b&n=2") == 0) {
         /* An absolute Link to the same origin is fine too. */
-        snprintf(link, sizeof(link), "<http://127.0.0.1:%d/v2/team/app/tags/list?last=d&n=2>; rel=\"next\"",
-                 s->port);
+        snprintf(link, sizeof(link),
+                 "<http://127.0.0.1:%d/v2/team/app/tags/list?last=d&n=2>; rel=\"next\"", s->port);
         page(c, link, "{\"name\":\"team/app\",\"tags\":[\"c\",\"d\"]}");
     } else if (strcmp(q->url, "/v2/team/app/tags/list?last=d&n=2") == 0) {
         page(c, NULL, "{\"name\":\"team/app\",\"tags\":[\"e\"]}");

@@ -33,10 +33,10 @@ static char home_dir[256], run_dir[256], bin_dir[256];
 static char saved_path[8192];
 
 static const char *const cleared_vars[] = {
-    "REGISTRY_AUTH_FILE", "DOCKER_CONFIG",         "OCISYNC_USERNAME",
-    "OCISYNC_PASSWORD",   "OCISYNC_TOKEN",         "OCISYNC_PULL_USERNAME",
-    "OCISYNC_PULL_TOKEN", "OCISYNC_PULL_PASSWORD", "OCISYNC_PUSH_USERNAME",
-    "OCISYNC_PUSH_TOKEN", "OCISYNC_PUSH_PASSWORD",
+    "REGISTRY_AUTH_FILE",    "DOCKER_CONFIG",      "XDG_CONFIG_HOME",
+    "OCISYNC_USERNAME",      "OCISYNC_PASSWORD",   "OCISYNC_TOKEN",
+    "OCISYNC_PULL_USERNAME", "OCISYNC_PULL_TOKEN", "OCISYNC_PULL_PASSWORD",
+    "OCISYNC_PUSH_USERNAME", "OCISYNC_PUSH_TOKEN", "OCISYNC_PUSH_PASSWORD",
 };
 
 static void write_file_mode(const char *path, const char *content, mode_t mode)
@@ -505,21 +505,34 @@ TEST(authfile_order)
     teardown();
 }
 
-TEST(authfile_missing_falls_through)
+TEST(authfile_env_is_the_only_file)
 {
     struct proto_cred c;
     char err[512];
     struct proto_cred_query q = {.registry = "reg.example"};
 
     setup();
-    /* A default location that does not exist is skipped. */
+    /*
+     * $REGISTRY_AUTH_FILE is skopeo's --authfile default: the user named the
+     * file, so, as in containers/image, no other is read, and a missing one
+     * reads as empty.
+     */
     setenv("REGISTRY_AUTH_FILE", in_root("missing.json"), 1);
     write_auths(docker_config(), "reg.example", "docker:S3CR3T");
     CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
-    CHECK_STR(c.username, "docker");
-    proto_cred_dispose(&c);
+    CHECK_INT(c.kind, PROTO_CRED_NONE);
+    write_auths(in_root("missing.json"), "other.example", "env:S3CR3T");
+    CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+    CHECK_INT(c.kind, PROTO_CRED_NONE);
+
+    /* --authfile, the same: ~/.docker/config.json is not read. */
+    unsetenv("REGISTRY_AUTH_FILE");
+    q.authfile = in_root("missing.json");
+    CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+    CHECK_INT(c.kind, PROTO_CRED_NONE);
 
     /* Nothing at all: anonymous. */
+    q.authfile = NULL;
     unlink(docker_config());
     CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
     CHECK_INT(c.kind, PROTO_CRED_NONE);
@@ -542,17 +555,211 @@ TEST(authfile_named_must_exist)
     teardown();
 }
 
-TEST(authfile_first_existing_only)
+/* Writes {"<key>": {"auth": b64(userpass)}}, ~/.dockercfg's legacy format. */
+static void write_legacy(const char *path, const char *key, const char *userpass)
+{
+    char text[2048];
+
+    snprintf(text, sizeof(text), "{\"%s\": {\"auth\": \"%s\", \"email\": \"\"}}\n", key,
+             b64(userpass));
+    write_file(path, text);
+}
+
+TEST(authfile_falls_through)
 {
     struct proto_cred c;
-    char err[512];
+    char err[512], path[512], runc[512];
 
     setup();
-    /* The XDG file exists but has nothing for reg.example: ~/.docker is not consulted. */
+    /* A file with nothing for the registry passes the lookup on to the next. */
     write_auths(xdg_authfile(), "elsewhere.example", "x:S3CR3T");
     write_auths(docker_config(), "reg.example", "docker:S3CR3T");
     CHECK_INT(lookup("reg.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "docker");
+    CHECK_STR(c.source, docker_config());
+    proto_cred_dispose(&c);
+
+    /* ~/.config/containers/auth.json comes between the two. */
+    snprintf(path, sizeof(path), "%s/.config/containers", home_dir);
+    CHECK(system("mkdir -p \"$HOME/.config/containers\"") == 0);
+    strncat(path, "/auth.json", sizeof(path) - strlen(path) - 1);
+    write_auths(path, "reg.example", "config:S3CR3T");
+    CHECK_INT(lookup("reg.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "config");
+    proto_cred_dispose(&c);
+    /* $XDG_CONFIG_HOME moves it. */
+    setenv("XDG_CONFIG_HOME", in_root("cfg"), 1);
+    CHECK_INT(lookup("reg.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "docker");
+    proto_cred_dispose(&c);
+
+    /* $DOCKER_CONFIG moves config.json; then the legacy ~/.dockercfg is last. */
+    setenv("DOCKER_CONFIG", in_root("dockercfg"), 1);
+    snprintf(path, sizeof(path), "%s/.dockercfg", home_dir);
+    write_legacy(path, "https://reg.example/v1/", "legacy:S3CR3T");
+    CHECK_INT(lookup("reg.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "legacy");
+    CHECK_STR(c.source, path);
+    proto_cred_dispose(&c);
+    mkdir(in_root("dockercfg"), 0700);
+    write_auths(in_root("dockercfg/config.json"), "reg.example", "dc:S3CR3T");
+    CHECK_INT(lookup("reg.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "dc");
+    proto_cred_dispose(&c);
+    unlink(in_root("dockercfg/config.json"));
+
+    /*
+     * Legacy keys are registries only: containers/image drops any path, so
+     * "reg.example/team" stands for the whole registry there.
+     */
+    write_legacy(path, "reg.example/team", "legacy:S3CR3T");
+    CHECK_INT(lookup("reg.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "legacy");
+    proto_cred_dispose(&c);
+    CHECK_INT(lookup("reg.example:5000", &c, err, sizeof(err)), 0);
     CHECK_INT(c.kind, PROTO_CRED_NONE);
+    write_legacy(path, "reg.example", "legacy:S3CR3T");
+    {
+        struct proto_cred_query q = {.registry = "reg.example", .repository = "team/app"};
+        CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+        CHECK_STR(c.username, "legacy");
+        CHECK_STR(c.scope, "");
+        proto_cred_dispose(&c);
+    }
+
+    /* Without XDG_RUNTIME_DIR the primary file is /run/containers/$UID/auth.json. */
+    unsetenv("XDG_RUNTIME_DIR");
+    proto__run_containers = in_root("runc");
+    snprintf(runc, sizeof(runc), "mkdir -p '%s/%u'", in_root("runc"), (unsigned)getuid());
+    CHECK(system(runc) == 0);
+    snprintf(runc, sizeof(runc), "%s/%u/auth.json", in_root("runc"), (unsigned)getuid());
+    write_auths(runc, "reg.example", "runc:S3CR3T");
+    CHECK_INT(lookup("reg.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "runc");
+    CHECK_STR(c.source, runc);
+    proto_cred_dispose(&c);
+
+    /* An XDG_RUNTIME_DIR that does not exist is skipped (containers/image warns). */
+    setenv("XDG_RUNTIME_DIR", in_root("no-such-dir"), 1);
+    CHECK_INT(lookup("reg.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "legacy");
+    proto_cred_dispose(&c);
+    proto__run_containers = "/run/containers";
+    teardown();
+}
+
+TEST(authfile_helper_falls_through)
+{
+    struct proto_cred c;
+    char err[512], text[512];
+
+    setup();
+    /* A helper with nothing for the registry passes on to the next file. */
+    snprintf(text, sizeof(text), "{\"credHelpers\":{\"notfound.example\":\"testhelper\"}}");
+    write_file(xdg_authfile(), text);
+    write_auths(docker_config(), "notfound.example", "docker:S3CR3T");
+    CHECK_INT(lookup("notfound.example", &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "docker");
+    proto_cred_dispose(&c);
+    teardown();
+}
+
+TEST(repository_keys)
+{
+    struct proto_cred c;
+    struct proto_cred_query q = {.registry = "reg.example:5000"};
+    char err[512], text[2048], scope[256];
+    static const struct {
+        const char *repo, *user, *scope;
+    } cases[] = {
+        {"team/app", "app", "reg.example:5000/team/app"},
+        {"team/app/sub", "app", "reg.example:5000/team/app"},
+        {"team/app/sub/deeper", "sub", "reg.example:5000/team/app/sub/deeper"},
+        {"team/appx", "team", "reg.example:5000/team"},
+        {"team", "team", "reg.example:5000/team"},
+        {"other/app", "host", ""},
+        {"teamwork/app", "host", ""},
+        {NULL, "host", ""},
+    };
+
+    setup();
+    /* The longest key that is a whole-component prefix of registry/repository wins. */
+    snprintf(text, sizeof(text),
+             "{\"auths\":{\"https://reg.example:5000/v2/\":{\"auth\":\"%s\"},"
+             "\"reg.example:5000/team\":{\"auth\":\"%s\"},"
+             "\"reg.example:5000/team/app\":{\"auth\":\"%s\"},"
+             "\"reg.example:5000/team/app/sub/deeper\":{\"auth\":\"%s\"}}}",
+             b64("host:S3CR3T"), b64("team:S3CR3T"), b64("app:S3CR3T"), b64("sub:S3CR3T"));
+    write_file(xdg_authfile(), text);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        q.repository = cases[i].repo;
+        CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+        CHECK_STR(c.username, cases[i].user);
+        CHECK_STR(c.scope, cases[i].scope);
+        proto_cred_dispose(&c);
+        CHECK_INT(proto_cred_scope(&q, scope, sizeof(scope), err, sizeof(err)), 0);
+        CHECK_STR(scope, cases[i].scope);
+    }
+
+    /* Another registry's keys never match, with or without a port. */
+    q.registry = "reg.example";
+    q.repository = "team/app";
+    CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+    CHECK_INT(c.kind, PROTO_CRED_NONE);
+
+    /* The first file with an entry wins, even when a later one has a longer key. */
+    q.registry = "reg.example:5000";
+    write_auths(docker_config(), "reg.example:5000/other/app", "later:S3CR3T");
+    q.repository = "other/app";
+    CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "host");
+    proto_cred_dispose(&c);
+    write_auths(xdg_authfile(), "reg.example:5000/team", "team:S3CR3T");
+    CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "later");
+    CHECK_STR(c.scope, "reg.example:5000/other/app");
+    proto_cred_dispose(&c);
+
+    /* docker.io: the repository key and then each spelling of the registry. */
+    write_file(xdg_authfile(), "{}");
+    snprintf(text, sizeof(text),
+             "{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"%s\"},"
+             "\"docker.io/library/busybox\":{\"auth\":\"%s\"}}}",
+             b64("hub:S3CR3T"), b64("bb:S3CR3T"));
+    write_file(docker_config(), text);
+    q.registry = "docker.io";
+    q.repository = "library/busybox";
+    CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "bb");
+    proto_cred_dispose(&c);
+    q.repository = "library/alpine";
+    CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
+    CHECK_STR(c.username, "hub");
+    CHECK_STR(c.scope, "");
+    proto_cred_dispose(&c);
+
+    /* Flags and the environment hold for the whole registry. */
+    q.creds = "flag:S3CR3T";
+    q.repository = "library/busybox";
+    CHECK_INT(proto_cred_scope(&q, scope, sizeof(scope), err, sizeof(err)), 0);
+    CHECK_STR(scope, "");
+    teardown();
+}
+
+TEST(find_file)
+{
+    char err[512], path[512];
+
+    setup();
+    CHECK_INT(proto_cred_find_file(NULL, "reg.example", path, sizeof(path), err, sizeof(err)),
+              OCISYNC_ENOTFOUND);
+    write_auths(xdg_authfile(), "elsewhere.example", "x:S3CR3T");
+    write_auths(docker_config(), "reg.example", "docker:S3CR3T");
+    CHECK_INT(proto_cred_find_file(NULL, "reg.example", path, sizeof(path), err, sizeof(err)), 0);
+    CHECK_STR(path, docker_config());
+    CHECK_INT(proto_cred_find_file(NULL, "elsewhere.example", path, sizeof(path), err, sizeof(err)),
+              0);
+    CHECK_STR(path, xdg_authfile());
     teardown();
 }
 
@@ -1325,7 +1532,7 @@ TEST(store_errors)
 
 TEST(default_authfile)
 {
-    char buf[512], small[8];
+    char buf[512], small[8], uid[16];
 
     setup();
     CHECK_INT(proto_cred_default_authfile("/x/given.json", buf, sizeof(buf)), 0);
@@ -1338,9 +1545,17 @@ TEST(default_authfile)
     setenv("REGISTRY_AUTH_FILE", "", 1);
     CHECK_INT(proto_cred_default_authfile(NULL, buf, sizeof(buf)), 0);
     CHECK_STR(buf, xdg_authfile());
+    /* As podman login: /run/containers/$UID without XDG_RUNTIME_DIR, never ~/.docker. */
     unsetenv("XDG_RUNTIME_DIR");
     CHECK_INT(proto_cred_default_authfile(NULL, buf, sizeof(buf)), 0);
-    CHECK_STR(buf, docker_config());
+    snprintf(uid, sizeof(uid), "%u", (unsigned)getuid());
+    CHECK(strncmp(buf, "/run/containers/", 16) == 0);
+    CHECK(strncmp(buf + 16, uid, strlen(uid)) == 0);
+    CHECK_STR(buf + 16 + strlen(uid), "/auth.json");
+    /* An XDG_RUNTIME_DIR that does not exist is refused, as podman does. */
+    setenv("XDG_RUNTIME_DIR", in_root("no-such-dir"), 1);
+    CHECK_INT(proto_cred_default_authfile(NULL, buf, sizeof(buf)), UV_ENOENT);
+    setenv("XDG_RUNTIME_DIR", run_dir, 1);
     CHECK_INT(proto_cred_default_authfile(NULL, small, sizeof(small)), OCISYNC_ETOOBIG);
     teardown();
 }
@@ -1353,40 +1568,42 @@ TEST(parse_authfile_direct)
     static const char doc[] = "{\"credHelpers\":{\"gcr.io\":\"gcloud\"},\"credsStore\":\"desktop\","
                               "\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"dTpw\"}}}";
 
-    CHECK_INT(proto__cred_parse_authfile(doc, strlen(doc), "f.json", "gcr.io/proj/img", &m, err,
-                                         sizeof(err)),
+    CHECK_INT(proto__cred_parse_authfile(doc, strlen(doc), "f.json", "gcr.io/proj/img", false, &m,
+                                         err, sizeof(err)),
               0);
     CHECK_INT(m.use, PROTO__AUTHFILE_HELPER);
     CHECK_STR(m.helper, "gcloud");
     CHECK_STR(m.key, "gcr.io");
 
-    CHECK_INT(
-        proto__cred_parse_authfile(doc, strlen(doc), "f.json", "docker.io", &m, err, sizeof(err)),
-        0);
+    CHECK_INT(proto__cred_parse_authfile(doc, strlen(doc), "f.json", "docker.io", false, &m, err,
+                                         sizeof(err)),
+              0);
     CHECK_INT(m.use, PROTO__AUTHFILE_CRED);
     CHECK_STR(m.key, "https://index.docker.io/v1/");
     CHECK_STR(m.cred.username, "u");
     CHECK_STR(m.cred.source, "f.json");
     proto_cred_dispose(&m.cred);
 
-    CHECK_INT(
-        proto__cred_parse_authfile(doc, strlen(doc), "f.json", "quay.io", &m, err, sizeof(err)), 0);
+    CHECK_INT(proto__cred_parse_authfile(doc, strlen(doc), "f.json", "quay.io", false, &m, err,
+                                         sizeof(err)),
+              0);
     CHECK_INT(m.use, PROTO__AUTHFILE_HELPER);
     CHECK_STR(m.helper, "desktop");
 
     /* Not NUL-terminated: the length is what counts. */
-    CHECK_INT(proto__cred_parse_authfile("{}xxxx", 2, "f.json", "quay.io", &m, err, sizeof(err)),
-              0);
+    CHECK_INT(
+        proto__cred_parse_authfile("{}xxxx", 2, "f.json", "quay.io", false, &m, err, sizeof(err)),
+        0);
     CHECK_INT(m.use, PROTO__AUTHFILE_NOTHING);
 }
 
 TEST_MAIN(T(flags_creds_colons), T(flags_errors), T(flags_registry_token), T(order_flags_env_file),
           T(env_empty_ignored), T(env_side_beats_generic), T(env_errors), T(authfile_order),
-          T(authfile_missing_falls_through), T(authfile_named_must_exist),
-          T(authfile_first_existing_only), T(authfile_unreadable), T(auth_bad_base64),
-          T(auth_no_colon), T(auth_nul_bytes), T(key_variants), T(namespace_keys),
-          T(identity_token), T(kubernetes_dockerconfigjson), T(empty_entries_and_files),
-          T(invalid_json), T(oversized_and_deep), T(helper_credhelpers), T(helper_docker_hub),
-          T(helper_credsstore), T(helper_get_outcomes), T(helper_timeout), T(store_erase_roundtrip),
-          T(store_preserves_other_keys), T(erase_other_spellings), T(store_errors),
-          T(default_authfile), T(parse_authfile_direct))
+          T(authfile_env_is_the_only_file), T(authfile_named_must_exist), T(authfile_falls_through),
+          T(authfile_helper_falls_through), T(repository_keys), T(find_file),
+          T(authfile_unreadable), T(auth_bad_base64), T(auth_no_colon), T(auth_nul_bytes),
+          T(key_variants), T(namespace_keys), T(identity_token), T(kubernetes_dockerconfigjson),
+          T(empty_entries_and_files), T(invalid_json), T(oversized_and_deep), T(helper_credhelpers),
+          T(helper_docker_hub), T(helper_credsstore), T(helper_get_outcomes), T(helper_timeout),
+          T(store_erase_roundtrip), T(store_preserves_other_keys), T(erase_other_spellings),
+          T(store_errors), T(default_authfile), T(parse_authfile_direct))
