@@ -164,9 +164,7 @@ int ocisync_logout(const char *registry, const char *authfile, char *err, size_t
     if (rc == OCISYNC_ENOTFOUND &&
         proto_cred_find_file(authfile, key, other, sizeof(other), why, sizeof(why)) == 0 &&
         strcmp(other, path) != 0)
-        snprintf(err, errlen,
-                 "not logged in to %s in %s; the credentials used for it are in %s (remove "
-                 "them with --authfile %s, or with the tool that wrote them)",
-                 key, path, other, other);
+        snprintf(err, errlen, "%s has credentials for %s, not %s (logout --authfile FILE)", other,
+                 key, path);
     return rc;
 }

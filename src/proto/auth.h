@@ -126,9 +126,9 @@ struct proto_cred_query {
  *      username without a password is an error naming the variable);
  *   3. the auth files, in containers/image's order, falling through to the
  *      next file while one has nothing for the registry: q->authfile (which
- *      must exist) or $REGISTRY_AUTH_FILE, and then no other file; else
+ *      must exist) or $REGISTRY_AUTH_FILE, else
  *      $XDG_RUNTIME_DIR/containers/auth.json (/run/containers/$UID/auth.json
- *      when XDG_RUNTIME_DIR is unset), $XDG_CONFIG_HOME/containers/auth.json
+ *      when XDG_RUNTIME_DIR is unset); then $XDG_CONFIG_HOME/containers/auth.json
  *      (~/.config/...), $DOCKER_CONFIG/config.json (~/.docker/config.json)
  *      and the legacy ~/.dockercfg. In a file: "credHelpers"[host] runs
  *      docker-credential-<name> get; else the "auths" key for

@@ -1426,8 +1426,9 @@ static int primary_path(const char *authfile, char *buf, size_t len, bool *given
 }
 
 /*
- * The auth files to read, in containers/image's order (getAuthFilePaths):
- * the primary file; then, unless the user named that one, the read-only
+ * The auth files to read, in containers/image's order (getAuthFilePaths,
+ * as vendored in skopeo 1.9.3): the primary file (--authfile or
+ * $REGISTRY_AUTH_FILE replacing $XDG_RUNTIME_DIR's); then the read-only
  * $XDG_CONFIG_HOME/containers/auth.json (~/.config/...),
  * $DOCKER_CONFIG/config.json (~/.docker/config.json) and ~/.dockercfg.
  */
@@ -1448,8 +1449,11 @@ static void auth_paths(const char *authfile, struct auth_path *paths, size_t *n)
         LOG_DEBUG("credentials: $XDG_RUNTIME_DIR (%s) does not exist; its auth.json is skipped",
                   env_get("XDG_RUNTIME_DIR"));
     }
-    if (given)
-        return;
+    /*
+     * skopeo 1.9.3's containers/image reads the other files after the one
+     * the user named, too (later versions stop there); ocisync does as the
+     * skopeo it stands in for.
+     */
     have_home = home_dir(home, sizeof(home)) == 0;
     if ((v = env_get("XDG_CONFIG_HOME")) != NULL)
         add_path(paths, n, false, "%s/containers/auth.json", v);

@@ -505,7 +505,7 @@ TEST(authfile_order)
     teardown();
 }
 
-TEST(authfile_env_is_the_only_file)
+TEST(authfile_env_falls_through)
 {
     struct proto_cred c;
     char err[512];
@@ -513,27 +513,32 @@ TEST(authfile_env_is_the_only_file)
 
     setup();
     /*
-     * $REGISTRY_AUTH_FILE is skopeo's --authfile default: the user named the
-     * file, so, as in containers/image, no other is read, and a missing one
-     * reads as empty.
+     * $REGISTRY_AUTH_FILE (skopeo's --authfile default) replaces
+     * $XDG_RUNTIME_DIR's file; as in skopeo 1.9.3, the files after it are
+     * still read, and a missing one reads as empty.
      */
     setenv("REGISTRY_AUTH_FILE", in_root("missing.json"), 1);
+    write_auths(xdg_authfile(), "reg.example", "xdg:S3CR3T");
     write_auths(docker_config(), "reg.example", "docker:S3CR3T");
     CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
-    CHECK_INT(c.kind, PROTO_CRED_NONE);
+    CHECK_STR(c.username, "docker");
+    proto_cred_dispose(&c);
     write_auths(in_root("missing.json"), "other.example", "env:S3CR3T");
     CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
-    CHECK_INT(c.kind, PROTO_CRED_NONE);
+    CHECK_STR(c.username, "docker");
+    proto_cred_dispose(&c);
 
-    /* --authfile, the same: ~/.docker/config.json is not read. */
+    /* --authfile, the same. */
     unsetenv("REGISTRY_AUTH_FILE");
     q.authfile = in_root("missing.json");
     CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
-    CHECK_INT(c.kind, PROTO_CRED_NONE);
+    CHECK_STR(c.username, "docker");
+    proto_cred_dispose(&c);
 
     /* Nothing at all: anonymous. */
     q.authfile = NULL;
     unlink(docker_config());
+    unlink(xdg_authfile());
     CHECK_INT(proto_cred_lookup(&q, &c, err, sizeof(err)), 0);
     CHECK_INT(c.kind, PROTO_CRED_NONE);
     teardown();
@@ -1599,7 +1604,7 @@ TEST(parse_authfile_direct)
 
 TEST_MAIN(T(flags_creds_colons), T(flags_errors), T(flags_registry_token), T(order_flags_env_file),
           T(env_empty_ignored), T(env_side_beats_generic), T(env_errors), T(authfile_order),
-          T(authfile_env_is_the_only_file), T(authfile_named_must_exist), T(authfile_falls_through),
+          T(authfile_env_falls_through), T(authfile_named_must_exist), T(authfile_falls_through),
           T(authfile_helper_falls_through), T(repository_keys), T(find_file),
           T(authfile_unreadable), T(auth_bad_base64), T(auth_no_colon), T(auth_nul_bytes),
           T(key_variants), T(namespace_keys), T(identity_token), T(kubernetes_dockerconfigjson),
