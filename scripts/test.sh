@@ -9,7 +9,7 @@
 #   CTEST_JOBS=N     tests run in parallel (default 2; tests use their own
 #                    ports, temp dirs and podman storage)
 #   CTEST_ARGS="..." extra ctest arguments, e.g. "-R integration"
-#   FUZZ_SECONDS=N   how long each libFuzzer target runs at the end (default 20)
+#   FUZZ_SECONDS=N   how long each libFuzzer target runs at the end (default 10)
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -82,8 +82,8 @@ else
   status=1
 fi
 
-step "fuzz (scripts/fuzz.sh, ${FUZZ_SECONDS:-20}s per target)"
-bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}" || status=1
+step "fuzz (scripts/fuzz.sh, ${FUZZ_SECONDS:-10}s per target)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}" || status=1
 
 if [ "$status" -eq 0 ]; then
   step "all tests passed (build/ and build-asan/)"
