@@ -63,6 +63,8 @@ const char *ocisync_strerror(int err);
 const char *ocisync_err_name(int err);
 /* Turns request tracing on stderr on (non-zero) or off. Credentials are never traced. */
 void ocisync_set_debug(int on);
+/* The platform this program runs on, "os/arch[/variant]" (like "linux/arm64/v8"). */
+void ocisync_host_platform(char *buf, size_t len);
 
 /* ---------------------------------------------------------------------------------------------
  * Copy
@@ -146,6 +148,10 @@ struct ocisync_registry_opts {
     const char *registry_token;
     /* The most requests in flight to this registry (connections); 0: the run's default. */
     unsigned max_connections;
+    /* This side's auth file, over ocisync_copy_opts.authfile (skopeo's --src-authfile). */
+    const char *authfile;
+    /* Non-zero: no credentials at all for this side, whatever the files say (--src-no-creds). */
+    int no_creds;
 };
 
 struct ocisync_copy_opts {
@@ -212,6 +218,21 @@ struct ocisync_copy_opts {
     void *event_arg;
     /* Writes request and state traces to stderr when non-zero. */
     int debug;
+    /*
+     * Non-zero: refuse, before anything is written, whatever would give
+     * the destination other digests than the source's (a platform subset's
+     * new index, a media type or compression conversion), as skopeo's
+     * --preserve-digests. Without it such a copy goes ahead and its events
+     * say which digests changed.
+     */
+    int preserve_digests;
+    /*
+     * Non-zero: from an index, copy the index manifest alone and none of
+     * the images it lists (skopeo's --multi-arch index-only). A registry
+     * may refuse an index whose images it does not have (distribution
+     * answers MANIFEST_BLOB_UNKNOWN), as it refuses skopeo's.
+     */
+    int index_only;
 };
 
 struct ocisync_copy_result {

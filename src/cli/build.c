@@ -287,6 +287,9 @@ int cli_build(int argc, char **argv, bool push)
     memset(&o, 0, sizeof(o));
     memset(&out, 0, sizeof(out));
     memset(plat_specs, 0, sizeof(plat_specs));
+    argc = cli_bool_forms(cmdname, argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((c = getopt_long(argc, argv, "f:p:t:o:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -492,7 +495,7 @@ int cli_build(int argc, char **argv, bool push)
             case -1:
                 goto out;
             default:
-                build_usage(stderr, push);
+                cli_bad_option(cmdname, argc, argv);
                 goto out;
             }
             break;

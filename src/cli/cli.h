@@ -41,6 +41,14 @@ enum {
     CLI_OPT_LOW_SPEED_LIMIT,
     CLI_OPT_LOW_SPEED_TIME,
     CLI_OPT_REFERRERS,
+    CLI_OPT_SRC_USERNAME,
+    CLI_OPT_DEST_USERNAME,
+    CLI_OPT_SRC_PASSWORD,
+    CLI_OPT_DEST_PASSWORD,
+    CLI_OPT_SRC_AUTHFILE,
+    CLI_OPT_DEST_AUTHFILE,
+    CLI_OPT_SRC_NO_CREDS,
+    CLI_OPT_DEST_NO_CREDS,
     CLI_OPT_JOBS = 'j',
     CLI_OPT_OWN = 512,
 };
@@ -68,6 +76,14 @@ enum {
         {"low-speed-limit", required_argument, NULL, CLI_OPT_LOW_SPEED_LIMIT},                     \
         {"low-speed-time", required_argument, NULL, CLI_OPT_LOW_SPEED_TIME},                       \
         {"referrers", no_argument, NULL, CLI_OPT_REFERRERS},                                       \
+        {"src-username", required_argument, NULL, CLI_OPT_SRC_USERNAME},                           \
+        {"dest-username", required_argument, NULL, CLI_OPT_DEST_USERNAME},                         \
+        {"src-password", required_argument, NULL, CLI_OPT_SRC_PASSWORD},                           \
+        {"dest-password", required_argument, NULL, CLI_OPT_DEST_PASSWORD},                         \
+        {"src-authfile", required_argument, NULL, CLI_OPT_SRC_AUTHFILE},                           \
+        {"dest-authfile", required_argument, NULL, CLI_OPT_DEST_AUTHFILE},                         \
+        {"src-no-creds", no_argument, NULL, CLI_OPT_SRC_NO_CREDS},                                 \
+        {"dest-no-creds", no_argument, NULL, CLI_OPT_DEST_NO_CREDS},                               \
         {"debug", no_argument, NULL, CLI_OPT_DEBUG}
 /* clang-format on */
 
@@ -79,6 +95,50 @@ extern const char cli_transfer_help[];
  * one, 0 if it is not, -1 after printing why the value is wrong.
  */
 int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_copy_opts *opts);
+
+/*
+ * Completes the credentials the transfer options gave once every option is
+ * read: --src-username with --src-password becomes the side's creds, and a
+ * creds without ":PASSWORD" asks for the password on the terminal (no
+ * echo), as skopeo does. -1 after printing why not.
+ */
+int cli_transfer_finish(const char *cmd, struct ocisync_copy_opts *opts);
+
+/*
+ * The options given before the command, as skopeo's: --debug,
+ * --insecure-policy, --policy, --registries.d, --override-arch/-os/-variant,
+ * --tmpdir, --command-timeout.
+ */
+struct cli_global {
+    bool debug;
+    const char *override_os, *override_arch, *override_variant;
+    char platform[128]; /* the --override-* platform over the host's, "os/arch[/variant]" */
+};
+extern struct cli_global cli_global;
+
+/*
+ * Reads the global options at argv[1..] up to the command; returns the
+ * index of the command in argv, or -1 after printing why the options are
+ * wrong. Sets $TMPDIR for --tmpdir and arms --command-timeout.
+ */
+int cli_global_opts(int argc, char **argv);
+
+/*
+ * Rewrites pflag's boolean forms in argv for getopt_long: "--FLAG=true"
+ * (or 1, yes) becomes "--FLAG" and "--FLAG=false" is dropped, for every
+ * no_argument option of longopts. Returns the new argc; -1 after printing
+ * why a value is not a boolean.
+ */
+int cli_bool_forms(const char *cmd, int argc, char **argv, const struct option *longopts);
+
+/*
+ * Parses a duration: plain seconds ("1.5") or Go's form ("1m30s", "500ms",
+ * "2h", "1.5s", units ns us ms s m h). -1 when it is neither or negative.
+ */
+int cli_parse_duration(const char *s, double *seconds);
+
+/* The one line for an unknown or malformed option, naming `PROG CMD --help`. */
+void cli_bad_option(const char *cmd, int argc, char **argv);
 
 /* Parses true/false (and 1/0, yes/no); an absent value (--flag alone) is true. */
 int cli_parse_bool(const char *s, bool *out);

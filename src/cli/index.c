@@ -127,6 +127,9 @@ int cli_index(int argc, char **argv)
     o.append = strcmp(cmd, "append") == 0;
     argc--;
     argv++;
+    argc = cli_bool_forms("index", argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:j:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -164,7 +167,7 @@ int cli_index(int argc, char **argv)
             case -1:
                 return EXIT_USAGE;
             default:
-                index_usage(stderr);
+                cli_bad_option("index", argc, argv);
                 return EXIT_USAGE;
             }
         }

@@ -53,28 +53,98 @@ static void usage(FILE *f)
             "  logout REGISTRY  remove a registry's stored credentials\n"
             "  version          print the version\n"
             "\n"
-            "Run '%s COMMAND --help' for a command's options.\n",
-            prog, prog);
+            "Global options (before COMMAND, as skopeo's):\n"
+            "  --debug                   trace requests and state changes on stderr\n"
+            "  --tmpdir DIR              where temporary files go ($TMPDIR for the run)\n"
+            "  --command-timeout DURATION\n"
+            "                            stop the command after DURATION (90s, 1m30s, 500ms)\n"
+            "  --override-os OS, --override-arch ARCH, --override-variant VARIANT\n"
+            "                            the platform chosen from an index (inspect, config,\n"
+            "                            copy --multi-arch system) instead of this machine's\n"
+            "  --insecure-policy, --policy FILE, --registries.d DIR\n"
+            "                            accepted and ignored: ocisync checks no signature\n"
+            "                            policy (--debug says so)\n"
+            "\n"
+            "Run '%s COMMAND --help' or '%s help COMMAND' for a command's options.\n",
+            prog, prog, prog);
 }
 
-static void copy_usage(FILE *f)
+static void copy_usage(FILE *f, const char *cmd)
 {
+    if (strcmp(cmd, "push") == 0)
+        fprintf(f,
+                "Usage: %s push [OPTIONS] SRC docker://DST\n"
+                "\n"
+                "Pushes a built image (SRC an oci:DIR[:NAME] layout, an oci-archive:FILE[:NAME]\n"
+                "or a docker-archive:FILE) to a registry: copy by another name, with copy's\n"
+                "options.\n",
+                prog);
+    else
+        fprintf(f,
+                "Usage: %s copy [OPTIONS] SRC DST\n"
+                "\n"
+                "Copies an image, streaming every blob from the source straight into the\n"
+                "destination. Manifests are copied byte for byte, so digests are preserved\n"
+                "(except with --platform, which writes a new index).\n",
+                prog);
     fprintf(f,
-            "Usage: %s copy [OPTIONS] docker://SRC docker://DST\n"
             "\n"
-            "Copies an image from one registry to another, streaming every blob from the\n"
-            "source straight into the destination. Manifests are copied byte for byte, so\n"
-            "digests are preserved (except with --platform, which writes a new index).\n"
+            "SRC and DST are transport:reference, as skopeo's:\n"
+            "  docker://REGISTRY/REPO[:TAG|@DIGEST]  a registry (docker:// may be left out)\n"
+            "  oci:DIR[:NAME]                        an OCI layout directory\n"
+            "  oci-archive:FILE[:NAME]               an OCI layout in a tar file\n"
+            "  docker-archive:FILE[:REPO:TAG]        a docker save tar file\n"
             "\n"
             "Options:\n"
             "  -a, --all                 copy every platform of an index (the default)\n"
             "  -p, --platform OS/ARCH[/VARIANT]\n"
             "                            copy only this platform (repeatable)\n"
+            "      --multi-arch all|system|index-only\n"
+            "                            all: every platform (the default); system: only this\n"
+            "                            machine's (or --override-*'s) image, without its\n"
+            "                            index, as skopeo without --all; index-only: the\n"
+            "                            index alone, none of its images\n"
+            "      --preserve-digests    refuse whatever would change a digest\n"
+            "      --remove-signatures   accepted: signatures are copied only with\n"
+            "                            --referrers, so none are without it\n"
+            "      --dest-precompute-digests\n"
+            "                            accepted: blobs are always checked with HEAD first\n"
+            "      --additional-tag REPO:TAG\n"
+            "                            docker-archive destinations only (not supported)\n"
             "      --digestfile FILE     write the digest the destination now has to FILE\n"
             "%s"
             "  -q, --quiet               print nothing but errors\n"
-            "  -h, --help                this help\n",
-            prog, cli_transfer_help);
+            "  -h, --help                this help\n"
+            "Every flag without a value also takes =true or =false (--all=true).\n",
+            cli_transfer_help);
+}
+
+/* skopeo's --multi-arch system: SRC pinned to the digest of this platform's image. */
+static int system_image(const char *src, const struct ocisync_copy_opts *opts, char *out,
+                        size_t len)
+{
+    struct ocisync_read_opts ro;
+    struct ocisync_read_result r;
+    const char *ref = strncmp(src, "docker://", 9) == 0 ? src + 9 : src;
+    int err;
+    if (ocisync_location_of(src) != OCISYNC_LOC_REGISTRY) {
+        fprintf(stderr, "%s copy: --multi-arch system takes a registry source; use -p %s\n", prog,
+                cli_global.platform);
+        return EXIT_USAGE;
+    }
+    memset(&ro, 0, sizeof(ro));
+    ro.copy = *opts;
+    ro.copy.on_event = NULL;
+    ro.platform = cli_global.platform;
+    err = ocisync_digest(src, &ro, &r);
+    if (err != 0) {
+        cli_print_error("copy", r.error, err);
+        return cli_exit_code(err);
+    }
+    /* "reg/repo:tag" keeps its tag (the destination may take it) and is pinned to the digest. */
+    snprintf(out, len, "docker://%.*s@%s", (int)strcspn(ref, "@"), ref, r.digest);
+    ocisync_read_result_free(&r);
+    return 0;
 }
 
 struct copy_out {
@@ -113,12 +183,26 @@ static void on_copy_event(const struct ocisync_event *ev, void *arg)
     fflush(stdout);
 }
 
+static int main_dispatch(int argc, char **argv);
+
 static int cmd_copy(int argc, char **argv)
 {
-    enum { OPT_DIGESTFILE = CLI_OPT_OWN };
+    enum {
+        OPT_DIGESTFILE = CLI_OPT_OWN,
+        OPT_MULTI_ARCH,
+        OPT_PRESERVE,
+        OPT_REMOVE_SIGS,
+        OPT_PRECOMPUTE,
+        OPT_ADDITIONAL_TAG,
+    };
     static const struct option longopts[] = {
         {"all", no_argument, NULL, 'a'},
         {"platform", required_argument, NULL, 'p'},
+        {"multi-arch", required_argument, NULL, OPT_MULTI_ARCH},
+        {"preserve-digests", no_argument, NULL, OPT_PRESERVE},
+        {"remove-signatures", no_argument, NULL, OPT_REMOVE_SIGS},
+        {"dest-precompute-digests", no_argument, NULL, OPT_PRECOMPUTE},
+        {"additional-tag", required_argument, NULL, OPT_ADDITIONAL_TAG},
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -129,11 +213,16 @@ static int cmd_copy(int argc, char **argv)
     struct ocisync_copy_opts opts;
     struct ocisync_copy_result res;
     struct copy_out out = {0};
-    const char *digestfile = NULL;
-    bool all = false;
+    const char *digestfile = NULL, *multi_arch = NULL, *additional_tag = NULL;
+    const char *src;
+    char pinned[4200];
+    bool all = false, remove_sigs = false;
     int c, err;
 
     memset(&opts, 0, sizeof(opts));
+    argc = cli_bool_forms(argv[0], argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ap:j:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -150,34 +239,81 @@ static int cmd_copy(int argc, char **argv)
         case OPT_DIGESTFILE:
             digestfile = optarg;
             break;
+        case OPT_MULTI_ARCH:
+            multi_arch = optarg;
+            break;
+        case OPT_PRESERVE:
+            opts.preserve_digests = 1;
+            break;
+        case OPT_REMOVE_SIGS:
+            remove_sigs = true;
+            break;
+        case OPT_PRECOMPUTE:
+            break;
+        case OPT_ADDITIONAL_TAG:
+            additional_tag = optarg;
+            break;
         case 'q':
             out.quiet = true;
             break;
         case 'h':
-            copy_usage(stdout);
+            copy_usage(stdout, argv[0]);
             return 0;
         default:
-            switch (cli_transfer_opt("copy", c, optarg, &opts)) {
+            switch (cli_transfer_opt(argv[0], c, optarg, &opts)) {
             case 1:
                 break;
             case -1:
                 return EXIT_USAGE;
             default:
-                copy_usage(stderr);
+                cli_bad_option(argv[0], argc, argv);
                 return EXIT_USAGE;
             }
             break;
         }
     }
     if (argc - optind != 2) {
-        fprintf(stderr, "%s copy: expected a source and a destination, got %d argument%s\n", prog,
-                argc - optind, argc - optind == 1 ? "" : "s");
-        copy_usage(stderr);
+        fprintf(stderr,
+                "%s %s: expected a source and a destination, got %d argument%s; see %s %s --help\n",
+                prog, argv[0], argc - optind, argc - optind == 1 ? "" : "s", prog, argv[0]);
         return EXIT_USAGE;
     }
+    if (cli_transfer_finish(argv[0], &opts) != 0)
+        return EXIT_USAGE;
     if (all && opts.n_platforms > 0) {
         fprintf(stderr, "%s copy: --all and --platform exclude each other\n", prog);
         return EXIT_USAGE;
+    }
+    if (additional_tag != NULL) {
+        fprintf(stderr,
+                "%s copy: --additional-tag (a name added to a docker-archive's RepoTags) is not "
+                "supported; copy the image once per name\n",
+                prog);
+        return EXIT_USAGE;
+    }
+    if (remove_sigs && opts.referrers) {
+        fprintf(stderr, "%s copy: --remove-signatures and --referrers exclude each other\n", prog);
+        return EXIT_USAGE;
+    }
+    src = argv[optind];
+    if (multi_arch != NULL && strcmp(multi_arch, "all") != 0) {
+        if (all || opts.n_platforms > 0) {
+            fprintf(stderr, "%s copy: --multi-arch %s excludes --all and --platform\n", prog,
+                    multi_arch);
+            return EXIT_USAGE;
+        }
+        if (strcmp(multi_arch, "index-only") == 0) {
+            opts.index_only = 1;
+        } else if (strcmp(multi_arch, "system") == 0) {
+            err = system_image(src, &opts, pinned, sizeof(pinned));
+            if (err != 0)
+                return err;
+            src = pinned;
+        } else {
+            fprintf(stderr, "%s copy: --multi-arch takes all, system or index-only, not \"%s\"\n",
+                    prog, multi_arch);
+            return EXIT_USAGE;
+        }
     }
     opts.platforms = platforms;
     opts.handle_signals = 1;
@@ -188,7 +324,7 @@ static int cmd_copy(int argc, char **argv)
     }
     opts.event_arg = &out;
 
-    err = ocisync_copy(argv[optind], argv[optind + 1], &opts, &res);
+    err = ocisync_copy(src, argv[optind + 1], &opts, &res);
     if (out.bars)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
     if (err != 0) {
@@ -290,6 +426,9 @@ static int cmd_login(int argc, char **argv)
     int c, rc;
 
     memset(&ro, 0, sizeof(ro));
+    argc = cli_bool_forms("login", argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((c = getopt_long(argc, argv, "u:p:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -328,7 +467,7 @@ static int cmd_login(int argc, char **argv)
             login_usage(stdout);
             return 0;
         default:
-            login_usage(stderr);
+            cli_bad_option("login", argc, argv);
             return EXIT_USAGE;
         }
     }
@@ -384,7 +523,7 @@ static int cmd_logout(int argc, char **argv)
             printf("Usage: %s logout [--authfile FILE] REGISTRY\n", prog);
             return 0;
         default:
-            fprintf(stderr, "Usage: %s logout [--authfile FILE] REGISTRY\n", prog);
+            cli_bad_option("logout", argc, argv);
             return EXIT_USAGE;
         }
     }
@@ -403,10 +542,34 @@ static int cmd_logout(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    int first;
+    /* Each command says what is wrong with an option in one line of its own. */
+    opterr = 0;
+    first = cli_global_opts(argc, argv);
+    if (first < 0)
+        return EXIT_USAGE;
+    /* What follows the global options is the command line as a command sees it. */
+    argc -= first - 1;
+    argv += first - 1;
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (strcmp(argv[1], "help") == 0 && argc >= 3) {
+        /* `ocisync help COMMAND` is `ocisync COMMAND --help`. */
+        static char help_opt[] = "--help";
+        char *hv[4] = {argv[0], argv[2], help_opt, NULL};
+        if (strcmp(argv[2], "index") == 0 && argc >= 4) {
+            char *iv[5] = {argv[0], argv[2], argv[3], help_opt, NULL};
+            return main_dispatch(4, iv);
+        }
+        return main_dispatch(3, hv);
+    }
+    return main_dispatch(argc, argv);
+}
+
+static int main_dispatch(int argc, char **argv)
+{
     if (strcmp(argv[1], "copy") == 0)
         return cmd_copy(argc - 1, argv + 1);
     if (strcmp(argv[1], "sync") == 0)
@@ -444,7 +607,6 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "%s: unknown command \"%s\"\n", prog, argv[1]);
-    usage(stderr);
+    fprintf(stderr, "%s: unknown command \"%s\"; see %s --help\n", prog, argv[1], prog);
     return EXIT_USAGE;
 }

@@ -2,10 +2,14 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/time.h>
+#include <termios.h>
 #include <unistd.h>
 
 const char *cli_prog = "ocisync";
@@ -25,12 +29,19 @@ const char cli_transfer_help[] =
     "      --src-cert-dir DIR, --dest-cert-dir DIR\n"
     "                            *.crt CA certificates and NAME.cert/NAME.key client\n"
     "                            certificates for the registry\n"
-    "      --src-creds USER:PASS, --dest-creds USER:PASS\n"
+    "      --src-creds USER[:PASS], --dest-creds USER[:PASS]\n"
+    "                            (without :PASS, asked for on the terminal)\n"
     "      --src-registry-token TOKEN, --dest-registry-token TOKEN\n"
     "                            credentials (see README: Credentials for the order)\n"
+    "      --src-username USER, --src-password PASS (and --dest-)\n"
+    "                            credentials in two flags, as skopeo's\n"
+    "      --src-no-creds, --dest-no-creds\n"
+    "                            talk to the registry anonymously\n"
     "      --authfile FILE       auth file to read credentials from\n"
+    "      --src-authfile FILE, --dest-authfile FILE\n"
+    "                            the auth file of one side\n"
     "      --retry-times N       retries of a failed request or blob transfer (default 5)\n"
-    "      --retry-delay SECONDS first backoff, doubling with jitter (default 0.5)\n"
+    "      --retry-delay DURATION first backoff, doubling with jitter (default 0.5)\n"
     "      --timeout SECONDS     a request making no progress this long fails (default\n"
     "                            120); one that is not a blob body also fails when not\n"
     "                            over within twice as long\n"
@@ -167,6 +178,11 @@ int cli_exit_code(int err)
                : EXIT_FAIL;
 }
 
+/* The pieces of one side's credentials (--src-username, ...), joined by cli_transfer_finish. */
+static struct side_creds {
+    const char *user, *password;
+} pieces[2];
+
 int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_copy_opts *opts)
 {
     switch (c) {
@@ -235,12 +251,13 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
     }
     case CLI_OPT_RETRY_DELAY:
     case CLI_OPT_TIMEOUT: {
-        char *end;
-        double v = strtod(arg, &end);
+        double v = 0;
         double max = c == CLI_OPT_TIMEOUT ? 86400 : 600;
-        if (*end != '\0' || !(v > 0) || v > max) {
-            fprintf(stderr, "%s %s: %s takes seconds (0 < s <= %.0f), not \"%s\"\n", cli_prog, cmd,
-                    c == CLI_OPT_TIMEOUT ? "--timeout" : "--retry-delay", max, arg);
+        if (cli_parse_duration(arg, &v) != 0 || !(v > 0) || v > max) {
+            fprintf(stderr,
+                    "%s %s: %s takes seconds or a duration like 1s, 500ms or 1m30s (at most "
+                    "%.0f s), not \"%s\"\n",
+                    cli_prog, cmd, c == CLI_OPT_TIMEOUT ? "--timeout" : "--retry-delay", max, arg);
             return -1;
         }
         if (c == CLI_OPT_TIMEOUT)
@@ -262,14 +279,15 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
         return 1;
     }
     case CLI_OPT_LOW_SPEED_TIME: {
-        char *end;
-        long n = strtol(arg, &end, 10);
-        if (*end != '\0' || end == arg || n < 1 || n > 86400) {
-            fprintf(stderr, "%s %s: --low-speed-time takes seconds (1 to 86400), not \"%s\"\n",
+        double n = 0;
+        if (cli_parse_duration(arg, &n) != 0 || n < 1 || n > 86400) {
+            fprintf(stderr,
+                    "%s %s: --low-speed-time takes seconds or a duration like 30s (1 s to 24 h), "
+                    "not \"%s\"\n",
                     cli_prog, cmd, arg);
             return -1;
         }
-        opts->low_speed_time = (unsigned)n;
+        opts->low_speed_time = (unsigned)(n + 0.5);
         return 1;
     }
     case CLI_OPT_DEBUG:
@@ -278,7 +296,356 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
     case CLI_OPT_REFERRERS:
         opts->referrers = 1;
         return 1;
+    case CLI_OPT_SRC_USERNAME:
+        pieces[0].user = arg;
+        return 1;
+    case CLI_OPT_DEST_USERNAME:
+        pieces[1].user = arg;
+        return 1;
+    case CLI_OPT_SRC_PASSWORD:
+        pieces[0].password = arg;
+        return 1;
+    case CLI_OPT_DEST_PASSWORD:
+        pieces[1].password = arg;
+        return 1;
+    case CLI_OPT_SRC_AUTHFILE:
+        opts->src.authfile = arg;
+        return 1;
+    case CLI_OPT_DEST_AUTHFILE:
+        opts->dst.authfile = arg;
+        return 1;
+    case CLI_OPT_SRC_NO_CREDS:
+        opts->src.no_creds = 1;
+        return 1;
+    case CLI_OPT_DEST_NO_CREDS:
+        opts->dst.no_creds = 1;
+        return 1;
     default:
         return 0;
     }
+}
+
+int cli_parse_duration(const char *s, double *seconds)
+{
+    static const struct {
+        const char *unit;
+        double secs;
+    } units[] = {{"ns", 1e-9}, {"us", 1e-6}, {"\xc2\xb5s", 1e-6}, {"ms", 1e-3},
+                 {"s", 1},     {"m", 60},    {"h", 3600}};
+    double total = 0;
+    bool plain = true;
+    if (s == NULL || *s == '\0')
+        return -1;
+    /* Plain seconds as ocisync always took them, or Go's NUMBER UNIT... like 1h2m3.5s. */
+    while (*s != '\0') {
+        char num[64];
+        size_t n = strspn(s, "0123456789."), k;
+        double v;
+        char *end;
+        if (n == 0 || n >= sizeof(num) || strspn(s, ".") == n)
+            return -1;
+        memcpy(num, s, n);
+        num[n] = '\0';
+        errno = 0;
+        v = strtod(num, &end);
+        if (errno != 0 || *end != '\0' || !isfinite(v))
+            return -1;
+        s += n;
+        if (*s == '\0' && plain) {
+            total = v;
+            break;
+        }
+        plain = false;
+        for (k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
+            size_t ul = strlen(units[k].unit);
+            /* "m" must not take the "m" of "ms". */
+            if (strncmp(s, units[k].unit, ul) == 0 && !(ul == 1 && s[0] == 'm' && s[1] == 's'))
+                break;
+        }
+        if (k == sizeof(units) / sizeof(units[0]))
+            return -1;
+        total += v * units[k].secs;
+        s += strlen(units[k].unit);
+    }
+    if (!isfinite(total))
+        return -1;
+    *seconds = total;
+    return 0;
+}
+
+int cli_bool_forms(const char *cmd, int argc, char **argv, const struct option *longopts)
+{
+    int out = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *eq;
+        const struct option *o = NULL;
+        bool v;
+        if (strcmp(a, "--") == 0) {
+            while (i < argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) == 0 && eq != NULL) {
+            for (o = longopts; o->name != NULL; o++)
+                if (o->has_arg == no_argument && strlen(o->name) == (size_t)(eq - a - 2) &&
+                    strncmp(o->name, a + 2, (size_t)(eq - a - 2)) == 0)
+                    break;
+        }
+        if (o == NULL || o->name == NULL) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (cli_parse_bool(eq + 1, &v) != 0) {
+            fprintf(stderr, "%s %s: --%s takes true or false, not \"%s\"; see %s %s --help\n",
+                    cli_prog, cmd, o->name, eq + 1, cli_prog, cmd);
+            return -1;
+        }
+        if (v) {
+            /* "--all=true" -> "--all", in place: the option is a prefix of the argument. */
+            argv[i][eq - a] = '\0';
+            argv[out++] = argv[i];
+        }
+    }
+    argv[out] = NULL;
+    return out;
+}
+
+void cli_bad_option(const char *cmd, int argc, char **argv)
+{
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (optopt != 0 && strncmp(arg, "--", 2) != 0)
+        fprintf(stderr, "%s %s: unknown option -%c, or its value is missing; see %s %s --help\n",
+                cli_prog, cmd, optopt, cli_prog, cmd);
+    else
+        fprintf(stderr, "%s %s: unknown option %s, or its value is missing; see %s %s --help\n",
+                cli_prog, cmd, arg, cli_prog, cmd);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Credentials given in pieces */
+
+static char *join_creds(const char *user, const char *password)
+{
+    size_t n = strlen(user) + strlen(password) + 2;
+    char *s = malloc(n);
+    if (s != NULL)
+        snprintf(s, n, "%s:%s", user, password);
+    return s;
+}
+
+/* Reads a line from the terminal without echo; false when stdin is no terminal. */
+static bool ask_password(const char *what, char *buf, size_t len)
+{
+    struct termios old, quiet;
+    bool ok;
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &old) != 0)
+        return false;
+    fprintf(stderr, "Password for %s: ", what);
+    fflush(stderr);
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    ok = fgets(buf, (int)len, stdin) != NULL;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    fputc('\n', stderr);
+    if (ok)
+        buf[strcspn(buf, "\r\n")] = '\0';
+    return ok;
+}
+
+static int finish_side(const char *cmd, const char *side, struct side_creds *p,
+                       struct ocisync_registry_opts *r)
+{
+    char password[4096];
+    if ((p->user != NULL) != (p->password != NULL)) {
+        fprintf(stderr, "%s %s: --%s-username and --%s-password go together\n", cli_prog, cmd, side,
+                side);
+        return -1;
+    }
+    if (p->user != NULL && r->creds != NULL) {
+        fprintf(stderr, "%s %s: --%s-creds and --%s-username exclude each other\n", cli_prog, cmd,
+                side, side);
+        return -1;
+    }
+    if (r->no_creds && (p->user != NULL || r->creds != NULL || r->registry_token != NULL)) {
+        fprintf(stderr, "%s %s: --%s-no-creds and credentials for the %s exclude each other\n",
+                cli_prog, cmd, side, side);
+        return -1;
+    }
+    if (p->user != NULL) {
+        r->creds = join_creds(p->user, p->password);
+        return r->creds != NULL ? 0 : -1;
+    }
+    if (r->creds == NULL || strchr(r->creds, ':') != NULL)
+        return 0;
+    if (r->creds[0] == '\0') {
+        fprintf(stderr, "%s %s: --%s-creds is empty\n", cli_prog, cmd, side);
+        return -1;
+    }
+    /* "USER" alone: skopeo asks for the password. */
+    if (!ask_password(r->creds, password, sizeof(password))) {
+        fprintf(stderr,
+                "%s %s: --%s-creds %s has no password and standard input is not a terminal to "
+                "ask for it: give USER:PASSWORD or --%s-password\n",
+                cli_prog, cmd, side, r->creds, side);
+        return -1;
+    }
+    r->creds = join_creds(r->creds, password);
+    memset(password, 0, sizeof(password));
+    return r->creds != NULL ? 0 : -1;
+}
+
+int cli_transfer_finish(const char *cmd, struct ocisync_copy_opts *opts)
+{
+    if (cli_global.debug)
+        opts->debug = 1;
+    int rc = 0;
+    if (finish_side(cmd, "src", &pieces[0], &opts->src) != 0 ||
+        finish_side(cmd, "dest", &pieces[1], &opts->dst) != 0)
+        rc = -1;
+    memset(pieces, 0, sizeof(pieces));
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Global options */
+
+struct cli_global cli_global;
+
+static void on_command_timeout(int sig)
+{
+    static const char msg[] = "ocisync: --command-timeout reached: stopped\n";
+    (void)sig;
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+        /* Nothing more to say. */
+    }
+    _exit(EXIT_FAIL);
+}
+
+int cli_global_opts(int argc, char **argv)
+{
+    static const char *const ignored[] = {"--insecure-policy", "--policy", "--registries.d",
+                                          "--registries-conf"};
+    static const char *const why[] = {
+        "ocisync checks no signature policy",
+        "ocisync checks no signature policy",
+        "ocisync reads no lookaside signature configuration",
+        "ocisync reads no registries.conf (no mirrors, no short-name aliases)",
+    };
+    const char *said[4] = {NULL};
+    double timeout = 0;
+    int i;
+    for (i = 1; i < argc && argv[i][0] == '-' && strcmp(argv[i], "-") != 0; i++) {
+        const char *a = argv[i], *eq = strchr(a, '=');
+        size_t nl = eq != NULL ? (size_t)(eq - a) : strlen(a);
+        const char *val = NULL;
+        bool known = false;
+        static const char *const with_value[] = {
+            "--policy",      "--registries.d",     "--registries-conf", "--override-arch",
+            "--override-os", "--override-variant", "--tmpdir",          "--command-timeout",
+        };
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "--version") == 0 ||
+            strcmp(a, "-v") == 0)
+            break; /* main answers these as commands */
+        for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++) {
+            if (strlen(with_value[k]) != nl || strncmp(a, with_value[k], nl) != 0)
+                continue;
+            known = true;
+            if (eq != NULL) {
+                val = eq + 1;
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                fprintf(stderr, "%s: %.*s needs a value; see %s --help\n", cli_prog, (int)nl, a,
+                        cli_prog);
+                return -1;
+            }
+        }
+        if (!known && (strncmp(a, "--debug", nl) == 0 && nl == 7)) {
+            bool v;
+            if (cli_parse_bool(eq != NULL ? eq + 1 : NULL, &v) != 0) {
+                fprintf(stderr, "%s: --debug takes true or false, not \"%s\"\n", cli_prog, eq + 1);
+                return -1;
+            }
+            cli_global.debug = v;
+            continue;
+        }
+        if (!known && nl == 17 && strncmp(a, "--insecure-policy", nl) == 0) {
+            bool v;
+            if (cli_parse_bool(eq != NULL ? eq + 1 : NULL, &v) != 0) {
+                fprintf(stderr, "%s: --insecure-policy takes true or false, not \"%s\"\n", cli_prog,
+                        eq + 1);
+                return -1;
+            }
+            said[0] = "true";
+            continue;
+        }
+        if (!known) {
+            fprintf(stderr, "%s: unknown global option %s; see %s --help\n", cli_prog, a, cli_prog);
+            return -1;
+        }
+        if (strncmp(a, "--policy", nl) == 0)
+            said[1] = val;
+        else if (strncmp(a, "--registries.d", nl) == 0)
+            said[2] = val;
+        else if (strncmp(a, "--registries-conf", nl) == 0)
+            said[3] = val;
+        else if (strncmp(a, "--override-arch", nl) == 0)
+            cli_global.override_arch = val;
+        else if (strncmp(a, "--override-os", nl) == 0)
+            cli_global.override_os = val;
+        else if (strncmp(a, "--override-variant", nl) == 0)
+            cli_global.override_variant = val;
+        else if (strncmp(a, "--tmpdir", nl) == 0) {
+            if (val[0] == '\0' || setenv("TMPDIR", val, 1) != 0) {
+                fprintf(stderr, "%s: --tmpdir needs a directory\n", cli_prog);
+                return -1;
+            }
+        } else if (strncmp(a, "--command-timeout", nl) == 0) {
+            if (cli_parse_duration(val, &timeout) != 0) {
+                fprintf(stderr,
+                        "%s: --command-timeout takes a duration like 90s, 1m30s or 500ms, not "
+                        "\"%s\"\n",
+                        cli_prog, val);
+                return -1;
+            }
+        }
+    }
+    if (cli_global.debug) {
+        ocisync_set_debug(1);
+        for (size_t k = 0; k < sizeof(said) / sizeof(said[0]); k++)
+            if (said[k] != NULL)
+                fprintf(stderr, "%s: debug: %s%s%s ignored: %s\n", cli_prog, ignored[k],
+                        k == 0 ? "" : " ", k == 0 ? "" : said[k], why[k]);
+    }
+    {
+        char host[128], os[64], arch[64], variant[64] = "";
+        ocisync_host_platform(host, sizeof(host));
+        if (sscanf(host, "%63[^/]/%63[^/]/%63s", os, arch, variant) < 2)
+            snprintf(os, sizeof(os), "linux"), snprintf(arch, sizeof(arch), "amd64");
+        if (cli_global.override_arch != NULL && cli_global.override_variant == NULL)
+            variant[0] = '\0'; /* the host's variant belongs to the host's arch */
+        snprintf(cli_global.platform, sizeof(cli_global.platform), "%s/%s%s%s",
+                 cli_global.override_os ? cli_global.override_os : os,
+                 cli_global.override_arch ? cli_global.override_arch : arch,
+                 (cli_global.override_variant ? cli_global.override_variant : variant)[0] ? "/"
+                                                                                          : "",
+                 cli_global.override_variant ? cli_global.override_variant : variant);
+        if (cli_global.debug &&
+            (cli_global.override_arch || cli_global.override_os || cli_global.override_variant))
+            fprintf(stderr, "%s: debug: the platform chosen from an index is %s\n", cli_prog,
+                    cli_global.platform);
+    }
+    if (timeout > 0) {
+        struct itimerval it;
+        memset(&it, 0, sizeof(it));
+        it.it_value.tv_sec = (time_t)timeout;
+        it.it_value.tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6);
+        if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0)
+            it.it_value.tv_usec = 1;
+        signal(SIGALRM, on_command_timeout);
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
+    return i;
 }

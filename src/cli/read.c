@@ -113,9 +113,8 @@ static bool want_args(const struct read_cmd *c, int n, int want, int max)
 {
     if (n >= want && n <= max)
         return true;
-    fprintf(stderr, "%s %s: expected %s, got %d argument%s\n", prog, c->name, c->usage, n,
-            n == 1 ? "" : "s");
-    usage(c, stderr);
+    fprintf(stderr, "%s %s: expected %s, got %d argument%s; see %s %s --help\n", prog, c->name,
+            c->usage, n, n == 1 ? "" : "s", prog, c->name);
     return false;
 }
 
@@ -149,6 +148,9 @@ static int cmd_inspect(int argc, char **argv)
     bool raw = false, config = false;
     int ch, err, rc;
     memset(&o, 0, sizeof(o));
+    argc = cli_bool_forms(argv[0], argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "np:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -172,12 +174,16 @@ static int cmd_inspect(int argc, char **argv)
             if (rc == 1)
                 break;
             if (rc == 0)
-                usage(&c, stderr);
+                cli_bad_option(argv[0], argc, argv);
             return EXIT_USAGE;
         }
     }
     if (!want_args(&c, argc - optind, 1, 1))
         return EXIT_USAGE;
+    /* skopeo's --override-os/--override-arch/--override-variant choose the image of an index. */
+    if (o.platform == NULL && !(raw && !config) &&
+        (cli_global.override_os || cli_global.override_arch || cli_global.override_variant))
+        o.platform = cli_global.platform;
     if (raw && config)
         err = ocisync_config(argv[optind], &o, &res);
     else if (raw)
@@ -208,6 +214,9 @@ static int cmd_one(int argc, char **argv, const struct read_cmd *c,
     struct ocisync_read_result res;
     int ch, err, rc;
     memset(&o, 0, sizeof(o));
+    argc = cli_bool_forms(argv[0], argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -222,7 +231,7 @@ static int cmd_one(int argc, char **argv, const struct read_cmd *c,
             if (rc == 1)
                 break;
             if (rc == 0)
-                usage(c, stderr);
+                cli_bad_option(argv[0], argc, argv);
             return EXIT_USAGE;
         }
     }
@@ -290,6 +299,9 @@ static int cmd_blob(int argc, char **argv)
     struct ocisync_read_result res;
     int ch, err, rc;
     memset(&o, 0, sizeof(o));
+    argc = cli_bool_forms(argv[0], argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (ch == 'h') {
@@ -299,7 +311,7 @@ static int cmd_blob(int argc, char **argv)
         rc = read_opt(c.name, ch, optarg, &o);
         if (rc != 1) {
             if (rc == 0)
-                usage(&c, stderr);
+                cli_bad_option(argv[0], argc, argv);
             return EXIT_USAGE;
         }
     }
@@ -383,6 +395,9 @@ static int cmd_ls(int argc, char **argv, const char *name)
     memset(&f, 0, sizeof(f));
     f.include_regex = inc;
     f.exclude_regex = exc;
+    argc = cli_bool_forms(argv[0], argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -418,7 +433,7 @@ static int cmd_ls(int argc, char **argv, const char *name)
             if (rc == 1)
                 break;
             if (rc == 0)
-                usage(&c, stderr);
+                cli_bad_option(argv[0], argc, argv);
             return EXIT_USAGE;
         }
     }
@@ -451,6 +466,9 @@ static int cmd_catalog(int argc, char **argv)
     bool json = false;
     int ch, err, rc;
     memset(&o, 0, sizeof(o));
+    argc = cli_bool_forms(argv[0], argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -465,7 +483,7 @@ static int cmd_catalog(int argc, char **argv)
             if (rc == 1)
                 break;
             if (rc == 0)
-                usage(&c, stderr);
+                cli_bad_option(argv[0], argc, argv);
             return EXIT_USAGE;
         }
     }

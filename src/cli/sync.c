@@ -20,19 +20,22 @@
 static void sync_usage(FILE *f)
 {
     fprintf(f,
-            "Usage: %s sync [OPTIONS] --src docker|yaml --dest docker SOURCE [DESTINATION]\n"
+            "Usage: %s sync [OPTIONS] --src docker|yaml|oci --dest docker|oci SOURCE "
+            "[DESTINATION]\n"
             "\n"
             "Mirrors images into DESTINATION (a registry, optionally with a path).\n"
             "  --src docker SOURCE   a repository (every tag) or one image (repository:tag)\n"
             "  --src yaml FILE       the images a config file lists: skopeo sync's format,\n"
             "                        or ocisync's (its `mirrors:` name their destinations,\n"
             "                        so DESTINATION is not given)\n"
+            "  --src oci DIR         the images of an OCI layout directory\n"
+            "  --dest oci DIR        a layout per repository under DIR (DIR/NAME)\n"
             "An image lands at DESTINATION/NAME:TAG, NAME being the last component of its\n"
             "repository, or its whole source path with --scoped.\n"
             "\n"
             "Options:\n"
-            "  -s, --src TYPE            docker or yaml\n"
-            "  -d, --dest TYPE           docker\n"
+            "  -s, --src TYPE            docker, yaml or oci\n"
+            "  -d, --dest TYPE           docker or oci\n"
             "  -a, --all                 every platform of an index (the default)\n"
             "  -p, --platform OS/ARCH[/VARIANT]\n"
             "                            copy only these platforms (repeatable)\n"
@@ -62,7 +65,8 @@ struct sync_out {
 
 static void json_line(json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT);
+    /* Seconds are rounded to hundredths: printed as 0.36, not 0.35999999999999999. */
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
     if (s != NULL) {
         puts(s);
         free(s);
@@ -183,12 +187,13 @@ static void print_summary(struct sync_out *o, const struct ocisync_sync_result *
             done++;
     }
     if (o->json) {
-        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "event",
-                              "summary", "dry_run", dry_run, "images", (json_int_t)r->n_planned,
-                              "copied", (json_int_t)done, "up_to_date", (json_int_t)up_to_date,
-                              "failed", (json_int_t)r->n_failed, "blobs_copied", (json_int_t)copied,
-                              "blobs_mounted", (json_int_t)mounted, "blobs_skipped",
-                              (json_int_t)skipped, "bytes", (json_int_t)bytes, "seconds", secs);
+        json_t *j =
+            json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "event", "summary",
+                      "dry_run", dry_run, "images", (json_int_t)r->n_planned, "copied",
+                      (json_int_t)done, "up_to_date", (json_int_t)up_to_date, "failed",
+                      (json_int_t)r->n_failed, "blobs_copied", (json_int_t)copied, "blobs_mounted",
+                      (json_int_t)mounted, "blobs_skipped", (json_int_t)skipped, "bytes",
+                      (json_int_t)bytes, "seconds", (double)(int64_t)(secs * 100 + 0.5) / 100);
         json_t *fails = json_array();
         for (size_t i = 0; j != NULL && fails != NULL && i < r->n_images; i++) {
             const struct ocisync_sync_image *im = &r->images[i];
@@ -288,6 +293,9 @@ int cli_sync(int argc, char **argv)
     memset(&out, 0, sizeof(out));
     memset(&cfg, 0, sizeof(cfg));
     memset(&res, 0, sizeof(res));
+    argc = cli_bool_forms("sync", argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:d:ap:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -346,12 +354,14 @@ int cli_sync(int argc, char **argv)
             case -1:
                 return EXIT_USAGE;
             default:
-                sync_usage(stderr);
+                cli_bad_option("sync", argc, argv);
                 return EXIT_USAGE;
             }
             break;
         }
     }
+    if (cli_transfer_finish("sync", &opts.copy) != 0)
+        return EXIT_USAGE;
     if (all && n_platforms > 0) {
         fprintf(stderr, "%s sync: --all and --platform exclude each other\n", cli_prog);
         return EXIT_USAGE;

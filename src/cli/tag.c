@@ -96,6 +96,9 @@ int cli_tag(int argc, char **argv)
     int c, err;
 
     memset(&opts, 0, sizeof(opts));
+    argc = cli_bool_forms(argv[0], argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -115,7 +118,7 @@ int cli_tag(int argc, char **argv)
             case -1:
                 return EXIT_USAGE;
             default:
-                tag_usage(stderr);
+                cli_bad_option("tag", argc, argv);
                 return EXIT_USAGE;
             }
         }
@@ -189,6 +192,9 @@ int cli_delete(int argc, char **argv)
     int c, err;
 
     memset(&opts, 0, sizeof(opts));
+    argc = cli_bool_forms(argv[0], argc, argv, longopts);
+    if (argc < 0)
+        return EXIT_USAGE;
     optind = 1;
     while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -208,7 +214,7 @@ int cli_delete(int argc, char **argv)
             case -1:
                 return EXIT_USAGE;
             default:
-                delete_usage(stderr);
+                cli_bad_option("delete", argc, argv);
                 return EXIT_USAGE;
             }
         }

@@ -380,11 +380,25 @@ static int plan_index(struct copy_job *job)
         if (d->has_platform)
             oci_platform_format(&d->platform, c->platform, sizeof(c->platform));
     }
+    if (job->opts->index_only) {
+        /* The index alone, as skopeo's --multi-arch index-only: no image it lists moves. */
+        LOG_DEBUG("%s/%s: index only, %zu images not copied", job->src.registry,
+                  job->src.repository, n);
+        job->n_children = 0;
+        return 0;
+    }
     job->n_children = n;
     if (n == 0) {
         fail(job, OCISYNC_ENOPLATFORM, "%s/%s has no manifest for the requested platforms",
              job->src.registry, job->src.repository);
         return OCISYNC_ENOPLATFORM;
+    }
+    if (job->n_platforms > 0 && job->opts->preserve_digests) {
+        fail(job, OCISYNC_EUSAGE,
+             "%s/%s: copying only some platforms writes a new index with another digest than "
+             "%s, and --preserve-digests forbids that: drop --platform, or --preserve-digests",
+             job->src.registry, job->src.repository, job->top_digest.str);
+        return OCISYNC_EUSAGE;
     }
     if (job->n_platforms > 0) {
         /* A subset is a new index, with a new digest. */
@@ -576,7 +590,7 @@ static void check_children(struct copy_job *job)
         children_checked(job);
         return;
     }
-    if (job->top.kind != OCI_KIND_INDEX) {
+    if (job->top.kind != OCI_KIND_INDEX || job->n_children == 0) {
         /* A lone manifest: the tag check already said it is not there. */
         children_checked(job);
         return;

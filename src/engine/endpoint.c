@@ -207,9 +207,12 @@ int engine_endpoint_open(struct proto_registry *reg, struct proto_client *cl, co
     q.repository = repo;
     q.creds = o->creds;
     q.registry_token = o->registry_token;
-    q.authfile = authfile;
+    q.authfile = o->authfile != NULL ? o->authfile : authfile;
     q.env_side = env_side;
-    rc = proto_cred_lookup(&q, &cred, why, sizeof(why));
+    if (o->no_creds)
+        LOG_DEBUG("registry %s: no credentials (asked for)", registry);
+    else
+        rc = proto_cred_lookup(&q, &cred, why, sizeof(why));
     if (rc != 0) {
         snprintf(err, errlen, "registry %s: %s", registry, why);
         goto out;
@@ -281,7 +284,8 @@ static bool same_opts(const struct ocisync_registry_opts *a, const struct ocisyn
     return a == b ||
            (a->plain_http == b->plain_http && a->tls_verify == b->tls_verify &&
             a->max_connections == b->max_connections && same_str(a->cert_dir, b->cert_dir) &&
-            same_str(a->creds, b->creds) && same_str(a->registry_token, b->registry_token));
+            same_str(a->creds, b->creds) && same_str(a->registry_token, b->registry_token) &&
+            same_str(a->authfile, b->authfile) && a->no_creds == b->no_creds);
 }
 
 int engine_endpoint_get(struct engine_endpoint_cache *c, const char *registry, const char *repo,

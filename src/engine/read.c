@@ -746,3 +746,8 @@ int ocisync_blob(const char *ref, const struct ocisync_read_opts *opts, ocisync_
     engine_read_close(&r);
     return rc;
 }
+
+void ocisync_host_platform(char *buf, size_t len)
+{
+    oci_platform_format(oci_platform_host(), buf, len);
+}

@@ -1216,6 +1216,13 @@ static void on_http_done(struct proto_http_req *r, int err)
                        ? ": authentication required; give credentials (--src-creds / "
                          "--dest-creds, an auth file, or `ocisync login`)"
                        : ": the credentials were not accepted";
+        else if (r->status == 400 && strcmp(r->url.scheme, "http") == 0 && r->resp_body != NULL &&
+                 memmem(r->resp_body, r->resp_len, "HTTP request to an HTTPS server", 31) != NULL)
+            /* Go's answer to plain HTTP on a TLS port: a loopback registry is plain by default. */
+            hint = ": the registry speaks HTTPS and was sent plain HTTP (it answered \"Client sent "
+                   "an HTTP request to an HTTPS server\"); use HTTPS with --src-tls-verify / "
+                   "--dest-tls-verify (=false to skip certificate checks) or --src-cert-dir / "
+                   "--dest-cert-dir, and without --plain-http";
         snprintf(op->errmsg, sizeof(op->errmsg), "registry %s: %s: HTTP %d%s%s%s%s", op->reg->name,
                  op->what, r->status, have ? " (" : "", have ? detail : "", have ? ")" : "", hint);
         LOG_DEBUG("%s", op->errmsg);
