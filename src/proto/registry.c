@@ -629,6 +629,24 @@ static void wake_waiting(struct proto_registry *reg, const char *scope, int err,
     }
 }
 
+/*
+ * Go's answer to plain HTTP on a TLS port (a loopback registry is spoken to
+ * in plain HTTP unless told of its TLS): 400 "Client sent an HTTP request to
+ * an HTTPS server", an HTTP/1.0 answer without a single header. A HEAD gets
+ * no body, so the missing headers a registry always sends tell it too.
+ */
+static bool tls_port_spoken_plain(struct proto_http_req *r)
+{
+    if (r->status != 400 || strcmp(r->url.scheme, "http") != 0)
+        return false;
+    if (r->resp_body != NULL &&
+        memmem(r->resp_body, r->resp_len, "HTTP request to an HTTPS server", 31) != NULL)
+        return true;
+    return r->resp_len == 0 && proto_http_header(r, "Content-Type") == NULL &&
+           proto_http_header(r, "Docker-Distribution-Api-Version") == NULL &&
+           proto_http_header(r, "Content-Length") == NULL;
+}
+
 static void on_token(struct proto_http_req *r, int err)
 {
     struct proto_registry *reg = r->data;
@@ -1216,9 +1234,7 @@ static void on_http_done(struct proto_http_req *r, int err)
                        ? ": authentication required; give credentials (--src-creds / "
                          "--dest-creds, an auth file, or `ocisync login`)"
                        : ": the credentials were not accepted";
-        else if (r->status == 400 && strcmp(r->url.scheme, "http") == 0 && r->resp_body != NULL &&
-                 memmem(r->resp_body, r->resp_len, "HTTP request to an HTTPS server", 31) != NULL)
-            /* Go's answer to plain HTTP on a TLS port: a loopback registry is plain by default. */
+        else if (tls_port_spoken_plain(r))
             hint = ": the registry speaks HTTPS and was sent plain HTTP (it answered \"Client sent "
                    "an HTTP request to an HTTPS server\"); use HTTPS with --src-tls-verify / "
                    "--dest-tls-verify (=false to skip certificate checks) or --src-cert-dir / "

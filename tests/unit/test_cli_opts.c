@@ -200,6 +200,5 @@ TEST(creds_without_password_needs_a_terminal)
 
 TEST_MAIN(T(duration_plain_seconds), T(duration_go_forms), T(duration_rejects), T(bool_values),
           T(bool_forms_rewritten), T(bool_forms_reject_non_booleans),
-          T(bool_forms_leave_prefixes_alone), T(transfer_durations),
-          T(transfer_credential_pieces), T(transfer_credential_conflicts),
-          T(creds_without_password_needs_a_terminal))
+          T(bool_forms_leave_prefixes_alone), T(transfer_durations), T(transfer_credential_pieces),
+          T(transfer_credential_conflicts), T(creds_without_password_needs_a_terminal))
