@@ -349,7 +349,11 @@ struct ocisync_sync_opts {
 
 struct ocisync_sync_image {
     char *src, *dst; /* owned: full references */
-    int err;         /* 0 when copied (or planned, in a dry run) */
+    /*
+     * 0 when copied (or planned, in a dry run); OCISYNC_EINTERRUPTED when a
+     * signal stopped it or it never started; otherwise OCISYNC_EPARTIAL.
+     */
+    int err;
     struct ocisync_copy_result res;
     int listing; /* non-zero: a repository whose tags could not be listed (src has no tag) */
 };

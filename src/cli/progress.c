@@ -426,6 +426,10 @@ static void image_line(struct cli_progress *p, const struct ocisync_event *ev)
         cli_put_clean(p->out, ev->src);
         fputs(" -> ", p->out);
         cli_put_clean(p->out, ev->dst);
+    } else if (ev->err == OCISYNC_EINTERRUPTED) {
+        /* Why (SIGINT, SIGTERM) is said once, at the end, not per image. */
+        fputs("Stopped ", p->out);
+        cli_put_clean(p->out, ev->dst);
     } else if (ev->err != 0) {
         fputs("FAILED ", p->out);
         cli_put_clean(p->out, ev->dst);

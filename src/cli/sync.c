@@ -169,7 +169,8 @@ static void registry_of(const char *ref, char *out, size_t len)
 static void print_summary(struct sync_out *o, const struct ocisync_sync_result *r, int dry_run)
 {
     uint64_t copied = 0, mounted = 0, skipped = 0, bytes = 0;
-    size_t up_to_date = 0, done = 0;
+    size_t up_to_date = 0, done = 0, n_stopped = 0;
+    const char *stopped_msg = "interrupted";
     double secs = (double)(uv_hrtime() / 1000000 - o->start_ms) / 1000.0;
     for (size_t i = 0; i < r->n_images; i++) {
         const struct ocisync_sync_image *im = &r->images[i];
@@ -186,21 +187,31 @@ static void print_summary(struct sync_out *o, const struct ocisync_sync_result *
         else
             done++;
     }
+    for (size_t i = 0; i < r->n_images; i++) {
+        if (r->images[i].err != OCISYNC_EINTERRUPTED)
+            continue;
+        if (n_stopped++ == 0 || stopped_msg[0] == '\0')
+            stopped_msg = r->images[i].res.error;
+    }
+    if (stopped_msg[0] == '\0')
+        stopped_msg = "interrupted";
     if (o->json) {
-        json_t *j =
-            json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "event", "summary",
-                      "dry_run", dry_run, "images", (json_int_t)r->n_planned, "copied",
-                      (json_int_t)done, "up_to_date", (json_int_t)up_to_date, "failed",
-                      (json_int_t)r->n_failed, "blobs_copied", (json_int_t)copied, "blobs_mounted",
-                      (json_int_t)mounted, "blobs_skipped", (json_int_t)skipped, "bytes",
-                      (json_int_t)bytes, "seconds", (double)(int64_t)(secs * 100 + 0.5) / 100);
+        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "event",
+                              "summary", "dry_run", dry_run, "images", (json_int_t)r->n_planned,
+                              "copied", (json_int_t)done, "up_to_date", (json_int_t)up_to_date,
+                              "failed", (json_int_t)(r->n_failed - n_stopped), "blobs_copied",
+                              (json_int_t)copied, "blobs_mounted", (json_int_t)mounted,
+                              "blobs_skipped", (json_int_t)skipped, "bytes", (json_int_t)bytes,
+                              "seconds", (double)(int64_t)(secs * 100 + 0.5) / 100);
         json_t *fails = json_array();
         for (size_t i = 0; j != NULL && fails != NULL && i < r->n_images; i++) {
             const struct ocisync_sync_image *im = &r->images[i];
-            if (im->err != 0)
+            if (im->err != 0 && im->err != OCISYNC_EINTERRUPTED)
                 json_array_append_new(fails, json_pack("{s:s, s:s, s:s}", "src", im->src, "dst",
                                                        im->dst, "error", im->res.error));
         }
+        if (j != NULL && n_stopped > 0)
+            json_object_set_new(j, "stopped", json_integer((json_int_t)n_stopped));
         if (j != NULL)
             json_object_set_new(j, "failures", fails);
         else
@@ -224,17 +235,20 @@ static void print_summary(struct sync_out *o, const struct ocisync_sync_result *
         printf(
             "Synced %zu images in %.1f s: %zu copied, %zu up to date, %zu failed; blobs: %" PRIu64
             " copied (%" PRIu64 " bytes), %" PRIu64 " mounted, %" PRIu64 " skipped",
-            r->n_planned, secs, done, up_to_date, r->n_failed - (r->n_images - r->n_planned),
-            copied, bytes, mounted, skipped);
+            r->n_planned, secs, done, up_to_date,
+            r->n_failed - (r->n_images - r->n_planned) - n_stopped, copied, bytes, mounted,
+            skipped);
+        if (n_stopped > 0)
+            printf("; %zu stopped", n_stopped);
     }
     if (r->n_images > r->n_planned)
         printf("; %zu repositories could not be listed", r->n_images - r->n_planned);
     printf("\n");
-    if (r->n_failed > 0) {
+    if (r->n_failed > n_stopped) {
         fprintf(stderr, "Failed:\n");
         for (size_t i = 0; i < r->n_images; i++) {
             const struct ocisync_sync_image *im = &r->images[i];
-            if (im->err == 0)
+            if (im->err == 0 || im->err == OCISYNC_EINTERRUPTED)
                 continue;
             /* Names and messages may come from the registry: one line each, whatever they hold. */
             fputs("  ", stderr);
@@ -245,6 +259,11 @@ static void print_summary(struct sync_out *o, const struct ocisync_sync_result *
             cli_put_clean(stderr, im->res.error);
             fputc('\n', stderr);
         }
+    }
+    if (n_stopped > 0) {
+        /* One line for the signal, whatever the number of images it stopped. */
+        fprintf(stderr, "%s sync: %s; %zu image%s not finished\n", cli_prog, stopped_msg, n_stopped,
+                n_stopped == 1 ? "" : "s");
     }
     fflush(stdout);
 }

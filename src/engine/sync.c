@@ -732,7 +732,11 @@ int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
         struct ocisync_sync_image *im = &result->images[i];
         im->res = cres[i];
         if (cres[i].error[0] != '\0' || (err != 0 && cres[i].digest[0] == '\0')) {
-            im->err = OCISYNC_EPARTIAL;
+            /* What the signal stopped (or never started) is told apart from what failed. */
+            bool stopped =
+                err == OCISYNC_EINTERRUPTED &&
+                (cres[i].error[0] == '\0' || strncmp(cres[i].error, "interrupted by ", 15) == 0);
+            im->err = stopped ? OCISYNC_EINTERRUPTED : OCISYNC_EPARTIAL;
             result->n_failed++;
         }
     }

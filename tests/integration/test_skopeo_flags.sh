@@ -108,6 +108,23 @@ expect_failure "--command-timeout 1500ms against a registry that never answers"
 assert_stderr_matches 'command-timeout' "--command-timeout: said"
 [ "$ms" -lt 10000 ] || fail "--command-timeout 1500ms: took ${ms} ms"
 pass "--command-timeout stopped the command after ${ms} ms"
+# SIGINT is reported once: stopped images are not each listed as failures with the signal's words.
+for cmd in copy sync; do
+  if [ "$cmd" = copy ]; then
+    args=(copy "docker://$hang/a/b:c" "docker://$DST_ADDR/g/int:v1")
+  else
+    args=(sync --src docker --dest docker "$hang/a/b:c" "$DST_ADDR/g")
+  fi
+  "$OCISYNC_BIN" "${args[@]}" >"$TMP/int.out" 2>&1 &
+  pid=$!
+  sleep 1
+  kill -INT "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  log "$cmd interrupted: $(cat "$TMP/int.out")"
+  assert_eq "$rc" 130 "$cmd under SIGINT: exit 130"
+  assert_eq "$(grep -c 'SIGINT' "$TMP/int.out")" 1 "$cmd under SIGINT: said once"
+done
 kill "$HANG_PID" 2>/dev/null || true
 
 # --tmpdir: an oci-archive is written through a temporary file, which goes there.
