@@ -501,6 +501,8 @@ int cli_build(int argc, char **argv, bool push)
             break;
         }
     }
+    if (cli_transfer_finish(cmdname, &o.copy) != 0)
+        goto out;
     /* A context directory: a Dockerfile build (CONTEXT/Dockerfile unless -f names one). */
     if (optind < argc) {
         o.context = argv[optind++];

@@ -172,6 +172,8 @@ int cli_index(int argc, char **argv)
             }
         }
     }
+    if (cli_transfer_finish("index", &o.copy) != 0)
+        return EXIT_USAGE;
     if (o.n_tags == 0) {
         fprintf(stderr, "%s index %s: give the index's name with --tag REF\n", cli_prog, cmd);
         return EXIT_USAGE;

@@ -123,6 +123,8 @@ int cli_tag(int argc, char **argv)
             }
         }
     }
+    if (cli_transfer_finish("tag", &opts) != 0)
+        return EXIT_USAGE;
     if (argc - optind < 2) {
         fprintf(stderr, "%s tag: expected an image and at least one new tag\n", cli_prog);
         tag_usage(stderr);
@@ -219,6 +221,8 @@ int cli_delete(int argc, char **argv)
             }
         }
     }
+    if (cli_transfer_finish("delete", &opts) != 0)
+        return EXIT_USAGE;
     if (argc - optind != 1) {
         fprintf(stderr, "%s delete: expected one image reference, got %d arguments\n", cli_prog,
                 argc - optind);
