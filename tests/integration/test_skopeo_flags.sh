@@ -73,6 +73,7 @@ expect_success "global options before copy"
 assert_stderr_matches '--policy /nonexistent/policy.json ignored' "--debug says --policy is ignored"
 assert_stderr_matches '--insecure-policy ignored' "--debug says --insecure-policy is ignored"
 assert_stderr_matches '--registries.d .* ignored' "--debug says --registries.d is ignored"
+assert_stderr_matches "registry $DST_ADDR: plain http" "global --debug traces the copy"
 assert_eq "$(skopeo_digest "$DST_ADDR/g/multi:v1")" "$index" "global options: digest kept"
 sk --insecure-policy --policy /nonexistent/policy.json copy --all --dest-tls-verify=false "$SRC" \
   "docker://$DST_ADDR/g/sk-multi:v1" || true
@@ -135,6 +136,11 @@ sk copy --all --src-tls-verify=false "$SRC" "oci-archive:$TMP/sk-out.tar" || fai
 assert_eq "$(skopeo inspect --raw "oci-archive:$TMP/out.tar" | sha256sum | cut -d' ' -f1)" \
   "$(skopeo inspect --raw "oci-archive:$TMP/sk-out.tar" | sha256sum | cut -d' ' -f1)" \
   "--tmpdir: the oci-archive has skopeo's index"
+
+run_ocisync --tmpdir "$TMP/no-such-dir" copy "$SRC" "oci-archive:$TMP/out2.tar"
+expect_failure "--tmpdir naming a missing directory"
+assert_stderr_matches "temp directory in $TMP/no-such-dir" "--tmpdir: the temp directory is the one given"
+[ ! -e "$TMP/out2.tar" ] || fail "--tmpdir missing: an archive was written anyway"
 
 # --- pflag forms and durations -------------------------------------------------
 run_ocisync copy --all=true --quiet=false --retry-delay 1s --timeout 1m30s --low-speed-time 30s \
