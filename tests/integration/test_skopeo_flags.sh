@@ -177,6 +177,13 @@ sk copy --multi-arch system --src-tls-verify=false --dest-tls-verify=false "$SRC
   fail "skopeo copy --multi-arch system failed"
 same_digest "$DST_ADDR/m/system:v1" "$DST_ADDR/m/sk-system2:v1" "--multi-arch system: skopeo's --multi-arch system"
 
+run_ocisync copy --multi-arch system "docker://$SRC_ADDR/lib/single:v1" "docker://$DST_ADDR/m/single:v1"
+expect_success "--multi-arch system on a single image"
+assert_eq "$(skopeo_digest "$DST_ADDR/m/single:v1")" "$single" "--multi-arch system on an image: the image itself"
+run_ocisync copy --multi-arch system "docker://$SRC_ADDR/lib/multi@$index" "docker://$DST_ADDR/m/bydigest:v1"
+expect_success "--multi-arch system on an index named by digest"
+same_digest "$DST_ADDR/m/bydigest:v1" "$DST_ADDR/m/sk-system:v1" "--multi-arch system by digest: skopeo's image"
+
 sk --override-arch s390x copy --src-tls-verify=false --dest-tls-verify=false "$SRC" "docker://$DST_ADDR/m/sk-s390x:v1" ||
   fail "skopeo --override-arch s390x copy failed"
 run_ocisync --override-arch s390x copy --multi-arch system "$SRC" "docker://$DST_ADDR/m/s390x:v1"
