@@ -84,6 +84,11 @@ typedef enum {
     OCISYNC_EV_IMAGE_START, /* an item starts */
     OCISYNC_EV_BLOB_START,  /* a blob transfer starts (size is the blob's) */
     OCISYNC_EV_BLOB_PROGRESS, /* bytes of the blob received so far (at most ~10 a second) */
+    /*
+     * A Docker-format manifest or list written to an OCI layout took OCI
+     * media types, hence a new digest (digest) instead of source_digest.
+     */
+    OCISYNC_EV_MANIFEST_CONVERTED,
 } ocisync_event_kind;
 
 struct ocisync_event {
@@ -91,7 +96,7 @@ struct ocisync_event {
     const char *digest;        /* blob or manifest digest */
     const char *media_type;    /* may be NULL */
     const char *platform;      /* "os/arch[/variant]" of the image it belongs to, or NULL */
-    const char *source_digest; /* EV_INDEX_FILTERED: the original index's digest */
+    const char *source_digest; /* EV_INDEX_FILTERED, EV_MANIFEST_CONVERTED: the source's digest */
     int64_t size;
     /* EV_IMAGE_DONE, EV_DONE: what happened to the image's blobs. */
     uint64_t blobs_copied, blobs_mounted, blobs_skipped;
@@ -221,9 +226,10 @@ struct ocisync_copy_opts {
     /*
      * Non-zero: refuse, before anything is written, whatever would give
      * the destination other digests than the source's (a platform subset's
-     * new index, a media type or compression conversion), as skopeo's
-     * --preserve-digests. Without it such a copy goes ahead and its events
-     * say which digests changed.
+     * new index; a Docker-format image written to an oci: or oci-archive:
+     * layout, which otherwise takes OCI media types and a new digest), as
+     * skopeo's --preserve-digests, naming the image. Without it such a copy
+     * goes ahead and its events say which digests changed.
      */
     int preserve_digests;
     /*

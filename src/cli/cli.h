@@ -49,6 +49,7 @@ enum {
     CLI_OPT_DEST_AUTHFILE,
     CLI_OPT_SRC_NO_CREDS,
     CLI_OPT_DEST_NO_CREDS,
+    CLI_OPT_PRESERVE_DIGESTS,
     CLI_OPT_JOBS = 'j',
     CLI_OPT_OWN = 512,
 };
@@ -84,6 +85,7 @@ enum {
         {"dest-authfile", required_argument, NULL, CLI_OPT_DEST_AUTHFILE},                         \
         {"src-no-creds", no_argument, NULL, CLI_OPT_SRC_NO_CREDS},                                 \
         {"dest-no-creds", no_argument, NULL, CLI_OPT_DEST_NO_CREDS},                               \
+        {"preserve-digests", no_argument, NULL, CLI_OPT_PRESERVE_DIGESTS},                         \
         {"debug", no_argument, NULL, CLI_OPT_DEBUG}
 /* clang-format on */
 

@@ -177,6 +177,10 @@ static void on_copy_event(const struct ocisync_event *ev, void *arg)
         printf("%-16s %s: new index with the selected platforms (source index %s)\n", "index",
                ev->digest, ev->source_digest);
         break;
+    case OCISYNC_EV_MANIFEST_CONVERTED:
+        printf("%-16s %s -> %s: Docker media types made OCI ones for the layout (new digest)\n",
+               ev->platform ? ev->platform : "manifest", ev->source_digest, ev->digest);
+        break;
     default:
         break;
     }

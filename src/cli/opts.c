@@ -51,6 +51,8 @@ const char cli_transfer_help[] =
     "                            fails (default 1K over --timeout; 0 turns it off)\n"
     "      --referrers           also copy the images' referrers (signatures, SBOMs,\n"
     "                            attestations), and theirs\n"
+    "      --preserve-digests    fail rather than change a digest (a Docker-format\n"
+    "                            image into oci:/oci-archive: takes OCI media types)\n"
     "      --debug               trace requests and state changes on stderr\n";
 
 int cli_parse_bool(const char *s, bool *out)
@@ -320,6 +322,8 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
         return 1;
     case CLI_OPT_DEST_NO_CREDS:
         opts->dst.no_creds = 1;
+    case CLI_OPT_PRESERVE_DIGESTS:
+        opts->preserve_digests = 1;
         return 1;
     default:
         return 0;

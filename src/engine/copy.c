@@ -203,6 +203,127 @@ static int job_op_start(struct copy_job *job, struct proto_reg_op *op, int err, 
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Docker media types into an OCI layout */
+
+static void emit_converted(struct copy_job *job, const struct oci_digest *from,
+                           const struct oci_digest *to, const char *media_type,
+                           const char *platform, int64_t size)
+{
+    struct ocisync_event ev;
+    if (job->opts->on_event == NULL)
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = OCISYNC_EV_MANIFEST_CONVERTED;
+    ev.image = job->index;
+    ev.digest = to->str;
+    ev.source_digest = from->str;
+    ev.media_type = media_type;
+    ev.platform = platform;
+    ev.size = size;
+    job->opts->on_event(&ev, job->opts->event_arg);
+}
+
+/*
+ * Whether a document of media type mt (digest) must take OCI media types on
+ * its way into the destination layout: skopeo, podman and umoci find no image
+ * in a layout whose index names a Docker manifest. A refusal under
+ * preserve_digests fails the job (false, job->err set).
+ */
+static bool must_convert(struct copy_job *job, const char *mt, const char *digest)
+{
+    if (!job->convert || !oci_media_type_is_docker(mt))
+        return false;
+    if (job->opts->preserve_digests) {
+        fail(job, OCISYNC_EUSAGE,
+             "%s: %s is a Docker-format %s; an OCI layout holds it only with OCI media types, "
+             "which changes its digest, and --preserve-digests forbids that (copy it to "
+             "docker-archive: or dir:, or leave out --preserve-digests)",
+             job->item->src, digest,
+             strcmp(mt, OCI_MT_DOCKER_LIST) == 0 ? "manifest list" : "manifest");
+        return false;
+    }
+    return true;
+}
+
+/* The bytes (raw, len) with OCI media types: *out (owned by the caller) and its digest. */
+static int to_oci(struct copy_job *job, const char *raw, size_t len,
+                  const struct oci_converted *map, size_t n, const struct oci_digest *from,
+                  char **out, size_t *out_len, struct oci_digest *d)
+{
+    int err = oci_manifest_to_oci(raw, len, map, n, out, out_len);
+    if (err == 0)
+        err = oci_digest_buffer(OCI_DIGEST_SHA256, *out, *out_len, d);
+    if (err != 0) {
+        fail(job, err, "%s: cannot give %s OCI media types: %s", job->item->src, from->str,
+             ocisync_strerror(err));
+        free(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+/*
+ * The top level for an OCI layout: a lone Docker manifest converted, or an
+ * index that is a Docker list or names converted children rewritten to name
+ * the new bytes. Runs once every child is received, before the destination
+ * is asked, so a layout already holding the converted image is up to date.
+ */
+static int convert_top(struct copy_job *job)
+{
+    struct oci_converted *map = NULL;
+    struct oci_digest old = job->push_digest, nd;
+    char *out = NULL;
+    size_t out_len = 0, n = 0;
+    bool any = false;
+    int err;
+
+    for (size_t i = 0; i < job->n_children && job->top.kind == OCI_KIND_INDEX; i++)
+        any |= job->children[i].converted;
+    if (!any && !must_convert(job, job->top_media_type, job->push_digest.str))
+        return job->err;
+    if (any) {
+        map = calloc(job->n_children, sizeof(*map));
+        if (map == NULL) {
+            fail(job, UV_ENOMEM, "out of memory");
+            return UV_ENOMEM;
+        }
+        for (size_t i = 0; i < job->n_children; i++) {
+            const struct copy_child *c = &job->children[i];
+            if (!c->converted)
+                continue;
+            map[n].from = c->src_digest;
+            map[n].to = c->desc.digest;
+            map[n++].size = c->desc.size;
+        }
+    }
+    err = to_oci(job, job->push_raw, job->push_len, map, n, &old, &out, &out_len, &nd);
+    free(map);
+    if (err != 0)
+        return err;
+    if (job->push_raw != job->top_raw)
+        free(job->push_raw);
+    job->push_raw = out;
+    job->push_len = out_len;
+    job->push_digest = nd;
+    snprintf(job->top_media_type, sizeof(job->top_media_type), "%s",
+             job->top.kind == OCI_KIND_INDEX ? OCI_MT_OCI_INDEX : OCI_MT_OCI_MANIFEST);
+    if (job->top.kind != OCI_KIND_INDEX) {
+        /* The lone manifest is the top level: its child stands for the new bytes. */
+        struct copy_child *c = &job->children[0];
+        c->src_digest = c->desc.digest;
+        c->desc.digest = nd;
+        c->desc.size = (int64_t)out_len;
+        snprintf(c->desc.media_type, sizeof(c->desc.media_type), "%s", OCI_MT_OCI_MANIFEST);
+        snprintf(c->media_type, sizeof(c->media_type), "%s", OCI_MT_OCI_MANIFEST);
+        c->raw = out;
+        c->raw_len = out_len;
+        c->converted = true;
+    }
+    emit_converted(job, &old, &nd, job->top_media_type, NULL, (int64_t)out_len);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* The source (step 1) */
 
 /* Copies the response's media type: the document's own, else Content-Type. */
@@ -259,6 +380,26 @@ static void child_received(struct copy_child *c, char *raw, size_t len, const ch
         goto out;
     }
     doc_media_type(content_type, &c->m, c->media_type, sizeof(c->media_type));
+    if (must_convert(job, c->media_type, c->desc.digest.str)) {
+        char *out = NULL;
+        size_t out_len = 0;
+        struct oci_digest nd;
+        if (to_oci(job, raw, len, NULL, 0, &c->desc.digest, &out, &out_len, &nd) != 0)
+            goto out;
+        free(raw);
+        raw = out;
+        len = out_len;
+        c->src_digest = c->desc.digest;
+        c->desc.digest = nd;
+        c->desc.size = (int64_t)len;
+        snprintf(c->desc.media_type, sizeof(c->desc.media_type), "%s", OCI_MT_OCI_MANIFEST);
+        snprintf(c->media_type, sizeof(c->media_type), "%s", OCI_MT_OCI_MANIFEST);
+        c->converted = true;
+        emit_converted(job, &c->src_digest, &nd, c->media_type, c->platform[0] ? c->platform : NULL,
+                       c->desc.size);
+    } else if (job->err != 0) {
+        goto out;
+    }
     /* Keep the bytes until the push: they are pushed as they are, so the digest stays. */
     err = engine_mstore_keep(&job->ctx->mstore, &c->mref, raw, len, msg, sizeof(msg));
     raw = NULL;
@@ -635,9 +776,12 @@ static void tag_checked(struct copy_job *job, bool present)
 
 static void check_dest(struct copy_job *job)
 {
-    const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
+    const char *ref;
     int err;
     set_job_state(job, JOB_CHECKING_TAG);
+    if (job->convert && convert_top(job) != 0)
+        return;
+    ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
     if (job->dst_lay != NULL) {
         /* A layout holds the image if its index names it (by name, or by digest when unnamed). */
         struct oci_descriptor d;
@@ -1561,6 +1705,7 @@ static int job_setup(struct copy_job *job)
         }
     }
     job->n_platforms = n_platforms;
+    job->convert = job->dst_lay != NULL && !job->eitem->keep_media_types;
     if (job->dst.has_digest && job->dst.tag[0] == '\0' && job->n_platforms > 0) {
         snprintf(msg, msglen,
                  "the destination is a digest, but a platform subset makes a new index with "
@@ -1930,6 +2075,9 @@ int engine_copy_many(const struct engine_copy_item *items, size_t n,
                 *side = &ar[k].layout;
                 if (d)
                     dst_ar[i] = k;
+                /* docker save's format holds Docker manifests as they are. */
+                if (d && ar[k].t.kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE)
+                    it.keep_media_types = true;
             }
         }
         if (e != 0) {

@@ -35,6 +35,12 @@ struct engine_copy_item {
      * there when a hint places it there, else from the item's base.
      */
     const struct oci_ref *holder;
+    /*
+     * The destination layout is the staging area of a format that holds
+     * Docker media types (docker-archive:, dir:): a Docker image is written
+     * as it is, not converted to OCI media types as an oci: layout's is.
+     */
+    bool keep_media_types;
 };
 
 /*

@@ -66,6 +66,9 @@ struct copy_child {
     struct copy_job *job;
     struct oci_descriptor desc; /* as listed in the index (or made up for a lone manifest) */
     char platform[96];
+    /* The source's digest when desc names the bytes converted to OCI media types. */
+    struct oci_digest src_digest;
+    bool converted;
     /*
      * The manifest bytes, pushed as they are so the digest stays: in the
      * run's manifest store from the fetch to the push (an index's child), or
@@ -280,6 +283,8 @@ struct copy_job {
     char *push_raw; /* owned when filtered: the new index; else points to top_raw */
     size_t push_len;
     struct oci_digest push_digest;
+    /* Docker media types become OCI ones on the way into an oci: layout. */
+    bool convert;
 
     struct copy_child *children; /* owned */
     size_t n_children;

@@ -820,3 +820,114 @@ out:
     oci_manifest_free(&m);
     return r;
 }
+
+/* The OCI media type skopeo gives a Docker one when writing a layout; NULL: keep mt. */
+static const char *oci_type_of(const char *mt)
+{
+    static const struct {
+        const char *docker, *oci;
+    } map[] = {
+        {OCI_MT_DOCKER_MANIFEST, OCI_MT_OCI_MANIFEST},
+        {OCI_MT_DOCKER_LIST, OCI_MT_OCI_INDEX},
+        {OCI_MT_DOCKER_CONFIG, OCI_MT_OCI_CONFIG},
+        {"application/vnd.docker.image.rootfs.diff.tar.gzip",
+         "application/vnd.oci.image.layer.v1.tar+gzip"},
+        {"application/vnd.docker.image.rootfs.diff.tar", "application/vnd.oci.image.layer.v1.tar"},
+        {"application/vnd.docker.image.rootfs.diff.tar.zstd",
+         "application/vnd.oci.image.layer.v1.tar+zstd"},
+        {"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"},
+        {"application/vnd.docker.image.rootfs.foreign.diff.tar",
+         "application/vnd.oci.image.layer.nondistributable.v1.tar"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(mt, map[i].docker) == 0)
+            return map[i].oci;
+    return NULL;
+}
+
+bool oci_media_type_is_docker(const char *mt)
+{
+    return strcmp(mt, OCI_MT_DOCKER_MANIFEST) == 0 || strcmp(mt, OCI_MT_DOCKER_LIST) == 0;
+}
+
+/* Sets d["mediaType"] to its OCI counterpart, if it has one. */
+static int convert_desc(json_t *d)
+{
+    const char *mt = json_string_value(json_object_get(d, "mediaType"));
+    const char *to = mt != NULL ? oci_type_of(mt) : NULL;
+    if (to == NULL)
+        return 0;
+    return json_object_set_new(d, "mediaType", json_string(to)) == 0 ? 0 : UV_ENOMEM;
+}
+
+int oci_manifest_to_oci(const void *data, size_t len, const struct oci_converted *children,
+                        size_t n_children, char **out, size_t *out_len)
+{
+    const size_t dump_flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+    struct oci_manifest m;
+    json_t *root = NULL, *arr, *v;
+    char *buf = NULL;
+    size_t need, i;
+    int r;
+
+    memset(&m, 0, sizeof(m));
+    *out = NULL;
+    *out_len = 0;
+    r = oci_manifest_parse(NULL, data, len, &m, NULL, 0);
+    if (r != 0)
+        goto out;
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    if (root == NULL) {
+        r = UV_ENOMEM; /* it parsed a moment ago */
+        goto out;
+    }
+    r = OCISYNC_EMANIFEST;
+    if (json_object_set_new(
+            root, "mediaType",
+            json_string(m.kind == OCI_KIND_INDEX ? OCI_MT_OCI_INDEX : OCI_MT_OCI_MANIFEST)) != 0)
+        goto out;
+    if (m.kind == OCI_KIND_IMAGE) {
+        if (convert_desc(json_object_get(root, "config")) != 0)
+            goto out;
+        arr = json_object_get(root, "layers");
+        json_array_foreach(arr, i, v)
+        {
+            if (convert_desc(v) != 0)
+                goto out;
+        }
+    } else {
+        /* Each child converted before it: its entry names the new bytes. */
+        arr = json_object_get(root, "manifests");
+        json_array_foreach(arr, i, v)
+        {
+            const char *dg = json_string_value(json_object_get(v, "digest"));
+            for (size_t k = 0; dg != NULL && k < n_children; k++) {
+                if (strcmp(children[k].from.str, dg) != 0)
+                    continue;
+                if (json_object_set_new(v, "digest", json_string(children[k].to.str)) != 0 ||
+                    json_object_set_new(v, "size", json_integer(children[k].size)) != 0)
+                    goto out;
+                break;
+            }
+            if (convert_desc(v) != 0)
+                goto out;
+        }
+    }
+    need = json_dumpb(root, NULL, 0, dump_flags);
+    buf = need > 0 ? malloc(need + 1) : NULL;
+    if (buf == NULL || json_dumpb(root, buf, need, dump_flags) != need) {
+        r = UV_ENOMEM;
+        goto out;
+    }
+    buf[need] = '\0';
+    *out = buf;
+    *out_len = need;
+    buf = NULL;
+    r = 0;
+out:
+    free(buf);
+    json_decref(root);
+    oci_manifest_free(&m);
+    return r;
+}

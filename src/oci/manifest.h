@@ -121,4 +121,26 @@ bool oci_platform_match(const struct oci_platform *want, const struct oci_platfo
 int oci_index_filter(const void *data, size_t len, const struct oci_platform *want, size_t n_want,
                      char **out, size_t *out_len);
 
+/* True for a Docker schema 2 manifest or manifest list. */
+bool oci_media_type_is_docker(const char *mt);
+
+/* A child manifest an index names by from, rewritten as to (size bytes). */
+struct oci_converted {
+    struct oci_digest from, to;
+    int64_t size;
+};
+
+/*
+ * The manifest or index (data, len) with OCI media types, as skopeo writes a
+ * Docker image into a layout: the document's mediaType, the config's
+ * (application/vnd.oci.image.config.v1+json; the config bytes are not
+ * touched) and the layers' (gzip, plain and zstd tars; foreign layers become
+ * nondistributable ones); an index's entries also take the digest and size
+ * children[] gives the child they name. Every other field is kept. *out is
+ * malloc'ed (caller frees), compact JSON. OCISYNC_EMANIFEST for a document
+ * oci_manifest_parse refuses.
+ */
+int oci_manifest_to_oci(const void *data, size_t len, const struct oci_converted *children,
+                        size_t n_children, char **out, size_t *out_len);
+
 #endif
