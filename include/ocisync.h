@@ -246,6 +246,11 @@ struct ocisync_copy_result {
     char digest[144];
     /* The source's top-level digest (differs from digest when a subset of platforms was copied). */
     char source_digest[144];
+    /*
+     * A docker-archive: destination holds one image: digest is the manifest
+     * written (not the index's) and platform its "os/arch[/variant]"; "" else.
+     */
+    char platform[96];
     uint64_t blobs_copied, blobs_mounted, blobs_skipped;
     uint64_t bytes_copied;
     uint64_t manifests_pushed;

@@ -339,9 +339,10 @@ static int cmd_copy(int argc, char **argv)
         if (res.blobs_copied + res.blobs_mounted + res.blobs_skipped + res.manifests_pushed == 0)
             printf("%s is up to date: %s\n", argv[optind + 1], res.digest);
         else
-            printf("Copied %s -> %s: %s (%" PRIu64 " blobs copied, %" PRIu64 " mounted, %" PRIu64
-                   " skipped, %" PRIu64 " bytes)\n",
-                   argv[optind], argv[optind + 1], res.digest, res.blobs_copied, res.blobs_mounted,
+            printf("Copied %s -> %s: %s%s%s%s (%" PRIu64 " blobs copied, %" PRIu64
+                   " mounted, %" PRIu64 " skipped, %" PRIu64 " bytes)\n",
+                   argv[optind], argv[optind + 1], res.digest, res.platform[0] ? " (" : "",
+                   res.platform, res.platform[0] ? ")" : "", res.blobs_copied, res.blobs_mounted,
                    res.blobs_skipped, res.bytes_copied);
     }
     if (digestfile != NULL && cli_write_digestfile(digestfile, res.digest) != 0)

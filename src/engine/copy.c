@@ -1930,6 +1930,8 @@ struct archive {
     int err;        /* unpacking failed: every item naming it fails with msg */
     char msg[1024];
     size_t users; /* items writing to it */
+    /* A docker archive destination: the platform asked for (borrowed), or NULL. */
+    const char *want;
 };
 
 static bool is_archive(enum engine_transport_kind k)
@@ -2076,8 +2078,13 @@ int engine_copy_many(const struct engine_copy_item *items, size_t n,
                 if (d)
                     dst_ar[i] = k;
                 /* docker save's format holds Docker manifests as they are. */
-                if (d && ar[k].t.kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE)
+                if (d && ar[k].t.kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE) {
                     it.keep_media_types = true;
+                    if (it.it.n_platforms > 0)
+                        ar[k].want = it.it.platforms[0];
+                    else if (opts != NULL && opts->n_platforms > 0)
+                        ar[k].want = opts->platforms[0];
+                }
             }
         }
         if (e != 0) {
@@ -2103,10 +2110,21 @@ int engine_copy_many(const struct engine_copy_item *items, size_t n,
                 ok = results[i].error[0] == '\0';
         if (!ok)
             continue;
-        if (ar[a].t.kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE)
-            ar[a].err = oci_docker_archive_write(ar[a].dir, "image", ar[a].t.name, ar[a].t.path,
-                                                 ar[a].msg, sizeof(ar[a].msg));
-        else
+        if (ar[a].t.kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE) {
+            struct oci_descriptor w;
+            memset(&w, 0, sizeof(w));
+            ar[a].err = oci_docker_archive_write(ar[a].dir, "image", ar[a].t.name, ar[a].want,
+                                                 ar[a].t.path, &w, ar[a].msg, sizeof(ar[a].msg));
+            /* What the archive holds is one platform's manifest, not the index copied. */
+            for (size_t i = 0; i < n && ar[a].err == 0; i++) {
+                if (dst_ar[i] != a)
+                    continue;
+                snprintf(results[i].digest, sizeof(results[i].digest), "%s", w.digest.str);
+                if (w.has_platform)
+                    oci_platform_format(&w.platform, results[i].platform,
+                                        sizeof(results[i].platform));
+            }
+        } else
             ar[a].err = oci_archive_pack(ar[a].dir, ar[a].t.path, ar[a].msg, sizeof(ar[a].msg));
         if (ar[a].err == 0)
             continue;

@@ -432,8 +432,48 @@ static int write_layer(int fd, uint64_t size, const struct oci_descriptor *layer
     return rc;
 }
 
+/* An index entry an image of which docker load can make sense: one with a real platform. */
+static bool real_platform(const struct oci_descriptor *d)
+{
+    return d->has_platform && strcmp(d->platform.os, "unknown") != 0;
+}
+
+/* The entry of idx a docker archive takes (see oci_docker_archive_write), or NULL. */
+static const struct oci_descriptor *pick_platform(const struct oci_manifest *idx,
+                                                  const struct oci_platform *want)
+{
+    const struct oci_descriptor *only = NULL;
+    size_t n = 0;
+    struct oci_platform amd64;
+    if (want != NULL) {
+        for (size_t i = 0; i < idx->n_manifests; i++)
+            if (real_platform(&idx->manifests[i]) &&
+                oci_platform_match(want, &idx->manifests[i].platform))
+                return &idx->manifests[i];
+        return NULL;
+    }
+    for (size_t i = 0; i < idx->n_manifests; i++)
+        if (real_platform(&idx->manifests[i])) {
+            only = &idx->manifests[i];
+            n++;
+        }
+    if (n == 1)
+        return only;
+    if (n == 0 && idx->n_manifests == 1)
+        return &idx->manifests[0];
+    oci_platform_parse("linux/amd64", &amd64);
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < idx->n_manifests; i++)
+            if (real_platform(&idx->manifests[i]) &&
+                oci_platform_match(pass == 0 ? oci_platform_host() : &amd64,
+                                   &idx->manifests[i].platform))
+                return &idx->manifests[i];
+    return NULL;
+}
+
 int oci_docker_archive_write(const char *layout_dir, const char *name, const char *repotag,
-                             const char *file, char *err, size_t errlen)
+                             const char *want, const char *file, struct oci_descriptor *written,
+                             char *err, size_t errlen)
 {
     struct oci_layout lay;
     struct oci_descriptor top;
@@ -460,29 +500,48 @@ int oci_docker_archive_write(const char *layout_dir, const char *name, const cha
         goto out;
     idx_parsed = true;
     if (idx.kind == OCI_KIND_INDEX) {
-        /* A docker archive holds one image: the host's platform, else linux/amd64. */
+        /* A docker archive holds one image. */
+        struct oci_platform wp;
         const struct oci_descriptor *pick = NULL;
-        for (int pass = 0; pass < 2 && pick == NULL; pass++)
-            for (size_t i = 0; i < idx.n_manifests && pick == NULL; i++)
-                if (idx.manifests[i].has_platform &&
-                    strcmp(idx.manifests[i].platform.os, "linux") == 0 &&
-                    strcmp(idx.manifests[i].platform.arch,
-                           pass == 0 ? oci_platform_host()->arch : "amd64") == 0)
-                    pick = &idx.manifests[i];
+        char have[512] = "";
+        size_t hl = 0;
+        if (want != NULL && oci_platform_parse(want, &wp) != 0) {
+            snprintf(err, errlen, "invalid platform \"%s\"", want);
+            rc = OCISYNC_EPLATFORM;
+            goto out;
+        }
+        pick = pick_platform(&idx, want != NULL ? &wp : NULL);
         if (pick == NULL) {
-            snprintf(err, errlen,
-                     "a docker archive holds one image, and this index has none for linux/%s "
-                     "or linux/amd64: copy one platform with --platform",
-                     oci_platform_host()->arch);
+            for (size_t i = 0; i < idx.n_manifests && hl < sizeof(have) - 100; i++) {
+                char p[96];
+                if (!real_platform(&idx.manifests[i]))
+                    continue;
+                oci_platform_format(&idx.manifests[i].platform, p, sizeof(p));
+                hl += (size_t)snprintf(have + hl, sizeof(have) - hl, "%s%s", hl ? ", " : "", p);
+            }
+            if (want != NULL)
+                snprintf(err, errlen,
+                         "a docker archive holds one image, and this index has none "
+                         "for %s (it has %s)",
+                         want, hl ? have : "no platforms");
+            else
+                snprintf(err, errlen,
+                         "a docker archive holds one image, and this index has none "
+                         "for linux/%s or linux/amd64 (it has %s): choose one with --platform",
+                         oci_platform_host()->arch, hl ? have : "no platforms");
             rc = OCISYNC_ENOPLATFORM;
             goto out;
         }
+        if (written != NULL)
+            *written = *pick;
         rc = oci_layout_blob_read(&lay, &pick->digest, OCI_MANIFEST_MAX_SIZE, &mraw, &mraw_len, err,
                                   errlen);
         if (rc == 0)
             rc = oci_manifest_parse(pick->media_type, mraw, mraw_len, &m, err, errlen);
     } else {
         rc = oci_manifest_parse(top.media_type, raw, raw_len, &m, err, errlen);
+        if (written != NULL)
+            *written = top;
     }
     if (rc != 0)
         goto out;
@@ -491,6 +550,21 @@ int oci_docker_archive_write(const char *layout_dir, const char *name, const cha
                               err, errlen);
     if (rc != 0)
         goto out;
+    if (written != NULL && !written->has_platform) {
+        /* A lone manifest: its platform is its config's. */
+        json_t *c = json_loadb(config, config_len, 0, NULL);
+        const char *os = json_string_value(json_object_get(c, "os"));
+        const char *arch = json_string_value(json_object_get(c, "architecture"));
+        const char *var = json_string_value(json_object_get(c, "variant"));
+        if (os != NULL && arch != NULL) {
+            written->has_platform = true;
+            snprintf(written->platform.os, sizeof(written->platform.os), "%s", os);
+            snprintf(written->platform.arch, sizeof(written->platform.arch), "%s", arch);
+            snprintf(written->platform.variant, sizeof(written->platform.variant), "%s",
+                     var != NULL ? var : "");
+        }
+        json_decref(c);
+    }
     rc = config_diff_ids(config, config_len, m.n_layers, "", &diff_ids, err, errlen);
     if (rc != 0)
         goto out;

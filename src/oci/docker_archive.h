@@ -2,6 +2,8 @@
 #ifndef OCI_DOCKER_ARCHIVE_H
 #define OCI_DOCKER_ARCHIVE_H
 
+#include "oci/manifest.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,13 +32,18 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
                                  const char *layout_dir, const char *name, char *err,
                                  size_t errlen);
 /*
- * Writes file as a docker archive of the image name in the layout: one image
- * (for an index: the host's platform, else linux/amd64), layers decompressed
- * and checked against the config's diff_ids (within the cap above),
- * RepoTags [repotag] when given; packed atomically (see oci_archive_pack), so
- * a failed write leaves neither file nor its temp files.
+ * Writes file as a docker archive of the image name in the layout: one image,
+ * layers decompressed and checked against the config's diff_ids (within the
+ * cap above), RepoTags [repotag] when given; packed atomically (see
+ * oci_archive_pack), so a failed write leaves neither file nor its temp files.
+ * For an index the image is the entry for want ("os/arch[/variant]") when
+ * given, else the only entry with a platform (attestations, "unknown/unknown",
+ * aside), else the host's platform, else linux/amd64. written (may be NULL)
+ * receives the descriptor of the manifest written, with its platform when the
+ * index gave one.
  */
 int oci_docker_archive_write(const char *layout_dir, const char *name, const char *repotag,
-                             const char *file, char *err, size_t errlen);
+                             const char *want, const char *file, struct oci_descriptor *written,
+                             char *err, size_t errlen);
 
 #endif
