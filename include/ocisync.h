@@ -273,6 +273,7 @@ typedef enum {
     OCISYNC_LOC_LAYOUT,         /* oci:DIR[:NAME] */
     OCISYNC_LOC_OCI_ARCHIVE,    /* oci-archive:FILE[:NAME] */
     OCISYNC_LOC_DOCKER_ARCHIVE, /* docker-archive:FILE[:REPO:TAG] */
+    OCISYNC_LOC_DIR,            /* dir:DIRECTORY (skopeo's directory format) */
 } ocisync_location_kind;
 
 /*

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/sysio.h"
 #include "oci/archive.h"
+#include "oci/dir.h"
 #include "oci/docker_archive.h"
 #include "engine/endpoint.h"
 #include "oci/layout.h"
@@ -1936,7 +1937,25 @@ struct archive {
 
 static bool is_archive(enum engine_transport_kind k)
 {
-    return k == ENGINE_TRANSPORT_OCI_ARCHIVE || k == ENGINE_TRANSPORT_DOCKER_ARCHIVE;
+    return k == ENGINE_TRANSPORT_OCI_ARCHIVE || k == ENGINE_TRANSPORT_DOCKER_ARCHIVE ||
+           k == ENGINE_TRANSPORT_DIR;
+}
+
+/*
+ * The staging layout of a dir: destination, beside it (DIR.stage-XXXXXX), so
+ * that its blobs are hard-linked into the directory, not copied.
+ */
+static int stage_beside(const char *path, char *out, size_t len, char *msg, size_t msglen)
+{
+    make_parents(path);
+    snprintf(out, len, "%s.stage-XXXXXX", path);
+    if (mkdtemp(out) == NULL) {
+        int e = ocisync__sys_error();
+        snprintf(msg, msglen, "cannot create %s: %s", out, uv_strerror(e));
+        out[0] = '\0';
+        return e;
+    }
+    return 0;
 }
 
 /* The kind of one side of an item: its typed value's, or its string's (0 when malformed). */
@@ -1957,6 +1976,7 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max,
                        size_t msglen)
 {
     bool docker = t->kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE;
+    bool isdir = t->kind == ENGINE_TRANSPORT_DIR;
     char unpack[4300];
     struct archive *a = NULL;
     for (size_t i = 0; i < *n_ar; i++)
@@ -1970,17 +1990,45 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max,
         memset(a, 0, sizeof(*a));
         a->t = *t;
         a->dst = dst;
-        a->err = oci_archive_tempdir(a->dir, sizeof(a->dir), a->msg, sizeof(a->msg));
+        if (isdir && dst) {
+            a->err = oci_dir_check_dest(t->path, a->msg, sizeof(a->msg));
+            if (a->err == 0)
+                a->err = stage_beside(t->path, a->dir, sizeof(a->dir), a->msg, sizeof(a->msg));
+            /*
+             * The image already there seeds the staging layout (hard links),
+             * so a rerun moves only what changed. A directory that is not
+             * readable as an image seeds nothing.
+             */
+            if (a->err == 0) {
+                char seed[1024];
+                struct stat st;
+                snprintf(unpack, sizeof(unpack), "%s/manifest.json", t->path);
+                if (stat(unpack, &st) == 0 &&
+                    oci_dir_to_layout(t->path, a->dir, "image", seed, sizeof(seed)) != 0)
+                    LOG_DEBUG("dir:%s: not reused: %s", t->path, seed);
+            }
+        } else {
+            a->err = oci_archive_tempdir(a->dir, sizeof(a->dir), a->msg, sizeof(a->msg));
+        }
+        if (a->err == 0 && isdir && !dst) {
+            char lay[4300];
+            snprintf(lay, sizeof(lay), "%s/layout", a->dir);
+            a->err = oci_dir_to_layout(t->path, lay, "image", a->msg, sizeof(a->msg));
+            if (a->err == UV_ENOENT || a->err == OCISYNC_EMANIFEST)
+                a->err = OCISYNC_EUSAGE;
+        }
         /*
          * A docker archive is unpacked beside the layout made from it, never
          * around it: entries of the archive cannot prefill the layout.
          */
         snprintf(unpack, sizeof(unpack), "%s%s", a->dir, docker ? "/archive" : "");
-        if (a->err == 0 && !dst && docker && mkdir(unpack, 0700) != 0) {
+        if (isdir) {
+            /* Made a layout above, or written from one after the run. */
+        } else if (a->err == 0 && !dst && docker && mkdir(unpack, 0700) != 0) {
             a->err = ocisync__sys_error();
             snprintf(a->msg, sizeof(a->msg), "cannot create %s: %s", unpack, uv_strerror(a->err));
         }
-        if (a->err == 0 && !dst) {
+        if (a->err == 0 && !dst && !isdir) {
             a->err = oci_archive_unpack(t->path, unpack, docker, a->msg, sizeof(a->msg));
             if (a->err == OCISYNC_ENOTFOUND)
                 a->err = OCISYNC_EUSAGE;
@@ -1993,7 +2041,7 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max,
             if (a->err == OCISYNC_ENOTFOUND || a->err == OCISYNC_EMANIFEST)
                 a->err = OCISYNC_EUSAGE;
         }
-        if (docker) {
+        if (docker || isdir) {
             char lay[4300];
             snprintf(lay, sizeof(lay), "%s%s", a->dir, dst ? "" : "/layout");
             engine_transport_layout(&a->layout, lay, "image");
@@ -2005,8 +2053,9 @@ static int map_archive(struct archive *ar, size_t *n_ar, size_t max,
         snprintf(msg, msglen, "%s", a->msg);
         return a->err;
     }
-    if (docker && dst && a->users > 0) {
-        snprintf(msg, msglen, "%s: a docker archive holds one image", t->path);
+    if ((docker || isdir) && dst && a->users > 0) {
+        snprintf(msg, msglen, "%s: a %s holds one image", t->path,
+                 docker ? "docker archive" : "dir: directory");
         return OCISYNC_EUSAGE;
     }
     if (dst)
@@ -2078,6 +2127,9 @@ int engine_copy_many(const struct engine_copy_item *items, size_t n,
                 if (d)
                     dst_ar[i] = k;
                 /* docker save's format holds Docker manifests as they are. */
+                /* skopeo's dir: keeps manifests byte for byte, whatever their types. */
+                if (d && ar[k].t.kind == ENGINE_TRANSPORT_DIR)
+                    it.keep_media_types = true;
                 if (d && ar[k].t.kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE) {
                     it.keep_media_types = true;
                     if (it.it.n_platforms > 0)
@@ -2124,6 +2176,9 @@ int engine_copy_many(const struct engine_copy_item *items, size_t n,
                     oci_platform_format(&w.platform, results[i].platform,
                                         sizeof(results[i].platform));
             }
+        } else if (ar[a].t.kind == ENGINE_TRANSPORT_DIR) {
+            ar[a].err =
+                oci_dir_write(ar[a].dir, "image", ar[a].t.path, ar[a].msg, sizeof(ar[a].msg));
         } else
             ar[a].err = oci_archive_pack(ar[a].dir, ar[a].t.path, ar[a].msg, sizeof(ar[a].msg));
         if (ar[a].err == 0)

@@ -13,16 +13,18 @@ static const struct {
     {"oci:", ENGINE_TRANSPORT_LAYOUT},
     {"oci-archive:", ENGINE_TRANSPORT_OCI_ARCHIVE},
     {"docker-archive:", ENGINE_TRANSPORT_DOCKER_ARCHIVE},
+    {"dir:", ENGINE_TRANSPORT_DIR},
 };
 
 /* skopeo's other transports: named, so the message can say they are not supported. */
 static const char *const unsupported[] = {
-    "dir:", "containers-storage:", "docker-daemon:", "ostree:", "sif:"};
+    "containers-storage:", "docker-daemon:", "ostree:", "sif:"};
 
 static const char *const expected[] = {
     [ENGINE_TRANSPORT_LAYOUT] = "oci:DIRECTORY[:NAME]",
     [ENGINE_TRANSPORT_OCI_ARCHIVE] = "oci-archive:FILE[:NAME]",
     [ENGINE_TRANSPORT_DOCKER_ARCHIVE] = "docker-archive:FILE[:REPO:TAG]",
+    [ENGINE_TRANSPORT_DIR] = "dir:DIRECTORY",
 };
 
 int engine_transport_parse(const char *s, struct engine_transport *out, char *err, size_t errlen)
@@ -49,6 +51,16 @@ int engine_transport_parse(const char *s, struct engine_transport *out, char *er
                 memcpy(out->path, rest, fl);
                 snprintf(out->name, sizeof(out->name), "%s", colon != NULL ? colon + 1 : "");
             }
+        } else if (out->kind == ENGINE_TRANSPORT_DIR) {
+            /* dir:PATH, the whole rest a path (colons included), as skopeo takes it. */
+            rc = rest[0] == '\0' || strlen(rest) >= sizeof(out->path) ? OCISYNC_EUSAGE : 0;
+            if (rc == 0) {
+                size_t pl = strlen(rest);
+                /* "dir:x/" is x: the temp directories made beside it must not be inside. */
+                while (pl > 1 && rest[pl - 1] == '/')
+                    pl--;
+                snprintf(out->path, sizeof(out->path), "%.*s", (int)pl, rest);
+            }
         } else {
             rc = oci_layout_ref_split(rest, out->path, sizeof(out->path), out->name,
                                       sizeof(out->name));
@@ -67,8 +79,8 @@ int engine_transport_parse(const char *s, struct engine_transport *out, char *er
         if (strncmp(s, unsupported[i], strlen(unsupported[i])) == 0) {
             if (err != NULL)
                 snprintf(err, errlen,
-                         "\"%s\": not supported yet (docker://, oci:, oci-archive: and "
-                         "docker-archive: are)",
+                         "\"%s\": not supported yet (docker://, oci:, oci-archive:, "
+                         "docker-archive: and dir: are)",
                          s);
             return OCISYNC_EUSAGE;
         }

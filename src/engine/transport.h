@@ -4,6 +4,7 @@
  *   oci:DIR[:NAME]              an OCI image layout
  *   oci-archive:FILE[:NAME]     an OCI layout in a tar file
  *   docker-archive:FILE[:REF]   a docker save archive (REF: REPO:TAG or @N)
+ *   dir:DIR                     skopeo's directory format (see oci/dir.h)
  * Internal callers pass engine_transport values to each other, never these
  * strings (build hands copy its staging layout as a value).
  */
@@ -23,12 +24,13 @@ enum engine_transport_kind {
     ENGINE_TRANSPORT_LAYOUT = OCISYNC_LOC_LAYOUT,
     ENGINE_TRANSPORT_OCI_ARCHIVE = OCISYNC_LOC_OCI_ARCHIVE,
     ENGINE_TRANSPORT_DOCKER_ARCHIVE = OCISYNC_LOC_DOCKER_ARCHIVE,
+    ENGINE_TRANSPORT_DIR = OCISYNC_LOC_DIR,
 };
 
 struct engine_transport {
     enum engine_transport_kind kind;
     struct oci_ref ref;                   /* REGISTRY */
-    char path[ENGINE_TRANSPORT_PATH_MAX]; /* LAYOUT: the directory; archives: the file */
+    char path[ENGINE_TRANSPORT_PATH_MAX]; /* LAYOUT, DIR: the directory; archives: the file */
     /*
      * LAYOUT and OCI_ARCHIVE: the image's name in the layout; DOCKER_ARCHIVE:
      * REPO:TAG or @N; "" when none was given.

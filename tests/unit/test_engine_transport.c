@@ -42,6 +42,9 @@ TEST(kinds)
            "docker.io/x:1", "docker-archive:img.tar:docker.io/x:1");
     parses("docker-archive:img.tar", ENGINE_TRANSPORT_DOCKER_ARCHIVE, "img.tar", "",
            "docker-archive:img.tar");
+    /* dir: takes the whole rest as its path, colons included, trailing slashes dropped. */
+    parses("dir:/tmp/x", ENGINE_TRANSPORT_DIR, "/tmp/x", "", "dir:/tmp/x");
+    parses("dir:/tmp/a:b/", ENGINE_TRANSPORT_DIR, "/tmp/a:b", "", "dir:/tmp/a:b");
 }
 
 TEST(refusals)
@@ -49,7 +52,7 @@ TEST(refusals)
     refused("oci:", OCISYNC_EUSAGE, "expected oci:DIRECTORY[:NAME]");
     refused("oci-archive:", OCISYNC_EUSAGE, "expected oci-archive:FILE[:NAME]");
     refused("docker-archive::x", OCISYNC_EUSAGE, "expected docker-archive:FILE[:REPO:TAG]");
-    refused("dir:/tmp/x", OCISYNC_EUSAGE, "not supported yet");
+    refused("dir:", OCISYNC_EUSAGE, "expected dir:DIRECTORY");
     refused("containers-storage:alpine", OCISYNC_EUSAGE, "not supported yet");
     refused("https://example.com/app", OCISYNC_EUSAGE, "unsupported transport");
     refused("Foo/Bar", OCISYNC_EREF, "invalid reference");
