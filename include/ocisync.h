@@ -331,6 +331,12 @@ struct ocisync_sync_source {
      * with catalog, "registry" or "registry/prefix".
      */
     const char *src;
+    /*
+     * A dir: source ("dir:PATH") is a tree of skopeo directory images: PATH
+     * itself, or every directory below it that holds a manifest.json, each
+     * to dst/<its directory's name> ("app:v1" names repository app, tag v1;
+     * a name without a tag takes "latest"), as skopeo sync --src dir does.
+     */
     /* The destination repository ("registry/repository"); with catalog, the prefix. */
     const char *dst;
     int catalog;
@@ -357,6 +363,11 @@ struct ocisync_sync_opts {
     unsigned shard_index, shard_count;
     /* Plan only: list and filter, fill the result's images, copy nothing. */
     int dry_run;
+    /*
+     * Appended to every destination tag (skopeo sync's --append-suffix):
+     * "v1" lands as "v1<suffix>". Images copied by digest keep it. NULL: none.
+     */
+    const char *append_suffix;
 };
 
 struct ocisync_sync_image {

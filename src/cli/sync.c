@@ -1,14 +1,15 @@
 /*
- * `ocisync sync`: skopeo sync's command line (--src docker|yaml, --dest
- * docker, --scoped, --dry-run, ...) and ocisync's own config format, on top
- * of ocisync_sync. Prints a line per image as it starts and ends (or JSON
- * events with --json), then a summary that lists what failed.
+ * `ocisync sync`: skopeo sync's command line (--src docker|dir|yaml|oci,
+ * --dest docker|dir|oci, --scoped, --dry-run, --append-suffix, ...) and ocisync's own config
+ * format, on top of ocisync_sync. Prints a line per image as it starts and ends (or JSON events
+ * with --json), then a summary that lists what failed.
  */
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "cli/progress.h"
 #include "ocisync.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -20,31 +21,42 @@
 static void sync_usage(FILE *f)
 {
     fprintf(f,
-            "Usage: %s sync [OPTIONS] --src docker|yaml|oci --dest docker|oci SOURCE "
+            "Usage: %s sync [OPTIONS] --src docker|dir|yaml|oci --dest docker|dir|oci SOURCE "
             "[DESTINATION]\n"
             "\n"
-            "Mirrors images into DESTINATION (a registry, optionally with a path).\n"
+            "Mirrors images into DESTINATION (a registry, optionally with a path, or a\n"
+            "directory).\n"
             "  --src docker SOURCE   a repository (every tag) or one image (repository:tag)\n"
+            "  --src dir SOURCE      a skopeo dir: image, or a directory tree of them (each\n"
+            "                        directory holding manifest.json; \"app:v1\" is app, tag\n"
+            "                        v1; no tag is latest)\n"
+            "  --src oci SOURCE      every named image of an OCI layout\n"
             "  --src yaml FILE       the images a config file lists: skopeo sync's format,\n"
             "                        or ocisync's (its `mirrors:` name their destinations,\n"
             "                        so DESTINATION is not given)\n"
             "  --src oci DIR         the images of an OCI layout directory\n"
             "  --dest oci DIR        a layout per repository under DIR (DIR/NAME)\n"
             "An image lands at DESTINATION/NAME:TAG, NAME being the last component of its\n"
-            "repository, or its whole source path with --scoped.\n"
+            "repository, or its whole source path with --scoped. --dest dir writes each as a\n"
+            "skopeo dir: directory DESTINATION/NAME:TAG; --dest oci as a layout per\n"
+            "repository, DESTINATION/NAME, its images named by tag.\n"
             "\n"
             "Options:\n"
-            "  -s, --src TYPE            docker, yaml or oci\n"
-            "  -d, --dest TYPE           docker or oci\n"
+            "  -s, --src TYPE            docker, dir, yaml or oci\n"
+            "  -d, --dest TYPE           docker, dir or oci\n"
             "  -a, --all                 every platform of an index (the default)\n"
             "  -p, --platform OS/ARCH[/VARIANT]\n"
             "                            copy only these platforms (repeatable)\n"
             "      --scoped              keep the source's registry and path under DESTINATION\n"
+            "      --append-suffix SUFFIX\n"
+            "                            append SUFFIX to every destination tag (v1 -> v1SUFFIX)\n"
+            "      --digestfile FILE     write a line \"DESTINATION-REF@DIGEST\" per image synced\n"
             "      --dry-run             list and filter, print the plan, copy nothing\n"
             "      --shard I/N           only the repositories of shard I (0-based) of N\n"
             "      --json                one JSON event per line on stdout\n"
-            "      --preserve-digests    accepted for skopeo compatibility: digests are always\n"
-            "                            preserved\n"
+            "      --preserve-digests    fail rather than change a digest (digests are kept\n"
+            "                            anyway, but a Docker-format image into --dest oci\n"
+            "                            takes OCI media types)\n"
             "      --keep-going          accepted for skopeo compatibility: a failed image never\n"
             "                            stops the others\n"
             "  -q, --quiet               print nothing but errors and the summary of failures\n"
@@ -108,23 +120,22 @@ static void on_event(const struct ocisync_event *ev, void *arg)
  * "docker.io/library/busybox" -> "DEST/busybox" (or DEST/ and the whole path,
  * scoped); "oci:DEST/busybox", a layout per repository, with --dest oci.
  */
-static void dest_repo(const char *dest, const char *source, bool scoped, bool oci, char *out,
-                      size_t len)
+static void dest_repo(const char *dest, const char *source, bool scoped, const char *prefix,
+                      char *out, size_t len)
 {
     const char *name = source;
-    size_t dl = strlen(dest);
+    size_t dl, pl = strlen(prefix);
     if (!scoped) {
         const char *slash = strrchr(source, '/');
         if (slash != NULL)
             name = slash + 1;
     }
-    if (oci && ocisync_location_of(dest) == OCISYNC_LOC_LAYOUT) {
-        dest += 4;
-        dl -= 4;
-    }
+    if (pl > 0 && strncmp(dest, prefix, pl) == 0)
+        dest += pl;
+    dl = strlen(dest);
     while (dl > 1 && dest[dl - 1] == '/')
         dl--;
-    snprintf(out, len, "%s%.*s/%s", oci ? "oci:" : "", (int)dl, dest, name);
+    snprintf(out, len, "%s%.*s/%s", prefix, (int)dl, dest, name);
 }
 
 static const char *strip_docker(const char *s)
@@ -268,6 +279,28 @@ static void print_summary(struct sync_out *o, const struct ocisync_sync_result *
     fflush(stdout);
 }
 
+/*
+ * --digestfile: "DESTINATION-REF@DIGEST" per image synced, in plan order, as
+ * copy's --digestfile gives one image's digest (skopeo sync has none).
+ */
+static int write_digests(const char *path, const struct ocisync_sync_result *r)
+{
+    FILE *f = fopen(path, "w");
+    int rc = 0;
+    if (f == NULL) {
+        fprintf(stderr, "%s sync: cannot write %s: %s\n", cli_prog, path, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < r->n_planned; i++)
+        if (r->images[i].err == 0 && r->images[i].res.digest[0] != '\0')
+            fprintf(f, "%s@%s\n", r->images[i].dst, r->images[i].res.digest);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "%s sync: cannot write %s: %s\n", cli_prog, path, strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
 int cli_sync(int argc, char **argv)
 {
     enum {
@@ -277,6 +310,8 @@ int cli_sync(int argc, char **argv)
         OPT_JSON,
         OPT_PRESERVE,
         OPT_KEEP_GOING,
+        OPT_APPEND_SUFFIX,
+        OPT_DIGESTFILE,
     };
     static const struct option longopts[] = {
         {"src", required_argument, NULL, 's'},
@@ -289,13 +324,15 @@ int cli_sync(int argc, char **argv)
         {"json", no_argument, NULL, OPT_JSON},
         {"preserve-digests", no_argument, NULL, OPT_PRESERVE},
         {"keep-going", no_argument, NULL, OPT_KEEP_GOING},
+        {"append-suffix", required_argument, NULL, OPT_APPEND_SUFFIX},
+        {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         CLI_TRANSFER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     const char *platforms[CLI_MAX_PLATFORMS];
-    const char *src_type = NULL, *dest_type = NULL;
+    const char *src_type = NULL, *dest_type = NULL, *digestfile = NULL, *dest_prefix = "";
     struct ocisync_sync_opts opts;
     struct ocisync_sync_result res;
     struct ocisync_sync_source *sources = NULL, one;
@@ -304,7 +341,7 @@ int cli_sync(int argc, char **argv)
     struct sync_out out;
     char(*dests)[600] = NULL;
     size_t n_sources = 0, n_platforms = 0;
-    bool scoped = false, all = false, have_cfg = false, dest_oci = false;
+    bool scoped = false, all = false, have_cfg = false;
     char msg[1024];
     int c, err, rc = EXIT_FAIL;
 
@@ -358,7 +395,15 @@ int cli_sync(int argc, char **argv)
             out.json = true;
             break;
         case OPT_PRESERVE:
+            opts.copy.preserve_digests = 1;
+            break;
         case OPT_KEEP_GOING:
+            break;
+        case OPT_APPEND_SUFFIX:
+            opts.append_suffix = optarg;
+            break;
+        case OPT_DIGESTFILE:
+            digestfile = optarg;
             break;
         case 'q':
             out.quiet = true;
@@ -386,17 +431,26 @@ int cli_sync(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (src_type == NULL || (strcmp(src_type, "docker") != 0 && strcmp(src_type, "yaml") != 0 &&
-                             strcmp(src_type, "oci") != 0)) {
-        fprintf(stderr, "%s sync: --src must be docker, yaml or oci%s%s%s\n", cli_prog,
+                             strcmp(src_type, "oci") != 0 && strcmp(src_type, "dir") != 0)) {
+        fprintf(stderr, "%s sync: --src must be docker, dir, yaml or oci%s%s%s\n", cli_prog,
                 src_type ? " (not \"" : "", src_type ? src_type : "", src_type ? "\")" : "");
         return EXIT_USAGE;
     }
-    if (dest_type != NULL && strcmp(dest_type, "docker") != 0 && strcmp(dest_type, "oci") != 0) {
-        fprintf(stderr, "%s sync: --dest must be docker or oci (not \"%s\")\n", cli_prog,
+    if (dest_type != NULL && strcmp(dest_type, "docker") != 0 && strcmp(dest_type, "oci") != 0 &&
+        strcmp(dest_type, "dir") != 0) {
+        fprintf(stderr, "%s sync: --dest must be docker, dir or oci (not \"%s\")\n", cli_prog,
                 dest_type);
         return EXIT_USAGE;
     }
-    dest_oci = dest_type != NULL && strcmp(dest_type, "oci") == 0;
+    if (opts.append_suffix != NULL && strpbrk(opts.append_suffix, "/:@ ") != NULL) {
+        fprintf(stderr, "%s sync: --append-suffix \"%s\" cannot be part of a tag\n", cli_prog,
+                opts.append_suffix);
+        return EXIT_USAGE;
+    }
+    if (dest_type != NULL && strcmp(dest_type, "oci") == 0)
+        dest_prefix = "oci:";
+    else if (dest_type != NULL && strcmp(dest_type, "dir") == 0)
+        dest_prefix = "dir:";
 
     if (strcmp(src_type, "yaml") == 0) {
         if (argc - optind < 1 || argc - optind > 2) {
@@ -444,7 +498,7 @@ int cli_sync(int argc, char **argv)
             }
             s->src = e->source;
             if (cfg.format == CLI_SYNC_SKOPEO) {
-                dest_repo(strip_docker(argv[optind + 1]), e->source, scoped, dest_oci, dests[i],
+                dest_repo(strip_docker(argv[optind + 1]), e->source, scoped, dest_prefix, dests[i],
                           sizeof(dests[i]));
                 s->dst = dests[i];
             } else {
@@ -488,7 +542,21 @@ int cli_sync(int argc, char **argv)
             snprintf(lsrc, sizeof(lsrc), "oci:%.*s", (int)dl, dir);
             snprintf(name, sizeof(name), "%.*s", (int)dl, dir);
             one.src = lsrc;
-            dest_repo(strip_docker(argv[optind + 1]), name, false, dest_oci, dst, sizeof(dst));
+            dest_repo(strip_docker(argv[optind + 1]), name, false, dest_prefix, dst, sizeof(dst));
+        } else if (strcmp(src_type, "dir") == 0) {
+            /* A tree of dir: images, each to DEST/<its directory's name> (the engine walks it). */
+            static char dsrc[4200];
+            const char *dir = ocisync_location_of(src) == OCISYNC_LOC_DIR ? src + 4 : src;
+            const char *d = strip_docker(argv[optind + 1]);
+            size_t dl;
+            snprintf(dsrc, sizeof(dsrc), "dir:%s", dir);
+            one.src = dsrc;
+            if (*dest_prefix != '\0' && strncmp(d, dest_prefix, strlen(dest_prefix)) == 0)
+                d += strlen(dest_prefix);
+            dl = strlen(d);
+            while (dl > 1 && d[dl - 1] == '/')
+                dl--;
+            snprintf(dst, sizeof(dst), "%s%.*s", dest_prefix, (int)dl, d);
         } else {
             /* The repository part names the destination: "reg/a/b:tag" -> DEST/b:tag. */
             char repo[600];
@@ -498,7 +566,7 @@ int cli_sync(int argc, char **argv)
             if (last != NULL && strpbrk(last, ":@") != NULL)
                 n = (size_t)(strpbrk(last, ":@") - src);
             snprintf(repo, sizeof(repo), "%.*s", (int)n, src);
-            dest_repo(strip_docker(argv[optind + 1]), repo, scoped, dest_oci, dst, sizeof(dst));
+            dest_repo(strip_docker(argv[optind + 1]), repo, scoped, dest_prefix, dst, sizeof(dst));
         }
         one.dst = dst;
         one.platforms = platforms;
@@ -532,6 +600,10 @@ int cli_sync(int argc, char **argv)
         }
     }
     print_summary(&out, &res, opts.dry_run);
+    if (digestfile != NULL && !opts.dry_run && write_digests(digestfile, &res) != 0) {
+        rc = EXIT_FAIL;
+        goto out;
+    }
     if (err == OCISYNC_EINTERRUPTED)
         rc = EXIT_INTERRUPTED;
     else

@@ -9,6 +9,8 @@
  * repositories. A listing that fails is reported as a failed item; the rest
  * goes on.
  */
+/* nftw, for dir: source trees. */
+#define _XOPEN_SOURCE 700
 #include "ocisync.h"
 
 #include "common/json_depth.h"
@@ -22,10 +24,12 @@
 #include "oci/tagfilter.h"
 
 #include <ctype.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Listings in flight at once. */
 #define LISTINGS_AT_ONCE 8
@@ -80,6 +84,7 @@ static int add_item(struct sync_run *run, size_t source, const char *src, const 
                     const char *ref, const char *dst, int listing, const char *msg)
 {
     struct sync_item *it;
+    const char *suffix;
     size_t ls, ld;
     if (run->n_items == run->cap_items) {
         size_t cap = run->cap_items ? run->cap_items * 2 : 64;
@@ -91,8 +96,14 @@ static int add_item(struct sync_run *run, size_t source, const char *src, const 
     }
     it = &run->items[run->n_items];
     memset(it, 0, sizeof(*it));
+    /* The suffix goes on tags only: a digest stays the image's. */
+    if (listing || run->opts->append_suffix == NULL ||
+        (strcmp(sep, ":") != 0 && !(sep[0] == '\0' && ref[0] == ':')))
+        suffix = "";
+    else
+        suffix = run->opts->append_suffix;
     ls = strlen(src) + strlen(sep) + strlen(ref) + 1;
-    ld = strlen(dst) + strlen(sep) + strlen(ref) + 1;
+    ld = strlen(dst) + strlen(sep) + strlen(ref) + strlen(suffix) + 1;
     it->src = malloc(ls);
     it->dst = malloc(ld);
     it->msg = msg != NULL ? strdup(msg) : NULL;
@@ -103,7 +114,7 @@ static int add_item(struct sync_run *run, size_t source, const char *src, const 
         return UV_ENOMEM;
     }
     snprintf(it->src, ls, "%s%s%s", src, sep, ref);
-    snprintf(it->dst, ld, "%s%s%s", dst, listing ? "" : sep, listing ? "" : ref);
+    snprintf(it->dst, ld, "%s%s%s%s", dst, listing ? "" : sep, listing ? "" : ref, suffix);
     it->source = source;
     it->listing = listing;
     if (listing)
@@ -535,6 +546,83 @@ static int plan_layout(struct sync_run *run, size_t source, char *msg, size_t ms
     return err;
 }
 
+/* The sync being planned, for nftw's callback (which takes no argument). */
+static struct {
+    struct sync_run *run;
+    size_t source;
+    int err;
+} walk;
+
+/*
+ * One image directory (path/manifest.json exists), to dst/<its name>: "app:v1"
+ * is repository app, tag v1 (so the suffix applies), "app" is app:latest.
+ */
+static int add_dir_image(struct sync_run *run, size_t source, const char *path)
+{
+    const struct ocisync_sync_source *s = &run->sources[source];
+    const char *base = strrchr(path, '/');
+    const char *at, *colon, *ref;
+    char src[4200], dst[1200];
+    base = base != NULL ? base + 1 : path;
+    at = strchr(base, '@');
+    colon = strchr(base, ':');
+    ref = at != NULL ? at : colon;
+    if (ref == NULL) {
+        snprintf(src, sizeof(src), "dir:%s", path);
+        snprintf(dst, sizeof(dst), "%s/%s:latest", s->dst, base);
+        return add_item(run, source, src, "", "", dst, 0, NULL);
+    }
+    snprintf(src, sizeof(src), "dir:%.*s", (int)(ref - path), path);
+    snprintf(dst, sizeof(dst), "%s/%.*s", s->dst, (int)(ref - base), base);
+    return add_item(run, source, src, ref == at ? "@" : ":", ref + 1, dst, 0, NULL);
+}
+
+static int on_walk(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    const char *base = path + ftw->base;
+    (void)st;
+    if (flag != FTW_F || strcmp(base, "manifest.json") != 0)
+        return 0;
+    {
+        char dir[4200];
+        snprintf(dir, sizeof(dir), "%.*s", (int)(ftw->base > 0 ? ftw->base - 1 : 0), path);
+        if (!in_shard(walk.run->opts, dir))
+            return 0;
+        walk.err = add_dir_image(walk.run, walk.source, dir);
+    }
+    return walk.err != 0;
+}
+
+/* A dir: source: the image directories of the tree (see ocisync_sync_source). */
+static int plan_dir(struct sync_run *run, size_t source, char *msg, size_t msglen)
+{
+    const struct ocisync_sync_source *s = &run->sources[source];
+    struct engine_transport t;
+    struct stat st;
+    size_t before = run->n_items;
+    int err = engine_transport_parse(s->src, &t, msg, msglen);
+    if (err != 0)
+        return err;
+    if (stat(t.path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(msg, msglen, "%s: not a directory", s->src);
+        return OCISYNC_EUSAGE;
+    }
+    walk.run = run;
+    walk.source = source;
+    walk.err = 0;
+    if (nftw(t.path, on_walk, 16, FTW_PHYS) != 0 && walk.err == 0) {
+        snprintf(msg, msglen, "%s: cannot read the directory tree", s->src);
+        return OCISYNC_EUSAGE;
+    }
+    if (walk.err != 0)
+        return walk.err;
+    if (run->n_items == before) {
+        snprintf(msg, msglen, "%s: no image directory (one holding manifest.json) in it", s->src);
+        return OCISYNC_EUSAGE;
+    }
+    return 0;
+}
+
 /* Plans every source: direct images at once, listings on the loop. */
 static int plan(struct sync_run *run, size_t n, char *msg, size_t msglen)
 {
@@ -542,6 +630,12 @@ static int plan(struct sync_run *run, size_t n, char *msg, size_t msglen)
     for (size_t i = 0; err == 0 && i < n; i++) {
         const struct ocisync_sync_source *s = &run->sources[i];
         const char *last = strrchr(s->src, '/');
+        if (ocisync_location_of(s->src) == OCISYNC_LOC_DIR) {
+            err = plan_dir(run, i, msg, msglen);
+            if (err != 0)
+                return err;
+            continue;
+        }
         if (ocisync_location_of(s->src) == OCISYNC_LOC_LAYOUT) {
             err = plan_layout(run, i, msg, msglen);
             if (err != 0)

@@ -149,8 +149,8 @@ static int place(const char *from, const char *to, char *err, size_t errlen)
 /* The layout's file for blob d. */
 static void blob_path(const char *layout_dir, const struct oci_digest *d, char *out, size_t len)
 {
-    snprintf(out, len, "%s/blobs/%s/%s", layout_dir, d->alg == OCI_DIGEST_SHA512 ? "sha512" : "sha256",
-             oci_digest_hex(d));
+    snprintf(out, len, "%s/blobs/%s/%s", layout_dir,
+             d->alg == OCI_DIGEST_SHA512 ? "sha512" : "sha256", oci_digest_hex(d));
 }
 
 /* A manifest's bytes checked against the digest its index (or nothing) gives, and parsed. */
@@ -345,8 +345,8 @@ int oci_dir_write(const char *layout_dir, const char *name, const char *dir, cha
     lay_open = true;
     rc = oci_layout_resolve(&lay, name, &top, err, errlen);
     if (rc == 0)
-        rc = oci_layout_blob_read(&lay, &top.digest, OCI_MANIFEST_MAX_SIZE, &raw, &len, err,
-                                  errlen);
+        rc =
+            oci_layout_blob_read(&lay, &top.digest, OCI_MANIFEST_MAX_SIZE, &raw, &len, err, errlen);
     if (rc == 0)
         rc = oci_manifest_parse(top.media_type, raw, len, &m, err, errlen);
     if (rc != 0)
