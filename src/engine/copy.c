@@ -1706,7 +1706,8 @@ static int job_setup(struct copy_job *job)
         }
     }
     job->n_platforms = n_platforms;
-    job->convert = job->dst_lay != NULL && !job->eitem->keep_media_types;
+    /* Blobs only (a build's base layers into its cache) write no manifest to convert. */
+    job->convert = job->dst_lay != NULL && !job->eitem->keep_media_types && !it->blobs_only;
     if (job->dst.has_digest && job->dst.tag[0] == '\0' && job->n_platforms > 0) {
         snprintf(msg, msglen,
                  "the destination is a digest, but a platform subset makes a new index with "
