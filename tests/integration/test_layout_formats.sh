@@ -139,6 +139,12 @@ assert_eq "$(podman_inspect localhost/lib/multi:arm '{{index .Labels "org.ocisyn
 run_ocisync copy "docker://$SRC_ADDR/lib/multi:v1" "docker-archive:$TMP/host.tar:lib/multi:host"
 expect_success "no -p: the host's platform"
 assert_contains "$OCISYNC_STDOUT" "$amd (linux/amd64)" "the host's (amd64) manifest is written"
+mkdir -p "$TMP/ctx" && echo arm >"$TMP/ctx/hello.txt"
+run_ocisync build --platform "linux/arm64=$TMP/ctx:/app" --output "docker-archive:$TMP/built-arm.tar:lib/built:arm"
+expect_success "build --platform linux/arm64 --output docker-archive:"
+podman_cmd load -i "$TMP/built-arm.tar" >>"$TMP/podman.log" 2>&1 ||
+  fail "podman load of the built archive failed: $(tail -n 5 "$TMP/podman.log")"
+assert_eq "$(podman_inspect localhost/lib/built:arm '{{.Architecture}}')" arm64 "the built arm64 archive loads as arm64"
 run_ocisync copy -p linux/s390x "docker://$SRC_ADDR/lib/multi:v1" "docker-archive:$TMP/s390x.tar"
 expect_failure "a platform the index lacks"
 [ ! -e "$TMP/s390x.tar" ] || fail "a failed docker-archive copy left $TMP/s390x.tar"
