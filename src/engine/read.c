@@ -14,6 +14,7 @@
 #include "common/sysio.h"
 #include "engine/stop.h"
 #include "oci/archive.h"
+#include "oci/dir.h"
 #include "oci/docker_archive.h"
 #include "oci/ref.h"
 
@@ -45,6 +46,16 @@ static int open_archive(struct engine_read_src *r, char *err, size_t errlen)
     int rc = oci_archive_tempdir(r->tmpdir, sizeof(r->tmpdir), err, errlen);
     if (rc != 0) {
         r->tmpdir[0] = '\0';
+        return rc;
+    }
+    if (r->t.kind == ENGINE_TRANSPORT_DIR) {
+        /* skopeo's directory format, read into a layout (blobs hard-linked). */
+        snprintf(lay, sizeof(lay), "%s/layout", r->tmpdir);
+        rc = oci_dir_to_layout(r->t.path, lay, "image", err, errlen);
+        if (rc == UV_ENOENT || rc == OCISYNC_EMANIFEST)
+            rc = OCISYNC_EUSAGE;
+        if (rc == 0)
+            engine_transport_layout(&r->t, lay, "image");
         return rc;
     }
     /* A docker archive is unpacked beside the layout made from it, never around it. */

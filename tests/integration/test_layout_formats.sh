@@ -168,6 +168,10 @@ assert_eq "$(cd "$TMP/d/one" && ls | sort | tr '\n' ' ')" "$(cd "$TMP/skd/one" &
 cmp -s "$TMP/d/one/manifest.json" "$TMP/skd/one/manifest.json" || fail "manifest.json differs from skopeo's"
 pass "one image: skopeo's manifest.json"
 
+run_ocisync inspect "dir:$TMP/skd/one"
+expect_success "inspect dir:"
+assert_eq "$(json_eval "$OCISYNC_STDOUT" 'd["Digest"]')" "$(skopeo inspect --format '{{.Digest}}' "dir:$TMP/skd/one")" \
+  "inspect dir: gives skopeo's digest"
 run_ocisync copy "dir:$TMP/d/multi" "docker://$DST_ADDR/rt/multi:v1"
 expect_success "dir: -> registry"
 assert_eq "$(skopeo_digest "$DST_ADDR/rt/multi:v1")" "$multi" "registry -> dir: -> registry keeps the digest"
