@@ -1073,6 +1073,73 @@ TEST(filter_errors)
     }
 }
 
+/* Docker schema 2 to OCI media types, as skopeo writes a Docker image into a layout. */
+TEST(to_oci_manifest)
+{
+    static const char doc[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/"
+        "vnd.docker.distribution.manifest.v2+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":"
+        "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\",\"size\":7},"
+        "\"layers\":[{\"mediaType\":\"application/"
+        "vnd.docker.image.rootfs.diff.tar.gzip\",\"digest\":"
+        "\"sha256:2222222222222222222222222222222222222222222222222222222222222222\",\"size\":9},"
+        "{\"mediaType\":\"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip\",\"digest\":"
+        "\"sha256:3333333333333333333333333333333333333333333333333333333333333333\",\"size\":5,"
+        "\"urls\":[\"https://example.com/l\"]}]}";
+    static const char want[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":"
+        "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\",\"size\":7},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":"
+        "\"sha256:2222222222222222222222222222222222222222222222222222222222222222\",\"size\":9},"
+        "{\"mediaType\":\"application/"
+        "vnd.oci.image.layer.nondistributable.v1.tar+gzip\",\"digest\":"
+        "\"sha256:3333333333333333333333333333333333333333333333333333333333333333\",\"size\":5,"
+        "\"urls\":[\"https://example.com/l\"]}]}";
+    char *out = NULL;
+    size_t len = 0;
+    CHECK_INT(oci_manifest_to_oci(doc, strlen(doc), NULL, 0, &out, &len), 0);
+    CHECK_STR(out, want);
+    CHECK_INT(len, strlen(want));
+    free(out);
+    CHECK_INT(oci_manifest_to_oci("{", 1, NULL, 0, &out, &len), OCISYNC_EMANIFEST);
+    CHECK(out == NULL);
+}
+
+/* A manifest list becomes an OCI index naming its children's converted bytes. */
+TEST(to_oci_index)
+{
+    static const char doc[] =
+        "{\"schemaVersion\":2,\"mediaType\":"
+        "\"application/vnd.docker.distribution.manifest.list.v2+json\",\"manifests\":["
+        "{\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"digest\":"
+        "\"sha256:4444444444444444444444444444444444444444444444444444444444444444\",\"size\":585,"
+        "\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}}]}";
+    static const char want[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+        "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":"
+        "\"sha256:5555555555555555555555555555555555555555555555555555555555555555\",\"size\":557,"
+        "\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"}}]}";
+    struct oci_converted map;
+    char *out = NULL;
+    size_t len = 0;
+    CHECK_INT(
+        oci_digest_parse_str(
+            "sha256:4444444444444444444444444444444444444444444444444444444444444444", &map.from),
+        0);
+    CHECK_INT(
+        oci_digest_parse_str(
+            "sha256:5555555555555555555555555555555555555555555555555555555555555555", &map.to),
+        0);
+    map.size = 557;
+    CHECK_INT(oci_manifest_to_oci(doc, strlen(doc), &map, 1, &out, &len), 0);
+    CHECK_STR(out, want);
+    free(out);
+    CHECK(oci_media_type_is_docker(OCI_MT_DOCKER_LIST));
+    CHECK(!oci_media_type_is_docker(OCI_MT_OCI_INDEX));
+}
+
 TEST_MAIN(T(index_real), T(docker_manifest_real), T(oci_manifest_with_subject),
           T(artifact_with_no_layers), T(content_type_handling),
           T(kind_from_content_type_or_structure), T(media_types), T(truncated_at_every_length),
@@ -1084,4 +1151,4 @@ TEST_MAIN(T(index_real), T(docker_manifest_real), T(oci_manifest_with_subject),
           T(platform_parse), T(platform_format), T(platform_match),
           T(filter_keeps_matching_entries_in_order), T(filter_arm64_variants),
           T(filter_that_keeps_everything_keeps_the_bytes), T(filter_drops_entries_without_platform),
-          T(filter_errors))
+          T(filter_errors), T(to_oci_manifest), T(to_oci_index))
