@@ -94,6 +94,7 @@ static void copy_usage(FILE *f, const char *cmd)
             "  oci:DIR[:NAME]                        an OCI layout directory\n"
             "  oci-archive:FILE[:NAME]               an OCI layout in a tar file\n"
             "  docker-archive:FILE[:REPO:TAG]        a docker save tar file\n"
+            "  dir:DIR                               skopeo's directory format\n"
             "\n"
             "Options:\n"
             "  -a, --all                 copy every platform of an index (the default)\n"
@@ -104,7 +105,6 @@ static void copy_usage(FILE *f, const char *cmd)
             "                            machine's (or --override-*'s) image, without its\n"
             "                            index, as skopeo without --all; index-only: the\n"
             "                            index alone, none of its images\n"
-            "      --preserve-digests    refuse whatever would change a digest\n"
             "      --remove-signatures   accepted: signatures are copied only with\n"
             "                            --referrers, so none are without it\n"
             "      --dest-precompute-digests\n"
@@ -194,7 +194,6 @@ static int cmd_copy(int argc, char **argv)
     enum {
         OPT_DIGESTFILE = CLI_OPT_OWN,
         OPT_MULTI_ARCH,
-        OPT_PRESERVE,
         OPT_REMOVE_SIGS,
         OPT_PRECOMPUTE,
         OPT_ADDITIONAL_TAG,
@@ -203,7 +202,6 @@ static int cmd_copy(int argc, char **argv)
         {"all", no_argument, NULL, 'a'},
         {"platform", required_argument, NULL, 'p'},
         {"multi-arch", required_argument, NULL, OPT_MULTI_ARCH},
-        {"preserve-digests", no_argument, NULL, OPT_PRESERVE},
         {"remove-signatures", no_argument, NULL, OPT_REMOVE_SIGS},
         {"dest-precompute-digests", no_argument, NULL, OPT_PRECOMPUTE},
         {"additional-tag", required_argument, NULL, OPT_ADDITIONAL_TAG},
@@ -245,9 +243,6 @@ static int cmd_copy(int argc, char **argv)
             break;
         case OPT_MULTI_ARCH:
             multi_arch = optarg;
-            break;
-        case OPT_PRESERVE:
-            opts.preserve_digests = 1;
             break;
         case OPT_REMOVE_SIGS:
             remove_sigs = true;

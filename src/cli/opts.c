@@ -322,6 +322,7 @@ int cli_transfer_opt(const char *cmd, int c, const char *arg, struct ocisync_cop
         return 1;
     case CLI_OPT_DEST_NO_CREDS:
         opts->dst.no_creds = 1;
+        return 1;
     case CLI_OPT_PRESERVE_DIGESTS:
         opts->preserve_digests = 1;
         return 1;

@@ -54,9 +54,6 @@ static void sync_usage(FILE *f)
             "      --dry-run             list and filter, print the plan, copy nothing\n"
             "      --shard I/N           only the repositories of shard I (0-based) of N\n"
             "      --json                one JSON event per line on stdout\n"
-            "      --preserve-digests    fail rather than change a digest (digests are kept\n"
-            "                            anyway, but a Docker-format image into --dest oci\n"
-            "                            takes OCI media types)\n"
             "      --keep-going          accepted for skopeo compatibility: a failed image never\n"
             "                            stops the others\n"
             "  -q, --quiet               print nothing but errors and the summary of failures\n"
@@ -308,7 +305,6 @@ int cli_sync(int argc, char **argv)
         OPT_DRY_RUN,
         OPT_SHARD,
         OPT_JSON,
-        OPT_PRESERVE,
         OPT_KEEP_GOING,
         OPT_APPEND_SUFFIX,
         OPT_DIGESTFILE,
@@ -322,7 +318,6 @@ int cli_sync(int argc, char **argv)
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"shard", required_argument, NULL, OPT_SHARD},
         {"json", no_argument, NULL, OPT_JSON},
-        {"preserve-digests", no_argument, NULL, OPT_PRESERVE},
         {"keep-going", no_argument, NULL, OPT_KEEP_GOING},
         {"append-suffix", required_argument, NULL, OPT_APPEND_SUFFIX},
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
@@ -393,9 +388,6 @@ int cli_sync(int argc, char **argv)
         }
         case OPT_JSON:
             out.json = true;
-            break;
-        case OPT_PRESERVE:
-            opts.copy.preserve_digests = 1;
             break;
         case OPT_KEEP_GOING:
             break;
