@@ -431,13 +431,18 @@ void cli_bad_option(const char *cmd, int argc, char **argv)
 /* ------------------------------------------------------------------------------------------ */
 /* Credentials given in pieces */
 
-static char *join_creds(const char *user, const char *password)
+/*
+ * "USER:PASSWORD" of one side, in storage of the process's own (one per
+ * side: a command runs once per process, so nothing is left to free).
+ */
+static char joined[2][8192];
+
+static char *join_creds(int i, const char *user, const char *password)
 {
-    size_t n = strlen(user) + strlen(password) + 2;
-    char *s = malloc(n);
-    if (s != NULL)
-        snprintf(s, n, "%s:%s", user, password);
-    return s;
+    if (strlen(user) + strlen(password) + 2 > sizeof(joined[i]))
+        return NULL;
+    snprintf(joined[i], sizeof(joined[i]), "%s:%s", user, password);
+    return joined[i];
 }
 
 /* Reads a line from the terminal without echo; false when stdin is no terminal. */
@@ -460,7 +465,7 @@ static bool ask_password(const char *what, char *buf, size_t len)
     return ok;
 }
 
-static int finish_side(const char *cmd, const char *side, struct side_creds *p,
+static int finish_side(const char *cmd, int i, const char *side, struct side_creds *p,
                        struct ocisync_registry_opts *r)
 {
     char password[4096];
@@ -480,7 +485,10 @@ static int finish_side(const char *cmd, const char *side, struct side_creds *p,
         return -1;
     }
     if (p->user != NULL) {
-        r->creds = join_creds(p->user, p->password);
+        r->creds = join_creds(i, p->user, p->password);
+        if (r->creds == NULL)
+            fprintf(stderr, "%s %s: --%s-username and --%s-password are too long\n", cli_prog, cmd,
+                    side, side);
         return r->creds != NULL ? 0 : -1;
     }
     if (r->creds == NULL || strchr(r->creds, ':') != NULL)
@@ -497,8 +505,10 @@ static int finish_side(const char *cmd, const char *side, struct side_creds *p,
                 cli_prog, cmd, side, r->creds, side);
         return -1;
     }
-    r->creds = join_creds(r->creds, password);
+    r->creds = join_creds(i, r->creds, password);
     memset(password, 0, sizeof(password));
+    if (r->creds == NULL)
+        fprintf(stderr, "%s %s: the --%s-creds password is too long\n", cli_prog, cmd, side);
     return r->creds != NULL ? 0 : -1;
 }
 
@@ -507,8 +517,8 @@ int cli_transfer_finish(const char *cmd, struct ocisync_copy_opts *opts)
     if (cli_global.debug)
         opts->debug = 1;
     int rc = 0;
-    if (finish_side(cmd, "src", &pieces[0], &opts->src) != 0 ||
-        finish_side(cmd, "dest", &pieces[1], &opts->dst) != 0)
+    if (finish_side(cmd, 0, "src", &pieces[0], &opts->src) != 0 ||
+        finish_side(cmd, 1, "dest", &pieces[1], &opts->dst) != 0)
         rc = -1;
     memset(pieces, 0, sizeof(pieces));
     return rc;
