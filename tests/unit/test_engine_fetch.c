@@ -35,26 +35,6 @@ static int tls_port; /* the HTTPS server's, for the plain server's redirects to 
 /* ------------------------------------------------------------------------------------------ */
 /* The plain HTTP server, on a thread */
 
-struct srv_thread {
-    uv_loop_t loop;
-    struct srv srv;
-    uv_async_t stop;
-    uv_thread_t tid;
-};
-
-static void st_on_stop(uv_async_t *a)
-{
-    struct srv_thread *t = a->data;
-    srv_stop(&t->srv);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void st_run(void *arg)
-{
-    struct srv_thread *t = arg;
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-}
-
 static void send_chunked(struct srv_conn *c, size_t total)
 {
     const char *b = big();
@@ -148,22 +128,14 @@ static void setup(void)
 static void st_start(struct srv_thread *t)
 {
     setup();
-    memset(t, 0, sizeof(*t));
     big(); /* made here, before the server's thread reads it */
-    CHECK_INT(uv_loop_init(&t->loop), 0);
-    CHECK_INT(srv_start(&t->srv, &t->loop, handler, t), 0);
-    CHECK_INT(uv_async_init(&t->loop, &t->stop, st_on_stop), 0);
-    t->stop.data = t;
-    CHECK_INT(uv_thread_create(&t->tid, st_run, t), 0);
+    srv_thread_start(t, handler);
 }
 
 /* Stops the server and its thread; its requests may be read after. */
 static void st_stop(struct srv_thread *t)
 {
-    uv_async_send(&t->stop);
-    uv_thread_join(&t->tid);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    CHECK_INT(uv_loop_close(&t->loop), 0);
+    srv_thread_stop(t);
 }
 
 static void st_free(struct srv_thread *t)

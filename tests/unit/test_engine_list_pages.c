@@ -12,26 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-struct srv_thread {
-    uv_loop_t loop;
-    struct srv srv;
-    uv_async_t stop;
-    uv_thread_t tid;
-};
-
-static void st_on_stop(uv_async_t *a)
-{
-    struct srv_thread *t = a->data;
-    srv_stop(&t->srv);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void st_run(void *arg)
-{
-    struct srv_thread *t = arg;
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-}
-
 static void page(struct srv_conn *c, const char *link, const char *json)
 {
     if (link != NULL)
@@ -83,20 +63,12 @@ static void handler(struct srv *s, struct srv_conn *c, struct srv_req *q)
 
 static void st_start(struct srv_thread *t)
 {
-    memset(t, 0, sizeof(*t));
-    CHECK_INT(uv_loop_init(&t->loop), 0);
-    CHECK_INT(srv_start(&t->srv, &t->loop, handler, t), 0);
-    CHECK_INT(uv_async_init(&t->loop, &t->stop, st_on_stop), 0);
-    t->stop.data = t;
-    CHECK_INT(uv_thread_create(&t->tid, st_run, t), 0);
+    srv_thread_start(t, handler);
 }
 
 static void st_stop(struct srv_thread *t)
 {
-    uv_async_send(&t->stop);
-    uv_thread_join(&t->tid);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    CHECK_INT(uv_loop_close(&t->loop), 0);
+    srv_thread_stop(t);
     srv_free(&t->srv);
 }
 

@@ -637,4 +637,47 @@ static inline void env_free(struct env *e)
     srv_free(&e->srv2);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* A server on a thread of its own, for tests that call a blocking library function */
+
+struct srv_thread {
+    uv_loop_t loop;
+    struct srv srv;
+    uv_async_t stop;
+    uv_thread_t tid;
+};
+
+static inline void srv_thread_on_stop_(uv_async_t *a)
+{
+    struct srv_thread *t = a->data;
+    srv_stop(&t->srv);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static inline void srv_thread_run_(void *arg)
+{
+    struct srv_thread *t = arg;
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+}
+
+/* Starts a server answering with handler on a thread of its own. */
+static inline void srv_thread_start(struct srv_thread *t, srv_handler handler)
+{
+    memset(t, 0, sizeof(*t));
+    CHECK_INT(uv_loop_init(&t->loop), 0);
+    CHECK_INT(srv_start(&t->srv, &t->loop, handler, t), 0);
+    CHECK_INT(uv_async_init(&t->loop, &t->stop, srv_thread_on_stop_), 0);
+    t->stop.data = t;
+    CHECK_INT(uv_thread_create(&t->tid, srv_thread_run_, t), 0);
+}
+
+/* Stops the server and its thread; its requests may be read after (then srv_free). */
+static inline void srv_thread_stop(struct srv_thread *t)
+{
+    uv_async_send(&t->stop);
+    uv_thread_join(&t->tid);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    CHECK_INT(uv_loop_close(&t->loop), 0);
+}
+
 #endif
