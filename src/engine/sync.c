@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/queue.h"
 #include "engine/endpoint.h"
+#include "engine/read.h"
 #include "engine/transport.h"
 #include "oci/layout.h"
 #include "oci/ref.h"
@@ -33,12 +34,8 @@
 
 /* Listings in flight at once. */
 #define LISTINGS_AT_ONCE 8
-/* Names (tags, repositories) one listing may return, over all its pages. */
-#define LIST_MAX_NAMES 1000000
 /* Pages one listing may take; a registry that keeps linking is cut off. */
 #define LIST_MAX_PAGES 10000
-/* JSON values one page may hold: ten times the largest page asked for, and its keys. */
-#define LIST_PAGE_MAX_VALUES 100016
 
 struct sync_run;
 
@@ -279,71 +276,17 @@ static int list_finish(struct sync_list *l)
     return err;
 }
 
-/* Appends the names of a page ({"tags": [...]} or {"repositories": [...]}). */
+/* Appends the names of a page ({"tags": [...]} or {"repositories": [...]}): list.c's parser. */
 static int take_page(struct sync_list *l, char *msg, size_t msglen)
 {
-    const char *key = l->repo != NULL ? "tags" : "repositories";
-    json_error_t jerr;
-    json_t *doc, *arr, *v;
-    size_t i;
-    int err = 0;
+    char why[512];
     size_t len;
     const char *body = proto_reg_body(&l->op, &len);
-    /* Pages are asked for 1000 names (at most 10000): a page of far more tiny values is not one. */
-    if (ocisync__json_values(body, len, LIST_PAGE_MAX_VALUES) > LIST_PAGE_MAX_VALUES) {
-        snprintf(msg, msglen, "%s: a page of the listing holds more than %d values", l->op.what,
-                 LIST_PAGE_MAX_VALUES);
-        return OCISYNC_ETOOBIG;
-    }
-    doc = json_loadb(body, len, 0, &jerr);
-    if (doc == NULL) {
-        snprintf(msg, msglen, "%s: the listing is not valid JSON (%s)", l->op.what, jerr.text);
-        return OCISYNC_EREGISTRY;
-    }
-    arr = json_object_get(doc, key);
-    /* distribution answers "tags": null for a repository without tags. */
-    if (arr != NULL && !json_is_array(arr) && !json_is_null(arr)) {
-        snprintf(msg, msglen, "%s: \"%s\" is not a list", l->op.what, key);
-        err = OCISYNC_EREGISTRY;
-        goto out;
-    }
-    json_array_foreach(arr, i, v)
-    {
-        const char *name = json_string_value(v);
-        if (name == NULL || *name == '\0' || strlen(name) > 255)
-            continue;
-        /*
-         * Names go into requests, paths and terminals: one that breaks the grammar
-         * ("../x", an escape sequence, a line break) is never used.
-         */
-        if (l->repo != NULL ? !oci_ref_tag_valid(name) : !oci_ref_path_valid(name)) {
-            if (l->n_invalid++ == 0)
-                oci_ref_quote(name, l->first_invalid, sizeof(l->first_invalid));
-            continue;
-        }
-        if (l->n_names >= LIST_MAX_NAMES) {
-            snprintf(msg, msglen, "%s: more than %d names", l->op.what, LIST_MAX_NAMES);
-            err = OCISYNC_ETOOBIG;
-            goto out;
-        }
-        if (l->n_names == l->cap_names) {
-            size_t cap = l->cap_names ? l->cap_names * 2 : 64;
-            char **n = realloc(l->names, cap * sizeof(*n));
-            if (n == NULL) {
-                err = UV_ENOMEM;
-                goto out;
-            }
-            l->names = n;
-            l->cap_names = cap;
-        }
-        if ((l->names[l->n_names] = strdup(name)) == NULL) {
-            err = UV_ENOMEM;
-            goto out;
-        }
-        l->n_names++;
-    }
-out:
-    json_decref(doc);
+    int err = engine_list_take_page(
+        body != NULL ? body : "", body != NULL ? len : 0, l->repo != NULL, &l->names, &l->n_names,
+        &l->cap_names, &l->n_invalid, l->first_invalid, sizeof(l->first_invalid), why, sizeof(why));
+    if (err != 0)
+        snprintf(msg, msglen, "%s: %s", l->op.what, why);
     return err;
 }
 
