@@ -931,3 +931,300 @@ out:
     oci_manifest_free(&m);
     return r;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * OCI media types into Docker schema 2 (skopeo's -f v2s2)
+ */
+
+/* The Docker media type of an OCI layer or config type; NULL when schema 2 has none. */
+static const char *docker_type_of(const char *mt)
+{
+    static const struct {
+        const char *oci, *docker;
+    } map[] = {
+        {OCI_MT_OCI_CONFIG, OCI_MT_DOCKER_CONFIG},
+        {OCI_MT_DOCKER_CONFIG, OCI_MT_DOCKER_CONFIG},
+        {"application/vnd.oci.image.layer.v1.tar+gzip",
+         "application/vnd.docker.image.rootfs.diff.tar.gzip"},
+        {"application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar"},
+        {"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"},
+        {"application/vnd.oci.image.layer.nondistributable.v1.tar",
+         "application/vnd.docker.image.rootfs.foreign.diff.tar"},
+        {"application/vnd.docker.image.rootfs.diff.tar.gzip",
+         "application/vnd.docker.image.rootfs.diff.tar.gzip"},
+        {"application/vnd.docker.image.rootfs.diff.tar",
+         "application/vnd.docker.image.rootfs.diff.tar"},
+        {"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(mt, map[i].oci) == 0)
+            return map[i].docker;
+    return NULL;
+}
+
+/*
+ * A new descriptor object {mediaType, size, digest[, urls]} (schema 2's
+ * field order, as containers/image writes it) for the OCI descriptor d, with
+ * media type mt. Returns NULL without memory.
+ */
+static json_t *docker_desc(json_t *d, const char *mt, const char *digest, json_int_t size)
+{
+    json_t *o = json_object(), *urls = json_object_get(d, "urls");
+    if (o == NULL || json_object_set_new(o, "mediaType", json_string(mt)) != 0 ||
+        json_object_set_new(o, "size", json_integer(size)) != 0 ||
+        json_object_set_new(o, "digest", json_string(digest)) != 0 ||
+        (json_is_array(urls) && json_array_size(urls) > 0 &&
+         json_object_set(o, "urls", urls) != 0)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The platform object of a manifest list entry, in schema 2's field order. */
+static json_t *docker_platform(json_t *p)
+{
+    static const char *const keys[] = {"architecture", "os",      "os.version",
+                                       "os.features",  "variant", "features"};
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *v = json_object_get(p, keys[i]);
+        int r = 0;
+        if (i < 2)
+            r = json_object_set_new(
+                o, keys[i],
+                json_string(v != NULL && json_is_string(v) ? json_string_value(v) : ""));
+        else if (v != NULL && !(json_is_string(v) && json_string_length(v) == 0) &&
+                 !(json_is_array(v) && json_array_size(v) == 0))
+            r = json_object_set(o, keys[i], v);
+        if (r != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static int refuse(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return OCISYNC_EMEDIATYPE;
+}
+
+/* An image manifest as schema 2: config and layers mapped, everything else dropped. */
+static int image_to_docker(const struct oci_manifest *m, json_t *root, json_t *out, char *err,
+                           size_t errlen)
+{
+    json_t *layers, *arr = json_object_get(root, "layers"), *v, *d;
+    const char *mt;
+    size_t i;
+
+    if (json_object_get(root, "artifactType") != NULL || m->has_subject)
+        return refuse(err, errlen,
+                      "it is an OCI artifact (artifactType or subject), which Docker schema 2 "
+                      "cannot describe");
+    mt = docker_type_of(m->config.media_type);
+    if (mt == NULL || strcmp(mt, OCI_MT_DOCKER_CONFIG) != 0)
+        return refuse(err, errlen,
+                      "its config is %s, not an image config: Docker schema 2 holds images only",
+                      m->config.media_type);
+    d = docker_desc(json_object_get(root, "config"), mt, m->config.digest.str, m->config.size);
+    if (d == NULL || json_object_set_new(out, "config", d) != 0)
+        return UV_ENOMEM;
+    layers = json_array();
+    if (layers == NULL || json_object_set_new(out, "layers", layers) != 0)
+        return UV_ENOMEM;
+    json_array_foreach(arr, i, v)
+    {
+        const struct oci_descriptor *l = &m->layers[i];
+        mt = docker_type_of(l->media_type);
+        if (mt == NULL || strcmp(mt, OCI_MT_DOCKER_CONFIG) == 0)
+            return refuse(
+                err, errlen, "layer %s is %s, which Docker schema 2 has no media type for%s",
+                l->digest.str, l->media_type,
+                strstr(l->media_type, "zstd") != NULL ? " (it knows gzip and plain tars only)"
+                                                      : "");
+        d = docker_desc(v, mt, l->digest.str, l->size);
+        if (d == NULL || json_array_append_new(layers, d) != 0)
+            return UV_ENOMEM;
+    }
+    return 0;
+}
+
+/* An index as a manifest list: each entry names its child's converted bytes. */
+static int index_to_docker(const struct oci_manifest *m, json_t *root, json_t *out,
+                           const struct oci_converted *children, size_t n_children, char *err,
+                           size_t errlen)
+{
+    json_t *list, *arr = json_object_get(root, "manifests"), *v, *d, *p;
+    size_t i;
+
+    if (m->has_subject)
+        return refuse(err, errlen, "it names a subject, which a Docker manifest list cannot");
+    list = json_array();
+    if (list == NULL || json_object_set_new(out, "manifests", list) != 0)
+        return UV_ENOMEM;
+    json_array_foreach(arr, i, v)
+    {
+        const struct oci_descriptor *c = &m->manifests[i];
+        const struct oci_digest *dg = &c->digest;
+        int64_t size = c->size;
+        if (!oci_media_type_is_manifest(c->media_type))
+            return refuse(err, errlen,
+                          "entry %s is %s; a Docker manifest list lists image manifests only",
+                          c->digest.str, c->media_type);
+        for (size_t k = 0; k < n_children; k++) {
+            if (!oci_digest_equal(&children[k].from, dg))
+                continue;
+            dg = &children[k].to;
+            size = children[k].size;
+            break;
+        }
+        d = docker_desc(v, OCI_MT_DOCKER_MANIFEST, dg->str, size);
+        p = d != NULL ? docker_platform(json_object_get(v, "platform")) : NULL;
+        if (p == NULL || json_object_set_new(d, "platform", p) != 0 ||
+            json_array_append_new(list, d) != 0) {
+            json_decref(d);
+            return UV_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int oci_manifest_to_docker(const void *data, size_t len, const struct oci_converted *children,
+                           size_t n_children, char **out, size_t *out_len, char *err, size_t errlen)
+{
+    const size_t dump_flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+    struct oci_manifest m;
+    json_t *root = NULL, *doc = NULL;
+    char *buf = NULL;
+    size_t need;
+    int r;
+
+    memset(&m, 0, sizeof(m));
+    *out = NULL;
+    *out_len = 0;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    r = oci_manifest_parse(NULL, data, len, &m, err, errlen);
+    if (r != 0)
+        goto out;
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    doc = json_object();
+    if (root == NULL || doc == NULL) {
+        r = UV_ENOMEM; /* it parsed a moment ago */
+        goto out;
+    }
+    r = UV_ENOMEM;
+    if (json_object_set_new(doc, "schemaVersion", json_integer(2)) != 0 ||
+        json_object_set_new(doc, "mediaType",
+                            json_string(m.kind == OCI_KIND_INDEX ? OCI_MT_DOCKER_LIST
+                                                                 : OCI_MT_DOCKER_MANIFEST)) != 0)
+        goto out;
+    if (m.kind == OCI_KIND_IMAGE)
+        r = image_to_docker(&m, root, doc, err, errlen);
+    else
+        r = index_to_docker(&m, root, doc, children, n_children, err, errlen);
+    if (r != 0)
+        goto out;
+    need = json_dumpb(doc, NULL, 0, dump_flags);
+    buf = need > 0 ? malloc(need + 1) : NULL;
+    if (buf == NULL || json_dumpb(doc, buf, need, dump_flags) != need) {
+        r = UV_ENOMEM;
+        goto out;
+    }
+    buf[need] = '\0';
+    *out = buf;
+    *out_len = need;
+    buf = NULL;
+    r = 0;
+out:
+    free(buf);
+    json_decref(doc);
+    json_decref(root);
+    oci_manifest_free(&m);
+    return r;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Descriptors renamed (recompressed layers, and the manifests that name them)
+ */
+
+/* Renames d if map has its digest. */
+static int relink_desc(json_t *d, const struct oci_relink *map, size_t n)
+{
+    const char *dg = json_string_value(json_object_get(d, "digest"));
+    for (size_t k = 0; dg != NULL && k < n; k++) {
+        if (strcmp(map[k].from.str, dg) != 0)
+            continue;
+        if ((map[k].media_type[0] &&
+             json_object_set_new(d, "mediaType", json_string(map[k].media_type)) != 0) ||
+            json_object_set_new(d, "digest", json_string(map[k].to.str)) != 0 ||
+            json_object_set_new(d, "size", json_integer(map[k].size)) != 0)
+            return UV_ENOMEM;
+        return 0;
+    }
+    return 0;
+}
+
+int oci_manifest_relink(const void *data, size_t len, const struct oci_relink *map, size_t n,
+                        char **out, size_t *out_len)
+{
+    const size_t dump_flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+    struct oci_manifest m;
+    json_t *root = NULL, *v;
+    char *buf = NULL;
+    size_t need, i;
+    int r;
+
+    memset(&m, 0, sizeof(m));
+    *out = NULL;
+    *out_len = 0;
+    r = oci_manifest_parse(NULL, data, len, &m, NULL, 0);
+    if (r != 0)
+        goto out;
+    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    r = UV_ENOMEM; /* it parsed a moment ago */
+    if (root == NULL)
+        goto out;
+    if (m.kind == OCI_KIND_IMAGE) {
+        if (relink_desc(json_object_get(root, "config"), map, n) != 0)
+            goto out;
+        json_array_foreach(json_object_get(root, "layers"), i, v)
+        {
+            if (relink_desc(v, map, n) != 0)
+                goto out;
+        }
+    } else {
+        json_array_foreach(json_object_get(root, "manifests"), i, v)
+        {
+            if (relink_desc(v, map, n) != 0)
+                goto out;
+        }
+    }
+    need = json_dumpb(root, NULL, 0, dump_flags);
+    buf = need > 0 ? malloc(need + 1) : NULL;
+    if (buf == NULL || json_dumpb(root, buf, need, dump_flags) != need)
+        goto out;
+    buf[need] = '\0';
+    *out = buf;
+    *out_len = need;
+    buf = NULL;
+    r = 0;
+out:
+    free(buf);
+    json_decref(root);
+    oci_manifest_free(&m);
+    return r;
+}

@@ -143,4 +143,37 @@ struct oci_converted {
 int oci_manifest_to_oci(const void *data, size_t len, const struct oci_converted *children,
                         size_t n_children, char **out, size_t *out_len);
 
+/* A descriptor renamed: digest from becomes to, of size bytes (and media_type, unless ""). */
+struct oci_relink {
+    struct oci_digest from, to;
+    int64_t size;
+    char media_type[OCI_MEDIA_TYPE_MAX];
+};
+
+/*
+ * The manifest or index (data, len) with every descriptor (config, layers,
+ * an index's entries) whose digest is a map[].from renamed as that entry
+ * says; every other field and the order of fields are kept. *out is
+ * malloc'ed (caller frees), compact JSON. OCISYNC_EMANIFEST for a document
+ * oci_manifest_parse refuses.
+ */
+int oci_manifest_relink(const void *data, size_t len, const struct oci_relink *map, size_t n,
+                        char **out, size_t *out_len);
+
+/*
+ * The manifest or index (data, len) as Docker schema 2, written as
+ * containers/image writes it for skopeo's -f v2s2 (so the digest is skopeo's):
+ * a fresh document in schema 2's field order holding the config and layer
+ * descriptors (config bytes untouched) or, for an index, a manifest list
+ * whose entries take the digest and size children[] gives and keep their
+ * platform. Annotations have no place in schema 2 and are dropped.
+ * OCISYNC_EMEDIATYPE (with a sentence in err) for what schema 2 cannot hold:
+ * zstd or other non-Docker layers, a config that is not an image config, an
+ * artifactType or subject, an index entry that is not an image manifest;
+ * OCISYNC_EMANIFEST for a document oci_manifest_parse refuses.
+ */
+int oci_manifest_to_docker(const void *data, size_t len, const struct oci_converted *children,
+                           size_t n_children, char **out, size_t *out_len, char *err,
+                           size_t errlen);
+
 #endif

@@ -2,6 +2,7 @@
  * Manifest and index parsing, platforms and index filtering: real documents
  * as registries serve them, then truncated, oversized and hostile ones.
  */
+#include "oci/imgconfig.h"
 #include "oci/manifest.h"
 #include "ocisync.h"
 #include "test.h"
@@ -1140,6 +1141,140 @@ TEST(to_oci_index)
     CHECK(!oci_media_type_is_docker(OCI_MT_OCI_INDEX));
 }
 
+/* skopeo's -f v2s2: a fresh schema 2 document in its field order, annotations gone. */
+TEST(to_docker_manifest)
+{
+    static const char doc[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":"
+        "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\",\"size\":7},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":"
+        "\"sha256:2222222222222222222222222222222222222222222222222222222222222222\",\"size\":9,"
+        "\"annotations\":{\"a\":\"b\"}},{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\","
+        "\"digest\":\"sha256:3333333333333333333333333333333333333333333333333333333333333333\","
+        "\"size\":5}],\"annotations\":{\"org.opencontainers.image.created\":\"x\"}}";
+    static const char want[] =
+        "{\"schemaVersion\":2,\"mediaType\":"
+        "\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":"
+        "\"application/vnd.docker.container.image.v1+json\",\"size\":7,\"digest\":"
+        "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\"},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\","
+        "\"size\":9,\"digest\":"
+        "\"sha256:2222222222222222222222222222222222222222222222222222222222222222\"},"
+        "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar\",\"size\":5,\"digest\":"
+        "\"sha256:3333333333333333333333333333333333333333333333333333333333333333\"}]}";
+    char *out = NULL, why[256];
+    size_t len = 0;
+    CHECK_INT(oci_manifest_to_docker(doc, strlen(doc), NULL, 0, &out, &len, why, sizeof(why)), 0);
+    CHECK_STR(out, want);
+    CHECK_INT(len, strlen(want));
+    free(out);
+}
+
+/* What schema 2 cannot hold is refused, saying what. */
+TEST(to_docker_refusals)
+{
+    static const char zstd[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":"
+        "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\",\"size\":7},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":"
+        "\"sha256:2222222222222222222222222222222222222222222222222222222222222222\",\"size\":9}]}";
+    static const char artifact[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.example.sbom\",\"digest\":"
+        "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\",\"size\":7},"
+        "\"layers\":[]}";
+    static const char nested[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+        "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":"
+        "\"sha256:4444444444444444444444444444444444444444444444444444444444444444\",\"size\":3}]}";
+    char *out = NULL, why[256];
+    size_t len = 0;
+    CHECK_INT(oci_manifest_to_docker(zstd, strlen(zstd), NULL, 0, &out, &len, why, sizeof(why)),
+              OCISYNC_EMEDIATYPE);
+    CHECK(out == NULL);
+    CHECK(strstr(why, "tar+zstd") != NULL && strstr(why, "gzip and plain tars only") != NULL);
+    CHECK_INT(
+        oci_manifest_to_docker(artifact, strlen(artifact), NULL, 0, &out, &len, why, sizeof(why)),
+        OCISYNC_EMEDIATYPE);
+    CHECK(strstr(why, "application/vnd.example.sbom") != NULL);
+    CHECK_INT(oci_manifest_to_docker(nested, strlen(nested), NULL, 0, &out, &len, why, sizeof(why)),
+              OCISYNC_EMEDIATYPE);
+    CHECK(strstr(why, "image manifests only") != NULL);
+    CHECK_INT(oci_manifest_to_docker("{", 1, NULL, 0, &out, &len, why, sizeof(why)),
+              OCISYNC_EMANIFEST);
+}
+
+/* An index becomes a list naming the converted children, platforms in schema 2's order. */
+TEST(to_docker_index)
+{
+    static const char doc[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+        "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":"
+        "\"sha256:4444444444444444444444444444444444444444444444444444444444444444\",\"size\":557,"
+        "\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"},"
+        "\"annotations\":{\"k\":\"v\"}}],\"annotations\":{\"k\":\"v\"}}";
+    static const char want[] =
+        "{\"schemaVersion\":2,\"mediaType\":"
+        "\"application/vnd.docker.distribution.manifest.list.v2+json\",\"manifests\":[{"
+        "\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"size\":585,"
+        "\"digest\":\"sha256:5555555555555555555555555555555555555555555555555555555555555555\","
+        "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}}]}";
+    struct oci_converted map;
+    char *out = NULL, why[256];
+    size_t len = 0;
+    CHECK_INT(
+        oci_digest_parse_str(
+            "sha256:4444444444444444444444444444444444444444444444444444444444444444", &map.from),
+        0);
+    CHECK_INT(
+        oci_digest_parse_str(
+            "sha256:5555555555555555555555555555555555555555555555555555555555555555", &map.to),
+        0);
+    map.size = 585;
+    CHECK_INT(oci_manifest_to_docker(doc, strlen(doc), &map, 1, &out, &len, why, sizeof(why)), 0);
+    CHECK_STR(out, want);
+    free(out);
+}
+
+/* Recompressed layers renamed: digest, size and media type; everything else kept in order. */
+TEST(relink)
+{
+    static const char doc[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":"
+        "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\",\"size\":7},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":"
+        "\"sha256:2222222222222222222222222222222222222222222222222222222222222222\",\"size\":9,"
+        "\"annotations\":{\"a\":\"b\"}}]}";
+    static const char want[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":"
+        "\"sha256:1111111111111111111111111111111111111111111111111111111111111111\",\"size\":7},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":"
+        "\"sha256:6666666666666666666666666666666666666666666666666666666666666666\",\"size\":8,"
+        "\"annotations\":{\"a\":\"b\"}}]}";
+    struct oci_relink map;
+    char *out = NULL;
+    size_t len = 0;
+    memset(&map, 0, sizeof(map));
+    CHECK_INT(
+        oci_digest_parse_str(
+            "sha256:2222222222222222222222222222222222222222222222222222222222222222", &map.from),
+        0);
+    CHECK_INT(
+        oci_digest_parse_str(
+            "sha256:6666666666666666666666666666666666666666666666666666666666666666", &map.to),
+        0);
+    map.size = 8;
+    snprintf(map.media_type, sizeof(map.media_type), "%s", OCI_MT_OCI_LAYER_ZSTD);
+    CHECK_INT(oci_manifest_relink(doc, strlen(doc), &map, 1, &out, &len), 0);
+    CHECK_STR(out, want);
+    free(out);
+    CHECK_INT(oci_manifest_relink("[]", 2, &map, 1, &out, &len), OCISYNC_EMANIFEST);
+}
+
 TEST_MAIN(T(index_real), T(docker_manifest_real), T(oci_manifest_with_subject),
           T(artifact_with_no_layers), T(content_type_handling),
           T(kind_from_content_type_or_structure), T(media_types), T(truncated_at_every_length),
@@ -1151,4 +1286,5 @@ TEST_MAIN(T(index_real), T(docker_manifest_real), T(oci_manifest_with_subject),
           T(platform_parse), T(platform_format), T(platform_match),
           T(filter_keeps_matching_entries_in_order), T(filter_arm64_variants),
           T(filter_that_keeps_everything_keeps_the_bytes), T(filter_drops_entries_without_platform),
-          T(filter_errors), T(to_oci_manifest), T(to_oci_index))
+          T(filter_errors), T(to_oci_manifest), T(to_oci_index), T(to_docker_manifest),
+          T(to_docker_refusals), T(to_docker_index), T(relink))
