@@ -29,11 +29,12 @@ declare -A srcs=(
   [dockerignore]="src/oci/dockerignore.c"
   [stack]="src/oci/stack.c src/oci/unpack.c src/oci/tar.c src/oci/digest.c"
   [overlay]="src/oci/overlay.c src/oci/tar.c src/oci/unpack.c src/oci/digest.c"
+  [recompress]="src/oci/recompress.c src/oci/unpack.c src/oci/digest.c"
 )
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for t in ref digest manifest h1 www_authenticate docker_config tar sync_yaml tagfilter \
-    dockerfile dockerignore stack overlay; do
+    dockerfile dockerignore stack overlay recompress; do
     [ -f "fuzz/fuzz_$t.c" ] && targets+=("$t")
   done
 fi

@@ -1119,6 +1119,16 @@ fail:
     return rc;
 }
 
+int oci_layout_blob_rename(struct oci_layout_writer *w, const struct oci_digest *d, int64_t size)
+{
+    struct oci_digest c;
+    if (canonical_digest(d, &c) != 0 || c.alg != w->digest.alg)
+        return OCISYNC_EDIGEST;
+    w->digest = c;
+    w->size = size < 0 ? -1 : size;
+    return 0;
+}
+
 int oci_layout_blob_commit(struct oci_layout_writer *w, char *err, size_t errlen)
 {
     struct oci_digest got;

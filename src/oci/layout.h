@@ -194,6 +194,12 @@ int oci_layout_blob_write(struct oci_layout_writer *w, const void *data, size_t 
 int oci_layout_blob_commit(struct oci_layout_writer *w, char *err, size_t errlen);
 /* Drops an unfinished blob and its temp file; harmless on a finished writer. */
 void oci_layout_blob_abort(struct oci_layout_writer *w);
+/*
+ * For a blob whose name is known only at its end (one made while written,
+ * begun under another digest of the same algorithm): the digest and size
+ * commit checks and publishes it under. OCISYNC_EDIGEST for another algorithm.
+ */
+int oci_layout_blob_rename(struct oci_layout_writer *w, const struct oci_digest *d, int64_t size);
 /* begin + write + commit for a buffer (manifests, configs). */
 int oci_layout_put_blob(const struct oci_layout *l, const struct oci_digest *d, const void *data,
                         size_t len, char *err, size_t errlen);
