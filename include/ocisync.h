@@ -85,18 +85,26 @@ typedef enum {
     OCISYNC_EV_BLOB_START,  /* a blob transfer starts (size is the blob's) */
     OCISYNC_EV_BLOB_PROGRESS, /* bytes of the blob received so far (at most ~10 a second) */
     /*
-     * A Docker-format manifest or list written to an OCI layout took OCI
-     * media types, hence a new digest (digest) instead of source_digest.
+     * A manifest or index took other media types (media_type: its new
+     * one), hence a new digest (digest) instead of source_digest: a
+     * Docker-format one written to an OCI layout, one converted as
+     * ocisync_copy_opts.format asks, or one naming recompressed layers.
      */
     OCISYNC_EV_MANIFEST_CONVERTED,
+    /*
+     * A layer was recompressed (ocisync_copy_opts.recompress): the
+     * destination holds digest (media_type, size bytes) for source_digest.
+     */
+    OCISYNC_EV_BLOB_RECOMPRESSED,
 } ocisync_event_kind;
 
 struct ocisync_event {
     ocisync_event_kind kind;
-    const char *digest;        /* blob or manifest digest */
-    const char *media_type;    /* may be NULL */
-    const char *platform;      /* "os/arch[/variant]" of the image it belongs to, or NULL */
-    const char *source_digest; /* EV_INDEX_FILTERED, EV_MANIFEST_CONVERTED: the source's digest */
+    const char *digest;     /* blob or manifest digest */
+    const char *media_type; /* may be NULL */
+    const char *platform;   /* "os/arch[/variant]" of the image it belongs to, or NULL */
+    /* EV_INDEX_FILTERED, EV_MANIFEST_CONVERTED, EV_BLOB_RECOMPRESSED: the source's digest */
+    const char *source_digest;
     int64_t size;
     /* EV_IMAGE_DONE, EV_DONE: what happened to the image's blobs. */
     uint64_t blobs_copied, blobs_mounted, blobs_skipped;
@@ -158,6 +166,19 @@ struct ocisync_registry_opts {
     /* Non-zero: no credentials at all for this side, whatever the files say (--src-no-creds). */
     int no_creds;
 };
+
+typedef enum {
+    OCISYNC_GZIP = 0,
+    OCISYNC_ZSTD,
+} ocisync_compression;
+
+#define OCISYNC_MAX_ADDITIONAL_TAGS 64
+
+typedef enum {
+    OCISYNC_FORMAT_KEEP = 0,
+    OCISYNC_FORMAT_OCI,  /* OCI image manifests and indexes */
+    OCISYNC_FORMAT_V2S2, /* Docker schema 2 manifests and manifest lists */
+} ocisync_manifest_format;
 
 struct ocisync_copy_opts {
     /* Platforms to copy from an index, as "os/arch[/variant]"; none means all. */
@@ -239,6 +260,38 @@ struct ocisync_copy_opts {
      * answers MANIFEST_BLOB_UNKNOWN), as it refuses skopeo's.
      */
     int index_only;
+    /*
+     * The manifests' format at the destination, as skopeo's -f/--format:
+     * KEEP writes them as they are (Docker-format images written to an oci:
+     * layout still take OCI media types); OCI and V2S2 convert what is in
+     * the other format, config and layer bytes untouched (V2S2 refuses what
+     * Docker schema 2 cannot hold: zstd layers, artifacts, annotations are
+     * dropped). A conversion changes digests: EV_MANIFEST_CONVERTED reports
+     * each, and preserve_digests refuses it.
+     */
+    ocisync_manifest_format format;
+    /*
+     * Non-zero: layers in another compression (or none) are recompressed
+     * into compression while they are relayed, as skopeo's
+     * --dest-compress-format: streamed through the thread pool in bounded
+     * memory, the uncompressed tar checked against the config's diff_id
+     * (which stays), manifests rewritten to name the new blobs (and
+     * converted to OCI when a Docker manifest gets zstd layers). Layers
+     * already in that compression are copied byte for byte; non-layer blobs
+     * and foreign layers are never touched. EV_BLOB_RECOMPRESSED reports
+     * each new blob. compression_level 0 is the default (gzip 6, zstd 3).
+     */
+    int recompress;
+    ocisync_compression compression;
+    int compression_level;
+    /*
+     * Names a docker-archive: destination lists in its RepoTags after its
+     * own (skopeo's --additional-tag), each "REPO:TAG"; at most
+     * OCISYNC_MAX_ADDITIONAL_TAGS are used. Other destinations have no
+     * place for them and ignore them, as skopeo does.
+     */
+    const char *const *additional_tags;
+    size_t n_additional_tags;
 };
 
 struct ocisync_copy_result {
@@ -411,11 +464,6 @@ struct ocisync_build_platform {
     size_t n_contents;
 };
 
-typedef enum {
-    OCISYNC_GZIP = 0,
-    OCISYNC_ZSTD,
-} ocisync_compression;
-
 struct ocisync_build_opts {
     /* "scratch", or the base image ("alpine:3.20", "registry.example.com/base@sha256:..."). */
     const char *base;
@@ -498,13 +546,20 @@ struct ocisync_build_opts {
      */
     const char *cache_from, *cache_to;
     /*
-     * Where the image goes: registry references (docker://...), oci:DIR:NAME
-     * or oci-archive:FILE:NAME; all of them get the same index.
+     * Where the image goes: registry references (docker://...), oci:DIR:NAME,
+     * oci-archive:FILE:NAME or docker-archive:FILE[:REPO:TAG]; all of them
+     * get the same index (a docker-archive its one platform's image).
      */
     const char *const *tags;
     size_t n_tags;
     /* Transfers: src is the base image's registry, dst the destinations'; events; jobs. */
     struct ocisync_copy_opts copy;
+    /*
+     * Optional, n_tags entries filled once the image is out: each tag's own
+     * outcome. A docker-archive: output holds one platform's manifest, whose
+     * digest and platform it gives; the others give the index's digest.
+     */
+    struct ocisync_copy_result *tag_results;
 };
 
 struct ocisync_build_result {

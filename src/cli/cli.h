@@ -50,6 +50,9 @@ enum {
     CLI_OPT_SRC_NO_CREDS,
     CLI_OPT_DEST_NO_CREDS,
     CLI_OPT_PRESERVE_DIGESTS,
+    CLI_OPT_COMPRESS_FORMAT,
+    CLI_OPT_COMPRESS_LEVEL,
+    CLI_OPT_FORMAT = 'f',
     CLI_OPT_JOBS = 'j',
     CLI_OPT_OWN = 512,
 };
@@ -88,6 +91,17 @@ enum {
         {"preserve-digests", no_argument, NULL, CLI_OPT_PRESERVE_DIGESTS},                         \
         {"debug", no_argument, NULL, CLI_OPT_DEBUG}
 /* clang-format on */
+
+/* copy's and sync's options that change what is written: the format and the compression. */
+/* clang-format off */
+#define CLI_CONVERT_LONGOPTS                                                                       \
+    {"format", required_argument, NULL, CLI_OPT_FORMAT},                                           \
+        {"dest-compress-format", required_argument, NULL, CLI_OPT_COMPRESS_FORMAT},                \
+        {"dest-compress-level", required_argument, NULL, CLI_OPT_COMPRESS_LEVEL}
+/* clang-format on */
+extern const char cli_convert_help[];
+/* As cli_transfer_opt, for CLI_CONVERT_LONGOPTS. */
+int cli_convert_opt(const char *cmd, int c, const char *arg, struct ocisync_copy_opts *opts);
 
 /* The help text of the shared options. */
 extern const char cli_transfer_help[];

@@ -110,13 +110,15 @@ static void copy_usage(FILE *f, const char *cmd)
             "      --dest-precompute-digests\n"
             "                            accepted: blobs are always checked with HEAD first\n"
             "      --additional-tag REPO:TAG\n"
-            "                            docker-archive destinations only (not supported)\n"
+            "                            another name in a docker-archive's RepoTags\n"
+            "                            (repeatable; other destinations ignore it)\n"
             "      --digestfile FILE     write the digest the destination now has to FILE\n"
+            "%s"
             "%s"
             "  -q, --quiet               print nothing but errors\n"
             "  -h, --help                this help\n"
             "Every flag without a value also takes =true or =false (--all=true).\n",
-            cli_transfer_help);
+            cli_convert_help, cli_transfer_help);
 }
 
 /* skopeo's --multi-arch system: SRC pinned to the digest of this platform's image. */
@@ -178,8 +180,12 @@ static void on_copy_event(const struct ocisync_event *ev, void *arg)
                ev->digest, ev->source_digest);
         break;
     case OCISYNC_EV_MANIFEST_CONVERTED:
-        printf("%-16s %s -> %s: Docker media types made OCI ones for the layout (new digest)\n",
-               ev->platform ? ev->platform : "manifest", ev->source_digest, ev->digest);
+        printf("%-16s %s -> %s: now %s (new digest)\n", ev->platform ? ev->platform : "manifest",
+               ev->source_digest, ev->digest, ev->media_type);
+        break;
+    case OCISYNC_EV_BLOB_RECOMPRESSED:
+        printf("%-16s %s -> %s: recompressed as %s, %lld bytes (new digest)\n", "layer",
+               ev->source_digest, ev->digest, ev->media_type, (long long)ev->size);
         break;
     default:
         break;
@@ -208,6 +214,7 @@ static int cmd_copy(int argc, char **argv)
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        CLI_CONVERT_LONGOPTS,
         CLI_TRANSFER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -215,7 +222,8 @@ static int cmd_copy(int argc, char **argv)
     struct ocisync_copy_opts opts;
     struct ocisync_copy_result res;
     struct copy_out out = {0};
-    const char *digestfile = NULL, *multi_arch = NULL, *additional_tag = NULL;
+    const char *digestfile = NULL, *multi_arch = NULL;
+    const char *extra_tags[OCISYNC_MAX_ADDITIONAL_TAGS];
     const char *src;
     char pinned[4200];
     bool all = false, remove_sigs = false;
@@ -226,7 +234,7 @@ static int cmd_copy(int argc, char **argv)
     if (argc < 0)
         return EXIT_USAGE;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "ap:j:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ap:f:j:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 'a':
             all = true;
@@ -249,9 +257,24 @@ static int cmd_copy(int argc, char **argv)
             break;
         case OPT_PRECOMPUTE:
             break;
-        case OPT_ADDITIONAL_TAG:
-            additional_tag = optarg;
+        case OPT_ADDITIONAL_TAG: {
+            const char *slash = strrchr(optarg, '/'), *colon = strrchr(optarg, ':');
+            if (colon == NULL || colon == optarg || colon[1] == '\0' ||
+                (slash != NULL && colon < slash) || strchr(optarg, '@') != NULL) {
+                fprintf(stderr,
+                        "%s copy: --additional-tag takes REPO:TAG (like example/app:v1), not "
+                        "\"%s\"\n",
+                        prog, optarg);
+                return EXIT_USAGE;
+            }
+            if (opts.n_additional_tags == OCISYNC_MAX_ADDITIONAL_TAGS) {
+                fprintf(stderr, "%s copy: at most %d --additional-tag options\n", prog,
+                        OCISYNC_MAX_ADDITIONAL_TAGS);
+                return EXIT_USAGE;
+            }
+            extra_tags[opts.n_additional_tags++] = optarg;
             break;
+        }
         case 'q':
             out.quiet = true;
             break;
@@ -259,7 +282,10 @@ static int cmd_copy(int argc, char **argv)
             copy_usage(stdout, argv[0]);
             return 0;
         default:
-            switch (cli_transfer_opt(argv[0], c, optarg, &opts)) {
+            err = cli_convert_opt(argv[0], c, optarg, &opts);
+            if (err == 0)
+                err = cli_transfer_opt(argv[0], c, optarg, &opts);
+            switch (err) {
             case 1:
                 break;
             case -1:
@@ -283,13 +309,13 @@ static int cmd_copy(int argc, char **argv)
         fprintf(stderr, "%s copy: --all and --platform exclude each other\n", prog);
         return EXIT_USAGE;
     }
-    if (additional_tag != NULL) {
+    opts.additional_tags = extra_tags;
+    if (opts.n_additional_tags > 0 &&
+        ocisync_location_of(argv[optind + 1]) != OCISYNC_LOC_DOCKER_ARCHIVE)
         fprintf(stderr,
-                "%s copy: --additional-tag (a name added to a docker-archive's RepoTags) is not "
-                "supported; copy the image once per name\n",
-                prog);
-        return EXIT_USAGE;
-    }
+                "%s copy: warning: --additional-tag names a docker-archive's images; %s is not "
+                "one, so it is ignored (as skopeo ignores it)\n",
+                prog, argv[optind + 1]);
     if (remove_sigs && opts.referrers) {
         fprintf(stderr, "%s copy: --remove-signatures and --referrers exclude each other\n", prog);
         return EXIT_USAGE;

@@ -55,6 +55,60 @@ const char cli_transfer_help[] =
     "                            image into oci:/oci-archive: takes OCI media types)\n"
     "      --debug               trace requests and state changes on stderr\n";
 
+const char cli_convert_help[] =
+    "  -f, --format oci|v2s2     write manifests as OCI or Docker schema 2, converting\n"
+    "                            what is in the other format (new digests)\n"
+    "      --dest-compress-format gzip|zstd\n"
+    "                            recompress layers in another compression while they\n"
+    "                            are relayed (new digests; diff_ids unchanged)\n"
+    "      --dest-compress-level N\n"
+    "                            the level for --dest-compress-format (gzip 1-9,\n"
+    "                            default 6; zstd 1-19, default 3)\n";
+
+int cli_convert_opt(const char *cmd, int c, const char *arg, struct ocisync_copy_opts *opts)
+{
+    switch (c) {
+    case CLI_OPT_FORMAT:
+        if (strcmp(arg, "oci") == 0) {
+            opts->format = OCISYNC_FORMAT_OCI;
+        } else if (strcmp(arg, "v2s2") == 0) {
+            opts->format = OCISYNC_FORMAT_V2S2;
+        } else {
+            fprintf(stderr, "%s %s: --format takes oci or v2s2, not \"%s\"%s\n", cli_prog, cmd, arg,
+                    strcmp(arg, "v2s1") == 0 ? " (schema 1 is not written)" : "");
+            return -1;
+        }
+        return 1;
+    case CLI_OPT_COMPRESS_FORMAT:
+        if (strcmp(arg, "gzip") == 0) {
+            opts->compression = OCISYNC_GZIP;
+        } else if (strcmp(arg, "zstd") == 0) {
+            opts->compression = OCISYNC_ZSTD;
+        } else {
+            fprintf(stderr, "%s %s: --dest-compress-format takes gzip or zstd, not \"%s\"%s\n",
+                    cli_prog, cmd, arg,
+                    strcmp(arg, "zstd:chunked") == 0 ? " (zstd:chunked is not written)" : "");
+            return -1;
+        }
+        opts->recompress = 1;
+        return 1;
+    case CLI_OPT_COMPRESS_LEVEL: {
+        char *end;
+        long n = strtol(arg, &end, 10);
+        if (*end != '\0' || end == arg || n < 1 || n > 19) {
+            fprintf(stderr,
+                    "%s %s: --dest-compress-level takes a number from 1 to 19, not \"%s\"\n",
+                    cli_prog, cmd, arg);
+            return -1;
+        }
+        opts->compression_level = (int)n;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
 int cli_parse_bool(const char *s, bool *out)
 {
     if (s == NULL || strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0 ||

@@ -58,11 +58,12 @@ static void sync_usage(FILE *f)
             "                            stops the others\n"
             "  -q, --quiet               print nothing but errors and the summary of failures\n"
             "%s"
+            "%s"
             "  -h, --help                this help\n"
             "\n"
             "Exit codes: 0 everything synced, 1 something failed (the summary lists it),\n"
             "2 wrong command line or config file, 130 interrupted.\n",
-            cli_prog, cli_transfer_help);
+            cli_prog, cli_convert_help, cli_transfer_help);
 }
 
 struct sync_out {
@@ -323,6 +324,7 @@ int cli_sync(int argc, char **argv)
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        CLI_CONVERT_LONGOPTS,
         CLI_TRANSFER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
@@ -348,7 +350,7 @@ int cli_sync(int argc, char **argv)
     if (argc < 0)
         return EXIT_USAGE;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:d:ap:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:d:ap:f:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             src_type = optarg;
@@ -404,7 +406,10 @@ int cli_sync(int argc, char **argv)
             sync_usage(stdout);
             return 0;
         default:
-            switch (cli_transfer_opt("sync", c, optarg, &opts.copy)) {
+            err = cli_convert_opt("sync", c, optarg, &opts.copy);
+            if (err == 0)
+                err = cli_transfer_opt("sync", c, optarg, &opts.copy);
+            switch (err) {
             case 1:
                 break;
             case -1:

@@ -31,6 +31,8 @@
 #include "engine/copy_internal.h"
 
 #include "common/log.h"
+#include "oci/imgconfig.h"
+#include "oci/recompress.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +42,34 @@
 #define FILE_READ_SIZE (256 * 1024)
 /* Layout sink writes, at most this much at a time. */
 #define SINK_WRITE_MAX (4 * 1024 * 1024)
+/* A recompressed blob: compressed bytes taken from the relay per piece on the thread pool. */
+#define XC_PIECE (256 * 1024)
+
+/*
+ * A blob recompressed on the way. Between the relay (the source's bytes,
+ * verified as ever) and the sink sits a two-stage pipeline: a piece of the
+ * relay is recompressed on the thread pool while the sink sends the output
+ * of the piece before (ready). The last piece is the finish, which flushes
+ * the compressor and gives the new digest and size; only then is the source
+ * half DONE and the sink told the name to commit under. The output cannot
+ * be made again from the middle, so a cut upload starts the blob over.
+ */
+struct copy_xcode {
+    struct oci_recompress r;
+    bool r_ready;
+    uv_work_t work;
+    bool busy;                /* a piece, or the finish, is on the pool */
+    bool finishing;           /* the work is the finish */
+    bool got_all;             /* the source ended: every byte is in the relay, verified */
+    bool abort;               /* stop at the work in flight */
+    bool kicking, kick_again; /* inside xc_kick, and asked for another round meanwhile */
+    unsigned char *in;        /* XC_PIECE bytes; owned */
+    size_t in_len;
+    int rc;
+    char msg[512];
+    unsigned char *ready; /* output for the sink; owned */
+    size_t ready_len, ready_off;
+};
 
 static const char *const state_names[] = {
     [BLOB_QUEUED] = "queued",     [BLOB_PARKED] = "parked", [BLOB_PROBING] = "probing",
@@ -52,6 +82,8 @@ static const char *const sink_names[] = {
     [SINK_IDLE] = "idle", [SINK_RUNNING] = "running", [SINK_CUT] = "cut", [SINK_DONE] = "done"};
 
 static void settle(struct copy_blob *b);
+static void xc_adopt(struct copy_blob *b);
+static void xc_kick(struct copy_blob *b);
 static void start_move(struct copy_blob *b);
 static int start_source(struct copy_blob *b);
 static void stop_source(struct copy_blob *b);
@@ -88,8 +120,22 @@ static bool to_layout(const struct copy_blob *b)
     return b->job->dst_lay != NULL;
 }
 
+static void xc_free(struct copy_blob *b)
+{
+    struct copy_xcode *x = b->xc;
+    if (x == NULL || x->busy)
+        return;
+    if (x->r_ready)
+        oci_recompress_dispose(&x->r);
+    free(x->in);
+    free(x->ready);
+    free(x);
+    b->xc = NULL;
+}
+
 static void relay_free(struct copy_blob *b)
 {
+    xc_free(b);
     if (b->relay_ready) {
         engine_relay_dispose(&b->relay);
         b->relay_ready = false;
@@ -129,7 +175,9 @@ static void fail_job(struct copy_blob *b, int err, const char *msg)
     struct copy_job *job = b->job;
     if (job->err != 0)
         return;
-    if (err == OCISYNC_EDIGESTMISMATCH)
+    if (b->xc != NULL && b->xc->rc == err && b->xc->msg[0])
+        engine__job_fail(job, err, "%s", b->xc->msg); /* the recompression's, naming the layer */
+    else if (err == OCISYNC_EDIGESTMISMATCH)
         engine__job_fail(job, err,
                          "blob %s from %s/%s does not match its digest; nothing was pushed for it",
                          b->desc.digest.str, job->src.registry, job->src.repository);
@@ -228,11 +276,15 @@ static void settle(struct copy_blob *b)
             done(b, OCISYNC_EV_BLOB_MOUNTED);
             return;
         }
-        if (b->sink == SINK_DONE && b->src == SRC_DONE)
+        if (b->sink == SINK_DONE && b->src == SRC_DONE) {
+            if (b->xc != NULL)
+                xc_adopt(b);
             done(b, OCISYNC_EV_BLOB_COPIED);
+        }
         return;
     case BLOB_STOPPING:
-        if (b->src == SRC_RUNNING || b->sink == SINK_RUNNING || b->sink_busy)
+        if (b->src == SRC_RUNNING || b->sink == SINK_RUNNING || b->sink_busy ||
+            (b->xc != NULL && b->xc->busy))
             return;
         if (b->src == SRC_BACKOFF) {
             loop_delay_cancel(&b->get_backoff);
@@ -289,14 +341,23 @@ static void progress(struct copy_blob *b)
 
 static void sink_kick(struct copy_blob *b);
 
-/* Bytes reached the relay: the sink may take them. */
-static void source_bytes(struct copy_blob *b)
+/* The sink has more bytes to take. */
+static void sink_wake(struct copy_blob *b)
 {
-    progress(b);
     if (to_layout(b))
         sink_kick(b);
     else if (b->sink == SINK_RUNNING)
         proto_upload_body_ready(&b->io->up, UINT64_MAX);
+}
+
+/* Bytes reached the relay: the sink (or the recompression before it) may take them. */
+static void source_bytes(struct copy_blob *b)
+{
+    progress(b);
+    if (b->xc != NULL)
+        xc_kick(b);
+    else
+        sink_wake(b);
 }
 
 static void resume_get(struct loop_delay *d)
@@ -330,6 +391,12 @@ static void source_end(struct copy_blob *b, struct proto_reg_op *op, int err, co
         err = OCISYNC_ESIZEMISMATCH;
     if (err == 0 && !b->relay.verified)
         err = OCISYNC_EDIGESTMISMATCH;
+    if (err == 0 && b->xc != NULL) {
+        /* Still RUNNING: the recompression ends the source half (xc_after). */
+        b->xc->got_all = true;
+        xc_kick(b);
+        return;
+    }
     if (err == 0) {
         set_src(b, SRC_DONE);
         if (to_layout(b))
@@ -552,6 +619,14 @@ static void stop_source(struct copy_blob *b)
     }
     if (b->src != SRC_RUNNING)
         return;
+    if (b->xc != NULL && b->xc->got_all) {
+        /* Only the recompression runs: the work in flight, if any, ends it. */
+        if (b->xc->busy)
+            b->xc->abort = true;
+        else
+            set_src(b, SRC_IDLE);
+        return;
+    }
     if (!from_file(b)) {
         proto_reg_op_abort(&b->io->get, UV_ECANCELED);
     } else if (b->file_wait || b->get_backoff.armed) {
@@ -564,15 +639,227 @@ static void stop_source(struct copy_blob *b)
     }
 }
 
-/* The sink took n bytes out of the relay: a paused source may go on. */
-static void relay_consumed(struct copy_blob *b, size_t n)
+/* The relay has room again: a paused source goes on. */
+static void source_resume(struct copy_blob *b)
 {
-    if (!engine_relay_consume(&b->relay, n) || b->src != SRC_RUNNING)
+    if (b->src != SRC_RUNNING || (b->xc != NULL && b->xc->got_all))
         return;
     if (!from_file(b))
         proto_reg_op_resume(&b->io->get);
     else if (b->file_wait)
         file_read_next(b);
+}
+
+/* The sink took n bytes out of the relay: a paused source may go on. */
+static void relay_consumed(struct copy_blob *b, size_t n)
+{
+    if (engine_relay_consume(&b->relay, n))
+        source_resume(b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Recompression between the relay and the sink (struct copy_xcode) */
+
+/* The sink's bytes: the recompressed output when recompressing, else the relay's. */
+static size_t sink_peek(struct copy_blob *b, const char **data, uint64_t max)
+{
+    struct copy_xcode *x = b->xc;
+    size_t n;
+    if (x == NULL)
+        return engine_relay_peek(&b->relay, data, max);
+    n = x->ready_len - x->ready_off;
+    if (n > max)
+        n = (size_t)max;
+    *data = (const char *)x->ready + x->ready_off;
+    return n;
+}
+
+/* The sink took n bytes of sink_peek's. */
+static void sink_took(struct copy_blob *b, size_t n)
+{
+    struct copy_xcode *x = b->xc;
+    if (x == NULL) {
+        relay_consumed(b, n);
+        return;
+    }
+    x->ready_off += n;
+    if (x->ready_off == x->ready_len)
+        xc_kick(b);
+}
+
+/* Whether the sink has taken every byte there will be (the source half is DONE). */
+static bool sink_all_taken(const struct copy_blob *b)
+{
+    const struct copy_xcode *x = b->xc;
+    if (x == NULL)
+        return b->relay.out == b->relay.size;
+    return x->ready_off == x->ready_len && x->r.out_len == 0;
+}
+
+/* The media type of a layer recompressed as ocisync_copy_opts.compression asks. */
+static const char *xc_media_type(const struct copy_blob *b)
+{
+    bool docker = strncmp(b->desc.media_type, "application/vnd.docker.", 23) == 0;
+    if (b->job->opts->compression == OCISYNC_ZSTD)
+        return OCI_MT_OCI_LAYER_ZSTD;
+    return docker ? OCI_MT_DOCKER_LAYER_GZIP : OCI_MT_OCI_LAYER_GZIP;
+}
+
+/* A fresh recompression for b's transfer (again, when it starts over). */
+static int xc_start(struct copy_blob *b)
+{
+    struct copy_job *job = b->job;
+    struct copy_xcode *x;
+    char what[OCI_UNPACK_WHAT_MAX];
+    int err;
+    xc_free(b);
+    x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return UV_ENOMEM;
+    b->xc = x;
+    x->in = malloc(XC_PIECE);
+    if (x->in == NULL)
+        return UV_ENOMEM;
+    snprintf(what, sizeof(what), "layer %s from %s/%s", b->desc.digest.str,
+             b->origin ? b->origin->ref.registry : job->src.registry,
+             b->origin ? b->origin->ref.repository : job->src.repository);
+    err = oci_recompress_init(&x->r, (uint64_t)b->desc.size,
+                              job->opts->compression == OCISYNC_ZSTD ? OCI_COMPRESS_ZSTD
+                                                                     : OCI_COMPRESS_GZIP,
+                              job->opts->compression_level, what);
+    x->r_ready = true;
+    if (err == OCISYNC_EUSAGE)
+        snprintf(b->file_err, sizeof(b->file_err),
+                 "--dest-compress-level %d is out of range for %s (gzip 1-9, zstd 1-19)",
+                 job->opts->compression_level,
+                 job->opts->compression == OCISYNC_ZSTD ? "zstd" : "gzip");
+    return err;
+}
+
+static void xc_work(uv_work_t *req)
+{
+    struct copy_xcode *x = container_of(req, struct copy_xcode, work);
+    if (x->finishing)
+        x->rc = oci_recompress_finish(&x->r, NULL, x->msg, sizeof(x->msg));
+    else
+        x->rc = oci_recompress_feed(&x->r, x->in, x->in_len, x->msg, sizeof(x->msg));
+}
+
+static void xc_after(uv_work_t *req, int status)
+{
+    struct copy_blob *b = req->data;
+    struct copy_xcode *x = b->xc;
+    int err = status != 0 ? status : x->rc;
+    x->busy = false;
+    if (x->abort || b->state != BLOB_MOVING) {
+        x->abort = false;
+        if (b->src == SRC_RUNNING && x->got_all)
+            set_src(b, SRC_IDLE);
+        settle(b);
+        return;
+    }
+    if (err != 0) {
+        stop(b, STOP_FAIL, err, x->msg[0] ? x->msg : "the layer's recompression failed");
+        return;
+    }
+    if (x->finishing) {
+        /* Every byte of the new blob exists: the sink learns its name. */
+        LOG_DEBUG("blob %s: recompressed to %s (%llu bytes; diff_id %s)", b->desc.digest.str,
+                  x->r.digest.str, (unsigned long long)x->r.total_out, x->r.diff_id.str);
+        set_src(b, SRC_DONE);
+        if (to_layout(b)) {
+            if (oci_layout_blob_rename(&b->w, &x->r.digest, (int64_t)x->r.total_out) != 0) {
+                stop(b, STOP_FAIL, OCISYNC_EDIGEST, "cannot name the recompressed layer");
+                return;
+            }
+        } else if (b->sink == SINK_RUNNING || b->sink == SINK_CUT) {
+            proto_upload_finish(&b->io->up, x->r.digest.str, (int64_t)x->r.total_out);
+        }
+    }
+    xc_kick(b);
+    settle(b);
+}
+
+/*
+ * One step of xc_kick; returns after anything that may call back into the
+ * blob (the sink told of new bytes, the source resumed, a stop), so that
+ * xc_kick can see what became of it.
+ */
+static void xc_step(struct copy_blob *b)
+{
+    struct copy_xcode *x = b->xc;
+    const char *data;
+    size_t n;
+    bool resume = false;
+    int err;
+    if (x->busy || b->state != BLOB_MOVING)
+        return;
+    if (x->ready_off == x->ready_len && x->r.out_len > 0) {
+        free(x->ready);
+        x->ready = oci_recompress_take(&x->r, &x->ready_len);
+        x->ready_off = 0;
+        x->kick_again = true;
+        sink_wake(b);
+        return;
+    }
+    if (x->r.out_len > 0 || x->r.finished || b->src != SRC_RUNNING)
+        return;
+    x->in_len = 0;
+    while (x->in_len < XC_PIECE &&
+           (n = engine_relay_peek(&b->relay, &data, XC_PIECE - x->in_len)) > 0) {
+        memcpy(x->in + x->in_len, data, n);
+        x->in_len += n;
+        resume |= engine_relay_consume(&b->relay, n);
+    }
+    x->finishing = x->in_len == 0;
+    if (x->finishing && !(x->got_all && b->relay.out == b->relay.size))
+        return; /* waiting for the source */
+    x->work.data = b;
+    err = uv_queue_work(&b->job->ctx->s.uv, &x->work, xc_work, xc_after);
+    if (err != 0) {
+        stop(b, STOP_FAIL, err, "cannot queue the layer's recompression");
+        return;
+    }
+    x->busy = true;
+    if (resume)
+        source_resume(b);
+}
+
+/*
+ * Moves the recompression on: output made goes to the sink once the sink
+ * has taken the last; the next piece of the relay (or the finish, once the
+ * source has ended) goes to the pool once the output before it is out.
+ * Calls from inside (the sink taking bytes at once) only ask for another
+ * round.
+ */
+static void xc_kick(struct copy_blob *b)
+{
+    struct copy_xcode *x = b->xc;
+    if (x == NULL)
+        return;
+    if (x->kicking) {
+        x->kick_again = true;
+        return;
+    }
+    x->kicking = true;
+    do {
+        x->kick_again = false;
+        xc_step(b);
+        if (b->xc != x)
+            return; /* the blob ended meanwhile, and x with it */
+    } while (x->kick_again && b->state == BLOB_MOVING);
+    x->kicking = false;
+}
+
+/* b's recompressed blob is at the destination: desc names it from now on. */
+static void xc_adopt(struct copy_blob *b)
+{
+    struct copy_xcode *x = b->xc;
+    b->src_digest = b->desc.digest;
+    b->desc.digest = x->r.digest;
+    b->desc.size = (int64_t)x->r.total_out;
+    snprintf(b->desc.media_type, sizeof(b->desc.media_type), "%s", xc_media_type(b));
+    b->recompressed = true;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -581,13 +868,16 @@ static void relay_consumed(struct copy_blob *b, size_t n)
 static int up_peek(void *arg, const char **data, size_t *len)
 {
     struct copy_blob *b = arg;
-    *len = engine_relay_peek(&b->relay, data, UINT64_MAX);
+    *len = sink_peek(b, data, UINT64_MAX);
+    /* A recompressed blob goes in a body of unknown length, which ends here. */
+    if (*len == 0 && b->xc != NULL && b->src == SRC_DONE && sink_all_taken(b))
+        return PROTO_BODY_EOF;
     return 0;
 }
 
 static void up_consume(void *arg, size_t n)
 {
-    relay_consumed(arg, n);
+    sink_took(arg, n);
 }
 
 /* The registry opened an upload: a source that waited for a mount's answer starts now. */
@@ -607,7 +897,8 @@ static void up_opened(struct proto_upload *u)
 static bool up_cut(struct proto_upload *u)
 {
     struct copy_blob *b = u->data;
-    if (b->state != BLOB_MOVING || b->job->err != 0)
+    /* Recompressed output cannot be made again from the middle: it starts over instead. */
+    if (b->state != BLOB_MOVING || b->job->err != 0 || b->xc != NULL)
         return false;
     set_sink(b, SINK_CUT);
     stop_source(b);
@@ -673,8 +964,9 @@ static int start_upload(struct copy_blob *b)
     struct copy_job *job = b->job;
     struct proto_upload *u = &b->io->up;
     int err;
-    proto_upload_init(u, job->dst_reg, job->dst.repository, b->desc.size);
-    snprintf(u->digest, sizeof(u->digest), "%s", b->desc.digest.str);
+    proto_upload_init(u, job->dst_reg, job->dst.repository, b->xc != NULL ? -1 : b->desc.size);
+    if (b->xc == NULL)
+        snprintf(u->digest, sizeof(u->digest), "%s", b->desc.digest.str);
     u->chunk = job->chunk_size;
     u->source.peek = up_peek;
     u->source.consume = up_consume;
@@ -682,8 +974,10 @@ static int start_upload(struct copy_blob *b)
     u->cbs = &up_cbs;
     u->data = b;
     b->opened = false;
-    b->mounting = job->same_registry || b->mount_from != NULL;
-    if (b->mount_from != NULL) {
+    b->mounting = b->xc == NULL && (job->same_registry || b->mount_from != NULL);
+    if (!b->mounting) {
+        /* Nothing to mount. */
+    } else if (b->mount_from != NULL) {
         snprintf(u->mount_digest, sizeof(u->mount_digest), "%s", b->desc.digest.str);
         u->mount_from = b->mount_from;
         u->scope = b->mount_scope;
@@ -731,7 +1025,7 @@ static void sink_after(uv_work_t *req, int status)
             settle(b);
             return;
         }
-        relay_consumed(b, b->sink_len);
+        sink_took(b, b->sink_len);
         sink_kick(b);
         return;
     }
@@ -754,12 +1048,12 @@ static void sink_kick(struct copy_blob *b)
     int err;
     if (b->sink_busy || b->sink != SINK_RUNNING || b->state != BLOB_MOVING)
         return;
-    n = engine_relay_peek(&b->relay, &data, SINK_WRITE_MAX);
+    n = sink_peek(b, &data, SINK_WRITE_MAX);
     if (n > 0) {
         b->sink_commit = false;
         b->sink_data = data;
         b->sink_len = n;
-    } else if (b->src == SRC_DONE && b->relay.out == b->relay.size) {
+    } else if (b->src == SRC_DONE && sink_all_taken(b)) {
         b->sink_commit = true;
     } else {
         return;
@@ -776,8 +1070,9 @@ static void sink_kick(struct copy_blob *b)
 static int start_layout_sink(struct copy_blob *b)
 {
     struct copy_job *job = b->job;
-    int err = oci_layout_blob_begin(&job->dst_lay->lay, &b->desc.digest, b->desc.size, &b->w,
-                                    b->file_err, sizeof(b->file_err));
+    int err = oci_layout_blob_begin(&job->dst_lay->lay, &b->desc.digest,
+                                    b->xc != NULL ? -1 : b->desc.size, &b->w, b->file_err,
+                                    sizeof(b->file_err));
     if (err != 0)
         return err;
     b->w_open = true;
@@ -815,8 +1110,12 @@ static void start_move(struct copy_blob *b)
     set_state(b, BLOB_MOVING);
     b->src = SRC_IDLE;
     b->sink = SINK_IDLE;
-    if (to_layout(b)) {
-        if (oci_layout_blob_exists(&job->dst_lay->lay, &b->desc.digest, b->desc.size)) {
+    err = b->recompress ? xc_start(b) : 0;
+    if (err != 0) {
+        /* Nothing runs yet. */
+    } else if (to_layout(b)) {
+        if (b->xc == NULL &&
+            oci_layout_blob_exists(&job->dst_lay->lay, &b->desc.digest, b->desc.size)) {
             done(b, OCISYNC_EV_BLOB_SKIPPED);
             return;
         }
@@ -865,7 +1164,8 @@ static void route(struct copy_blob *b)
 {
     struct copy_job *job = b->job;
     int err;
-    if (to_layout(b) || job->same_registry || b->mount_from != NULL) {
+    /* A recompressed layer's name is known only once it is made: nothing to ask. */
+    if (to_layout(b) || job->same_registry || b->mount_from != NULL || b->recompress) {
         start_move(b);
         return;
     }
@@ -905,7 +1205,7 @@ void engine__blob_begin(struct copy_blob *b)
     if (b->state == BLOB_QUEUED)
         job->blobs_open++;
     b->state = BLOB_QUEUED;
-    if (!job->same_registry && !to_layout(b)) {
+    if (!job->same_registry && !to_layout(b) && !b->recompress) {
         sh = engine__shared_get(ctx, job->dst_reg->base, &b->desc.digest);
         if (sh != NULL && sh->owner != NULL) {
             /* Another image sends it here: this one waits, without a slot. */
@@ -975,7 +1275,7 @@ static void probe(struct copy_blob *b)
     struct copy_job *job = b->job;
     int err;
     if (job->same_registry || b->mount_from != NULL || job->dst_lay != NULL ||
-        job->item->blobs_only)
+        job->item->blobs_only || b->recompress)
         return;
     b->probe = malloc(sizeof(*b->probe));
     if (b->probe == NULL)

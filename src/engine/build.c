@@ -1119,6 +1119,8 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
         if (cres[t].error[0] != '\0' && res->error[0] == '\0')
             snprintf(res->error, sizeof(res->error), "%s: %s", o->tags[t], cres[t].error);
     }
+    if (o->tag_results != NULL)
+        memcpy(o->tag_results, cres, o->n_tags * sizeof(*cres));
     /* The cache remembers where its layers now are, for mounts next time. */
     for (size_t t = 0; t < o->n_tags; t++) {
         struct oci_ref dst;

@@ -23,6 +23,7 @@
 #include "oci/archive.h"
 #include "oci/dir.h"
 #include "oci/docker_archive.h"
+#include "oci/imgconfig.h"
 #include "engine/endpoint.h"
 #include "oci/layout.h"
 #include "engine/referrers.h"
@@ -118,6 +119,14 @@ static void child_release(struct copy_child *c)
     }
     if (c->mw.waiting || c->mw.holds)
         engine_mstore_release(ms, &c->mw);
+    if (c->own != NULL) {
+        if (c->raw == c->own) {
+            c->raw = NULL;
+            c->raw_len = 0;
+        }
+        free(c->own);
+        c->own = NULL;
+    }
 }
 
 void engine__job_fail(struct copy_job *job, int err, const char *fmt, ...)
@@ -224,39 +233,66 @@ static void emit_converted(struct copy_job *job, const struct oci_digest *from,
     job->opts->on_event(&ev, job->opts->event_arg);
 }
 
+/* The media type a document of kind (image or index) takes when converted. */
+static const char *converted_type(const struct copy_job *job, enum oci_manifest_kind kind)
+{
+    if (job->convert == CONVERT_DOCKER)
+        return kind == OCI_KIND_INDEX ? OCI_MT_DOCKER_LIST : OCI_MT_DOCKER_MANIFEST;
+    return kind == OCI_KIND_INDEX ? OCI_MT_OCI_INDEX : OCI_MT_OCI_MANIFEST;
+}
+
 /*
- * Whether a document of media type mt (digest) must take OCI media types on
- * its way into the destination layout: skopeo, podman and umoci find no image
- * in a layout whose index names a Docker manifest. A refusal under
- * preserve_digests fails the job (false, job->err set).
+ * Whether a document of media type mt (digest) must change media types on its
+ * way to the destination: into an oci: layout (skopeo, podman and umoci find
+ * no image in a layout whose index names a Docker manifest), or as --format
+ * asks. A refusal under preserve_digests fails the job (false, job->err set).
  */
 static bool must_convert(struct copy_job *job, const char *mt, const char *digest)
 {
-    if (!job->convert || !oci_media_type_is_docker(mt))
+    bool docker = oci_media_type_is_docker(mt);
+    const char *what =
+        oci_media_type_is_index(mt) ? (docker ? "manifest list" : "index") : "manifest";
+    if (job->convert == CONVERT_NONE || docker == (job->convert == CONVERT_DOCKER))
         return false;
-    if (job->opts->preserve_digests) {
+    if (job->opts->preserve_digests && job->opts->format == OCISYNC_FORMAT_KEEP) {
         fail(job, OCISYNC_EUSAGE,
              "%s: %s is a Docker-format %s; an OCI layout holds it only with OCI media types, "
              "which changes its digest, and --preserve-digests forbids that (copy it to "
              "docker-archive: or dir:, or leave out --preserve-digests)",
-             job->item->src, digest,
-             strcmp(mt, OCI_MT_DOCKER_LIST) == 0 ? "manifest list" : "manifest");
+             job->item->src, digest, what);
+        return false;
+    }
+    if (job->opts->preserve_digests) {
+        fail(job, OCISYNC_EUSAGE,
+             "%s: %s is an %s %s; --format %s writes it with other media types, which changes "
+             "its digest, and --preserve-digests forbids that",
+             job->item->src, digest, docker ? "Docker-format" : "OCI", what,
+             job->convert == CONVERT_DOCKER ? "v2s2" : "oci");
         return false;
     }
     return true;
 }
 
-/* The bytes (raw, len) with OCI media types: *out (owned by the caller) and its digest. */
-static int to_oci(struct copy_job *job, const char *raw, size_t len,
-                  const struct oci_converted *map, size_t n, const struct oci_digest *from,
-                  char **out, size_t *out_len, struct oci_digest *d)
+/* The bytes (raw, len) in the job's target format: *out (owned by the caller) and its digest. */
+static int to_format(struct copy_job *job, const char *raw, size_t len,
+                     const struct oci_converted *map, size_t n, const struct oci_digest *from,
+                     char **out, size_t *out_len, struct oci_digest *d)
 {
-    int err = oci_manifest_to_oci(raw, len, map, n, out, out_len);
+    char msg[512] = "";
+    int err;
+    if (job->convert == CONVERT_DOCKER)
+        err = oci_manifest_to_docker(raw, len, map, n, out, out_len, msg, sizeof(msg));
+    else
+        err = oci_manifest_to_oci(raw, len, map, n, out, out_len);
     if (err == 0)
         err = oci_digest_buffer(OCI_DIGEST_SHA256, *out, *out_len, d);
     if (err != 0) {
-        fail(job, err, "%s: cannot give %s OCI media types: %s", job->item->src, from->str,
-             ocisync_strerror(err));
+        if (job->convert == CONVERT_DOCKER)
+            fail(job, err, "%s: cannot write %s as Docker schema 2 (--format v2s2): %s",
+                 job->item->src, from->str, msg[0] ? msg : ocisync_strerror(err));
+        else
+            fail(job, err, "%s: cannot give %s OCI media types: %s", job->item->src, from->str,
+                 ocisync_strerror(err));
         free(*out);
         *out = NULL;
     }
@@ -297,7 +333,7 @@ static int convert_top(struct copy_job *job)
             map[n++].size = c->desc.size;
         }
     }
-    err = to_oci(job, job->push_raw, job->push_len, map, n, &old, &out, &out_len, &nd);
+    err = to_format(job, job->push_raw, job->push_len, map, n, &old, &out, &out_len, &nd);
     free(map);
     if (err != 0)
         return err;
@@ -307,19 +343,176 @@ static int convert_top(struct copy_job *job)
     job->push_len = out_len;
     job->push_digest = nd;
     snprintf(job->top_media_type, sizeof(job->top_media_type), "%s",
-             job->top.kind == OCI_KIND_INDEX ? OCI_MT_OCI_INDEX : OCI_MT_OCI_MANIFEST);
+             converted_type(job, job->top.kind));
     if (job->top.kind != OCI_KIND_INDEX) {
         /* The lone manifest is the top level: its child stands for the new bytes. */
         struct copy_child *c = &job->children[0];
         c->src_digest = c->desc.digest;
         c->desc.digest = nd;
         c->desc.size = (int64_t)out_len;
-        snprintf(c->desc.media_type, sizeof(c->desc.media_type), "%s", OCI_MT_OCI_MANIFEST);
-        snprintf(c->media_type, sizeof(c->media_type), "%s", OCI_MT_OCI_MANIFEST);
+        snprintf(c->desc.media_type, sizeof(c->desc.media_type), "%s",
+                 converted_type(job, OCI_KIND_IMAGE));
+        snprintf(c->media_type, sizeof(c->media_type), "%s", converted_type(job, OCI_KIND_IMAGE));
         c->raw = out;
         c->raw_len = out_len;
         c->converted = true;
     }
+    emit_converted(job, &old, &nd, job->top_media_type, NULL, (int64_t)out_len);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Recompressed layers renamed in the manifests that list them */
+
+/* A manifest or index's new bytes out (taken) as the job's: digest, and the event. */
+static int relinked_digest(struct copy_job *job, const char *what, const struct oci_digest *old,
+                           int err, const char *out, size_t out_len, struct oci_digest *nd)
+{
+    if (err == 0)
+        err = oci_digest_buffer(OCI_DIGEST_SHA256, out, out_len, nd);
+    if (err != 0)
+        fail(job, err, "%s: cannot name the recompressed layers in %s %s: %s", job->item->src, what,
+             old->str, ocisync_strerror(err));
+    return err;
+}
+
+/*
+ * c's manifest names its recompressed layers, once they are all made (at its
+ * push): new bytes, a new digest. A Docker manifest given zstd layers becomes
+ * an OCI one, as skopeo converts it: schema 2 has no zstd.
+ */
+static int relink_child(struct copy_child *c)
+{
+    struct copy_job *job = c->job;
+    bool docker = oci_media_type_is_docker(c->media_type);
+    bool zstd = job->opts->compression == OCISYNC_ZSTD;
+    const char *mt = docker && !zstd ? OCI_MT_DOCKER_MANIFEST : OCI_MT_OCI_MANIFEST;
+    struct oci_digest old = c->desc.digest, nd;
+    struct oci_relink *map;
+    char *out = NULL;
+    size_t out_len = 0, n = 0;
+    int err = 0;
+
+    if (!job->opts->recompress || job->item->blobs_only || c->relinked)
+        return 0;
+    map = calloc(job->n_blobs ? job->n_blobs : 1, sizeof(*map));
+    if (map == NULL) {
+        fail(job, UV_ENOMEM, "out of memory");
+        return UV_ENOMEM;
+    }
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        const struct copy_blob *b = &job->blobs[i];
+        for (size_t k = 0; b->recompressed && k < b->n_children; k++) {
+            if (b->children[k] != c)
+                continue;
+            map[n].from = b->src_digest;
+            map[n].to = b->desc.digest;
+            map[n].size = b->desc.size;
+            snprintf(map[n++].media_type, sizeof(map->media_type), "%s",
+                     zstd     ? OCI_MT_OCI_LAYER_ZSTD
+                     : docker ? OCI_MT_DOCKER_LAYER_GZIP
+                              : OCI_MT_OCI_LAYER_GZIP);
+            break;
+        }
+    }
+    if (n == 0)
+        goto out;
+    err = oci_manifest_relink(c->raw, c->raw_len, map, n, &out, &out_len);
+    if (err == 0 && docker && zstd) {
+        char *oci = NULL;
+        size_t oci_len = 0;
+        err = oci_manifest_to_oci(out, out_len, NULL, 0, &oci, &oci_len);
+        free(out);
+        out = oci;
+        out_len = oci_len;
+    }
+    err = relinked_digest(job, "manifest", &old, err, out, out_len, &nd);
+    if (err != 0)
+        goto out;
+    c->relinked = true;
+    c->pre_relink = old;
+    c->desc.digest = nd;
+    c->desc.size = (int64_t)out_len;
+    snprintf(c->desc.media_type, sizeof(c->desc.media_type), "%s", mt);
+    snprintf(c->media_type, sizeof(c->media_type), "%s", mt);
+    c->raw = out;
+    c->raw_len = out_len;
+    if (job->top.kind == OCI_KIND_INDEX) {
+        c->own = out;
+    } else {
+        /* The lone manifest is the top level. */
+        if (job->push_raw != job->top_raw)
+            free(job->push_raw);
+        job->push_raw = out;
+        job->push_len = out_len;
+        job->push_digest = nd;
+        snprintf(job->top_media_type, sizeof(job->top_media_type), "%s", mt);
+    }
+    out = NULL;
+    emit_converted(job, &old, &nd, mt, c->platform[0] ? c->platform : NULL, c->desc.size);
+out:
+    free(map);
+    free(out);
+    return err;
+}
+
+/*
+ * The index names its children's new digests (relink_child). A Docker list
+ * whose children became OCI manifests becomes an OCI index.
+ */
+static int relink_top(struct copy_job *job)
+{
+    struct oci_relink *map;
+    struct oci_converted *conv;
+    struct oci_digest old = job->push_digest, nd;
+    bool to_oci = false;
+    char *out = NULL;
+    size_t out_len = 0, n = 0;
+    int err;
+
+    if (job->top.kind != OCI_KIND_INDEX || job->top_relinked)
+        return 0;
+    job->top_relinked = true;
+    map = calloc(job->n_children ? job->n_children : 1, sizeof(*map));
+    conv = calloc(job->n_children ? job->n_children : 1, sizeof(*conv));
+    if (map == NULL || conv == NULL) {
+        free(map);
+        free(conv);
+        fail(job, UV_ENOMEM, "out of memory");
+        return UV_ENOMEM;
+    }
+    for (size_t i = 0; i < job->n_children; i++) {
+        const struct copy_child *c = &job->children[i];
+        if (!c->relinked)
+            continue;
+        to_oci |= !oci_media_type_is_docker(c->media_type);
+        conv[n].from = map[n].from = c->pre_relink;
+        conv[n].to = map[n].to = c->desc.digest;
+        conv[n].size = map[n].size = c->desc.size;
+        n++;
+    }
+    to_oci = to_oci && oci_media_type_is_docker(job->top_media_type);
+    err = 0;
+    if (n > 0) {
+        if (to_oci)
+            err = oci_manifest_to_oci(job->push_raw, job->push_len, conv, n, &out, &out_len);
+        else
+            err = oci_manifest_relink(job->push_raw, job->push_len, map, n, &out, &out_len);
+        err = relinked_digest(job, "index", &old, err, out, out_len, &nd);
+    }
+    free(map);
+    free(conv);
+    if (err != 0 || n == 0) {
+        free(out);
+        return err;
+    }
+    if (job->push_raw != job->top_raw)
+        free(job->push_raw);
+    job->push_raw = out;
+    job->push_len = out_len;
+    job->push_digest = nd;
+    if (to_oci)
+        snprintf(job->top_media_type, sizeof(job->top_media_type), "%s", OCI_MT_OCI_INDEX);
     emit_converted(job, &old, &nd, job->top_media_type, NULL, (int64_t)out_len);
     return 0;
 }
@@ -385,7 +578,7 @@ static void child_received(struct copy_child *c, char *raw, size_t len, const ch
         char *out = NULL;
         size_t out_len = 0;
         struct oci_digest nd;
-        if (to_oci(job, raw, len, NULL, 0, &c->desc.digest, &out, &out_len, &nd) != 0)
+        if (to_format(job, raw, len, NULL, 0, &c->desc.digest, &out, &out_len, &nd) != 0)
             goto out;
         free(raw);
         raw = out;
@@ -393,8 +586,9 @@ static void child_received(struct copy_child *c, char *raw, size_t len, const ch
         c->src_digest = c->desc.digest;
         c->desc.digest = nd;
         c->desc.size = (int64_t)len;
-        snprintf(c->desc.media_type, sizeof(c->desc.media_type), "%s", OCI_MT_OCI_MANIFEST);
-        snprintf(c->media_type, sizeof(c->media_type), "%s", OCI_MT_OCI_MANIFEST);
+        snprintf(c->desc.media_type, sizeof(c->desc.media_type), "%s",
+                 converted_type(job, OCI_KIND_IMAGE));
+        snprintf(c->media_type, sizeof(c->media_type), "%s", converted_type(job, OCI_KIND_IMAGE));
         c->converted = true;
         emit_converted(job, &c->src_digest, &nd, c->media_type, c->platform[0] ? c->platform : NULL,
                        c->desc.size);
@@ -782,6 +976,15 @@ static void check_dest(struct copy_job *job)
     set_job_state(job, JOB_CHECKING_TAG);
     if (job->convert && convert_top(job) != 0)
         return;
+    if (job->opts->recompress && !job->item->blobs_only) {
+        /*
+         * What the destination should hold is known only once the layers are
+         * recompressed: everything goes (layers in the target compression
+         * already are asked for one by one), as skopeo does.
+         */
+        children_checked(job);
+        return;
+    }
     ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
     if (job->dst_lay != NULL) {
         /* A layout holds the image if its index names it (by name, or by digest when unnamed). */
@@ -823,6 +1026,17 @@ void engine__job_blob_done(struct copy_job *job, struct copy_blob *b)
     }
     emit(job, (ocisync_event_kind)b->outcome, b->desc.digest.str, b->desc.media_type, NULL,
          b->desc.size);
+    if (b->recompressed && job->opts->on_event != NULL) {
+        struct ocisync_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = OCISYNC_EV_BLOB_RECOMPRESSED;
+        ev.image = job->index;
+        ev.digest = b->desc.digest.str;
+        ev.source_digest = b->src_digest.str;
+        ev.media_type = b->desc.media_type;
+        ev.size = b->desc.size;
+        job->opts->on_event(&ev, job->opts->event_arg);
+    }
     for (size_t i = 0; i < b->n_children; i++) {
         struct copy_child *c = b->children[i];
         if (b->outcome == OCISYNC_EV_BLOB_COPIED)
@@ -963,6 +1177,33 @@ static const struct engine_mount_hint *hint_for(const struct copy_job *job,
 }
 
 /*
+ * Whether d is a layer that ocisync_copy_opts.recompress makes in another
+ * compression: a gzip, zstd or plain tar layer not already in the one asked
+ * for. Foreign and nondistributable layers, configs and artifacts' blobs
+ * are never touched.
+ */
+static bool wants_recompress(const struct copy_job *job, const struct oci_descriptor *d)
+{
+    static const struct {
+        const char *mt;
+        int comp; /* 0 plain, else OCISYNC_GZIP + 1 / OCISYNC_ZSTD + 1 */
+    } layers[] = {
+        {OCI_MT_OCI_LAYER, 0},
+        {OCI_MT_DOCKER_LAYER, 0},
+        {OCI_MT_OCI_LAYER_GZIP, OCISYNC_GZIP + 1},
+        {OCI_MT_DOCKER_LAYER_GZIP, OCISYNC_GZIP + 1},
+        {OCI_MT_OCI_LAYER_ZSTD, OCISYNC_ZSTD + 1},
+        {OCI_MT_DOCKER_LAYER_ZSTD, OCISYNC_ZSTD + 1},
+    };
+    if (!job->opts->recompress || job->item->blobs_only)
+        return false;
+    for (size_t i = 0; i < sizeof(layers) / sizeof(layers[0]); i++)
+        if (strcmp(d->media_type, layers[i].mt) == 0)
+            return layers[i].comp != (int)job->opts->compression + 1;
+    return false;
+}
+
+/*
  * A new blob of job for d. One the source layout lacks comes from an origin:
  * the holder when a hint places it there, else the base image.
  */
@@ -995,6 +1236,13 @@ static int new_blob(struct copy_job *job, const struct oci_descriptor *d)
             return UV_ENOMEM;
         snprintf(b->mount_scope, PROTO_REG_SCOPE_MAX, "%s repository:%s:pull", job->dst_reg->scope,
                  h->repository);
+    }
+    b->recompress = wants_recompress(job, d);
+    if (b->recompress) {
+        /* A mount would give the bytes as they are. */
+        free(b->mount_from);
+        free(b->mount_scope);
+        b->mount_from = b->mount_scope = NULL;
     }
     return 0;
 }
@@ -1137,10 +1385,11 @@ static int layout_put(struct copy_job *job, const struct oci_digest *d, const ch
 
 static void push_top(struct copy_job *job)
 {
-    const char *ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
+    const char *ref;
     int err;
-    if (job->err != 0)
+    if (job->err != 0 || relink_top(job) != 0)
         return;
+    ref = job->dst.tag[0] ? job->dst.tag : job->push_digest.str;
     if (job->state != JOB_PUSHING)
         set_job_state(job, JOB_PUSHING);
     if (job->item->blobs_only) {
@@ -1247,6 +1496,8 @@ static void push_child(struct copy_child *c)
         return;
     if (job->top.kind != OCI_KIND_INDEX || job->item->blobs_only) {
         /* A lone manifest is the top level: it goes under the tag, by child_complete. */
+        if (relink_child(c) != 0)
+            return;
         child_release(c);
         child_complete(c);
         return;
@@ -1264,6 +1515,10 @@ static void push_child(struct copy_child *c)
             return;
         }
         c->raw_len = c->mref.len;
+    }
+    if (relink_child(c) != 0) {
+        child_release(c);
+        return;
     }
     if (job->dst_lay != NULL) {
         err = layout_put(job, &c->desc.digest, c->media_type, c->raw, c->raw_len, false);
@@ -1494,9 +1749,15 @@ static void fetch_top(struct copy_job *job)
 static void heads_done(struct copy_job *job)
 {
     struct oci_digest d;
+    /*
+     * The same digest on both sides means nothing is to do, unless the copy
+     * changes what it writes (--format, recompression): the destination may
+     * hold the source's form.
+     */
     if (job->src_head[0] != '\0' && oci_digest_parse_str(job->src_head, &d) == 0 &&
         (!job->src.has_digest || oci_digest_equal(&d, &job->src.digest)) &&
-        strcmp(job->src_head, job->dst_head) == 0) {
+        strcmp(job->src_head, job->dst_head) == 0 && job->opts->format == OCISYNC_FORMAT_KEEP &&
+        !job->opts->recompress) {
         job->push_digest = d;
         job->top_digest = d;
         snprintf(job->res->source_digest, sizeof(job->res->source_digest), "%s", d.str);
@@ -1707,7 +1968,34 @@ static int job_setup(struct copy_job *job)
     }
     job->n_platforms = n_platforms;
     /* Blobs only (a build's base layers into its cache) write no manifest to convert. */
-    job->convert = job->dst_lay != NULL && !job->eitem->keep_media_types && !it->blobs_only;
+    if (it->blobs_only)
+        job->convert = CONVERT_NONE;
+    else if (job->opts->format == OCISYNC_FORMAT_V2S2)
+        job->convert = CONVERT_DOCKER;
+    else if (job->opts->format == OCISYNC_FORMAT_OCI ||
+             (job->dst_lay != NULL && !job->eitem->keep_media_types))
+        job->convert = CONVERT_OCI;
+    if (job->opts->recompress && !it->blobs_only) {
+        const char *why = NULL;
+        if (job->opts->preserve_digests)
+            why = "--preserve-digests forbids the new digests recompressed layers take";
+        else if (job->opts->format == OCISYNC_FORMAT_V2S2 && job->opts->compression == OCISYNC_ZSTD)
+            why = "Docker schema 2 (--format v2s2) has no zstd layers";
+        else if (job->dst.has_digest && job->dst.tag[0] == '\0')
+            why = "the destination is a digest, and recompressed layers give the image another "
+                  "one: give the destination a tag";
+        if (why != NULL) {
+            snprintf(msg, msglen, "--dest-compress-format: %s", why);
+            return OCISYNC_EUSAGE;
+        }
+    }
+    if (job->convert == CONVERT_DOCKER && job->dst_lay != NULL && !job->eitem->keep_media_types) {
+        snprintf(msg, msglen,
+                 "--format v2s2: an OCI layout holds images with OCI media types only (skopeo, "
+                 "podman and umoci read no other); write Docker schema 2 to a registry, "
+                 "docker-archive: or dir:");
+        return OCISYNC_EUSAGE;
+    }
     if (job->dst.has_digest && job->dst.tag[0] == '\0' && job->n_platforms > 0) {
         snprintf(msg, msglen,
                  "the destination is a digest, but a platform subset makes a new index with "
@@ -2166,7 +2454,14 @@ int engine_copy_many(const struct engine_copy_item *items, size_t n,
         if (ar[a].t.kind == ENGINE_TRANSPORT_DOCKER_ARCHIVE) {
             struct oci_descriptor w;
             memset(&w, 0, sizeof(w));
-            ar[a].err = oci_docker_archive_write(ar[a].dir, "image", ar[a].t.name, ar[a].want,
+            const char *names[1 + OCISYNC_MAX_ADDITIONAL_TAGS];
+            size_t n_names = 0;
+            names[n_names++] = ar[a].t.name;
+            for (size_t k = 0; opts != NULL && k < opts->n_additional_tags &&
+                               n_names < sizeof(names) / sizeof(names[0]);
+                 k++)
+                names[n_names++] = opts->additional_tags[k];
+            ar[a].err = oci_docker_archive_write(ar[a].dir, "image", names, n_names, ar[a].want,
                                                  ar[a].t.path, &w, ar[a].msg, sizeof(ar[a].msg));
             /* What the archive holds is one platform's manifest, not the index copied. */
             for (size_t i = 0; i < n && ar[a].err == 0; i++) {

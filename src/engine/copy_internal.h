@@ -70,6 +70,13 @@ struct copy_child {
     struct oci_digest src_digest;
     bool converted;
     /*
+     * Renamed for its recompressed layers, at its push: desc names the new
+     * bytes (own), pre_relink what the index named until then.
+     */
+    bool relinked;
+    struct oci_digest pre_relink;
+    char *own; /* owned: the relinked bytes of an index's child */
+    /*
      * The manifest bytes, pushed as they are so the digest stays: in the
      * run's manifest store from the fetch to the push (an index's child), or
      * the top level's own (a lone manifest). raw points at them while loaded.
@@ -127,6 +134,9 @@ enum blob_sink {
 /* Why a blob is STOPPING. */
 enum blob_stop { STOP_NONE = 0, STOP_RESTART, STOP_FAIL };
 
+/* A blob recompressed on the way (blob.c). */
+struct copy_xcode;
+
 /* What a blob needs only while it transfers: allocated with its slot, freed soon after. */
 struct copy_blob_io {
     struct proto_reg_op get;  /* from the source registry */
@@ -163,6 +173,16 @@ struct copy_blob {
     struct loop_delay get_backoff;
     /* From one of the job's origins rather than the source layout (NULL: the job's source). */
     struct copy_origin *origin;
+    /*
+     * A layer in another compression than ocisync_copy_opts.recompress asks:
+     * the relay's bytes go through the thread pool (xc) into the sink, which
+     * takes them from there. Once done, desc names the new blob and
+     * src_digest the source's (recompressed).
+     */
+    bool recompress;
+    struct copy_xcode *xc; /* owned while it moves */
+    bool recompressed;
+    struct oci_digest src_digest;
     /* The upload in flight tries a mount first; whether the registry opened an upload. */
     bool mounting, opened;
     /*
@@ -283,8 +303,12 @@ struct copy_job {
     char *push_raw; /* owned when filtered: the new index; else points to top_raw */
     size_t push_len;
     struct oci_digest push_digest;
-    /* Docker media types become OCI ones on the way into an oci: layout. */
-    bool convert;
+    /*
+     * Docker media types become OCI ones on the way into an oci: layout, or
+     * either way as --format asks (ocisync_copy_opts.format).
+     */
+    enum { CONVERT_NONE = 0, CONVERT_OCI, CONVERT_DOCKER } convert;
+    bool top_relinked; /* the index names its children's recompressed forms */
 
     struct copy_child *children; /* owned */
     size_t n_children;
