@@ -471,9 +471,9 @@ static const struct oci_descriptor *pick_platform(const struct oci_manifest *idx
     return NULL;
 }
 
-int oci_docker_archive_write(const char *layout_dir, const char *name, const char *repotag,
-                             const char *want, const char *file, struct oci_descriptor *written,
-                             char *err, size_t errlen)
+int oci_docker_archive_write(const char *layout_dir, const char *name, const char *const *repotags,
+                             size_t n_repotags, const char *want, const char *file,
+                             struct oci_descriptor *written, char *err, size_t errlen)
 {
     struct oci_layout lay;
     struct oci_descriptor top;
@@ -577,8 +577,13 @@ int oci_docker_archive_write(const char *layout_dir, const char *name, const cha
         rc = UV_ENOMEM;
         goto out;
     }
-    if (repotag != NULL && *repotag != '\0')
-        json_array_append_new(json_object_get(entry, "RepoTags"), json_string(repotag));
+    for (size_t i = 0; i < n_repotags; i++)
+        if (repotags[i] != NULL && *repotags[i] != '\0' &&
+            json_array_append_new(json_object_get(entry, "RepoTags"), json_string(repotags[i])) !=
+                0) {
+            rc = UV_ENOMEM;
+            goto out;
+        }
     snprintf(path, sizeof(path), "%s/%s.json", outdir, oci_digest_hex(&m.config.digest));
     {
         FILE *f = fopen(path, "wb");

@@ -34,7 +34,9 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
 /*
  * Writes file as a docker archive of the image name in the layout: one image,
  * layers decompressed and checked against the config's diff_ids (within the
- * cap above), RepoTags [repotag] when given; packed atomically (see
+ * cap above), RepoTags the n_repotags names of repotags (empty ones left
+ * out; skopeo's docker-archive:FILE:REPO:TAG, then --additional-tag);
+ * packed atomically (see
  * oci_archive_pack), so a failed write leaves neither file nor its temp files.
  * For an index the image is the entry for want ("os/arch[/variant]") when
  * given, else the only entry with a platform (attestations, "unknown/unknown",
@@ -42,8 +44,8 @@ int oci_docker_archive_to_layout(const char *dir, const char *ref, const char *f
  * receives the descriptor of the manifest written, with its platform when the
  * index gave one.
  */
-int oci_docker_archive_write(const char *layout_dir, const char *name, const char *repotag,
-                             const char *want, const char *file, struct oci_descriptor *written,
-                             char *err, size_t errlen);
+int oci_docker_archive_write(const char *layout_dir, const char *name, const char *const *repotags,
+                             size_t n_repotags, const char *want, const char *file,
+                             struct oci_descriptor *written, char *err, size_t errlen);
 
 #endif

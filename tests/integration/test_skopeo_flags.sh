@@ -6,7 +6,8 @@
 #   --registries.d, --tmpdir, --command-timeout, --override-arch/-os);
 #   copy --all=true, --quiet=false, --retry-delay 1s / 1m30s / 500ms,
 #   --multi-arch all|system|index-only, --preserve-digests,
-#   --remove-signatures, --dest-precompute-digests, --additional-tag;
+#   --remove-signatures, --dest-precompute-digests, --additional-tag (names
+#   in a docker-archive's RepoTags, loaded by podman);
 #   --src/--dest-username/-password, --dest-authfile, --src-no-creds, and
 #   --dest-creds USER with the password typed on a pseudo-terminal, against
 #   a Basic-auth TLS registry; sync with the same credential flags;
@@ -258,9 +259,30 @@ run_ocisync copy --preserve-digests -p linux/amd64 "$SRC" "docker://$DST_ADDR/d/
 expect_failure "--preserve-digests with a platform subset (a new index)"
 assert_stderr_matches 'preserve-digests' "--preserve-digests: the refusal names the flag"
 assert_eq "$(registry_log_count dst '^(PUT|POST|PATCH) ' "$mark")" 0 "--preserve-digests refusal: nothing written"
-run_ocisync copy --additional-tag extra:v1 "$SRC" "docker-archive:$TMP/x.tar"
-expect_failure "--additional-tag"
-assert_stderr_matches 'additional-tag' "--additional-tag: said it is not supported"
+run_ocisync copy -p linux/amd64 --additional-tag extra:v1 --additional-tag=reg.example/team/app:2 \
+  "$SRC" "docker-archive:$TMP/x.tar:main/app:v1"
+expect_success "--additional-tag into a docker-archive"
+skopeo_raw "$SRC_ADDR/lib/multi:v1" "$TMP/at.idx"
+amd64=$(json_eval "$TMP/at.idx" '[m["digest"] for m in d["manifests"] if m["platform"]["architecture"] == "amd64"][0]')
+sk copy --src-tls-verify=false --additional-tag extra:v1 --additional-tag reg.example/team/app:2 \
+  "docker://$SRC_ADDR/lib/multi@$amd64" "docker-archive:$TMP/sk-x.tar:main/app:v1" ||
+  fail "skopeo copy --additional-tag failed"
+tar -xOf "$TMP/x.tar" manifest.json >"$TMP/x.manifest.json"
+tar -xOf "$TMP/sk-x.tar" manifest.json >"$TMP/sk-x.manifest.json"
+assert_eq "$(json_eval "$TMP/x.manifest.json" 'd[0]["RepoTags"]' | tr '\n' ' ')" \
+  "main/app:v1 extra:v1 reg.example/team/app:2 " "--additional-tag: the names follow the archive's own"
+assert_eq "$(json_eval "$TMP/x.manifest.json" '[n.split("/")[-1] for n in d[0]["RepoTags"]]' | tr '\n' ' ')" \
+  "$(json_eval "$TMP/sk-x.manifest.json" '[n.split("/")[-1] for n in d[0]["RepoTags"]]' | tr '\n' ' ')" \
+  "--additional-tag: the names skopeo writes (skopeo writes them fully qualified, docker.io/...)"
+podman_cmd load -i "$TMP/x.tar" >>"$TMP/podman.log" 2>&1 || fail "podman load failed: $(tail -n 5 "$TMP/podman.log")"
+assert_contains <(podman_cmd images --format '{{.Repository}}:{{.Tag}}' 2>>"$TMP/podman.log") \
+  "reg.example/team/app:2" "--additional-tag: podman load knows the extra name"
+run_ocisync copy --additional-tag extra:v1 "$SRC_ADDR/lib/single:v1" "docker://$DST_ADDR/d/at:v1"
+expect_success "--additional-tag with a registry destination"
+assert_stderr_matches 'ignored' "--additional-tag: said it is ignored there"
+run_ocisync copy --additional-tag extra "$SRC" "docker-archive:$TMP/y.tar"
+expect_failure "--additional-tag without a tag"
+assert_stderr_matches 'REPO:TAG' "--additional-tag: names the form it takes"
 
 # --- credentials -----------------------------------------------------------------------
 auth_digest() { skopeo_tls_digest "$AUTH_ADDR/$1" --cert-dir "$PKI_CERTDIR_CA" --creds "$USER_NAME:$PASS"; }

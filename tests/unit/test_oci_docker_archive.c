@@ -349,7 +349,8 @@ TEST(round_trip)
     snprintf(dir, sizeof(dir), "%s/layout", tmp);
     snprintf(file, sizeof(file), "%s/image.tar", tmp);
     make_layout(dir, lp, 3);
-    CHECK_INT(oci_docker_archive_write(dir, "image", "x/y:1", NULL, file, NULL, err, sizeof(err)),
+    CHECK_INT(oci_docker_archive_write(dir, "image", (const char *[]){"x/y:1", "", "x/z:2"}, 3,
+                                       NULL, file, NULL, err, sizeof(err)),
               0);
     CHECK_INT(read_docker_archive(tmp, file, err, sizeof(err)), 0);
 
@@ -411,9 +412,9 @@ TEST(write_refuses_bomb)
     write_file(out, "image.tar", "old", 3);
     /* The unpacked layers go to a temp directory under $TMPDIR: this test's, to look at after. */
     setenv("TMPDIR", work, 1);
-    CHECK_INT(
-        oci_docker_archive_write(dir, "image", "x/bomb:1", NULL, file, NULL, err, sizeof(err)),
-        OCISYNC_ETOOBIG);
+    CHECK_INT(oci_docker_archive_write(dir, "image", (const char *[]){"x/bomb:1"}, 1, NULL, file,
+                                       NULL, err, sizeof(err)),
+              OCISYNC_ETOOBIG);
     if (saved != NULL)
         setenv("TMPDIR", saved, 1);
     else
@@ -454,7 +455,7 @@ TEST(write_checks_diff_id)
     snprintf(file, sizeof(file), "%s/image.tar", out);
     make_layout(dir, lp, 1);
     CHECK_INT(mkdir(out, 0755), 0);
-    CHECK_INT(oci_docker_archive_write(dir, "image", NULL, NULL, file, NULL, err, sizeof(err)),
+    CHECK_INT(oci_docker_archive_write(dir, "image", NULL, 0, NULL, file, NULL, err, sizeof(err)),
               OCISYNC_EDIGESTMISMATCH);
     snprintf(want, sizeof(want), "layer %s decompresses to %s, but the config's diff_id is %s",
              layers[1].digest.str, right.str, layers[0].diff_id.str);
