@@ -280,6 +280,7 @@ int cli_build(int argc, char **argv, bool push)
     char ann_buf[3][1200] = {"", "", ""}, git_rev[200], git_src[1000];
     struct ocisync_build_opts o;
     struct ocisync_build_result res;
+    struct ocisync_copy_result *tag_res = NULL; /* owned: n_tags */
     struct build_out out;
     const char *cmdname = push ? "build-push" : "build";
     int c, err, rc = EXIT_USAGE;
@@ -630,6 +631,13 @@ int cli_build(int argc, char **argv, bool push)
         out.bars = true;
         cli_progress_init(&out.progress, stdout, true, cli_term_width());
     }
+    tag_res = calloc(n_tags ? n_tags : 1, sizeof(*tag_res));
+    if (tag_res == NULL) {
+        fprintf(stderr, "%s %s: out of memory\n", cli_prog, cmdname);
+        rc = EXIT_FAIL;
+        goto out;
+    }
+    o.tag_results = tag_res;
     err = ocisync_build(&o, &res);
     if (out.bars)
         cli_progress_finish(&out.progress, uv_hrtime() / 1000000);
@@ -647,8 +655,13 @@ int cli_build(int argc, char **argv, bool push)
                n_plats ? n_plats : 1, n_plats <= 1 ? "" : "s", res.layers_built,
                res.layers_built == 1 ? "" : "s", res.layers_cached, res.tar_bytes, res.bytes_built,
                res.blobs_copied, res.blobs_streamed, res.blobs_mounted, res.blobs_skipped);
-        for (size_t i = 0; i < n_tags; i++)
-            printf("%s %s: %s\n", push ? "Pushed" : "Wrote", tags[i], res.digest);
+        for (size_t i = 0; i < n_tags; i++) {
+            /* A docker-archive holds one platform's image: its own digest. */
+            const struct ocisync_copy_result *t = &tag_res[i];
+            printf("%s %s: %s%s%s%s\n", push ? "Pushed" : "Wrote", tags[i],
+                   t->digest[0] ? t->digest : res.digest, t->platform[0] ? " (" : "", t->platform,
+                   t->platform[0] ? ")" : "");
+        }
     }
     if (digestfile != NULL && cli_write_digestfile(digestfile, res.digest) != 0) {
         rc = EXIT_FAIL;
@@ -656,6 +669,7 @@ int cli_build(int argc, char **argv, bool push)
     }
     rc = 0;
 out:
+    free(tag_res);
     for (size_t i = 0; i < n_plats; i++)
         free(plat_specs[i]);
     for (size_t i = 0; i < n_entry; i++)

@@ -145,6 +145,14 @@ expect_success "build --platform linux/arm64 --output docker-archive:"
 podman_cmd load -i "$TMP/built-arm.tar" >>"$TMP/podman.log" 2>&1 ||
   fail "podman load of the built archive failed: $(tail -n 5 "$TMP/podman.log")"
 assert_eq "$(podman_inspect localhost/lib/built:arm '{{.Architecture}}')" arm64 "the built arm64 archive loads as arm64"
+tar -xOf "$TMP/built-arm.tar" manifest.json >"$TMP/built-arm.manifest.json"
+built_cfg=$(json_eval "$TMP/built-arm.manifest.json" 'd[0]["Config"]')
+assert_eq "sha256:${built_cfg%.json}" "$(podman_inspect localhost/lib/built:arm '{{.ID}}' | sed 's/^/sha256:/')" \
+  "the archive's config is the image podman loaded"
+assert_contains "$OCISYNC_STDOUT" "(linux/arm64)" "build names the platform the archive holds"
+grep -q "Wrote docker-archive:.*: sha256:[0-9a-f]\{64\} (linux/arm64)" "$OCISYNC_STDOUT" ||
+  fail "build did not report the manifest written: $(cat "$OCISYNC_STDOUT")"
+pass "build reports the archive's manifest digest, not the index's"
 run_ocisync copy -p linux/s390x "docker://$SRC_ADDR/lib/multi:v1" "docker-archive:$TMP/s390x.tar"
 expect_failure "a platform the index lacks"
 [ ! -e "$TMP/s390x.tar" ] || fail "a failed docker-archive copy left $TMP/s390x.tar"
