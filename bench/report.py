@@ -67,6 +67,11 @@ def fmt_s(x):
     return f"{x:.3f}" if x < 10 else f"{x:.2f}" if x < 100 else f"{x:.1f}"
 
 
+def fmt_rate(x):
+    """MiB/s: small rates (a loaded machine, tiny workloads) keep three decimals, never 0.0."""
+    return f"{x:.3f}" if x < 1 else f"{x:.1f}"
+
+
 def main():
     header_path, meta_path, raw_path = sys.argv[1:4]
     params = dict(kv.split("=", 1) for kv in sys.argv[4:])
@@ -128,7 +133,7 @@ def main():
                 else:
                     vs = f"{t / med[ref]:.2f}x"
                 out.append(f"| {w} | {case} | {label} | {okcol} | {fmt_s(t)} | "
-                           f"{fmt_s(min(secs))}–{fmt_s(max(secs))} | {m['bytes'] / t / MIB:.1f} | "
+                           f"{fmt_s(min(secs))}–{fmt_s(max(secs))} | {fmt_rate(m['bytes'] / t / MIB)} | "
                            f"{t * 1000 / m['images']:.1f} | {rss:.1f} | {vs} |")
             notes += targets(w, case, med, ref, tools)
         out.append("")
@@ -199,7 +204,7 @@ def build_table(out, failed, w, cases, meta, runs, params):
                 vs = ""
             size = "" if outs[tool] is None else f"{outs[tool] / MIB:.1f}"
             out.append(f"| {w} | {case} | {label} | {okcol} | {fmt_s(t)} | "
-                       f"{fmt_s(min(secs))}–{fmt_s(max(secs))} | {m['bytes'] / t / MIB:.1f} | "
+                       f"{fmt_s(min(secs))}–{fmt_s(max(secs))} | {fmt_rate(m['bytes'] / t / MIB)} | "
                        f"{size} | {rss:.1f} | {vs} |")
         for tool, alone in (("ocisync-bp-gzip", "pigz"), ("ocisync-bp-zstd", "zstd")):
             if tool in med and alone in med:
