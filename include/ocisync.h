@@ -10,6 +10,8 @@
 #ifndef OCISYNC_H
 #define OCISYNC_H
 
+#include "ocisync_version.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,7 +19,17 @@
 extern "C" {
 #endif
 
-#define OCISYNC_VERSION_STRING "0.1.0"
+/*
+ * OCISYNC_EXTERN marks the functions libocisync.so exports. The library is
+ * compiled with -fvisibility=hidden (OCISYNC_BUILDING set), so everything else
+ * in it, its internal modules and llhttp, stays out of its dynamic symbol
+ * table. For a program that includes this header the macro is empty.
+ */
+#if defined(OCISYNC_BUILDING) && defined(__GNUC__) && __GNUC__ >= 4
+#define OCISYNC_EXTERN __attribute__((visibility("default")))
+#else
+#define OCISYNC_EXTERN
+#endif
 
 /*
  * ocisync's own error codes. They live well below libuv's (which are negated
@@ -58,13 +70,57 @@ typedef enum {
 } ocisync_errno_t;
 
 /* A static, human-readable description of err (ocisync or libuv code). */
-const char *ocisync_strerror(int err);
+OCISYNC_EXTERN const char *ocisync_strerror(int err);
 /* A static symbolic name for err, such as "OCISYNC_EDIGEST" or "ECONNREFUSED". */
-const char *ocisync_err_name(int err);
+OCISYNC_EXTERN const char *ocisync_err_name(int err);
 /* Turns request tracing on stderr on (non-zero) or off. Credentials are never traced. */
-void ocisync_set_debug(int on);
+OCISYNC_EXTERN void ocisync_set_debug(int on);
 /* The platform this program runs on, "os/arch[/variant]" (like "linux/arm64/v8"). */
-void ocisync_host_platform(char *buf, size_t len);
+OCISYNC_EXTERN void ocisync_host_platform(char *buf, size_t len);
+
+/* What the library is and what it runs with; see ocisync_version_info(). */
+struct ocisync_version_info {
+    const char *version;  /* the library's, "MAJOR.MINOR.PATCH" */
+    const char *revision; /* the git revision it was built from ("-dirty": with changes), or "" */
+    /* The versions of the libraries it runs with (llhttp is compiled in). */
+    const char *libuv, *openssl, *zlib, *zstd, *llhttp, *jansson, *libyaml;
+};
+
+/*
+ * The library's version and those of its dependencies, as loaded at run
+ * time. Static data: the caller never frees it, and later versions may add
+ * fields at the end.
+ */
+OCISYNC_EXTERN const struct ocisync_version_info *ocisync_version_info(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Names: references, digests, platforms, checked as copy checks them
+ */
+
+#define OCISYNC_REF_REGISTRY_MAX 256
+#define OCISYNC_REF_REPOSITORY_MAX 256
+#define OCISYNC_REF_TAG_MAX 129
+
+/* An image reference's parts, normalised. */
+struct ocisync_ref {
+    char registry[OCISYNC_REF_REGISTRY_MAX];     /* "docker.io", "127.0.0.1:5000" */
+    char repository[OCISYNC_REF_REPOSITORY_MAX]; /* "library/alpine" */
+    char tag[OCISYNC_REF_TAG_MAX]; /* "latest" when there was neither tag nor digest */
+    char digest[144];              /* "sha256:..." or "" */
+};
+
+/*
+ * Parses s ("docker://" optional) as docker and skopeo do: "alpine" is
+ * docker.io/library/alpine:latest, a first component with a '.' or a ':' or
+ * "localhost" is a registry. Returns 0, or OCISYNC_EREF / OCISYNC_EDIGEST
+ * with a sentence naming s in err (which may be NULL).
+ */
+OCISYNC_EXTERN int ocisync_ref_parse(const char *s, struct ocisync_ref *ref, char *err,
+                                     size_t errlen);
+/* 0 when s is a digest ("sha256:" or "sha512:" and lowercase hex of the right length). */
+OCISYNC_EXTERN int ocisync_digest_check(const char *s);
+/* NULL when s is a platform "os/arch[/variant]"; else what is wrong with it ("is not ..."). */
+OCISYNC_EXTERN const char *ocisync_platform_problem(const char *s);
 
 /* ---------------------------------------------------------------------------------------------
  * Copy
@@ -316,8 +372,9 @@ struct ocisync_copy_result {
  * (registry/repository[:tag][@digest]). Runs its own event loop and returns
  * when the copy is complete or has failed; result may be NULL.
  */
-int ocisync_copy(const char *src, const char *dst, const struct ocisync_copy_opts *opts,
-                 struct ocisync_copy_result *result);
+OCISYNC_EXTERN int ocisync_copy(const char *src, const char *dst,
+                                const struct ocisync_copy_opts *opts,
+                                struct ocisync_copy_result *result);
 
 /* One image of a run of many; NULL or empty fields take the run's options. */
 /* The kinds of place an image can be, as copy, sync and build take them. */
@@ -333,7 +390,7 @@ typedef enum {
  * What kind of place s names, parsed as copy parses its arguments, or 0 when
  * s names none (an unsupported transport, a malformed reference or spec).
  */
-ocisync_location_kind ocisync_location_of(const char *s);
+OCISYNC_EXTERN ocisync_location_kind ocisync_location_of(const char *s);
 
 struct ocisync_copy_item {
     const char *src, *dst;
@@ -364,8 +421,9 @@ struct ocisync_copy_item {
  * fails does not stop the others. results (n of them) receive each image's
  * outcome; returns 0 when every image was copied, else the first error.
  */
-int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
-                      const struct ocisync_copy_opts *opts, struct ocisync_copy_result *results);
+OCISYNC_EXTERN int ocisync_copy_many(const struct ocisync_copy_item *items, size_t n,
+                                     const struct ocisync_copy_opts *opts,
+                                     struct ocisync_copy_result *results);
 
 /* ---------------------------------------------------------------------------------------------
  * Sync
@@ -449,9 +507,10 @@ struct ocisync_sync_result {
  * failed (the result says which), or another error for a run-wide failure.
  * Free the result with ocisync_sync_result_free.
  */
-int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
-                 const struct ocisync_sync_opts *opts, struct ocisync_sync_result *result);
-void ocisync_sync_result_free(struct ocisync_sync_result *result);
+OCISYNC_EXTERN int ocisync_sync(const struct ocisync_sync_source *sources, size_t n,
+                                const struct ocisync_sync_opts *opts,
+                                struct ocisync_sync_result *result);
+OCISYNC_EXTERN void ocisync_sync_result_free(struct ocisync_sync_result *result);
 
 /* ---------------------------------------------------------------------------------------------
  * Build
@@ -585,7 +644,8 @@ struct ocisync_build_result {
  * destination: mounted when the base lives on the destination registry,
  * relayed blob by blob otherwise, while the new layers are being built.
  */
-int ocisync_build(const struct ocisync_build_opts *opts, struct ocisync_build_result *result);
+OCISYNC_EXTERN int ocisync_build(const struct ocisync_build_opts *opts,
+                                 struct ocisync_build_result *result);
 
 /*
  * For a program that builds Dockerfiles with RUN as a user other than root
@@ -600,7 +660,7 @@ int ocisync_build(const struct ocisync_build_opts *opts, struct ocisync_build_re
  * belong to the caller on the host; those of RUN's directories in the
  * build cache to ids of its ranges (remove them with `podman unshare rm`).
  */
-int ocisync_enter_user_namespace(char *err, size_t errlen);
+OCISYNC_EXTERN int ocisync_enter_user_namespace(char *err, size_t errlen);
 
 /* ---------------------------------------------------------------------------------------------
  * The registry toolbox: writes (tag, delete, index)
@@ -630,8 +690,9 @@ struct ocisync_tag_result {
  * Nothing is written unless ref and every tag are valid and ref exists.
  * Uses opts->dst for the registry (and opts' retries, timeouts, auth file).
  */
-int ocisync_tag(const char *ref, const char *const *tags, size_t n_tags,
-                const struct ocisync_copy_opts *opts, struct ocisync_tag_result *result);
+OCISYNC_EXTERN int ocisync_tag(const char *ref, const char *const *tags, size_t n_tags,
+                               const struct ocisync_copy_opts *opts,
+                               struct ocisync_tag_result *result);
 
 struct ocisync_delete_result {
     char digest[144]; /* the manifest deleted */
@@ -645,8 +706,8 @@ struct ocisync_delete_result {
  * storage.delete.enabled answers 405 UNSUPPORTED) gives OCISYNC_EREGISTRY
  * and an error saying so. Uses opts->dst.
  */
-int ocisync_delete(const char *ref, const struct ocisync_copy_opts *opts,
-                   struct ocisync_delete_result *result);
+OCISYNC_EXTERN int ocisync_delete(const char *ref, const struct ocisync_copy_opts *opts,
+                                  struct ocisync_delete_result *result);
 
 struct ocisync_index_opts {
     /*
@@ -696,8 +757,9 @@ struct ocisync_index_result {
  * index last, so no tag names an index whose children are missing. Free the
  * result with ocisync_index_result_free.
  */
-int ocisync_index(const struct ocisync_index_opts *opts, struct ocisync_index_result *result);
-void ocisync_index_result_free(struct ocisync_index_result *result);
+OCISYNC_EXTERN int ocisync_index(const struct ocisync_index_opts *opts,
+                                 struct ocisync_index_result *result);
+OCISYNC_EXTERN void ocisync_index_result_free(struct ocisync_index_result *result);
 
 /* ---------------------------------------------------------------------------------------------
  * Reading: inspect, tags, catalogs, digests, manifests, configs and blobs
@@ -735,7 +797,7 @@ struct ocisync_read_result {
 };
 
 /* Releases r->data (safe to call twice). */
-void ocisync_read_result_free(struct ocisync_read_result *r);
+OCISYNC_EXTERN void ocisync_read_result_free(struct ocisync_read_result *r);
 
 /*
  * Each of these reads from ref: "docker://REF" or a bare REF, or where it
@@ -751,14 +813,14 @@ void ocisync_read_result_free(struct ocisync_read_result *r);
  * opts->platform, the digest of that platform's manifest in the index
  * (OCISYNC_ENOPLATFORM if it has none; the index is fetched then).
  */
-int ocisync_digest(const char *ref, const struct ocisync_read_opts *opts,
-                   struct ocisync_read_result *result);
+OCISYNC_EXTERN int ocisync_digest(const char *ref, const struct ocisync_read_opts *opts,
+                                  struct ocisync_read_result *result);
 /* The manifest (or index) bytes exactly as served; with opts->platform, that child's. */
-int ocisync_manifest(const char *ref, const struct ocisync_read_opts *opts,
-                     struct ocisync_read_result *result);
+OCISYNC_EXTERN int ocisync_manifest(const char *ref, const struct ocisync_read_opts *opts,
+                                    struct ocisync_read_result *result);
 /* The image's config blob, raw; for an index, the image for opts->platform (or the host's). */
-int ocisync_config(const char *ref, const struct ocisync_read_opts *opts,
-                   struct ocisync_read_result *result);
+OCISYNC_EXTERN int ocisync_config(const char *ref, const struct ocisync_read_opts *opts,
+                                  struct ocisync_read_result *result);
 /*
  * What `skopeo inspect` prints, as JSON text in result->data (indented 4
  * spaces, a newline at the end), with the same field names and shapes:
@@ -769,11 +831,11 @@ int ocisync_config(const char *ref, const struct ocisync_read_opts *opts,
  * MediaType, Size}] in the index's order. The image described is
  * opts->platform's (or the host's).
  */
-int ocisync_inspect(const char *ref, const struct ocisync_read_opts *opts,
-                    struct ocisync_read_result *result);
+OCISYNC_EXTERN int ocisync_inspect(const char *ref, const struct ocisync_read_opts *opts,
+                                   struct ocisync_read_result *result);
 /* The image's config as `skopeo inspect --config` prints it (OCI field set and order). */
-int ocisync_inspect_config(const char *ref, const struct ocisync_read_opts *opts,
-                           struct ocisync_read_result *result);
+OCISYNC_EXTERN int ocisync_inspect_config(const char *ref, const struct ocisync_read_opts *opts,
+                                          struct ocisync_read_result *result);
 
 /*
  * Receives a blob's bytes in order; return 0, or a negative error to stop.
@@ -790,8 +852,9 @@ typedef int (*ocisync_write_cb)(const void *data, size_t len, void *arg);
  * OCISYNC_ESIZEMISMATCH) comes after them: trust what was written only when
  * this returns 0.
  */
-int ocisync_blob(const char *ref, const struct ocisync_read_opts *opts, ocisync_write_cb write,
-                 void *arg, struct ocisync_read_result *result);
+OCISYNC_EXTERN int ocisync_blob(const char *ref, const struct ocisync_read_opts *opts,
+                                ocisync_write_cb write, void *arg,
+                                struct ocisync_read_result *result);
 
 struct ocisync_list_result {
     char **names; /* owned: tags or repositories, n of them */
@@ -800,7 +863,7 @@ struct ocisync_list_result {
     char repository[512];
     char error[1024];
 };
-void ocisync_list_result_free(struct ocisync_list_result *r);
+OCISYNC_EXTERN void ocisync_list_result_free(struct ocisync_list_result *r);
 
 /* Tag selection for ocisync_list_tags, as sync's (see ocisync_sync_source). */
 struct ocisync_tag_filter {
@@ -818,14 +881,16 @@ struct ocisync_tag_filter {
  * the selected tags, ordered as sync orders them. Names that are not valid
  * tags are skipped. Caps: 1,000,000 names, 10,000 pages.
  */
-int ocisync_list_tags(const char *repo, const struct ocisync_read_opts *opts,
-                      const struct ocisync_tag_filter *filter, struct ocisync_list_result *result);
+OCISYNC_EXTERN int ocisync_list_tags(const char *repo, const struct ocisync_read_opts *opts,
+                                     const struct ocisync_tag_filter *filter,
+                                     struct ocisync_list_result *result);
 /*
  * The repositories of registry (/v2/_catalog, paginated), only those under
  * prefix ("team" takes "team" and "team/...") when it is not NULL or "".
  */
-int ocisync_catalog(const char *registry, const char *prefix, const struct ocisync_read_opts *opts,
-                    struct ocisync_list_result *result);
+OCISYNC_EXTERN int ocisync_catalog(const char *registry, const char *prefix,
+                                   const struct ocisync_read_opts *opts,
+                                   struct ocisync_list_result *result);
 
 /* ---------------------------------------------------------------------------------------------
  * Credentials
@@ -839,11 +904,12 @@ int ocisync_catalog(const char *registry, const char *prefix, const struct ocisy
  * ocisync_registry_opts) with mode 0600. On failure err receives the reason;
  * the password never appears in it.
  */
-int ocisync_login(const char *registry, const char *user, const char *password,
-                  const struct ocisync_registry_opts *reg_opts, const char *authfile, char *err,
-                  size_t errlen);
+OCISYNC_EXTERN int ocisync_login(const char *registry, const char *user, const char *password,
+                                 const struct ocisync_registry_opts *reg_opts, const char *authfile,
+                                 char *err, size_t errlen);
 /* Removes registry's entry from the auth file. OCISYNC_ENOTFOUND if there was none. */
-int ocisync_logout(const char *registry, const char *authfile, char *err, size_t errlen);
+OCISYNC_EXTERN int ocisync_logout(const char *registry, const char *authfile, char *err,
+                                  size_t errlen);
 
 #ifdef __cplusplus
 }

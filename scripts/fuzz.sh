@@ -10,7 +10,15 @@ cd "$(dirname "$0")/.." || exit 1
 secs=${1:-30}
 shift || true
 out=${OUT:-build-fuzz}
-mkdir -p "$out"
+mkdir -p "$out/include"
+
+# include/ocisync.h includes ocisync_version.h, which CMake makes from project(VERSION); the
+# same substitution here, for builds without CMake.
+version=$(sed -n 's/^project(ocisync VERSION \([0-9]*\)\.\([0-9]*\)\.\([0-9]*\).*/\1 \2 \3/p' CMakeLists.txt)
+read -r major minor patch <<<"$version"
+sed -e "s/@PROJECT_VERSION_MAJOR@/$major/" -e "s/@PROJECT_VERSION_MINOR@/$minor/" \
+  -e "s/@PROJECT_VERSION_PATCH@/$patch/" -e "s/@PROJECT_VERSION@/$major.$minor.$patch/" \
+  include/ocisync_version.h.in >"$out/include/ocisync_version.h"
 
 common="src/common/error.c src/common/log.c src/common/msg.c src/common/json_depth.c src/common/sysio.c"
 llhttp="/usr/share/llhttp/api.c /usr/share/llhttp/http.c /usr/share/llhttp/llhttp.c"
@@ -48,7 +56,7 @@ for t in "${targets[@]}"; do
   fi
   bin="$out/fuzz_$t"
   # shellcheck disable=SC2086
-  if ! clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -I/usr/share/include/llhttp \
+  if ! clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -I"$out/include" -Isrc -I/usr/share/include/llhttp \
     "fuzz/fuzz_$t.c" ${srcs[$t]} $common -ljansson -lyaml -lcrypto -luv -lz -lzstd -o "$bin" 2>"$out/$t.build.log"; then
     echo "fuzz.sh: $t: build failed:" >&2
     tail -n 20 "$out/$t.build.log" >&2

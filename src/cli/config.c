@@ -14,10 +14,6 @@
  */
 #include "cli/config.h"
 
-#include "common/msg.h"
-#include "oci/digest.h"
-#include "oci/manifest.h"
-#include "oci/ref.h"
 #include "ocisync.h"
 
 #include <uv.h>
@@ -73,6 +69,33 @@ struct rd {
  * Messages
  */
 
+/* A value quoted in a message: itself, or its first QUOTE_MAX bytes and "...". */
+struct clipped {
+    char s[QUOTE_MAX + 4];
+};
+
+/*
+ * printf into err (when err is non-NULL), then any control or non-ASCII byte
+ * becomes '?': messages quote the file, and end up on terminals and in logs.
+ */
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = err; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c >= 0x7f)
+            *p = '?';
+    }
+}
+
 static int fail(struct rd *r, int rc, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -85,9 +108,9 @@ static int fail(struct rd *r, int rc, unsigned line, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (line > 0)
-        ocisync__errf(r->err, r->errlen, "%s:%u: %s", r->name, line, msg);
+        errf(r->err, r->errlen, "%s:%u: %s", r->name, line, msg);
     else
-        ocisync__errf(r->err, r->errlen, "%s: %s", r->name, msg);
+        errf(r->err, r->errlen, "%s: %s", r->name, msg);
     return rc;
 }
 
@@ -97,9 +120,13 @@ static int no_memory(struct rd *r)
 }
 
 /* s clipped for a message; the result lives in c (or is s). */
-static const char *q(const char *s, struct ocisync__clipped *c)
+static const char *q(const char *s, struct clipped *c)
 {
-    return ocisync__clip(s, QUOTE_MAX, c);
+    if (strlen(s) <= QUOTE_MAX)
+        return s;
+    memcpy(c->s, s, QUOTE_MAX);
+    memcpy(c->s + QUOTE_MAX, "...", 4);
+    return c->s;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -151,7 +178,7 @@ static int syntax_error(struct rd *r)
  */
 static int advance(struct rd *r)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     const yaml_char_t *anchor = NULL, *tag = NULL;
     const char *allowed = NULL;
 
@@ -415,7 +442,7 @@ static int keyent_cmp(const void *a, const void *b)
 /* Fails on the duplicate that comes first in the file. */
 static int keyset_check(struct rd *r, struct keyset *ks, const char *where, const char *noun)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     const struct keyent *dup = NULL, *first = NULL;
 
     if (ks->n < 2)
@@ -453,7 +480,7 @@ static void keyset_free(struct keyset *ks)
 /* Reads the mapping key at the current event into key and moves to its value. */
 static int read_key(struct rd *r, const char *where, char key[KEY_MAX], unsigned *line)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     size_t n;
 
     *line = ev_line(r);
@@ -486,7 +513,7 @@ static int find_key(const char *key, const char *const *names, size_t n)
 static int fixed_key(struct rd *r, const char *where, const char *key, unsigned line,
                      const char *const *names, size_t n, unsigned *first_line, int *which)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     char expected[256];
     size_t off = 0;
 
@@ -542,7 +569,7 @@ static int bool_value(struct rd *r, const char *what, int *out)
                                       "on",   "On",   "ON",   "y",   "Y"};
     static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO",
                                      "off",   "Off",   "OFF",   "n",  "N"};
-    struct ocisync__clipped c;
+    struct clipped c;
 
     if (r->ev.type != YAML_SCALAR_EVENT || is_null(r))
         return fail(r, OCISYNC_EUSAGE, ev_line(r), "%s needs true or false, not %s", what,
@@ -560,7 +587,7 @@ static int bool_value(struct rd *r, const char *what, int *out)
 /* A plain decimal integer in [1, max]. */
 static int uint_value(struct rd *r, const char *what, unsigned max, unsigned *out)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     const char *s;
     uint64_t v = 0;
 
@@ -593,7 +620,7 @@ typedef const char *(*check_fn)(const char *s);
 
 static int list_item(struct rd *r, const char *what, check_fn check, char ***items, size_t *n)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     const char *why;
     int rc;
 
@@ -644,11 +671,10 @@ static int list_value(struct rd *r, const char *what, bool scalar_ok, check_fn c
 /* The tag grammar [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}, or a digest. */
 static const char *check_tag(const char *s)
 {
-    struct oci_digest d;
     size_t n = 0;
 
     if (strchr(s, ':') != NULL)
-        return oci_digest_parse_str(s, &d) == 0
+        return ocisync_digest_check(s) == 0
                    ? NULL
                    : "is not a valid digest (sha256: or sha512: and lowercase hex)";
     for (const char *p = s; *p != '\0'; p++, n++) {
@@ -660,7 +686,7 @@ static const char *check_tag(const char *s)
     }
     if (n == 0)
         return "is an empty tag";
-    if (n > OCI_REF_TAG_MAX - 1)
+    if (n > OCISYNC_REF_TAG_MAX - 1)
         return "is longer than 128 characters, the most a tag may have";
     return NULL;
 }
@@ -668,17 +694,17 @@ static const char *check_tag(const char *s)
 /* A repository path under a prefix ("busybox", "team/app"), without tag or digest. */
 static const char *check_repo_path(const char *s)
 {
-    char buf[OCI_REF_REPO_MAX + 16];
-    struct oci_ref ref;
+    char buf[OCISYNC_REF_REPOSITORY_MAX + 16];
+    struct ocisync_ref ref;
 
     if (*s == '\0')
         return "is empty";
     if (strpbrk(s, ":@") != NULL)
         return "names a tag or digest: list repository names alone";
-    if (strlen(s) >= OCI_REF_REPO_MAX)
+    if (strlen(s) >= OCISYNC_REF_REPOSITORY_MAX)
         return "is too long for a repository name";
     snprintf(buf, sizeof(buf), "localhost/%s", s);
-    if (oci_ref_parse(buf, &ref, NULL, 0) != 0)
+    if (ocisync_ref_parse(buf, &ref, NULL, 0) != 0)
         return "is not a valid repository name (lowercase letters and digits, separated by "
                "'.', '_' or '-', components by '/')";
     return NULL;
@@ -709,21 +735,21 @@ static bool names_version(const char *s)
  * Writes its normalised spelling into norm.
  */
 static int registry_host(struct rd *r, unsigned line, const char *what, const char *host, size_t n,
-                         char norm[OCI_REF_REGISTRY_MAX])
+                         char norm[OCISYNC_REF_REGISTRY_MAX])
 {
-    char buf[OCI_REF_REGISTRY_MAX + 8], name[OCI_REF_REGISTRY_MAX];
-    struct ocisync__clipped c;
-    struct oci_ref ref;
+    char buf[OCISYNC_REF_REGISTRY_MAX + 8], name[OCISYNC_REF_REGISTRY_MAX];
+    struct clipped c;
+    struct ocisync_ref ref;
 
     if (n == 0)
         return fail(r, OCISYNC_EUSAGE, line, "%s: the registry name is empty", what);
-    if (n >= OCI_REF_REGISTRY_MAX)
+    if (n >= OCISYNC_REF_REGISTRY_MAX)
         return fail(r, OCISYNC_EUSAGE, line, "%s: the registry name is longer than %d bytes", what,
-                    OCI_REF_REGISTRY_MAX - 1);
+                    OCISYNC_REF_REGISTRY_MAX - 1);
     memcpy(name, host, n);
     name[n] = '\0';
     snprintf(buf, sizeof(buf), "%s/x", name);
-    if (oci_ref_parse(buf, &ref, NULL, 0) != 0)
+    if (ocisync_ref_parse(buf, &ref, NULL, 0) != 0)
         return fail(r, OCISYNC_EUSAGE, line, "%s: \"%s\" is not a valid registry name", what,
                     q(name, &c));
     if (strcmp(ref.registry, strcmp(name, LEGACY_HUB) == 0 ? HUB : name) != 0)
@@ -738,12 +764,12 @@ static int registry_host(struct rd *r, unsigned line, const char *what, const ch
 /* Parses s as a repository without tag or digest; *out gets "registry/repository". */
 static int parse_repo(struct rd *r, unsigned line, const char *what, const char *s, char **out)
 {
-    char why[512], buf[OCI_REF_REGISTRY_MAX + OCI_REF_REPO_MAX + 2];
-    struct ocisync__clipped c;
-    struct oci_ref ref;
+    char why[512], buf[OCISYNC_REF_REGISTRY_MAX + OCISYNC_REF_REPOSITORY_MAX + 2];
+    struct clipped c;
+    struct ocisync_ref ref;
     int n;
 
-    if (oci_ref_parse(s, &ref, why, sizeof(why)) != 0)
+    if (ocisync_ref_parse(s, &ref, why, sizeof(why)) != 0)
         return fail(r, OCISYNC_EUSAGE, line, "%s: %s", what, why);
     if (names_version(s))
         return fail(r, OCISYNC_EUSAGE, line,
@@ -758,9 +784,10 @@ static int parse_repo(struct rd *r, unsigned line, const char *what, const char 
  */
 static int parse_prefix(struct rd *r, unsigned line, const char *what, const char *s, char **out)
 {
-    char host[OCI_REF_REGISTRY_MAX], why[512], buf[OCI_REF_REGISTRY_MAX + OCI_REF_REPO_MAX + 2];
-    struct ocisync__clipped c;
-    struct oci_ref ref;
+    char host[OCISYNC_REF_REGISTRY_MAX], why[512],
+        buf[OCISYNC_REF_REGISTRY_MAX + OCISYNC_REF_REPOSITORY_MAX + 2];
+    struct clipped c;
+    struct ocisync_ref ref;
     const char *p = skip_transport(s), *slash = strchr(p, '/');
     int rc, n;
 
@@ -773,7 +800,7 @@ static int parse_prefix(struct rd *r, unsigned line, const char *what, const cha
         return fail(r, OCISYNC_EUSAGE, line,
                     "%s: \"%s\" names a tag or digest; give the repository prefix alone", what,
                     q(s, &c));
-    if (oci_ref_parse(p, &ref, why, sizeof(why)) != 0)
+    if (ocisync_ref_parse(p, &ref, why, sizeof(why)) != 0)
         return fail(r, OCISYNC_EUSAGE, line, "%s: %s", what, why);
     n = snprintf(buf, sizeof(buf), "%s%s", host, slash);
     if (n < 0 || (size_t)n >= sizeof(buf))
@@ -834,7 +861,7 @@ enum image_kind { IMAGES_TAGS, IMAGES_REGEX, IMAGES_SEMVER };
 static int skopeo_images(struct rd *r, const char *regkey, size_t reg, const char *section,
                          enum image_kind kind)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     struct keyset names = {0};
     struct cli_sync_entry *e;
     char key[KEY_MAX], what[WHAT_MAX], where[WHAT_MAX];
@@ -897,8 +924,8 @@ static int skopeo_registry(struct rd *r, const char *key, unsigned line)
     static const char *const names[] = {"images",      "images-by-tag-regex", "images-by-semver",
                                         "credentials", "tls-verify",          "cert-dir"};
     unsigned seen[COUNT(names)] = {0}, kline;
-    struct ocisync__clipped c;
-    char host[OCI_REF_REGISTRY_MAX], where[WHAT_MAX], what[WHAT_MAX], field[KEY_MAX];
+    struct clipped c;
+    char host[OCISYNC_REF_REGISTRY_MAX], where[WHAT_MAX], what[WHAT_MAX], field[KEY_MAX];
     const char *slash = strchr(key, '/');
     size_t reg;
     int rc, which;
@@ -1013,9 +1040,9 @@ static int ocisync_registry(struct rd *r, const char *where, size_t reg)
 
 static int ocisync_registries(struct rd *r)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     struct keyset names = {0};
-    char key[KEY_MAX], host[OCI_REF_REGISTRY_MAX], where[WHAT_MAX];
+    char key[KEY_MAX], host[OCISYNC_REF_REGISTRY_MAX], where[WHAT_MAX];
     unsigned line;
     size_t reg;
     int rc;
@@ -1101,7 +1128,7 @@ static int mirror_expand(struct rd *r, const struct mirror *m)
 {
     struct keyset seen = {0};
     char *from_prefix = NULL, *to_prefix = NULL;
-    char *full = NULL, host[OCI_REF_REGISTRY_MAX];
+    char *full = NULL, host[OCISYNC_REF_REGISTRY_MAX];
     const char *to;
     size_t idx, n;
     int rc;
@@ -1172,7 +1199,7 @@ static int mirror_value(struct rd *r)
                                         "exclude-regex", "semver", "latest", "platforms",
                                         "repositories"};
     unsigned seen[COUNT(names)] = {0}, kline;
-    struct ocisync__clipped c;
+    struct clipped c;
     struct mirror m;
     char key[KEY_MAX], what[WHAT_MAX];
     int rc, which;
@@ -1212,7 +1239,7 @@ static int mirror_value(struct rd *r)
             rc = uint_value(r, what, CLI_SYNC_MAX_LATEST, &m.latest);
             break;
         case 7:
-            rc = list_value(r, what, true, oci_platform_problem, &m.platforms, &m.n_platforms);
+            rc = list_value(r, what, true, ocisync_platform_problem, &m.platforms, &m.n_platforms);
             break;
         default:
             if (is_null(r)) {
@@ -1305,7 +1332,7 @@ static int parse_ocisync(struct rd *r, unsigned line)
 static void link_registries(struct rd *r)
 {
     struct cli_sync_config *cfg = r->cfg;
-    char host[OCI_REF_REGISTRY_MAX];
+    char host[OCISYNC_REF_REGISTRY_MAX];
     size_t n;
 
     for (size_t i = 0; i < cfg->n_entries; i++) {
@@ -1409,7 +1436,7 @@ int cli_sync_config_parse(const char *data, size_t len, const char *name,
 
 int cli_sync_config_load(const char *path, struct cli_sync_config *cfg, char *err, size_t errlen)
 {
-    struct ocisync__clipped c;
+    struct clipped c;
     struct stat st;
     char *buf = NULL, *p;
     size_t len = 0, cap;
@@ -1420,23 +1447,23 @@ int cli_sync_config_load(const char *path, struct cli_sync_config *cfg, char *er
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (path == NULL) {
-        ocisync__errf(err, errlen, "no configuration file given");
+        errf(err, errlen, "no configuration file given");
         return UV_EINVAL;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = uv_translate_sys_error(errno);
-        ocisync__errf(err, errlen, "cannot open %s: %s", q(path, &c), uv_strerror(rc));
+        errf(err, errlen, "cannot open %s: %s", q(path, &c), uv_strerror(rc));
         goto out;
     }
     if (fstat(fd, &st) != 0) {
         rc = uv_translate_sys_error(errno);
-        ocisync__errf(err, errlen, "cannot read %s: %s", q(path, &c), uv_strerror(rc));
+        errf(err, errlen, "cannot read %s: %s", q(path, &c), uv_strerror(rc));
         goto out;
     }
     if (S_ISDIR(st.st_mode)) {
         rc = UV_EISDIR;
-        ocisync__errf(err, errlen, "%s is a directory, not a configuration file", q(path, &c));
+        errf(err, errlen, "%s is a directory, not a configuration file", q(path, &c));
         goto out;
     }
     /*
@@ -1462,7 +1489,7 @@ int cli_sync_config_load(const char *path, struct cli_sync_config *cfg, char *er
             continue;
         if (n < 0) {
             rc = uv_translate_sys_error(errno);
-            ocisync__errf(err, errlen, "cannot read %s: %s", q(path, &c), uv_strerror(rc));
+            errf(err, errlen, "cannot read %s: %s", q(path, &c), uv_strerror(rc));
             goto out;
         }
         if (n == 0)
@@ -1471,8 +1498,7 @@ int cli_sync_config_load(const char *path, struct cli_sync_config *cfg, char *er
     }
     if (len > CLI_SYNC_MAX_FILE) {
         rc = OCISYNC_ETOOBIG;
-        ocisync__errf(err, errlen, "%s is larger than %u MiB", q(path, &c),
-                      CLI_SYNC_MAX_FILE >> 20);
+        errf(err, errlen, "%s is larger than %u MiB", q(path, &c), CLI_SYNC_MAX_FILE >> 20);
         goto out;
     }
     rc = cli_sync_config_parse(buf, len, path, cfg, err, errlen);
@@ -1480,7 +1506,7 @@ int cli_sync_config_load(const char *path, struct cli_sync_config *cfg, char *er
 
 nomem:
     rc = UV_ENOMEM;
-    ocisync__errf(err, errlen, "out of memory reading %s", q(path, &c));
+    errf(err, errlen, "out of memory reading %s", q(path, &c));
 out:
     if (fd >= 0)
         close(fd);

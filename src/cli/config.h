@@ -69,7 +69,7 @@ struct cli_registry_conf {
  */
 struct cli_sync_entry {
     /*
-     * "registry/repository", normalised the way oci_ref_parse normalises
+     * "registry/repository", normalised the way ocisync_ref_parse normalises
      * ("docker.io/library/busybox"). With catalog set, a prefix instead:
      * "registry" or "registry/namespace".
      */

@@ -566,6 +566,37 @@ static int cmd_logout(int argc, char **argv)
     return 0;
 }
 
+/*
+ * The version of the library this program runs with (the one it was built
+ * against, unless a newer libocisync.so.0 was installed since), its git
+ * revision and the versions of the libraries under it, as a bug report wants.
+ */
+static int cmd_version(int argc, char **argv)
+{
+    const struct ocisync_version_info *v = ocisync_version_info();
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("Usage: %s version\n"
+               "\n"
+               "Prints ocisync's version, the git revision it was built from (when it was\n"
+               "built from a git checkout) and the versions of the libraries it runs with.\n"
+               "\n"
+               "Options:\n"
+               "  -h, --help                this help\n",
+               prog);
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "%s version: takes no arguments; see %s version --help\n", prog, prog);
+        return EXIT_USAGE;
+    }
+    printf("ocisync %s\n", v->version);
+    if (v->revision[0] != '\0')
+        printf("revision: %s\n", v->revision);
+    printf("libuv %s, OpenSSL %s, zlib %s, zstd %s, llhttp %s, jansson %s, libyaml %s\n", v->libuv,
+           v->openssl, v->zlib, v->zstd, v->llhttp, v->jansson, v->libyaml);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int first;
@@ -624,10 +655,8 @@ static int main_dispatch(int argc, char **argv)
         if (handled)
             return rc;
     }
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("ocisync %s\n", OCISYNC_VERSION_STRING);
-        return 0;
-    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0)
+        return cmd_version(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         usage(stdout);

@@ -209,3 +209,9 @@ int oci_digest_buffer(enum oci_digest_alg alg, const void *data, size_t len, str
 out:
     return rc;
 }
+
+int ocisync_digest_check(const char *s)
+{
+    struct oci_digest d;
+    return oci_digest_parse_str(s, &d);
+}

@@ -1228,3 +1228,8 @@ out:
     oci_manifest_free(&m);
     return r;
 }
+
+const char *ocisync_platform_problem(const char *s)
+{
+    return oci_platform_problem(s);
+}

@@ -477,3 +477,26 @@ const char *oci_ref_target(const struct oci_ref *r)
 {
     return r->has_digest ? r->digest.str : r->tag;
 }
+
+int ocisync_ref_parse(const char *s, struct ocisync_ref *ref, char *err, size_t errlen)
+{
+    struct oci_ref r;
+    int rc;
+
+    memset(ref, 0, sizeof(*ref));
+    rc = oci_ref_parse(s, &r, err, errlen);
+    if (rc != 0)
+        return rc;
+    /* The public sizes are the internal ones; the static asserts keep them so. */
+    memcpy(ref->registry, r.registry, sizeof(ref->registry));
+    memcpy(ref->repository, r.repository, sizeof(ref->repository));
+    memcpy(ref->tag, r.tag, sizeof(ref->tag));
+    if (r.has_digest)
+        snprintf(ref->digest, sizeof(ref->digest), "%s", r.digest.str);
+    return 0;
+}
+
+_Static_assert(OCISYNC_REF_REGISTRY_MAX == OCI_REF_REGISTRY_MAX, "registry size");
+_Static_assert(OCISYNC_REF_REPOSITORY_MAX == OCI_REF_REPO_MAX, "repository size");
+_Static_assert(OCISYNC_REF_TAG_MAX == OCI_REF_TAG_MAX, "tag size");
+_Static_assert(sizeof(((struct ocisync_ref *)0)->digest) >= OCI_DIGEST_MAX, "digest size");
