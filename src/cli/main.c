@@ -546,7 +546,15 @@ static int cmd_logout(int argc, char **argv)
             authfile = optarg;
             break;
         case 'h':
-            printf("Usage: %s logout [--authfile FILE] REGISTRY\n", prog);
+            printf("Usage: %s logout [OPTIONS] REGISTRY\n"
+                   "\n"
+                   "Removes REGISTRY's credentials, in every spelling, from the auth file login\n"
+                   "writes (exit 1 if it had none).\n"
+                   "\n"
+                   "Options:\n"
+                   "      --authfile FILE       the auth file to edit (default: see README)\n"
+                   "  -h, --help                this help\n",
+                   prog);
             return 0;
         default:
             cli_bad_option("logout", argc, argv);

@@ -29,8 +29,8 @@ static void fill(void)
     info.openssl = OpenSSL_version(OPENSSL_VERSION_STRING);
     info.zlib = zlibVersion();
     info.zstd = ZSTD_versionString();
-    info.llhttp = STR(LLHTTP_VERSION_MAJOR) "." STR(LLHTTP_VERSION_MINOR) "." STR(
-        LLHTTP_VERSION_PATCH);
+    info.llhttp =
+        STR(LLHTTP_VERSION_MAJOR) "." STR(LLHTTP_VERSION_MINOR) "." STR(LLHTTP_VERSION_PATCH);
     info.jansson = jansson_version_str();
     info.libyaml = yaml_get_version_string();
 }
