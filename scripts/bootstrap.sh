@@ -15,6 +15,10 @@ PACKAGES=(
   uidmap qemu-user-static
   # test_dockerfile_debian.sh: a Debian minbase (tests/tools/debian-minbase.sh).
   mmdebstrap
+  # Installing and packaging (test_install.sh, test_package_deb.sh, test_static_image.sh):
+  # man pages checked with man, completions with bash, zsh and fish, the .deb with
+  # dpkg-shlibdeps and lintian, the static binary with file.
+  man-db bash-completion zsh fish dpkg-dev lintian file
 )
 
 missing=()

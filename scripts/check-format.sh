@@ -7,7 +7,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
   echo "check-format: clang-format is not installed" >&2
   exit 1
 fi
-files=$(git ls-files 'include/*.h' 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' 'fuzz/*.c' 'bench/*.c')
+files=$(git ls-files 'include/*.h' 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/unit/*.h' 'fuzz/*.c' 'bench/*.c' 'examples/*.c')
 if [ "${1:-}" = "--fix" ]; then
   # shellcheck disable=SC2086
   clang-format -i $files
