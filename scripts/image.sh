@@ -31,7 +31,7 @@ if [ -z "$bin" ]; then
   cmake --build "$root/build-static" -j2 --target ocisync
   bin="$root/build-static/ocisync"
 fi
-if readelf -l "$bin" 2>/dev/null | grep -q 'INTERP\|DYNAMIC'; then
+if readelf -l "$bin" 2>/dev/null | grep 'INTERP\|DYNAMIC' >/dev/null; then
   echo "image.sh: $bin is not a static binary (build it with -DOCISYNC_STATIC=ON)" >&2
   exit 1
 fi

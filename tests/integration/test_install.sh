@@ -25,7 +25,7 @@ pass "cmake --install --prefix $P"
 version=$("$P/bin/ocisync" version | sed -n '1s/^ocisync //p')
 [ -n "$version" ] || fail "the installed ocisync does not run: $("$P/bin/ocisync" version 2>&1 | head -3)"
 pass "the installed ocisync runs (version $version), finding its libocisync.so.0"
-"$P/bin/ocisync" version | grep -qE '^libuv [0-9.]+, OpenSSL [0-9.]+, zlib [0-9.]+, zstd [0-9.]+, llhttp [0-9.]+' ||
+"$P/bin/ocisync" version | grep -E '^libuv [0-9.]+, OpenSSL [0-9.]+, zlib [0-9.]+, zstd [0-9.]+, llhttp [0-9.]+' >/dev/null ||
   fail "ocisync version does not name the libraries' versions: $("$P/bin/ocisync" version)"
 pass "ocisync version names libuv, OpenSSL, zlib, zstd and llhttp"
 lib=$(pkg-config --variable=libdir "$P"/lib*/pkgconfig/ocisync.pc 2>/dev/null || true)
@@ -70,7 +70,7 @@ for page in "${pages[@]}"; do
   [ ! -s "$TMP/man.err" ] || fail "man --warnings -l $(basename "$page"): $(head -5 "$TMP/man.err")"
   [ "$(wc -l <"$TMP/man.out")" -ge 10 ] || fail "$(basename "$page") renders to almost nothing"
 done
-MANWIDTH=80 man -l "$P/share/man/man1/ocisync-copy.1.gz" 2>/dev/null | grep -q -- '--preserve-digests' ||
+MANWIDTH=80 man -l "$P/share/man/man1/ocisync-copy.1.gz" 2>/dev/null | grep -- '--preserve-digests' >/dev/null ||
   fail "ocisync-copy(1) does not describe --preserve-digests"
 pass "${#pages[@]} man pages render without warnings (one per command, ocisync.1, ocisync-sync.yml.5)"
 
@@ -124,7 +124,7 @@ export PKG_CONFIG_PATH="$lib/pkgconfig"
 cflags=$(pkg-config --cflags ocisync)
 libs=$(pkg-config --libs ocisync)
 case "$cflags $libs" in *"$OCISYNC_SOURCE_DIR"* | *"$OCISYNC_BUILD_DIR"*) fail "pkg-config points into the tree: $cflags $libs" ;; esac
-pkg-config --static --libs ocisync | grep -q -- '-lzstd' || fail "pkg-config --static --libs ocisync lacks the private libraries"
+pkg-config --static --libs ocisync | grep -- '-lzstd' >/dev/null || fail "pkg-config --static --libs ocisync lacks the private libraries"
 mkdir -p "$TMP/examples"
 cp "$OCISYNC_SOURCE_DIR/examples/copy_progress.c" "$OCISYNC_SOURCE_DIR/examples/Makefile" "$TMP/examples/"
 san=()
@@ -156,7 +156,7 @@ if [ "${OCISYNC_SANITIZED:-0}" != 1 ]; then
   cc -O1 -static $(pkg-config --cflags ocisync) -o "$TMP/copy_progress_static" "$TMP/examples/copy_progress.c" \
     $(pkg-config --static --libs ocisync) >"$TMP/static.log" 2>&1 ||
     fail "static link with pkg-config --static --libs failed: $(grep -v 'statically linked applications' "$TMP/static.log" | tail -n 5)"
-  readelf -d "$TMP/copy_progress_static" 2>/dev/null | grep -q NEEDED && fail "the static example needs shared libraries"
+  readelf -d "$TMP/copy_progress_static" 2>/dev/null | grep NEEDED >/dev/null && fail "the static example needs shared libraries"
   timeout 120 "$TMP/copy_progress_static" "$SRC_ADDR/lib/app:v1" "$DST_ADDR/embedded/app:v2" >"$TMP/static.out" 2>"$TMP/static.err" ||
     fail "the static example failed: $(tail -n 5 "$TMP/static.err")"
   assert_eq "$(cat "$TMP/static.out")" "$want" "linked statically from pkg-config --static --libs, it copies too"

@@ -33,8 +33,8 @@ for dep in libc6 libuv1 libssl3 libzstd1 libjansson4 libyaml-0-2 zlib1g; do
 done
 pass "Depends, from dpkg-shlibdeps: $(cat "$TMP/depends")"
 assert_eq "$(dpkg-deb -f "$deb" Version)" "$version" "the package's version is the program's"
-dpkg-deb -I "$deb" shlibs | grep -q "^libocisync 0 ocisync (>= $version)" || fail "no shlibs entry for libocisync.so.0"
-dpkg-deb -I "$deb" triggers | grep -q '^activate-noawait ldconfig' || fail "no ldconfig trigger"
+dpkg-deb -I "$deb" shlibs | grep "^libocisync 0 ocisync (>= $version)" >/dev/null || fail "no shlibs entry for libocisync.so.0"
+dpkg-deb -I "$deb" triggers | grep '^activate-noawait ldconfig' >/dev/null || fail "no ldconfig trigger"
 pass "shlibs names libocisync 0; the ldconfig trigger is there"
 
 # --- files ---------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ mkdir -p "$r/var/lib/dpkg/info" "$r/var/lib/dpkg/updates"
 : >"$r/var/lib/dpkg/status"
 dpkg --root="$r" --force-depends --force-script-chrootless --no-triggers -i "$deb" >"$TMP/dpkg.out" 2>&1 ||
   fail "dpkg -i into a scratch root failed: $(tail -n 5 "$TMP/dpkg.out")"
-dpkg --root="$r" -s ocisync 2>/dev/null | grep -q '^Status: install ok' || fail "dpkg does not list ocisync as installed"
+dpkg --root="$r" -s ocisync 2>/dev/null | grep '^Status: install ok' >/dev/null || fail "dpkg does not list ocisync as installed"
 pass "dpkg -i into a scratch root: installed"
 export LD_LIBRARY_PATH="$r/usr/lib/$multiarch"
 registry_start src
@@ -79,7 +79,7 @@ push_image "$TMP/img" "$SRC_ADDR/lib/app:v1"
 OCISYNC_BIN="$r/usr/bin/ocisync" run_ocisync copy "docker://$SRC_ADDR/lib/app:v1" "docker://$DST_ADDR/deb/app:v1"
 expect_success "the packaged ocisync copies between two registries"
 assert_eq "$(skopeo_digest "$DST_ADDR/deb/app:v1")" "$want" "the destination holds the source's digest"
-ldd "$r/usr/bin/ocisync" | grep -q "libocisync.so.0 => $r/" || fail "the packaged ocisync did not use the packaged library"
+ldd "$r/usr/bin/ocisync" | grep "libocisync.so.0 => $r/" >/dev/null || fail "the packaged ocisync did not use the packaged library"
 pass "the packaged ocisync runs with the packaged libocisync.so.0"
 
 done_ok

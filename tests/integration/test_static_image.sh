@@ -27,10 +27,10 @@ cmake -S "$OCISYNC_SOURCE_DIR" -B "$b" -DCMAKE_BUILD_TYPE=Release -DOCISYNC_STAT
 static="$b/ocisync"
 log "static build: $(($(date +%s) - start)) s, $(stat -c %s "$static") bytes"
 
-file "$static" | grep -q 'statically linked' || fail "file does not call it statically linked: $(file "$static")"
+file "$static" | grep 'statically linked' >/dev/null || fail "file does not call it statically linked: $(file "$static")"
 ldd "$static" >"$TMP/ldd.out" 2>&1 || true
 grep -q 'not a dynamic executable' "$TMP/ldd.out" || fail "ldd: $(cat "$TMP/ldd.out")"
-readelf -l "$static" | grep -qE 'INTERP|DYNAMIC' && fail "the static ocisync has a dynamic section or interpreter"
+readelf -l "$static" | grep -E 'INTERP|DYNAMIC' >/dev/null && fail "the static ocisync has a dynamic section or interpreter"
 pass "the static ocisync has no dynamic section (file: statically linked; ldd: not a dynamic executable)"
 
 registry_start src
