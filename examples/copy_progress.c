@@ -52,8 +52,8 @@ static void on_event(const struct ocisync_event *ev, void *arg)
         fprintf(stderr, "manifest %s %s\n", short_digest(ev->digest), platform);
         break;
     case OCISYNC_EV_IMAGE_DONE:
-        fprintf(stderr, "image    %s %s: %" PRIu64 " copied, %" PRIu64 " mounted, %" PRIu64
-                        " skipped\n",
+        fprintf(stderr,
+                "image    %s %s: %" PRIu64 " copied, %" PRIu64 " mounted, %" PRIu64 " skipped\n",
                 short_digest(ev->digest), platform, ev->blobs_copied, ev->blobs_mounted,
                 ev->blobs_skipped);
         break;
