@@ -78,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned char *p = oci_recompress_take(&r, &len);
         add(&out, p, len);
         free(p);
-        if (out.len != r.total_out || oci_digest_buffer(OCI_DIGEST_SHA256, out.p, out.len, &d) != 0 ||
+        if (out.len != r.total_out ||
+            oci_digest_buffer(OCI_DIGEST_SHA256, out.p, out.len, &d) != 0 ||
             !oci_digest_equal(&d, &r.digest))
             abort();
         /* Decompressed again, the output gives the layer's diff_id. */
