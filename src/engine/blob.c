@@ -1165,7 +1165,8 @@ static void route(struct copy_blob *b)
     struct copy_job *job = b->job;
     int err;
     /* A recompressed layer's name is known only once it is made: nothing to ask. */
-    if (to_layout(b) || job->same_registry || b->mount_from != NULL || b->recompress) {
+    if (to_layout(b) || job->same_registry || b->mount_from != NULL || b->recompress ||
+        job->dst_new) {
         start_move(b);
         return;
     }
@@ -1275,7 +1276,7 @@ static void probe(struct copy_blob *b)
     struct copy_job *job = b->job;
     int err;
     if (job->same_registry || b->mount_from != NULL || job->dst_lay != NULL ||
-        job->item->blobs_only || b->recompress)
+        job->item->blobs_only || b->recompress || job->dst_new)
         return;
     b->probe = malloc(sizeof(*b->probe));
     if (b->probe == NULL)

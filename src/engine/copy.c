@@ -30,6 +30,7 @@
 #include "engine/relay.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -926,8 +927,9 @@ static void check_children(struct copy_job *job)
         children_checked(job);
         return;
     }
-    if (job->top.kind != OCI_KIND_INDEX || job->n_children == 0) {
-        /* A lone manifest: the tag check already said it is not there. */
+    if (job->top.kind != OCI_KIND_INDEX || job->n_children == 0 || job->dst_new) {
+        /* A lone manifest: the tag check already said it is not there; a new repository has none.
+         */
         children_checked(job);
         return;
     }
@@ -1745,6 +1747,51 @@ static void fetch_top(struct copy_job *job)
         job_settle(job);
 }
 
+/* Whether the destination repository has a tag: an answer says it has none, or nothing. */
+static void on_repo_peek(struct proto_reg_op *op, int err)
+{
+    struct copy_job *job = op->data;
+    int status = err == 0 ? proto_reg_status(op) : 0;
+    job->pending_ops--;
+    if (status == 404) {
+        job->dst_new = true;
+    } else if (status == 200) {
+        size_t len;
+        char *body = proto_reg_take_body(op, &len);
+        json_t *root = body != NULL ? json_loadb(body, len, 0, NULL) : NULL;
+        json_t *tags = json_object_get(root, "tags");
+        job->dst_new = root != NULL && (json_is_null(tags) || tags == NULL ||
+                                        (json_is_array(tags) && json_array_size(tags) == 0));
+        json_decref(root);
+        free(body);
+    }
+    /* Anything else decides nothing: blobs are asked for one by one, as ever. */
+    LOG_DEBUG("image %zu: %s/%s %s", job->index, job->dst.registry, job->dst.repository,
+              job->dst_new ? "has no tag: blobs go without HEADs" : "has tags (or did not say)");
+    proto_reg_op_dispose(op);
+    phase_done(job);
+    job_settle(job);
+}
+
+/*
+ * The destination's tag is missing: one request asks whether its repository
+ * has any tag, alongside the source's fetch. One that has none holds nothing
+ * of the image worth a HEAD per blob.
+ */
+static void peek_repo(struct copy_job *job)
+{
+    int err = proto_reg_tags_peek(&job->head_op, job->dst_reg, job->dst.repository);
+    job->head_op.expect[1] = 404;
+    job->head_op.data = job;
+    if (err == 0)
+        err = proto_reg_op_start(&job->head_op, on_repo_peek);
+    if (err != 0) {
+        proto_reg_op_dispose(&job->head_op);
+        return;
+    }
+    job->pending_ops++;
+}
+
 /* Both HEADs are back: the same digest on both sides ends the image here. */
 static void heads_done(struct copy_job *job)
 {
@@ -1767,6 +1814,9 @@ static void heads_done(struct copy_job *job)
     if (job->src_head[0] != '\0' && oci_digest_parse_str(job->src_head, &d) != 0)
         job->src_head[0] = '\0';
     fetch_top(job);
+    if (job->err == 0 && job->state == JOB_FETCHING && job->dst_known && job->dst_head[0] == '\0' &&
+        job->dst_reg != NULL)
+        peek_repo(job);
 }
 
 static void on_head(struct proto_reg_op *op, int err)

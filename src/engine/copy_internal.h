@@ -330,6 +330,12 @@ struct copy_job {
     struct proto_reg_op head_op; /* the destination's; top_op does the source's */
     char src_head[OCI_DIGEST_MAX], dst_head[OCI_DIGEST_MAX];
     bool dst_known; /* dst_head says what the destination has ("" for nothing) */
+    /*
+     * The destination repository has no tag (asked once its tag was found
+     * missing): nothing is asked of it blob by blob or manifest by manifest,
+     * everything is sent, saving a HEAD per blob where none would be found.
+     */
+    bool dst_new;
     /* A referrer's fallback index: each of its manifests must name item->subject. */
     bool child_subjects;
     int err;

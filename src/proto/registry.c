@@ -1313,6 +1313,19 @@ int proto_reg_list(struct proto_reg_op *op, struct proto_registry *reg, const ch
     return 0;
 }
 
+int proto_reg_tags_peek(struct proto_reg_op *op, struct proto_registry *reg, const char *repo)
+{
+    char path[1024], what[300];
+    int err;
+    snprintf(path, sizeof(path), "/v2/%s/tags/list?n=1", repo);
+    snprintf(what, sizeof(what), "GET a tag of %s", repo);
+    err = op_init(op, reg, "GET", path, what);
+    if (err != 0)
+        return err;
+    op->http.collect_max = 64 * 1024;
+    return 0;
+}
+
 char *proto_reg_next_page(struct proto_reg_op *op, int *err)
 {
     const char *link = proto_http_header(&op->http, "Link");

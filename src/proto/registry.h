@@ -238,6 +238,12 @@ int proto_reg_referrers(struct proto_reg_op *op, struct proto_registry *reg, con
 int proto_reg_list(struct proto_reg_op *op, struct proto_registry *reg, const char *repo,
                    const char *next);
 /*
+ * GET /v2/<repo>/tags/list?n=1: whether the repository has any tag (its body,
+ * at most 64 KiB, is collected). A registry answers 404 (NAME_UNKNOWN) for a
+ * repository that does not exist yet.
+ */
+int proto_reg_tags_peek(struct proto_reg_op *op, struct proto_registry *reg, const char *repo);
+/*
  * The next page's URL from the response's Link header (rel="next"), resolved
  * against the request; *err is 0 and the result NULL on the last page. A link
  * to another host is refused (*err set, op->errmsg says why): listings stay

@@ -233,6 +233,10 @@ skopeo_raw "$DST_ADDR/sync/single:v1" "$TMP/sync.json"
 assert_eq "$(json_eval "$TMP/sync.json" '[l["mediaType"] for l in d["layers"]]' | sort -u)" \
   "application/vnd.oci.image.layer.v1.tar+zstd" "sync recompressed the layers"
 check_diff_ids "$DST_ADDR" sync/single "$TMP/sync.json"
+run_ocisync sync --src yaml --dest docker -f v2s2 "$TMP/sync.yml" "$DST_ADDR/sync2"
+expect_success "sync -f v2s2"
+assert_eq "$(skopeo_digest "$DST_ADDR/sync2/single:v1")" "$(skopeo_digest "$DST_ADDR/sk/single:v1")" \
+  "sync -f v2s2 gives skopeo's copy -f v2s2 digest"
 
 log "== refusals"
 run_ocisync copy --dest-compress-format zstd --preserve-digests "$SRC_ADDR/lib/single:v1" "$DST_ADDR/r/a:v1"

@@ -85,6 +85,11 @@ done
 # The PUT that closes a chunked upload has no body (the config blob, under
 # 1M, still goes up in one PUT with a body: max-body=0 leaves it alone).
 scenario "503 on the PUT closing a chunked upload" dst "$UPLOAD_PUT status:503 times=1 max-body=0" --chunk-size 1M
+# Blobs are asked for with HEAD only in a repository that has a tag (one
+# with none gets them without asking): this scenario's gets one first.
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$SRC_ADDR/$src_path" \
+  "docker://$DST_ADDR/t/s$((n + 1)):seed" >>"$TMP/skopeo.log" 2>&1 ||
+  fail "skopeo copy of the seed tag failed: $(tail -n 5 "$TMP/skopeo.log")"
 scenario "503 on a destination blob HEAD" dst "HEAD /v2/.*/blobs/sha256:.* status:503 times=1"
 scenario "503 on the destination manifest PUT" dst "PUT /v2/.*/manifests/.* status:503 times=1"
 
