@@ -7,9 +7,12 @@ META.tsv, one line per workload case:
     workload  case  images  bytes  blobs  manifests  title
 (workload 5: 1, the directory's GNU tar stream size, its file count, 0)
 RAW.tsv, one line per measured run:
-    workload  case  tool  round  seconds  peak_rss_kib  ok|FAIL  [output_bytes  phases]
-(the last two for workload 5: the compressed layer's size, and the skopeo
-route's "compress X s + wrap Y s + push Z s")
+    workload  case  tool  round  seconds  peak_rss_kib  ok|FAIL  [output_bytes  phases
+    cpu_s  registry_cpu_s]
+(output_bytes and phases for workload 5: the compressed layer's size, and
+the skopeo route's "compress X s + wrap Y s + push Z s"; cpu_s the user +
+system seconds of the tool's processes, registry_cpu_s those of the
+destination registry during the run)
 
 Medians over the runs that succeeded; "ocisync vs X" is X's median time
 over that of ocisync's reference tool (a throughput ratio: 2.00x means
@@ -86,11 +89,12 @@ def main():
     for line in open(raw_path):
         f = line.rstrip("\n").split("\t")
         w, case, tool, rnd, secs, rss, status = f[:7]
-        outb, phases = (f[7:] + ["", ""])[:2]
+        outb, phases, cpu, regcpu = (f[7:] + ["", "", "", ""])[:4]
         runs.setdefault((w, case), {}).setdefault(tool, []).append(
             dict(round=int(rnd), seconds=float(secs) if secs else None,
                  rss=int(rss) if rss else None, ok=status == "ok",
-                 out=int(outb) if outb else None, phases=phases))
+                 out=int(outb) if outb else None, phases=phases,
+                 cpu=float(cpu) if cpu else None, regcpu=float(regcpu) if regcpu else None))
 
     out = [open(header_path).read().rstrip("\n"), ""]
     failed = []
@@ -178,8 +182,8 @@ def medians(tools):
 def build_table(out, failed, w, cases, meta, runs, params):
     """Workload 5's table (appended to out) and its notes (returned)."""
     out.append("| workload | case | tool | runs ok | median s | min–max s | tar MiB/s | output MiB "
-               "| peak RSS MiB | time / compression alone |")
-    out.append("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+               "| peak RSS MiB | CPU s | cores busy | registry CPU s | time / compression alone |")
+    out.append("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     notes = []
     for case in cases:
         m = meta[(w, case)]
@@ -203,9 +207,16 @@ def build_table(out, failed, w, cases, meta, runs, params):
             else:
                 vs = ""
             size = "" if outs[tool] is None else f"{outs[tool] / MIB:.1f}"
+            # Medians of each run's CPU seconds and of its CPU / wall (cores kept busy).
+            cpus = [r["cpu"] for r in good if r["cpu"] is not None]
+            busy = [r["cpu"] / r["seconds"] for r in good if r["cpu"] is not None and r["seconds"]]
+            regs = [r["regcpu"] for r in good if r["regcpu"] is not None]
+            cpu = f"{statistics.median(cpus):.2f}" if cpus else ""
+            busy = f"{statistics.median(busy):.2f}" if busy else ""
+            reg = f"{statistics.median(regs):.2f}" if regs else ""
             out.append(f"| {w} | {case} | {label} | {okcol} | {fmt_s(t)} | "
                        f"{fmt_s(min(secs))}–{fmt_s(max(secs))} | {fmt_rate(m['bytes'] / t / MIB)} | "
-                       f"{size} | {rss:.1f} | {vs} |")
+                       f"{size} | {rss:.1f} | {cpu} | {busy} | {reg} | {vs} |")
         for tool, alone in (("ocisync-bp-gzip", "pigz"), ("ocisync-bp-zstd", "zstd")):
             if tool in med and alone in med:
                 r = med[tool] / med[alone]

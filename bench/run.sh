@@ -292,11 +292,21 @@ check_w5() {
   esac
 }
 
+# registry_cpu NAME: the CPU seconds (user + system) the running registry
+# NAME has used so far, from /proc; empty if it cannot be read.
+registry_cpu() {
+  local v="_LIB_PID_$1" f
+  [ -r "/proc/${!v:-x}/stat" ] || return 0
+  read -r -a f <"/proc/${!v}/stat"
+  # Fields 14 and 15 (utime, stime) in clock ticks; the name (field 2) has no spaces here.
+  awk -v u="${f[13]}" -v s="${f[14]}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (u + s) / hz }'
+}
+
 # measure W CASE TOOL ROUND LAYOUT FIRST: one measured run on a fresh
 # destination (none for compression alone); appends a line to raw.tsv.
 measure() {
   local w=$1 case=$2 tool=$3 round=$4 lay=$5 first=$6 prefix status=ok start end secs rss="" dst=1
-  local rlog="$TMP/runs/w$w-${case//[ ,\/]/_}-$tool-$round.log" outb="" phases=""
+  local rlog="$TMP/runs/w$w-${case//[ ,\/]/_}-$tool-$round.log" outb="" phases="" cpu="" regcpu="" u sy
   case $tool in ocisync-* | base-*) prefix=o ;; skopeo-sync | skopeo-pigz) prefix=s ;; skopeo-copy*) prefix=c ;; *) prefix=l ;; esac
   case $tool in pigz | zstd) dst=0 ;; esac
   [ "$dst" = 0 ] || fresh_dst
@@ -306,11 +316,12 @@ measure() {
   clear_skopeo_cache
   sync
   start=$(date +%s%N)
-  if timeout -k 5 "$tool_timeout" /usr/bin/time -f %M -o "$TMP/time" bash "$TMP/cmd.sh" >"$rlog" 2>&1; then
+  if timeout -k 5 "$tool_timeout" /usr/bin/time -f '%M %U %S' -o "$TMP/time" bash "$TMP/cmd.sh" >"$rlog" 2>&1; then
     end=$(date +%s%N)
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')
     case $tool in limit*) secs=$(json_eval "$TMP/limit.json" 'd["seconds"]') ;; esac
-    rss=$(tail -n 1 "$TMP/time")
+    read -r rss u sy < <(tail -n 1 "$TMP/time")
+    cpu=$(awk -v u="$u" -v s="$sy" 'BEGIN { printf "%.2f", u + s }')
     if [ "$w" = 5 ]; then
       outb=$(check_w5 "$tool" "$prefix" 2>>"$rlog") || status=FAIL
       [ ! -f "$TMP/w5-out/phases" ] || phases=$(cat "$TMP/w5-out/phases")
@@ -323,13 +334,14 @@ measure() {
     secs=""
   fi
   if [ "$status" = ok ]; then
-    log "  w$w $case $tool round $round: ${secs}s, peak RSS ${rss} KiB${outb:+, output $outb bytes}${phases:+ ($phases)}"
+    log "  w$w $case $tool round $round: ${secs}s, CPU ${cpu}s, peak RSS ${rss} KiB${outb:+, output $outb bytes}${phases:+ ($phases)}"
   else
     any_fail=1
     log "  w$w $case $tool round $round: FAILED: $(grep -v '^Command exited' "$rlog" | tail -n 3 | tr '\n' ' ' | cut -c1-400)"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$case" "$tool" "$round" "$secs" "$rss" "$status" \
-    "$outb" "$phases" >>"$TMP/raw.tsv"
+  [ "$dst" = 0 ] || regcpu=$(registry_cpu dst)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$case" "$tool" "$round" "$secs" "$rss" "$status" \
+    "$outb" "$phases" "$cpu" "$regcpu" >>"$TMP/raw.tsv"
   [ "$dst" = 0 ] || registry_stop dst
   rm -rf "$TMP/dst" "$TMP/w5-out"
 }
