@@ -41,6 +41,12 @@
 #define MAX_SOURCES 64
 /* Registries the new layers stream to while they are built (the first repository named on each). */
 #define MAX_STREAMS 4
+/*
+ * The most files a layer takes its cache key from while it builds (their
+ * digests are kept until the end: about 110 bytes each); a larger layer
+ * hashes its files for the key first, as a build with a cache to look in does.
+ */
+#define MAX_SUMS (256 * 1024)
 
 struct build;
 
@@ -55,6 +61,8 @@ struct new_layer {
     bool built;
     struct oci_digest key; /* in the build cache, when keyed */
     bool keyed, cached;
+    /* Owned: one per plan entry when the key is made from the build's own reads (on_layer). */
+    struct oci_tar_file_sum *sums;
     bool remote;                /* cached in the registry cache: its blob is there, not here */
     struct engine_cache_at *at; /* owned: where a cached layer was pushed before */
     /* Where the streamed pushes left it: "registry" and repository of each. */
@@ -431,6 +439,18 @@ static void on_layer(struct oci_layer_build *lb, int err, const char *msg)
     l->owner->pending--;
     l->err = err;
     l->built = err == 0;
+    if (err == 0 && l->sums != NULL) {
+        char kmsg[512];
+        struct build *b = l->owner;
+        enum oci_compression comp =
+            b->o->compression == OCISYNC_ZSTD ? OCI_COMPRESS_ZSTD : OCI_COMPRESS_GZIP;
+        /* Not fatal: a layer without a key is just not cached. */
+        if (engine_cache_key_sums(&b->cache, l->p, comp, b->o->level, l->sums, &l->key, kmsg,
+                                  sizeof(kmsg)) == 0)
+            l->keyed = true;
+        else
+            LOG_DEBUG("layer %s: no cache key: %s", l->def->label, kmsg);
+    }
     if (err == 0 && l->keyed)
         engine_cache_put(&l->owner->cache, &l->key, &lb->result);
     if (err != 0)
@@ -521,6 +541,7 @@ static void build_layers(void *arg)
         b->o->compression == OCISYNC_ZSTD ? OCI_COMPRESS_ZSTD : OCI_COMPRESS_GZIP;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     char dir[4300];
+    bool can_hit;
 
     if (engine_session_init(&s, &b->o->copy) != 0) {
         b->layers[0].err = UV_ENOMEM;
@@ -531,6 +552,12 @@ static void build_layers(void *arg)
     if (!b->o->no_stream)
         n_targets = stream_targets(b, &s, targets);
     snprintf(dir, sizeof(dir), "%s", b->staging);
+    /*
+     * A cache with nothing in it (a first build, a CI runner's fresh one) and
+     * no registry cache to read: no lookup can hit, so no layer reads its
+     * files for a key beforehand; each takes the key from its own reads.
+     */
+    can_hit = b->rfrom.n > 0 || engine_cache_has_layers(&b->cache);
     for (size_t i = 0; i < b->n_layers; i++) {
         struct new_layer *l = &b->layers[i];
         struct oci_tar_opts topts = l->def->topts;
@@ -552,7 +579,12 @@ static void build_layers(void *arg)
             l->planned = true;
             l->p = &l->plan;
         }
-        if (b->cache.dir[0] != '\0' || b->rfrom.n > 0 || b->to_on || l->def->key != NULL) {
+        if ((b->cache.dir[0] != '\0' || b->to_on) && l->def->key == NULL && !can_hit &&
+            l->p != NULL && l->p->n_entries <= MAX_SUMS &&
+            (l->sums = calloc(l->p->n_entries ? l->p->n_entries : 1, sizeof(*l->sums))) != NULL) {
+            LOG_DEBUG("layer %s: nothing cached to find; its key comes from the build's reads",
+                      l->def->label);
+        } else if (b->cache.dir[0] != '\0' || b->rfrom.n > 0 || b->to_on || l->def->key != NULL) {
             char blobs[4400];
             const struct engine_rcache_entry *e;
             if (l->def->key != NULL)
@@ -599,6 +631,7 @@ static void build_layers(void *arg)
         b->pending++;
         l->build.on_progress = on_progress;
         l->build.scratch = true; /* the staging layout is removed when the run ends */
+        l->build.file_sums = l->sums;
         for (size_t t = 0; t < n_targets; t++) {
             int err = engine_layer_push_start(&l->pushes[t], &s.uv, targets[t].reg, targets[t].repo,
                                               b->o->copy.chunk_size, on_pushed, l);
@@ -931,6 +964,7 @@ static void build_free(struct build *b)
         if (b->layers[i].planned)
             oci_tar_plan_free(&b->layers[i].plan);
         free(b->layers[i].at);
+        free(b->layers[i].sums);
     }
     free(b->layers);
     for (size_t i = 0; i < b->n_plats; i++) {

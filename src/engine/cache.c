@@ -262,6 +262,28 @@ static int64_t ns(const struct timespec *t)
  * The SHA-256 of a file's content, checked against the size the plan
  * recorded; from the stat index when nothing about the file changed.
  */
+/* The stat index learns what the file at name (absolute) hashed to, with its stat. */
+static void remember(struct stat_index *x, const char *name, uint64_t dev, uint64_t ino,
+                     uint64_t size, int64_t mtime, int64_t ctime, const char *hex)
+{
+    struct stat_entry *se;
+
+    if (strchr(name, '\n') != NULL || name[0] != '/')
+        return;
+    se = index_find(x, name);
+    if (se == NULL)
+        se = index_add(x, name);
+    if (se == NULL)
+        return;
+    se->dev = dev;
+    se->ino = ino;
+    se->size = size;
+    se->mtime = mtime;
+    se->ctime = ctime;
+    snprintf(se->hex, sizeof(se->hex), "%s", hex);
+    x->dirty = true;
+}
+
 static int hash_file(const struct oci_tar_plan_entry *e, const char *cwd, struct stat_index *x,
                      unsigned char *buf, struct oci_digest *out, char *err, size_t errlen)
 {
@@ -309,34 +331,45 @@ static int hash_file(const struct oci_tar_plan_entry *e, const char *cwd, struct
     }
     rc = oci_hasher_final(&h, out);
     /* Remembered with the stat taken before the read: a change during it shows next time. */
-    if (rc == 0 && strchr(name, '\n') == NULL && name[0] == '/') {
-        se = index_find(x, name);
-        if (se == NULL)
-            se = index_add(x, name);
-        if (se != NULL) {
-            se->dev = (uint64_t)sb.st_dev;
-            se->ino = (uint64_t)sb.st_ino;
-            se->size = total;
-            se->mtime = ns(&sb.st_mtim);
-            se->ctime = ns(&sb.st_ctim);
-            snprintf(se->hex, sizeof(se->hex), "%s", oci_digest_hex(out));
-            x->dirty = true;
-        }
-    }
+    if (rc == 0)
+        remember(x, name, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino, total, ns(&sb.st_mtim),
+                 ns(&sb.st_ctim), oci_digest_hex(out));
     return rc;
 }
 
-int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *plan,
-                     enum oci_compression comp, int level, struct oci_digest *key, char *err,
-                     size_t errlen)
+/* A file's content digest from the build that read it (see engine_cache_key_sums). */
+static int take_sum(const struct oci_tar_plan_entry *e, const struct oci_tar_file_sum *sum,
+                    const char *cwd, struct stat_index *x, struct oci_digest *out, char *err,
+                    size_t errlen)
+{
+    char d[OCI_TAR_SUM_HEX + 16], abs[PATH_MAX * 2];
+    const char *name = e->src;
+
+    snprintf(d, sizeof(d), "sha256:%s", sum->hex);
+    if (!sum->done || oci_digest_parse_str(d, out) != 0) {
+        snprintf(err, errlen, "the build took no digest of \"%s\"", e->src);
+        return OCISYNC_EUSAGE;
+    }
+    if (name[0] != '/') {
+        snprintf(abs, sizeof(abs), "%s/%s", cwd, e->src);
+        name = abs;
+    }
+    remember(x, name, sum->dev, sum->ino, sum->size, sum->mtime_ns, sum->ctime_ns, sum->hex);
+    return 0;
+}
+
+/* The key of plan: each file's digest from sums when given, else from the index or the file. */
+static int make_key(const struct engine_cache *c, const struct oci_tar_plan *plan,
+                    enum oci_compression comp, int level, const struct oci_tar_file_sum *sums,
+                    struct oci_digest *key, char *err, size_t errlen)
 {
     struct oci_hasher h;
     struct stat_index x;
-    unsigned char *buf = malloc(READ_BUF);
+    unsigned char *buf = sums == NULL ? malloc(READ_BUF) : NULL;
     char num[128], cwd[PATH_MAX];
     int rc = 0;
 
-    if (buf == NULL)
+    if (buf == NULL && sums == NULL)
         return UV_ENOMEM;
     if (getcwd(cwd, sizeof(cwd)) == NULL)
         cwd[0] = '\0'; /* relative paths are then not remembered */
@@ -372,7 +405,8 @@ int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *pl
         }
         /* A whiteout has no file behind it: no content to hash. */
         if (rc == 0 && e->type == '0' && e->src != NULL &&
-            (rc = hash_file(e, cwd, &x, buf, &d, err, errlen)) == 0)
+            (rc = sums != NULL ? take_sum(e, &sums[i], cwd, &x, &d, err, errlen)
+                               : hash_file(e, cwd, &x, buf, &d, err, errlen)) == 0)
             field(&h, "content", d.str);
     }
     free(buf);
@@ -384,6 +418,43 @@ int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *pl
         return rc;
     }
     return oci_hasher_final(&h, key);
+}
+
+int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *plan,
+                     enum oci_compression comp, int level, struct oci_digest *key, char *err,
+                     size_t errlen)
+{
+    return make_key(c, plan, comp, level, NULL, key, err, errlen);
+}
+
+int engine_cache_key_sums(const struct engine_cache *c, const struct oci_tar_plan *plan,
+                          enum oci_compression comp, int level, const struct oci_tar_file_sum *sums,
+                          struct oci_digest *key, char *err, size_t errlen)
+{
+    if (sums == NULL) {
+        snprintf(err, errlen, "no file digests to make the layer's cache key from");
+        return OCISYNC_EUSAGE;
+    }
+    return make_key(c, plan, comp, level, sums, key, err, errlen);
+}
+
+bool engine_cache_has_layers(const struct engine_cache *c)
+{
+    char path[PATH_MAX + 16];
+    struct dirent *de;
+    bool any = false;
+    DIR *d;
+
+    if (c->dir[0] == '\0')
+        return false;
+    snprintf(path, sizeof(path), "%s/layers", c->dir);
+    d = opendir(path);
+    if (d == NULL)
+        return errno != ENOENT; /* unreadable: assume it may hold some */
+    while (!any && (de = readdir(d)) != NULL)
+        any = de->d_name[0] != '.';
+    closedir(d);
+    return any;
 }
 
 /* Links src to dst, or copies it when they are on different file systems. */

@@ -53,6 +53,24 @@ int engine_cache_key(const struct engine_cache *c, const struct oci_tar_plan *pl
                      enum oci_compression comp, int level, struct oci_digest *key, char *err,
                      size_t errlen);
 
+/*
+ * engine_cache_key for a layer already built, whose files' content digests
+ * the build took as it read them (oci_layer_build's file_sums, one per plan
+ * entry): no file is read again, and the stat index learns each file as
+ * the build saw it. The same key engine_cache_key gives for the same files.
+ * 0, or OCISYNC_EUSAGE when a file's digest is missing.
+ */
+int engine_cache_key_sums(const struct engine_cache *c, const struct oci_tar_plan *plan,
+                          enum oci_compression comp, int level, const struct oci_tar_file_sum *sums,
+                          struct oci_digest *key, char *err, size_t errlen);
+
+/*
+ * Whether the cache holds any layer, so that a lookup can hit. A build with
+ * nothing to find takes its keys from the files as it builds, with
+ * engine_cache_key_sums, rather than read every file once more beforehand.
+ */
+bool engine_cache_has_layers(const struct engine_cache *c);
+
 /* Where a cached layer was pushed: "registry/repository", newest first. */
 #define ENGINE_CACHE_MAX_AT 8
 #define ENGINE_CACHE_AT_LEN 512

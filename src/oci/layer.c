@@ -714,6 +714,8 @@ static void on_open(uv_work_t *req, int status)
                       b->blobs_dir, uv_strerror(status));
     }
     fail(b, b->ctl_rc, b->ctl_msg);
+    /* Before the first read job: the caller may have asked for the files' digests. */
+    b->stream.sums = b->file_sums;
     set_state(b, ST_RUNNING);
     pump(b);
 }

@@ -120,6 +120,13 @@ struct oci_layer_build {
      * large layer costs a noticeable moment at the end of the build).
      */
     bool scratch;
+    /*
+     * Set likewise to take each file's content digest while the tar is read
+     * (one per plan entry, borrowed until the callback; see struct
+     * oci_tar_file_sum): what a build cache key is made of, without reading
+     * the files a second time.
+     */
+    struct oci_tar_file_sum *file_sums;
 
     uv_loop_t *loop;
     oci_layer_cb cb;

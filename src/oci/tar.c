@@ -1294,6 +1294,45 @@ static int open_current(struct oci_tar_stream *s, char *err, size_t errlen)
         return changed(s, err, errlen, why);
     }
     s->data_left = e->size;
+    if (s->sums != NULL) {
+        struct oci_tar_file_sum *sum = &s->sums[s->next - 1];
+        int rc = oci_hasher_init(&s->file_hash, OCI_DIGEST_SHA256);
+
+        if (rc != 0) {
+            ocisync__errf(err, errlen, "cannot hash \"%s\": %s",
+                          ocisync__clip(e->src, ERR_QUOTE_MAX, &c), uv_strerror(rc));
+            return rc;
+        }
+        memset(sum, 0, sizeof(*sum));
+        sum->dev = (uint64_t)st.st_dev;
+        sum->ino = (uint64_t)st.st_ino;
+        sum->size = e->size;
+        sum->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        sum->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+    }
+    return 0;
+}
+
+/* The current file was read to its end: its content digest goes to its sum. */
+static int sum_current(struct oci_tar_stream *s, char *err, size_t errlen)
+{
+    struct oci_tar_file_sum *sum;
+    struct oci_digest d;
+    int rc;
+
+    if (s->sums == NULL)
+        return 0;
+    sum = &s->sums[s->next - 1];
+    rc = oci_hasher_final(&s->file_hash, &d);
+    if (rc != 0) {
+        struct ocisync__clipped c;
+
+        ocisync__errf(err, errlen, "cannot hash \"%s\": %s",
+                      ocisync__clip(s->cur->src, ERR_QUOTE_MAX, &c), uv_strerror(rc));
+        return rc;
+    }
+    snprintf(sum->hex, sizeof(sum->hex), "%s", oci_digest_hex(&d));
+    sum->done = true;
     return 0;
 }
 
@@ -1302,6 +1341,8 @@ static void close_current(struct oci_tar_stream *s)
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
+    /* A file left half-read (an error) still holds its hasher. */
+    oci_hasher_dispose(&s->file_hash);
 }
 
 /* Reads up to len bytes of the current file into buf; *got 0 is never returned. */
@@ -1327,6 +1368,8 @@ static int read_current(struct oci_tar_stream *s, unsigned char *buf, size_t len
     }
     if (r == 0)
         return changed(s, err, errlen, "it is shorter than when the layer was planned");
+    if (s->sums != NULL)
+        oci_hasher_update(&s->file_hash, buf, (size_t)r);
     *got = (size_t)r;
     s->data_left -= (uint64_t)r;
     return 0;
@@ -1418,6 +1461,8 @@ int oci_tar_stream_read(struct oci_tar_stream *s, void *buf, size_t cap, size_t 
         case S_DATA:
             if (s->data_left == 0) {
                 rc = check_end(s, err, errlen);
+                if (rc == 0)
+                    rc = sum_current(s, err, errlen);
                 if (rc != 0)
                     goto fail;
                 close_current(s);

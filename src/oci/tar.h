@@ -33,6 +33,8 @@
 #ifndef OCI_TAR_H
 #define OCI_TAR_H
 
+#include "oci/digest.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +54,8 @@
 #define OCI_TAR_XATTR_BYTES (64 * 1024)
 /* The largest device numbers a ustar header holds (7 octal digits). */
 #define OCI_TAR_DEV_MAX 07777777u
+/* Hex digits of a file's content digest (SHA-256) in struct oci_tar_file_sum. */
+#define OCI_TAR_SUM_HEX 64
 
 /*
  * One extended attribute, written as the PAX record "SCHILY.xattr.NAME=VALUE"
@@ -258,6 +262,19 @@ int oci_tar_plan_add(struct oci_tar_plan *plan, const struct oci_tar_plan_entry 
 int oci_tar_plan_seal(struct oci_tar_plan *plan, char *err, size_t errlen);
 
 /*
+ * The content digest of one file of a plan, taken while the stream read it,
+ * with the identity and times fstat gave when the stream opened it (for the
+ * build cache's stat index). done is false for entries without content
+ * read from a file, and for files the stream has not finished.
+ */
+struct oci_tar_file_sum {
+    char hex[OCI_TAR_SUM_HEX + 1]; /* SHA-256 of the content, lowercase hex */
+    uint64_t dev, ino, size;
+    int64_t mtime_ns, ctime_ns;
+    bool done;
+};
+
+/*
  * Produces the archive of a plan. It holds at most one file open, and a
  * fixed amount of memory whatever the sizes. The plan is borrowed and must
  * outlive the stream. Streams share nothing, so each may run on its own
@@ -265,7 +282,14 @@ int oci_tar_plan_seal(struct oci_tar_plan *plan, char *err, size_t errlen);
  */
 struct oci_tar_stream {
     const struct oci_tar_plan *plan; /* borrowed */
-    size_t next;                     /* index of the next entry whose header is due */
+    /*
+     * Optional (NULL by default), set before the first read: one per plan
+     * entry (borrowed), where each file's content digest goes as it is read,
+     * so a build cache key needs no second pass over the files.
+     */
+    struct oci_tar_file_sum *sums;
+    struct oci_hasher file_hash; /* the current file's content, when sums is set */
+    size_t next;                 /* index of the next entry whose header is due */
     const struct oci_tar_plan_entry *cur;
     int phase;
     unsigned char *hdr; /* headers of the current entry (PAX + ustar); owned */

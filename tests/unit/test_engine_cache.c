@@ -148,6 +148,76 @@ TEST(stat_index_spares_reads)
     teardown();
 }
 
+/*
+ * A layer built without a key first takes it from its own reads: the tar
+ * stream's file digests give the same key as reading the files, the stat
+ * index learns them (the next key reads nothing), and a missing digest is
+ * refused rather than hashed as nothing.
+ */
+TEST(key_from_build_sums)
+{
+    struct engine_cache c;
+    struct oci_tar_opts o = {.clamp_mtime = true, .mtime_max = 1700000000};
+    struct oci_tar_plan plan;
+    struct oci_tar_source s;
+    struct oci_tar_stream st;
+    struct oci_tar_file_sum *sums;
+    struct oci_digest from_files, from_sums;
+    char src[512], dir[128], idx[256], err[256], cmd[600];
+    unsigned char buf[4096];
+    size_t n;
+    int rc;
+
+    setup();
+    put_file("src/empty", "", 0644);
+    snprintf(dir, sizeof(dir), "%s/cache", root);
+    snprintf(src, sizeof(src), "%s/src", root);
+    s = (struct oci_tar_source){.src = src, .dest = "/app"};
+    CHECK_INT(oci_tar_plan_build(&plan, &s, 1, &o, err, sizeof(err)), 0);
+    sums = calloc(plan.n_entries, sizeof(*sums));
+    CHECK(sums != NULL);
+    CHECK_INT(oci_tar_stream_init(&st, &plan), 0);
+    st.sums = sums;
+    do {
+        rc = oci_tar_stream_read(&st, buf, sizeof(buf), &n, err, sizeof(err));
+    } while (rc == 0 && n > 0);
+    CHECK_INT(rc, 0);
+    oci_tar_stream_dispose(&st);
+    for (size_t i = 0; i < plan.n_entries; i++)
+        CHECK_INT(sums[i].done, plan.entries[i].type == '0' && plan.entries[i].src != NULL);
+
+    /* The cache's own key, from the files, in a cache of its own (no index shared). */
+    snprintf(dir, sizeof(dir), "%s/cache-a", root);
+    engine_cache_open(&c, dir);
+    CHECK(!engine_cache_has_layers(&c));
+    CHECK_INT(engine_cache_key(&c, &plan, OCI_COMPRESS_ZSTD, 0, &from_files, err, sizeof(err)), 0);
+    snprintf(dir, sizeof(dir), "%s/cache-b", root);
+    engine_cache_open(&c, dir);
+    CHECK_INT(
+        engine_cache_key_sums(&c, &plan, OCI_COMPRESS_ZSTD, 0, sums, &from_sums, err, sizeof(err)),
+        0);
+    CHECK(oci_digest_equal(&from_files, &from_sums));
+    /* The index learned the files: a forged digest there is believed by the next key. */
+    snprintf(idx, sizeof(idx), "%s/stat-index", dir);
+    snprintf(cmd, sizeof(cmd), "sed -i '/\\/src\\/a.txt$/s/^[0-9a-f]\\{64\\}/%064d/' '%s'", 0, idx);
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(engine_cache_key(&c, &plan, OCI_COMPRESS_ZSTD, 0, &from_files, err, sizeof(err)), 0);
+    CHECK(!oci_digest_equal(&from_files, &from_sums));
+
+    /* A file the build did not finish: no key. */
+    for (size_t i = 0; i < plan.n_entries; i++)
+        if (plan.entries[i].type == '0')
+            sums[i].done = false;
+    CHECK_INT(
+        engine_cache_key_sums(&c, &plan, OCI_COMPRESS_ZSTD, 0, sums, &from_sums, err, sizeof(err)),
+        OCISYNC_EUSAGE);
+    CHECK(strstr(err, "a.txt") != NULL || strstr(err, "b.txt") != NULL ||
+          strstr(err, "empty") != NULL);
+    free(sums);
+    oci_tar_plan_free(&plan);
+    teardown();
+}
+
 TEST(entries_round_trip)
 {
     struct engine_cache c;
@@ -170,7 +240,9 @@ TEST(entries_round_trip)
     put_file("blob.bin", "alpha", 0644);
     snprintf(r.path, sizeof(r.path), "%s/blob.bin", root);
     CHECK(!engine_cache_get(&c, &key, blobs, &got, &at));
+    CHECK(!engine_cache_has_layers(&c));
     engine_cache_put(&c, &key, &r);
+    CHECK(engine_cache_has_layers(&c));
     memset(&got, 0, sizeof(got));
     CHECK(engine_cache_get(&c, &key, blobs, &got, &at));
     CHECK_STR(got.diff_id.str, r.diff_id.str);
@@ -228,4 +300,5 @@ TEST(entries_round_trip)
     teardown();
 }
 
-TEST_MAIN(T(keys_follow_content), T(stat_index_spares_reads), T(entries_round_trip))
+TEST_MAIN(T(keys_follow_content), T(stat_index_spares_reads), T(key_from_build_sums),
+          T(entries_round_trip))
