@@ -72,7 +72,8 @@ struct new_layer {
     /* Streamed uploads of the layer while it builds, one per destination registry. */
     struct engine_layer_push pushes[MAX_STREAMS];
     bool pushing[MAX_STREAMS]; /* pushes[i] was started and has not called back */
-    uint64_t streamed;         /* pushes that left the blob at their registry */
+    uint64_t streamed;         /* pushes that committed the blob at their registry */
+    uint64_t found;            /* pushes that found it there already (not committed) */
 };
 
 struct plat {
@@ -413,11 +414,16 @@ static void on_pushed(struct engine_layer_push *p, int err, const char *msg)
     l->pushing[i] = false;
     l->owner->pending--;
     if (err == 0) {
-        snprintf(l->streamed_to[l->streamed][0], sizeof(l->streamed_to[0][0]), "%s", p->reg->name);
-        snprintf(l->streamed_to[l->streamed][1], sizeof(l->streamed_to[0][1]), "%s", p->repo);
-        l->streamed++;
-        LOG_DEBUG("layer %s: streamed to %s/%s while it was built", l->build.result.digest.str,
-                  p->reg->name, p->repo);
+        /* Committed, or found there: either way other repositories of that registry mount it. */
+        size_t k = l->streamed + l->found;
+        snprintf(l->streamed_to[k][0], sizeof(l->streamed_to[0][0]), "%s", p->reg->name);
+        snprintf(l->streamed_to[k][1], sizeof(l->streamed_to[0][1]), "%s", p->repo);
+        if (p->present)
+            l->found++;
+        else
+            l->streamed++;
+        LOG_DEBUG("layer %s: %s %s/%s while it was built", l->build.result.digest.str,
+                  p->present ? "already at" : "streamed to", p->reg->name, p->repo);
     } else if (err != UV_ECANCELED) {
         /* Not fatal: the copy that pushes the image uploads the built file in one piece. */
         LOG_DEBUG("layer %s: streaming to %s/%s stopped (%s); it goes up once built", l->def->label,
@@ -648,6 +654,36 @@ static void build_layers(void *arg)
     engine_session_close(&s);
 }
 
+/*
+ * The order the image goes to the tags: first one tag of each repository
+ * (and every layout or archive), all at once; then, returned as from the
+ * count on, the other tags of a repository already named, which then only
+ * need their tag once the first has put the image there. Two copies into
+ * one repository at once would each check, mount and push the same blobs
+ * and manifests.
+ */
+static size_t order_tags(const struct ocisync_build_opts *o, size_t *order)
+{
+    size_t n = 0, first = 0;
+
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            first = n;
+        for (size_t t = 0; t < o->n_tags; t++) {
+            struct oci_ref dst, prev;
+            bool again = false;
+            if (registry_tag(o->tags[t], &dst))
+                for (size_t k = 0; k < t && !again; k++)
+                    again = registry_tag(o->tags[k], &prev) &&
+                            strcmp(prev.registry, dst.registry) == 0 &&
+                            strcmp(prev.repository, dst.repository) == 0;
+            if (again == (pass == 1))
+                order[n++] = t;
+        }
+    }
+    return first;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Step 3: configs, manifests, the index */
 
@@ -762,8 +798,8 @@ static int make_hints(struct build *b, struct engine_mount_hint **out, char (**s
 
     *n = 0;
     for (size_t i = 0; i < b->n_layers; i++)
-        cap += b->layers[i].streamed + (b->layers[i].at ? b->layers[i].at->n : 0) +
-               b->layers[i].remote;
+        cap += b->layers[i].streamed + b->layers[i].found +
+               (b->layers[i].at ? b->layers[i].at->n : 0) + b->layers[i].remote;
     if (cap == 0)
         return 0;
     *out = calloc(cap, sizeof(**out));
@@ -775,7 +811,7 @@ static int make_hints(struct build *b, struct engine_mount_hint **out, char (**s
         if (l->remote)
             (*out)[(*n)++] = (struct engine_mount_hint){
                 b->rfrom.ref.registry, b->rfrom.ref.repository, l->build.result.digest};
-        for (size_t k = 0; k < l->streamed; k++) {
+        for (size_t k = 0; k < l->streamed + l->found; k++) {
             memcpy((*strs)[*n], l->streamed_to[k], sizeof((*strs)[0]));
             (*out)[*n] =
                 (struct engine_mount_hint){(*strs)[*n][0], (*strs)[*n][1], l->build.result.digest};
@@ -989,7 +1025,7 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
     struct ocisync_copy_result *cres = NULL;
     struct engine_mount_hint *hints = NULL;
     char(*hint_strs)[2][256] = NULL;
-    size_t n_hints = 0;
+    size_t n_hints = 0, *order = NULL, n_first;
     char src[4400];
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     int err;
@@ -1131,35 +1167,47 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
     err = make_hints(&b, &hints, &hint_strs, &n_hints);
     if (err != 0)
         goto out;
-    for (size_t t = 0; t < o->n_tags; t++) {
-        items[t].it.src = src;
-        items[t].it.dst = o->tags[t];
-        items[t].it.base = b.scratch ? NULL : b.base_repo;
-        items[t].src = &staging;
-        items[t].hints = hints;
-        items[t].n_hints = n_hints;
-        items[t].holder = b.rfrom.n > 0 ? &b.rfrom.ref : NULL;
+    order = calloc(o->n_tags, sizeof(*order));
+    if (order == NULL) {
+        err = UV_ENOMEM;
+        goto out;
+    }
+    n_first = order_tags(o, order);
+    for (size_t k = 0; k < o->n_tags; k++) {
+        items[k].it.src = src;
+        items[k].it.dst = o->tags[order[k]];
+        items[k].it.base = b.scratch ? NULL : b.base_repo;
+        items[k].src = &staging;
+        items[k].hints = hints;
+        items[k].n_hints = n_hints;
+        items[k].holder = b.rfrom.n > 0 ? &b.rfrom.ref : NULL;
     }
     {
         struct ocisync_copy_opts copts = o->copy;
         copts.platforms = NULL;
         copts.n_platforms = 0;
-        err = engine_copy_many(items, o->n_tags, &copts, cres);
+        err = engine_copy_many(items, n_first, &copts, cres);
+        /* More tags in repositories that now hold the image: each costs a HEAD or two and a PUT. */
+        if (n_first < o->n_tags && !stopped(&b)) {
+            int err2 =
+                engine_copy_many(items + n_first, o->n_tags - n_first, &copts, cres + n_first);
+            err = err != 0 ? err : err2;
+        }
     }
-    for (size_t t = 0; t < o->n_tags; t++) {
-        res->blobs_copied += cres[t].blobs_copied;
-        res->blobs_mounted += cres[t].blobs_mounted;
-        res->blobs_skipped += cres[t].blobs_skipped;
-        if (cres[t].error[0] != '\0' && res->error[0] == '\0')
-            snprintf(res->error, sizeof(res->error), "%s: %s", o->tags[t], cres[t].error);
+    for (size_t k = 0; k < o->n_tags; k++) {
+        res->blobs_copied += cres[k].blobs_copied;
+        res->blobs_mounted += cres[k].blobs_mounted;
+        res->blobs_skipped += cres[k].blobs_skipped;
+        if (cres[k].error[0] != '\0' && res->error[0] == '\0')
+            snprintf(res->error, sizeof(res->error), "%s: %s", o->tags[order[k]], cres[k].error);
     }
     if (o->tag_results != NULL)
         memcpy(o->tag_results, cres, o->n_tags * sizeof(*cres));
     /* The cache remembers where its layers now are, for mounts next time. */
-    for (size_t t = 0; t < o->n_tags; t++) {
+    for (size_t k = 0; k < o->n_tags; k++) {
         struct oci_ref dst;
         char where[ENGINE_CACHE_AT_LEN];
-        if (cres[t].error[0] != '\0' || !registry_tag(o->tags[t], &dst))
+        if (cres[k].error[0] != '\0' || !registry_tag(o->tags[order[k]], &dst))
             continue;
         snprintf(where, sizeof(where), "%s/%s", dst.registry, dst.repository);
         if (b.pushed == NULL && (b.pushed = calloc(o->n_tags, sizeof(*b.pushed))) == NULL) {
@@ -1180,6 +1228,7 @@ int engine_build_run(const struct engine_build_spec *spec, struct ocisync_build_
 out:
     free(hints);
     free(hint_strs);
+    free(order);
     if (builder_started)
         uv_thread_join(&builder);
     if (lay_open)

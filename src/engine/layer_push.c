@@ -16,7 +16,7 @@ static void start_read(struct engine_layer_push *p);
 /* Calls back once nothing is in flight any more: the upload has ended and no read is out. */
 static void settle(struct engine_layer_push *p)
 {
-    if (p->done || !p->up_done || p->bufs[0].reading || p->bufs[1].reading)
+    if (p->done || !p->up_done || p->op_active || p->bufs[0].reading || p->bufs[1].reading)
         return;
     if (p->fd >= 0)
         close(p->fd);
@@ -34,7 +34,8 @@ static void on_up_done(struct proto_upload *u, int err)
 {
     struct engine_layer_push *p = u->data;
     p->up_done = true;
-    if (p->err == 0 && err != 0) {
+    /* A dropped upload of a blob the registry has ends canceled, as it should. */
+    if (p->err == 0 && err != 0 && !p->present) {
         p->err = err;
         snprintf(p->msg, sizeof(p->msg), "%s", u->errmsg);
     }
@@ -55,6 +56,97 @@ __attribute__((format(printf, 3, 4))) static void stop(struct engine_layer_push 
         va_end(ap);
     }
     proto_upload_abort(&p->up, err);
+    if (p->op_active)
+        proto_reg_op_abort(&p->op, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Before the commit: is the blob there already? */
+
+static void on_cancel(struct proto_reg_op *op, int err)
+{
+    struct engine_layer_push *p = op->data;
+
+    if (err != 0)
+        LOG_DEBUG("layer %s: the dropped upload to %s/%s could not be deleted (%s); the registry "
+                  "purges it in time",
+                  p->digest.str, p->reg->name, p->repo, op->errmsg);
+    proto_reg_op_dispose(op);
+    p->op_active = false;
+    settle(p);
+}
+
+/*
+ * The registry has the blob: the upload stops uncommitted and is deleted
+ * there. Only an upload whose every byte sent was acknowledged can be: the
+ * registry binds each Location to the offset it answered at (distribution
+ * refuses an older one), so after a PATCH cut on its way the registry is
+ * left to purge the upload itself, as it does with any abandoned one.
+ */
+static void drop_upload(struct engine_layer_push *p)
+{
+    bool current = p->up.location != NULL && p->up.consumed == p->up.sent;
+    char *loc = current ? strdup(p->up.location) : NULL;
+    int err;
+
+    LOG_DEBUG("layer %s: %s/%s has it already; the upload (%llu bytes sent) is dropped",
+              p->digest.str, p->reg->name, p->repo, (unsigned long long)p->consumed);
+    p->present = true;
+    /* Held while the DELETE is prepared, so that the upload's end does not call back yet. */
+    p->op_active = true;
+    proto_upload_abort(&p->up, UV_ECANCELED);
+    err = loc != NULL ? proto_reg_upload_cancel(&p->op, p->reg, loc)
+          : current   ? UV_ENOMEM
+                      : UV_ECANCELED;
+    free(loc);
+    if (err == 0) {
+        p->op.data = p;
+        err = proto_reg_op_start(&p->op, on_cancel);
+    }
+    if (err != 0) {
+        if (err != UV_ECANCELED)
+            LOG_DEBUG("layer %s: cannot delete the dropped upload: %s", p->digest.str,
+                      uv_strerror(err));
+        proto_reg_op_dispose(&p->op); /* harmless twice: the HEAD's was disposed already */
+        p->op_active = false;
+        settle(p);
+    }
+}
+
+static void on_head(struct proto_reg_op *op, int err)
+{
+    struct engine_layer_push *p = op->data;
+    const char *len = err == 0 ? proto_reg_header(op, "Content-Length") : NULL;
+    bool there = err == 0 && proto_reg_status(op) == 200 &&
+                 (len == NULL || strtoull(len, NULL, 10) == p->size);
+
+    proto_reg_op_dispose(op);
+    p->op_active = false;
+    if (p->up_done || p->err != 0) {
+        settle(p);
+        return;
+    }
+    if (there) {
+        drop_upload(p);
+        return;
+    }
+    proto_upload_finish(&p->up, p->digest.str, (int64_t)p->size);
+}
+
+/* Sends the HEAD of the finished blob; the commit waits for its answer. 0, or the error. */
+static int check(struct engine_layer_push *p)
+{
+    int err = proto_reg_blob_head(&p->op, p->reg, p->repo, p->digest.str);
+    if (err == 0) {
+        p->op.data = p;
+        err = proto_reg_op_start(&p->op, on_head);
+    }
+    if (err != 0) {
+        proto_reg_op_dispose(&p->op);
+        return err;
+    }
+    p->op_active = true;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -209,8 +301,14 @@ void engine_layer_push_finish(struct engine_layer_push *p, const struct oci_dige
     p->finished = true;
     p->size = size;
     p->written = size;
+    p->digest = *digest;
     start_read(p);
-    proto_upload_finish(&p->up, digest->str, (int64_t)size);
+    /* The rest of the bytes go on while the HEAD asks; a streamed body may end now. */
+    proto_upload_body_ready(&p->up, size);
+    if (p->up_done || p->err != 0)
+        return;
+    if (check(p) != 0)
+        proto_upload_finish(&p->up, digest->str, (int64_t)size);
 }
 
 void engine_layer_push_abort(struct engine_layer_push *p)

@@ -17,6 +17,12 @@
  *   that limit request sizes (raised to the registry's
  *   OCI-Chunk-Min-Length).
  *
+ * Once the digest is known, and before the commit, a HEAD asks whether the
+ * registry holds the blob already (the same layer built before, here or on
+ * another machine): then the upload is dropped (DELETE) instead of
+ * committed, whatever of it was sent, and the push ends as present. The
+ * bytes still to send go on meanwhile; only the commit waits for the answer.
+ *
  * The upload protocol itself is proto/upload.h's. A push that fails (a
  * registry that refuses chunks, a cut connection) does not resend anything:
  * it ends with the error, and the caller uploads the finished file in one
@@ -44,8 +50,9 @@ struct engine_layer_push;
 /*
  * Called once per push that engine_layer_push_start accepted, on the loop
  * thread: err 0 when the registry holds the blob under the digest given to
- * engine_layer_push_finish, else the error with a sentence in msg. The push may
- * be freed in or after the callback.
+ * engine_layer_push_finish (p->present: it had it before, and this upload
+ * was dropped, not committed), else the error with a sentence in msg. The
+ * push may be freed in or after the callback.
  */
 typedef void (*engine_layer_push_cb)(struct engine_layer_push *p, int err, const char *msg);
 
@@ -78,6 +85,10 @@ struct engine_layer_push {
     bool done;     /* called back */
     int err;
     char msg[512];
+    struct oci_digest digest; /* given to engine_layer_push_finish */
+    struct proto_reg_op op;   /* the HEAD before the commit, then the DELETE of a dropped upload */
+    bool op_active;
+    bool present; /* the HEAD found the blob: the upload was dropped */
 };
 
 /*

@@ -462,6 +462,19 @@ int64_t proto_reg_upload_offset(struct proto_reg_op *op)
     return (int64_t)last + 1;
 }
 
+int proto_reg_upload_cancel(struct proto_reg_op *op, struct proto_registry *reg,
+                            const char *location)
+{
+    int err = op_init(op, reg, "DELETE", location, "DELETE of an upload");
+    if (err != 0)
+        return err;
+    op->expect[0] = 204;
+    op->expect[1] = 200;
+    op->expect[2] = 202;
+    op->http.follow_redirects = false;
+    return 0;
+}
+
 int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, const char *location,
                          const char *digest, const struct proto_body *body)
 {

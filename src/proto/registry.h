@@ -219,6 +219,12 @@ int proto_reg_upload_status(struct proto_reg_op *op, struct proto_registry *reg,
  * answers "0-0" both after 0 and after 1 byte, so it means "unknown".
  */
 int64_t proto_reg_upload_offset(struct proto_reg_op *op);
+/*
+ * DELETE <location>: drops an upload that will not be committed, so the
+ * registry need not keep its bytes until it purges stale uploads (204).
+ */
+int proto_reg_upload_cancel(struct proto_reg_op *op, struct proto_registry *reg,
+                            const char *location);
 /* PUT <location>&digest=<digest>, with body (a monolithic upload) or without (closing chunks). */
 int proto_reg_upload_put(struct proto_reg_op *op, struct proto_registry *reg, const char *location,
                          const char *digest, const struct proto_body *body);
