@@ -45,6 +45,7 @@ enum slot_state {
     SLOT_COMPRESSING, /* a compression job runs (zstd: and writes) */
     SLOT_COMPRESSED,  /* gzip: out waits for its turn to be written */
     SLOT_WRITING,     /* gzip: a write job appends out to the file */
+    SLOT_SPENT,       /* compressed and written; the hash job has yet to take it */
 };
 
 static void pump(struct oci_layer_build *b);
@@ -206,6 +207,9 @@ static void read_work(uv_work_t *req)
 
     s->in_len = 0;
     s->last = false;
+    s->n_segs = 0;
+    s->segs_full = false;
+    b->stream.content_arg = s;
     while (s->in_len < OCI_LAYER_BLOCK_SIZE) {
         rc = oci_tar_stream_read(&b->stream, s->in + s->in_len, OCI_LAYER_BLOCK_SIZE - s->in_len,
                                  &n, s->msg, sizeof(s->msg));
@@ -217,7 +221,12 @@ static void read_work(uv_work_t *req)
         }
         s->in_len += n;
     }
-    oci_hasher_update(&b->tar_hash, s->in, s->in_len);
+    if (s->segs_full) {
+        ocisync__errf(s->msg, sizeof(s->msg), "layer blob %s/%s: too many files in one block",
+                      b->blobs_dir, b->tmp_name);
+        rc = UV_EIO;
+        goto out;
+    }
     if (b->comp == OCI_COMPRESS_GZIP) {
         /* The block is primed with the tail of the bytes before it, which the next read replaces.
          */
@@ -238,6 +247,61 @@ static void read_work(uv_work_t *req)
     }
 out:
     s->rc = rc;
+}
+
+/* The tar stream's hook (file_sums): where each piece of file content went in the block. */
+static void record_piece(void *arg, size_t entry, const unsigned char *data, size_t len, bool end)
+{
+    struct oci_layer_slot *s = arg;
+
+    if (s->n_segs == OCI_LAYER_MAX_SEGS) {
+        s->segs_full = true;
+        return;
+    }
+    s->segs[s->n_segs++] = (struct oci_layer_seg){
+        .entry = (uint32_t)entry,
+        .off = data != NULL ? (uint32_t)(data - s->in) : 0,
+        .len = (uint32_t)len,
+        .end = end,
+    };
+}
+
+/*
+ * Hashes a block read: the diff_id over all of it and, with file_sums, each
+ * file's pieces into that file's digest. Hash jobs run one at a time, in
+ * block order, beside the block's compression (both only read it), so the
+ * hashers are theirs alone.
+ */
+static void hash_work(uv_work_t *req)
+{
+    struct oci_layer_slot *s = container_of(req, struct oci_layer_slot, hash_work);
+    struct oci_layer_build *b = s->b;
+    int rc = 0;
+
+    oci_hasher_update(&b->tar_hash, s->in, s->in_len);
+    for (size_t i = 0; i < s->n_segs && rc == 0; i++) {
+        const struct oci_layer_seg *g = &s->segs[i];
+        struct oci_digest d;
+
+        if (!b->file_open) {
+            rc = oci_hasher_init(&b->file_hash, OCI_DIGEST_SHA256);
+            if (rc != 0)
+                break;
+            b->file_open = true;
+        }
+        if (g->len > 0)
+            oci_hasher_update(&b->file_hash, s->in + g->off, g->len);
+        if (!g->end)
+            continue;
+        b->file_open = false;
+        rc = oci_hasher_final(&b->file_hash, &d);
+        if (rc == 0) {
+            snprintf(b->file_sums[g->entry].hex, sizeof(b->file_sums[g->entry].hex), "%s",
+                     oci_digest_hex(&d));
+            b->file_sums[g->entry].done = true;
+        }
+    }
+    s->hash_rc = rc;
 }
 
 /* gzip: one block of raw deflate, byte-aligned at its end so blocks concatenate. */
@@ -475,6 +539,7 @@ static void finish_work(uv_work_t *req)
         }
     }
     oci_tar_stream_dispose(&b->stream);
+    oci_hasher_dispose(&b->file_hash);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -489,7 +554,9 @@ static void release(struct oci_layer_build *b)
         free(s->in);
         free(s->out);
         free(s->dict);
+        free(s->segs);
         s->in = s->out = s->dict = NULL;
+        s->segs = NULL;
     }
     free(b->zbuf);
     b->zbuf = NULL;
@@ -576,7 +643,10 @@ static int slot_alloc(struct oci_layer_build *b, struct oci_layer_slot *s)
         s->in = malloc(OCI_LAYER_BLOCK_SIZE);
     if (b->comp == OCI_COMPRESS_GZIP && s->dict == NULL)
         s->dict = malloc(OCI_LAYER_DICT_SIZE);
-    if (s->in == NULL || (b->comp == OCI_COMPRESS_GZIP && s->dict == NULL)) {
+    if (b->file_sums != NULL && s->segs == NULL)
+        s->segs = malloc(OCI_LAYER_MAX_SEGS * sizeof(*s->segs));
+    if (s->in == NULL || (b->comp == OCI_COMPRESS_GZIP && s->dict == NULL) ||
+        (b->file_sums != NULL && s->segs == NULL)) {
         ocisync__errf(s->msg, sizeof(s->msg), "cannot build layer blob %s/%s: out of memory",
                       b->blobs_dir, b->tmp_name);
         fail(b, UV_ENOMEM, s->msg);
@@ -593,6 +663,72 @@ static struct oci_layer_slot *find_slot(struct oci_layer_build *b, enum slot_sta
             return &b->slots[i];
     }
     return NULL;
+}
+
+/* The block the next hash job takes: read, not hashed yet, next in order. NULL if none. */
+static struct oci_layer_slot *hash_slot(struct oci_layer_build *b)
+{
+    for (unsigned i = 0; i < b->n_slots; i++) {
+        struct oci_layer_slot *s = &b->slots[i];
+
+        if (s->state != SLOT_FREE && s->state != SLOT_READING && !s->hashed &&
+            s->seq == b->next_hash)
+            return s;
+    }
+    return NULL;
+}
+
+/* A block is done with when it is both written out (or compressed, zstd) and hashed. */
+static void spend(struct oci_layer_build *b, struct oci_layer_slot *s, bool ok)
+{
+    if (s->last && ok)
+        b->written_last = true;
+    s->state = s->hashed ? SLOT_FREE : SLOT_SPENT;
+    b->complete = b->written_last && b->hashed_last;
+}
+
+static void on_hash_done(uv_work_t *req, int status)
+{
+    struct oci_layer_slot *s = container_of(req, struct oci_layer_slot, hash_work);
+    struct oci_layer_build *b = s->b;
+    int rc = status != 0 ? status : s->hash_rc;
+
+    b->jobs--;
+    b->hashing = false;
+    if (rc != 0) {
+        char msg[512];
+
+        ocisync__errf(msg, sizeof(msg), "cannot hash layer blob %s/%s: %s", b->blobs_dir,
+                      b->tmp_name, uv_strerror(rc));
+        fail(b, rc, msg);
+    }
+    s->hashed = true;
+    b->next_hash++;
+    if (s->last && rc == 0)
+        b->hashed_last = true;
+    if (s->state == SLOT_SPENT)
+        s->state = SLOT_FREE;
+    b->complete = b->written_last && b->hashed_last;
+    pump(b);
+}
+
+static int start_hash(struct oci_layer_build *b, struct oci_layer_slot *s)
+{
+    int rc;
+
+    s->hash_rc = 0;
+    rc = uv_queue_work(b->loop, &s->hash_work, hash_work, on_hash_done);
+    if (rc != 0) {
+        char msg[512];
+
+        ocisync__errf(msg, sizeof(msg), "cannot queue work for layer blob %s/%s: %s", b->blobs_dir,
+                      b->tmp_name, uv_strerror(rc));
+        fail(b, rc, msg);
+        return rc;
+    }
+    b->jobs++;
+    b->hashing = true;
+    return 0;
 }
 
 /*
@@ -629,9 +765,15 @@ static void pump(struct oci_layer_build *b)
             b->compressing = true;
             started = true;
         }
+        if (!b->hashing && (s = hash_slot(b)) != NULL) {
+            if (start_hash(b, s) != 0)
+                break;
+            started = true;
+        }
         if (!b->reading && !b->eof && (s = find_slot(b, SLOT_FREE, 0, true)) != NULL) {
             if (slot_alloc(b, s) != 0)
                 break;
+            s->hashed = false;
             s->seq = b->next_read++;
             if (start_job(b, s, SLOT_READING, read_work) != 0)
                 break;
@@ -670,9 +812,7 @@ static void on_slot_done(uv_work_t *req, int status)
         if (b->comp == OCI_COMPRESS_ZSTD) {
             b->compressing = false;
             b->next_compress++;
-            if (s->last && rc == 0)
-                b->complete = true;
-            s->state = SLOT_FREE;
+            spend(b, s, rc == 0);
             written = true;
             break;
         }
@@ -690,9 +830,7 @@ static void on_slot_done(uv_work_t *req, int status)
         b->writing = false;
         written = true;
         b->next_write++;
-        if (s->last && rc == 0)
-            b->complete = true;
-        s->state = SLOT_FREE;
+        spend(b, s, rc == 0);
         break;
     default:
         break;
@@ -716,6 +854,8 @@ static void on_open(uv_work_t *req, int status)
     fail(b, b->ctl_rc, b->ctl_msg);
     /* Before the first read job: the caller may have asked for the files' digests. */
     b->stream.sums = b->file_sums;
+    if (b->file_sums != NULL)
+        b->stream.on_content = record_piece;
     set_state(b, ST_RUNNING);
     pump(b);
 }

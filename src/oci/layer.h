@@ -5,11 +5,14 @@
  * the compressed bytes) and the compressed size.
  *
  * The work runs on libuv's thread pool as a pipeline of fixed-size blocks:
- * one read job at a time pulls the next block of the tar stream and hashes
- * it; compression jobs run on several blocks at once; one write job at a time
- * appends compressed blocks to a temp file in order and hashes them. The loop
- * thread only sequences the jobs, and at most a fixed number of blocks is in
- * memory at any time, whatever the size of the layer.
+ * one read job at a time pulls the next block of the tar stream; one hash job
+ * at a time hashes a block read (the diff_id, and with file_sums each file's
+ * content) while the block is compressed, so neither the reads nor the
+ * compression wait for SHA-256; compression jobs run on several blocks at
+ * once; one write job at a time appends compressed blocks to a temp file in
+ * order and hashes them. The loop thread only sequences the jobs, and at most
+ * a fixed number of blocks is in memory at any time, whatever the size of the
+ * layer.
  *
  * gzip output is one RFC 1952 member made the way pigz makes it: each block
  * is raw deflate primed with the previous block's last 32 KiB and ends on a
@@ -78,11 +81,30 @@ struct oci_layer_build;
  */
 typedef void (*oci_layer_cb)(struct oci_layer_build *b, int err, const char *msg);
 
+/*
+ * The most pieces of file content one block can hold: every file in it has a
+ * header of at least 512 bytes, and gives at most a piece and an end.
+ */
+#define OCI_LAYER_MAX_SEGS (2 * (OCI_LAYER_BLOCK_SIZE / 512) + 4)
+
+/* A piece of one file's content inside a block, for that file's digest. Internal. */
+struct oci_layer_seg {
+    uint32_t entry;    /* the plan entry */
+    uint32_t off, len; /* where in the block */
+    bool end;          /* the file ends here */
+};
+
 /* One block of the pipeline. Internal; embedded in the build. */
 struct oci_layer_slot {
     uv_work_t work;            /* the job running on this block, if any */
+    uv_work_t hash_work;       /* the hash job on this block, beside it */
     struct oci_layer_build *b; /* the owner */
     int state;
+    bool hashed;                /* the hash job took this block */
+    int hash_rc;                /* its result */
+    struct oci_layer_seg *segs; /* file content pieces of in (file_sums only); owned */
+    size_t n_segs;
+    bool segs_full;     /* more pieces than OCI_LAYER_MAX_SEGS (cannot happen) */
     uint64_t seq;       /* position of the block in the tar stream */
     bool last;          /* the tar stream ends with this block */
     unsigned char *in;  /* tar bytes, OCI_LAYER_BLOCK_SIZE; owned */
@@ -143,7 +165,9 @@ struct oci_layer_build {
     int dirfd;         /* blobs/sha256; owned, -1 when closed */
     int fd;            /* the temp file; owned, -1 when closed */
     struct oci_tar_stream stream;
-    struct oci_hasher tar_hash;              /* diff_id: updated by the read jobs only */
+    struct oci_hasher tar_hash;              /* diff_id: updated by the hash jobs only */
+    struct oci_hasher file_hash;             /* file_sums: the current file (hash jobs only) */
+    bool file_open;                          /* file_hash holds a file begun in an earlier block */
     struct oci_hasher blob_hash;             /* digest: updated by whichever job writes */
     uint32_t crc;                            /* gzip: CRC-32 of the tar blocks written so far */
     unsigned char tail[OCI_LAYER_DICT_SIZE]; /* gzip: the last tar bytes read (read jobs only) */
@@ -158,9 +182,12 @@ struct oci_layer_build {
     uint64_t next_read;                 /* seq of the next block to read */
     uint64_t next_compress;             /* zstd: seq of the next block to compress */
     uint64_t next_write;                /* gzip: seq of the next block to write */
+    uint64_t next_hash;                 /* seq of the next block to hash */
     bool reading, compressing, writing; /* a serialized job is in flight */
+    bool hashing;                       /* a hash job is in flight */
     bool eof;                           /* the last block has been read */
-    bool complete;                      /* every block is compressed and written */
+    bool written_last, hashed_last;     /* the last block is written out, and hashed */
+    bool complete;                      /* every block is compressed, written and hashed */
     uv_work_t ctl;                      /* the open and finish jobs */
     int ctl_rc;
     char ctl_msg[1024];

@@ -1296,7 +1296,7 @@ static int open_current(struct oci_tar_stream *s, char *err, size_t errlen)
     s->data_left = e->size;
     if (s->sums != NULL) {
         struct oci_tar_file_sum *sum = &s->sums[s->next - 1];
-        int rc = oci_hasher_init(&s->file_hash, OCI_DIGEST_SHA256);
+        int rc = s->on_content != NULL ? 0 : oci_hasher_init(&s->file_hash, OCI_DIGEST_SHA256);
 
         if (rc != 0) {
             ocisync__errf(err, errlen, "cannot hash \"%s\": %s",
@@ -1322,6 +1322,10 @@ static int sum_current(struct oci_tar_stream *s, char *err, size_t errlen)
 
     if (s->sums == NULL)
         return 0;
+    if (s->on_content != NULL) {
+        s->on_content(s->content_arg, s->next - 1, NULL, 0, true);
+        return 0;
+    }
     sum = &s->sums[s->next - 1];
     rc = oci_hasher_final(&s->file_hash, &d);
     if (rc != 0) {
@@ -1368,7 +1372,9 @@ static int read_current(struct oci_tar_stream *s, unsigned char *buf, size_t len
     }
     if (r == 0)
         return changed(s, err, errlen, "it is shorter than when the layer was planned");
-    if (s->sums != NULL)
+    if (s->sums != NULL && s->on_content != NULL)
+        s->on_content(s->content_arg, s->next - 1, buf, (size_t)r, false);
+    else if (s->sums != NULL)
         oci_hasher_update(&s->file_hash, buf, (size_t)r);
     *got = (size_t)r;
     s->data_left -= (uint64_t)r;

@@ -288,8 +288,19 @@ struct oci_tar_stream {
      * so a build cache key needs no second pass over the files.
      */
     struct oci_tar_file_sum *sums;
-    struct oci_hasher file_hash; /* the current file's content, when sums is set */
-    size_t next;                 /* index of the next entry whose header is due */
+    /*
+     * Optional with sums: the stream then fills only each sum's identity and
+     * times and hashes nothing itself; instead, on the reading thread, this
+     * gets each piece of a file's content as it goes into the caller's
+     * buffer, and once more with len 0 and end true when the file is
+     * complete (entry: its index in the plan), so that the caller can hash
+     * it elsewhere, off the reading thread.
+     */
+    void (*on_content)(void *arg, size_t entry, const unsigned char *data, size_t len, bool end);
+    void *content_arg;
+    struct oci_hasher
+        file_hash; /* the current file's content, when sums is set without on_content */
+    size_t next;   /* index of the next entry whose header is due */
     const struct oci_tar_plan_entry *cur;
     int phase;
     unsigned char *hdr; /* headers of the current entry (PAX + ustar); owned */

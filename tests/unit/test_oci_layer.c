@@ -300,6 +300,7 @@ enum run_mode { RUN_PLAIN, RUN_CANCEL_AT_ONCE, RUN_CANCEL_MIDWAY };
 
 /* Set on every build run_build starts (NULL: none). */
 static void (*g_on_progress)(struct oci_layer_build *b, int fd, uint64_t written);
+static struct oci_tar_file_sum *g_sums;
 
 static void run_build(const struct oci_tar_plan *plan, enum oci_compression comp, int level,
                       const char *layout, enum run_mode mode, struct run *r)
@@ -316,8 +317,10 @@ static void run_build(const struct oci_tar_plan *plan, enum oci_compression comp
     }
     rc = oci_layer_build(b, &loop, plan, comp, level, layout, on_built, r);
     CHECK_INT(rc, 0);
-    if (rc == 0)
+    if (rc == 0) {
         b->on_progress = g_on_progress;
+        b->file_sums = g_sums;
+    }
     if (rc != 0) {
         free(b);
         r->err = rc;
@@ -866,6 +869,67 @@ TEST(progress)
     }
 }
 
+/*
+ * With file_sums, the hash jobs also take each file's content digest (a file
+ * spread over several blocks, small ones, an empty one): each is the file's
+ * SHA-256, entries without content get none, and the blob is the same bytes.
+ */
+TEST(file_sums)
+{
+    static const enum oci_compression comps[] = {OCI_COMPRESS_GZIP, OCI_COMPRESS_ZSTD};
+    struct test_buf blob, plain, content;
+    struct run r, r0;
+    char p[4200];
+
+    setup();
+    snprintf(p, sizeof(p), "%s/empty", g_src);
+    write_file(p, "", 0);
+    oci_tar_plan_free(&g_plan);
+    CHECK_INT(plan_dir(g_src, &g_plan), 0);
+    test_buf_free(&g_tar);
+    CHECK_INT(tar_bytes(&g_plan, &g_tar), 0);
+    for (size_t i = 0; i < 2; i++) {
+        size_t files = 0;
+
+        run_build(&g_plan, comps[i], 0, g_layout, RUN_PLAIN, &r0);
+        check_blob(&r0, g_layout, &g_tar, comps[i], &plain);
+        empty_blobs(g_layout);
+        g_sums = calloc(g_plan.n_entries, sizeof(*g_sums));
+        CHECK(g_sums != NULL);
+        run_build(&g_plan, comps[i], 0, g_layout, RUN_PLAIN, &r);
+        check_blob(&r, g_layout, &g_tar, comps[i], &blob);
+        CHECK_STR(r.result.digest.str, r0.result.digest.str);
+        CHECK_STR(r.result.diff_id.str, r0.result.diff_id.str);
+        for (size_t k = 0; g_sums != NULL && k < g_plan.n_entries; k++) {
+            const struct oci_tar_plan_entry *e = &g_plan.entries[k];
+            struct oci_digest want;
+
+            CHECK_INT(g_sums[k].done, e->type == '0' && e->src != NULL);
+            if (!g_sums[k].done)
+                continue;
+            memset(&content, 0, sizeof(content));
+            CHECK_INT(read_file(e->src, &content), 0);
+            CHECK_INT(oci_digest_buffer(OCI_DIGEST_SHA256, content.data, content.len, &want), 0);
+            CHECK_STR(g_sums[k].hex, oci_digest_hex(&want));
+            CHECK_INT(g_sums[k].size, e->size);
+            test_buf_free(&content);
+            files++;
+        }
+        CHECK_INT(files, 5);
+        free(g_sums);
+        g_sums = NULL;
+        test_buf_free(&blob);
+        test_buf_free(&plain);
+        empty_blobs(g_layout);
+    }
+    /* The tree as the other tests know it. */
+    CHECK_INT(unlink(p), 0);
+    oci_tar_plan_free(&g_plan);
+    CHECK_INT(plan_dir(g_src, &g_plan), 0);
+    test_buf_free(&g_tar);
+    CHECK_INT(tar_bytes(&g_plan, &g_tar), 0);
+}
+
 TEST_MAIN(T(gzip_layer), T(zstd_layer), T(levels), T(deterministic), T(zstd_workers_independent),
-          T(child_build), T(pool_size_independent), T(empty_plan), T(block_boundary),
+          T(file_sums), T(child_build), T(pool_size_independent), T(empty_plan), T(block_boundary),
           T(write_error), T(cancel), T(file_changed), T(bad_layout_and_args), T(progress))
