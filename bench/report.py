@@ -46,6 +46,8 @@ TOOLS = {
     "pigz": "compression alone: tar into pigz -6",
     "skopeo-pigz": "skopeo route: tar into pigz -6, layout, skopeo copy",
     "ocisync-bp-zstd": "ocisync build-push --compression zstd",
+    "base-bp-gzip": "ocisync build-push --compression gzip, the baseline binary ($OCISYNC_BIN_BASE)",
+    "base-bp-zstd": "ocisync build-push --compression zstd, the baseline binary ($OCISYNC_BIN_BASE)",
     "zstd": "compression alone: tar into zstd -3 -T0",
 }
 # In order of preference for the reference column.
@@ -53,7 +55,8 @@ OCISYNC = ("ocisync-sync", "ocisync-oci-sync", "ocisync-seq", "ocisync-oci-seq",
 # Workload 5: each tool's compression-alone reference. (Labels hold no "|":
 # they are markdown table cells.)
 ALONE = {"ocisync-bp-gzip": "pigz", "pigz": "pigz", "skopeo-pigz": "pigz",
-         "ocisync-bp-zstd": "zstd", "zstd": "zstd"}
+         "ocisync-bp-zstd": "zstd", "zstd": "zstd",
+         "base-bp-gzip": "pigz", "base-bp-zstd": "zstd"}
 MIB = 1024 * 1024
 
 TITLES = {
@@ -224,6 +227,10 @@ def build_table(out, failed, w, cases, meta, runs, params):
                              f"(target ≤ 1.2x: {'met' if r <= 1.2 else '**not met**'})")
             if tool in outs and alone in outs and outs[tool] and outs[alone]:
                 notes.append(f"- {case}: {tool}'s layer is {outs[tool] / outs[alone]:.3f}x the size of {alone}'s")
+        for tool, base in (("ocisync-bp-gzip", "base-bp-gzip"), ("ocisync-bp-zstd", "base-bp-zstd")):
+            if tool in med and base in med:
+                notes.append(f"- {case}: {tool} / {base} (the baseline binary): "
+                             f"{med[tool] / med[base]:.2f}x the time")
         if "ocisync-bp-gzip" in med and "skopeo-pigz" in med:
             notes.append(f"- {case}: ocisync-bp-gzip / skopeo-pigz: "
                          f"{med['skopeo-pigz'] / med['ocisync-bp-gzip']:.2f}x throughput")

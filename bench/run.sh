@@ -20,7 +20,9 @@
 #   OCISYNC_BIN          the binary (default build/ocisync)
 #   OCISYNC_BIN_BASE     a second ocisync binary (say, main before a change):
 #                        workloads 1, 2 and 6 then also run \`base-sync\`, the
-#                        reference row's command with it, in the same rounds
+#                        reference row's command with it, in the same rounds;
+#                        workload 5 runs \`base-bp-gzip\` and \`base-bp-zstd\`,
+#                        each right after its ocisync row
 #   OCISYNC_BENCH_CACHE  where generated images are kept between runs
 #                        (default /tmp/ocisync-bench-cache; about 2.6 GiB)
 #   OCISYNC_KEEP_TMP=1   keep the run's temp dir (registry logs, tool output)
@@ -225,7 +227,7 @@ write_cmd() {
   local tool=$1 lay=$2 first=$3 prefix=$4 p=1 o="$TMP/w5-out"
   case $tool in
     ocisync-oci-* | skopeo-copy-oci) gen oci-pairs "$lay" "$DST_ADDR/$prefix" --first "$first" >"$TMP/pairs" ;;
-    limit* | ocisync-bp-* | skopeo-pigz | pigz | zstd) ;;
+    limit* | ocisync-bp-* | base-bp-* | skopeo-pigz | pigz | zstd) ;;
     *)
       gen refs "$lay" --first "$first" |
         awk -v s="$SRC_ADDR" -v d="$DST_ADDR/$prefix" '{ n = split($0, a, "/"); print "docker://" s "/" $0, "docker://" d "/" a[n] }' \
@@ -237,11 +239,12 @@ write_cmd() {
   case $tool in
     ocisync-oci-sync)
       printf 'exec %q sync -q --src oci --dest docker %q %q\n' "$bin" "$lay" "$DST_ADDR/$prefix" ;;
-    ocisync-bp-gzip | ocisync-bp-zstd)
+    ocisync-bp-gzip | ocisync-bp-zstd | base-bp-gzip | base-bp-zstd)
       # A build cache of its own each round: the first build's cost (the layer is built, and
       # its files hashed for the cache key), never a hit from an earlier round.
       printf 'export XDG_CACHE_HOME=%q\nexec %q build-push -q --base scratch --platform %q --compression %s --digest-file %q --tag %q\n' \
-        "$o/cache" "$bin" "linux/amd64=$lay" "${tool#ocisync-bp-}" "$o/digest" "$DST_ADDR/$prefix/w5:${tool#ocisync-bp-}" ;;
+        "$o/cache" "$([ "${tool#base-}" = "$tool" ] && echo "$bin" || echo "$base_bin")" "linux/amd64=$lay" \
+        "${tool#*-bp-}" "$o/digest" "$DST_ADDR/$prefix/w5:${tool#*-bp-}" ;;
     pigz)
       printf 'set -o pipefail\ntar -C %q -cf - . | pigz -6 >%q\n' "$lay" "$o/layer.tar.gz" ;;
     zstd)
@@ -286,7 +289,7 @@ check_w5() {
       stat -c %s "$f" ;;
     *)
       [ "$tool" = skopeo-pigz ] || want=(--digest "$(cat "$o/digest")")
-      python3 "$here/limit.py" tag-info "$DST_ADDR" "$prefix/w5:$([ "$tool" = ocisync-bp-zstd ] && echo zstd || echo gzip)" \
+      python3 "$here/limit.py" tag-info "$DST_ADDR" "$prefix/w5:$([ "${tool#*-bp-}" = zstd ] && echo zstd || echo gzip)" \
         "${want[@]}" >"$o/tag.json" || return 1
       json_eval "$o/tag.json" 'd["layer_bytes"]' ;;
   esac
@@ -414,7 +417,8 @@ for w in ${workloads//,/ }; do
       title=$(json_eval "$lay.json" "'%d real files, %.0f MiB (GNU tar stream: %.0f MiB)' % (d['files'], d['bytes'] / 2**20, d['tar_bytes'] / 2**20)")
       title="$title, from /usr/lib/x86_64-linux-gnu and /usr/share, into one linux/amd64 layer on scratch"
       bench_case 5 "$((w5_size / 1048576)) MiB tree" "$title" \
-        "$lay" 1 ocisync-bp-gzip pigz skopeo-pigz ocisync-bp-zstd zstd
+        "$lay" 1 ocisync-bp-gzip ${base_bin:+base-bp-gzip} pigz skopeo-pigz ocisync-bp-zstd \
+        ${base_bin:+base-bp-zstd} zstd
       ;;
     4)
       if [ "$quick" = 1 ]; then size=$(mib 32); else size=$(mib 1024); fi
