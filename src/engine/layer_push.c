@@ -137,15 +137,17 @@ static void on_head(struct proto_reg_op *op, int err)
 static int check(struct engine_layer_push *p)
 {
     int err = proto_reg_blob_head(&p->op, p->reg, p->repo, p->digest.str);
+    /* Set before the start, whose callback may come at once. */
+    p->op_active = err == 0;
     if (err == 0) {
         p->op.data = p;
         err = proto_reg_op_start(&p->op, on_head);
     }
     if (err != 0) {
         proto_reg_op_dispose(&p->op);
+        p->op_active = false;
         return err;
     }
-    p->op_active = true;
     return 0;
 }
 
