@@ -216,15 +216,16 @@ static int job_op_start(struct copy_job *job, struct proto_reg_op *op, int err, 
 /* ------------------------------------------------------------------------------------------ */
 /* Docker media types into an OCI layout */
 
-static void emit_converted(struct copy_job *job, const struct oci_digest *from,
-                           const struct oci_digest *to, const char *media_type,
-                           const char *platform, int64_t size)
+/* An event saying that from is written as to (a new digest), with its media type and size. */
+static void emit_renamed(struct copy_job *job, ocisync_event_kind kind,
+                         const struct oci_digest *from, const struct oci_digest *to,
+                         const char *media_type, const char *platform, int64_t size)
 {
     struct ocisync_event ev;
     if (job->opts->on_event == NULL)
         return;
     memset(&ev, 0, sizeof(ev));
-    ev.kind = OCISYNC_EV_MANIFEST_CONVERTED;
+    ev.kind = kind;
     ev.image = job->index;
     ev.digest = to->str;
     ev.source_digest = from->str;
@@ -232,6 +233,13 @@ static void emit_converted(struct copy_job *job, const struct oci_digest *from,
     ev.platform = platform;
     ev.size = size;
     job->opts->on_event(&ev, job->opts->event_arg);
+}
+
+static void emit_converted(struct copy_job *job, const struct oci_digest *from,
+                           const struct oci_digest *to, const char *media_type,
+                           const char *platform, int64_t size)
+{
+    emit_renamed(job, OCISYNC_EV_MANIFEST_CONVERTED, from, to, media_type, platform, size);
 }
 
 /* The media type a document of kind (image or index) takes when converted. */
@@ -1028,17 +1036,9 @@ void engine__job_blob_done(struct copy_job *job, struct copy_blob *b)
     }
     emit(job, (ocisync_event_kind)b->outcome, b->desc.digest.str, b->desc.media_type, NULL,
          b->desc.size);
-    if (b->recompressed && job->opts->on_event != NULL) {
-        struct ocisync_event ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.kind = OCISYNC_EV_BLOB_RECOMPRESSED;
-        ev.image = job->index;
-        ev.digest = b->desc.digest.str;
-        ev.source_digest = b->src_digest.str;
-        ev.media_type = b->desc.media_type;
-        ev.size = b->desc.size;
-        job->opts->on_event(&ev, job->opts->event_arg);
-    }
+    if (b->recompressed)
+        emit_renamed(job, OCISYNC_EV_BLOB_RECOMPRESSED, &b->src_digest, &b->desc.digest,
+                     b->desc.media_type, NULL, b->desc.size);
     for (size_t i = 0; i < b->n_children; i++) {
         struct copy_child *c = b->children[i];
         if (b->outcome == OCISYNC_EV_BLOB_COPIED)

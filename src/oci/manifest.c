@@ -821,6 +821,22 @@ out:
     return r;
 }
 
+/* doc as compact JSON, keys in their order: *out malloc'ed and NUL-terminated. */
+static int dump_compact(json_t *doc, char **out, size_t *out_len)
+{
+    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+    size_t need = json_dumpb(doc, NULL, 0, flags);
+    char *buf = need > 0 ? malloc(need + 1) : NULL;
+    if (buf == NULL || json_dumpb(doc, buf, need, flags) != need) {
+        free(buf);
+        return UV_ENOMEM;
+    }
+    buf[need] = '\0';
+    *out = buf;
+    *out_len = need;
+    return 0;
+}
+
 /* The OCI media type skopeo gives a Docker one when writing a layout; NULL: keep mt. */
 static const char *oci_type_of(const char *mt)
 {
@@ -864,11 +880,9 @@ static int convert_desc(json_t *d)
 int oci_manifest_to_oci(const void *data, size_t len, const struct oci_converted *children,
                         size_t n_children, char **out, size_t *out_len)
 {
-    const size_t dump_flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
     struct oci_manifest m;
     json_t *root = NULL, *arr, *v;
-    char *buf = NULL;
-    size_t need, i;
+    size_t i;
     int r;
 
     memset(&m, 0, sizeof(m));
@@ -914,19 +928,8 @@ int oci_manifest_to_oci(const void *data, size_t len, const struct oci_converted
                 goto out;
         }
     }
-    need = json_dumpb(root, NULL, 0, dump_flags);
-    buf = need > 0 ? malloc(need + 1) : NULL;
-    if (buf == NULL || json_dumpb(root, buf, need, dump_flags) != need) {
-        r = UV_ENOMEM;
-        goto out;
-    }
-    buf[need] = '\0';
-    *out = buf;
-    *out_len = need;
-    buf = NULL;
-    r = 0;
+    r = dump_compact(root, out, out_len);
 out:
-    free(buf);
     json_decref(root);
     oci_manifest_free(&m);
     return r;
@@ -1105,11 +1108,8 @@ static int index_to_docker(const struct oci_manifest *m, json_t *root, json_t *o
 int oci_manifest_to_docker(const void *data, size_t len, const struct oci_converted *children,
                            size_t n_children, char **out, size_t *out_len, char *err, size_t errlen)
 {
-    const size_t dump_flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
     struct oci_manifest m;
     json_t *root = NULL, *doc = NULL;
-    char *buf = NULL;
-    size_t need;
     int r;
 
     memset(&m, 0, sizeof(m));
@@ -1138,19 +1138,8 @@ int oci_manifest_to_docker(const void *data, size_t len, const struct oci_conver
         r = index_to_docker(&m, root, doc, children, n_children, err, errlen);
     if (r != 0)
         goto out;
-    need = json_dumpb(doc, NULL, 0, dump_flags);
-    buf = need > 0 ? malloc(need + 1) : NULL;
-    if (buf == NULL || json_dumpb(doc, buf, need, dump_flags) != need) {
-        r = UV_ENOMEM;
-        goto out;
-    }
-    buf[need] = '\0';
-    *out = buf;
-    *out_len = need;
-    buf = NULL;
-    r = 0;
+    r = dump_compact(doc, out, out_len);
 out:
-    free(buf);
     json_decref(doc);
     json_decref(root);
     oci_manifest_free(&m);
@@ -1181,11 +1170,9 @@ static int relink_desc(json_t *d, const struct oci_relink *map, size_t n)
 int oci_manifest_relink(const void *data, size_t len, const struct oci_relink *map, size_t n,
                         char **out, size_t *out_len)
 {
-    const size_t dump_flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
     struct oci_manifest m;
     json_t *root = NULL, *v;
-    char *buf = NULL;
-    size_t need, i;
+    size_t i;
     int r;
 
     memset(&m, 0, sizeof(m));
@@ -1213,17 +1200,8 @@ int oci_manifest_relink(const void *data, size_t len, const struct oci_relink *m
                 goto out;
         }
     }
-    need = json_dumpb(root, NULL, 0, dump_flags);
-    buf = need > 0 ? malloc(need + 1) : NULL;
-    if (buf == NULL || json_dumpb(root, buf, need, dump_flags) != need)
-        goto out;
-    buf[need] = '\0';
-    *out = buf;
-    *out_len = need;
-    buf = NULL;
-    r = 0;
+    r = dump_compact(root, out, out_len);
 out:
-    free(buf);
     json_decref(root);
     oci_manifest_free(&m);
     return r;
