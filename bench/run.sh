@@ -61,7 +61,7 @@
 # peak RSS is /usr/bin/time's maximum over the processes of the run. The
 # limit is bench/limit.py: POST + one monolithic PUT per blob, then the
 # manifests, over N keep-alive connections, reading from the local layout.
-# Workloads 1 and 2 also measure the relay limit (limit.py --source): the
+# Workloads 1, 2 and 6 also measure the relay limit (limit.py --source): the
 # same client GETting each blob from the source registry into its PUT, so
 # the source's share of a machine both registries run on is in it too.
 # After every run the destination is checked (each tag's digest; in
@@ -432,7 +432,8 @@ for w in ${workloads//,/ }; do
       lay=$(layout 6 "$max" linux/amd64 3 "$(kib 20)")
       for s in ${scale//,/ }; do
         bench_case 6 "N=$s" "$s images x 1 platform x 3 layers of 20 KiB" \
-          "$lay" "$s" ocisync-sync ${base_bin:+base-sync} ocisync-par skopeo-sync skopeo-copy-par limit
+          "$lay" "$s" ocisync-sync ${base_bin:+base-sync} ocisync-par skopeo-sync skopeo-copy-par limit \
+          limit-relay
       done
       ;;
   esac
