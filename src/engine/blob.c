@@ -699,7 +699,8 @@ static bool sink_all_taken(const struct copy_blob *b)
 /* The media type of a layer recompressed as ocisync_copy_opts.compression asks. */
 static const char *xc_media_type(const struct copy_blob *b)
 {
-    bool docker = strncmp(b->desc.media_type, "application/vnd.docker.", 23) == 0;
+    bool docker = b->job->convert == CONVERT_DOCKER ||
+                  strncmp(b->desc.media_type, "application/vnd.docker.", 23) == 0;
     if (b->job->opts->compression == OCISYNC_ZSTD)
         return OCI_MT_OCI_LAYER_ZSTD;
     return docker ? OCI_MT_DOCKER_LAYER_GZIP : OCI_MT_OCI_LAYER_GZIP;

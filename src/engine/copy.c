@@ -290,7 +290,9 @@ static int to_format(struct copy_job *job, const char *raw, size_t len,
     char msg[512] = "";
     int err;
     if (job->convert == CONVERT_DOCKER)
-        err = oci_manifest_to_docker(raw, len, map, n, out, out_len, msg, sizeof(msg));
+        err = oci_manifest_to_docker(
+            raw, len, map, n, job->opts->recompress && job->opts->compression == OCISYNC_GZIP, out,
+            out_len, msg, sizeof(msg));
     else
         err = oci_manifest_to_oci(raw, len, map, n, out, out_len);
     if (err == 0)

@@ -12,6 +12,7 @@
 
 #include "common/json_depth.h"
 #include "common/msg.h"
+#include "oci/imgconfig.h"
 #include "ocisync.h"
 
 #include <jansson.h>
@@ -1026,8 +1027,8 @@ static int refuse(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* An image manifest as schema 2: config and layers mapped, everything else dropped. */
-static int image_to_docker(const struct oci_manifest *m, json_t *root, json_t *out, char *err,
-                           size_t errlen)
+static int image_to_docker(const struct oci_manifest *m, json_t *root, json_t *out,
+                           bool zstd_to_gzip, char *err, size_t errlen)
 {
     json_t *layers, *arr = json_object_get(root, "layers"), *v, *d;
     const char *mt;
@@ -1052,6 +1053,10 @@ static int image_to_docker(const struct oci_manifest *m, json_t *root, json_t *o
     {
         const struct oci_descriptor *l = &m->layers[i];
         mt = docker_type_of(l->media_type);
+        if (mt == NULL && zstd_to_gzip &&
+            (strcmp(l->media_type, OCI_MT_OCI_LAYER_ZSTD) == 0 ||
+             strcmp(l->media_type, OCI_MT_DOCKER_LAYER_ZSTD) == 0))
+            mt = OCI_MT_DOCKER_LAYER_ZSTD; /* renamed once recompressed */
         if (mt == NULL || strcmp(mt, OCI_MT_DOCKER_CONFIG) == 0)
             return refuse(
                 err, errlen, "layer %s is %s, which Docker schema 2 has no media type for%s",
@@ -1106,7 +1111,8 @@ static int index_to_docker(const struct oci_manifest *m, json_t *root, json_t *o
 }
 
 int oci_manifest_to_docker(const void *data, size_t len, const struct oci_converted *children,
-                           size_t n_children, char **out, size_t *out_len, char *err, size_t errlen)
+                           size_t n_children, bool zstd_to_gzip, char **out, size_t *out_len,
+                           char *err, size_t errlen)
 {
     struct oci_manifest m;
     json_t *root = NULL, *doc = NULL;
@@ -1133,7 +1139,7 @@ int oci_manifest_to_docker(const void *data, size_t len, const struct oci_conver
                                                                  : OCI_MT_DOCKER_MANIFEST)) != 0)
         goto out;
     if (m.kind == OCI_KIND_IMAGE)
-        r = image_to_docker(&m, root, doc, err, errlen);
+        r = image_to_docker(&m, root, doc, zstd_to_gzip, err, errlen);
     else
         r = index_to_docker(&m, root, doc, children, n_children, err, errlen);
     if (r != 0)

@@ -170,10 +170,13 @@ int oci_manifest_relink(const void *data, size_t len, const struct oci_relink *m
  * OCISYNC_EMEDIATYPE (with a sentence in err) for what schema 2 cannot hold:
  * zstd or other non-Docker layers, a config that is not an image config, an
  * artifactType or subject, an index entry that is not an image manifest;
- * OCISYNC_EMANIFEST for a document oci_manifest_parse refuses.
+ * OCISYNC_EMANIFEST for a document oci_manifest_parse refuses. With
+ * zstd_to_gzip (a caller that recompresses zstd layers into gzip and names
+ * them afterwards, oci_manifest_relink), a zstd layer is let through as
+ * application/vnd.docker.image.rootfs.diff.tar.zstd until then.
  */
 int oci_manifest_to_docker(const void *data, size_t len, const struct oci_converted *children,
-                           size_t n_children, char **out, size_t *out_len, char *err,
-                           size_t errlen);
+                           size_t n_children, bool zstd_to_gzip, char **out, size_t *out_len,
+                           char *err, size_t errlen);
 
 #endif

@@ -16,7 +16,8 @@
 #   the same output on a second run (deterministic bytes); into an oci:
 #   layout (podman pulls it); sync takes the flags too; refusals
 #   (--preserve-digests, v2s2 with zstd, a level out of range, a layer
-#   that does not decompress: exit 1 and no tag).
+#   that does not decompress: exit 1 and no tag); -f v2s2 with gzip
+#   recompression turns a zstd image into one old Docker daemons read.
 . "$(dirname "$0")/lib.sh"
 
 command -v skopeo >/dev/null || skip_test "skopeo is not installed"
@@ -198,6 +199,19 @@ run_ocisync copy --dest-compress-format gzip "$DST_ADDR/z/dmulti:v1" "$DST_ADDR/
 expect_success "and back to gzip"
 child_of "$DST_ADDR" g/dmulti:v1 amd64 "$TMP/g.damd64.json"
 check_diff_ids "$DST_ADDR" g/dmulti "$TMP/g.damd64.json"
+
+# The recipe for old Docker daemons: zstd images back to Docker schema 2 with gzip layers.
+run_ocisync copy -f v2s2 --dest-compress-format gzip "$DST_ADDR/z/multi:v1" "$DST_ADDR/v2g/multi:v1"
+expect_success "-f v2s2 --dest-compress-format gzip of a zstd index"
+skopeo_raw "$DST_ADDR/v2g/multi:v1" "$TMP/v2g.idx.json"
+assert_eq "$(json_eval "$TMP/v2g.idx.json" 'd["mediaType"]')" \
+  "application/vnd.docker.distribution.manifest.list.v2+json" "a Docker manifest list"
+child_of "$DST_ADDR" v2g/multi:v1 amd64 "$TMP/v2g.amd64.json"
+assert_eq "$(media_types "$TMP/v2g.amd64.json" | sort -u | tr '\n' ' ')" \
+  "application/vnd.docker.container.image.v1+json application/vnd.docker.distribution.manifest.v2+json application/vnd.docker.image.rootfs.diff.tar.gzip " \
+  "of Docker manifests with gzip layers"
+check_diff_ids "$DST_ADDR" v2g/multi "$TMP/v2g.amd64.json"
+podman_pull "$DST_ADDR/v2g/multi:v1"
 
 log "== into a layout, and sync"
 run_ocisync copy --dest-compress-format zstd "$SRC_ADDR/lib/single:v1" "oci:$TMP/zlay:v1"

@@ -1165,7 +1165,8 @@ TEST(to_docker_manifest)
         "\"sha256:3333333333333333333333333333333333333333333333333333333333333333\"}]}";
     char *out = NULL, why[256];
     size_t len = 0;
-    CHECK_INT(oci_manifest_to_docker(doc, strlen(doc), NULL, 0, &out, &len, why, sizeof(why)), 0);
+    CHECK_INT(
+        oci_manifest_to_docker(doc, strlen(doc), NULL, 0, false, &out, &len, why, sizeof(why)), 0);
     CHECK_STR(out, want);
     CHECK_INT(len, strlen(want));
     free(out);
@@ -1191,18 +1192,26 @@ TEST(to_docker_refusals)
         "\"sha256:4444444444444444444444444444444444444444444444444444444444444444\",\"size\":3}]}";
     char *out = NULL, why[256];
     size_t len = 0;
-    CHECK_INT(oci_manifest_to_docker(zstd, strlen(zstd), NULL, 0, &out, &len, why, sizeof(why)),
-              OCISYNC_EMEDIATYPE);
+    CHECK_INT(
+        oci_manifest_to_docker(zstd, strlen(zstd), NULL, 0, false, &out, &len, why, sizeof(why)),
+        OCISYNC_EMEDIATYPE);
     CHECK(out == NULL);
     CHECK(strstr(why, "tar+zstd") != NULL && strstr(why, "gzip and plain tars only") != NULL);
+    /* A caller recompressing zstd into gzip gets a placeholder type it renames later. */
     CHECK_INT(
-        oci_manifest_to_docker(artifact, strlen(artifact), NULL, 0, &out, &len, why, sizeof(why)),
-        OCISYNC_EMEDIATYPE);
+        oci_manifest_to_docker(zstd, strlen(zstd), NULL, 0, true, &out, &len, why, sizeof(why)), 0);
+    CHECK(out != NULL && strstr(out, "application/vnd.docker.image.rootfs.diff.tar.zstd") != NULL);
+    free(out);
+    out = NULL;
+    CHECK_INT(oci_manifest_to_docker(artifact, strlen(artifact), NULL, 0, false, &out, &len, why,
+                                     sizeof(why)),
+              OCISYNC_EMEDIATYPE);
     CHECK(strstr(why, "application/vnd.example.sbom") != NULL);
-    CHECK_INT(oci_manifest_to_docker(nested, strlen(nested), NULL, 0, &out, &len, why, sizeof(why)),
+    CHECK_INT(oci_manifest_to_docker(nested, strlen(nested), NULL, 0, false, &out, &len, why,
+                                     sizeof(why)),
               OCISYNC_EMEDIATYPE);
     CHECK(strstr(why, "image manifests only") != NULL);
-    CHECK_INT(oci_manifest_to_docker("{", 1, NULL, 0, &out, &len, why, sizeof(why)),
+    CHECK_INT(oci_manifest_to_docker("{", 1, NULL, 0, false, &out, &len, why, sizeof(why)),
               OCISYNC_EMANIFEST);
 }
 
@@ -1233,7 +1242,8 @@ TEST(to_docker_index)
             "sha256:5555555555555555555555555555555555555555555555555555555555555555", &map.to),
         0);
     map.size = 585;
-    CHECK_INT(oci_manifest_to_docker(doc, strlen(doc), &map, 1, &out, &len, why, sizeof(why)), 0);
+    CHECK_INT(
+        oci_manifest_to_docker(doc, strlen(doc), &map, 1, false, &out, &len, why, sizeof(why)), 0);
     CHECK_STR(out, want);
     free(out);
 }
