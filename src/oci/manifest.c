@@ -822,6 +822,27 @@ out:
     return r;
 }
 
+/*
+ * For the functions that write a document anew from (data, len): *out
+ * cleared, the document validated as a whole into *m (so the edits work on
+ * one known to be sound; err says why not) and loaded as JSON into *root.
+ * *m is the caller's to free either way.
+ */
+static int load_checked(const void *data, size_t len, struct oci_manifest *m, json_t **root,
+                        char **out, size_t *out_len, char *err, size_t errlen)
+{
+    int r;
+    memset(m, 0, sizeof(*m));
+    *root = NULL;
+    *out = NULL;
+    *out_len = 0;
+    r = oci_manifest_parse(NULL, data, len, m, err, errlen);
+    if (r != 0)
+        return r;
+    *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    return *root != NULL ? 0 : UV_ENOMEM; /* it parsed a moment ago */
+}
+
 /* doc as compact JSON, keys in their order: *out malloc'ed and NUL-terminated. */
 static int dump_compact(json_t *doc, char **out, size_t *out_len)
 {
@@ -886,17 +907,9 @@ int oci_manifest_to_oci(const void *data, size_t len, const struct oci_converted
     size_t i;
     int r;
 
-    memset(&m, 0, sizeof(m));
-    *out = NULL;
-    *out_len = 0;
-    r = oci_manifest_parse(NULL, data, len, &m, NULL, 0);
+    r = load_checked(data, len, &m, &root, out, out_len, NULL, 0);
     if (r != 0)
         goto out;
-    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
-    if (root == NULL) {
-        r = UV_ENOMEM; /* it parsed a moment ago */
-        goto out;
-    }
     r = OCISYNC_EMANIFEST;
     if (json_object_set_new(
             root, "mediaType",
@@ -1118,18 +1131,14 @@ int oci_manifest_to_docker(const void *data, size_t len, const struct oci_conver
     json_t *root = NULL, *doc = NULL;
     int r;
 
-    memset(&m, 0, sizeof(m));
-    *out = NULL;
-    *out_len = 0;
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    r = oci_manifest_parse(NULL, data, len, &m, err, errlen);
+    r = load_checked(data, len, &m, &root, out, out_len, err, errlen);
     if (r != 0)
         goto out;
-    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
     doc = json_object();
-    if (root == NULL || doc == NULL) {
-        r = UV_ENOMEM; /* it parsed a moment ago */
+    if (doc == NULL) {
+        r = UV_ENOMEM;
         goto out;
     }
     r = UV_ENOMEM;
@@ -1181,16 +1190,10 @@ int oci_manifest_relink(const void *data, size_t len, const struct oci_relink *m
     size_t i;
     int r;
 
-    memset(&m, 0, sizeof(m));
-    *out = NULL;
-    *out_len = 0;
-    r = oci_manifest_parse(NULL, data, len, &m, NULL, 0);
+    r = load_checked(data, len, &m, &root, out, out_len, NULL, 0);
     if (r != 0)
         goto out;
-    root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
-    r = UV_ENOMEM; /* it parsed a moment ago */
-    if (root == NULL)
-        goto out;
+    r = UV_ENOMEM;
     if (m.kind == OCI_KIND_IMAGE) {
         if (relink_desc(json_object_get(root, "config"), map, n) != 0)
             goto out;
