@@ -31,7 +31,6 @@
 #include "engine/copy_internal.h"
 
 #include "common/log.h"
-#include "oci/imgconfig.h"
 #include "oci/recompress.h"
 
 #include <stdarg.h>
@@ -701,9 +700,7 @@ static const char *xc_media_type(const struct copy_blob *b)
 {
     bool docker = b->job->convert == CONVERT_DOCKER ||
                   strncmp(b->desc.media_type, "application/vnd.docker.", 23) == 0;
-    if (b->job->opts->compression == OCISYNC_ZSTD)
-        return OCI_MT_OCI_LAYER_ZSTD;
-    return docker ? OCI_MT_DOCKER_LAYER_GZIP : OCI_MT_OCI_LAYER_GZIP;
+    return engine__recompressed_type(b->job->opts, docker);
 }
 
 /* A fresh recompression for b's transfer (again, when it starts over). */

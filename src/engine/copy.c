@@ -177,8 +177,10 @@ void engine__job_fail(struct copy_job *job, int err, const char *fmt, ...)
             proto_reg_op_abort(job->blobs[i].probe, UV_ECANCELED);
 }
 
-void engine__emit(struct copy_job *job, ocisync_event_kind kind, const char *digest,
-                  const char *media_type, const char *platform, int64_t size)
+/* An event of the image; source_digest names what digest was made from, when it is new. */
+static void emit_from(struct copy_job *job, ocisync_event_kind kind, const char *digest,
+                      const char *source_digest, const char *media_type, const char *platform,
+                      int64_t size)
 {
     struct ocisync_event ev;
     if (job->opts->on_event == NULL)
@@ -187,10 +189,17 @@ void engine__emit(struct copy_job *job, ocisync_event_kind kind, const char *dig
     ev.kind = kind;
     ev.image = job->index;
     ev.digest = digest;
+    ev.source_digest = source_digest;
     ev.media_type = media_type;
     ev.platform = platform;
     ev.size = size;
     job->opts->on_event(&ev, job->opts->event_arg);
+}
+
+void engine__emit(struct copy_job *job, ocisync_event_kind kind, const char *digest,
+                  const char *media_type, const char *platform, int64_t size)
+{
+    emit_from(job, kind, digest, NULL, media_type, platform, size);
 }
 
 /*
@@ -216,30 +225,12 @@ static int job_op_start(struct copy_job *job, struct proto_reg_op *op, int err, 
 /* ------------------------------------------------------------------------------------------ */
 /* Docker media types into an OCI layout */
 
-/* An event saying that from is written as to (a new digest), with its media type and size. */
-static void emit_renamed(struct copy_job *job, ocisync_event_kind kind,
-                         const struct oci_digest *from, const struct oci_digest *to,
-                         const char *media_type, const char *platform, int64_t size)
-{
-    struct ocisync_event ev;
-    if (job->opts->on_event == NULL)
-        return;
-    memset(&ev, 0, sizeof(ev));
-    ev.kind = kind;
-    ev.image = job->index;
-    ev.digest = to->str;
-    ev.source_digest = from->str;
-    ev.media_type = media_type;
-    ev.platform = platform;
-    ev.size = size;
-    job->opts->on_event(&ev, job->opts->event_arg);
-}
-
+/* A manifest or index written with other media types: from is now to. */
 static void emit_converted(struct copy_job *job, const struct oci_digest *from,
                            const struct oci_digest *to, const char *media_type,
                            const char *platform, int64_t size)
 {
-    emit_renamed(job, OCISYNC_EV_MANIFEST_CONVERTED, from, to, media_type, platform, size);
+    emit_from(job, OCISYNC_EV_MANIFEST_CONVERTED, to->str, from->str, media_type, platform, size);
 }
 
 /* The media type a document of kind (image or index) takes when converted. */
@@ -387,6 +378,13 @@ static int relinked_digest(struct copy_job *job, const char *what, const struct 
     return err;
 }
 
+const char *engine__recompressed_type(const struct ocisync_copy_opts *opts, bool docker)
+{
+    if (opts->compression == OCISYNC_ZSTD)
+        return OCI_MT_OCI_LAYER_ZSTD;
+    return docker ? OCI_MT_DOCKER_LAYER_GZIP : OCI_MT_OCI_LAYER_GZIP;
+}
+
 /*
  * c's manifest names its recompressed layers, once they are all made (at its
  * push): new bytes, a new digest. A Docker manifest given zstd layers becomes
@@ -420,9 +418,7 @@ static int relink_child(struct copy_child *c)
             map[n].to = b->desc.digest;
             map[n].size = b->desc.size;
             snprintf(map[n++].media_type, sizeof(map->media_type), "%s",
-                     zstd     ? OCI_MT_OCI_LAYER_ZSTD
-                     : docker ? OCI_MT_DOCKER_LAYER_GZIP
-                              : OCI_MT_OCI_LAYER_GZIP);
+                     engine__recompressed_type(job->opts, docker));
             break;
         }
     }
@@ -1039,8 +1035,8 @@ void engine__job_blob_done(struct copy_job *job, struct copy_blob *b)
     emit(job, (ocisync_event_kind)b->outcome, b->desc.digest.str, b->desc.media_type, NULL,
          b->desc.size);
     if (b->recompressed)
-        emit_renamed(job, OCISYNC_EV_BLOB_RECOMPRESSED, &b->src_digest, &b->desc.digest,
-                     b->desc.media_type, NULL, b->desc.size);
+        emit_from(job, OCISYNC_EV_BLOB_RECOMPRESSED, b->desc.digest.str, b->src_digest.str,
+                  b->desc.media_type, NULL, b->desc.size);
     for (size_t i = 0; i < b->n_children; i++) {
         struct copy_child *c = b->children[i];
         if (b->outcome == OCISYNC_EV_BLOB_COPIED)

@@ -407,6 +407,8 @@ void engine__job_blob_done(struct copy_job *job, struct copy_blob *b);
 void engine__pump(struct copy_ctx *ctx);
 void engine__emit(struct copy_job *job, ocisync_event_kind kind, const char *digest,
                   const char *media_type, const char *platform, int64_t size);
+/* The media type of a layer recompressed as opts asks, in a Docker manifest or an OCI one. */
+const char *engine__recompressed_type(const struct ocisync_copy_opts *opts, bool docker);
 
 /* blob.c: one blob's transfer */
 /* Takes a transfer slot for b and starts it (or parks it behind another image's). */
