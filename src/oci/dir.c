@@ -305,26 +305,12 @@ static int image_blobs_out(const char *layout_dir, const struct oci_manifest *m,
 static int replaceable(const char *dir, bool *exists, char *err, size_t errlen)
 {
     struct stat st;
-    char path[PATH_MAX_DIR];
-    *exists = false;
-    if (lstat(dir, &st) != 0)
-        return errno == ENOENT ? 0 : sys_err(err, errlen, "look at", dir);
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "dir:%s exists and is not a directory", dir);
-        return OCISYNC_EUSAGE;
-    }
-    *exists = true;
-    snprintf(path, sizeof(path), "%s/version", dir);
-    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
-        return 0;
-    if (rmdir(dir) == 0) {
+    int rc = oci_dir_check_dest(dir, err, errlen);
+    *exists = rc == 0 && lstat(dir, &st) == 0;
+    /* An empty directory goes; one that holds an image stays (rmdir fails) to be replaced whole. */
+    if (*exists && rmdir(dir) == 0)
         *exists = false;
-        return 0;
-    }
-    snprintf(err, errlen,
-             "dir:%s is not empty and holds no image (no version file): refusing to replace it",
-             dir);
-    return OCISYNC_EUSAGE;
+    return rc;
 }
 
 int oci_dir_write(const char *layout_dir, const char *name, const char *dir, char *err,
